@@ -1,0 +1,74 @@
+/**
+ * The composition root: builds the context and the components in start order, and wires their public
+ * services to each other. This is the one place that knows every part of the runtime.
+ */
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Broker } from './broker/broker.js';
+import type { Config } from './config/schema.js';
+import type { Component, RuntimeContext } from './context.js';
+import { EventBus } from './events.js';
+import { HttpServer } from './http/http-server.js';
+import { Lifecycle } from './lifecycle.js';
+import { type Logging, createLogging } from './logging.js';
+import { StatusRegistry } from './status.js';
+import { StateStore } from './store/state-store.js';
+import { resolveStateDir } from './config/load.js';
+import { VERSION } from './version.js';
+
+
+export interface AppOptions {
+  config: Config;
+  configSource?: string | null;
+  /** Tests pass their own (e.g. a silent one); otherwise built from config.log. */
+  logging?: Logging;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface App {
+  readonly ctx: RuntimeContext;
+  readonly lifecycle: Lifecycle;
+  readonly broker: Broker;
+  readonly http: HttpServer;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createApp(options: AppOptions): App {
+  const { config } = options;
+  const env = options.env ?? process.env;
+  const logging = options.logging ?? createLogging({ level: config.log.level, components: config.log.components });
+  const bus = new EventBus();
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'clawbox_' });
+  const stateDir = resolveStateDir(config, env);
+  const store = new StateStore(stateDir, logging.forComponent('store'));
+
+  const broker = new Broker();
+  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
+  const components: Component[] = [broker, http];
+  const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
+
+  const ctx: RuntimeContext = {
+    config,
+    configSource: options.configSource ?? null,
+    version: VERSION,
+    startedAt: Date.now(),
+    stateDir,
+    store,
+    bus,
+    status: new StatusRegistry(),
+    metrics,
+    logRing: logging.ring,
+    logger: (component) => logging.forComponent(component),
+    lifecycleState: () => lifecycle.state,
+  };
+
+  return {
+    ctx,
+    lifecycle,
+    broker,
+    http,
+    start: () => lifecycle.start(ctx),
+    stop: () => lifecycle.stop(),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * Environment overrides: `CLAWBOX_<SECTION>_<KEY>=value` sets `<section>.<key>`, walking the schema so
+ * that snake_case keys with underscores resolve (CLAWBOX_BROKER_BASE_TOPIC -> broker.base_topic).
+ * Values are parsed by the type the schema expects; ajv then validates them like any file value.
+ */
+import YAML from 'yaml';
+import type { ConfigIssue } from './issues.js';
+
+/** Environment variables with the prefix that are not config keys. */
+export const RESERVED_ENV = new Set(['CLAWBOX_CONFIG', 'CLAWBOX_MODE']);
+
+interface SchemaNode {
+  type?: string | readonly string[];
+  enum?: readonly unknown[];
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: boolean | SchemaNode;
+}
+
+export interface EnvOverride {
+  variable: string;
+  path: string[];
+  value: unknown;
+}
+
+function resolvePath(tokens: string[], node: SchemaNode): { path: string[]; leaf: SchemaNode } | null {
+  if (tokens.length === 0) return { path: [], leaf: node };
+  if (node.properties) {
+    // Longest key first so `base_topic` wins over a hypothetical `base`.
+    for (let take = tokens.length; take >= 1; take--) {
+      const key = tokens.slice(0, take).join('_');
+      const child = node.properties[key];
+      if (!child) continue;
+      const rest = resolvePath(tokens.slice(take), child);
+      if (rest) return { path: [key, ...rest.path], leaf: rest.leaf };
+    }
+  }
+  if (node.additionalProperties && typeof node.additionalProperties === 'object') {
+    return { path: [tokens.join('_')], leaf: node.additionalProperties };
+  }
+  return null;
+}
+
+function parseValue(raw: string, leaf: SchemaNode): unknown {
+  const type = Array.isArray(leaf.type) ? leaf.type[0] : leaf.type;
+  if (type === 'string' || leaf.enum) return raw;
+  if (type === 'integer' || type === 'number') {
+    const n = Number(raw);
+    return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
+  }
+  if (type === 'boolean') {
+    if (/^(true|1|yes|on)$/i.test(raw)) return true;
+    if (/^(false|0|no|off)$/i.test(raw)) return false;
+    return raw;
+  }
+  // Arrays and objects: YAML flow syntax (JSON works too).
+  try {
+    return YAML.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export function collectEnvOverrides(
+  env: NodeJS.ProcessEnv,
+  schema: SchemaNode,
+): { overrides: EnvOverride[]; issues: ConfigIssue[] } {
+  const overrides: EnvOverride[] = [];
+  const issues: ConfigIssue[] = [];
+  for (const [variable, raw] of Object.entries(env)) {
+    if (!variable.startsWith('CLAWBOX_') || RESERVED_ENV.has(variable) || raw === undefined) continue;
+    const tokens = variable.slice('CLAWBOX_'.length).toLowerCase().split('_').filter(Boolean);
+    const resolved = resolvePath(tokens, schema);
+    if (!resolved || resolved.path.length === 0) {
+      issues.push({ path: variable, message: 'environment variable does not name a config key' });
+      continue;
+    }
+    overrides.push({ variable, path: resolved.path, value: parseValue(raw, resolved.leaf) });
+  }
+  return { overrides, issues };
+}
+
+export function applyOverride(target: Record<string, unknown>, override: EnvOverride): void {
+  let node = target;
+  for (const key of override.path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[override.path.at(-1)!] = override.value;
+}

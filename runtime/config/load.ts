@@ -1,0 +1,142 @@
+/**
+ * Loads the config: YAML file (optional in local mode) -> environment overrides -> CLI mode -> one ajv
+ * validation with defaults -> checks that span keys -> deep freeze. Every problem is collected so that
+ * `clawbox config check` can print them all at once.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import YAML from 'yaml';
+import { ClawboxError } from '../errors.js';
+import { applyOverride, collectEnvOverrides } from './env.js';
+import { type ConfigIssue, formatIssues, issuesFromAjv } from './issues.js';
+import { type Config, configSchema } from './schema.js';
+
+export const APPLIANCE_CONFIG_PATH = '/etc/clawbox/config.yaml';
+
+export interface LoadConfigOptions {
+  /** Explicit file; otherwise $CLAWBOX_CONFIG, then the appliance default in appliance mode. */
+  file?: string;
+  /** Mode from the command line; wins over the file and environment. */
+  mode?: 'local' | 'appliance';
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file it came from, or null for embedded defaults. */
+  source: string | null;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+const validate = ajv.compile(configSchema);
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | null {
+  if (options.file) return options.file;
+  if (env.CLAWBOX_CONFIG) return env.CLAWBOX_CONFIG;
+  const mode = options.mode ?? env.CLAWBOX_MODE;
+  if (mode === 'appliance') {
+    // Under systemd, ConfigurationDirectory=clawbox sets $CONFIGURATION_DIRECTORY.
+    const dir = env.CONFIGURATION_DIRECTORY?.split(':')[0];
+    return dir ? path.join(dir, 'config.yaml') : APPLIANCE_CONFIG_PATH;
+  }
+  return null;
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(code);
+    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${why}`, { file });
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => `  ${e.message.split('\n')[0]}`).join('\n');
+    throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} is not valid YAML:\n${lines}`, { file });
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) return {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} must hold a mapping of keys at the top level`, {
+      file,
+    });
+  }
+  return data as Record<string, unknown>;
+}
+
+/** Rules that span several keys, which JSON Schema would state only clumsily. */
+function crossChecks(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const { tls } = config.broker;
+  if (tls.enabled && (!tls.cert || !tls.key)) {
+    issues.push({ path: 'broker.tls', message: 'enabled needs both cert and key file paths' });
+  }
+  if (config.mode === 'appliance' && !config.http.token && !config.http.password_hash) {
+    issues.push({
+      path: 'http',
+      message: 'appliance mode needs http.token or http.password_hash (first boot writes one)',
+    });
+  }
+  if (config.mode === 'appliance' && config.broker.anonymous === 'always') {
+    issues.push({ path: 'broker.anonymous', message: '"always" is refused in appliance mode; add users instead' });
+  }
+  const names = new Set<string>();
+  for (const [i, user] of config.broker.users.entries()) {
+    if (names.has(user.username)) issues.push({ path: `broker.users[${i}].username`, message: 'duplicate username' });
+    names.add(user.username);
+  }
+  const ids = new Set<string>();
+  for (const [i, device] of config.devices.entries()) {
+    if (ids.has(device.id)) issues.push({ path: `devices[${i}].id`, message: `duplicate device id "${device.id}"` });
+    ids.add(device.id);
+  }
+  return issues;
+}
+
+/** Validates and returns every problem instead of throwing; used by `config check`. */
+export function checkConfig(options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } {
+  const env = options.env ?? process.env;
+  const source = pickFile(options, env);
+  const raw = source ? readYaml(source) : {};
+  const { overrides, issues } = collectEnvOverrides(env, configSchema);
+  for (const override of overrides) applyOverride(raw, override);
+  const mode = options.mode ?? (env.CLAWBOX_MODE as LoadConfigOptions['mode']);
+  if (mode) raw.mode = mode;
+
+  if (!validate(raw)) {
+    issues.push(...issuesFromAjv(validate.errors ?? []));
+    return { issues };
+  }
+  const config = raw as unknown as Config;
+  issues.push(...crossChecks(config));
+  if (issues.length > 0) return { issues };
+  return { loaded: { config: deepFreeze(config), source }, issues };
+}
+
+/** Loads or throws CONFIG_INVALID / CONFIG_UNREADABLE with every problem in the message. */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const { loaded, issues } = checkConfig(options);
+  if (!loaded) {
+    throw new ClawboxError('CONFIG_INVALID', `configuration is invalid:\n${formatIssues(issues)}`, { issues });
+  }
+  return loaded;
+}
+
+/** Where state lives: config, then systemd's $STATE_DIRECTORY, then the mode's default. */
+export function resolveStateDir(config: Config, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (config.state_dir) return path.resolve(cwd, config.state_dir);
+  const fromSystemd = env.STATE_DIRECTORY?.split(':')[0];
+  if (fromSystemd) return fromSystemd;
+  return config.mode === 'local' ? path.resolve(cwd, '.clawbox') : '/var/lib/clawbox';
+}

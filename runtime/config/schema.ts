@@ -1,0 +1,161 @@
+/**
+ * The one JSON Schema of the config file (YAML on disk). ajv applies the defaults written here, so a
+ * missing file or an empty one is a complete local-mode config. Keys are snake_case so that every key
+ * maps to an environment override `CLAWBOX_<SECTION>_<KEY>` (see ./env.ts).
+ * Sections owned by other folders (devices, models) are composed in from their own schema modules.
+ */
+import { type DeviceConfigEntry, devicesConfigSchema } from '../../devices/config-schema.js';
+import { type ModelConfigEntry, modelsConfigSchema } from '../../models/config-schema.js';
+
+const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
+const topicPattern = { type: 'string', minLength: 1, maxLength: 256 } as const;
+const logLevel = { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } as const;
+
+export const configSchema = {
+  $id: 'https://clawbox.dev/schema/config.json',
+  title: 'clawbox configuration',
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  properties: {
+    mode: {
+      enum: ['local', 'appliance'],
+      default: 'local',
+      description: 'local: developer machine, loopback only, no auth needed on loopback. appliance: installed box.',
+    },
+    state_dir: {
+      type: 'string',
+      minLength: 1,
+      description: 'Where state lives. Default: $STATE_DIRECTORY under systemd, ./.clawbox in local mode, /var/lib/clawbox in appliance mode.',
+    },
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { ...logLevel, default: 'info' },
+        components: {
+          type: 'object',
+          default: {},
+          description: 'Per-component level, e.g. {broker: debug}.',
+          additionalProperties: logLevel,
+        },
+      },
+    },
+    broker: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { ...host, default: '127.0.0.1' },
+        port: { ...port, default: 1883 },
+        base_topic: { type: 'string', pattern: '^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$', default: 'clawbox' },
+        max_payload_bytes: { type: 'integer', minimum: 64, maximum: 268435455, default: 65536 },
+        websocket: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'MQTT over WebSocket, served on the HTTP port.',
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            path: { type: 'string', pattern: '^/[A-Za-z0-9/_-]*$', default: '/mqtt' },
+          },
+        },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: false },
+            host: { ...host, default: '0.0.0.0' },
+            port: { ...port, default: 8883 },
+            cert: { type: 'string', minLength: 1, description: 'PEM certificate path.' },
+            key: { type: 'string', minLength: 1, description: 'PEM private key path.' },
+            ca: { type: 'string', minLength: 1, description: 'Optional PEM CA bundle path.' },
+          },
+        },
+        anonymous: {
+          enum: ['auto', 'loopback', 'never', 'always'],
+          default: 'auto',
+          description:
+            'Who may connect without a username. auto: loopback clients in local mode, nobody in appliance mode.',
+        },
+        users: {
+          type: 'array',
+          default: [],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['username', 'password_hash'],
+            properties: {
+              username: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,64}$' },
+              password_hash: {
+                type: 'string',
+                pattern: '^scrypt\\$',
+                description: 'From `clawbox passwd`: scrypt$N$r$p$salt$hash (base64).',
+              },
+              publish: { type: 'array', items: topicPattern, default: [], description: 'Topic filters; %u = username, %c = client id.' },
+              subscribe: { type: 'array', items: topicPattern, default: [] },
+            },
+          },
+        },
+        persistence: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            enabled: { type: 'boolean', default: true, description: 'Keep retained messages and sessions across restarts.' },
+          },
+        },
+      },
+    },
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        host: { ...host, default: '127.0.0.1' },
+        port: { ...port, default: 8080 },
+        token: {
+          type: 'string',
+          minLength: 16,
+          description: 'Bearer token for the status page and API. Required in appliance mode unless password_hash is set.',
+        },
+        password_hash: { type: 'string', pattern: '^scrypt\\$', description: 'Password for the status page (user "admin").' },
+      },
+    },
+    devices: devicesConfigSchema,
+    models: modelsConfigSchema,
+  },
+} as const;
+
+export type LogLevel = (typeof logLevel.enum)[number];
+
+export interface BrokerUserConfig {
+  username: string;
+  password_hash: string;
+  publish: string[];
+  subscribe: string[];
+}
+
+/** The config after validation: every default applied, frozen. */
+export interface Config {
+  mode: 'local' | 'appliance';
+  state_dir?: string;
+  log: { level: LogLevel; components: Record<string, LogLevel> };
+  broker: {
+    host: string;
+    port: number;
+    base_topic: string;
+    max_payload_bytes: number;
+    websocket: { enabled: boolean; path: string };
+    tls: { enabled: boolean; host: string; port: number; cert?: string; key?: string; ca?: string };
+    anonymous: 'auto' | 'loopback' | 'never' | 'always';
+    users: BrokerUserConfig[];
+    persistence: { enabled: boolean };
+  };
+  http: { host: string; port: number; token?: string; password_hash?: string };
+  devices: DeviceConfigEntry[];
+  models: ModelConfigEntry[];
+}

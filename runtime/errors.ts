@@ -1,0 +1,84 @@
+/**
+ * The one catalog of typed errors. Every error that crosses a boundary (MQTT reply topic, HTTP response,
+ * CLI exit, log line) is a ClawboxError with a stable code from this table, so clients can branch on the
+ * code and operators can grep for it. Add a code here rather than throwing a bare Error.
+ */
+
+export interface ErrorSpec {
+  /** What the code means, for docs and `clawbox --help`. */
+  readonly summary: string;
+  /** HTTP status used when this error answers an HTTP request. */
+  readonly http: number;
+  /** Process exit status when this error stops the CLI (sysexits.h where one fits). */
+  readonly exit: number;
+}
+
+export const ERROR_CATALOG = {
+  USAGE: { summary: 'bad command-line arguments', http: 400, exit: 64 },
+  CONFIG_INVALID: { summary: 'the configuration does not match the schema', http: 500, exit: 78 },
+  CONFIG_UNREADABLE: { summary: 'the configuration file cannot be read or parsed', http: 500, exit: 78 },
+  PORT_IN_USE: { summary: 'a listener could not bind its address', http: 500, exit: 69 },
+  LISTEN_FAILED: { summary: 'a listener failed to start', http: 500, exit: 69 },
+  TLS_INVALID: { summary: 'the TLS certificate or key cannot be loaded', http: 500, exit: 78 },
+  STATE_UNWRITABLE: { summary: 'the state directory cannot be written', http: 500, exit: 73 },
+  STATE_CORRUPT: { summary: 'a state file was corrupt and was moved aside', http: 500, exit: 1 },
+  UNAUTHORIZED: { summary: 'missing or wrong credentials', http: 401, exit: 1 },
+  FORBIDDEN: { summary: 'the caller may not do this', http: 403, exit: 1 },
+  NOT_FOUND: { summary: 'no such resource', http: 404, exit: 1 },
+  PAYLOAD_INVALID: { summary: 'the payload is not valid JSON or not the expected shape', http: 400, exit: 1 },
+  PAYLOAD_TOO_LARGE: { summary: 'the payload exceeds the configured limit', http: 413, exit: 1 },
+  COMMAND_INVALID: { summary: 'the command does not match the device schema', http: 400, exit: 1 },
+  REQUEST_UNKNOWN: { summary: 'no such bridge request', http: 404, exit: 1 },
+  DEVICE_NOT_FOUND: { summary: 'no device with that id', http: 404, exit: 1 },
+  DEVICE_EXISTS: { summary: 'a device with that id already exists', http: 409, exit: 1 },
+  DEVICE_UNAVAILABLE: { summary: 'the device is offline', http: 503, exit: 1 },
+  DEVICE_TIMEOUT: { summary: 'the device did not answer in time', http: 504, exit: 1 },
+  DEVICE_ERROR: { summary: 'the device answered with an error', http: 502, exit: 1 },
+  BUSY: { summary: 'the request cannot meet its deadline now; retry later', http: 503, exit: 1 },
+  DEADLINE_EXCEEDED: { summary: 'the deadline passed before the work finished', http: 504, exit: 1 },
+  MODEL_NOT_LOADED: { summary: 'no model is loaded', http: 503, exit: 1 },
+  MODEL_FILE_MISSING: { summary: 'the model file does not exist', http: 500, exit: 1 },
+  MODEL_HASH_MISMATCH: { summary: 'the model file does not match its sha256', http: 500, exit: 1 },
+  MODEL_NOT_GGUF: { summary: 'the file is not a GGUF model', http: 500, exit: 1 },
+  MODEL_TRUNCATED: { summary: 'the model file is truncated', http: 500, exit: 1 },
+  MODEL_UNSUPPORTED: { summary: 'the model architecture is not supported', http: 500, exit: 1 },
+  MODEL_OUT_OF_MEMORY: { summary: 'not enough memory to load the model', http: 500, exit: 1 },
+  MODEL_OUTPUT_INVALID: { summary: 'the model proposed something that does not validate', http: 502, exit: 1 },
+  PLUGIN_FAILED: { summary: 'a plugin call failed', http: 502, exit: 1 },
+  INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export class ClawboxError extends Error {
+  override readonly name = 'ClawboxError';
+  readonly code: ErrorCode;
+  /** Extra machine-readable fields sent with the error (e.g. `retry_after_ms`, `path`). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+
+  get spec(): ErrorSpec {
+    return ERROR_CATALOG[this.code];
+  }
+
+  /** The wire shape used on MQTT error topics and HTTP error bodies. */
+  toJSON(): { code: ErrorCode; message: string } & Record<string, unknown> {
+    return { ...this.details, code: this.code, message: this.message };
+  }
+}
+
+export function isClawboxError(error: unknown, code?: ErrorCode): error is ClawboxError {
+  return error instanceof ClawboxError && (code === undefined || error.code === code);
+}
+
+/** Wraps anything thrown into a ClawboxError, keeping typed errors as they are. */
+export function toClawboxError(error: unknown): ClawboxError {
+  if (error instanceof ClawboxError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ClawboxError('INTERNAL', message, {}, { cause: error });
+}
