@@ -25,6 +25,7 @@ export const ERROR_CATALOG = {
   UNAUTHORIZED: { summary: 'missing or wrong credentials', http: 401, exit: 1 },
   FORBIDDEN: { summary: 'the caller may not do this', http: 403, exit: 1 },
   NOT_FOUND: { summary: 'no such resource', http: 404, exit: 1 },
+  METHOD_NOT_ALLOWED: { summary: 'the resource does not answer this HTTP method', http: 405, exit: 1 },
   PAYLOAD_INVALID: { summary: 'the payload is not valid JSON or not the expected shape', http: 400, exit: 1 },
   PAYLOAD_TOO_LARGE: { summary: 'the payload exceeds the configured limit', http: 413, exit: 1 },
   COMMAND_INVALID: { summary: 'the command does not match the device schema', http: 400, exit: 1 },
