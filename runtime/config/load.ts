@@ -28,7 +28,8 @@ export interface LoadedConfig {
   source: string | null;
 }
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false });
+// verbose: errors carry the offending value and schema, so messages can name both.
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
 const validate = ajv.compile(configSchema);
 
 function deepFreeze<T>(value: T): T {

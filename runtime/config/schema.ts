@@ -17,7 +17,6 @@ export const configSchema = {
   title: 'clawbox configuration',
   type: 'object',
   additionalProperties: false,
-  default: {},
   properties: {
     mode: {
       enum: ['local', 'appliance'],
