@@ -4,7 +4,6 @@
  *   listener failed · 73 state directory not writable · 78 config invalid or unreadable.
  */
 import { parseArgs } from 'node:util';
-import { createApp } from './app.js';
 import { hashPassword } from './auth/password.js';
 import { checkConfig, loadConfig } from './config/load.js';
 import { formatIssues } from './config/issues.js';
@@ -55,6 +54,8 @@ async function runStart(file: string | undefined, mode: Mode | undefined): Promi
   const logging = createLogging({ level: config.log.level, components: config.log.components });
   const log = logging.forComponent('main');
   const notifier = new SystemdNotifier(log);
+  // Loaded here, not at the top: `config check` and friends should not pay for the broker and drivers.
+  const { createApp } = await import('./app.js');
   const app = createApp({ config, configSource: source, logging });
 
   let exitCode = 0;

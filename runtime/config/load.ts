@@ -29,7 +29,7 @@ export interface LoadedConfig {
 }
 
 // verbose: errors carry the offending value and schema, so messages can name both.
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true });
 const validate = ajv.compile(configSchema);
 
 function deepFreeze<T>(value: T): T {
