@@ -27,6 +27,7 @@ export const ERROR_CATALOG = {
   NOT_FOUND: { summary: 'no such resource', http: 404, exit: 1 },
   METHOD_NOT_ALLOWED: { summary: 'the resource does not answer this HTTP method', http: 405, exit: 1 },
   PAYLOAD_INVALID: { summary: 'the payload is not valid JSON or not the expected shape', http: 400, exit: 1 },
+  TOPIC_INVALID: { summary: 'the MQTT topic or topic filter is not valid', http: 400, exit: 1 },
   PAYLOAD_TOO_LARGE: { summary: 'the payload exceeds the configured limit', http: 413, exit: 1 },
   COMMAND_INVALID: { summary: 'the command does not match the device schema', http: 400, exit: 1 },
   PROPERTY_UNKNOWN: { summary: 'the command names a property the device does not have', http: 400, exit: 1 },

@@ -1,0 +1,186 @@
+/**
+ * Who may connect and what they may do: the aedes preConnect / authenticate / authorize* hooks.
+ *
+ * - Users from config log in with scrypt password hashes; a client without a username is let in only if the
+ *   anonymous policy allows its address (see anonymous.ts), and then has full access except `$SYS`.
+ * - A denied or oversized PUBLISH is acknowledged and dropped rather than answered by closing the
+ *   connection: MQTT 3.1.1 allows either [MQTT-3.3.5-2], and dropping keeps a misconfigured device from
+ *   reconnecting and resending forever. aedes only knows "close", so the policy marks the packet and
+ *   the broker's publish entry point drops marked packets (see Broker).
+ * - A denied subscription gets return code 0x80 in SUBACK [MQTT-3.9.3].
+ * - The runtime's internal client never passes through here.
+ */
+import type { AedesPublishPacket, AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes';
+import { verifyPassword } from '../auth/password.js';
+import type { BrokerUserConfig, Config } from '../config/schema.js';
+import type { Logger } from '../logging.js';
+import { TopicAcl } from './acl.js';
+import { anonymousAllowed } from './anonymous.js';
+
+/** CONNACK return codes of MQTT 3.1.1 (3.2.2.3). */
+export const CONNACK = { IDENTIFIER_REJECTED: 2, BAD_USERNAME_OR_PASSWORD: 4, NOT_AUTHORIZED: 5 } as const;
+
+// Verifying against this well-formed hash when the username is unknown costs the same scrypt run as for a
+// known user, so answer times do not reveal which usernames exist. No password matches it.
+const DUMMY_HASH = 'scrypt$16384$8$1$Y2xhd2JveC1kdW1teS1zYWx0$FQ9Xr9S7m6p3b7r1e1TzV9Yc4o8Z3bW1uQk6y0c2dHc=';
+
+interface Session {
+  address: string | undefined;
+  username?: string;
+  /** Undefined for anonymous clients: full access. */
+  acl?: TopicAcl;
+  warnedDrop?: boolean;
+}
+
+function authError(returnCode: number, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+export interface AccessPolicyOptions {
+  config: Config['broker'];
+  mode: Config['mode'];
+  logger: Logger;
+}
+
+export class AccessPolicy {
+  readonly #users: Map<string, BrokerUserConfig>;
+  readonly #options: AccessPolicyOptions;
+  readonly #sessions = new WeakMap<Client, Session>();
+  readonly #addresses = new WeakMap<Client, string | undefined>();
+  readonly #emptyIdWithoutCleanSession = new WeakSet<Client>();
+  /** Packets the publish entry point must drop after they have been acknowledged. */
+  readonly dropped = new WeakSet<object>();
+
+  constructor(options: AccessPolicyOptions) {
+    this.#options = options;
+    this.#users = new Map(options.config.users.map((user) => [user.username, user]));
+    for (const user of options.config.users) {
+      if (user.publish.length === 0 && user.subscribe.length === 0) {
+        options.logger.warn(
+          { username: user.username },
+          `broker user "${user.username}" has no publish or subscribe patterns: it can connect but do nothing (add e.g. publish: ["#"])`,
+        );
+      }
+    }
+  }
+
+  /** Remembers where a connection comes from; called by the listeners right after aedes.handle(). */
+  noteConnection(client: Client, address: string | undefined): void {
+    this.#addresses.set(client, address);
+  }
+
+  /** Sessions of connected clients, for status figures. */
+  describe(client: Client): { username?: string; address?: string } {
+    const session = this.#sessions.get(client);
+    return { ...(session?.username ? { username: session.username } : {}), ...(session?.address ? { address: session.address } : {}) };
+  }
+
+  readonly preConnect = (client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void => {
+    // [MQTT-3.1.3-8]: a zero-byte client id needs a clean session; answered in authenticate with 0x02.
+    if (packet.clientId === '' && !packet.clean) this.#emptyIdWithoutCleanSession.add(client);
+    // The will is published later on the client's behalf, possibly after a restart with no client left to
+    // ask, so it is vetted now against the ACL of the username it claims (a wrong password fails anyway).
+    if (packet.will) {
+      const user = packet.username === undefined ? undefined : this.#users.get(packet.username);
+      const acl = user ? new TopicAcl(user, packet.clientId) : undefined;
+      const tooBig = packet.will.payload.length > this.#options.config.max_payload_bytes;
+      if (tooBig || (acl && !acl.mayPublish(packet.will.topic)) || packet.will.topic.startsWith('$')) {
+        this.#options.logger.warn(
+          { clientId: packet.clientId, topic: packet.will.topic },
+          tooBig ? 'will message exceeds broker.max_payload_bytes; ignored' : 'will topic not allowed for this client; ignored',
+        );
+        packet.will = undefined;
+      }
+    }
+    done(null, true);
+  };
+
+  readonly authenticate = (
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (error: AuthenticateError | null, ok: boolean | null) => void,
+  ): void => {
+    const address = this.#addresses.get(client);
+    const log = this.#options.logger;
+    if (this.#emptyIdWithoutCleanSession.has(client)) {
+      log.info({ address }, 'refused a zero-length client id without clean session');
+      done(authError(CONNACK.IDENTIFIER_REJECTED, 'a zero-length client id needs clean session'), null);
+      return;
+    }
+    if (username === undefined) {
+      const { anonymous } = this.#options.config;
+      if (!anonymousAllowed(anonymous, this.#options.mode, address)) {
+        log.warn({ clientId: client.id, address }, `refused anonymous client from ${address ?? 'unknown address'} (broker.anonymous: ${anonymous})`);
+        done(authError(CONNACK.NOT_AUTHORIZED, 'anonymous access is not allowed from this address'), null);
+        return;
+      }
+      this.#sessions.set(client, { address });
+      done(null, true);
+      return;
+    }
+    const user = this.#users.get(username);
+    const given = password?.toString('utf8') ?? '';
+    verifyPassword(given, user?.password_hash ?? DUMMY_HASH).then(
+      (ok) => {
+        if (!ok || !user || password === undefined) {
+          log.warn({ clientId: client.id, username, address }, 'MQTT login failed: bad username or password');
+          done(authError(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad username or password'), null);
+          return;
+        }
+        this.#sessions.set(client, { address, username, acl: new TopicAcl(user, client.id) });
+        done(null, true);
+      },
+      (error: unknown) => {
+        log.error({ err: error, username }, 'password check failed');
+        done(authError(CONNACK.NOT_AUTHORIZED, 'password check failed'), null);
+      },
+    );
+  };
+
+  readonly authorizePublish = (client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void): void => {
+    if (!client) {
+      // Wills of clients of an earlier run: vetted in preConnect when they were stored.
+      done(null);
+      return;
+    }
+    const session = this.#sessions.get(client);
+    const max = this.#options.config.max_payload_bytes;
+    let reason: string | undefined;
+    if (packet.topic.startsWith('$')) reason = '$-topics are reserved for the broker';
+    else if (packet.payload.length > max) reason = `payload of ${packet.payload.length} bytes exceeds broker.max_payload_bytes (${max})`;
+    else if (session?.acl && !session.acl.mayPublish(packet.topic)) reason = 'topic not allowed by the ACL';
+    if (reason) {
+      this.dropped.add(packet);
+      const fields = { clientId: client.id, username: session?.username, topic: packet.topic, reason };
+      // Warn once per connection; a device that keeps trying would otherwise flood the log.
+      if (session && !session.warnedDrop) {
+        session.warnedDrop = true;
+        this.#options.logger.warn(fields, `dropped a PUBLISH: ${reason} (further drops for this client at debug level)`);
+      } else {
+        this.#options.logger.debug(fields, 'dropped a PUBLISH');
+      }
+    }
+    done(null);
+  };
+
+  readonly authorizeSubscribe = (
+    client: Client,
+    sub: Subscription,
+    done: (error: Error | null, sub?: Subscription | null) => void,
+  ): void => {
+    const session = this.#sessions.get(client);
+    if (session?.acl && !session.acl.maySubscribe(sub.topic)) {
+      this.#options.logger.info({ clientId: client.id, username: session.username, filter: sub.topic }, 'subscription denied by the ACL');
+      done(null, null);
+      return;
+    }
+    done(null, sub);
+  };
+
+  /** False when a message must not reach this client (a stored session from before an ACL change). */
+  mayForward(client: Client, packet: AedesPublishPacket): boolean {
+    const acl = this.#sessions.get(client)?.acl;
+    return !acl || acl.mayReceive(packet.topic);
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The embedded MQTT 3.1.1 broker (aedes 1.x): TCP, optional TLS, and WebSocket through the HTTP server;
+ * users, ACLs and the anonymous policy (access.ts); retained messages and sessions on disk
+ * (persistence.ts); and the runtime's own internal client (internal-client.ts), which is how the rest of
+ * the runtime publishes and subscribes (the Messaging interface).
+ *
+ * `<base>/bridge/state` is `offline` (retained) from start until the lifecycle reaches `serving`, then
+ * `online`, and `offline` again on stop. A crash leaves `online` behind, which the next start overwrites
+ * with `offline` before it listens.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Server } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
+import type { Config } from '../config/schema.js';
+import type { Component, RuntimeContext } from '../context.js';
+import { ClawboxError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import type { MessageHandler, Messaging, PublishOptions } from '../messaging.js';
+import { AccessPolicy } from './access.js';
+import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
+import { InternalClient } from './internal-client.js';
+import { closeServer, createTcpServer, createTlsServer, listen } from './listeners.js';
+import { type BrokerPersistence, openPersistence } from './persistence.js';
+import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
+import { WebSocketListener, refuseUpgrade } from './websocket.js';
+
+/** What the HTTP server calls for upgrade requests on a path it hands over. */
+export interface UpgradeHandler {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+export interface BrokerStatus {
+  clients: number;
+  subscriptions: number;
+  messages: { received: number; sent: number };
+  rates: { in_per_s: number; out_per_s: number };
+  listeners: { tcp: number; tls?: number; websocket: string | null };
+  persistence: 'level' | 'memory';
+}
+
+type PublishFn = (packet: AedesPublishPacket, client: Client | null, done?: (error?: Error) => void) => void;
+
+/** Everything that exists only while the broker runs; a restart builds a fresh one. */
+interface Running {
+  config: Config['broker'];
+  logger: Logger;
+  aedes: Aedes;
+  persistence: BrokerPersistence;
+  internal: InternalClient;
+  stats: BrokerStats;
+  tcp: Server;
+  tls?: Server;
+  websocket?: WebSocketListener;
+  connections: Set<Duplex>;
+  ports: { tcp: number; tls?: number };
+  cleanups: (() => void)[];
+}
+
+export class Broker implements Component, Messaging, UpgradeHandler {
+  readonly name = 'broker';
+  #running: Running | undefined;
+  #starting: Partial<Running> | undefined;
+  #baseTopic = 'clawbox';
+  #stopping: Promise<void> | undefined;
+
+  get baseTopic(): string {
+    return this.#baseTopic;
+  }
+
+  /** The bound TCP port (config port 0 picks a free one). */
+  get port(): number {
+    return this.#require().ports.tcp;
+  }
+
+  get tlsPort(): number | undefined {
+    return this.#running?.ports.tls;
+  }
+
+  get stateTopic(): string {
+    return `${this.#baseTopic}/bridge/state`;
+  }
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    if (this.#running || this.#starting) throw new ClawboxError('INTERNAL', 'the broker is already started');
+    this.#stopping = undefined;
+    const config = ctx.config.broker;
+    const logger = ctx.logger('broker');
+    this.#baseTopic = config.base_topic;
+    const partial: Partial<Running> = { config, logger, connections: new Set(), cleanups: [] };
+    this.#starting = partial;
+    try {
+      this.#running = await this.#open(ctx, partial);
+    } catch (error) {
+      await this.#teardown(partial);
+      throw error;
+    } finally {
+      this.#starting = undefined;
+    }
+    const { ports } = this.#running;
+    logger.info(
+      { tcp: `${config.host}:${ports.tcp}`, tls: ports.tls, websocket: config.websocket.enabled ? config.websocket.path : null },
+      `MQTT broker listening on ${config.host}:${ports.tcp}`,
+    );
+  }
+
+  async #open(ctx: RuntimeContext, run: Partial<Running>): Promise<Running> {
+    const config = run.config!;
+    const logger = run.logger!;
+    run.persistence = await openPersistence(ctx.stateDir, config.persistence.enabled);
+    const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger });
+    const stats = new BrokerStats();
+    run.stats = stats;
+    const aedes = await Aedes.createBroker({
+      ...(run.persistence.aedesPersistence ? { persistence: run.persistence.aedesPersistence } : {}),
+      preConnect: policy.preConnect,
+      authenticate: policy.authenticate,
+      authorizePublish: policy.authorizePublish,
+      authorizeSubscribe: policy.authorizeSubscribe,
+      authorizeForward: (client, packet) => {
+        if (!policy.mayForward(client, packet)) return null;
+        stats.sent++;
+        return packet;
+      },
+      // Small devices on flaky links: give a stalled subscriber 10 s, not aedes' 60 s, before dropping it.
+      drainTimeout: 10_000,
+      connectTimeout: 10_000,
+    });
+    run.aedes = aedes;
+    this.#wrapPublish(aedes, policy, stats);
+    this.#watch(aedes, logger);
+    run.internal = new InternalClient(aedes, logger);
+
+    // Whatever a crashed run left retained here is stale until this run is serving.
+    await run.internal.publish(this.stateTopic, 'offline', { retain: true, qos: 1 });
+
+    const frameLimit = frameLimitFor(config.max_payload_bytes);
+    const accept = (stream: Duplex, address: string | undefined, req?: IncomingMessage): void => {
+      run.connections!.add(stream);
+      stream.once('close', () => run.connections!.delete(stream));
+      const client = aedes.handle(stream, req);
+      policy.noteConnection(client, address);
+      limitIncomingPackets(client, frameLimit);
+    };
+    run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));
+    const ports: Running['ports'] = { tcp: await listen(run.tcp, config.host, config.port, 'broker') };
+    run.ports = ports;
+    if (config.tls.enabled) {
+      run.tls = createTlsServer(config.tls, (socket) => accept(socket, socket.remoteAddress));
+      ports.tls = await listen(run.tls, config.tls.host, config.tls.port, 'broker TLS');
+    }
+    if (config.websocket.enabled) {
+      run.websocket = new WebSocketListener(
+        (stream, req) => accept(stream, req.socket.remoteAddress, req),
+        Math.max(4 * frameLimit, 1 << 20),
+      );
+    }
+
+    const running = run as Running;
+    running.cleanups.push(ctx.status.register('broker', () => this.#status(running)));
+    const metrics: BrokerMetrics = registerBrokerMetrics(ctx.metrics, stats, () => aedes.connectedClients);
+    running.cleanups.push(() => metrics.remove());
+    const announceOnline = (): void => {
+      running.internal.publish(this.stateTopic, 'online', { retain: true, qos: 1 }).catch((error: unknown) => {
+        logger.error({ err: error }, 'could not publish the online state');
+      });
+    };
+    running.cleanups.push(
+      ctx.bus.on('lifecycle', ({ state }) => {
+        if (state === 'serving') announceOnline();
+      }),
+    );
+    if (ctx.lifecycleState() === 'serving') announceOnline();
+    stats.start();
+    running.cleanups.push(() => stats.stop());
+    return running;
+  }
+
+  /**
+   * aedes' single entry point for every message: drops the packets the access policy refused after they
+   * were acknowledged, and counts the rest (aedes' own `$SYS` traffic aside).
+   */
+  #wrapPublish(aedes: Aedes, policy: AccessPolicy, stats: BrokerStats): void {
+    const target = aedes as unknown as { publish: PublishFn };
+    const publish = target.publish.bind(aedes);
+    target.publish = (packet, client, done) => {
+      let callback = done;
+      let from = client;
+      if (typeof client === 'function') {
+        callback = client as unknown as (error?: Error) => void;
+        from = null;
+      }
+      if (policy.dropped.has(packet)) {
+        policy.dropped.delete(packet);
+        callback?.();
+        return;
+      }
+      if (packet.topic.charCodeAt(0) !== 36 /* $ */) stats.received++;
+      publish(packet, from, callback);
+    };
+  }
+
+  #watch(aedes: Aedes, logger: Logger): void {
+    // Persistence failures surface here; without a listener they would crash the process.
+    (aedes as unknown as NodeJS.EventEmitter).on('error', (error: Error) => logger.error({ err: error }, 'broker error'));
+    aedes.on('clientError', (client, error) => logger.debug({ clientId: client.id, err: error.message }, 'client error'));
+    aedes.on('connectionError', (_client, error) => logger.debug({ err: error.message }, 'connection error'));
+    aedes.on('keepaliveTimeout', (client) => logger.info({ clientId: client.id }, 'client missed its keepalive; disconnected'));
+    aedes.on('client', (client) => logger.debug({ clientId: client.id }, 'client connected'));
+    aedes.on('clientDisconnect', (client) => logger.debug({ clientId: client.id }, 'client disconnected'));
+  }
+
+  #status(run: Running): BrokerStatus {
+    let subscriptions = 0;
+    const clients = (run.aedes as unknown as { clients: Record<string, { subscriptions: object }> }).clients;
+    for (const id in clients) subscriptions += Object.keys(clients[id]!.subscriptions).length;
+    return {
+      clients: run.aedes.connectedClients,
+      subscriptions,
+      messages: { received: run.stats.received, sent: run.stats.sent },
+      rates: run.stats.rates(),
+      listeners: {
+        tcp: run.ports.tcp,
+        ...(run.ports.tls !== undefined ? { tls: run.ports.tls } : {}),
+        websocket: run.websocket ? run.config.websocket.path : null,
+      },
+      persistence: run.persistence.kind,
+    };
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const websocket = this.#running?.websocket;
+    if (!websocket) {
+      refuseUpgrade(socket, this.#running ? 404 : 503, this.#running ? 'Not Found' : 'Service Unavailable');
+      return;
+    }
+    websocket.handleUpgrade(req, socket, head);
+  }
+
+  publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
+    const run = this.#running;
+    if (!run) return Promise.reject(new ClawboxError('BUSY', `the broker is not running; cannot publish to ${topic}`));
+    return run.internal.publish(topic, payload, options);
+  }
+
+  subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>> {
+    const run = this.#running;
+    if (!run) return Promise.reject(new ClawboxError('BUSY', `the broker is not running; cannot subscribe to ${filter}`));
+    return run.internal.subscribe(filter, handler);
+  }
+
+  /** Idempotent; a second call waits for the first. */
+  stop(): Promise<void> {
+    const run = this.#running;
+    if (!run) return this.#stopping ?? Promise.resolve();
+    this.#stopping ??= (async () => {
+      try {
+        try {
+          await run.internal.publish(this.stateTopic, 'offline', { retain: true, qos: 1 });
+        } catch (error) {
+          run.logger.warn({ err: error }, 'could not publish the offline state');
+        }
+        await this.#teardown(run);
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#stopping;
+  }
+
+  /** Closes whatever of `run` exists, in order: stop accepting, disconnect clients, close the store. */
+  async #teardown(run: Partial<Running>): Promise<void> {
+    for (const cleanup of run.cleanups ?? []) cleanup();
+    const closing = [run.tcp, run.tls].filter((s): s is Server => s !== undefined).map(closeServer);
+    run.websocket?.close();
+    if (run.aedes) {
+      const aedes = run.aedes;
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    }
+    run.internal?.clear();
+    // Connections that never completed CONNECT are not aedes clients; close them too.
+    for (const stream of run.connections ?? []) stream.destroy();
+    await Promise.all(closing);
+    await run.persistence?.close();
+    run.logger?.info('MQTT broker stopped');
+  }
+
+  #require(): Running {
+    if (!this.#running) throw new ClawboxError('INTERNAL', 'the broker is not running');
+    return this.#running;
+  }
+}

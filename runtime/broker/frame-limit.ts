@@ -1,0 +1,37 @@
+/**
+ * A byte bound on incoming MQTT packets. MQTT 3.1.1 lets a packet claim up to 256 MB and aedes' parser
+ * (mqtt-packet) buffers a packet whole before handing it over, so without a bound one client could make
+ * the broker hold 256 MB. The check runs as soon as the fixed header's Remaining Length is decoded, before
+ * the body arrives; an oversized packet is a protocol error and closes the connection.
+ *
+ * aedes has no option for this, so it wraps the parser's length step. The test suite checks that the hook
+ * is still in place, so an aedes/mqtt-packet upgrade that moves it fails loudly instead of silently.
+ */
+import type { Client } from 'aedes';
+
+interface ParserInternals {
+  packet: { length: number };
+  _parseLength(): boolean;
+  _emitError(error: Error): void;
+}
+
+/** Largest packet a PUBLISH with a payload of `maxPayload` bytes can need (topic and id included). */
+export function frameLimitFor(maxPayload: number): number {
+  return maxPayload + 2 + 65535 + 2;
+}
+
+export function limitIncomingPackets(client: Client, maxBytes: number): void {
+  const parser = (client as unknown as { _parser?: ParserInternals })._parser;
+  if (!parser || typeof parser._parseLength !== 'function' || typeof parser._emitError !== 'function') {
+    throw new Error('aedes client has no mqtt-packet parser to bound; aedes internals changed');
+  }
+  const parseLength = parser._parseLength;
+  parser._parseLength = function boundedParseLength(this: ParserInternals): boolean {
+    if (!parseLength.call(this)) return false;
+    if (this.packet.length > maxBytes) {
+      this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds the broker limit of ${maxBytes}`));
+      return false;
+    }
+    return true;
+  };
+}
