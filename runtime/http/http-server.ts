@@ -1,0 +1,327 @@
+/**
+ * The HTTP component (node:http, no framework): status page, JSON API, health, metrics, and the door for
+ * WebSocket upgrades owned by others (MQTT over WebSocket at broker.websocket.path).
+ *
+ * Built-in endpoints
+ *   GET /             the live status page (HTML; updates from /api/events)
+ *   GET /api/status   the status document as JSON (see status-document.ts)
+ *   GET /api/events   Server-Sent Events: `status` documents and `warning` log entries
+ *   GET /healthz      200 {"status":"serving"} when serving, 503 {"status":<state>} otherwise; never needs auth
+ *   GET /metrics      Prometheus text from ctx.metrics
+ *
+ * Other components add endpoints without editing this file, before or after start:
+ *
+ *   const remove = http.addRoute('POST', '/api/devices/:id/command', async ({ params, json }) => {
+ *     const body = await json(64 * 1024);          // PAYLOAD_TOO_LARGE / PAYLOAD_INVALID are handled
+ *     return { status: 'ok', data: await run(params.id, body) };   // returned value -> 200 JSON
+ *   });
+ *
+ * Handlers may instead write `res` themselves (streams, SSE). Throw a ClawboxError to answer with its code
+ * and HTTP status as `{"status":"error","error":{"code","message"}}`. Every route shares the server's auth
+ * (see auth.ts), security headers, error shape and request metrics.
+ *
+ * Upgrade requests whose path is a key of `upgrades` go to that handler untouched (MQTT authenticates in
+ * its own CONNECT packet); any other upgrade gets 404 and its socket closed.
+ */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Component, RuntimeContext } from '../context.js';
+import { ClawboxError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import { SystemSampler } from '../system/system-figures.js';
+import { HttpAuth, isLoopbackHost } from './auth.js';
+import { HttpMetrics } from './http-metrics.js';
+import { LiveEvents } from './live-events.js';
+import { DEFAULT_BODY_LIMIT, readJsonBody, sendError, sendJson, setSecurityHeaders } from './respond.js';
+import { type HttpMethod, type RouteHandler, type RouteOptions, Router } from './router.js';
+import { buildStatusDocument } from './status-document.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+
+export type { HttpMethod, RouteHandler, RouteOptions, RouteRequest } from './router.js';
+
+/** Same shape as broker.ts's UpgradeHandler (structural, so either satisfies the other). */
+export interface UpgradeHandler {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+export interface HttpServerOptions {
+  /** Upgrade handlers by exact path, e.g. `{ '/mqtt': broker }`. */
+  upgrades: Record<string, UpgradeHandler>;
+  /** How often the 'system' status section samples systeminformation (ms); false leaves the section out. */
+  systemSampleMs?: number | false;
+  /** How often open status pages get a fresh status document (ms). */
+  liveIntervalMs?: number;
+  /** How long stop() lets in-flight requests finish before cutting their connections (ms). */
+  drainMs?: number;
+}
+
+const EVENTS_ROUTE = '/api/events';
+
+export class HttpServer implements Component {
+  readonly name = 'http';
+  readonly #options: HttpServerOptions;
+  readonly #router = new Router();
+  #server: Server | undefined;
+  #ctx: RuntimeContext | undefined;
+  #log: Logger | undefined;
+  #auth: HttpAuth | undefined;
+  #live: LiveEvents | undefined;
+  #metrics: HttpMetrics | undefined;
+  #sampler: SystemSampler | undefined;
+  #unregisterSystem: (() => void) | undefined;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+
+  constructor(options: HttpServerOptions) {
+    this.#options = options;
+    this.#router.add('GET', '/', (r) => this.#page(r.res), {});
+    this.#router.add('GET', '/api/status', () => buildStatusDocument(this.#context()));
+    this.#router.add('GET', EVENTS_ROUTE, (r) => this.#live!.open(r.req, r.res));
+    this.#router.add('GET', '/healthz', (r) => this.#health(r.res), { public: true });
+    this.#router.add('GET', '/metrics', (r) => this.#prometheus(r.res));
+  }
+
+  /** The bound port (config http.port 0 picks a free one); 0 before start. */
+  get port(): number {
+    const address = this.#server?.address();
+    return address && typeof address === 'object' ? (address as AddressInfo).port : 0;
+  }
+
+  /** Adds an endpoint (see the file comment); returns a function that removes it. */
+  addRoute(method: HttpMethod, path: string, handler: RouteHandler, options: RouteOptions = {}): () => void {
+    return this.#router.add(method, path, handler, options);
+  }
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    if (this.#server) throw new Error('http server is already started');
+    this.#ctx = ctx;
+    this.#stopping = false;
+    this.#stopped = undefined;
+    const log = ctx.logger('http');
+    this.#log = log;
+    this.#auth = new HttpAuth(ctx.config);
+    this.#live = new LiveEvents(ctx, { intervalMs: this.#options.liveIntervalMs ?? 1000 });
+    this.#metrics = new HttpMetrics(ctx.metrics, () => this.#live?.size ?? 0);
+    if (this.#options.systemSampleMs !== false) {
+      this.#sampler = new SystemSampler({ intervalMs: this.#options.systemSampleMs ?? 5000, diskPath: ctx.stateDir });
+      this.#unregisterSystem = ctx.status.register('system', () => this.#sampler!.figures());
+      this.#sampler.start();
+    }
+
+    const server = createServer({ noDelay: true, keepAlive: true });
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 60_000;
+    server.on('request', (req, res) => void this.#handle(req, res));
+    server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
+    server.on('clientError', (_error, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+
+    const { host, port } = ctx.config.http;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      this.#release();
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE') {
+        throw new ClawboxError(
+          'PORT_IN_USE',
+          `http port ${host}:${port} is already in use (another clawbox or web server?); set http.port or CLAWBOX_HTTP_PORT`,
+          { host, port },
+          { cause: error },
+        );
+      }
+      throw new ClawboxError('LISTEN_FAILED', `http cannot listen on ${host}:${port}: ${(error as Error).message}`, { host, port }, { cause: error });
+    }
+    server.on('error', (error) => log.error({ err: error }, 'http server error'));
+    this.#server = server;
+
+    if (!this.#auth.required && !isLoopbackHost(host)) {
+      log.warn({ host }, 'the status page and API are open to the network without auth; set http.token or http.password_hash');
+    }
+    log.info({ url: `http://${host.includes(':') ? `[${host}]` : host}:${this.port}/`, auth: this.#auth.required }, 'status page listening');
+  }
+
+  /** Stops accepting, ends live streams, lets in-flight requests finish (up to drainMs), then closes. */
+  stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return Promise.resolve();
+    this.#stopped ??= (async () => {
+      this.#stopping = true;
+      this.#live?.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const cut = setTimeout(() => server.closeAllConnections(), this.#options.drainMs ?? 2000);
+      await closed;
+      clearTimeout(cut);
+      this.#release();
+    })();
+    return this.#stopped;
+  }
+
+  #release(): void {
+    this.#live?.close();
+    this.#sampler?.stop();
+    this.#unregisterSystem?.();
+    this.#metrics?.remove();
+    this.#server = undefined;
+    this.#live = undefined;
+    this.#sampler = undefined;
+    this.#unregisterSystem = undefined;
+    this.#metrics = undefined;
+  }
+
+  #context(): RuntimeContext {
+    if (!this.#ctx) throw new ClawboxError('INTERNAL', 'http server is not started');
+    return this.#ctx;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const began = performance.now();
+    let routeLabel = 'unmatched';
+    let streaming = false;
+    res.once('close', () => {
+      const seconds = streaming ? null : (performance.now() - began) / 1000;
+      this.#metrics?.observe(req.method, routeLabel, res.statusCode, seconds);
+    });
+    setSecurityHeaders(res);
+    // While stopping, keep answering (healthz says 503) but let every connection go after its answer.
+    if (this.#stopping) res.setHeader('Connection', 'close');
+    try {
+      const url = parseTarget(req.url);
+      if (!url) throw new ClawboxError('NOT_FOUND', 'no such resource');
+      const match = this.#router.match(req.method ?? 'GET', url.pathname);
+      if (match.kind !== 'found' || !match.route.options.public) {
+        const auth = await this.#auth!.check(req, url);
+        if (!auth.ok) return this.#refuse(res, auth.reason);
+        if (auth.setCookie) {
+          res.setHeader('Set-Cookie', auth.setCookie);
+          // A browser that came with ?token= continues at the same address without it (not in history).
+          if (req.method === 'GET' && url.pathname === '/') return redirectWithoutToken(res, url);
+        }
+      }
+      if (match.kind === 'not-found') throw new ClawboxError('NOT_FOUND', `no such resource: ${url.pathname}`);
+      if (match.kind === 'method-not-allowed') {
+        res.setHeader('Allow', [...match.allowed, ...(match.allowed.includes('GET') ? ['HEAD'] : [])].join(', '));
+        throw new ClawboxError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
+      }
+      const { route, params } = match;
+      routeLabel = route.pattern;
+      streaming = route.pattern === EVENTS_ROUTE;
+      if (!isSafeMethod(req.method) && !sameOrigin(req)) {
+        throw new ClawboxError('FORBIDDEN', 'cross-origin request refused');
+      }
+      const result = await route.handler({
+        req,
+        res,
+        url,
+        params,
+        json: (limitBytes = DEFAULT_BODY_LIMIT) => readJsonBody(req, limitBytes),
+      });
+      if (res.headersSent || res.writableEnded) return;
+      if (result === undefined) {
+        res.statusCode = 204;
+        res.end();
+      } else {
+        sendJson(res, 200, result);
+      }
+    } catch (error) {
+      const typed = error instanceof ClawboxError ? error : undefined;
+      if (typed?.code === 'PAYLOAD_TOO_LARGE') res.setHeader('Connection', 'close');
+      if (!typed || typed.spec.http >= 500) this.#log?.error({ err: error, url: req.url }, 'http request failed');
+      sendError(res, error);
+    }
+  }
+
+  #refuse(res: ServerResponse, reason: 'missing' | 'wrong' | 'host'): void {
+    if (reason === 'host') {
+      sendError(res, new ClawboxError('FORBIDDEN', 'this server answers only to a loopback Host (localhost, 127.0.0.1, [::1])'));
+      return;
+    }
+    res.setHeader('WWW-Authenticate', this.#auth!.challenges());
+    const message = reason === 'missing' ? 'authentication required (bearer token or password)' : 'wrong credentials';
+    sendError(res, new ClawboxError('UNAUTHORIZED', message));
+  }
+
+  #page(res: ServerResponse): void {
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.setHeader('Content-Security-Policy', STATUS_PAGE_CSP);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('Content-Length', Buffer.byteLength(STATUS_PAGE_HTML));
+    res.end(STATUS_PAGE_HTML);
+  }
+
+  #health(res: ServerResponse): void {
+    const state = this.#stopping ? 'stopping' : this.#context().lifecycleState();
+    sendJson(res, state === 'serving' ? 200 : 503, { status: state });
+  }
+
+  async #prometheus(res: ServerResponse): Promise<void> {
+    const registry = this.#context().metrics;
+    const text = await registry.metrics();
+    res.statusCode = 200;
+    res.setHeader('Content-Type', registry.contentType);
+    res.setHeader('Cache-Control', 'no-store');
+    res.end(text);
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy()); // a reset peer must not crash the runtime
+    const url = parseTarget(req.url);
+    const handler = url && Object.hasOwn(this.#options.upgrades, url.pathname) ? this.#options.upgrades[url.pathname] : undefined;
+    if (!handler || this.#stopping) {
+      const status = this.#stopping ? '503 Service Unavailable' : '404 Not Found';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.destroy();
+      return;
+    }
+    try {
+      handler.handleUpgrade(req, socket, head);
+    } catch (error) {
+      this.#log?.error({ err: error, path: url?.pathname }, 'upgrade handler failed');
+      socket.destroy();
+    }
+  }
+}
+
+/** The request target as a URL; null for anything but origin-form (`/path?query`). */
+function parseTarget(target: string | undefined): URL | null {
+  if (!target?.startsWith('/') || target.startsWith('//')) return null;
+  try {
+    return new URL(target, 'http://clawbox.invalid');
+  } catch {
+    return null;
+  }
+}
+
+function isSafeMethod(method: string | undefined): boolean {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+}
+
+/** A browser names the page that sent a request in Origin; refuse state changes from other sites. */
+function sameOrigin(req: IncomingMessage): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser (curl, MQTT bridges, scripts)
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function redirectWithoutToken(res: ServerResponse, url: URL): void {
+  url.searchParams.delete('token');
+  res.statusCode = 303;
+  res.setHeader('Location', url.pathname + url.search);
+  res.setHeader('Cache-Control', 'no-store');
+  res.end();
+}

@@ -1,0 +1,383 @@
+/**
+ * The status page: one self-contained HTML document (inline CSS and JS, no CDN, nothing fetched but
+ * /api/events). It renders the /api/status document and updates from the live stream without reloads.
+ * Known sections (broker, system, devices) get their own layout; any other section (model, scheduler,
+ * whatever comes later) is rendered generically from its keys. Every value reaches the DOM through
+ * textContent, never innerHTML: device names and log messages are untrusted.
+ *
+ * The CSP names the exact inline script and style by their SHA-256, so nothing else can run.
+ */
+import { createHash } from 'node:crypto';
+
+// biome-ignore lint/complexity/noUselessStringRaw: raw keeps any future backslash in the CSS literal
+const STYLE = String.raw`
+:root {
+  --bg: #f6f7f9; --card: #ffffff; --fg: #1d2330; --muted: #667085; --line: #e4e7ec;
+  --accent: #3b6fd8; --ok: #1f9d55; --warn: #c98a00; --bad: #d14343; --bar: #e9edf3;
+  color-scheme: light dark;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #111418; --card: #1a1e24; --fg: #e6e9ef; --muted: #98a2b3; --line: #2a3039;
+    --accent: #7aa2f7; --ok: #4cc38a; --warn: #e0b341; --bad: #f07178; --bar: #2a3039;
+  }
+}
+* { box-sizing: border-box; }
+body {
+  margin: 0; background: var(--bg); color: var(--fg);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Ubuntu, sans-serif;
+}
+header {
+  display: flex; flex-wrap: wrap; align-items: center; gap: 8px 18px;
+  padding: 14px 24px; border-bottom: 1px solid var(--line); background: var(--card);
+}
+header h1 { font-size: 18px; margin: 0; letter-spacing: .2px; }
+header .meta { color: var(--muted); }
+header .meta b { color: var(--fg); font-weight: 600; font-variant-numeric: tabular-nums; }
+.badge {
+  display: inline-block; padding: 1px 8px; border-radius: 999px; font-size: 12px; font-weight: 600;
+  border: 1px solid var(--line); color: var(--muted);
+}
+.badge.serving { color: var(--ok); border-color: var(--ok); }
+.badge.starting, .badge.stopping { color: var(--warn); border-color: var(--warn); }
+.badge.stopped { color: var(--bad); border-color: var(--bad); }
+.live { margin-left: auto; color: var(--muted); font-size: 12px; display: flex; align-items: center; gap: 6px; }
+.dot { width: 8px; height: 8px; border-radius: 50%; background: var(--muted); }
+.live.on .dot { background: var(--ok); }
+.live.off .dot { background: var(--bad); }
+main {
+  display: grid; gap: 16px; padding: 20px 24px; max-width: 1280px; margin: 0 auto;
+  grid-template-columns: repeat(auto-fit, minmax(300px, 1fr));
+}
+section.card {
+  background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px;
+  min-width: 0;
+}
+section.card.wide { grid-column: 1 / -1; }
+.card h2 {
+  font-size: 12px; text-transform: uppercase; letter-spacing: .8px; color: var(--muted);
+  margin: 0 0 10px; font-weight: 600;
+}
+.big { display: flex; gap: 24px; flex-wrap: wrap; margin-bottom: 10px; }
+.big div { display: flex; flex-direction: column; }
+.big .n { font-size: 26px; font-weight: 600; font-variant-numeric: tabular-nums; }
+.big .l { color: var(--muted); font-size: 12px; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 14px; margin: 0; }
+dt { color: var(--muted); }
+dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
+dd dl { margin-top: 2px; }
+.meter { margin: 8px 0; }
+.meter .top { display: flex; justify-content: space-between; }
+.meter .top span:last-child { font-variant-numeric: tabular-nums; }
+.meter .track { height: 6px; border-radius: 3px; background: var(--bar); margin-top: 4px; overflow: hidden; }
+.meter .fill { height: 100%; background: var(--accent); border-radius: 3px; transition: width .4s; }
+.meter .fill.hot { background: var(--warn); }
+.meter .fill.full { background: var(--bad); }
+.meter .sub { color: var(--muted); font-size: 12px; }
+table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { text-align: left; padding: 5px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { color: var(--muted); font-weight: 600; font-size: 12px; }
+.empty { color: var(--muted); font-style: italic; }
+ol.warnings { list-style: none; padding: 0; margin: 0; max-height: 320px; overflow: auto; }
+ol.warnings li { padding: 6px 0; border-bottom: 1px solid var(--line); display: flex; gap: 10px; }
+ol.warnings time { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
+ol.warnings .lvl { font-weight: 600; text-transform: uppercase; font-size: 11px; padding-top: 2px; }
+ol.warnings .lvl.warn { color: var(--warn); }
+ol.warnings .lvl.error, ol.warnings .lvl.fatal { color: var(--bad); }
+ol.warnings .comp { color: var(--accent); }
+ol.warnings code { color: var(--muted); }
+footer { text-align: center; color: var(--muted); font-size: 12px; padding: 4px 0 20px; }
+footer a { color: var(--muted); }
+`;
+
+// biome-ignore lint/complexity/noUselessStringRaw: raw keeps backslashes (regexes, '\n') in the script literal
+const SCRIPT = String.raw`
+'use strict';
+var doc = null, receivedAt = 0, warnings = [], lastEvent = 0;
+var KNOWN = ['broker', 'system', 'devices'];
+var $ = function (id) { return document.getElementById(id); };
+
+function el(tag, cls, text) {
+  var e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+function isObj(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
+function label(key) { return String(key).replace(/_/g, ' '); }
+function num(n, digits) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  return n.toLocaleString(undefined, { maximumFractionDigits: digits === undefined ? 2 : digits });
+}
+function bytes(n) {
+  if (typeof n !== 'number' || !isFinite(n)) return '—';
+  var units = ['B', 'KB', 'MB', 'GB', 'TB'], i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return num(n, i === 0 ? 0 : 1) + ' ' + units[i];
+}
+function duration(s) {
+  if (typeof s !== 'number' || !isFinite(s)) return '—';
+  s = Math.max(0, Math.floor(s));
+  var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), r = s % 60;
+  if (d) return d + 'd ' + h + 'h ' + m + 'm';
+  if (h) return h + 'h ' + m + 'm ' + r + 's';
+  if (m) return m + 'm ' + r + 's';
+  return r + 's';
+}
+// Formats a value by the unit its key names (snake_case suffixes used across clawbox).
+function fmt(key, v) {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  if (typeof v === 'number') {
+    if (/_bytes$/.test(key)) return bytes(v);
+    if (/_percent$/.test(key)) return num(v, 1) + ' %';
+    if (/_per_s$/.test(key)) return num(v, 1) + ' /s';
+    if (/_ms$/.test(key)) return num(v, 1) + ' ms';
+    if (/(^|_)s$/.test(key)) return duration(v);
+    if (/_c$/.test(key)) return num(v, 1) + ' °C';
+    return num(v);
+  }
+  if (typeof v === 'string' && /_at$/.test(key) && !isNaN(Date.parse(v))) return new Date(v).toLocaleString();
+  if (Array.isArray(v) && v.every(function (x) { return !isObj(x) && !Array.isArray(x); })) {
+    return v.length ? v.map(function (x) { return fmt(key, x); }).join(', ') : '—';
+  }
+  return String(v);
+}
+// A key/value list; nested objects nest (three levels), arrays of objects become tables.
+function kv(obj, depth) {
+  var dl = el('dl');
+  Object.keys(obj).forEach(function (k) {
+    var v = obj[k];
+    dl.appendChild(el('dt', null, label(k)));
+    var dd = el('dd');
+    if (isObj(v) && depth < 3) dd.appendChild(kv(v, depth + 1));
+    else if (Array.isArray(v) && v.length && v.every(isObj)) dd.appendChild(table(v));
+    else if (isObj(v) || Array.isArray(v)) dd.textContent = JSON.stringify(v);
+    else dd.textContent = fmt(k, v);
+    dl.appendChild(dd);
+  });
+  return dl;
+}
+function table(rows, idKey) {
+  var cols = [];
+  if (idKey) cols.push(idKey);
+  rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0 && cols.length < 9) cols.push(k); }); });
+  var t = el('table'), head = el('tr');
+  cols.forEach(function (c) { head.appendChild(el('th', null, label(c))); });
+  t.appendChild(el('thead')).appendChild(head);
+  var body = t.appendChild(el('tbody'));
+  rows.forEach(function (r) {
+    var tr = el('tr');
+    cols.forEach(function (c) {
+      var v = r[c];
+      tr.appendChild(el('td', null, isObj(v) || (Array.isArray(v) && v.some(isObj)) ? JSON.stringify(v) : fmt(c, v)));
+    });
+    body.appendChild(tr);
+  });
+  return t;
+}
+function card(name, title, wide) {
+  var s = el('section', 'card' + (wide ? ' wide' : ''));
+  s.dataset.section = name;
+  s.appendChild(el('h2', null, title));
+  return s;
+}
+function big(items) {
+  var box = el('div', 'big');
+  items.forEach(function (it) {
+    var d = el('div');
+    var n = d.appendChild(el('span', 'n', it[1]));
+    if (it[2]) n.id = it[2];
+    d.appendChild(el('span', 'l', it[0]));
+    box.appendChild(d);
+  });
+  return box;
+}
+function meter(title, percent, sub) {
+  var m = el('div', 'meter'), top = m.appendChild(el('div', 'top'));
+  top.appendChild(el('span', null, title));
+  top.appendChild(el('span', null, typeof percent === 'number' ? num(percent, 1) + ' %' : '—'));
+  var fill = m.appendChild(el('div', 'track')).appendChild(el('div', 'fill'));
+  var p = typeof percent === 'number' && isFinite(percent) ? Math.max(0, Math.min(100, percent)) : 0;
+  fill.style.width = p + '%';
+  if (p >= 90) fill.classList.add('full'); else if (p >= 75) fill.classList.add('hot');
+  if (sub) m.appendChild(el('div', 'sub', sub));
+  return m;
+}
+function rest(obj, skip) {
+  var out = {};
+  Object.keys(obj).forEach(function (k) { if (skip.indexOf(k) < 0) out[k] = obj[k]; });
+  return out;
+}
+
+function brokerCard(b) {
+  var c = card('broker', 'Broker');
+  if (!isObj(b)) { c.appendChild(el('p', 'empty', String(b))); return c; }
+  var msgs = isObj(b.messages) ? b.messages : {}, rates = isObj(b.rates) ? b.rates : {};
+  c.appendChild(big([
+    ['clients', num(b.clients, 0), 'broker-clients'],
+    ['in / s', num(rates.in_per_s, 1), 'broker-rate-in'],
+    ['out / s', num(rates.out_per_s, 1), 'broker-rate-out'],
+  ]));
+  var more = rest(b, ['clients', 'rates', 'messages']);
+  if (msgs.received !== undefined) more['messages received'] = msgs.received;
+  if (msgs.sent !== undefined) more['messages sent'] = msgs.sent;
+  Object.keys(rest(msgs, ['received', 'sent'])).forEach(function (k) { more['messages ' + k] = msgs[k]; });
+  if (Object.keys(more).length) c.appendChild(kv(more, 1));
+  return c;
+}
+function systemCard(s) {
+  var c = card('system', 'System');
+  if (!isObj(s)) { c.appendChild(el('p', 'empty', String(s))); return c; }
+  var cpu = isObj(s.cpu) ? s.cpu : {}, mem = isObj(s.memory) ? s.memory : null, disk = isObj(s.disk) ? s.disk : null;
+  var loads = Array.isArray(cpu.load_avg) ? 'load average ' + cpu.load_avg.map(function (x) { return num(x); }).join(' · ') : '';
+  var cores = typeof cpu.cores === 'number' ? cpu.cores + (cpu.cores === 1 ? ' core' : ' cores') : '';
+  c.appendChild(meter('CPU', cpu.load_percent, [cores, loads].filter(Boolean).join(' — ')));
+  var temp = el('dl');
+  temp.appendChild(el('dt', null, 'CPU temperature'));
+  var t = temp.appendChild(el('dd', null, typeof cpu.temperature_c === 'number' ? num(cpu.temperature_c, 1) + ' °C' : 'not reported'));
+  t.id = 'cpu-temperature';
+  if (mem) c.appendChild(meter('Memory', mem.used_percent, bytes(mem.used_bytes) + ' of ' + bytes(mem.total_bytes) + ' used'));
+  if (disk) c.appendChild(meter('Disk ' + (disk.mount || ''), disk.used_percent, bytes(disk.available_bytes) + ' free of ' + bytes(disk.total_bytes)));
+  if (isObj(s.process)) {
+    temp.appendChild(el('dt', null, 'clawbox memory'));
+    temp.appendChild(el('dd', null, bytes(s.process.rss_bytes)));
+  }
+  c.appendChild(temp);
+  return c;
+}
+// Devices come as an array, as {devices: [...]}, or as a map id -> device.
+function deviceRows(d) {
+  if (Array.isArray(d)) return { rows: d.filter(isObj) };
+  if (!isObj(d)) return { rows: [] };
+  if (Array.isArray(d.devices)) return { rows: d.devices.filter(isObj), extra: rest(d, ['devices']) };
+  if (Array.isArray(d.items)) return { rows: d.items.filter(isObj), extra: rest(d, ['items']) };
+  var keys = Object.keys(d);
+  if (keys.length && keys.every(function (k) { return isObj(d[k]); })) {
+    return { rows: keys.map(function (k) { var r = { id: k }; Object.keys(d[k]).forEach(function (f) { r[f] = d[k][f]; }); return r; }) };
+  }
+  return { rows: [], extra: d };
+}
+function devicesCard(d) {
+  var c = card('devices', 'Devices', true);
+  var body = c.appendChild(el('div'));
+  body.id = 'devices';
+  var got = d === undefined ? { rows: [] } : deviceRows(d);
+  if (got.extra && Object.keys(got.extra).length) body.appendChild(kv(got.extra, 1));
+  if (got.rows.length) body.appendChild(table(got.rows, got.rows.some(function (r) { return 'id' in r; }) ? 'id' : null));
+  else body.appendChild(el('p', 'empty', 'no devices yet'));
+  return c;
+}
+function genericCard(name, v) {
+  var c = card(name, label(name));
+  if (isObj(v)) c.appendChild(Object.keys(v).length ? kv(v, 1) : el('p', 'empty', 'nothing to report'));
+  else if (Array.isArray(v) && v.every(isObj)) c.appendChild(v.length ? table(v) : el('p', 'empty', 'none'));
+  else c.appendChild(el('p', null, fmt(name, v)));
+  return c;
+}
+function warningsCard() {
+  var c = card('warnings', 'Recent warnings', true);
+  var list = el('ol', 'warnings');
+  list.id = 'warnings';
+  if (!warnings.length) {
+    var none = el('li', 'empty', 'no warnings');
+    list.appendChild(none);
+  }
+  warnings.slice().reverse().forEach(function (w) {
+    var li = el('li');
+    li.appendChild(el('time', null, new Date(w.time).toLocaleTimeString()));
+    li.appendChild(el('span', 'lvl ' + w.level, w.level));
+    var text = li.appendChild(el('span'));
+    if (w.component) text.appendChild(el('span', 'comp', w.component + ' '));
+    text.appendChild(document.createTextNode(w.msg || ''));
+    if (w.code) { text.appendChild(document.createTextNode(' ')); text.appendChild(el('code', null, w.code)); }
+    list.appendChild(li);
+  });
+  c.appendChild(list);
+  return c;
+}
+
+function render() {
+  if (!doc) return;
+  $('version').textContent = doc.version;
+  $('mode').textContent = doc.mode;
+  var st = $('state');
+  st.textContent = doc.state;
+  st.className = 'badge ' + doc.state;
+  tick();
+  var sections = isObj(doc.sections) ? doc.sections : {};
+  var cards = [];
+  if ('broker' in sections) cards.push(brokerCard(sections.broker));
+  if ('system' in sections) cards.push(systemCard(sections.system));
+  Object.keys(sections).forEach(function (k) { if (KNOWN.indexOf(k) < 0) cards.push(genericCard(k, sections[k])); });
+  cards.push(devicesCard(sections.devices));
+  cards.push(warningsCard());
+  $('cards').replaceChildren.apply($('cards'), cards);
+}
+function tick() {
+  if (!doc) return;
+  var ahead = doc.state === 'serving' && Date.now() - lastEvent < 5000 ? (Date.now() - receivedAt) / 1000 : 0;
+  $('uptime').textContent = duration(doc.uptime_s + ahead);
+  var live = $('live'), fresh = Date.now() - lastEvent < 5000;
+  live.className = 'live ' + (fresh ? 'on' : 'off');
+  $('live-text').textContent = fresh ? 'live' : 'reconnecting…';
+}
+
+function connect() {
+  var es = new EventSource('api/events');
+  es.addEventListener('status', function (e) {
+    doc = JSON.parse(e.data);
+    receivedAt = lastEvent = Date.now();
+    warnings = Array.isArray(doc.warnings) ? doc.warnings.slice(-50) : [];
+    render();
+  });
+  es.addEventListener('warning', function (e) {
+    lastEvent = Date.now();
+    warnings.push(JSON.parse(e.data));
+    if (warnings.length > 50) warnings.shift();
+    var old = document.querySelector('section[data-section="warnings"]');
+    if (old) old.replaceWith(warningsCard());
+  });
+  es.onerror = function () { tick(); };
+}
+setInterval(tick, 1000);
+connect();
+`;
+
+const hash = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+export const STATUS_PAGE_CSP = [
+  "default-src 'none'",
+  `script-src ${hash(SCRIPT)}`,
+  `style-src ${hash(STYLE)}`,
+  "connect-src 'self'",
+  'img-src data:',
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export const STATUS_PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>clawbox status</title>
+<link rel="icon" href="data:,">
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+  <h1>clawbox</h1>
+  <span class="meta">version <b id="version">…</b></span>
+  <span class="meta">mode <b id="mode">…</b></span>
+  <span class="badge" id="state">connecting</span>
+  <span class="meta">up <b id="uptime">…</b></span>
+  <span class="live" id="live"><span class="dot"></span><span id="live-text">connecting…</span></span>
+</header>
+<main id="cards"></main>
+<footer>JSON at <a href="api/status">/api/status</a> · Prometheus at <a href="metrics">/metrics</a></footer>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
