@@ -18,6 +18,7 @@ import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { MessageHandler, Messaging, PublishOptions } from '../messaging.js';
 import { AccessPolicy } from './access.js';
+import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { closeServer, createTcpServer, createTlsServer, listen } from './listeners.js';
@@ -141,6 +142,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       const client = aedes.handle(stream, req);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
+      enforceDeliveryQos(client);
     };
     run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));
     const ports: Running['ports'] = { tcp: await listen(run.tcp, config.host, config.port, 'broker') };
