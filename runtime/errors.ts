@@ -49,6 +49,7 @@ export const ERROR_CATALOG = {
   MODEL_TRUNCATED: { summary: 'the model file is truncated', http: 500, exit: 1 },
   MODEL_UNSUPPORTED: { summary: 'the model architecture is not supported', http: 500, exit: 1 },
   MODEL_OUT_OF_MEMORY: { summary: 'not enough memory to load the model', http: 500, exit: 1 },
+  MODEL_BACKEND_UNAVAILABLE: { summary: 'no llama.cpp compute backend could be initialised', http: 500, exit: 1 },
   MODEL_OUTPUT_INVALID: { summary: 'the model proposed something that does not validate', http: 502, exit: 1 },
   PLUGIN_FAILED: { summary: 'a plugin call failed', http: 502, exit: 1 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
