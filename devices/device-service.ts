@@ -1,0 +1,501 @@
+/**
+ * DeviceService: the one path by which anything touches a device. The topic API, the agent, the IoT
+ * plugin and the status page all call execute()/read(); each call is validated against the device's
+ * derived command schema, queued per device, run by the driver under a deadline, and ends in exactly one
+ * result or one typed error. State changes are published retained on `<base>/<id>`, persisted, and
+ * announced on the event bus.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Component, RuntimeContext } from '../runtime/context.js';
+import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logging.js';
+import type { Messaging } from '../runtime/messaging.js';
+import type { StoreDocument } from '../runtime/store/state-store.js';
+import { CommandValidator, type DeviceSchemas } from './command-schema.js';
+import type { DeviceConfigEntry } from './config-schema.js';
+import { selectConfiguredDevices } from './demo.js';
+import type { DeviceDriver, DriverContext } from './driver.js';
+import { type DriverLoader, loadBuiltinDriver } from './drivers/index.js';
+import { SerialQueue } from './drivers/common.js';
+import type { DeviceStateEvent } from './events.js';
+import { HaDiscovery } from './ha-discovery.js';
+import { LogLimiter } from './log-limiter.js';
+import {
+  type Availability,
+  type DeviceCommand,
+  type DeviceCommandResult,
+  type DeviceDefinition,
+  type DeviceErrorInfo,
+  DEVICE_ID_RE,
+  type DeviceSnapshot,
+  type DeviceState,
+  type ExecuteOptions,
+} from './model.js';
+import {
+  type DevicesDocument,
+  RegistryStore,
+  emptyDevicesDocument,
+  parseDeviceEntry,
+  resolveDefinitions,
+  toDefinition,
+} from './registry.js';
+import { TopicApi } from './topic-api.js';
+
+export type { DeviceCommandResult, DeviceSnapshot, ExecuteOptions } from './model.js';
+
+export interface DeviceServiceDeps {
+  messaging: Messaging;
+  /** Tests and plugins may add drivers; defaults to the built-in catalog. */
+  loadDriver?: DriverLoader;
+  /** Commands waiting per device before BUSY (default 256). */
+  maxQueuePerDevice?: number;
+  /**
+   * Largest payload the device topics accept (default 16 KiB, never above broker.max_payload_bytes).
+   * The broker itself drops anything over broker.max_payload_bytes before it reaches the device layer.
+   */
+  maxPayloadBytes?: number;
+}
+
+export const DEFAULT_DEVICE_PAYLOAD_BYTES = 16 * 1024;
+
+interface DeviceRuntime {
+  def: DeviceDefinition;
+  driver: DeviceDriver | null;
+  state: DeviceState;
+  availability: Availability;
+  updatedAt: number | null;
+  lastError: DeviceErrorInfo | null;
+  queue: SerialQueue;
+  pending: number;
+  /** Set when the device is removed, so late driver callbacks are ignored. */
+  gone: boolean;
+}
+
+/** Extra time the service waits beyond a driver's own deadline before declaring the call lost. */
+const BACKSTOP_MS = 500;
+
+export class DeviceService implements Component {
+  readonly name = 'devices';
+  readonly #messaging: Messaging;
+  readonly #loadDriver: DriverLoader;
+  readonly #maxQueue: number;
+  readonly #maxPayload: number;
+  readonly #devices = new Map<string, DeviceRuntime>();
+  readonly #validator = new CommandValidator();
+  #ctx: RuntimeContext | null = null;
+  #log: Logger | null = null;
+  #limiter: LogLimiter | null = null;
+  #doc: StoreDocument<DevicesDocument> | null = null;
+  #registry: RegistryStore | null = null;
+  #topics: TopicApi | null = null;
+  #discovery: HaDiscovery | null = null;
+  #unregisterStatus: (() => void) | null = null;
+  #persistDirty = false;
+  #persisting: Promise<void> | null = null;
+  #running = false;
+
+  constructor(deps: DeviceServiceDeps) {
+    this.#messaging = deps.messaging;
+    this.#loadDriver = deps.loadDriver ?? loadBuiltinDriver;
+    this.#maxQueue = deps.maxQueuePerDevice ?? 256;
+    this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
+  }
+
+  get baseTopic(): string {
+    return this.#messaging.baseTopic;
+  }
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#log = ctx.logger('devices');
+    this.#limiter = new LogLimiter(this.#log);
+    this.#doc = await ctx.store.open<DevicesDocument>('devices', emptyDevicesDocument);
+    this.#registry = new RegistryStore(this.#doc);
+    this.#discovery = new HaDiscovery(this.#messaging, ctx.version, this.#log);
+    this.#running = true;
+
+    const configured = selectConfiguredDevices(ctx.config.devices ?? [], ctx.config.mode);
+    const { definitions, problems } = resolveDefinitions(configured, this.#doc.data);
+    for (const problem of problems) {
+      this.#log.error({ code: 'CONFIG_INVALID', device: problem.id }, `device ${problem.id}: ${problem.message}`);
+    }
+    await Promise.all(definitions.map((def) => this.#startDevice(def)));
+
+    this.#topics = new TopicApi({
+      messaging: this.#messaging,
+      service: this,
+      maxPayloadBytes: Math.min(this.#maxPayload, ctx.config.broker.max_payload_bytes),
+      logger: this.#log,
+      limiter: this.#limiter,
+    });
+    await this.#topics.start();
+    await this.#discovery.start(() => [...this.#devices.values()].map((rt) => rt.def));
+    this.#unregisterStatus = ctx.status.register('devices', () => this.list());
+    this.#log.info(
+      { devices: definitions.map((d) => d.id), demo: definitions.some((d) => d.origin === 'demo') },
+      `driving ${definitions.length} device(s)`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#unregisterStatus?.();
+    this.#unregisterStatus = null;
+    await this.#topics?.stop();
+    await this.#discovery?.stop();
+    await Promise.all([...this.#devices.values()].map((rt) => this.#stopDevice(rt, 'runtime stopping')));
+    this.#devices.clear();
+    await this.#flushState();
+  }
+
+  // ---- public API ----------------------------------------------------------------------------------
+
+  list(): DeviceSnapshot[] {
+    return [...this.#devices.values()].map((rt) => this.#snapshot(rt));
+  }
+
+  get(id: string): DeviceSnapshot | undefined {
+    const rt = this.#devices.get(id);
+    return rt ? this.#snapshot(rt) : undefined;
+  }
+
+  /** The JSON Schema a command for this device must match (the agent builds its grammar from it). */
+  commandSchema(id: string): Record<string, unknown> {
+    return structuredClone(this.#schemas(id).command);
+  }
+
+  stateSchema(id: string): Record<string, unknown> {
+    return structuredClone(this.#schemas(id).state);
+  }
+
+  /**
+   * THE validated command path. Resolves with the state after the command, or rejects with one
+   * ClawboxError: DEVICE_NOT_FOUND, COMMAND_INVALID, PROPERTY_UNKNOWN, PROPERTY_READ_ONLY,
+   * VALUE_WRONG_TYPE, VALUE_OUT_OF_RANGE, DEVICE_UNAVAILABLE, BUSY, DEVICE_TIMEOUT, DEVICE_ERROR.
+   * Failures are also published on `<base>/<id>/error` and emitted as `device.error`.
+   */
+  async execute(id: string, command: unknown, options: ExecuteOptions): Promise<DeviceCommandResult> {
+    try {
+      const rt = this.#require(id);
+      const valid = this.#validator.validate(rt.def, command);
+      return await this.#enqueue(rt, async () => {
+        const resolved = resolveToggle(valid, rt.state);
+        const patch = await this.#withBackstop(rt, rt.driver!.execute(resolved, rt.def.timeout_ms), 'the command');
+        // Commands always publish, so a client sees one state message per accepted command.
+        await this.#applyState(rt, patch, options.source, true);
+        return {
+          device: id,
+          command: resolved,
+          state: { ...rt.state },
+          ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+        };
+      });
+    } catch (error) {
+      throw this.#fail(id, error, options);
+    }
+  }
+
+  /** Asks the device for the named properties (all when null) and publishes the state. */
+  async read(id: string, properties: readonly string[] | null, options: ExecuteOptions): Promise<DeviceSnapshot> {
+    try {
+      const rt = this.#require(id);
+      if (properties) {
+        const known = this.#validator.schemas(rt.def).stateProperties;
+        const unknown = properties.find((p) => !known.has(p));
+        if (unknown !== undefined) {
+          throw new ClawboxError('PROPERTY_UNKNOWN', `${id} has no property "${unknown.slice(0, 64)}"`, {
+            property: unknown.slice(0, 64),
+          });
+        }
+      }
+      return await this.#enqueue(rt, async () => {
+        const patch = await this.#withBackstop(rt, rt.driver!.read(properties, rt.def.timeout_ms), 'the read');
+        await this.#applyState(rt, patch, options.source, true);
+        return this.#snapshot(rt);
+      });
+    } catch (error) {
+      throw this.#fail(id, error, options);
+    }
+  }
+
+  /** Adds a device at run time (bridge `device/add`); persisted. */
+  async add(input: unknown): Promise<DeviceSnapshot> {
+    const entry = parseDeviceEntry(input);
+    if (this.#devices.has(entry.id)) {
+      throw new ClawboxError('DEVICE_EXISTS', `a device with id "${entry.id}" already exists`, { device: entry.id });
+    }
+    let def: DeviceDefinition;
+    try {
+      def = toDefinition(entry, 'runtime');
+    } catch (error) {
+      throw new ClawboxError('PAYLOAD_INVALID', (error as Error).message);
+    }
+    await this.#registry!.add(entry);
+    await this.#startDevice(def);
+    await this.#discovery?.publishDevice(def);
+    this.#ctx?.bus.emit('device.registry', { action: 'added', id: def.id, name: def.name });
+    return this.get(def.id)!;
+  }
+
+  /** Removes a device (bridge `device/remove`); clears its retained topics; persisted. */
+  async remove(id: string): Promise<void> {
+    const rt = this.#require(id);
+    await this.#registry!.remove(id, rt.def.origin);
+    this.#devices.delete(id);
+    this.#validator.forget(id);
+    await this.#stopDevice(rt, 'removed');
+    rt.gone = true;
+    await this.#discovery?.clearDevice(rt.def);
+    const base = this.baseTopic;
+    await this.#publish(`${base}/${id}`, '', true);
+    await this.#publish(`${base}/${id}/availability`, '', true);
+    this.#ctx?.bus.emit('device.registry', { action: 'removed', id });
+  }
+
+  /** Changes the display name (the id, and so every topic, stays); persisted. */
+  async rename(id: string, name: unknown): Promise<DeviceSnapshot> {
+    const rt = this.#require(id);
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 120) {
+      throw new ClawboxError('PAYLOAD_INVALID', 'name must be a non-empty string of at most 120 characters');
+    }
+    await this.#registry!.rename(id, name);
+    rt.def = { ...rt.def, name };
+    await this.#discovery?.publishDevice(rt.def);
+    this.#ctx?.bus.emit('device.registry', { action: 'renamed', id, name });
+    return this.#snapshot(rt);
+  }
+
+  /** Error bookkeeping for failures the topic API detects before a device is involved (bad JSON, oversize). */
+  async reportInputError(id: string, error: ClawboxError, options: ExecuteOptions): Promise<void> {
+    this.#fail(id, error, options);
+  }
+
+  // ---- device lifecycle ----------------------------------------------------------------------------
+
+  async #startDevice(def: DeviceDefinition): Promise<void> {
+    const stored = this.#doc!.data.states[def.id];
+    const rt: DeviceRuntime = {
+      def,
+      driver: null,
+      state: this.#validator.sanitizeState(def, stored?.state ?? {}),
+      availability: 'offline',
+      updatedAt: stored?.updated_at ?? null,
+      lastError: null,
+      queue: new SerialQueue(),
+      pending: 0,
+      gone: false,
+    };
+    this.#devices.set(def.id, rt);
+    const base = this.baseTopic;
+    await this.#publish(`${base}/${def.id}/availability`, 'offline', true);
+    // The last known state survives restarts: republish it retained before the driver says anything.
+    if (Object.keys(rt.state).length > 0) await this.#publish(`${base}/${def.id}`, JSON.stringify(rt.state), true);
+    await this.#discovery?.publishDevice(def);
+
+    const driverCtx: DriverContext = {
+      definition: def,
+      logger: this.#log!.child({ device: def.id }),
+      messaging: this.#messaging,
+      initialState: { ...rt.state },
+      report: (patch) => {
+        if (rt.gone) return;
+        void this.#applyState(rt, patch, 'device', false).catch(() => {});
+      },
+      setAvailability: (availability, reason) => {
+        if (rt.gone) return;
+        void this.#setAvailability(rt, availability, reason);
+      },
+    };
+    try {
+      const factory = await this.#loadDriver(def.driver);
+      rt.driver = factory(driverCtx);
+      await rt.driver.start();
+    } catch (error) {
+      const err = toClawboxError(error);
+      rt.lastError = { code: err.code, message: err.message, at: Date.now() };
+      this.#log!.error({ code: err.code, device: def.id }, `device ${def.id} failed to start: ${err.message}`);
+    }
+  }
+
+  async #stopDevice(rt: DeviceRuntime, reason: string): Promise<void> {
+    try {
+      await rt.driver?.stop();
+    } catch (error) {
+      this.#log?.warn({ device: rt.def.id, err: error }, `driver of ${rt.def.id} failed to stop cleanly`);
+    }
+    await this.#setAvailability(rt, 'offline', reason);
+    rt.gone = true;
+  }
+
+  async #setAvailability(rt: DeviceRuntime, availability: Availability, reason?: string): Promise<void> {
+    if (rt.availability === availability) return;
+    rt.availability = availability;
+    this.#log?.info({ device: rt.def.id, availability, reason }, `${rt.def.id} is ${availability}`);
+    this.#ctx?.bus.emit('device.availability', {
+      id: rt.def.id,
+      availability,
+      ...(reason === undefined ? {} : { reason }),
+    });
+    await this.#publish(`${this.baseTopic}/${rt.def.id}/availability`, availability, true);
+  }
+
+  // ---- commands ------------------------------------------------------------------------------------
+
+  #require(id: string): DeviceRuntime {
+    const rt = typeof id === 'string' ? this.#devices.get(id) : undefined;
+    if (!rt) {
+      const shown = String(id).slice(0, 64);
+      throw new ClawboxError('DEVICE_NOT_FOUND', `no device with id "${shown}"`, { device: shown });
+    }
+    return rt;
+  }
+
+  #schemas(id: string): DeviceSchemas {
+    return this.#validator.schemas(this.#require(id).def);
+  }
+
+  /** Per-device FIFO with a bound; offline devices fail fast, before and after waiting in line. */
+  async #enqueue<T>(rt: DeviceRuntime, job: () => Promise<T>): Promise<T> {
+    this.#assertOnline(rt);
+    if (rt.pending >= this.#maxQueue) {
+      throw new ClawboxError('BUSY', `${rt.def.id} has ${rt.pending} commands waiting`, {
+        device: rt.def.id,
+        retry_after_ms: Math.max(10, rt.def.timeout_ms / 4),
+      });
+    }
+    rt.pending++;
+    try {
+      return await rt.queue.run(async () => {
+        this.#assertOnline(rt);
+        return job();
+      });
+    } finally {
+      rt.pending--;
+    }
+  }
+
+  #assertOnline(rt: DeviceRuntime): void {
+    if (rt.gone) throw new ClawboxError('DEVICE_NOT_FOUND', `${rt.def.id} was removed`, { device: rt.def.id });
+    if (rt.availability !== 'online' || !rt.driver) {
+      throw new ClawboxError('DEVICE_UNAVAILABLE', `${rt.def.id} is offline`, { device: rt.def.id });
+    }
+  }
+
+  /** A driver that neither answers nor times out must not hold the queue forever. */
+  #withBackstop<T>(rt: DeviceRuntime, work: Promise<T>, what: string): Promise<T> {
+    const ms = rt.def.timeout_ms + BACKSTOP_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const backstop = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ClawboxError('DEVICE_TIMEOUT', `${rt.def.id} did not answer ${what} within ${ms} ms`)),
+        ms,
+      );
+    });
+    return Promise.race([work, backstop]).finally(() => clearTimeout(timer));
+  }
+
+  #fail(id: unknown, error: unknown, options: ExecuteOptions): ClawboxError {
+    const err = toClawboxError(error);
+    const shownId = typeof id === 'string' ? id.slice(0, 64) : String(id);
+    const rt = typeof id === 'string' ? this.#devices.get(id) : undefined;
+    if (rt) rt.lastError = { code: err.code, message: err.message, at: Date.now() };
+    this.#ctx?.bus.emit('device.error', {
+      id: shownId,
+      code: err.code,
+      message: err.message,
+      source: options.source,
+      ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+    });
+    this.#limiter?.warn(
+      `${err.code}:${shownId}`,
+      { code: err.code, device: shownId, source: options.source },
+      `command for ${shownId} failed: ${err.message}`,
+    );
+    if (typeof id === 'string' && DEVICE_ID_RE.test(id)) {
+      const body = {
+        code: err.code,
+        message: err.message,
+        ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+      };
+      void this.#publish(`${this.baseTopic}/${id}/error`, JSON.stringify(body), false);
+    }
+    return err;
+  }
+
+  // ---- state ---------------------------------------------------------------------------------------
+
+  async #applyState(rt: DeviceRuntime, patch: DeviceState, source: DeviceStateEvent['source'], always: boolean) {
+    const clean = this.#validator.sanitizeState(rt.def, patch);
+    const changed = Object.keys(clean).filter((key) => rt.state[key] !== clean[key]);
+    if (changed.length === 0 && !always) return;
+    Object.assign(rt.state, clean);
+    rt.updatedAt = Date.now();
+    const state = { ...rt.state };
+    this.#ctx?.bus.emit('device.state', { id: rt.def.id, state, changed, source });
+    if (changed.length > 0) this.#persistState(rt);
+    await this.#publish(`${this.baseTopic}/${rt.def.id}`, JSON.stringify(state), true);
+  }
+
+  #persistState(rt: DeviceRuntime): void {
+    this.#persistDirty = true;
+    if (this.#doc) {
+      // The in-memory document is updated now; writes are coalesced to at most one in flight.
+      this.#doc.data.states[rt.def.id] = { state: { ...rt.state }, updated_at: rt.updatedAt };
+    }
+    if (!this.#persisting) this.#persisting = this.#writeLoop();
+  }
+
+  async #writeLoop(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.#persistDirty && this.#doc) {
+      this.#persistDirty = false;
+      try {
+        await this.#doc.update(() => {});
+      } catch (error) {
+        this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
+        break;
+      }
+    }
+    this.#persisting = null;
+  }
+
+  async #flushState(): Promise<void> {
+    while (this.#persisting) await this.#persisting;
+  }
+
+  async #publish(topic: string, payload: string, retain: boolean): Promise<void> {
+    try {
+      await this.#messaging.publish(topic, payload, { retain, qos: 0 });
+    } catch (error) {
+      this.#limiter?.warn(`publish:${topic}`, { topic, err: error }, `could not publish on ${topic}`);
+    }
+  }
+
+  #snapshot(rt: DeviceRuntime): DeviceSnapshot {
+    return {
+      id: rt.def.id,
+      name: rt.def.name,
+      driver: rt.def.driver,
+      origin: rt.def.origin,
+      capabilities: structuredClone(rt.def.capabilities),
+      availability: rt.availability,
+      state: { ...rt.state },
+      updated_at: rt.updatedAt,
+      last_error: rt.lastError ? { ...rt.lastError } : null,
+    };
+  }
+
+  /** Performance clock for callers that measure command latency. */
+  static now(): number {
+    return performance.now();
+  }
+}
+
+/** TOGGLE becomes ON or OFF from the last known state, just before the driver runs (so order holds). */
+export function resolveToggle(command: DeviceCommand, state: DeviceState): DeviceCommand {
+  if (command.state !== 'TOGGLE') return command;
+  return { ...command, state: state.state === 'ON' ? 'OFF' : 'ON' };
+}
+
+export type { DeviceConfigEntry, ErrorCode };

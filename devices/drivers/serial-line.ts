@@ -1,0 +1,335 @@
+/**
+ * serial-line: devices that speak text lines over a serial port (AT-style modems, Arduino sketches).
+ * Per property a template (`DIM {brightness}`) and a reply pattern (`^OK DIM (?<brightness>\d+)$`) whose
+ * named groups become state; a query for the whole state; patterns for unsolicited lines; an error
+ * pattern. One exchange at a time, each under the command deadline. The port going away (close event or
+ * the device node vanishing) marks the device offline at once; it reopens with backoff.
+ */
+import { existsSync } from 'node:fs';
+import { ReadlineParser } from '@serialport/parser-readline';
+import { SerialPort } from 'serialport';
+import { ClawboxError } from '../../runtime/errors.js';
+import { impliedState } from '../capabilities.js';
+import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
+import type { Availability, DeviceCommand, DeviceState, StateValue } from '../model.js';
+import { AvailabilityState, Reconnector, SerialQueue, timeoutError } from './common.js';
+
+export interface SerialLineOptions {
+  path: string;
+  baud_rate?: number;
+  delimiter?: string;
+  commands?: Record<string, { template: string; response?: string }>;
+  query?: { template: string; response: string };
+  reports?: string[];
+  error?: string;
+  values?: Record<string, Record<string, string | number>>;
+  poll_interval_ms?: number;
+  reconnect?: { initial_ms?: number; max_ms?: number };
+}
+
+/** How often the device node is checked while open: a vanished node means unplugged (< 2 s to offline). */
+const PRESENCE_CHECK_MS = 250;
+/** Consecutive failed polls after which a device that keeps its port open counts as offline. */
+const POLL_FAILURES_OFFLINE = 3;
+
+interface Waiter {
+  response: RegExp | null;
+  resolve: (groups: Record<string, string>) => void;
+  reject: (error: ClawboxError) => void;
+}
+
+export class ValueCodec {
+  constructor(private readonly values: Record<string, Record<string, string | number>> = {}) {}
+
+  /** Capability value -> wire text. */
+  encode(property: string, value: StateValue): string {
+    const mapped = this.values[property]?.[String(value)];
+    return String(mapped ?? value);
+  }
+
+  /** Wire text -> capability value (reverse map, then number when it looks like one). */
+  decode(property: string, text: string): StateValue {
+    const map = this.values[property];
+    if (map) {
+      for (const [value, wire] of Object.entries(map)) if (String(wire) === text) return coerce(value);
+    }
+    return coerce(text);
+  }
+}
+
+function coerce(text: string): StateValue {
+  return /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
+}
+
+/** Fills `{property}` placeholders; a placeholder with no value is a configuration error. */
+export function renderTemplate(template: string, values: Record<string, StateValue>, codec: ValueCodec, device: string) {
+  return template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) {
+      throw new ClawboxError('COMMAND_INVALID', `${device}: template "${template}" needs "${name}", which is unknown`);
+    }
+    return codec.encode(name, value);
+  });
+}
+
+class SerialLineDriver implements DeviceDriver {
+  readonly #o: SerialLineOptions;
+  readonly #id: string;
+  readonly #availability: AvailabilityState;
+  readonly #reconnector: Reconnector;
+  readonly #queue = new SerialQueue();
+  readonly #codec: ValueCodec;
+  readonly #reports: RegExp[];
+  readonly #error: RegExp | null;
+  readonly #known: DeviceState;
+  #port: SerialPort | null = null;
+  #waiter: Waiter | null = null;
+  #presence: NodeJS.Timeout | null = null;
+  #poll: NodeJS.Timeout | null = null;
+  #pollFailures = 0;
+  #stopped = false;
+
+  constructor(private readonly ctx: DriverContext) {
+    this.#o = ctx.definition.options.serial as SerialLineOptions;
+    this.#id = ctx.definition.id;
+    this.#availability = new AvailabilityState(ctx);
+    this.#codec = new ValueCodec(this.#o.values);
+    // Unsolicited lines: the report patterns, and the query reply (a device may push its status).
+    this.#reports = [...(this.#o.reports ?? []), ...(this.#o.query ? [this.#o.query.response] : [])].map(
+      (r) => new RegExp(r),
+    );
+    this.#error = this.#o.error ? new RegExp(this.#o.error) : null;
+    this.#known = { ...ctx.initialState };
+    const backoff = { initial_ms: this.#o.reconnect?.initial_ms ?? 250, max_ms: this.#o.reconnect?.max_ms ?? 5000 };
+    this.#reconnector = new Reconnector(
+      () => this.#open(),
+      backoff,
+      (error, attempt, next) => {
+        const log = attempt === 1 ? 'warn' : 'debug';
+        this.ctx.logger[log](
+          { path: this.#o.path, attempt, retry_in_ms: next, reason: (error as Error).message },
+          `cannot open ${this.#o.path}; retrying`,
+        );
+      },
+    );
+  }
+
+  get availability(): Availability {
+    return this.#availability.value;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.#reconnector.start();
+    const every = this.#o.poll_interval_ms ?? 0;
+    if (every > 0 && this.#o.query) {
+      this.#poll = setInterval(() => void this.#pollOnce(), every);
+      this.#poll.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#reconnector.stop();
+    if (this.#poll) clearInterval(this.#poll);
+    this.#poll = null;
+    await this.#closePort('stopped');
+  }
+
+  async execute(command: DeviceCommand, timeoutMs: number): Promise<DeviceState> {
+    this.#availability.assertOnline();
+    const deadline = Date.now() + timeoutMs;
+    return this.#queue.run(async () => {
+      const values = { ...this.#known, ...command };
+      const patch: DeviceState = {};
+      const sent = new Set<string>();
+      for (const property of Object.keys(command)) {
+        const spec = this.#o.commands?.[property];
+        if (!spec) {
+          throw new ClawboxError('COMMAND_INVALID', `${this.#id} has no serial template for "${property}"`);
+        }
+        const line = renderTemplate(spec.template, values, this.#codec, this.#id);
+        if (sent.has(line)) continue; // one template may carry several properties
+        sent.add(line);
+        const groups = await this.#exchange(line, spec.response ?? null, deadline, `${property}`);
+        Object.assign(patch, this.#decode(groups));
+      }
+      // A bare confirmation ("OK") confirms what was asked for.
+      const confirmed = { ...impliedState(this.ctx.definition.capabilities, command), ...patch };
+      Object.assign(this.#known, confirmed);
+      return confirmed;
+    });
+  }
+
+  async read(properties: readonly string[] | null, timeoutMs: number): Promise<DeviceState> {
+    this.#availability.assertOnline();
+    const state = await this.#query(timeoutMs);
+    if (!properties) return state;
+    return Object.fromEntries(properties.filter((p) => p in state).map((p) => [p, state[p] ?? null]));
+  }
+
+  /** Runs the query (when configured) and returns the full known state. */
+  async #query(timeoutMs: number): Promise<DeviceState> {
+    const query = this.#o.query;
+    if (query) {
+      const deadline = Date.now() + timeoutMs;
+      const groups = await this.#queue.run(() => this.#exchange(query.template, query.response, deadline, 'the query'));
+      Object.assign(this.#known, this.#decode(groups));
+    }
+    return { ...this.#known };
+  }
+
+  // ---- the port ------------------------------------------------------------------------------------
+
+  async #open(): Promise<void> {
+    if (this.#stopped) return;
+    if (!existsSync(this.#o.path)) throw new Error(`${this.#o.path} does not exist`);
+    const port = new SerialPort({ path: this.#o.path, baudRate: this.#o.baud_rate ?? 9600, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
+    if (this.#stopped) {
+      await closeQuietly(port);
+      return;
+    }
+    this.#port = port;
+    const parser = port.pipe(new ReadlineParser({ delimiter: this.#o.delimiter ?? '\n', encoding: 'utf8' }));
+    parser.on('data', (line: string) => this.#onLine(line.replace(/\r$/, '')));
+    port.on('error', (error) => this.#lost(port, `port error: ${error.message}`));
+    port.on('close', (error?: { disconnected?: boolean; message?: string }) =>
+      this.#lost(port, error?.disconnected ? 'disconnected' : 'port closed'),
+    );
+    this.#presence = setInterval(() => {
+      if (!existsSync(this.#o.path)) this.#lost(port, `${this.#o.path} disappeared`);
+    }, PRESENCE_CHECK_MS);
+    this.#presence.unref();
+    this.#pollFailures = 0;
+    this.#availability.set('online');
+    this.ctx.logger.info({ path: this.#o.path }, `opened ${this.#o.path}`);
+    // Learn the current state right away; a silent device stays online until polls keep failing.
+    if (this.#o.query) {
+      this.#query(this.ctx.definition.timeout_ms).then(
+        (state) => this.ctx.report(state),
+        () => {},
+      );
+    }
+  }
+
+  #lost(port: SerialPort, reason: string): void {
+    if (this.#port !== port) return;
+    this.#port = null;
+    if (this.#presence) clearInterval(this.#presence);
+    this.#presence = null;
+    this.#failWaiter(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} went offline (${reason})`));
+    this.#availability.set('offline', reason);
+    void closeQuietly(port);
+    if (!this.#stopped) this.#reconnector.lost();
+  }
+
+  async #closePort(reason: string): Promise<void> {
+    const port = this.#port;
+    if (port) {
+      this.#lost(port, reason);
+      await closeQuietly(port);
+    }
+    this.#availability.set('offline', reason);
+  }
+
+  // ---- exchanges -----------------------------------------------------------------------------------
+
+  /** Writes one line and waits for the reply pattern (or just the write, when there is none). */
+  async #exchange(line: string, response: string | null, deadline: number, what: string) {
+    const port = this.#port;
+    if (!port) throw new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} is offline`, { device: this.#id });
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) throw timeoutError(this.#id, what, 0);
+    return new Promise<Record<string, string>>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiter = null;
+        reject(timeoutError(this.#id, what, remaining));
+      }, remaining);
+      const settle = {
+        resolve: (groups: Record<string, string>) => {
+          clearTimeout(timer);
+          this.#waiter = null;
+          resolve(groups);
+        },
+        reject: (error: ClawboxError) => {
+          clearTimeout(timer);
+          this.#waiter = null;
+          reject(error);
+        },
+      };
+      if (response) this.#waiter = { response: new RegExp(response), ...settle };
+      port.write(line + (this.#o.delimiter ?? '\n'), (error) => {
+        if (error) settle.reject(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id}: write failed: ${error.message}`));
+        else if (!response) settle.resolve({});
+      });
+    });
+  }
+
+  #onLine(line: string): void {
+    const waiter = this.#waiter;
+    if (waiter) {
+      const error = this.#error?.exec(line);
+      if (error) {
+        waiter.reject(
+          new ClawboxError('DEVICE_ERROR', `${this.#id} answered: ${error.groups?.message ?? line}`.slice(0, 300), {
+            device: this.#id,
+          }),
+        );
+        return;
+      }
+      const match = waiter.response?.exec(line);
+      if (match) {
+        waiter.resolve({ ...match.groups });
+        return;
+      }
+    }
+    for (const pattern of this.#reports) {
+      const match = pattern.exec(line);
+      if (match?.groups) {
+        const patch = this.#decode({ ...match.groups });
+        Object.assign(this.#known, patch);
+        this.ctx.report(patch);
+        return;
+      }
+    }
+    this.ctx.logger.debug({ line: line.slice(0, 200) }, 'ignored a line from the device');
+  }
+
+  #failWaiter(error: ClawboxError): void {
+    this.#waiter?.reject(error);
+    this.#waiter = null;
+  }
+
+  #decode(groups: Record<string, string>): DeviceState {
+    const out: DeviceState = {};
+    for (const [key, text] of Object.entries(groups)) {
+      if (text !== undefined) out[key] = this.#codec.decode(key, text);
+    }
+    return out;
+  }
+
+  async #pollOnce(): Promise<void> {
+    if (this.#stopped || !this.#port) return;
+    try {
+      const state = await this.#query(this.ctx.definition.timeout_ms);
+      this.#pollFailures = 0;
+      this.#availability.set('online');
+      this.ctx.report(state);
+    } catch (error) {
+      this.#pollFailures++;
+      if (this.#pollFailures >= POLL_FAILURES_OFFLINE && this.#port) {
+        this.#availability.set('offline', `${this.#pollFailures} polls failed: ${(error as Error).message}`);
+      }
+    }
+  }
+}
+
+function closeQuietly(port: SerialPort): Promise<void> {
+  return new Promise((resolve) => {
+    if (!port.isOpen) return resolve();
+    port.close(() => resolve());
+  });
+}
+
+export const createSerialLineDriver: DriverFactory = (ctx) => new SerialLineDriver(ctx);
