@@ -26,6 +26,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { UpgradeHandler } from '../broker/broker.js';
 import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
@@ -40,10 +41,7 @@ import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 
 export type { HttpMethod, RouteHandler, RouteOptions, RouteRequest } from './router.js';
 
-/** Same shape as broker.ts's UpgradeHandler (structural, so either satisfies the other). */
-export interface UpgradeHandler {
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
-}
+export type { UpgradeHandler };
 
 export interface HttpServerOptions {
   /** Upgrade handlers by exact path, e.g. `{ '/mqtt': broker }`. */
@@ -280,8 +278,8 @@ export class HttpServer implements Component {
     const handler = url && Object.hasOwn(this.#options.upgrades, url.pathname) ? this.#options.upgrades[url.pathname] : undefined;
     if (!handler || this.#stopping) {
       const status = this.#stopping ? '503 Service Unavailable' : '404 Not Found';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      socket.destroy();
+      // Destroy once the answer is flushed: a client that never closes its side cannot hold the socket.
+      socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
       return;
     }
     try {

@@ -135,6 +135,8 @@ function fmt(key, v) {
     if (/_ms$/.test(key)) return num(v, 1) + ' ms';
     if (/(^|_)s$/.test(key)) return duration(v);
     if (/_c$/.test(key)) return num(v, 1) + ' °C';
+    // Ports and ids read wrong with thousands separators.
+    if (/(^|_)(port|tcp|tls|pid|id)$/.test(key)) return String(v);
     return num(v);
   }
   if (typeof v === 'string' && /_at$/.test(key) && !isNaN(Date.parse(v))) return new Date(v).toLocaleString();
@@ -158,6 +160,13 @@ function kv(obj, depth) {
   });
   return dl;
 }
+// A small object inside a table cell: "power ON · brightness 180".
+function inline(obj) {
+  return Object.keys(obj).map(function (k) {
+    var v = obj[k];
+    return label(k) + ' ' + (isObj(v) || Array.isArray(v) ? JSON.stringify(v) : fmt(k, v));
+  }).join(' · ');
+}
 function table(rows, idKey) {
   var cols = [];
   if (idKey) cols.push(idKey);
@@ -170,7 +179,7 @@ function table(rows, idKey) {
     var tr = el('tr');
     cols.forEach(function (c) {
       var v = r[c];
-      tr.appendChild(el('td', null, isObj(v) || (Array.isArray(v) && v.some(isObj)) ? JSON.stringify(v) : fmt(c, v)));
+      tr.appendChild(el('td', null, isObj(v) ? inline(v) : Array.isArray(v) && v.some(isObj) ? JSON.stringify(v) : fmt(c, v)));
     });
     body.appendChild(tr);
   });
