@@ -21,6 +21,7 @@ import { AccessPolicy } from './access.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
+import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen } from './listeners.js';
 import { type BrokerPersistence, openPersistence } from './persistence.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
@@ -129,6 +130,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     });
     run.aedes = aedes;
     this.#wrapPublish(aedes, policy, stats);
+    markRedeliveries(aedes);
     this.#watch(aedes, logger);
     run.internal = new InternalClient(aedes, logger);
 
