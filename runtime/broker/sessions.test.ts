@@ -10,7 +10,7 @@ import t from 'tap';
 import { hashPassword } from '../auth/password.js';
 import { RawClient, closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
 
-function tempState(t: Tap.Test): string {
+function tempState(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-broker-state-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
