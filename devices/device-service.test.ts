@@ -1,0 +1,95 @@
+/**
+ * DeviceService lifecycle: demo defaults, persistence across restarts, events, status, registry changes.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { demoDevices } from './demo.js';
+import type { DeviceStateEvent } from './events.js';
+import { connectClient, json, startStack } from './test-fixtures/stack.js';
+
+t.test('no devices: key in local mode drives the demo set; appliance mode does not', async (t) => {
+  const tc = await import('../runtime/broker/test-context.js');
+  const local = tc.makeTestContext({});
+  t.teardown(() => local.cleanup());
+  t.same(
+    local.ctx.config.devices.map((d) => d.id),
+    demoDevices().map((d) => d.id),
+    'the config default is the demo set',
+  );
+  const stack = await startStack(t, { config: { devices: undefined } });
+  const ids = stack.service.list().map((d) => d.id);
+  t.same(ids, ['lamp', 'light', 'thermostat', 'temperature', 'cover']);
+  t.ok(stack.service.list().every((d) => d.origin === 'demo' && d.availability === 'online'));
+  await stack.service.execute('light', { brightness: 30 }, { source: 'test' });
+
+  const appliance = await startStack(t, {
+    config: { devices: undefined, mode: 'appliance', http: { token: 'x'.repeat(32) }, broker: { anonymous: 'never' } },
+  });
+  t.same(appliance.service.list(), [], 'demo devices are local-mode only');
+});
+
+t.test('state, runtime devices and renames survive a restart and are republished retained', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = {
+    devices: [{ id: 'lamp', driver: 'simulated', capabilities: ['switch'] }],
+    broker: { persistence: { enabled: false } },
+  };
+  const first = await startStack(t, { config, stateDir });
+  await first.service.execute('lamp', { state: 'ON' }, { source: 'test' });
+  await first.service.add({ id: 'fan', driver: 'simulated', capabilities: ['switch', 'dimmer'] });
+  await first.service.execute('fan', { brightness: 70 }, { source: 'test' });
+  await first.service.rename('lamp', 'Desk lamp');
+  await first.stop();
+
+  // Broker persistence is off: whatever is retained after the restart was republished by the device layer.
+  const second = await startStack(t, { config, stateDir });
+  t.same(second.service.get('lamp')?.state, { state: 'ON' });
+  t.equal(second.service.get('lamp')?.name, 'Desk lamp');
+  t.match(second.service.get('fan'), { origin: 'runtime', state: { brightness: 70 } });
+  const c = await connectClient(t, second.url);
+  await c.subscribe('clawbox/+');
+  const lamp = await c.waitFor('clawbox/lamp', () => true, 3000, true);
+  t.same([json(lamp.payload), lamp.retain], [{ state: 'ON' }, true]);
+  const fan = await c.waitFor('clawbox/fan', () => true, 3000, true);
+  t.match(json(fan.payload), { brightness: 70 });
+
+  await second.service.remove('lamp');
+  await second.stop();
+  const third = await startStack(t, { config, stateDir });
+  t.equal(third.service.get('lamp'), undefined, 'a removed config device stays removed');
+  await third.service.add({ id: 'lamp', driver: 'simulated', capabilities: ['switch'] });
+  t.same(third.service.get('lamp')?.state, { state: 'OFF' }, 'added again from scratch');
+});
+
+t.test('events, status section and the command schema', async (t) => {
+  const stack = await startStack(t, {
+    config: { devices: [{ id: 'lamp', driver: 'simulated', capabilities: ['switch'] }] },
+  });
+  const states: DeviceStateEvent[] = [];
+  const registry: unknown[] = [];
+  const errors: unknown[] = [];
+  stack.tc.ctx.bus.on('device.state', (e) => states.push(e));
+  stack.tc.ctx.bus.on('device.registry', (e) => registry.push(e));
+  stack.tc.ctx.bus.on('device.error', (e) => errors.push(e));
+  const result = await stack.service.execute('lamp', { state: 'TOGGLE' }, { source: 'agent', transaction: 'q' });
+  t.same(result, { device: 'lamp', command: { state: 'ON' }, state: { state: 'ON' }, transaction: 'q' });
+  t.match(states.at(-1), { id: 'lamp', changed: ['state'], source: 'agent' });
+  await t.rejects(stack.service.execute('lamp', { state: 'DIM' }, { source: 'agent' }), { code: 'VALUE_OUT_OF_RANGE' });
+  t.match(errors.at(-1), { id: 'lamp', code: 'VALUE_OUT_OF_RANGE', source: 'agent' });
+  await t.rejects(stack.service.execute('ghost', { state: 'ON' }, { source: 'agent' }), { code: 'DEVICE_NOT_FOUND' });
+  await stack.service.add({ id: 'fan', driver: 'simulated', capabilities: ['switch'] });
+  await stack.service.rename('fan', 'Fan');
+  await stack.service.remove('fan');
+  t.same(registry, [
+    { action: 'added', id: 'fan', name: 'fan' },
+    { action: 'renamed', id: 'fan', name: 'Fan' },
+    { action: 'removed', id: 'fan' },
+  ]);
+  const status = (await stack.tc.ctx.status.snapshot()).devices as Array<Record<string, unknown>>;
+  t.match(status, [{ id: 'lamp', availability: 'online', state: { state: 'ON' }, last_error: { code: 'VALUE_OUT_OF_RANGE' } }]);
+  t.match(stack.service.commandSchema('lamp'), { type: 'object', additionalProperties: false });
+  t.throws(() => stack.service.commandSchema('ghost'), { code: 'DEVICE_NOT_FOUND' });
+});
