@@ -115,6 +115,7 @@ t.test('/healthz: 503 while starting, 200 when serving, 503 while the rest of th
   t.equal(stopping.status, 503, 'healthz flips while other components stop');
   t.same(json(stopping), { status: 'stopping' });
   t.equal(stopping.headers.connection, 'close', 'connections are let go while stopping');
+  t.match(json(await request(port, '/api/status')), { state: 'stopping' }, 'the API still answers, and says so');
   releaseSlow();
   await stopped;
   await t.rejects(request(port, '/healthz'), { code: 'ECONNREFUSED' }, 'closed after its own stop');

@@ -8,6 +8,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RuntimeContext } from '../context.js';
+import { ClawboxError } from '../errors.js';
+import { sendError } from './respond.js';
 import { buildStatusDocument } from './status-document.js';
 
 const MAX_BUFFERED_BYTES = 1024 * 1024;
@@ -19,6 +21,7 @@ export class LiveEvents {
   readonly #unsubscribe: Array<() => void> = [];
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
+  #closed = false;
 
   constructor(ctx: RuntimeContext, options: { intervalMs?: number } = {}) {
     this.#ctx = ctx;
@@ -35,6 +38,11 @@ export class LiveEvents {
 
   /** Turns this response into an event stream until the client goes away or close() is called. */
   open(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#closed) {
+      // The server is stopping: no new stream (the browser retries and finds the next run).
+      sendError(res, new ClawboxError('BUSY', 'the server is stopping'));
+      return;
+    }
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-store',
@@ -55,6 +63,7 @@ export class LiveEvents {
 
   /** Ends every stream (the server is stopping) and stops listening to the runtime. */
   close(): void {
+    this.#closed = true;
     this.#stopTimer();
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     for (const res of this.#streams) res.end();
