@@ -45,7 +45,8 @@ export function createApp(options: AppOptions): App {
 
   const broker = new Broker();
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
-  const components: Component[] = [broker, http];
+  // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
+  const components: Component[] = [http, broker];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {

@@ -91,7 +91,14 @@ async function runStart(file: string | undefined, mode: Mode | undefined): Promi
   }
   notifier.ready();
   log.info(
-    { version: VERSION, mode: config.mode, config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir },
+    {
+      version: VERSION,
+      mode: config.mode,
+      config: source ?? '(embedded defaults)',
+      stateDir: app.ctx.stateDir,
+      mqttPort: app.broker.port,
+      httpPort: app.http.port,
+    },
     `clawbox ${VERSION} serving: mqtt://${config.broker.host}:${app.broker.port} http://${config.http.host}:${app.http.port}`,
   );
   await new Promise<void>((resolve) => {
