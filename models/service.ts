@@ -1,0 +1,253 @@
+/**
+ * ModelService: the runtime component that owns the local models. At start it verifies and loads the
+ * `main` model (then the `small` one, if configured) in the background, so the broker and the fast path
+ * serve at once; any model error is logged with its code and the runtime stays up in no-model mode.
+ * It reports the `model` status section and gives the agent and the scheduler the loaded engines.
+ */
+import path from 'node:path';
+import type { Llama } from 'node-llama-cpp';
+import type { Component, RuntimeContext } from '../runtime/context.js';
+import { type ErrorCode, toClawboxError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logging.js';
+import type { SelectBackendOptions } from './engine/backend.js';
+import { type EngineStatus, ModelEngine } from './engine/engine.js';
+import { type HashCache, type ModelRecord, ModelRegistry } from './registry.js';
+
+export type ModelState = 'idle' | 'no-model' | 'verifying' | 'loading' | 'ready' | 'error' | 'stopped';
+export type ModelRole = 'main' | 'small';
+
+export interface ModelStateEvent {
+  role: ModelRole;
+  name: string | null;
+  state: ModelState;
+  progress?: number;
+  error?: { code: ErrorCode; message: string };
+}
+
+declare module '../runtime/events.js' {
+  interface RuntimeEvents {
+    'model.state': [ModelStateEvent];
+  }
+}
+
+export interface ModelServiceDeps {
+  /** Backend selection overrides (tests inject a failing GPU loader). */
+  backend?: SelectBackendOptions;
+  /** Share an existing llama.cpp backend instead of creating one. */
+  llama?: Llama;
+  /** Where file hashes are remembered; defaults to the `models` state-store document. */
+  hashCache?: HashCache;
+  /** Folder relative model paths resolve against; defaults to the config file's folder. */
+  baseDir?: string;
+  /** Also load the `small` model (default true). */
+  loadSmall?: boolean;
+}
+
+interface Slot {
+  role: ModelRole;
+  record: ModelRecord | null;
+  state: ModelState;
+  progress: number;
+  error: { code: ErrorCode; message: string } | null;
+  engine: ModelEngine | null;
+}
+
+export class ModelService implements Component {
+  readonly name = 'models';
+  readonly #deps: ModelServiceDeps;
+  readonly #slots: Record<ModelRole, Slot> = {
+    main: { role: 'main', record: null, state: 'idle', progress: 0, error: null, engine: null },
+    small: { role: 'small', record: null, state: 'idle', progress: 0, error: null, engine: null },
+  };
+  #ctx: RuntimeContext | null = null;
+  #logger: Logger | null = null;
+  #abort = new AbortController();
+  #loading: Promise<void> = Promise.resolve();
+  #unregister: (() => void) | null = null;
+  #registry: ModelRegistry | null = null;
+
+  constructor(deps: ModelServiceDeps = {}) {
+    this.#deps = deps;
+  }
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#logger = ctx.logger('models');
+    this.#abort = new AbortController();
+    const baseDir = this.#deps.baseDir ?? (ctx.configSource ? path.dirname(path.resolve(ctx.configSource)) : process.cwd());
+    this.#registry = new ModelRegistry(ctx.config.models, baseDir);
+    for (const problem of this.#registry.problems()) this.#logger.warn({ code: 'CONFIG_INVALID' }, problem);
+    this.#unregister = ctx.status.register('model', () => this.status());
+    const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
+    this.#slots.main.record = this.#registry.byRole('main') ?? null;
+    this.#slots.small.record = this.#deps.loadSmall === false ? null : (this.#registry.byRole('small') ?? null);
+    if (!this.#slots.main.record) {
+      this.#set(this.#slots.main, 'no-model');
+      this.#logger.info('no main model configured; running without a local model (fast path only)');
+    }
+    if (!this.#slots.small.record) this.#slots.small.state = 'no-model';
+    // Load in the background: a multi-gigabyte model must not hold up the broker or the status page.
+    this.#loading = (async () => {
+      for (const slot of [this.#slots.main, this.#slots.small]) {
+        if (slot.record && !this.#abort.signal.aborted) await this.#load(slot, hashCache);
+      }
+    })();
+  }
+
+  async #storeHashCache(ctx: RuntimeContext): Promise<HashCache | undefined> {
+    try {
+      const doc = await ctx.store.open<{ hashes: Record<string, string> }>('models', () => ({ hashes: {} }));
+      return {
+        get: (key) => doc.data.hashes[key],
+        set: (key, sha256) =>
+          doc.update((data) => {
+            data.hashes[key] = sha256;
+            // Keep the document small: only recent files matter.
+            const keys = Object.keys(data.hashes);
+            for (const old of keys.slice(0, Math.max(0, keys.length - 32))) delete data.hashes[old];
+          }),
+      };
+    } catch (error) {
+      this.#logger?.warn({ err: error }, 'model hash cache unavailable; files are hashed at every start');
+      return undefined;
+    }
+  }
+
+  #set(slot: Slot, state: ModelState, extra: Partial<Pick<Slot, 'progress' | 'error'>> = {}): void {
+    slot.state = state;
+    if (extra.progress !== undefined) slot.progress = extra.progress;
+    if (extra.error !== undefined) slot.error = extra.error;
+    this.#ctx?.bus.emit('model.state', {
+      role: slot.role,
+      name: slot.record?.entry.name ?? null,
+      state,
+      ...(state === 'loading' ? { progress: slot.progress } : {}),
+      ...(slot.error && state === 'error' ? { error: slot.error } : {}),
+    });
+  }
+
+  async #load(slot: Slot, hashCache: HashCache | undefined): Promise<void> {
+    const record = slot.record!;
+    const logger = this.#logger!;
+    const name = record.entry.name;
+    try {
+      this.#set(slot, 'verifying', { error: null });
+      let lastHashLog = 0;
+      const verified = await this.#registry!.verify(record, {
+        hash: 'if-expected',
+        ...(hashCache ? { hashCache } : {}),
+        onHashProgress: (bytes, total) => {
+          if (total > 256 << 20 && bytes - lastHashLog > total / 10) {
+            lastHashLog = bytes;
+            logger.info({ model: name, progress: Math.round((bytes / total) * 100) }, `checking sha256 of ${name}`);
+          }
+        },
+      });
+      if (this.#abort.signal.aborted) return;
+      this.#set(slot, 'loading', { progress: 0 });
+      logger.info(
+        { model: name, file: record.file, architecture: verified.summary.architecture, quantization: verified.summary.quantization },
+        `loading ${slot.role} model ${name} (${verified.summary.architecture} ${verified.summary.quantization}, ${(verified.summary.file_size / (1 << 20)).toFixed(1)} MiB)`,
+      );
+      let lastProgressLog = 0;
+      const engine = await ModelEngine.load({
+        entry: { ...record.entry, path: record.file },
+        logger,
+        signal: this.#abort.signal,
+        ...(this.#deps.llama ? { llama: this.#deps.llama } : {}),
+        ...(this.#deps.backend ? { backend: this.#deps.backend } : {}),
+        details: {
+          ...(verified.sha256 ? { sha256: verified.sha256 } : {}),
+          quantization: verified.summary.quantization,
+          architecture: verified.summary.architecture,
+          parameters: verified.summary.parameters,
+        },
+        onProgress: (fraction) => {
+          slot.progress = fraction;
+          if (verified.summary.file_size > 64 << 20 && fraction - lastProgressLog >= 0.25) {
+            lastProgressLog = fraction;
+            logger.info({ model: name, progress: Math.round(fraction * 100) }, `loading ${name}: ${Math.round(fraction * 100)}%`);
+          }
+        },
+      });
+      if (this.#abort.signal.aborted) {
+        await engine.dispose();
+        return;
+      }
+      slot.engine = engine;
+      this.#set(slot, 'ready', { progress: 1 });
+    } catch (error) {
+      if (this.#abort.signal.aborted) return;
+      const typed = toClawboxError(error);
+      slot.error = { code: typed.code, message: typed.message };
+      this.#set(slot, 'error');
+      logger.error(
+        { code: typed.code, model: name, file: record.file, ...typed.details },
+        `${slot.role} model ${name} not loaded: ${typed.code}: ${typed.message}; running without it`,
+      );
+    }
+  }
+
+  /** Resolves when the start-up load attempts finished (successfully or not). */
+  async whenSettled(): Promise<void> {
+    await this.#loading;
+  }
+
+  /** The loaded engine for a role, or null (no model, still loading, or failed). */
+  engine(role: ModelRole = 'main'): ModelEngine | null {
+    return this.#slots[role].engine;
+  }
+
+  state(role: ModelRole = 'main'): { state: ModelState; error: { code: ErrorCode; message: string } | null } {
+    return { state: this.#slots[role].state, error: this.#slots[role].error };
+  }
+
+  status(): Record<string, unknown> {
+    const describe = (slot: Slot) => {
+      const engine: EngineStatus | null = slot.engine?.status() ?? null;
+      return {
+        name: slot.record?.entry.name ?? null,
+        state: slot.state,
+        ...(slot.state === 'loading' ? { progress: Math.round(slot.progress * 100) / 100 } : {}),
+        ...(slot.error ? { error: slot.error } : {}),
+        ...(engine
+          ? {
+              backend: engine.info.backend,
+              requested_backend: engine.info.requested_backend,
+              fallback: engine.info.fallback,
+              devices: engine.info.devices,
+              vram: engine.info.vram,
+              gpu_layers: engine.info.gpu_layers,
+              layers: engine.info.layers,
+              threads: engine.info.threads,
+              batch_threads: engine.info.batch_threads,
+              context_size: engine.info.context_size,
+              sequences: engine.sequences,
+              file: engine.info.file,
+              quantization: engine.info.quantization,
+              architecture: engine.info.architecture,
+              parameters: engine.info.parameters,
+              load_ms: engine.info.load_ms,
+              rates: engine.rates,
+              requests: engine.requests,
+            }
+          : {}),
+      };
+    };
+    const main = describe(this.#slots.main);
+    return this.#slots.small.record ? { ...main, small: describe(this.#slots.small) } : main;
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loading.catch(() => {});
+    for (const slot of [this.#slots.main, this.#slots.small]) {
+      const engine = slot.engine;
+      slot.engine = null;
+      if (engine) await engine.dispose();
+      if (slot.record) slot.state = 'stopped';
+    }
+    this.#unregister?.();
+    this.#unregister = null;
+  }
+}
