@@ -202,15 +202,18 @@ class SerialLineDriver implements DeviceDriver {
     }, PRESENCE_CHECK_MS);
     this.#presence.unref();
     this.#pollFailures = 0;
+    // With a status query, "online" means the device answered it (a USB adapter can be present while
+    // the device behind it still boots); otherwise an open port is all we can know.
+    if (this.#o.query) {
+      try {
+        this.ctx.report(await this.#query(this.ctx.definition.timeout_ms));
+      } catch (error) {
+        this.#lost(port, 'no answer to the status query');
+        throw error;
+      }
+    }
     this.#availability.set('online');
     this.ctx.logger.info({ path: this.#o.path }, `opened ${this.#o.path}`);
-    // Learn the current state right away; a silent device stays online until polls keep failing.
-    if (this.#o.query) {
-      this.#query(this.ctx.definition.timeout_ms).then(
-        (state) => this.ctx.report(state),
-        () => {},
-      );
-    }
   }
 
   #lost(port: SerialPort, reason: string): void {
