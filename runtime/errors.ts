@@ -52,6 +52,7 @@ export const ERROR_CATALOG = {
   MODEL_BACKEND_UNAVAILABLE: { summary: 'no llama.cpp compute backend could be initialised', http: 500, exit: 1 },
   MODEL_OUTPUT_INVALID: { summary: 'the model proposed something that does not validate', http: 502, exit: 1 },
   PLUGIN_FAILED: { summary: 'a plugin call failed', http: 502, exit: 1 },
+  PLUGIN_INVALID: { summary: 'a plugin folder or manifest is invalid or unsafe, so it was not loaded', http: 500, exit: 1 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
 } as const satisfies Record<string, ErrorSpec>;
 
