@@ -1,0 +1,119 @@
+import t from 'tap';
+import { FakeClock } from './clock.js';
+import { resolveSchedulerConfig } from './config-schema.js';
+import { AdaptiveQueue } from './queue.js';
+import { EwmaServiceModel, evaluatedTokens } from './service-model.js';
+
+const plan = { prompt_tokens: 20, max_output_tokens: 10 };
+
+t.test('no estimate before a measurement; a seed gives one at once', async (t) => {
+  const clock = new FakeClock();
+  t.equal(new EwmaServiceModel({ clock }).estimate(plan, 'full', 1), null);
+  const seeded = new EwmaServiceModel({ clock, seed: { prefill_overhead_ms: 5, prefill_ms_per_token: 2, decode_ms_per_token: 10 } });
+  // 5 + 20 x 2 + (10 - 1) x 10
+  t.equal(Math.round(seeded.estimate(plan, 'full', 1)!), 135);
+  t.match(seeded.snapshot(), { prefill_overhead_ms: 5, prefill_ms_per_token: 2, decode_ms_per_token: { 1: 10 } });
+});
+
+t.test('prefill: the fit separates the fixed cost from the per-token cost', async (t) => {
+  const model = new EwmaServiceModel({ clock: new FakeClock(), alpha: 0.3 });
+  for (let i = 0; i < 40; i++) {
+    const tokens = [8, 16, 64, 128][i % 4]!;
+    model.observe({ evaluated_tokens: tokens, prefill_ms: 12 + 3 * tokens, generated_tokens: 5, decode_ms: 40, concurrency: 1 });
+  }
+  const snap = model.snapshot();
+  t.ok(Math.abs(snap.prefill_overhead_ms! - 12) < 0.5, `overhead ${snap.prefill_overhead_ms}`);
+  t.ok(Math.abs(snap.prefill_ms_per_token! - 3) < 0.05, `per token ${snap.prefill_ms_per_token}`);
+  t.equal(snap.decode_ms_per_token['1'], 10);
+});
+
+t.test('prefix cache: a miss adds the prefix to the evaluated tokens', async (t) => {
+  t.equal(evaluatedTokens({ prompt_tokens: 12, prefix_tokens: 200, max_output_tokens: 5 }), 12, 'cached by default');
+  t.equal(evaluatedTokens({ prompt_tokens: 12, prefix_tokens: 200, prefix_cached: false, max_output_tokens: 5 }), 212);
+  const model = new EwmaServiceModel({ clock: new FakeClock(), seed: { prefill_ms_per_token: 1, decode_ms_per_token: 10 } });
+  const hit = model.estimate({ prompt_tokens: 12, prefix_tokens: 200, max_output_tokens: 5 }, 'full', 1)!;
+  const miss = model.estimate({ prompt_tokens: 12, prefix_tokens: 200, prefix_cached: false, max_output_tokens: 5 }, 'full', 1)!;
+  t.equal(Math.round(miss - hit), 200);
+});
+
+t.test('output tokens: the caller hint, else what this kind generated, capped by the budget', async (t) => {
+  const model = new EwmaServiceModel({ clock: new FakeClock(), seed: { prefill_ms_per_token: 1, decode_ms_per_token: 10 } });
+  const tool = { prompt_tokens: 10, max_output_tokens: 64, short_output_tokens: 24, kind: 'tool' };
+  t.equal(model.expectedOutput(tool, 'full'), 64, 'unknown: the whole budget');
+  t.equal(model.expectedOutput({ ...tool, expected_output_tokens: 18 }, 'full'), 18);
+  for (let i = 0; i < 20; i++) model.observe({ evaluated_tokens: 10, prefill_ms: 10, generated_tokens: 12, decode_ms: 110, concurrency: 1, kind: 'tool' });
+  t.equal(model.expectedOutput(tool, 'full'), 12);
+  t.equal(model.expectedOutput(tool, 'short'), 24, 'short budget not learned yet: its cap');
+  t.equal(model.expectedOutput({ ...tool, max_output_tokens: 8 }, 'full'), 8, 'never above the budget');
+});
+
+t.test('parallel sequences: measured per count, extrapolated for unmeasured counts', async (t) => {
+  const model = new EwmaServiceModel({ clock: new FakeClock(), batch_cost: 0.5, seed: { prefill_ms_per_token: 0, decode_ms_per_token: 10 } });
+  const p = { prompt_tokens: 1, max_output_tokens: 11, expected_output_tokens: 11 };
+  t.equal(Math.round(model.estimate(p, 'full', 1)!), 100);
+  t.equal(Math.round(model.estimate(p, 'full', 3)!), 200, 'unmeasured: +50 % per extra sequence');
+  for (let i = 0; i < 30; i++) model.observe({ evaluated_tokens: 1, prefill_ms: 0, generated_tokens: 11, decode_ms: 130, concurrency: 2 });
+  t.equal(Math.round(model.estimate(p, 'full', 2)!), 130, 'measured at 2');
+  t.equal(Math.round(model.estimate(p, 'full', 3)!), Math.round((130 * 2) / 1.5), 'extrapolated from the nearest measured count');
+});
+
+t.test('stall watch: one slow gap slows every estimate at once, then it decays', async (t) => {
+  const clock = new FakeClock();
+  const model = new EwmaServiceModel({ clock, stall_factor: 4, stall_half_life_ms: 1000, seed: { prefill_ms_per_token: 0, decode_ms_per_token: 10 } });
+  const p = { prompt_tokens: 1, max_output_tokens: 11, expected_output_tokens: 11 };
+  t.equal(model.observeGap(12, 1), false, 'a normal gap');
+  const before = model.estimate(p, 'full', 1)!;
+  t.equal(model.observeGap(200, 1), true, 'a gap far above the average is a stall');
+  const after = model.estimate(p, 'full', 1)!;
+  t.ok(after > before * 10, `estimate ${before.toFixed(1)} -> ${after.toFixed(1)} at once`);
+  clock.advance(1000);
+  const later = model.estimate(p, 'full', 1)!;
+  t.ok(later < after * 0.6 && later > before, 'half the excess after one half-life');
+  clock.advance(20000);
+  t.ok(Math.abs(model.estimate(p, 'full', 1)! - before) < 0.01, 'recovered when nothing else happens');
+  t.equal(model.snapshot().stalls, 1);
+});
+
+t.test('queue: priority, FIFO then LIFO, CoDel victims keep the newest per class', async (t) => {
+  const q = new AdaptiveQueue<{ seq: number; priority: number; enqueued: number }>({ target_ms: 5, interval_ms: 100 }, 0);
+  q.push({ seq: 1, priority: 1, enqueued: 0 }, 0);
+  q.push({ seq: 2, priority: 2, enqueued: 1 }, 1);
+  q.push({ seq: 3, priority: 1, enqueued: 2 }, 2);
+  q.push({ seq: 4, priority: 1, enqueued: 3 }, 3);
+  t.same(q.serviceOrder(10).map((i) => i.seq), [2, 1, 3, 4], 'priority, then FIFO');
+  t.same(q.codelVictims(10), [], 'no drops while the queue is not standing');
+  t.same(q.serviceOrder(150).map((i) => i.seq), [2, 4, 3, 1], 'standing: LIFO within a class');
+  t.same(q.codelVictims(150).map((i) => i.seq), [1, 3], 'older than target, not the newest of their class');
+  t.same(q.ahead(1, 150).map((i) => i.seq), [2], 'a new arrival waits only behind higher classes in LIFO');
+  t.equal(q.evictionFor(2, 150)?.seq, 1, 'a full queue gives up the oldest of the lowest class');
+  t.equal(q.evictionFor(0, 10), null, 'never for a less urgent arrival');
+  t.equal(q.nextCodelCheck(10)! > 100, true, 'the next drop check is when the queue starts standing');
+});
+
+t.test('config: defaults and merged sources and classes; bad references are CONFIG_INVALID', async (t) => {
+  const config = resolveSchedulerConfig({ sources: { mqtt: { deadline_ms: 300 } }, classes: { high: { reserve: 0.5 } } });
+  t.equal(config.default_deadline_ms, 200);
+  t.same(config.sources.mqtt, { class: 'normal', deadline_ms: 300 });
+  t.same(config.sources.panel, { class: 'high' }, 'built-in sources kept');
+  t.same(config.classes.high, { priority: 30, reserve: 0.5 });
+  t.same(config.codel, { target_ms: 5, interval_ms: 100 });
+  t.throws(() => resolveSchedulerConfig({ sources: { mqtt: { class: 'nope' } } }), { code: 'CONFIG_INVALID' });
+  t.throws(() => resolveSchedulerConfig({ classes: { a: { reserve: 0.6 }, b: { reserve: 0.6 } } }), { code: 'CONFIG_INVALID' });
+});
+
+t.test('config schema: compiles under the runtime ajv options, fills defaults, refuses bad values', async (t) => {
+  const { Ajv } = await import('ajv');
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  const { schedulerConfigSchema } = await import('./config-schema.js');
+  // Composed as a property of the root schema, as runtime/config/schema.ts does.
+  const root = ajv.compile({ type: 'object', properties: { scheduler: schedulerConfigSchema } });
+  const doc: Record<string, unknown> = {};
+  t.ok(root(doc));
+  t.match(doc.scheduler, { default_deadline_ms: 200, max_queue: 64, max_concurrency: 'auto', codel: { target_ms: 5, interval_ms: 100 } });
+  const validate = (scheduler: unknown) => root({ scheduler });
+  t.notOk(validate({ default_deadline_ms: -1 }));
+  t.notOk(validate({ max_concurrency: 'lots' }));
+  t.notOk(validate({ sources: { 'Bad Name': {} } }));
+  t.notOk(validate({ sources: { mqtt: { deadline_ms: 100, extra: 1 } } }));
+  t.ok(validate({ sources: { mqtt: { deadline_ms: 100 } }, classes: { high: { priority: 50, reserve: 0.3 } }, max_concurrency: 2 }));
+});
