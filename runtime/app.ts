@@ -3,6 +3,7 @@
  * services to each other. This is the one place that knows every part of the runtime.
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { DeviceService } from '../devices/device-service.js';
 import { Broker } from './broker/broker.js';
 import type { Config } from './config/schema.js';
 import type { Component, RuntimeContext } from './context.js';
@@ -29,6 +30,7 @@ export interface App {
   readonly lifecycle: Lifecycle;
   readonly broker: Broker;
   readonly http: HttpServer;
+  readonly devices: DeviceService;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -46,7 +48,8 @@ export function createApp(options: AppOptions): App {
   const broker = new Broker();
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
-  const components: Component[] = [http, broker];
+  const devices = new DeviceService({ messaging: broker });
+  const components: Component[] = [http, broker, devices];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -69,6 +72,7 @@ export function createApp(options: AppOptions): App {
     lifecycle,
     broker,
     http,
+    devices,
     start: () => lifecycle.start(ctx),
     stop: () => lifecycle.stop(),
   };
