@@ -1,0 +1,453 @@
+/**
+ * The plugin host: finds plugins (built-in, $PLUGIN_DIR, plugins.dirs), checks their manifests and config,
+ * runs each isolated under a supervisor, and offers their tools — to the agent through `call()`/`tools()`
+ * and over MQTT through the bridge. Arguments are checked against the manifest schema before a call and
+ * results after it. A plugin reaches devices and MQTT only through requests that this host checks against
+ * its manifest permissions and the caller's.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { Counter } from 'prom-client';
+import type { Component, RuntimeContext } from '../runtime/context.js';
+import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logging.js';
+import type { Messaging } from '../runtime/messaging.js';
+import { type PluginsConfig, pluginsConfigSchema } from './config-schema.js';
+import { type DiscoveredPlugin, type DiscoveryProblem, discoverPlugins, pluginSources } from './discovery.js';
+import { type PluginManifest, formatAjvErrors } from './manifest.js';
+import { PluginMqttBridge } from './mqtt-bridge.js';
+import {
+  type CallerPermissions,
+  deviceAllowed,
+  filterCovers,
+  isValidFilter,
+  isValidTopic,
+  toolAllowed,
+} from './permissions.js';
+import { type ActiveCall, PluginSupervisor, type SupervisorFigures, pluginFailed } from './runner/supervisor.js';
+
+export type { CallerPermissions } from './permissions.js';
+
+/** A device as the device layer reports it; DeviceService's DeviceSnapshot fits. */
+export interface PluginDeviceSnapshot {
+  id: string;
+  name: string;
+  availability: string;
+  state: Record<string, unknown>;
+  capabilities: readonly unknown[];
+}
+
+/** The part of the device layer plugins may use (DeviceService implements it). */
+export interface PluginDevices {
+  list(): PluginDeviceSnapshot[];
+  get(id: string): PluginDeviceSnapshot | undefined;
+  commandSchema(id: string): Record<string, unknown>;
+  execute(id: string, command: unknown, options: { source: string; transaction?: string | number }): Promise<unknown>;
+}
+
+export interface PluginHostDeps {
+  devices?: PluginDevices;
+  messaging?: Messaging;
+  /** Used instead of ctx.config.plugins (tests, and until the section is composed into the runtime schema). */
+  config?: Record<string, unknown>;
+  /** For $PLUGIN_DIR; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Default: plugins/builtin beside this module. */
+  builtinDir?: string;
+}
+
+export interface CallOptions {
+  caller?: CallerPermissions;
+  /** Per-call deadline; default the tool's timeout_ms, else plugins.call_timeout_ms. */
+  timeoutMs?: number;
+  transaction?: string | number;
+}
+
+/** One tool as the agent's grammar needs it. */
+export interface ToolDescription {
+  /** "plugin/tool" */
+  id: string;
+  plugin: string;
+  tool: string;
+  description: string;
+  arguments: Record<string, unknown>;
+  result: Record<string, unknown> | null;
+}
+
+export interface PluginInfo {
+  name: string;
+  version: string;
+  description: string;
+  runtime: 'node' | 'python';
+  isolation: 'worker' | 'process';
+  origin: DiscoveredPlugin['origin'];
+  dir: string;
+  tools: string[];
+  permissions: PluginManifest['permissions'];
+  figures: SupervisorFigures;
+}
+
+export interface PluginCallEvent {
+  plugin: string;
+  tool: string;
+  caller: string | null;
+  ok: boolean;
+  code: string | null;
+  ms: number;
+}
+
+declare module '../runtime/events.js' {
+  interface RuntimeEvents {
+    'plugin.call': [PluginCallEvent];
+  }
+}
+
+interface Loaded {
+  plugin: DiscoveredPlugin;
+  config: Record<string, unknown>;
+  supervisor: PluginSupervisor;
+}
+
+const sectionAjv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+// The section's own `default: {}` matters where it is composed; at a schema root ajv's strict mode refuses it.
+const { default: _sectionDefault, ...sectionSchema } = pluginsConfigSchema;
+const validateSection = sectionAjv.compile(sectionSchema);
+
+/** Applies the `plugins:` schema (defaults included) to a raw section; throws CONFIG_INVALID. */
+export function resolvePluginsConfig(raw: unknown): PluginsConfig {
+  const copy = structuredClone(raw ?? {});
+  if (!validateSection(copy)) {
+    throw new ClawboxError('CONFIG_INVALID', `plugins: ${formatAjvErrors(validateSection.errors)}`);
+  }
+  return copy as unknown as PluginsConfig;
+}
+
+export class PluginHost implements Component {
+  readonly name = 'plugins';
+  readonly #deps: PluginHostDeps;
+  #ctx: RuntimeContext | undefined;
+  #log: Logger | undefined;
+  #config: PluginsConfig | undefined;
+  #plugins = new Map<string, Loaded>();
+  #problems: DiscoveryProblem[] = [];
+  #skipped: { name: string; dir: string; reason: string }[] = [];
+  #bridge: PluginMqttBridge | undefined;
+  #subscriptions = new Map<string, { plugins: Set<string>; unsubscribe: Promise<() => Promise<void>> }>();
+  #unregisterStatus: (() => void) | undefined;
+  #calls: Counter | undefined;
+
+  constructor(deps: PluginHostDeps = {}) {
+    this.#deps = deps;
+  }
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    this.#ctx = ctx;
+    const log = ctx.logger('plugins');
+    this.#log = log;
+    const config = resolvePluginsConfig(this.#deps.config ?? (ctx.config as unknown as { plugins?: unknown }).plugins);
+    this.#config = config;
+    this.#unregisterStatus = ctx.status.register('plugins', () => this.status());
+    this.#calls = new Counter({
+      name: 'clawbox_plugin_calls_total',
+      help: 'Plugin tool calls by outcome (ok or error code).',
+      labelNames: ['plugin', 'tool', 'outcome'],
+      registers: [ctx.metrics],
+    });
+    if (!config.enabled) {
+      log.info('plugin host disabled (plugins.enabled: false)');
+      return;
+    }
+
+    const found = discoverPlugins(pluginSources(config, this.#deps.env ?? process.env, this.#deps.builtinDir), {
+      allow: config.allow,
+      deny: config.deny,
+    });
+    this.#problems = [...found.problems];
+    this.#skipped = found.skipped;
+    for (const p of found.problems) log.warn({ path: p.path, code: p.error.code }, p.error.message);
+    for (const name of Object.keys(config.config)) {
+      if (![...found.plugins, ...found.skipped].some((p) => p.name === name)) {
+        log.warn({ plugin: name }, `plugins.config.${name} is set but no such plugin was found`);
+      }
+    }
+
+    for (const plugin of found.plugins) {
+      const pluginConfig = structuredClone(config.config[plugin.name] ?? {});
+      if (!plugin.compiled.validateConfig(pluginConfig)) {
+        const error = new ClawboxError(
+          'PLUGIN_INVALID',
+          `plugins.config.${plugin.name} ${formatAjvErrors(plugin.compiled.validateConfig.errors)}`,
+        );
+        this.#problems.push({ path: plugin.dir, origin: plugin.origin, name: plugin.name, error });
+        log.warn({ plugin: plugin.name }, error.message);
+        continue;
+      }
+      const dataDir = path.join(ctx.stateDir, 'plugins', plugin.name);
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const supervisor = new PluginSupervisor({
+        plugin,
+        config: pluginConfig,
+        dataDir,
+        logger: ctx.logger(`plugin:${plugin.name}`),
+        limits: {
+          memoryLimitMb: config.memory_limit_mb,
+          maxMessageBytes: config.max_message_bytes,
+          startTimeoutMs: config.start_timeout_ms,
+          restart: config.restart,
+          python: config.python,
+        },
+        hostRequest: (method, params, call) => this.#hostRequest(plugin, method, params, call),
+      });
+      this.#plugins.set(plugin.name, { plugin, config: pluginConfig, supervisor });
+    }
+    // Start together: one slow plugin does not hold up the others; a failing one restarts on its own.
+    await Promise.all([...this.#plugins.values()].map((p) => p.supervisor.start()));
+
+    if (this.#deps.messaging && config.mqtt.enabled) {
+      this.#bridge = new PluginMqttBridge({
+        messaging: this.#deps.messaging,
+        host: this,
+        tools: config.mqtt.tools,
+        maxPayloadBytes: config.mqtt.max_payload_bytes,
+        logger: log,
+      });
+      await this.#bridge.start();
+    }
+    log.info(
+      { plugins: [...this.#plugins.keys()], problems: this.#problems.length, skipped: this.#skipped.length },
+      'plugin host started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.#bridge?.stop();
+    this.#bridge = undefined;
+    await Promise.allSettled([...this.#plugins.values()].map((p) => p.supervisor.stop()));
+    const subscriptions = [...this.#subscriptions.values()];
+    this.#subscriptions.clear();
+    await Promise.allSettled(subscriptions.map(async (s) => (await s.unsubscribe)()));
+    this.#plugins.clear();
+    this.#unregisterStatus?.();
+    this.#unregisterStatus = undefined;
+    if (this.#calls && this.#ctx) this.#ctx.metrics.removeSingleMetric('clawbox_plugin_calls_total');
+    this.#calls = undefined;
+  }
+
+  /** Calls one tool. Rejects NOT_FOUND, FORBIDDEN, PAYLOAD_INVALID (arguments), PLUGIN_FAILED, or the plugin's own coded error. */
+  async call(pluginName: string, toolName: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
+    const started = Date.now();
+    const caller = options.caller ?? {};
+    try {
+      const result = await this.#call(pluginName, toolName, args, options);
+      this.#record(pluginName, toolName, caller, null, started);
+      return result;
+    } catch (error) {
+      const err = toClawboxError(error);
+      this.#record(pluginName, toolName, caller, err.code, started);
+      throw err;
+    }
+  }
+
+  async #call(pluginName: string, toolName: string, args: unknown, options: CallOptions): Promise<unknown> {
+    const loaded = this.#plugins.get(pluginName);
+    if (!loaded) {
+      throw new ClawboxError('NOT_FOUND', `no plugin "${String(pluginName).slice(0, 64)}"; loaded: ${[...this.#plugins.keys()].join(', ') || 'none'}`);
+    }
+    const tool = loaded.plugin.compiled.tools.get(toolName);
+    if (!tool) {
+      throw new ClawboxError(
+        'NOT_FOUND',
+        `plugin ${pluginName} has no tool "${String(toolName).slice(0, 64)}"; tools: ${[...loaded.plugin.compiled.tools.keys()].join(', ')}`,
+      );
+    }
+    const caller = options.caller ?? {};
+    if (!toolAllowed(caller.tools, pluginName, toolName)) {
+      throw new ClawboxError('FORBIDDEN', `the caller may not use ${pluginName}/${toolName}`);
+    }
+    let checked: unknown;
+    try {
+      checked = structuredClone(args === undefined ? {} : args);
+    } catch {
+      throw new ClawboxError('PAYLOAD_INVALID', `${pluginName}/${toolName}: arguments must be JSON data`);
+    }
+    if (!tool.validateArgs(checked)) {
+      throw new ClawboxError('PAYLOAD_INVALID', `${pluginName}/${toolName}: arguments ${formatAjvErrors(tool.validateArgs.errors)}`, {
+        plugin: pluginName,
+        tool: toolName,
+      });
+    }
+    const config = this.#config!;
+    const timeoutMs = options.timeoutMs ?? tool.manifest.timeout_ms ?? config.call_timeout_ms;
+    const result = await loaded.supervisor.call({
+      tool: toolName,
+      args: checked,
+      timeoutMs,
+      caller: { ...(caller.id ? { id: caller.id } : {}), ...(caller.source ? { source: caller.source } : {}), ...(caller.devices ? { devices: [...caller.devices] } : {}) },
+      ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+    });
+    if (tool.validateResult && !tool.validateResult(result)) {
+      throw pluginFailed(pluginName, 'result_invalid', `${toolName} returned a result that does not match its schema: ${formatAjvErrors(tool.validateResult.errors)}`, {
+        tool: toolName,
+      });
+    }
+    return result;
+  }
+
+  /** Tools the caller may use, with their schemas, for the agent's tool grammar. */
+  tools(caller: CallerPermissions = {}): ToolDescription[] {
+    const out: ToolDescription[] = [];
+    for (const [name, loaded] of this.#plugins) {
+      for (const [toolName, tool] of loaded.plugin.compiled.tools) {
+        if (!toolAllowed(caller.tools, name, toolName)) continue;
+        out.push({
+          id: `${name}/${toolName}`,
+          plugin: name,
+          tool: toolName,
+          description: tool.manifest.description,
+          arguments: tool.manifest.arguments,
+          result: tool.manifest.result ?? null,
+        });
+      }
+    }
+    return out;
+  }
+
+  list(): PluginInfo[] {
+    return [...this.#plugins.values()].map(({ plugin, supervisor }) => {
+      const m = plugin.compiled.manifest;
+      return {
+        name: m.name,
+        version: m.version,
+        description: m.description ?? '',
+        runtime: m.runtime,
+        isolation: m.isolation,
+        origin: plugin.origin,
+        dir: plugin.dir,
+        tools: [...plugin.compiled.tools.keys()],
+        permissions: m.permissions,
+        figures: supervisor.figures(),
+      };
+    });
+  }
+
+  /** Plugins found but refused (bad manifest, unsafe folder, bad config), with the reason. */
+  problems(): { path: string; name: string | null; code: string; message: string }[] {
+    return this.#problems.map((p) => ({ path: p.path, name: p.name ?? null, code: p.error.code, message: p.error.message }));
+  }
+
+  /** A plugin's config as checked against its manifest (defaults applied); e.g. content-safety for the channels. */
+  configOf(name: string): Record<string, unknown> | undefined {
+    return this.#plugins.get(name)?.config;
+  }
+
+  /** The data folder of a plugin (under the state dir). */
+  dataDirOf(name: string): string | undefined {
+    return this.#ctx && this.#plugins.has(name) ? path.join(this.#ctx.stateDir, 'plugins', name) : undefined;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      plugins: this.list().map((p) => ({ name: p.name, version: p.version, origin: p.origin, tools: p.tools, ...p.figures })),
+      problems: this.problems(),
+      skipped: this.#skipped,
+    };
+  }
+
+  #record(plugin: string, tool: string, caller: CallerPermissions, code: string | null, started: number): void {
+    const known = this.#plugins.get(plugin)?.plugin.compiled.tools.has(tool) === true;
+    // Unknown names stay out of metric labels: a caller must not be able to grow the label set.
+    this.#calls?.inc({ plugin: known ? plugin : '(unknown)', tool: known ? tool : '(unknown)', outcome: code ?? 'ok' });
+    this.#ctx?.bus.emit('plugin.call', {
+      plugin: known ? plugin : '(unknown)',
+      tool: known ? tool : '(unknown)',
+      caller: caller.id ?? null,
+      ok: code === null,
+      code,
+      ms: Date.now() - started,
+    });
+  }
+
+  // ---- requests from plugins ------------------------------------------------------------------------
+
+  async #hostRequest(plugin: DiscoveredPlugin, method: string, params: Record<string, unknown>, call: ActiveCall | undefined): Promise<unknown> {
+    const permissions = plugin.compiled.manifest.permissions;
+    const callerDevices = Array.isArray(call?.caller.devices) ? (call.caller.devices as string[]) : undefined;
+    if (method.startsWith('devices.')) {
+      if (permissions.devices === false) {
+        throw new ClawboxError('FORBIDDEN', `plugin ${plugin.name} has no devices permission in its manifest`);
+      }
+      const devices = this.#deps.devices;
+      if (!devices) throw new ClawboxError('DEVICE_UNAVAILABLE', 'this runtime has no device layer');
+      const allowed = (id: string) => deviceAllowed(permissions.devices, callerDevices, id);
+      if (method === 'devices.list') return devices.list().filter((d) => allowed(d.id));
+      const id = params.id;
+      if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ClawboxError('PAYLOAD_INVALID', 'a device id is required');
+      if (!allowed(id)) {
+        throw new ClawboxError('FORBIDDEN', `device ${id} is outside the permissions of ${call ? 'this caller or ' : ''}plugin ${plugin.name}`);
+      }
+      switch (method) {
+        case 'devices.get': {
+          const device = devices.get(id);
+          if (!device) throw new ClawboxError('DEVICE_NOT_FOUND', `no device "${id}"`);
+          return device;
+        }
+        case 'devices.schema':
+          return devices.commandSchema(id);
+        case 'devices.execute': {
+          const source = typeof call?.caller.source === 'string' ? call.caller.source : 'plugin';
+          return devices.execute(id, params.command, {
+            source,
+            ...(call?.transaction === undefined ? {} : { transaction: call.transaction }),
+          });
+        }
+      }
+    }
+    if (method === 'mqtt.publish') return this.#publish(plugin, params);
+    if (method === 'mqtt.subscribe') return this.#subscribe(plugin, params);
+    throw new ClawboxError('NOT_FOUND', `the host has no request "${method.slice(0, 64)}"`);
+  }
+
+  async #publish(plugin: DiscoveredPlugin, params: Record<string, unknown>): Promise<null> {
+    const messaging = this.#deps.messaging;
+    if (!messaging) throw new ClawboxError('FORBIDDEN', 'this runtime has no MQTT messaging');
+    const { topic, payload, retain } = params;
+    if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ClawboxError('TOPIC_INVALID', 'publish needs a topic without wildcards');
+    if (typeof payload !== 'string') throw new ClawboxError('PAYLOAD_INVALID', 'publish needs a string payload');
+    if (Buffer.byteLength(payload) > this.#config!.mqtt.max_payload_bytes) {
+      throw new ClawboxError('PAYLOAD_TOO_LARGE', `payload is larger than ${this.#config!.mqtt.max_payload_bytes} bytes`);
+    }
+    const allowed = plugin.compiled.manifest.permissions.topics.publish;
+    if (!allowed.some((filter) => filterCovers(filter, topic))) {
+      throw new ClawboxError('FORBIDDEN', `plugin ${plugin.name} may not publish to ${topic}`);
+    }
+    await messaging.publish(topic, payload, { retain: retain === true });
+    return null;
+  }
+
+  async #subscribe(plugin: DiscoveredPlugin, params: Record<string, unknown>): Promise<null> {
+    const messaging = this.#deps.messaging;
+    if (!messaging) throw new ClawboxError('FORBIDDEN', 'this runtime has no MQTT messaging');
+    const { filter } = params;
+    if (typeof filter !== 'string' || !isValidFilter(filter)) throw new ClawboxError('TOPIC_INVALID', 'subscribe needs a valid topic filter');
+    const allowed = plugin.compiled.manifest.permissions.topics.subscribe;
+    if (!allowed.some((a) => filterCovers(a, filter))) {
+      throw new ClawboxError('FORBIDDEN', `plugin ${plugin.name} may not subscribe to ${filter}`);
+    }
+    // One broker subscription per filter, delivered to every plugin that asked (again after a restart).
+    const existing = this.#subscriptions.get(filter);
+    if (existing) {
+      existing.plugins.add(plugin.name);
+      return null;
+    }
+    const entry = {
+      plugins: new Set([plugin.name]),
+      unsubscribe: messaging.subscribe(filter, (topic, payload) => {
+        for (const name of entry.plugins) this.#plugins.get(name)?.supervisor.notify('mqtt.message', { topic, payload: payload.toString('utf8') });
+      }),
+    };
+    this.#subscriptions.set(filter, entry);
+    await entry.unsubscribe;
+    return null;
+  }
+}

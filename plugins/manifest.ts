@@ -1,0 +1,187 @@
+/**
+ * The plugin manifest (`clawbox.plugin.json`): who the plugin is, how to run it, which tools it offers with
+ * JSON Schemas for arguments and results, the schema of its config, and the permissions it asks for.
+ * Parsing checks the manifest itself and compiles every schema in it, so a bad schema fails at load, not at
+ * the first call.
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { ClawboxError } from '../runtime/errors.js';
+import { PLUGIN_NAME_PATTERN, TOOL_NAME_PATTERN } from './config-schema.js';
+
+export const MANIFEST_FILE = 'clawbox.plugin.json';
+const MAX_MANIFEST_BYTES = 256 * 1024;
+
+const jsonSchema = { type: 'object', description: 'A JSON Schema (draft-07 / 2019 keywords that ajv 8 knows).' } as const;
+const topicFilters = { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 256 } } as const;
+
+export const manifestSchema = {
+  $id: 'https://clawbox.dev/schema/plugin-manifest.json',
+  title: 'clawbox plugin manifest',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'version', 'runtime', 'entry', 'tools'],
+  properties: {
+    $schema: { type: 'string' },
+    name: { type: 'string', pattern: PLUGIN_NAME_PATTERN, description: 'Also the MQTT topic segment.' },
+    version: { type: 'string', pattern: '^\\d+\\.\\d+\\.\\d+(?:[-+][0-9A-Za-z.-]+)?$' },
+    description: { type: 'string', maxLength: 500 },
+    runtime: { enum: ['node', 'python'] },
+    entry: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 255,
+      pattern: '^(?!/)(?!.*(?:^|/)\\.\\.(?:/|$))[A-Za-z0-9._/-]+$',
+      description: 'Path inside the plugin folder: an ES module (node) or a script (python).',
+    },
+    isolation: {
+      enum: ['worker', 'process'],
+      default: 'worker',
+      description: 'node only (a python plugin is always a child process). worker: a worker thread (light); process: a child process (for native code that must be killable).',
+    },
+    tools: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'description', 'arguments'],
+        properties: {
+          name: { type: 'string', pattern: TOOL_NAME_PATTERN },
+          description: { type: 'string', minLength: 1, maxLength: 1000 },
+          arguments: jsonSchema,
+          result: jsonSchema,
+          timeout_ms: { type: 'integer', minimum: 10, maximum: 600_000, description: 'Overrides plugins.call_timeout_ms.' },
+        },
+      },
+    },
+    config: { ...jsonSchema, default: { type: 'object' } },
+    permissions: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        devices: {
+          anyOf: [{ type: 'boolean' }, { type: 'array', maxItems: 1024, items: { type: 'string', maxLength: 64 } }],
+          default: false,
+          description: 'true: every device; a list: those ids; false: none.',
+        },
+        topics: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: { publish: { ...topicFilters, default: [] }, subscribe: { ...topicFilters, default: [] } },
+        },
+        network: {
+          anyOf: [{ type: 'boolean' }, { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 260 } }],
+          default: false,
+          description: 'Declared network use (hosts or true). Shown to the operator; not sandboxed.',
+        },
+        database: { type: 'boolean', default: false, description: 'Declared database access. Shown to the operator.' },
+      },
+    },
+  },
+} as const;
+
+export interface ToolManifest {
+  name: string;
+  description: string;
+  arguments: Record<string, unknown>;
+  result?: Record<string, unknown>;
+  timeout_ms?: number;
+}
+
+export interface PluginPermissions {
+  devices: boolean | string[];
+  topics: { publish: string[]; subscribe: string[] };
+  network: boolean | string[];
+  database: boolean;
+}
+
+export interface PluginManifest {
+  name: string;
+  version: string;
+  description?: string;
+  runtime: 'node' | 'python';
+  entry: string;
+  isolation: 'worker' | 'process';
+  tools: ToolManifest[];
+  config: Record<string, unknown>;
+  permissions: PluginPermissions;
+}
+
+/** A tool with its schemas compiled. */
+export interface CompiledTool {
+  readonly manifest: ToolManifest;
+  readonly validateArgs: ValidateFunction;
+  readonly validateResult: ValidateFunction | null;
+}
+
+export interface CompiledManifest {
+  readonly manifest: PluginManifest;
+  readonly tools: ReadonlyMap<string, CompiledTool>;
+  readonly validateConfig: ValidateFunction;
+}
+
+const manifestAjv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
+const validateManifest = manifestAjv.compile(manifestSchema);
+
+/** Plugin-supplied schemas: not strict (authors use annotations freely), defaults applied to arguments and config. */
+function schemaAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+/** Parses and checks a manifest's text; every schema in it is compiled. Throws PLUGIN_INVALID. */
+export function parseManifest(text: string, where: string): CompiledManifest {
+  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!validateManifest(raw)) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest ${formatAjvErrors(validateManifest.errors)}`);
+  }
+  const manifest = raw as unknown as PluginManifest;
+  const ajv = schemaAjv();
+  const compile = (schema: Record<string, unknown>, what: string): ValidateFunction => {
+    try {
+      return ajv.compile(schema);
+    } catch (error) {
+      throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
+    }
+  };
+  const tools = new Map<string, CompiledTool>();
+  for (const tool of manifest.tools) {
+    if (tools.has(tool.name)) throw new ClawboxError('PLUGIN_INVALID', `${where}: tool "${tool.name}" is declared twice`);
+    tools.set(tool.name, {
+      manifest: tool,
+      validateArgs: compile(tool.arguments, `tools.${tool.name}.arguments`),
+      validateResult: tool.result ? compile(tool.result, `tools.${tool.name}.result`) : null,
+    });
+  }
+  return { manifest, tools, validateConfig: compile(manifest.config, 'config') };
+}
+
+/** One line naming each problem, e.g. `/tools/0/name must match pattern "..."`. */
+export function formatAjvErrors(errors: ValidateFunction['errors']): string {
+  if (!errors?.length) return 'is invalid';
+  return errors
+    .slice(0, 5)
+    .map((e) => {
+      const at = e.instancePath || '(root)';
+      const extra =
+        e.keyword === 'additionalProperties'
+          ? ` ("${(e.params as { additionalProperty: string }).additionalProperty}")`
+          : e.keyword === 'enum'
+            ? ` (${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')})`
+            : '';
+      return `${at} ${e.message ?? 'is invalid'}${extra}`;
+    })
+    .join('; ');
+}
