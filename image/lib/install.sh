@@ -1,0 +1,105 @@
+# Stage 2: the appliance on top of the Debian base: Node, the app, the units (enabled), networking,
+# fstab, the model slot, a package manifest, and file times clamped to SOURCE_DATE_EPOCH.
+# shellcheck shell=bash
+
+ROOT_LABEL=clawbox-root
+ESP_LABEL=CLAWBOX-EFI
+
+# install_app ROOT APPDIR
+install_app() {
+  local root=$1 app=$2
+  install -d -m 0755 "$root/opt/clawbox" "$root/opt/clawbox/node/bin"
+  install -m 0755 "$NODE_PKG_DIR/bin/node" "$root/opt/clawbox/node/bin/node"
+  install -m 0644 "$NODE_PKG_DIR/LICENSE" "$root/opt/clawbox/node/LICENSE"
+  cp -a "$app" "$root/opt/clawbox/app"
+  chown -R 0:0 "$root/opt/clawbox"
+  chmod -R u+rwX,go+rX,go-w "$root/opt/clawbox"
+  ln -sf /opt/clawbox/node/bin/node "$root/usr/bin/node"
+  ln -sf /opt/clawbox/app/bin/clawbox.js "$root/usr/bin/clawbox"
+}
+
+# install_system ROOT: units, first boot, networking, fstab, users and directories.
+install_system() {
+  local root=$1 sd=$SRC_DIR/systemd
+  local unitdir=$root/usr/lib/systemd/system
+  install -m 0644 "$sd/clawbox.service" "$sd/clawbox-firstboot.service" "$sd/clawbox-banner.service" "$unitdir/"
+  install -d -m 0755 "$root/usr/lib/clawbox" "$root/usr/share/clawbox" "$root/usr/share/doc/clawbox"
+  install -m 0755 "$sd/clawbox-firstboot" "$sd/clawbox-banner" "$root/usr/lib/clawbox/"
+  install -m 0644 "$sd/config.template.yaml" "$root/usr/share/clawbox/config.template.yaml"
+  install -m 0644 "$sd/gpu.conf.example" "$root/usr/share/doc/clawbox/gpu.conf.example"
+  install -D -m 0644 "$sd/clawbox.sysusers.conf" "$root/usr/lib/sysusers.d/clawbox.conf"
+  install -D -m 0644 "$sd/clawbox.tmpfiles.conf" "$root/usr/lib/tmpfiles.d/clawbox.conf"
+  install -D -m 0644 "$sd/clawbox.modules-load.conf" "$root/usr/lib/modules-load.d/clawbox.conf"
+  # Overlay files (networkd DHCP, hostname, kernel -> ESP hooks), owned by root, not group-writable.
+  tar -C "$IMAGE_DIR/overlay" --owner=0 --group=0 --mode=go-w -cf - . |
+    tar -C "$root" --no-overwrite-dir -xpf - || die "copying the overlay failed"
+
+  cat >"$root/etc/fstab" <<FSTAB
+# <file system>      <mount point>  <type>  <options>                   <dump> <pass>
+LABEL=$ROOT_LABEL    /              ext4    defaults,noatime,commit=30  0      1
+LABEL=$ESP_LABEL     /boot/efi      vfat    umask=0077,nofail           0      2
+FSTAB
+  install -d -m 0700 "$root/boot/efi"
+  # systemd makes the machine id on first boot (and ConditionFirstBoot= holds then).
+  echo uninitialized >"$root/etc/machine-id"
+  rm -f "$root/var/lib/dbus/machine-id"
+  ln -sf /etc/machine-id "$root/var/lib/dbus/machine-id" 2>/dev/null || true
+  # The stub resolver of systemd-resolved (the systemd-resolved package links it when it can).
+  ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+
+  # The user exists in the image already; systemd-sysusers would also create it on boot.
+  systemd-sysusers --root="$root" >/dev/null 2>&1 || die "systemd-sysusers failed"
+  systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/clawbox.conf" || die "systemd-tmpfiles failed"
+
+  systemctl --root="$root" enable clawbox.service clawbox-firstboot.service clawbox-banner.service \
+    systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null 2>&1 ||
+    die "systemctl enable in the rootfs failed"
+  systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
+  # Without unattended-upgrades these only download package lists every day.
+  systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1
+  # Nobody logs in with a password: root stays locked (console access is physical access anyway).
+  grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
+}
+
+# install_smoke_test ROOT: the installed app runs on the target's own Node (under qemu-user for arm64):
+# its version, its native addons, and a first-boot-style config check of the template.
+install_smoke_test() {
+  local root=$1 out
+  out=$(in_root "$root" /usr/bin/clawbox --version 2>&1) || die "clawbox --version failed in the rootfs: $out"
+  [ "$out" = "$VERSION" ] || die "clawbox --version printed '$out', expected $VERSION"
+  out=$(in_root "$root" /usr/bin/node -e '
+    for (const m of ["unix-dgram", "classic-level", "@serialport/bindings-cpp"]) require(require.resolve(m, { paths: ["/opt/clawbox/app"] }));
+    process.stdout.write("ok")' 2>&1) || die "a native addon does not load on the target: $out"
+  say "    clawbox $out; native addons load (unix-dgram, classic-level, @serialport/bindings-cpp)"
+}
+
+# install_manifest ROOT FILE: versions of everything inside, in the image and beside it.
+install_manifest() {
+  local root=$1 file=$2
+  {
+    echo "{"
+    printf '  "name": "clawbox",\n  "version": "%s",\n  "arch": "%s",\n' "$VERSION" "$DEB_ARCH"
+    printf '  "source_date_epoch": %s,\n  "git_commit": "%s",\n' "$SOURCE_DATE_EPOCH" "$GIT_COMMIT"
+    printf '  "debian_suite": "%s",\n  "debian_mirror": "%s",\n' "$SUITE" "$MIRROR"
+    printf '  "node": {"package": "node-linux-%s", "version": "%s", "integrity": "%s"},\n' "$NPM_CPU" "$NODE_VERSION" "$NODE_INTEGRITY"
+    printf '  "kernel": "%s",\n' "$(ls "$root/lib/modules" | sort -V | tail -n 1)"
+    echo '  "debian_packages": {'
+    dpkg-query --admindir="$root/var/lib/dpkg" -W -f '    "${Package}:${Architecture}": "${Version}",\n' | sort | sed '$ s/,$//'
+    echo '  },'
+    echo '  "npm_packages": {'
+    node -e '
+      const lock = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const rows = Object.entries(lock.packages).filter(([p]) => p).map(([p, v]) => `    ${JSON.stringify(p.replace(/^node_modules\//, ""))}: ${JSON.stringify(v.version)}`);
+      process.stdout.write(rows.sort().join(",\n") + "\n");' "$root/opt/clawbox/app/node_modules/.package-lock.json"
+    echo '  }'
+    echo "}"
+  } >"$file"
+  node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$file" || die "the manifest is not valid JSON"
+  install -D -m 0644 "$file" "$root/usr/share/clawbox/manifest.json"
+  printf 'CLAWBOX_VERSION=%s\nCLAWBOX_ARCH=%s\nCLAWBOX_COMMIT=%s\n' "$VERSION" "$DEB_ARCH" "$GIT_COMMIT" >"$root/etc/clawbox-release"
+}
+
+# clamp_times ROOT: no file newer than SOURCE_DATE_EPOCH, so equal inputs give equal file systems.
+clamp_times() {
+  find "$1" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
+}
