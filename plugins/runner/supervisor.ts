@@ -282,6 +282,8 @@ export class PluginSupervisor {
       },
       {
         message: (text) => {
+          // Once a plugin broke the protocol nothing more it says counts (not even a well-formed answer).
+          if (this.#failure?.gen === gen) return;
           try {
             peer.receive(text);
           } catch (error) {
