@@ -292,3 +292,17 @@ t.test('oversized payloads are dropped; oversized packets close the connection',
   await closed;
   t.pass('connection closed on an oversized packet header');
 });
+
+t.test('stopping while retained messages are being read does not crash', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  for (let i = 0; i < 500; i++) await tb.broker.publish(`many/${i}`, 'x'.repeat(100), { retain: true });
+  const client = await connect(tb.url);
+  t.teardown(() => closeClient(client));
+  client.on('error', () => {});
+  client.subscribe('many/#');
+  await sleep(5);
+  await tb.broker.stop();
+  await sleep(200);
+  t.pass('no uncaught exception from the closed store');
+});

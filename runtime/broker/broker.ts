@@ -23,7 +23,7 @@ import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen } from './listeners.js';
-import { type BrokerPersistence, openPersistence } from './persistence.js';
+import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
 
@@ -131,6 +131,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     run.aedes = aedes;
     this.#wrapPublish(aedes, policy, stats);
     markRedeliveries(aedes);
+    skipCleanSessionAckLookups(aedes);
+    guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
     run.internal = new InternalClient(aedes, logger);
 

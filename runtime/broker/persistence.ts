@@ -45,3 +45,41 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     close: () => persistence.destroy(),
   };
 }
+
+interface AckStore {
+  outgoingClearMessageId(client: { clean?: boolean }, packet: { cmd?: string }): Promise<unknown>;
+}
+
+/**
+ * aedes looks every PUBACK/PUBCOMP up in the store, also for clean sessions, whose in-flight messages it
+ * never stores (it already skips the store for their PUBREC). On LevelDB that is a read per QoS 1 message,
+ * the largest single cost in the broker's QoS 1 profile. For clean sessions the answer is known: nothing.
+ */
+export function skipCleanSessionAckLookups(aedesInstance: unknown): void {
+  const store = (aedesInstance as { persistence?: AckStore }).persistence;
+  if (!store || typeof store.outgoingClearMessageId !== 'function') {
+    throw new Error('aedes persistence has no outgoingClearMessageId; aedes internals changed');
+  }
+  const clear = store.outgoingClearMessageId.bind(store);
+  // Only acknowledgements: the same call also clears a previous persistent session's leftovers when a
+  // client comes back with a clean session, and that must still reach the store.
+  store.outgoingClearMessageId = (client, packet) =>
+    client.clean === true && (packet.cmd === 'puback' || packet.cmd === 'pubcomp') ? Promise.resolve(undefined) : clear(client, packet);
+}
+
+type StreamFactory = (...args: unknown[]) => NodeJS.ReadableStream;
+
+/**
+ * aedes pipes the retained-message stream of a SUBSCRIBE without an error handler. If the broker stops
+ * while such a read is in flight, LevelDB is closed under it and the stream's error would be an uncaught
+ * exception that kills the process during a clean shutdown. The error is harmless then; log it instead.
+ */
+export function guardStoreStreams(aedesInstance: unknown, onError: (error: Error) => void): void {
+  const store = (aedesInstance as { persistence?: Record<string, unknown> }).persistence;
+  for (const name of ['createRetainedStream', 'createRetainedStreamCombi']) {
+    const original = store?.[name];
+    if (typeof original !== 'function') throw new Error(`aedes persistence has no ${name}; aedes internals changed`);
+    const factory = (original as StreamFactory).bind(store);
+    store![name] = (...args: unknown[]) => factory(...args).on('error', onError);
+  }
+}

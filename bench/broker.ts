@@ -1,0 +1,395 @@
+/**
+ * `npm run bench:broker`: the embedded broker inside a running clawbox against mosquitto, with the same
+ * mqtt.js client code for both, in alternating rounds within one invocation.
+ *
+ * - clawbox: the real runtime as `npm start` runs it (`node dist/runtime/main.js start`, built first with
+ *   `npm run build`), in its own process, on free loopback ports, with a temp state dir.
+ * - mosquitto: the Debian package, started here on a free loopback port with a generated config that
+ *   matches the embedded broker's settings (anonymous loopback, no persistence, TCP_NODELAY, no inflight
+ *   or queue limits), killed by its PID at the end.
+ *
+ * Measures, per round and broker: QoS 0 and QoS 1 throughput (N x 64-byte messages, one publisher, one
+ * subscriber), and the round-trip time of sequential QoS 1 request/response pairs. Then the RSS of each
+ * broker process idle and with 1,000 idle MQTT clients. Prints medians and clawbox/mosquitto ratios and
+ * writes everything to bench/results/broker-<time>.json.
+ *
+ * Environment: BENCH_MESSAGES (default 100000), BENCH_ROUNDS (3), BENCH_PAIRS (2000), BENCH_IDLE_CLIENTS (1000).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 2000);
+const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
+const PAYLOAD = Buffer.alloc(64, 0x61);
+const WINDOW = 1000; // publishes in flight at most (bounds client memory; QoS 1 waits for PUBACKs)
+
+type BrokerName = 'clawbox' | 'mosquitto';
+
+interface BrokerProcess {
+  name: BrokerName;
+  port: number;
+  pid: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function connect(port: number, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(
+    `mqtt://127.0.0.1:${port}`,
+    { reconnectPeriod: 0, keepalive: 60, protocolVersion: 4, ...options },
+    false,
+  );
+  // mqtt.js leaves Nagle on; with it a request/response waits ~40 ms for delayed ACKs whatever the broker.
+  (client.stream as net.Socket).setNoDelay?.(true);
+  return client;
+}
+
+function end(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => client.end(true, {}, () => resolve()));
+}
+
+async function waitForPort(port: number, child: ChildProcess, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${port} after ${ms} ms`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    process.kill(child.pid!, 'SIGTERM');
+  });
+}
+
+/** Builds the runtime as `npm start` does; returns how it will be run. */
+function buildRuntime(): { command: string[]; how: string } {
+  const main = path.join(ROOT, 'dist/runtime/main.js');
+  log('building the runtime (npm run build) ...');
+  try {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+  } catch {
+    // tsc still emits when other files have type errors; what matters is that main.js is there.
+  }
+  if (existsSync(main)) return { command: [process.execPath, main, 'start'], how: 'node dist/runtime/main.js start (compiled, as npm start)' };
+  return {
+    command: [process.execPath, '--import', 'tsx', path.join(ROOT, 'runtime/main.ts'), 'start'],
+    how: 'node --import tsx runtime/main.ts start (build failed; sources through tsx)',
+  };
+}
+
+async function startClawbox(command: string[], scratch: string): Promise<BrokerProcess> {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const stateDir = path.join(scratch, 'clawbox-state');
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      CLAWBOX_CONFIG: '',
+      CLAWBOX_STATE_DIR: stateDir,
+      CLAWBOX_BROKER_PORT: String(port),
+      CLAWBOX_HTTP_PORT: String(httpPort),
+      CLAWBOX_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(port, child, 60_000);
+  // Serving means bridge/state is online.
+  const probe = await connect(port);
+  await new Promise<void>((resolve) => {
+    probe.on('message', (_topic, payload) => payload.toString() === 'online' && resolve());
+    void probe.subscribeAsync('clawbox/bridge/state');
+  });
+  await end(probe);
+  return { name: 'clawbox', port, pid: child.pid!, child, stop: () => stopChild(child) };
+}
+
+function mosquittoVersion(): string {
+  try {
+    return execFileSync('mosquitto', ['-h'], { encoding: 'utf8' }).split('\n')[0] ?? 'unknown';
+  } catch (error) {
+    // mosquitto -h exits non-zero but still prints the version.
+    const out = (error as { stdout?: string }).stdout ?? '';
+    return out.split('\n')[0] || 'unknown';
+  }
+}
+
+async function startMosquitto(scratch: string): Promise<BrokerProcess> {
+  const port = await freePort();
+  const conf = path.join(scratch, 'mosquitto.conf');
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'set_tcp_nodelay true',
+      'max_inflight_messages 0',
+      'max_queued_messages 0',
+      'log_dest stderr',
+      'log_type error',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port, child, 10_000);
+  return { name: 'mosquitto', port, pid: child.pid!, child, stop: () => stopChild(child) };
+}
+
+interface Throughput {
+  qos: 0 | 1;
+  messages: number;
+  received: number;
+  seconds: number;
+  msgs_per_s: number;
+}
+
+/** One publisher and one subscriber; time from the first publish until the subscriber has them all. */
+async function throughput(port: number, qos: 0 | 1, topic: string): Promise<Throughput> {
+  const sub = await connect(port);
+  const pub = await connect(port);
+  await sub.subscribeAsync(topic, { qos });
+  let received = 0;
+  let lastAt = 0;
+  const allIn = new Promise<void>((resolve) => {
+    sub.on('message', () => {
+      received++;
+      lastAt = performance.now();
+      if (received === MESSAGES) resolve();
+    });
+  });
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    let sent = 0;
+    let done = 0;
+    let scheduled = false;
+    const pump = (): void => {
+      scheduled = false;
+      while (sent < MESSAGES && sent - done < WINDOW) {
+        sent++;
+        pub.publish(topic, PAYLOAD, { qos }, (error) => {
+          if (error) {
+            reject(error);
+            return;
+          }
+          done++;
+          if (done === MESSAGES) resolve();
+          else if (!scheduled && sent - done < WINDOW / 2) {
+            scheduled = true;
+            setImmediate(pump);
+          }
+        });
+      }
+    };
+    pump();
+  });
+  // QoS 0 may lose messages under load (both brokers may drop); stop waiting once nothing arrives for 3 s.
+  for (;;) {
+    const before = received;
+    const finished = await Promise.race([allIn.then(() => true), sleep(3000).then(() => false)]);
+    if (finished || received === before) break;
+  }
+  const seconds = ((received === MESSAGES ? lastAt : lastAt || performance.now()) - started) / 1000;
+  await Promise.all([end(sub), end(pub)]);
+  return { qos, messages: MESSAGES, received, seconds: round(seconds, 3), msgs_per_s: Math.round(received / seconds) };
+}
+
+interface RoundTrip {
+  pairs: number;
+  p50_ms: number;
+  p99_ms: number;
+  mean_ms: number;
+}
+
+/** Sequential QoS 1 request/response pairs through the broker (requester -> responder -> requester). */
+async function roundTrip(port: number): Promise<RoundTrip> {
+  const requester = await connect(port);
+  const responder = await connect(port);
+  await responder.subscribeAsync('bench/rtt/req', { qos: 1 });
+  responder.on('message', (_topic, payload) => responder.publish('bench/rtt/resp', payload, { qos: 1 }));
+  await requester.subscribeAsync('bench/rtt/resp', { qos: 1 });
+  let waiting: (() => void) | undefined;
+  requester.on('message', () => waiting?.());
+  const once = (): Promise<number> =>
+    new Promise((resolve) => {
+      const began = performance.now();
+      waiting = () => resolve(performance.now() - began);
+      requester.publish('bench/rtt/req', PAYLOAD, { qos: 1 });
+    });
+  for (let i = 0; i < 100; i++) await once(); // warm-up
+  const samples: number[] = [];
+  for (let i = 0; i < PAIRS; i++) samples.push(await once());
+  await Promise.all([end(requester), end(responder)]);
+  samples.sort((a, b) => a - b);
+  const pick = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
+  return {
+    pairs: PAIRS,
+    p50_ms: round(pick(0.5), 3),
+    p99_ms: round(pick(0.99), 3),
+    mean_ms: round(samples.reduce((a, b) => a + b, 0) / samples.length, 3),
+  };
+}
+
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb * 1024;
+}
+
+async function rssWithClients(broker: BrokerProcess): Promise<{ idle_mb: number; with_clients_mb: number; clients: number }> {
+  await sleep(2000);
+  const idle = rssBytes(broker.pid);
+  const clients: MqttClient[] = [];
+  for (let i = 0; i < IDLE_CLIENTS; i += 50) {
+    const batch = await Promise.all(Array.from({ length: Math.min(50, IDLE_CLIENTS - i) }, () => connect(broker.port)));
+    clients.push(...batch);
+  }
+  await sleep(2000);
+  const loaded = rssBytes(broker.pid);
+  await Promise.all(clients.map(end));
+  return { idle_mb: mb(idle), with_clients_mb: mb(loaded), clients: clients.length };
+}
+
+const round = (n: number, digits: number): number => Math.round(n * 10 ** digits) / 10 ** digits;
+const mb = (bytes: number): number => round(bytes / 1024 / 1024, 1);
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+interface RoundResult {
+  round: number;
+  broker: BrokerName;
+  qos0: Throughput;
+  qos1: Throughput;
+  rtt: RoundTrip;
+}
+
+async function main(): Promise<void> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-'));
+  const { command, how } = buildRuntime();
+  log(`clawbox runs as: ${how}`);
+  const brokers: BrokerProcess[] = [];
+  try {
+    const clawbox = await startClawbox(command, scratch);
+    brokers.push(clawbox);
+    const mosquitto = await startMosquitto(scratch);
+    brokers.push(mosquitto);
+
+    // Memory first, while both processes are fresh.
+    log(`RSS idle and with ${IDLE_CLIENTS} idle clients ...`);
+    const memory = {
+      clawbox: await rssWithClients(clawbox),
+      mosquitto: await rssWithClients(mosquitto),
+    };
+
+    const results: RoundResult[] = [];
+    for (let r = 1; r <= ROUNDS; r++) {
+      // Alternate which broker goes first so that drift (thermal, other load) hits both alike.
+      const order = r % 2 === 1 ? [clawbox, mosquitto] : [mosquitto, clawbox];
+      for (const broker of order) {
+        log(`round ${r}/${ROUNDS}: ${broker.name} ...`);
+        const qos0 = await throughput(broker.port, 0, `bench/tp/${r}/0`);
+        const qos1 = await throughput(broker.port, 1, `bench/tp/${r}/1`);
+        const rtt = await roundTrip(broker.port);
+        results.push({ round: r, broker: broker.name, qos0, qos1, rtt });
+        log(`  qos0 ${qos0.msgs_per_s}/s (${qos0.received}/${qos0.messages})  qos1 ${qos1.msgs_per_s}/s  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`);
+      }
+    }
+
+    const of = (name: BrokerName, pick: (r: RoundResult) => number): number => median(results.filter((r) => r.broker === name).map(pick));
+    const rows: [string, (r: RoundResult) => number, 'higher' | 'lower'][] = [
+      [`QoS 0 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos0.msgs_per_s, 'higher'],
+      [`QoS 1 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos1.msgs_per_s, 'higher'],
+      [`QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.rtt.p50_ms, 'lower'],
+      [`QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.rtt.p99_ms, 'lower'],
+    ];
+    const table = [
+      '| metric (median of rounds) | clawbox | mosquitto | clawbox/mosquitto |',
+      '|---|---:|---:|---:|',
+      ...rows.map(([label, pick]) => {
+        const a = of('clawbox', pick);
+        const b = of('mosquitto', pick);
+        return `| ${label} | ${fmt(a)} | ${fmt(b)} | ${(a / b).toFixed(2)} |`;
+      }),
+      `| RSS idle, MB | ${memory.clawbox.idle_mb} | ${memory.mosquitto.idle_mb} | ${(memory.clawbox.idle_mb / memory.mosquitto.idle_mb).toFixed(1)} |`,
+      `| RSS with ${IDLE_CLIENTS} idle clients, MB | ${memory.clawbox.with_clients_mb} | ${memory.mosquitto.with_clients_mb} | ${(memory.clawbox.with_clients_mb / memory.mosquitto.with_clients_mb).toFixed(1)} |`,
+    ].join('\n');
+
+    const machine = {
+      cpus: os.cpus().length,
+      cpu_model: os.cpus()[0]?.model ?? 'unknown',
+      memory_gb: round(os.totalmem() / 1024 ** 3, 1),
+      node: process.version,
+      mosquitto: mosquittoVersion(),
+      kernel: os.release(),
+    };
+    const lossy = results.filter((r) => r.qos0.received < r.qos0.messages || r.qos1.received < r.qos1.messages);
+    process.stdout.write(`\nBroker benchmark: ${ROUNDS} alternating rounds, clawbox as ${how}\n`);
+    process.stdout.write(`Machine: ${machine.cpus} vCPU ${machine.cpu_model}, ${machine.memory_gb} GB, Node ${machine.node}, ${machine.mosquitto}\n\n`);
+    process.stdout.write(`${table}\n`);
+    if (lossy.length > 0) {
+      process.stdout.write(`\nRuns that lost messages: ${lossy.map((r) => `${r.broker} round ${r.round}`).join(', ')} (see JSON)\n`);
+    }
+
+    const outDir = path.join(ROOT, 'bench/results');
+    mkdirSync(outDir, { recursive: true });
+    const file = path.join(outDir, `broker-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ when: new Date().toISOString(), machine, clawbox_runs_as: how, settings: { MESSAGES, ROUNDS, PAIRS, IDLE_CLIENTS, WINDOW, payload_bytes: PAYLOAD.length }, memory, results, table }, null, 2)}\n`,
+    );
+    process.stdout.write(`\nResults: ${path.relative(ROOT, file)}\n`);
+  } finally {
+    for (const broker of brokers) await broker.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? String(Math.round(n)) : String(round(n, 3));
+}
+
+await main();
