@@ -98,6 +98,7 @@ function recording(engine: ModelEngine): AgentEngine & { requests: GenerateReque
     },
     grammarFor: (schema) => engine.grammarFor(schema),
     warmPrefix: (prefix) => engine.warmPrefix(prefix),
+    gbnf: (text) => engine.gbnf(text),
   };
 }
 
@@ -119,10 +120,10 @@ async function loadEngine(t: Test, file: string): Promise<ModelEngine> {
 
 const PROMPTS = ['make it cosy in here', 'I am going to bed', 'it is too dark', 'play some music', 'hello', 'warmer please'];
 
-async function modelPathChecks(t: Test, engine: ModelEngine) {
+async function modelPathChecks(t: Test, engine: ModelEngine, jumpForward = true) {
   const home = new SimDirectory();
   const spy = recording(engine);
-  const agent = new Agent({ directory: home, engine: () => spy, logger: quiet, maxTokens: 96 });
+  const agent = new Agent({ directory: home, engine: () => spy, logger: quiet, maxTokens: 96, jumpForward });
   t.teardown(() => agent.close());
   await agent.refreshPrefix();
   const ajv = new Ajv({ strict: false });
@@ -138,6 +139,8 @@ async function modelPathChecks(t: Test, engine: ModelEngine) {
     t.equal(home.executed.length - before, response.actions.length, 'executed exactly the reported actions');
     for (const refusal of response.refused ?? []) t.ok(refusal.reason.length > 0, `refused: ${refusal.reason}`);
     t.ok(response.tokens && response.tokens.generated > 0);
+    if (jumpForward) t.ok(response.tokens!.forced > 0, `jump-forward forced ${response.tokens!.forced} tokens`);
+    else t.equal(response.tokens!.forced, 0);
   }
   // The grammar shapes every answer into a tool call that parses.
   const parsed = spy.requests.length;
@@ -155,6 +158,7 @@ t.test('model path on a generated tiny model', async (t) => {
 t.test('model path on the real model', { skip: storiesSkipReason() }, async (t) => {
   const engine = await loadEngine(t, STORIES_PATH);
   await t.test('grammar-constrained tool calls parse; only valid commands execute', (t) => modelPathChecks(t, engine));
+  await t.test('the same with one JSON grammar (no jump-forward)', (t) => modelPathChecks(t, engine, false));
 
   await t.test('an out-of-range value proposed by the model is refused by validation', async (t) => {
     // One device whose only command is a number in [40, 41]: the grammar lets any integer through,

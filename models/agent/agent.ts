@@ -9,6 +9,7 @@
  */
 import { ClawboxError, type ErrorCode, toClawboxError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/logging.js';
+import type { LlamaGrammar } from 'node-llama-cpp';
 import type { GenerateRequest, GenerateResult, JsonGrammar, Timings } from '../engine/engine.js';
 import type { AgentDevice, DeviceDirectory, JsonSchema, StateValue } from './directory.js';
 import { type FastMatch, IntentMatcher } from './intents.js';
@@ -16,6 +17,7 @@ import { english } from './lang-en.js';
 import type { IntentLanguage } from './language.js';
 import { NO_DEVICE, type ToolCall, conversationPrompt, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
+import { ToolCallPlan } from './tool-guide.js';
 import { CommandValidator } from './validate.js';
 
 /** What the agent needs from an engine (ModelEngine provides it; the scheduler may wrap it). */
@@ -23,6 +25,8 @@ export interface AgentEngine {
   generate(request: GenerateRequest): Promise<GenerateResult>;
   grammarFor(schema: object): Promise<JsonGrammar>;
   warmPrefix?(prefix: string): Promise<unknown>;
+  /** GBNF grammars, for jump-forward decoding of tool calls (without it the agent uses one JSON grammar). */
+  gbnf?(text: string): Promise<LlamaGrammar>;
 }
 
 export interface AgentRequest {
@@ -55,8 +59,8 @@ export interface AgentResponse {
   timings: Timings;
   /** Proposals that were not executed, with the reason. */
   refused?: AgentRefusal[];
-  /** Model path only: token counts. */
-  tokens?: { prompt: number; cached: number; generated: number };
+  /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
+  tokens?: { prompt: number; cached: number; generated: number; forced: number };
   transaction?: string | number;
 }
 
@@ -81,6 +85,8 @@ export interface AgentOptions {
   maxTokens?: number;
   /** Longest accepted request text. */
   maxTextChars?: number;
+  /** Jump-forward decoding of tool calls (default true): sample only where there is a choice. */
+  jumpForward?: boolean;
 }
 
 interface Snapshot {
@@ -105,6 +111,8 @@ export class Agent {
   #snapshot: Snapshot | null = null;
   #building: Promise<Snapshot> | null = null;
   #warmed = new WeakMap<object, string>();
+  #plans = new WeakMap<object, { signature: string; plan: Promise<ToolCallPlan> }>();
+  readonly #jumpForward: boolean;
   #unsubscribe: (() => void) | null = null;
 
   constructor(options: AgentOptions) {
@@ -114,6 +122,7 @@ export class Agent {
     this.#logger = options.logger;
     this.#maxTokens = options.maxTokens ?? 96;
     this.#maxTextChars = options.maxTextChars ?? 1000;
+    this.#jumpForward = options.jumpForward ?? true;
     this.sessions = new SessionStore(options.sessions);
     this.#unsubscribe =
       options.directory.onChange?.(() => {
@@ -278,7 +287,7 @@ export class Agent {
     started: number,
   ): Promise<AgentResponse> {
     const language = this.#languages[0]!;
-    const grammar = await engine.grammarFor(snapshot.toolSchema);
+    const decoding = this.#jumpForward && engine.gbnf ? { guide: (await this.#plan(engine, snapshot)).guide() } : { grammar: await engine.grammarFor(snapshot.toolSchema) };
     if (engine.warmPrefix && this.#warmed.get(engine) !== snapshot.prefix) {
       // The device list changed (or first use): fill the idle sequences with the new prefix in the background.
       this.#warmed.set(engine, snapshot.prefix);
@@ -290,12 +299,12 @@ export class Agent {
       prefix: snapshot.prefix,
       prompt: conversationPrompt(history, userText),
       maxTokens: options.maxTokens ?? this.#maxTokens,
-      grammar,
+      ...decoding,
       ...(request.session ? { session: request.session } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
-    const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens };
+    const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
     let outcome: { text: string; actions: AgentAction[]; refused: AgentRefusal[] };
     const call = result.json as ToolCall | undefined;
     if (!call || typeof call !== 'object' || typeof call.device !== 'string') {
@@ -309,6 +318,17 @@ export class Agent {
     if (request.session) this.sessions.append(request.session, userText, result.text.trim());
     if (outcome.refused.length > 0) this.#logger?.info({ refused: outcome.refused }, 'model proposal refused');
     return this.#clean(this.#finish({ ...outcome, path: 'model', timings, tokens }, request, started));
+  }
+
+  /** Compiled jump-forward grammars for this engine and device list. */
+  #plan(engine: AgentEngine, snapshot: Snapshot): Promise<ToolCallPlan> {
+    const cached = this.#plans.get(engine);
+    if (cached?.signature === snapshot.signature) return cached.plan;
+    const compiler = { gbnf: (text: string) => engine.gbnf!(text), grammarFor: (schema: object) => engine.grammarFor(schema) };
+    const plan = ToolCallPlan.build(snapshot.devices, compiler);
+    plan.catch(() => this.#plans.delete(engine));
+    this.#plans.set(engine, { signature: snapshot.signature, plan });
+    return plan;
   }
 
   #clean(response: AgentResponse): AgentResponse {

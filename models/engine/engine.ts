@@ -11,6 +11,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
+  type LlamaGrammar,
   LlamaGrammarEvaluationState,
   type LlamaJsonSchemaGrammar,
   type LlamaModel,
@@ -74,6 +75,20 @@ export interface JsonGrammar {
   readonly grammar: LlamaJsonSchemaGrammar<never>;
 }
 
+/**
+ * Jump-forward decoding: a guide knows the output's structure. It names the grammar for the next sampled
+ * token and, after each one, may force text that has only one possible continuation (JSON keys, the rest
+ * of an enum value, punctuation): forced text is evaluated in one batch instead of sampled token by token.
+ */
+export interface DecodeGuide {
+  /** Forced right after the prompt (evaluated together with it). */
+  readonly start: string;
+  /** The grammar for the next sampled token; may change after a step. */
+  grammar(): LlamaGrammar | null;
+  /** Called with the output so far (start + sampled + forced text). */
+  step(text: string): { force?: string; done?: boolean };
+}
+
 export interface GenerateRequest {
   /** Fixed, cacheable part (system prompt, device list). Reused across requests on a sequence. */
   prefix?: string;
@@ -90,6 +105,8 @@ export interface GenerateRequest {
   signal?: AbortSignal;
   /** Called with each piece of text as it is generated. */
   onText?: (text: string) => void;
+  /** Jump-forward decoding (replaces `grammar`). */
+  guide?: DecodeGuide;
 }
 
 export interface GenerateResult {
@@ -101,6 +118,8 @@ export interface GenerateResult {
   cached_tokens: number;
   evaluated_tokens: number;
   generated_tokens: number;
+  /** Tokens appended by jump-forward instead of being sampled. */
+  forced_tokens: number;
   sequence: number;
   timings: Timings;
 }
@@ -143,6 +162,7 @@ export class ModelEngine {
   readonly #logger: Logger;
   readonly #prefixTokens = new Map<string, Token[]>();
   readonly #grammars = new Map<string, Promise<JsonGrammar>>();
+  readonly #gbnf = new Map<string, Promise<LlamaGrammar>>();
   #threads: ThreadChoice;
   #activePrefills = 0;
   #disposed = false;
@@ -345,6 +365,18 @@ export class ModelEngine {
     return grammar;
   }
 
+  /** Compiles (and caches) a GBNF grammar. */
+  gbnf(text: string): Promise<LlamaGrammar> {
+    let grammar = this.#gbnf.get(text);
+    if (!grammar) {
+      grammar = this.#llama.createGrammar({ grammar: text });
+      grammar.catch(() => this.#gbnf.delete(text));
+      this.#gbnf.set(text, grammar);
+      if (this.#gbnf.size > 64) this.#gbnf.delete(this.#gbnf.keys().next().value as string);
+    }
+    return grammar;
+  }
+
   #prefix(prefix: string | undefined): Token[] {
     const bos = this.#model.tokens.bos;
     const head = bos === null ? [] : [bos];
@@ -475,7 +507,10 @@ export class ModelEngine {
     if (!Number.isInteger(request.maxTokens) || request.maxTokens < 1) {
       throw new ClawboxError('PAYLOAD_INVALID', 'maxTokens must be a positive integer');
     }
-    const input = this.#inputTokens(request);
+    const guide = request.guide;
+    // Text forced after the prompt is tokenized on its own, as a continuation (no leading space).
+    const startTokens = guide?.start ? this.#model.tokenize(guide.start, false, 'trimLeadingSpace') : [];
+    const input = [...this.#inputTokens(request), ...startTokens];
     const contextSize = this.#context.contextSize;
     if (input.length + request.maxTokens > contextSize) {
       throw new ClawboxError(
@@ -491,7 +526,8 @@ export class ModelEngine {
     let lastTokenAt = 0;
     let inPrefill = false;
     const generated: Token[] = [];
-    let text = '';
+    let forced = 0;
+    let text = guide?.start ?? '';
     let json: unknown;
     let stopReason: GenerateResult['stop_reason'] = 'eos';
     let cached = 0;
@@ -499,9 +535,22 @@ export class ModelEngine {
       if (signal?.aborted) throw abortError(signal);
       cached = await this.#reuse(slot, input);
       slot.session = request.session ?? null;
-      const grammarState = request.grammar
-        ? new LlamaGrammarEvaluationState({ model: this.#model, grammar: request.grammar.grammar })
-        : undefined;
+      let grammarState: LlamaGrammarEvaluationState | (() => LlamaGrammarEvaluationState | undefined) | undefined;
+      if (guide) {
+        // A fresh evaluation state whenever the guide moves to another grammar.
+        let current: LlamaGrammar | null = null;
+        let state: LlamaGrammarEvaluationState | undefined;
+        grammarState = () => {
+          const grammar = guide.grammar();
+          if (grammar !== current) {
+            current = grammar;
+            state = grammar ? new LlamaGrammarEvaluationState({ model: this.#model, grammar }) : undefined;
+          }
+          return state;
+        };
+      } else if (request.grammar) {
+        grammarState = new LlamaGrammarEvaluationState({ model: this.#model, grammar: request.grammar.grammar });
+      }
       this.#activePrefills++;
       inPrefill = true;
       this.#applyThreads();
@@ -510,8 +559,11 @@ export class ModelEngine {
         ...(request.seed !== undefined ? { seed: request.seed } : {}),
         ...(grammarState ? { grammarEvaluationState: grammarState } : {}),
       });
+      let afterForce = false;
       try {
-        for await (const token of iterator) {
+        let step = await iterator.next();
+        while (!step.done) {
+          const token = step.value;
           const now = performance.now();
           if (inPrefill) {
             inPrefill = false;
@@ -519,16 +571,35 @@ export class ModelEngine {
             this.#applyThreads();
             firstTokenAt = now;
             this.rates.observePrefill(input.length - cached, now - acquired);
-          } else {
+          } else if (!afterForce) {
+            // A gap that included a forced batch is not a decode step.
             this.rates.observeDecodeGap(now - lastTokenAt);
           }
           lastTokenAt = now;
+          afterForce = false;
+          const piece = this.#model.detokenize([token], false, generated.slice(-4));
           generated.push(token);
-          const next = this.#model.detokenize(generated);
-          if (request.onText && next.length > text.length) request.onText(next.slice(text.length));
-          text = next;
+          text += piece;
+          if (request.onText && piece) request.onText(piece);
           if (signal?.aborted) throw abortError(signal);
-          if (request.grammar && /[}\]]\s*$/.test(text)) {
+          let replacement: Token[] | undefined;
+          if (guide) {
+            const { force, done } = guide.step(text);
+            if (force) {
+              text += force;
+              request.onText?.(force);
+            }
+            if (done) {
+              stopReason = 'grammar';
+              break;
+            }
+            if (force) {
+              const tokens = this.#model.tokenize(force, false, 'trimLeadingSpace');
+              forced += tokens.length;
+              replacement = [token, ...tokens];
+              afterForce = true;
+            }
+          } else if (request.grammar && /[}\]]\s*$/.test(text)) {
             try {
               json = JSON.parse(text);
               stopReason = 'grammar';
@@ -545,6 +616,7 @@ export class ModelEngine {
             stopReason = 'max_tokens';
             break;
           }
+          step = await iterator.next(replacement);
         }
       } finally {
         await iterator.return();
@@ -554,7 +626,7 @@ export class ModelEngine {
         const cut = Math.min(...request.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0));
         text = text.slice(0, cut);
       }
-      if (request.grammar && json === undefined) {
+      if ((request.grammar || guide) && json === undefined) {
         try {
           json = JSON.parse(text);
         } catch {
@@ -591,6 +663,7 @@ export class ModelEngine {
       cached_tokens: cached,
       evaluated_tokens: input.length - cached,
       generated_tokens: generated.length,
+      forced_tokens: forced,
       sequence: slot.index,
       timings,
     };
