@@ -41,6 +41,8 @@ export interface ModelServiceDeps {
   baseDir?: string;
   /** Also load the `small` model (default true). */
   loadSmall?: boolean;
+  /** How often `threads: auto` is re-checked against free cores (ms; 0 disables). Default 30 s. */
+  threadRecheckMs?: number;
 }
 
 interface Slot {
@@ -65,6 +67,7 @@ export class ModelService implements Component {
   #loading: Promise<void> = Promise.resolve();
   #unregister: (() => void) | null = null;
   #registry: ModelRegistry | null = null;
+  #recheckTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ModelServiceDeps = {}) {
     this.#deps = deps;
@@ -176,6 +179,7 @@ export class ModelService implements Component {
       }
       slot.engine = engine;
       this.#set(slot, 'ready', { progress: 1 });
+      this.#scheduleThreadRecheck();
     } catch (error) {
       if (this.#abort.signal.aborted) return;
       const typed = toClawboxError(error);
@@ -186,6 +190,32 @@ export class ModelService implements Component {
         `${slot.role} model ${name} not loaded: ${typed.code}: ${typed.message}; running without it`,
       );
     }
+  }
+
+  /**
+   * Free cores change at run time (another process takes one): re-measure them now and then and move
+   * `auto` thread counts with them, so busy-waiting threads never fight for a taken core.
+   */
+  #scheduleThreadRecheck(): void {
+    const every = this.#deps.threadRecheckMs ?? 30_000;
+    if (every <= 0 || this.#recheckTimer) return;
+    const auto = (slot: Slot) => slot.record && (slot.record.entry.threads === 'auto' || slot.record.entry.batch_threads === 'auto');
+    this.#recheckTimer = setInterval(() => {
+      for (const slot of [this.#slots.main, this.#slots.small]) {
+        const engine = slot.engine;
+        if (!engine || !auto(slot)) continue;
+        const before = engine.threads;
+        engine
+          .recheckThreads(slot.record!.entry)
+          .then((after) => {
+            if (after.threads !== before.threads || after.batchThreads !== before.batchThreads) {
+              this.#logger?.info({ model: slot.record!.entry.name, threads: after.threads, batch_threads: after.batchThreads, reason: after.reason }, 'thread counts changed with free cores');
+            }
+          })
+          .catch(() => {});
+      }
+    }, every);
+    this.#recheckTimer.unref();
   }
 
   /** Resolves when the start-up load attempts finished (successfully or not). */
@@ -240,6 +270,8 @@ export class ModelService implements Component {
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    if (this.#recheckTimer) clearInterval(this.#recheckTimer);
+    this.#recheckTimer = null;
     await this.#loading.catch(() => {});
     for (const slot of [this.#slots.main, this.#slots.small]) {
       const engine = slot.engine;

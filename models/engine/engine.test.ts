@@ -223,6 +223,10 @@ t.test('engine on the real model', { skip: storiesSkipReason() }, async (t) => {
     engine.setThreads({ threads: 1, batchThreads: 99 });
     t.ok(engine.threads.batchThreads <= 2, 'clamped to the context ceiling');
     t.equal(engine.llama.maxThreads, 1, 'idle: single-token thread count applies');
+    const fixed = await engine.recheckThreads({ threads: 1, batch_threads: 2 }, 20);
+    t.match(fixed, { threads: 1, batchThreads: 1 }, 'configured counts stay (clamped to the ceiling of 1)');
+    const auto = await engine.recheckThreads({ threads: 'auto', batch_threads: 'auto' }, 20);
+    t.ok(auto.threads >= 1 && auto.batchThreads >= auto.threads, `re-measured: ${auto.reason}`);
     const rates = engine.rates.snapshot();
     t.ok(rates.decode_tok_s! > 0 && rates.prefill_tok_s! > 0, 'rates measured');
     t.ok(engine.rates.estimateMs({ evaluate_tokens: 20, output_tokens: 10 })! > 0);
