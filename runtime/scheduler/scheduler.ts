@@ -66,8 +66,13 @@ export interface Lane<Req, Res> {
   run(job: LaneJob<Req>): Promise<Res>;
 }
 
-/** Returns a runner when the request can be answered without the model, else null. Must be cheap. */
-export type FastPathMatcher<Req, Res> = (request: Req) => (() => Res | Promise<Res>) | null;
+export type FastRunner<Res> = () => Res | Promise<Res>;
+
+/**
+ * Returns a runner when the request can be answered without the model, else null (or a promise of
+ * either). Must be cheap: it is asked for every request before the admission decision.
+ */
+export type FastPathMatcher<Req, Res> = (request: Req) => FastRunner<Res> | null | Promise<FastRunner<Res> | null>;
 
 export interface SchedulerLogger {
   debug(obj: object, msg: string): void;
@@ -144,6 +149,8 @@ interface Item<Req, Res> extends Queued {
   unlisten: (() => void) | null;
   started: number | null;
   kStart: number;
+  /** Parallel sequences its `est` was last computed for (running items). */
+  kNow: number;
   controller: AbortController | null;
   timer: TimerHandle | null;
   /** The caller has been answered (result, error or deadline). */
@@ -391,9 +398,48 @@ export class Scheduler<Req, Res> {
       if (!evict) return { feasible: false, wait, service, retry, note: `${laneName}: queue full (${group.queue.length})`, queueFull: true };
     }
     const total = wait + service;
-    const feasible = total <= remaining;
-    const note = `${laneName}/${budget}: wait ${wait.toFixed(1)} + service ${service.toFixed(1)} ${feasible ? '<=' : '>'} ${remaining.toFixed(1)} ms`;
-    return { feasible, wait, service, retry, note, evict: evict as Item<unknown, unknown> | null };
+    // Starting now adds a parallel sequence, which slows the running ones: never at the cost of their deadline.
+    const hurt = needsQueue ? 0 : this.#hurtsRunning(group, now);
+    const feasible = total <= remaining && hurt === 0;
+    const note =
+      hurt > 0
+        ? `${laneName}/${budget}: would push ${hurt} running request(s) past their deadline`
+        : `${laneName}/${budget}: wait ${wait.toFixed(1)} + service ${service.toFixed(1)} ${feasible ? '<=' : '>'} ${remaining.toFixed(1)} ms`;
+    return { feasible, wait, service, retry: hurt > 0 ? Math.max(retry, this.#earliestEnd(group, now)) : retry, note, evict: evict as Item<unknown, unknown> | null };
+  }
+
+  /** Remaining time of a running item if `k` sequences ran from now on (its lane's model, scaled). */
+  #remainingAt(item: Item<Req, Res>, k: number, now: number): number {
+    const remaining = Math.max(0, (item.started ?? now) + item.est - now);
+    if (k === item.kNow || remaining === 0) return remaining;
+    const before = item.lane.model.estimate(item.plan, item.grant.budget, item.kNow);
+    const after = item.lane.model.estimate(item.plan, item.grant.budget, k);
+    return before && after ? (remaining * after) / before : remaining;
+  }
+
+  /** After the running set changed: each running item's estimate follows the new parallelism. */
+  #rescale(group: Group<Req, Res>, now: number): void {
+    const k = Math.max(1, group.running.size);
+    for (const item of group.running) {
+      if (item.kNow === k) continue;
+      item.est = now - (item.started ?? now) + this.#remainingAt(item, k, now);
+      item.kNow = k;
+    }
+  }
+
+  /** Running requests that would miss their deadline if one more sequence ran beside them from now. */
+  #hurtsRunning(group: Group<Req, Res>, now: number): number {
+    const k = group.running.size + 1;
+    let hurt = 0;
+    for (const item of group.running) if (now + this.#remainingAt(item, k, now) > item.deadline) hurt++;
+    return hurt;
+  }
+
+  /** Ms until the first running request of the group should end. */
+  #earliestEnd(group: Group<Req, Res>, now: number): number {
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const item of group.running) earliest = Math.min(earliest, Math.max(0, (item.started ?? now) + item.est - now));
+    return Number.isFinite(earliest) ? earliest : 0;
   }
 
   #fitsNow(group: Group<Req, Res>, lane: Lane<Req, Res>, cls: string): boolean {
@@ -406,11 +452,17 @@ export class Scheduler<Req, Res> {
 
   /**
    * The admission decision for a request arriving now (pure: nothing is queued or run). `fast` tells
-   * whether the fast path matches (undefined: ask tryFastPath when the ladder gets there).
+   * whether the fast path matches (undefined: ask a synchronous tryFastPath).
    */
   decide(submission: Submission<Req>, fast?: boolean): Decision {
     const now = this.#clock.now();
-    return this.#decide(submission, now, now + this.deadlineFor(submission.source, submission.deadline_ms), this.classOf(submission.source), () => fast ?? this.#tryFastPath?.(submission.request) != null).decision;
+    const matches = () => {
+      if (fast !== undefined) return fast;
+      const run = this.#tryFastPath?.(submission.request) ?? null;
+      // An async matcher's answer is not known here; decide() then assumes no match.
+      return run !== null && typeof (run as Promise<unknown>).then !== 'function';
+    };
+    return this.#decide(submission, now, now + this.deadlineFor(submission.source, submission.deadline_ms), this.classOf(submission.source), matches).decision;
   }
 
   #decide(
@@ -501,19 +553,29 @@ export class Scheduler<Req, Res> {
    */
   submit(submission: Submission<Req>): Promise<Outcome<Res>> {
     if (this.#stopped) return Promise.reject(new ClawboxError('BUSY', 'the scheduler is stopping', { retry_after_ms: 1000 }));
+    const arrival = this.#clock.now();
+    let match: FastRunner<Res> | null | Promise<FastRunner<Res> | null>;
+    try {
+      match = this.#tryFastPath?.(submission.request) ?? null;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // An async matcher (the agent reads its device list) is awaited; the deadline still runs from arrival.
+    if (match && typeof (match as Promise<unknown>).then === 'function') {
+      return (match as Promise<FastRunner<Res> | null>).then((run) => this.#admit(submission, arrival, run));
+    }
+    return this.#admit(submission, arrival, match as FastRunner<Res> | null);
+  }
+
+  #admit(submission: Submission<Req>, arrival: number, fastRun: FastRunner<Res> | null): Promise<Outcome<Res>> {
     const started = performance.now();
     const now = this.#clock.now();
     const deadlineMs = this.deadlineFor(submission.source, submission.deadline_ms);
-    const deadline = now + deadlineMs;
+    const deadline = arrival + deadlineMs;
     const cls = this.classOf(submission.source);
-    let fastRun: (() => Res | Promise<Res>) | null | undefined;
-    const fastMatches = () => {
-      if (fastRun === undefined) fastRun = this.#tryFastPath?.(submission.request) ?? null;
-      return fastRun !== null;
-    };
     let decided: { decision: Decision; plan: WorkPlan | null; evict?: Item<Req, Res> | null };
     try {
-      decided = this.#decide(submission, now, deadline, cls, fastMatches);
+      decided = this.#decide(submission, now, deadline, cls, () => fastRun !== null);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -529,7 +591,7 @@ export class Scheduler<Req, Res> {
     }
     if (plan) this.#lastPlan = plan;
 
-    if (decision.action === 'fast') return this.#runFast(fastRun!, decision.rung, now, deadline, deadlineMs);
+    if (decision.action === 'fast') return this.#runFast(fastRun!, decision.rung, arrival, deadline, deadlineMs);
     if (decision.action === 'reject') {
       if (decision.shed === 'no_model') {
         this.#emit({ type: 'shed', reason: 'no_model', retry_after_ms: 0 });
@@ -564,6 +626,7 @@ export class Scheduler<Req, Res> {
         unlisten: null,
         started: null,
         kStart: 0,
+        kNow: 1,
         controller: null,
         timer: null,
         answered: false,
@@ -579,7 +642,7 @@ export class Scheduler<Req, Res> {
     });
   }
 
-  async #runFast(run: () => Res | Promise<Res>, rung: Rung, arrival: number, deadline: number, deadlineMs: number): Promise<Outcome<Res>> {
+  async #runFast(run: FastRunner<Res>, rung: Rung, arrival: number, deadline: number, deadlineMs: number): Promise<Outcome<Res>> {
     try {
       const result = await run();
       const end = this.#clock.now();
@@ -685,6 +748,8 @@ export class Scheduler<Req, Res> {
     item.started = now;
     group.running.add(item);
     item.kStart = group.running.size;
+    item.kNow = group.running.size;
+    this.#rescale(group, now);
     const controller = new AbortController();
     item.controller = controller;
     const remaining = item.deadline - now;
@@ -743,6 +808,7 @@ export class Scheduler<Req, Res> {
     item.timer?.cancel();
     item.timer = null;
     if (!item.group.running.delete(item)) return;
+    this.#rescale(item.group, this.#clock.now());
     this.#pump(item.group);
   }
 

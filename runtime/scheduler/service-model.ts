@@ -11,8 +11,10 @@
  *   measured one with `batch_cost` per extra sequence.
  * - output tokens: what the caller expects, else the EWMA (+1 deviation) of what this kind generated,
  *   capped by the budget.
- * - stall: an inter-token gap far above gap(k) multiplies every estimate at once by gap / expected; the
- *   multiplier decays back with a half-life in wall time, so a lane that is refused everything recovers.
+ * - stall: an inter-token gap far above gap(k) multiplies every estimate at once by gap / expected (capped);
+ *   each normal gap after it halves the excess, and it also decays with a half-life in wall time, so a
+ *   lane that is refused everything recovers. A lasting slowdown keeps producing stalls until the
+ *   per-request samples have taught gap(k) the slower rate.
  */
 import type { Clock } from './clock.js';
 
@@ -78,6 +80,8 @@ export interface EwmaServiceModelOptions {
   stall_factor?: number;
   /** Half-life (ms) of the stall multiplier. */
   stall_half_life_ms?: number;
+  /** The stall multiplier never exceeds this (one huge gap must not shut the lane for long). */
+  stall_cap?: number;
   /** Extra decode cost per additional parallel sequence, for unmeasured concurrency (0.6 = +60 %). */
   batch_cost?: number;
   /** Rates to start from (e.g. the engine's own measurements, or a calibration run). */
@@ -106,6 +110,7 @@ export class EwmaServiceModel implements ServiceTimeModel {
   readonly #stallFactor: number;
   readonly #halfLife: number;
   readonly #batchCost: number;
+  readonly #stallCap: number;
   // Weighted moments of (evaluated tokens, prefill ms) for the linear fit.
   #fit: { w: number; x: number; y: number; xx: number; xy: number } | null = null;
   readonly #gaps = new Map<number, Ewma>();
@@ -120,6 +125,7 @@ export class EwmaServiceModel implements ServiceTimeModel {
     this.#stallFactor = options.stall_factor ?? 4;
     this.#halfLife = options.stall_half_life_ms ?? 1000;
     this.#batchCost = options.batch_cost ?? 0.6;
+    this.#stallCap = options.stall_cap ?? 8;
     if (options.seed) {
       const { prefill_overhead_ms = 0, prefill_ms_per_token: slope, decode_ms_per_token } = options.seed;
       // Two virtual samples on the seeded line (8 and 64 tokens), so the fit has a slope from the start.
@@ -145,14 +151,17 @@ export class EwmaServiceModel implements ServiceTimeModel {
     const variance = f.xx / f.w - mx * mx;
     let perToken: number;
     let overhead: number;
-    if (variance > 1) {
-      perToken = Math.max(0, (f.xy / f.w - mx * my) / variance);
-      overhead = Math.max(0, my - perToken * mx);
-    } else {
-      // All prompts the same length so far: attribute it all to tokens (safe for longer prompts).
-      perToken = my / Math.max(1, mx);
-      overhead = 0;
+    // Fit a line only when prompt lengths spread enough for the slope to mean something (noise over a
+    // spread of one or two tokens gives absurd slopes); otherwise, or when the line would need a negative
+    // intercept or slope, go through the origin: the prediction at the usual length is right either way.
+    const spread = Math.sqrt(Math.max(0, variance));
+    if (spread > Math.max(2, 0.25 * mx)) {
+      perToken = (f.xy / f.w - mx * my) / variance;
+      overhead = my - perToken * mx;
+      if (perToken >= 0 && overhead >= 0) return { overhead, perToken };
     }
+    perToken = my / Math.max(1, mx);
+    overhead = 0;
     return { overhead, perToken };
   }
 
@@ -227,12 +236,19 @@ export class EwmaServiceModel implements ServiceTimeModel {
     if (ms > this.#stallFactor * expected) {
       // Act on the first slow token: every estimate slows now, not after the request ends.
       const current = this.#multiplier();
-      this.#stall = { multiplier: Math.max(current, ms / expected), at: this.#clock.now() };
+      this.#stall = { multiplier: Math.min(this.#stallCap, Math.max(current, ms / expected)), at: this.#clock.now() };
       this.#stalls++;
       return true;
     }
+    // A normal gap after a stall: it was transient (a GC pause, a short burst elsewhere); halve the excess.
+    if (this.#stall.multiplier > 1) this.#stall = { multiplier: 1 + (this.#multiplier() - 1) * 0.5, at: this.#clock.now() };
     this.#gaps.set(k, this.#update(this.#gaps.get(k), ms));
     return false;
+  }
+
+  /** Stalls seen so far. */
+  get stalls(): number {
+    return this.#stalls;
   }
 
   snapshot(): ServiceModelSnapshot {
