@@ -7,7 +7,13 @@ import { rejectionCode, tempDir, tinyModel } from './testing/fixtures.js';
 
 function io() {
   const out = { stdout: '', stderr: '' };
-  return { out, io: { stdout: (s: string) => void (out.stdout += s), stderr: (s: string) => void (out.stderr += s), env: {} } };
+  const stdout = (s: string) => {
+    out.stdout += s;
+  };
+  const stderr = (s: string) => {
+    out.stderr += s;
+  };
+  return { out, io: { stdout, stderr, env: {} } };
 }
 
 t.test('models add / list / verify against a real config file', async (t) => {
