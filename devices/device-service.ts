@@ -20,16 +20,16 @@ import { SerialQueue } from './drivers/common.js';
 import type { DeviceStateEvent } from './events.js';
 import { HaDiscovery } from './ha-discovery.js';
 import { LogLimiter } from './log-limiter.js';
-import {
-  type Availability,
-  type DeviceCommand,
-  type DeviceCommandResult,
-  type DeviceDefinition,
-  type DeviceErrorInfo,
-  DEVICE_ID_RE,
-  type DeviceSnapshot,
-  type DeviceState,
-  type ExecuteOptions,
+import { OrderedPublisher } from './ordered-publisher.js';
+import type {
+  Availability,
+  DeviceCommand,
+  DeviceCommandResult,
+  DeviceDefinition,
+  DeviceErrorInfo,
+  DeviceSnapshot,
+  DeviceState,
+  ExecuteOptions,
 } from './model.js';
 import {
   type DevicesDocument,
@@ -95,7 +95,8 @@ export class DeviceService implements Component {
   #running = false;
 
   constructor(deps: DeviceServiceDeps) {
-    this.#messaging = deps.messaging;
+    // Every message of the device layer goes out in order (see ordered-publisher.ts for the aedes reason).
+    this.#messaging = new OrderedPublisher(deps.messaging);
     this.#loadDriver = deps.loadDriver ?? loadBuiltinDriver;
     this.#maxQueue = deps.maxQueuePerDevice ?? 256;
     this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
@@ -412,7 +413,8 @@ export class DeviceService implements Component {
       { code: err.code, device: shownId, source: options.source },
       `command for ${shownId} failed: ${err.message}`,
     );
-    if (typeof id === 'string' && DEVICE_ID_RE.test(id)) {
+    // Unknown ids are answered too, on their own error topic, as long as the id is a valid topic level.
+    if (typeof id === 'string' && isTopicLevel(id)) {
       const body = {
         code: err.code,
         message: err.message,
@@ -490,6 +492,10 @@ export class DeviceService implements Component {
   static now(): number {
     return performance.now();
   }
+}
+
+function isTopicLevel(id: string): boolean {
+  return id.length > 0 && id.length <= 128 && !/[/+#]/.test(id) && !id.includes('\0') && !id.startsWith('$');
 }
 
 /** TOGGLE becomes ON or OFF from the last known state, just before the driver runs (so order holds). */

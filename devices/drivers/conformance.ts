@@ -3,6 +3,7 @@
  * against a real device on the other end (a simulator process on a socat pty, a Modbus slave, a remote
  * MQTT client). A rig provides a device with switch + dimmer capabilities and the faults to inject.
  */
+import type { Test } from 'tap';
 import type { Messaging } from '../../runtime/messaging.js';
 import { createLogging } from '../../runtime/logging.js';
 import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
@@ -25,15 +26,7 @@ export interface ConformanceRig {
   deviceState(): Promise<DeviceState>;
 }
 
-interface Tap {
-  test(name: string, fn: (t: Tap) => Promise<void>): Promise<void>;
-  teardown(fn: () => unknown): void;
-  ok(value: unknown, message?: string): void;
-  equal(a: unknown, b: unknown, message?: string): void;
-  same(a: unknown, b: unknown, message?: string): void;
-  match(a: unknown, b: unknown, message?: string): void;
-  rejects(p: Promise<unknown>, expected: object, message?: string): Promise<void>;
-}
+type Tap = Test;
 
 const noMessaging: Messaging = {
   baseTopic: 'clawbox',

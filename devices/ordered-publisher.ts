@@ -1,0 +1,29 @@
+/**
+ * Publishes the device layer's messages one at a time, in call order.
+ *
+ * Why: aedes numbers each message when publish() is called (brokerCounter) but stores a retained one
+ * (asynchronously, in the persistence) before forwarding it, and each client drops any message whose
+ * number is lower than one it already got ("dedupe", meant for broker clusters). Two overlapping
+ * publishes, a retained state and a later error or RESULT say, can so reach a client out of order and
+ * the earlier one is silently lost. Waiting for each publish before starting the next keeps the numbers
+ * in forwarding order, and gives clients the device layer's messages in the order things happened.
+ */
+import type { Messaging, PublishOptions } from '../runtime/messaging.js';
+
+export class OrderedPublisher {
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(private readonly messaging: Messaging) {}
+
+  get baseTopic(): string {
+    return this.messaging.baseTopic;
+  }
+
+  publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
+    const next = this.#tail.then(() => this.messaging.publish(topic, payload, options));
+    this.#tail = next.catch(() => {});
+    return next;
+  }
+
+  subscribe: Messaging['subscribe'] = (filter, handler) => this.messaging.subscribe(filter, handler);
+}
