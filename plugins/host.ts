@@ -11,7 +11,6 @@ import { Ajv } from 'ajv';
 import { Counter } from 'prom-client';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
-import type { Logger } from '../runtime/logging.js';
 import type { Messaging } from '../runtime/messaging.js';
 import { type PluginsConfig, pluginsConfigSchema } from './config-schema.js';
 import { type DiscoveredPlugin, type DiscoveryProblem, discoverPlugins, pluginSources } from './discovery.js';
@@ -127,7 +126,6 @@ export class PluginHost implements Component {
   readonly name = 'plugins';
   readonly #deps: PluginHostDeps;
   #ctx: RuntimeContext | undefined;
-  #log: Logger | undefined;
   #config: PluginsConfig | undefined;
   #plugins = new Map<string, Loaded>();
   #problems: DiscoveryProblem[] = [];
@@ -144,7 +142,6 @@ export class PluginHost implements Component {
   async start(ctx: RuntimeContext): Promise<void> {
     this.#ctx = ctx;
     const log = ctx.logger('plugins');
-    this.#log = log;
     const config = resolvePluginsConfig(this.#deps.config ?? (ctx.config as unknown as { plugins?: unknown }).plugins);
     this.#config = config;
     this.#unregisterStatus = ctx.status.register('plugins', () => this.status());

@@ -53,7 +53,7 @@ export function filterCovers(allowed: string, requested: string): boolean {
 }
 
 export function isValidTopic(topic: string): boolean {
-  return topic.length > 0 && topic.length <= 256 && !/[+#\u0000]/.test(topic);
+  return topic.length > 0 && topic.length <= 256 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000');
 }
 
 export function isValidFilter(filter: string): boolean {

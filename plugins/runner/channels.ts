@@ -8,10 +8,10 @@
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../runtime/logging.js';
 import { OutputLog } from './output-log.js';
 import { preview } from './rpc.js';
+import { startModuleWorker } from './ts-worker.js';
 
 export type ExitKind = 'exited' | 'crashed' | 'memory' | 'protocol' | 'spawn';
 
@@ -102,13 +102,7 @@ function openWorker(o: ChannelOptions, raw: ChannelEvents): PluginChannel {
     stderr: true,
     resourceLimits: { maxOldGenerationSizeMb: o.memoryLimitMb, maxYoungGenerationSizeMb: Math.min(32, Math.max(4, o.memoryLimitMb / 8)) },
   };
-  // From sources the worker needs tsx registered before it can import TypeScript.
-  const worker = FROM_SOURCES
-    ? new Worker(
-        `import(${JSON.stringify(tsxApiUrl())}).then((m) => { m.register(); return import(${JSON.stringify(pathToHref(NODE_MAIN))}); })`,
-        { ...common, eval: true },
-      )
-    : new Worker(NODE_MAIN, common);
+  const worker = startModuleWorker(pathToFileURL(NODE_MAIN), common);
   const out = new OutputLog(o.logger, 'stdout');
   const err = new OutputLog(o.logger, 'stderr');
   worker.stdout.on('data', (chunk: Buffer) => out.write(chunk));
@@ -268,16 +262,8 @@ function wireChild(
 }
 
 // Only called when running from sources, where tsx (a dev dependency) is installed.
-function tsxApiUrl(): string {
-  return import.meta.resolve('tsx/esm/api');
-}
-
 function tsxLoaderUrl(): string {
   return import.meta.resolve('tsx');
-}
-
-function pathToHref(file: string): string {
-  return pathToFileURL(file).href;
 }
 
 function delay(ms: number): Promise<void> {

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import type { PluginContext, PluginDefinition, PluginDevicesApi, PluginLogger, ToolCall } from '../sdk.js';
-import { RPC, type RpcError, RpcPeer } from './rpc.js';
+import { RPC, RemoteError, type RpcError, RpcPeer } from './rpc.js';
 
 interface BootData {
   entry: string;
@@ -81,9 +81,21 @@ const log: PluginLogger = {
   error: (message, fields) => peer.notify('log', { level: 'error', message, fields }),
 };
 
+/** A request to the host; its refusal becomes an Error whose `code` is the host's (FORBIDDEN, DEVICE_NOT_FOUND …). */
+async function hostRequest(method: string, params: Record<string, unknown>): Promise<unknown> {
+  try {
+    return await peer.request(method, params).result;
+  } catch (error) {
+    if (error instanceof RemoteError) {
+      const code = (error.data as { code?: unknown } | undefined)?.code;
+      throw new CodedError(typeof code === 'string' ? code : 'PLUGIN_FAILED', error.message);
+    }
+    throw error;
+  }
+}
+
 function devicesApi(call?: string): PluginDevicesApi {
-  const ask = (method: string, params: Record<string, unknown>) =>
-    peer.request(method, { ...params, ...(call ? { call } : {}) }).result;
+  const ask = (method: string, params: Record<string, unknown>) => hostRequest(method, { ...params, ...(call ? { call } : {}) });
   return {
     list: () => ask('devices.list', {}) as ReturnType<PluginDevicesApi['list']>,
     get: (id) => ask('devices.get', { id }) as ReturnType<PluginDevicesApi['get']>,
@@ -124,10 +136,10 @@ async function initialize(p: Record<string, unknown>): Promise<unknown> {
     mqtt: {
       publish: async (topic, payload, options) => {
         const text = typeof payload === 'string' ? payload : JSON.stringify(payload);
-        await peer.request('mqtt.publish', { topic, payload: text, retain: options?.retain === true }).result;
+        await hostRequest('mqtt.publish', { topic, payload: text, retain: options?.retain === true });
       },
       subscribe: async (filter, handler) => {
-        await peer.request('mqtt.subscribe', { filter }).result;
+        await hostRequest('mqtt.subscribe', { filter });
         subscriptions.push({ filter, handler });
       },
     },

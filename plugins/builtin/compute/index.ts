@@ -1,0 +1,192 @@
+/**
+ * compute: an offline stand-in for a Wolfram-Alpha-style tool, on mathjs. Limits, in order: expression
+ * length, parse-tree size, size of any matrix or range it creates, and evaluation time (a vm timeout that
+ * interrupts the evaluation itself, so a slow expression fails cleanly without restarting the plugin). The
+ * worker's heap limit is the last line. Functions that could reach outside an expression (import,
+ * createUnit, evaluate/parse inside expressions, …) are disabled, as mathjs's security notes advise.
+ */
+import vm from 'node:vm';
+import { type MathJsInstance, type MathNode, all, create } from 'mathjs';
+import { PluginError, definePlugin } from '../../sdk.js';
+
+interface ComputeConfig {
+  max_expression_length: number;
+  max_nodes: number;
+  max_elements: number;
+  timeout_ms: number;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+export function createCompute(config: ComputeConfig) {
+  const math = create(all!, { number: 'number' }) as MathJsInstance;
+  const { parse, format, typeOf } = math;
+  const original = math as unknown as Record<string, AnyFn>;
+
+  const tooBig = (what: string, count: number) =>
+    new PluginError('PAYLOAD_TOO_LARGE', `${what} would have ${count} elements; the limit is ${config.max_elements}`);
+  const dims = (args: unknown[]): number => {
+    const flat = args.length === 1 && Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
+    const numbers = flat.flatMap((a) => (typeof a === 'number' ? a : isMatrix(a) ? a.toArray() : a));
+    return numbers.reduce<number>((n, d) => (typeof d === 'number' ? n * Math.max(0, d) : n), 1);
+  };
+  const guardSize = (name: string) => {
+    const fn = original[name]!;
+    return (...args: unknown[]) => {
+      const size = dims(args.filter((a) => typeof a !== 'string'));
+      if (size > config.max_elements) throw tooBig(`${name}()`, size);
+      return fn(...args);
+    };
+  };
+  const guardRandom = (name: string) => {
+    const fn = original[name]!;
+    return (...args: unknown[]) => {
+      // Only a size array is a size here: random(1, 100) is a range of values.
+      if (Array.isArray(args[0]) || isMatrix(args[0])) {
+        const size = dims([args[0]]);
+        if (size > config.max_elements) throw tooBig(`${name}()`, size);
+      }
+      return fn(...args);
+    };
+  };
+  const range = original.range!;
+  const disabled = (name: string) => () => {
+    throw new PluginError('FORBIDDEN', `${name}() is disabled in compute`);
+  };
+  math.import(
+    {
+      zeros: guardSize('zeros'),
+      ones: guardSize('ones'),
+      identity: guardSize('identity'),
+      random: guardRandom('random'),
+      randomInt: guardRandom('randomInt'),
+      range: (...args: unknown[]) => {
+        const count = rangeCount(args);
+        if (count > config.max_elements) throw tooBig('range()', count);
+        return range(...args);
+      },
+      ...Object.fromEntries(
+        ['import', 'createUnit', 'evaluate', 'parse', 'compile', 'simplify', 'simplifyConstant', 'simplifyCore', 'derivative', 'resolve', 'rationalize', 'reviver', 'parser'].map(
+          (name) => [name, disabled(name)],
+        ),
+      ),
+    },
+    { override: true },
+  );
+
+  const sandbox = vm.createContext({ run: null as null | (() => unknown) });
+  const timed = <T>(work: () => T, what: string): T => {
+    sandbox.run = work;
+    try {
+      return vm.runInContext('run()', sandbox, { timeout: config.timeout_ms }) as T;
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
+        throw new PluginError('DEADLINE_EXCEEDED', `${what} took longer than ${config.timeout_ms} ms`);
+      }
+      if (error instanceof PluginError) throw error;
+      throw new PluginError('PAYLOAD_INVALID', `${what}: ${(error as Error).message}`);
+    } finally {
+      sandbox.run = null;
+    }
+  };
+
+  return {
+    evaluate({ expression, precision }: { expression: string; precision?: number }) {
+      if (expression.length > config.max_expression_length) {
+        throw new PluginError('PAYLOAD_TOO_LARGE', `the expression has ${expression.length} characters; the limit is ${config.max_expression_length}`);
+      }
+      let node: MathNode;
+      try {
+        node = parse(expression) as MathNode;
+      } catch (error) {
+        throw new PluginError('PAYLOAD_INVALID', `cannot parse the expression: ${(error as Error).message}`);
+      }
+      let nodes = 0;
+      node.traverse(() => {
+        nodes++;
+      });
+      if (nodes > config.max_nodes) {
+        throw new PluginError('PAYLOAD_TOO_LARGE', `the expression has ${nodes} parts; the limit is ${config.max_nodes}`);
+      }
+      const code = node.compile();
+      const value = timed(() => code.evaluate({}), 'evaluation');
+      const text = timed(() => format(value, precision ? { precision } : { precision: 14 }), 'formatting');
+      const json = toJson(value);
+      return { text, type: typeOf(value), ...(json === undefined ? {} : { value: json }) };
+    },
+
+    convert({ value, from, to }: { value: number; from: string; to: string }) {
+      return timed(() => {
+        const converted = math.unit(value, from).to(to);
+        const unit = converted.formatUnits();
+        return { value: converted.toNumber(unit), unit, text: format(converted, { precision: 14 }) };
+      }, `converting ${from} to ${to}`);
+    },
+
+    statistics({ values }: { values: number[] }) {
+      return timed(() => {
+        const n = values.length;
+        const variance = n > 1 ? (math.variance(values) as unknown as number) : 0;
+        return {
+          count: n,
+          sum: math.sum(values) as number,
+          min: math.min(values) as number,
+          max: math.max(values) as number,
+          mean: math.mean(values) as number,
+          median: math.median(values) as number,
+          mode: math.mode(values) as number[],
+          variance,
+          std: Math.sqrt(variance),
+          quartiles: math.quantileSeq(values, [0.25, 0.5, 0.75]) as unknown as number[],
+        };
+      }, 'statistics');
+    },
+  };
+}
+
+function isMatrix(value: unknown): value is { toArray(): unknown[] } {
+  return typeof value === 'object' && value !== null && typeof (value as { toArray?: unknown }).toArray === 'function';
+}
+
+function rangeCount(args: unknown[]): number {
+  if (typeof args[0] === 'string') {
+    const parts = args[0].split(':').map(Number);
+    const [start = 0, a = 0, b] = parts;
+    return b === undefined ? Math.abs(a - start) + 1 : Math.abs((b - start) / (a || 1)) + 1;
+  }
+  const [start, end, step] = args.map((a) => (typeof a === 'number' ? a : Number(a)));
+  if (start === undefined || end === undefined || !Number.isFinite(start) || !Number.isFinite(end)) return Number.POSITIVE_INFINITY;
+  const s = step === undefined || step === 0 || !Number.isFinite(step) ? 1 : step;
+  return Math.abs((end - start) / s) + 1;
+}
+
+/** A plain JSON form of a mathjs value where there is one; undefined otherwise (e.g. a function). */
+function toJson(value: unknown): unknown {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+  if (typeof value === 'boolean' || typeof value === 'string') return value;
+  if (Array.isArray(value)) return value.map(toJson);
+  if (typeof value !== 'object') return undefined;
+  const v = value as Record<string, unknown> & { type?: string; isUnit?: boolean; entries?: unknown[] };
+  if (v.isUnit) {
+    const unit = value as unknown as { formatUnits(): string; toNumber(u: string): number };
+    const name = unit.formatUnits();
+    return name ? { value: unit.toNumber(name), unit: name } : null;
+  }
+  if (Array.isArray(v.entries)) return v.entries.map(toJson);
+  if (isMatrix(value)) return toJson(value.toArray());
+  return String(value);
+}
+
+let compute: ReturnType<typeof createCompute> | undefined;
+
+export default definePlugin({
+  start(ctx) {
+    compute = createCompute(ctx.config as unknown as ComputeConfig);
+  },
+  tools: {
+    evaluate: (args) => compute!.evaluate(args),
+    convert: (args) => compute!.convert(args),
+    statistics: (args) => compute!.statistics(args),
+  },
+});
