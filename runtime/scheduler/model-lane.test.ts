@@ -15,7 +15,7 @@ import { withModelDefaults } from '../../models/config-schema.js';
 import { ModelEngine } from '../../models/engine/engine.js';
 import { STORIES_PATH, storiesSkipReason } from '../../models/testing/fixtures.js';
 import { SimDirectory } from '../../models/testing/sim-directory.js';
-import { ClawboxError, isClawboxError } from '../errors.js';
+import { type ClawboxError, isClawboxError } from '../errors.js';
 import { agentFastPath, agentHandler, agentLane, agentPlanner } from './model-lane.js';
 import { type Lane, type Outcome, Scheduler } from './scheduler.js';
 import { FixedServiceModel } from './testing.js';
@@ -53,7 +53,7 @@ function setup(config: Record<string, unknown> = {}) {
     config: { max_concurrency: 'auto', default_deadline_ms: DEADLINE_MS, ...config },
     lanes: { main: agentLane(agent, () => engine) },
     tryFastPath: agentFastPath(agent),
-    plan: agentPlanner(() => engine, { max_output_tokens: OUTPUT_TOKENS }),
+    plan: agentPlanner(() => engine, { max_output_tokens: OUTPUT_TOKENS, agent }),
   });
   return { home, agent, scheduler };
 }
@@ -110,7 +110,7 @@ t.test('a burst far beyond capacity: admitted requests meet their deadline, the 
   const fastWorst = Math.max(0, ...fast.map((a) => a.answered - a.submitted));
   t.comment(
     `burst of ${BURST}: ${admitted.length} model requests admitted (${misses.length} deadline misses, worst ${worst.toFixed(0)} ms), ` +
-      `${busy.length} BUSY, ${fast.length} fast (worst ${fastWorst.toFixed(0)} ms); concurrency ${scheduler.concurrency}; rates ${JSON.stringify(scheduler.lane('main')!.model.snapshot())}`,
+      `${busy.length} BUSY ${JSON.stringify(scheduler.stats.snapshot().shed)}, ${fast.length} fast (worst ${fastWorst.toFixed(0)} ms); concurrency ${scheduler.concurrency}; rates ${JSON.stringify(scheduler.lane('main')!.model.snapshot())}`,
   );
   t.same(other.map((a) => String(a.error)), [], 'no other errors');
   t.ok(admitted.length >= 1, 'some model requests were admitted');

@@ -86,6 +86,30 @@ export class ModelLane<Req, Res> implements Lane<Req, Res> {
     return this.#options.engine()?.sequences().total ?? 1;
   }
 
+  /**
+   * Measures the engine with a few short generations (sequential, at one sequence) so admission has
+   * figures before the first real request; call it after a model loads, before warming a prefix.
+   */
+  async calibrate(options: { runs?: number; prefix?: string; prompt?: string; maxTokens?: number } = {}): Promise<void> {
+    const engine = this.#options.engine();
+    if (!engine) return;
+    const model = this.#modelFor(engine);
+    for (let i = 0; i < (options.runs ?? 3); i++) {
+      const result = await engine.generate({
+        ...(options.prefix ? { prefix: options.prefix } : {}),
+        prompt: `${options.prompt ?? 'calibration request number'} ${i}`,
+        maxTokens: options.maxTokens ?? 8,
+      });
+      model.observe({
+        evaluated_tokens: result.evaluated_tokens,
+        prefill_ms: result.timings.prefill_ms,
+        generated_tokens: result.generated_tokens,
+        decode_ms: result.timings.decode_ms,
+        concurrency: 1,
+      });
+    }
+  }
+
   async run(job: LaneJob<Req>): Promise<Res> {
     const engine = this.#options.engine();
     if (!engine) throw new ClawboxError('MODEL_NOT_LOADED', 'the model was unloaded');
@@ -167,25 +191,35 @@ export interface AgentPlanOptions {
   max_output_tokens?: number;
   /** Budget without the free-text reply; leave unset until the agent can drop the reply (rung 2 off). */
   short_output_tokens?: number;
-  /** Tokens the conversation template adds around the user text. */
+  /** Tokens the conversation template adds around the user text (tokenizer fallback only). */
   template_tokens?: number;
-  /** Tokens of the session history in the prompt (0 when unknown). */
-  history_tokens?: (request: AgentRequest) => number;
+  /**
+   * The agent, when it can price a request itself (`estimate`: prompt tokens with its real template and
+   * session history, and how many a free sequence already holds); else the user text is tokenized.
+   */
+  agent?: { estimate?(request: AgentRequest): Promise<{ prompt_tokens: number; cached_tokens: number; max_tokens: number } | null> };
 }
 
-/** Work shape of an agent request: user text tokens (+ template, history), prefix assumed cached. */
-export function agentPlanner(engine: () => LaneEngine | null, options: AgentPlanOptions = {}): (request: AgentRequest) => WorkPlan {
+/** Work shape of an agent request: tokens to evaluate (prompt minus what is cached) and the output budget. */
+export function agentPlanner(engine: () => LaneEngine | null, options: AgentPlanOptions = {}): (request: AgentRequest) => WorkPlan | Promise<WorkPlan> {
   const template = options.template_tokens ?? 12;
   const max = options.max_output_tokens ?? 96;
-  return (request) => {
+  const short = options.short_output_tokens !== undefined ? { short_output_tokens: options.short_output_tokens } : {};
+  const fromText = (request: AgentRequest): WorkPlan => {
     const text = typeof request.text === 'string' ? request.text : '';
     const current = engine();
     const tokens = current ? current.tokenize(text).length : Math.ceil(text.length / 3);
+    return { prompt_tokens: tokens + template, prefix_cached: true, max_output_tokens: max, ...short, kind: 'tool' };
+  };
+  const estimate = options.agent?.estimate?.bind(options.agent);
+  if (!estimate) return fromText;
+  return async (request) => {
+    const shape = await estimate(request);
+    if (!shape) return fromText(request);
     return {
-      prompt_tokens: tokens + template + (options.history_tokens?.(request) ?? 0),
-      prefix_cached: true,
-      max_output_tokens: max,
-      ...(options.short_output_tokens !== undefined ? { short_output_tokens: options.short_output_tokens } : {}),
+      prompt_tokens: Math.max(1, shape.prompt_tokens - shape.cached_tokens),
+      max_output_tokens: Math.min(max, shape.max_tokens),
+      ...short,
       kind: 'tool',
     };
   };

@@ -1,13 +1,19 @@
 /**
  * The model lane's wait queue: priority classes, adaptive LIFO and CoDel-style dropping (the approach
- * Facebook described for RPC queues, "Fail at Scale", 2015).
+ * Facebook described for RPC queues, "Fail at Scale", 2015), adapted to a queue behind admission control.
+ *
+ * Admission already predicts when each request will start, so a queue that holds admitted work is by
+ * design, not a symptom. What CoDel watches here is *lateness*: how far a request's wait has run past the
+ * start it was promised (its sojourn beyond the predicted one). That only grows when the estimates were
+ * wrong (a stall, a noisy neighbour, a longer answer than expected).
  *
  * - Higher priority is always served first.
- * - Within a class, FIFO while the queue drains; once it has not been empty for `interval_ms` (a standing
- *   queue), LIFO: the newest request has the most of its deadline left, the oldest would miss anyway.
- * - Under a standing queue, requests that waited longer than `target_ms` are dropped (answered BUSY at
- *   once instead of late), except the newest of each class, which is next in line for its class: a slot
- *   that frees never finds the queue emptied by the dropping itself.
+ * - The queue is *standing* ("not draining") when some request has been more than `target_ms` late for at
+ *   least `interval_ms`. Then, within a class, LIFO: the newest request has the most deadline left, the
+ *   oldest would miss anyway. Otherwise FIFO.
+ * - Under a standing queue, requests more than `target_ms` late are dropped (answered BUSY at once instead
+ *   of late), except the newest of each class, which is next in line for its class: a slot that frees
+ *   never finds the queue emptied by the dropping itself.
  *
  * Pure: it reads the time it is given and never schedules anything.
  */
@@ -18,6 +24,8 @@ export interface Queued {
   readonly priority: number;
   /** Clock time it entered the queue. */
   readonly enqueued: number;
+  /** Clock time admission predicted it would start. */
+  readonly expectedStart: number;
 }
 
 export interface QueueOptions {
@@ -28,11 +36,11 @@ export interface QueueOptions {
 export class AdaptiveQueue<T extends Queued> {
   readonly #items: T[] = [];
   readonly #options: QueueOptions;
-  #lastEmptyAt: number;
+  /** Since when some item has been more than target late (null: none is). */
+  #lateSince: number | null = null;
 
-  constructor(options: QueueOptions, now: number) {
+  constructor(options: QueueOptions) {
     this.#options = options;
-    this.#lastEmptyAt = now;
   }
 
   get length(): number {
@@ -44,24 +52,31 @@ export class AdaptiveQueue<T extends Queued> {
     return this.#items;
   }
 
-  get lastEmptyAt(): number {
-    return this.#lastEmptyAt;
+  /** How far past its promised start an item has waited (negative: not yet due). */
+  lateness(item: T, now: number): number {
+    return now - item.expectedStart;
   }
 
-  /** Notes that the queue is empty right now (the start of its current busy period is later than this). */
+  /** Updates the standing-queue state for `now`. */
   observe(now: number): void {
-    if (this.#items.length === 0) this.#lastEmptyAt = now;
+    let lateFrom: number | null = null;
+    for (const item of this.#items) {
+      const from = item.expectedStart + this.#options.target_ms;
+      if (from < now && (lateFrom === null || from < lateFrom)) lateFrom = from;
+    }
+    if (lateFrom === null) this.#lateSince = null;
+    else if (this.#lateSince === null) this.#lateSince = lateFrom;
   }
 
-  /** True when the queue was last empty more than `interval_ms` ago. */
+  /** True when some request has been more than target late for at least the interval. */
   standing(now: number): boolean {
     this.observe(now);
-    return this.#items.length > 0 && now - this.#lastEmptyAt > this.#options.interval_ms;
+    return this.#lateSince !== null && now - this.#lateSince >= this.#options.interval_ms;
   }
 
   push(item: T, now: number): void {
-    this.observe(now);
     this.#items.push(item);
+    this.observe(now);
   }
 
   remove(item: T, now: number): boolean {
@@ -90,34 +105,31 @@ export class AdaptiveQueue<T extends Queued> {
     return null;
   }
 
-  #newestByPriority(): Map<number, T> {
+  #newestByPriority(): Set<T> {
     const newest = new Map<number, T>();
     for (const item of this.#items) {
       const seen = newest.get(item.priority);
       if (!seen || item.seq > seen.seq) newest.set(item.priority, item);
     }
-    return newest;
+    return new Set(newest.values());
   }
 
-  /** Items CoDel drops now: under a standing queue, those older than target that are not next in their class. */
+  /** Items CoDel drops now: under a standing queue, those more than target late that are not next in their class. */
   codelVictims(now: number): T[] {
     if (!this.standing(now)) return [];
-    const keep = new Set(this.#newestByPriority().values());
-    return this.#items.filter((item) => !keep.has(item) && now - item.enqueued > this.#options.target_ms);
+    const keep = this.#newestByPriority();
+    return this.#items.filter((item) => !keep.has(item) && this.lateness(item, now) > this.#options.target_ms);
   }
 
-  /** The earliest time CoDel could drop something if nothing else happens; null when it never would. */
-  nextCodelCheck(now: number): number | null {
-    if (this.#items.length < 2) return null;
-    const standingAt = this.#lastEmptyAt + this.#options.interval_ms;
-    const keep = new Set(this.#newestByPriority().values());
+  /** The earliest later time at which the queue state could change by time alone; null when never. */
+  nextCheck(now: number): number | null {
     let earliest: number | null = null;
-    for (const item of this.#items) {
-      if (keep.has(item)) continue;
-      const at = Math.max(item.enqueued + this.#options.target_ms, standingAt) + 0.001;
-      if (earliest === null || at < earliest) earliest = at;
-    }
-    return earliest === null ? null : Math.max(earliest, now);
+    const consider = (at: number) => {
+      if (at > now && (earliest === null || at < earliest)) earliest = at;
+    };
+    if (this.#lateSince !== null) consider(this.#lateSince + this.#options.interval_ms + 0.001);
+    for (const item of this.#items) consider(item.expectedStart + this.#options.target_ms + 0.001);
+    return earliest;
   }
 
   /** The item a full queue gives up for a new arrival of `priority`, or null to refuse the arrival. */

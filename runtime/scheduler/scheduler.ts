@@ -87,7 +87,7 @@ export interface SchedulerOptions<Req, Res> {
   lanes: { main?: Lane<Req, Res>; small?: Lane<Req, Res>; remote?: Lane<Req, Res> };
   tryFastPath?: FastPathMatcher<Req, Res>;
   /** The work shape of a request (tokens in, expected tokens out); called once per model-bound request. */
-  plan: (request: Req) => WorkPlan;
+  plan: (request: Req) => WorkPlan | Promise<WorkPlan>;
   /** Called with every event (metrics). */
   onEvent?: (event: SchedulerEvent) => void;
   /** Re-tune auto concurrency after this many completions (default 32; 0 never). */
@@ -185,7 +185,7 @@ export class Scheduler<Req, Res> {
   readonly #logger: SchedulerLogger | null;
   readonly #lanes: Partial<Record<LaneName, Lane<Req, Res>>>;
   readonly #tryFastPath: FastPathMatcher<Req, Res> | undefined;
-  readonly #plan: (request: Req) => WorkPlan;
+  readonly #plan: (request: Req) => WorkPlan | Promise<WorkPlan>;
   readonly #onEvent: ((event: SchedulerEvent) => void) | undefined;
   readonly #tuneEvery: number;
   readonly #abortGrace: number;
@@ -207,10 +207,9 @@ export class Scheduler<Req, Res> {
     this.#onEvent = options.onEvent;
     this.#tuneEvery = options.tune_every ?? 32;
     this.#abortGrace = options.abort_grace_ms ?? 2000;
-    const now = this.#clock.now();
     const group = (name: 'local' | 'remote'): Group<Req, Res> => ({
       name,
-      queue: new AdaptiveQueue(this.config.codel, now),
+      queue: new AdaptiveQueue(this.config.codel),
       running: new Set(),
       sweep: null,
       sweepAt: Number.POSITIVE_INFINITY,
@@ -477,7 +476,9 @@ export class Scheduler<Req, Res> {
     if (this.config.fast_path === 'first' && fastMatches()) {
       return { decision: { action: 'fast', rung: 'none', reason: 'fast path matches' }, plan: null };
     }
-    const plan = submission.plan ?? this.#plan(submission.request);
+    const given = submission.plan ?? this.#plan(submission.request);
+    if (isPromise(given)) throw new TypeError('decide() needs submission.plan when the planner is asynchronous');
+    const plan = given;
     const steps: Array<{ rung: Rung; lane: LaneName; budget: Budget } | { rung: 'fast' }> = [{ rung: 'none', lane: 'main', budget: 'full' }];
     if (this.config.fast_path === 'fallback') steps.push({ rung: 'fast' });
     const canShorten = plan.short_output_tokens !== undefined && plan.short_output_tokens < plan.max_output_tokens;
@@ -561,10 +562,21 @@ export class Scheduler<Req, Res> {
       return Promise.reject(error);
     }
     // An async matcher (the agent reads its device list) is awaited; the deadline still runs from arrival.
-    if (match && typeof (match as Promise<unknown>).then === 'function') {
-      return (match as Promise<FastRunner<Res> | null>).then((run) => this.#admit(submission, arrival, run));
+    if (isPromise(match)) return match.then((run) => this.#planned(submission, arrival, run));
+    return this.#planned(submission, arrival, match);
+  }
+
+  /** Gets the work plan (possibly async: the agent tokenizes its prompt) unless the fast path takes it. */
+  #planned(submission: Submission<Req>, arrival: number, fastRun: FastRunner<Res> | null): Promise<Outcome<Res>> {
+    if ((fastRun && this.config.fast_path === 'first') || submission.plan) return this.#admit(submission, arrival, fastRun);
+    let plan: WorkPlan | Promise<WorkPlan>;
+    try {
+      plan = this.#plan(submission.request);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return this.#admit(submission, arrival, match as FastRunner<Res> | null);
+    if (isPromise(plan)) return plan.then((p) => this.#admit({ ...submission, plan: p }, arrival, fastRun));
+    return this.#admit({ ...submission, plan }, arrival, fastRun);
   }
 
   #admit(submission: Submission<Req>, arrival: number, fastRun: FastRunner<Res> | null): Promise<Outcome<Res>> {
@@ -611,6 +623,7 @@ export class Scheduler<Req, Res> {
         seq: ++this.#seq,
         priority: cls.priority,
         enqueued: now,
+        expectedStart: now + (decision.wait_ms ?? 0),
         request: submission.request,
         plan: plan!,
         grant,
@@ -728,7 +741,7 @@ export class Scheduler<Req, Res> {
 
   #armSweep(group: Group<Req, Res>, now: number): void {
     let at = Number.POSITIVE_INFINITY;
-    const codel = group.queue.nextCodelCheck(now);
+    const codel = group.queue.nextCheck(now);
     if (codel !== null) at = codel;
     for (const item of group.queue.items()) at = Math.min(at, item.deadline - item.est + 0.001);
     if (at === group.sweepAt) return;
@@ -918,6 +931,10 @@ function cancelled(signal: AbortSignal): ClawboxError {
   const reason: unknown = signal.reason;
   if (reason instanceof ClawboxError) return reason;
   return new ClawboxError('DEADLINE_EXCEEDED', 'the request was cancelled by its caller', { cancelled: true });
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
 function codeOf(error: unknown): string {

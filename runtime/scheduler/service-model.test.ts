@@ -89,20 +89,29 @@ t.test('prefill: prompts of nearly one length give a proportional fit, not a wil
   t.equal(model.snapshot().prefill_overhead_ms, 0);
 });
 
-t.test('queue: priority, FIFO then LIFO, CoDel victims keep the newest per class', async (t) => {
-  const q = new AdaptiveQueue<{ seq: number; priority: number; enqueued: number }>({ target_ms: 5, interval_ms: 100 }, 0);
-  q.push({ seq: 1, priority: 1, enqueued: 0 }, 0);
-  q.push({ seq: 2, priority: 2, enqueued: 1 }, 1);
-  q.push({ seq: 3, priority: 1, enqueued: 2 }, 2);
-  q.push({ seq: 4, priority: 1, enqueued: 3 }, 3);
+t.test('queue: priority, FIFO, then LIFO and CoDel drops once requests run late past the interval', async (t) => {
+  type Q = { seq: number; priority: number; enqueued: number; expectedStart: number };
+  const q = new AdaptiveQueue<Q>({ target_ms: 5, interval_ms: 100 });
+  // Promised starts: 1 at 50, 2 (higher class) at 10, 3 at 100, 4 at 150.
+  q.push({ seq: 1, priority: 1, enqueued: 0, expectedStart: 50 }, 0);
+  q.push({ seq: 2, priority: 2, enqueued: 1, expectedStart: 10 }, 1);
+  q.push({ seq: 3, priority: 1, enqueued: 2, expectedStart: 100 }, 2);
+  q.push({ seq: 4, priority: 1, enqueued: 3, expectedStart: 150 }, 3);
   t.same(q.serviceOrder(10).map((i) => i.seq), [2, 1, 3, 4], 'priority, then FIFO');
-  t.same(q.codelVictims(10), [], 'no drops while the queue is not standing');
-  t.same(q.serviceOrder(150).map((i) => i.seq), [2, 4, 3, 1], 'standing: LIFO within a class');
-  t.same(q.codelVictims(150).map((i) => i.seq), [1, 3], 'older than target, not the newest of their class');
-  t.same(q.ahead(1, 150).map((i) => i.seq), [2], 'a new arrival waits only behind higher classes in LIFO');
-  t.equal(q.evictionFor(2, 150)?.seq, 1, 'a full queue gives up the oldest of the lowest class');
+  t.equal(q.standing(40), false, 'item 2 is late, but not for an interval yet');
+  t.same(q.codelVictims(40), []);
+  t.ok(Math.abs(q.nextCheck(40)! - 55.001) < 1e-9, 'the next check is when item 1 turns late');
+  t.ok(Math.abs(q.nextCheck(110)! - 115.001) < 1e-9, 'then when the first lateness has lasted an interval');
+  t.equal(q.standing(116), true, 'late for 100 ms: the queue is not draining');
+  t.same(q.serviceOrder(116).map((i) => i.seq), [2, 4, 3, 1], 'standing: LIFO within a class');
+  t.same(q.codelVictims(116).map((i) => i.seq), [1, 3], 'more than target late, not the newest of their class');
+  t.same(q.ahead(1, 116).map((i) => i.seq), [2], 'a new arrival waits only behind higher classes in LIFO');
+  t.equal(q.evictionFor(2, 116)?.seq, 1, 'a full queue gives up the oldest of the lowest class');
   t.equal(q.evictionFor(0, 10), null, 'never for a less urgent arrival');
-  t.equal(q.nextCodelCheck(10)! > 100, true, 'the next drop check is when the queue starts standing');
+  q.remove(q.items()[1]!, 116);
+  q.remove(q.items()[0]!, 116);
+  q.remove(q.items()[0]!, 116);
+  t.equal(q.standing(117), false, 'nothing late any more (item 4 is due at 150): FIFO again');
 });
 
 t.test('config: defaults and merged sources and classes; bad references are CONFIG_INVALID', async (t) => {

@@ -13,7 +13,7 @@ import type { WorkPlan } from './service-model.js';
 
 export interface SchedulerServiceDeps<Req, Res> {
   lanes: Partial<Record<LaneName, Lane<Req, Res>>>;
-  plan: (request: Req) => WorkPlan;
+  plan: (request: Req) => WorkPlan | Promise<WorkPlan>;
   tryFastPath?: FastPathMatcher<Req, Res>;
   /** Overrides the config section (tests); otherwise ctx.config.scheduler. */
   config?: Partial<SchedulerConfig>;
