@@ -120,7 +120,13 @@ export class DeviceService implements Component {
     for (const problem of problems) {
       this.#log.error({ code: 'CONFIG_INVALID', device: problem.id }, `device ${problem.id}: ${problem.message}`);
     }
-    await Promise.all(definitions.map((def) => this.#startDevice(def)));
+    const accepted: DeviceDefinition[] = [];
+    for (const def of definitions) {
+      const clash = cmndClash(def, accepted);
+      if (clash) this.#log.error({ code: 'CONFIG_INVALID', device: def.id }, `device ${def.id} skipped: ${clash}`);
+      else accepted.push(def);
+    }
+    await Promise.all(accepted.map((def) => this.#startDevice(def)));
 
     this.#topics = new TopicApi({
       messaging: this.#messaging,
@@ -133,8 +139,8 @@ export class DeviceService implements Component {
     await this.#discovery.start(() => [...this.#devices.values()].map((rt) => rt.def));
     this.#unregisterStatus = ctx.status.register('devices', () => this.list());
     this.#log.info(
-      { devices: definitions.map((d) => d.id), demo: definitions.some((d) => d.origin === 'demo') },
-      `driving ${definitions.length} device(s)`,
+      { devices: accepted.map((d) => d.id), demo: accepted.some((d) => d.origin === 'demo') },
+      `driving ${accepted.length} device(s)`,
     );
   }
 
@@ -232,6 +238,8 @@ export class DeviceService implements Component {
     } catch (error) {
       throw new ClawboxError('PAYLOAD_INVALID', (error as Error).message);
     }
+    const clash = cmndClash(def, [...this.#devices.values()].map((rt) => rt.def));
+    if (clash) throw new ClawboxError('PAYLOAD_INVALID', clash);
     await this.#registry!.add(entry);
     await this.#startDevice(def);
     await this.#discovery?.publishDevice(def);
@@ -492,6 +500,24 @@ export class DeviceService implements Component {
   static now(): number {
     return performance.now();
   }
+}
+
+/**
+ * `cmnd/<x>/...` is answered by the topic API for clawbox device x, and published by the mqtt-remote
+ * driver for a Tasmota device with topic x on the same broker: the two must never be the same x.
+ */
+function cmndClash(def: DeviceDefinition, others: readonly DeviceDefinition[]): string | null {
+  const remoteTopic = (d: DeviceDefinition) => {
+    const remote = d.options.remote as { protocol?: string; topic?: string; url?: string } | undefined;
+    return d.driver === 'mqtt-remote' && remote?.protocol === 'tasmota' && !remote.url ? remote.topic : undefined;
+  };
+  const mine = remoteTopic(def);
+  if (mine !== undefined && (mine === def.id || others.some((o) => o.id === mine))) {
+    return `remote Tasmota topic "${mine}" is also a clawbox device id; cmnd/${mine}/... would loop`;
+  }
+  const other = others.find((o) => remoteTopic(o) === def.id);
+  if (other) return `id "${def.id}" is the Tasmota topic of device ${other.id}; cmnd/${def.id}/... would loop`;
+  return null;
 }
 
 function isTopicLevel(id: string): boolean {

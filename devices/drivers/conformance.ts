@@ -49,7 +49,7 @@ export function runDriverConformance(
   name: string,
   factory: DriverFactory,
   makeRig: (t: Tap) => Promise<ConformanceRig>,
-): Promise<void> {
+): Promise<unknown> {
   return tap.test(`${name} driver conformance`, async (t) => {
     const rig = await makeRig(t);
     const reports: DeviceState[] = [];
