@@ -43,7 +43,58 @@ const SQLITE_GRACE_MS = 250;
 let config: DbQueryConfig;
 let log: PluginContext['log'] | undefined;
 const postgres = new Map<string, PostgresConnection>();
-let sqlite: { worker: Worker; pending: Map<number, (reply: SqliteReply) => void>; next: number } | undefined;
+interface SqliteWorker {
+  worker: Worker;
+  ready: Promise<void>;
+  pending: Map<number, (reply: SqliteReply) => void>;
+  next: number;
+}
+let sqlite: SqliteWorker | undefined;
+
+function sqliteWorker(): SqliteWorker {
+  if (sqlite) return sqlite;
+  const worker = startModuleWorker(siblingModule(import.meta.url, 'sqlite-worker'));
+  const pending = new Map<number, (reply: SqliteReply) => void>();
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+  worker.on('message', (reply: SqliteReply | { ready: true }) => {
+    if ('ready' in reply) return markReady();
+    pending.get(reply.id)?.(reply);
+    pending.delete(reply.id);
+  });
+  worker.on('error', (error) => log?.error(`sqlite worker failed: ${error.message}`));
+  worker.on('exit', () => {
+    for (const resolve of pending.values()) resolve({ id: -1, ok: false, code: 'PLUGIN_FAILED', message: 'the SQLite worker stopped' });
+    pending.clear();
+    markReady();
+    sqlite = undefined;
+  });
+  sqlite = { worker, ready, pending, next: 1 };
+  return sqlite;
+}
+
+async function sqliteJob(job: Omit<SqliteJob, 'id'>, timeoutMs: number): Promise<unknown> {
+  const s = sqliteWorker();
+  await s.ready;
+  const id = s.next++;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      s.pending.delete(id);
+      reject(new PluginError('DEADLINE_EXCEEDED', `the query ran longer than ${timeoutMs} ms and was stopped (db-query restarts)`));
+      // SQLite cannot be interrupted: end this process once the answer is on its way; the host restarts it.
+      log?.warn('a SQLite query overran its limit; restarting db-query');
+      setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100);
+    }, timeoutMs + SQLITE_GRACE_MS);
+    s.pending.set(id, (reply) => {
+      clearTimeout(timer);
+      if (reply.ok) resolve(reply.result);
+      else reject(new PluginError(reply.code, reply.message));
+    });
+    s.worker.postMessage({ ...job, id } satisfies SqliteJob);
+  });
+}
 
 function connection(name: string): ConnectionConfig {
   const found = config.connections[name];
@@ -63,50 +114,17 @@ function pgConnection(name: string, c: ConnectionConfig): PostgresConnection {
   return conn;
 }
 
-function sqliteJob(job: Omit<SqliteJob, 'id'>, timeoutMs: number): Promise<unknown> {
-  if (!sqlite) {
-    const worker = startModuleWorker(siblingModule(import.meta.url, 'sqlite-worker'));
-    const pending = new Map<number, (reply: SqliteReply) => void>();
-    worker.on('message', (reply: SqliteReply) => {
-      pending.get(reply.id)?.(reply);
-      pending.delete(reply.id);
-    });
-    worker.on('error', (error) => log?.error(`sqlite worker failed: ${error.message}`));
-    worker.on('exit', () => {
-      for (const resolve of pending.values()) resolve({ id: -1, ok: false, code: 'PLUGIN_FAILED', message: 'the SQLite worker stopped' });
-      pending.clear();
-      sqlite = undefined;
-    });
-    sqlite = { worker, pending, next: 1 };
-  }
-  const s = sqlite;
-  const id = s.next++;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      s.pending.delete(id);
-      reject(new PluginError('DEADLINE_EXCEEDED', `the query ran longer than ${timeoutMs} ms and was stopped (db-query restarts)`));
-      // SQLite cannot be interrupted: end this process once the answer is on its way; the host restarts it.
-      log?.warn('a SQLite query overran its limit; restarting db-query');
-      setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100);
-    }, timeoutMs + SQLITE_GRACE_MS);
-    s.pending.set(id, (reply) => {
-      clearTimeout(timer);
-      if (reply.ok) resolve(reply.result);
-      else reject(new PluginError(reply.code, reply.message));
-    });
-    s.worker.postMessage({ ...job, id } satisfies SqliteJob);
-  });
-}
-
 function limits(c: ConnectionConfig, requestedRows?: number): { maxRows: number; timeoutMs: number } {
   const cap = c.max_rows ?? config.max_rows;
   return { maxRows: Math.min(requestedRows ?? cap, cap), timeoutMs: c.timeout_ms ?? config.timeout_ms };
 }
 
 export default definePlugin({
-  start(ctx) {
+  async start(ctx) {
     config = ctx.config as unknown as DbQueryConfig;
     log = ctx.log;
+    // Start SQLite's thread now, so the first query does not pay for it.
+    if (Object.values(config.connections).some((c) => c.driver === 'sqlite')) await sqliteWorker().ready;
   },
   async stop() {
     await Promise.allSettled([...postgres.values()].map((c) => c.close()));

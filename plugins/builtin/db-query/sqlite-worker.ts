@@ -105,3 +105,6 @@ parentPort?.on('message', (job: SqliteJob) => {
   }
   parentPort?.postMessage(reply);
 });
+
+// Loaded (better-sqlite3 included): deadlines count from here, not from the worker's start-up.
+parentPort?.postMessage({ ready: true });
