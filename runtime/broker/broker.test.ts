@@ -306,3 +306,13 @@ t.test('stopping while retained messages are being read does not crash', async (
   await sleep(200);
   t.pass('no uncaught exception from the closed store');
 });
+
+t.test('the internal client is refused with BUSY while stopping and after stop', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const stopping = tb.broker.stop();
+  await t.rejects(tb.broker.publish('late/x', 'x'), { code: 'BUSY', message: /stopping/ });
+  await stopping;
+  await t.rejects(tb.broker.publish('late/x', 'x'), { code: 'BUSY', message: /not running/ });
+  await t.rejects(tb.broker.subscribe('late/#', () => {}), { code: 'BUSY' });
+});

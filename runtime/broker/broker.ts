@@ -26,6 +26,7 @@ import { closeServer, createTcpServer, createTlsServer, listen } from './listene
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
+import { batchWrites } from './write-batching.js';
 
 /** What the HTTP server calls for upgrade requests on a path it hands over. */
 export interface UpgradeHandler {
@@ -65,6 +66,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
   #starting: Partial<Running> | undefined;
   #baseTopic = 'clawbox';
   #stopping: Promise<void> | undefined;
+  /** True while stop() runs: the runtime's own publishes are refused from then on. */
+  #closing = false;
 
   get baseTopic(): string {
     return this.#baseTopic;
@@ -143,6 +146,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     const accept = (stream: Duplex, address: string | undefined, req?: IncomingMessage): void => {
       run.connections!.add(stream);
       stream.once('close', () => run.connections!.delete(stream));
+      batchWrites(stream);
       const client = aedes.handle(stream, req);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
@@ -245,14 +249,19 @@ export class Broker implements Component, Messaging, UpgradeHandler {
 
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
     const run = this.#running;
-    if (!run) return Promise.reject(new ClawboxError('BUSY', `the broker is not running; cannot publish to ${topic}`));
+    if (!run || this.#closing) return Promise.reject(this.#notRunning(`publish to ${topic}`));
     return run.internal.publish(topic, payload, options);
   }
 
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>> {
     const run = this.#running;
-    if (!run) return Promise.reject(new ClawboxError('BUSY', `the broker is not running; cannot subscribe to ${filter}`));
+    if (!run || this.#closing) return Promise.reject(this.#notRunning(`subscribe to ${filter}`));
     return run.internal.subscribe(filter, handler);
+  }
+
+  #notRunning(what: string): ClawboxError {
+    const state = this.#closing ? 'stopping' : 'not running';
+    return new ClawboxError('BUSY', `the broker is ${state}; cannot ${what}`, { state });
   }
 
   /** Idempotent; a second call waits for the first. */
@@ -260,6 +269,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     const run = this.#running;
     if (!run) return this.#stopping ?? Promise.resolve();
     this.#stopping ??= (async () => {
+      this.#closing = true;
       try {
         try {
           await run.internal.publish(this.stateTopic, 'offline', { retain: true, qos: 1 });
@@ -269,6 +279,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
         await this.#teardown(run);
       } finally {
         this.#running = undefined;
+        this.#closing = false;
       }
     })();
     return this.#stopping;
