@@ -65,6 +65,10 @@ app_prune() {
   say "    node-llama-cpp backends kept:${kept:- none}"
   # Type declarations and the TypeScript compiler (an optional peer of node-llama-cpp) never run.
   rm -rf "$modules/typescript" "$modules/@types" "$modules/.bin/tsc" "$modules/.bin/tsserver"
+  # Documentation, type declarations and source maps of dependencies, and mathjs's browser bundle.
+  find "$modules" -type f \( -iname '*.md' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) \
+    ! -iname 'LICENSE*' -delete
+  rm -rf "$modules/mathjs/lib/browser"
   # llama.cpp's source bundle, used only to build llama.cpp from source.
   rm -f "$modules/node-llama-cpp/llama/gitRelease.bundle"
   # Prebuilt addons for other platforms.
@@ -75,28 +79,71 @@ app_prune() {
   find "$modules" -path '*/prebuilds/*' -name '*musl*' -prune -exec rm -rf {} +
 }
 
-# app_native_addons DIR: unix-dgram (sd_notify) ships no prebuild, so it is compiled here for the target:
-# natively for the host architecture, with the aarch64 cross compiler for arm64 on amd64. The Node headers
-# come from the very node-linux package that goes into the image.
+# native_addon_dirs DIR: every package with a binding.gyp (a native addon), one per line.
+native_addon_dirs() {
+  find "$1/node_modules" -name binding.gyp -not -path '*/deps/*' -not -path '*/node_modules/*/node_modules/*/node_modules/*' \
+    -exec dirname {} \; | sort
+}
+
+# node_gyp: node-gyp from the project's dependencies, else the one bundled with npm.
+node_gyp() {
+  local gyp=$SRC_DIR/node_modules/node-gyp/bin/node-gyp.js
+  if [ ! -f "$gyp" ]; then
+    gyp=$(npm prefix -g)/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js
+  fi
+  [ -f "$gyp" ] || die "node-gyp not found (neither in node_modules nor bundled with npm)"
+  node "$gyp" "$@"
+}
+
+# app_native_addons DIR: every native addon must have a binary for the target. Packages that ship a
+# prebuild for linux-<cpu> (classic-level, @serialport/bindings-cpp) use it; the others (unix-dgram for
+# sd_notify, better-sqlite3 for the db-query plugin) are compiled with node-gyp against the headers of the
+# very Node that goes into the image -- natively, or with the aarch64 cross compiler for arm64 on amd64.
+# For the host's own architecture a binary the host already built for the same Node ABI is reused.
 app_native_addons() {
-  local app=$1 addon=$1/node_modules/unix-dgram
-  [ -d "$addon" ] || die "unix-dgram is not among the production dependencies"
+  local app=$1 dir name host_build target_abi host_abi
+  target_abi=$(sed -n 's/^#define NODE_MODULE_VERSION \([0-9][0-9]*\).*/\1/p' "$NODE_PKG_DIR/include/node/node_version.h")
+  host_abi=$(node -p process.versions.modules)
+  NATIVE_ADDONS=''
+  while read -r dir; do
+    [ -n "$dir" ] || continue
+    name=${dir#"$app/node_modules/"}
+    NATIVE_ADDONS="$NATIVE_ADDONS $name"
+    if ls "$dir/prebuilds/linux-$NPM_CPU/"*.node >/dev/null 2>&1; then
+      say "    $name: prebuild for linux-$NPM_CPU"
+      continue
+    fi
+    host_build=$SRC_DIR/node_modules/$name/build/Release
+    if [ "$DEB_ARCH" = "$HOST_DEB_ARCH" ] && [ "$target_abi" = "$host_abi" ] && ls "$host_build"/*.node >/dev/null 2>&1; then
+      mkdir -p "$dir/build/Release"
+      cp "$host_build"/*.node "$dir/build/Release/"
+      say "    $name: reusing the host's build (same arch, Node ABI $host_abi)"
+    else
+      native_compile "$dir" "$name"
+    fi
+    # Only the binary stays: no sources, object files or bundled C libraries.
+    find "$dir/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
+    find "$dir/build/Release" -mindepth 1 ! -name '*.node' -exec rm -rf {} +
+    rm -rf "$dir/deps" "$dir/src"
+    local binary
+    for binary in "$dir/build/Release/"*.node; do file_arch_check "$binary"; done
+  done < <(native_addon_dirs "$app")
+  [ -n "$NATIVE_ADDONS" ] || die "found no native addons (unix-dgram at least is expected)"
+}
+
+native_compile() {
+  local dir=$1 name=$2
   local -a env=()
   if [ "$DEB_ARCH" != "$HOST_DEB_ARCH" ]; then
     command -v "$GNU_TRIPLET-g++" >/dev/null ||
-      die "cross-compiling unix-dgram for $DEB_ARCH needs $GNU_TRIPLET-g++: apt-get install g++-$GNU_TRIPLET"
+      die "cross-compiling $name for $DEB_ARCH needs $GNU_TRIPLET-g++: apt-get install g++-$GNU_TRIPLET"
     env=(CC="$GNU_TRIPLET-gcc" CXX="$GNU_TRIPLET-g++" LINK="$GNU_TRIPLET-g++" AR="$GNU_TRIPLET-ar")
   fi
-  say "    compiling unix-dgram for $DEB_ARCH (node-gyp, headers of node $NODE_VERSION)"
-  (cd "$addon" && env "${env[@]}" npm_config_nodedir="$NODE_PKG_DIR" npm_config_arch="$NPM_CPU" \
-    node "$SRC_DIR/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODE_PKG_DIR" --arch="$NPM_CPU" \
-    >"$WORK/unix-dgram-build.log" 2>&1) || { tail -n 30 "$WORK/unix-dgram-build.log" >&2; die "building unix-dgram failed"; }
-  local built=$addon/build/Release/unix_dgram.node
-  [ -f "$built" ] || die "unix-dgram built no unix_dgram.node"
-  # Keep only the addon itself, not the object files.
-  find "$addon/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
-  find "$addon/build/Release" -mindepth 1 ! -name unix_dgram.node -exec rm -rf {} +
-  file_arch_check "$built"
+  say "    $name: compiling for $DEB_ARCH (node-gyp, headers of node $NODE_VERSION)"
+  local log=$WORK/build-$(echo "$name" | tr / _).log
+  (cd "$dir" && for kv in "${env[@]}"; do export "${kv?}"; done && node_gyp rebuild --release --nodedir="$NODE_PKG_DIR" --arch="$NPM_CPU" -j "$(nproc)" \
+    >"$log" 2>&1) || { tail -n 30 "$log" >&2; die "compiling $name failed (log above)"; }
+  ls "$dir/build/Release/"*.node >/dev/null 2>&1 || die "$name: node-gyp built no .node file"
 }
 
 # file_arch_check FILE: the ELF machine of FILE matches the target.

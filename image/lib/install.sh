@@ -10,6 +10,11 @@ install_app() {
   local root=$1 app=$2
   install -d -m 0755 "$root/opt/clawbox" "$root/opt/clawbox/node/bin"
   install -m 0755 "$NODE_PKG_DIR/bin/node" "$root/opt/clawbox/node/bin/node"
+  # The release binary carries ~12 MB of debug symbols; the dynamic symbols addons link against stay.
+  local strip=strip
+  [ "$DEB_ARCH" = "$HOST_DEB_ARCH" ] || strip=$GNU_TRIPLET-strip
+  command -v "$strip" >/dev/null || die "$strip is missing (apt-get install binutils-$GNU_TRIPLET)"
+  "$strip" "$root/opt/clawbox/node/bin/node" || die "$strip node failed"
   install -m 0644 "$NODE_PKG_DIR/LICENSE" "$root/opt/clawbox/node/LICENSE"
   cp -a "$app" "$root/opt/clawbox/app"
   chown -R 0:0 "$root/opt/clawbox"
@@ -67,10 +72,16 @@ install_smoke_test() {
   local root=$1 out
   out=$(in_root "$root" /usr/bin/clawbox --version 2>&1) || die "clawbox --version failed in the rootfs: $out"
   [ "$out" = "$VERSION" ] || die "clawbox --version printed '$out', expected $VERSION"
+  # Every native addon loads (better-sqlite3 only loads its binary when a database opens).
   out=$(in_root "$root" /usr/bin/node -e '
-    for (const m of ["unix-dgram", "classic-level", "@serialport/bindings-cpp"]) require(require.resolve(m, { paths: ["/opt/clawbox/app"] }));
-    process.stdout.write("ok")' 2>&1) || die "a native addon does not load on the target: $out"
-  say "    clawbox $out; native addons load (unix-dgram, classic-level, @serialport/bindings-cpp)"
+    const { createRequire } = require("node:module");
+    const load = createRequire("/opt/clawbox/app/package.json");
+    for (const name of process.argv.slice(1)) {
+      const addon = load(name);
+      if (name === "better-sqlite3") new addon(":memory:").prepare("select 1").get();
+    }
+    process.stdout.write("ok")' $NATIVE_ADDONS 2>&1) || die "a native addon does not load on the target: $out"
+  say "    clawbox $VERSION runs; native addons load:$NATIVE_ADDONS"
 }
 
 # install_manifest ROOT FILE: versions of everything inside, in the image and beside it.
@@ -81,7 +92,7 @@ install_manifest() {
     printf '  "name": "clawbox",\n  "version": "%s",\n  "arch": "%s",\n' "$VERSION" "$DEB_ARCH"
     printf '  "source_date_epoch": %s,\n  "git_commit": "%s",\n' "$SOURCE_DATE_EPOCH" "$GIT_COMMIT"
     printf '  "debian_suite": "%s",\n  "debian_mirror": "%s",\n' "$SUITE" "$MIRROR"
-    printf '  "node": {"package": "node-linux-%s", "version": "%s", "integrity": "%s"},\n' "$NPM_CPU" "$NODE_VERSION" "$NODE_INTEGRITY"
+    printf '  "node": {"package": "node-linux-%s", "version": "%s", "integrity": "%s", "stripped": true},\n' "$NPM_CPU" "$NODE_VERSION" "$NODE_INTEGRITY"
     printf '  "kernel": "%s",\n' "$(ls "$root/lib/modules" | sort -V | tail -n 1)"
     echo '  "debian_packages": {'
     dpkg-query --admindir="$root/var/lib/dpkg" -W -f '    "${Package}:${Architecture}": "${Version}",\n' | sort | sed '$ s/,$//'
