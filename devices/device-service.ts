@@ -71,6 +71,9 @@ interface DeviceRuntime {
   gone: boolean;
 }
 
+/** Minimum spacing of state-file writes under load. */
+const STATE_WRITE_INTERVAL_MS = 250;
+
 /** Extra time the service waits beyond a driver's own deadline before declaring the call lost. */
 const BACKSTOP_MS = 500;
 
@@ -456,16 +459,24 @@ export class DeviceService implements Component {
     if (!this.#persisting) this.#persisting = this.#writeLoop();
   }
 
+  /**
+   * Coalesced writes of the last known states: at most one write in flight and one per
+   * STATE_WRITE_INTERVAL_MS, so a burst of commands costs a few fsyncs, not one each. The device holds
+   * its state and the broker's retained copy is in its own log; this file is what survives a restart.
+   */
   async #writeLoop(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#persistDirty && this.#doc) {
       this.#persistDirty = false;
+      const started = Date.now();
       try {
         await this.#doc.update(() => {});
       } catch (error) {
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
         break;
       }
+      const rest = STATE_WRITE_INTERVAL_MS - (Date.now() - started);
+      if (this.#persistDirty && this.#running && rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     }
     this.#persisting = null;
   }
