@@ -38,6 +38,9 @@ export class AdaptiveQueue<T extends Queued> {
   readonly #options: QueueOptions;
   /** Since when some item has been more than target late (null: none is). */
   #lateSince: number | null = null;
+  /** Serving order, cached until the items or the discipline change (a decision asks several times). */
+  #order: { version: number; lifo: boolean; items: T[] } | null = null;
+  #version = 0;
 
   constructor(options: QueueOptions) {
     this.#options = options;
@@ -76,6 +79,7 @@ export class AdaptiveQueue<T extends Queued> {
 
   push(item: T, now: number): void {
     this.#items.push(item);
+    this.#version++;
     this.observe(now);
   }
 
@@ -83,14 +87,19 @@ export class AdaptiveQueue<T extends Queued> {
     const at = this.#items.indexOf(item);
     if (at < 0) return false;
     this.#items.splice(at, 1);
+    this.#version++;
     this.observe(now);
     return true;
   }
 
   /** Serving order now: priority first, then FIFO or (standing queue) LIFO. */
-  serviceOrder(now: number): T[] {
+  serviceOrder(now: number): readonly T[] {
     const lifo = this.standing(now);
-    return [...this.#items].sort((a, b) => b.priority - a.priority || (lifo ? b.seq - a.seq : a.seq - b.seq));
+    const cached = this.#order;
+    if (cached && cached.version === this.#version && cached.lifo === lifo) return cached.items;
+    const items = [...this.#items].sort((a, b) => b.priority - a.priority || (lifo ? b.seq - a.seq : a.seq - b.seq));
+    this.#order = { version: this.#version, lifo, items };
+    return items;
   }
 
   /** Items a new arrival of `priority` would wait behind, in serving order. */

@@ -354,7 +354,7 @@ export class Scheduler<Req, Res> {
    */
   #wait(group: Group<Req, Res>, lane: Lane<Req, Res>, priority: number, cls: string, now: number, all = false): { wait: number; ahead: number } {
     const ahead = all ? group.queue.serviceOrder(now) : group.queue.ahead(priority, now);
-    const simulate = (running: Iterable<Item<Req, Res>>, queued: Item<Req, Res>[], slots: number) => {
+    const simulate = (running: Iterable<Item<Req, Res>>, queued: readonly Item<Req, Res>[], slots: number) => {
       // Every slot held for other classes: this class cannot start until their reservations are used.
       if (slots <= 0) return Number.POSITIVE_INFINITY;
       const times = this.#slotTimes(running, slots, now);
@@ -380,21 +380,22 @@ export class Scheduler<Req, Res> {
     const k = Math.min(this.#groupLimit(group), group.running.size + ahead + 1);
     const raw = lane.model.estimate(plan, budget, k);
     const service = raw === null ? null : raw * (1 + this.config.estimate_margin);
-    const drain = this.#wait(group, lane, cls.priority, cls.name, now, true).wait;
+    // The drain time (behind everything queued) only matters for a refusal's retry hint: computed lazily.
+    const drain = () => this.#wait(group, lane, cls.priority, cls.name, now, true).wait;
     const idle = group.running.size === 0 && group.queue.length === 0;
     if (service === null) {
       // No measurement yet: one probe at a time on an idle lane teaches the model.
       return idle
         ? { feasible: true, wait: 0, service: null, retry: 0, note: `${laneName}: probe (not measured yet)` }
-        : { feasible: false, wait, service: null, retry: Math.max(drain, 1), note: `${laneName}: not measured yet, lane busy` };
+        : { feasible: false, wait, service: null, retry: Math.max(drain(), 1), note: `${laneName}: not measured yet, lane busy` };
     }
     const needsQueue = wait > 0 || !this.#fitsNow(group, lane, cls.name);
     const slack = remaining - service;
-    const retry = slack >= 0 ? Math.max(0, drain - slack) : drain + service;
+    const retry = () => (slack >= 0 ? Math.max(0, drain() - slack) : drain() + service);
     let evict: Item<Req, Res> | null = null;
     if (needsQueue && group.queue.length >= this.config.max_queue) {
       evict = group.queue.evictionFor(cls.priority, now);
-      if (!evict) return { feasible: false, wait, service, retry, note: `${laneName}: queue full (${group.queue.length})`, queueFull: true };
+      if (!evict) return { feasible: false, wait, service, retry: retry(), note: `${laneName}: queue full (${group.queue.length})`, queueFull: true };
     }
     const total = wait + service;
     // Starting now adds a parallel sequence, which slows the running ones: never at the cost of their deadline.
@@ -404,7 +405,8 @@ export class Scheduler<Req, Res> {
       hurt > 0
         ? `${laneName}/${budget}: would push ${hurt} running request(s) past their deadline`
         : `${laneName}/${budget}: wait ${wait.toFixed(1)} + service ${service.toFixed(1)} ${feasible ? '<=' : '>'} ${remaining.toFixed(1)} ms`;
-    return { feasible, wait, service, retry: hurt > 0 ? Math.max(retry, this.#earliestEnd(group, now)) : retry, note, evict: evict as Item<unknown, unknown> | null };
+    if (feasible) return { feasible, wait, service, retry: 0, note, evict: evict as Item<unknown, unknown> | null };
+    return { feasible, wait, service, retry: hurt > 0 ? Math.max(retry(), this.#earliestEnd(group, now)) : retry(), note };
   }
 
   /** Remaining time of a running item if `k` sequences ran from now on (its lane's model, scaled). */
