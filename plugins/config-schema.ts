@@ -36,6 +36,11 @@ export const pluginsConfigSchema = {
       additionalProperties: { type: 'object' },
       description: "Per-plugin settings, checked against that plugin's manifest config schema.",
     },
+    lazy: {
+      type: 'boolean',
+      default: false,
+      description: 'Start each plugin at its first call instead of at startup: less idle memory, a slower first call.',
+    },
     call_timeout_ms: ms(50, 600_000, 10_000),
     start_timeout_ms: ms(100, 120_000, 15_000),
     memory_limit_mb: {
@@ -87,6 +92,7 @@ export interface PluginsConfig {
   allow?: string[];
   deny: string[];
   config: Record<string, Record<string, unknown>>;
+  lazy: boolean;
   call_timeout_ms: number;
   start_timeout_ms: number;
   memory_limit_mb: number;

@@ -173,3 +173,17 @@ t.test('stop ends every plugin process; start again works', async (t) => {
   await host.start(tc.ctx);
   t.same(await host.call('py-basic', 'add', { a: 1, b: 1 }), { sum: 2 }, 'started again');
 });
+
+t.test('lazy: nothing runs until the first call', async (t) => {
+  const { host } = await startHost(t, { plugins: { allow: ['py-basic', 'node-basic'], lazy: true } });
+  t.same(
+    host.list().map((p) => [p.name, p.figures.state, p.figures.pid]),
+    [
+      ['node-basic', 'idle', null],
+      ['py-basic', 'idle', null],
+    ],
+  );
+  t.same(await host.call('py-basic', 'add', { a: 2, b: 2 }), { sum: 4 }, 'the first call starts it');
+  t.match(host.list().find((p) => p.name === 'py-basic')?.figures, { state: 'running', pid: Number });
+  t.equal(host.list().find((p) => p.name === 'node-basic')?.figures.state, 'idle', 'the other is still idle');
+});

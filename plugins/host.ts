@@ -199,7 +199,7 @@ export class PluginHost implements Component {
       this.#plugins.set(plugin.name, { plugin, config: pluginConfig, supervisor });
     }
     // Start together: one slow plugin does not hold up the others; a failing one restarts on its own.
-    await Promise.all([...this.#plugins.values()].map((p) => p.supervisor.start()));
+    await Promise.all([...this.#plugins.values()].map((p) => p.supervisor.start({ lazy: config.lazy })));
 
     if (this.#deps.messaging && config.mqtt.enabled) {
       this.#bridge = new PluginMqttBridge({

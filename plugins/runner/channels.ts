@@ -7,6 +7,8 @@
  * A plugin gets a minimal environment, never the runtime's (which may hold tokens).
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '../../runtime/logging.js';
 import { OutputLog } from './output-log.js';
@@ -47,8 +49,13 @@ export interface ChannelOptions {
 
 const FROM_SOURCES = import.meta.url.endsWith('.ts');
 const NODE_MAIN = fileURLToPath(new URL(`./node-plugin-main${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url));
-/** Where clawbox_plugin.py lives: plugins/python/ in the sources and beside the compiled host in dist/. */
-export const PYTHON_HELPER_DIR = fileURLToPath(new URL('../python/', import.meta.url));
+/**
+ * Where clawbox_plugin.py lives: plugins/python/ beside this module's folder — in the sources, and in dist/
+ * when the build copies it there; else the source copy in the installed package (dist/../plugins/python).
+ */
+export const PYTHON_HELPER_DIR = [new URL('../python/', import.meta.url), new URL('../../../plugins/python/', import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((dir) => existsSync(path.join(dir, 'clawbox_plugin.py'))) ?? fileURLToPath(new URL('../python/', import.meta.url));
 const KILL_GRACE_MS = 2000;
 
 export function minimalEnv(extra: Record<string, string> = {}): Record<string, string> {

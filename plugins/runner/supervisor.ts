@@ -10,7 +10,8 @@ import type { DiscoveredPlugin } from '../discovery.js';
 import { type ChannelExit, type PluginChannel, openChannel } from './channels.js';
 import { ProtocolError, RemoteError, RpcPeer } from './rpc.js';
 
-export type PluginState = 'stopped' | 'starting' | 'running' | 'backoff' | 'stopping';
+/** idle: started lazily — the process starts at the first call. */
+export type PluginState = 'stopped' | 'idle' | 'starting' | 'running' | 'backoff' | 'stopping';
 
 export type FailureReason =
   | 'timeout'
@@ -120,14 +121,22 @@ export class PluginSupervisor {
     };
   }
 
-  /** Starts the plugin; resolves once it runs or its first start failed (restarts then go on in the background). */
-  async start(): Promise<void> {
+  /**
+   * Starts the plugin; resolves once it runs or its first start failed (restarts then go on in the
+   * background). Lazy: nothing runs until the first call.
+   */
+  async start(options: { lazy?: boolean } = {}): Promise<void> {
     if (this.#state !== 'stopped') return;
-    await this.#spawn();
+    if (options.lazy) this.#state = 'idle';
+    else await this.#spawn();
   }
 
   async stop(): Promise<void> {
     if (this.#state === 'stopped') return;
+    if (this.#state === 'idle') {
+      this.#state = 'stopped';
+      return;
+    }
     this.#state = 'stopping';
     clearTimeout(this.#backoffTimer);
     this.#nextStartAt = null;
@@ -217,6 +226,7 @@ export class PluginSupervisor {
   }
 
   async #waitRunning(deadline: number): Promise<void> {
+    if (this.#state === 'idle') void this.#spawn();
     for (;;) {
       if (this.#state === 'running' && this.#gen) return;
       if (this.#state === 'stopped' || this.#state === 'stopping') {

@@ -5,9 +5,14 @@
  * worker's heap limit is the last line. Functions that could reach outside an expression (import,
  * createUnit, evaluate/parse inside expressions, …) are disabled, as mathjs's security notes advise.
  */
+import { createRequire } from 'node:module';
 import vm from 'node:vm';
-import { type MathJsInstance, type MathNode, all, create } from 'mathjs';
+import type { MathJsInstance, MathNode } from 'mathjs';
 import { PluginError, definePlugin } from '../../sdk.js';
+
+// mathjs's single-file bundle: the ES module build loads hundreds of files (about 5 s and 80 MB here);
+// the bundle loads in a fraction of a second and a third of the memory, same API.
+const { all, create } = createRequire(import.meta.url)('mathjs/lib/browser/math.js') as typeof import('mathjs');
 
 interface ComputeConfig {
   max_expression_length: number;
