@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const LINE_SIM = path.join(here, 'line-device-sim.ts');
-export const MODBUS_SIM = path.join(here, 'modbus-slave-sim.ts');
+export const LINE_SIM = path.join(here, 'line-device-sim.mjs');
+export const MODBUS_SIM = path.join(here, 'modbus-slave-sim.mjs');
 
 export class SocatPair {
   #proc: ChildProcess | null = null;
@@ -57,7 +57,8 @@ export class SimProcess {
   ) {}
 
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', this.script, ...this.args], {
+    const loader = this.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+    const proc = spawn(process.execPath, [...loader, this.script, ...this.args], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     this.#proc = proc;

@@ -1,6 +1,7 @@
 /**
- * A serial line-protocol device for tests and the benchmark, run as its own process on one end of a socat
- * pty pair:  node --import tsx devices/test-fixtures/line-device-sim.ts <port> [--power ON] [--dim 40] [--temp 21.5]
+ * A serial line-protocol device for tests and the benchmark (plain JavaScript: it starts in a few
+ * milliseconds, and tests start many), run as its own process on one end of a socat
+ * pty pair:  node devices/test-fixtures/line-device-sim.mjs <port> [--power ON] [--dim 40] [--temp 21.5]
  *
  * Protocol (one command per line, "\n"):
  *   POWER ON|OFF   -> OK POWER <ON|OFF>
@@ -19,10 +20,10 @@ import { SerialPort } from 'serialport';
 const args = process.argv.slice(2);
 const path = args[0];
 if (!path) {
-  console.error('usage: line-device-sim.ts <port> [--power ON|OFF] [--dim n] [--temp t]');
+  console.error('usage: line-device-sim.mjs <port> [--power ON|OFF] [--dim n] [--temp t]');
   process.exit(64);
 }
-const option = (name: string, fallback: string) => {
+const option = (name, fallback) => {
   const i = args.indexOf(`--${name}`);
   return i > 0 ? (args[i + 1] ?? fallback) : fallback;
 };
@@ -31,9 +32,9 @@ let dim = Number(option('dim', '100'));
 let temp = Number(option('temp', '21.5'));
 
 const port = new SerialPort({ path, baudRate: 115200, autoOpen: false, lock: false });
-const send = (line: string) => port.write(`${line}\n`);
+const send = (line) => port.write(`${line}\n`);
 
-function answer(line: string): string {
+function answer(line) {
   const [verb = '', arg = ''] = line.trim().split(/\s+/);
   switch (verb.toUpperCase()) {
     case 'POWER':
@@ -59,7 +60,7 @@ port.open((error) => {
     process.exit(1);
   }
   const parser = port.pipe(new ReadlineParser({ delimiter: '\n' }));
-  parser.on('data', (line: string) => {
+  parser.on('data', (line) => {
     if (line.trim() !== '') send(answer(line));
   });
   port.on('close', () => exit('port closed'));
@@ -81,7 +82,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
 });
 process.stdin.on('end', () => exit('stdin ended'));
 
-function exit(why: string): never {
+function exit(why) {
   if (process.env.SIM_DEBUG) console.error(`line-device-sim ${path}: exiting: ${why}`);
   process.exit(0);
 }
