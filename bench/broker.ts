@@ -183,10 +183,20 @@ interface Throughput {
   received: number;
   seconds: number;
   msgs_per_s: number;
+  /** CPU time (user + system) the broker process spent per 1,000 messages: robust to a busy machine. */
+  broker_cpu_ms_per_1k: number;
+}
+
+/** utime + stime of a process in ms, from /proc/<pid>/stat (fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /** One publisher and one subscriber; time from the first publish until the subscriber has them all. */
-async function throughput(port: number, qos: 0 | 1, topic: string): Promise<Throughput> {
+async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string): Promise<Throughput> {
+  const { port } = broker;
   const sub = await connect(port);
   const pub = await connect(port);
   await sub.subscribeAsync(topic, { qos });
@@ -199,6 +209,7 @@ async function throughput(port: number, qos: 0 | 1, topic: string): Promise<Thro
       if (received === MESSAGES) resolve();
     });
   });
+  const cpuBefore = cpuMs(broker.pid);
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
     let sent = 0;
@@ -231,8 +242,16 @@ async function throughput(port: number, qos: 0 | 1, topic: string): Promise<Thro
     if (finished || received === before) break;
   }
   const seconds = ((received === MESSAGES ? lastAt : lastAt || performance.now()) - started) / 1000;
+  const cpu = cpuMs(broker.pid) - cpuBefore;
   await Promise.all([end(sub), end(pub)]);
-  return { qos, messages: MESSAGES, received, seconds: round(seconds, 3), msgs_per_s: Math.round(received / seconds) };
+  return {
+    qos,
+    messages: MESSAGES,
+    received,
+    seconds: round(seconds, 3),
+    msgs_per_s: Math.round(received / seconds),
+    broker_cpu_ms_per_1k: round((cpu / received) * 1000, 1),
+  };
 }
 
 interface RoundTrip {
@@ -308,6 +327,7 @@ interface RoundResult {
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg().map((n) => round(n, 2));
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-'));
   const { command, how } = buildRuntime();
   log(`clawbox runs as: ${how}`);
@@ -331,20 +351,25 @@ async function main(): Promise<void> {
       const order = r % 2 === 1 ? [clawbox, mosquitto] : [mosquitto, clawbox];
       for (const broker of order) {
         log(`round ${r}/${ROUNDS}: ${broker.name} ...`);
-        const qos0 = await throughput(broker.port, 0, `bench/tp/${r}/0`);
-        const qos1 = await throughput(broker.port, 1, `bench/tp/${r}/1`);
+        const qos0 = await throughput(broker, 0, `bench/tp/${r}/0`);
+        const qos1 = await throughput(broker, 1, `bench/tp/${r}/1`);
         const rtt = await roundTrip(broker.port);
         results.push({ round: r, broker: broker.name, qos0, qos1, rtt });
-        log(`  qos0 ${qos0.msgs_per_s}/s (${qos0.received}/${qos0.messages})  qos1 ${qos1.msgs_per_s}/s  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`);
+        log(
+          `  qos0 ${qos0.msgs_per_s}/s (${qos0.received}/${qos0.messages}, ${qos0.broker_cpu_ms_per_1k} ms CPU/1k)` +
+            `  qos1 ${qos1.msgs_per_s}/s (${qos1.broker_cpu_ms_per_1k} ms CPU/1k)  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`,
+        );
       }
     }
 
     const of = (name: BrokerName, pick: (r: RoundResult) => number): number => median(results.filter((r) => r.broker === name).map(pick));
-    const rows: [string, (r: RoundResult) => number, 'higher' | 'lower'][] = [
-      [`QoS 0 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos0.msgs_per_s, 'higher'],
-      [`QoS 1 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos1.msgs_per_s, 'higher'],
-      [`QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.rtt.p50_ms, 'lower'],
-      [`QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.rtt.p99_ms, 'lower'],
+    const rows: [string, (r: RoundResult) => number][] = [
+      [`QoS 0 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos0.msgs_per_s],
+      [`QoS 1 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos1.msgs_per_s],
+      ['broker CPU per 1,000 QoS 0 messages, ms', (r) => r.qos0.broker_cpu_ms_per_1k],
+      ['broker CPU per 1,000 QoS 1 messages, ms', (r) => r.qos1.broker_cpu_ms_per_1k],
+      [`QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.rtt.p50_ms],
+      [`QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.rtt.p99_ms],
     ];
     const table = [
       '| metric (median of rounds) | clawbox | mosquitto | clawbox/mosquitto |',
@@ -365,10 +390,16 @@ async function main(): Promise<void> {
       node: process.version,
       mosquitto: mosquittoVersion(),
       kernel: os.release(),
+      // Other work on the machine shows up in throughput and latency; the CPU-per-message rows resist it.
+      load_average_before: loadBefore,
+      load_average_after: os.loadavg().map((n) => round(n, 2)),
     };
     const lossy = results.filter((r) => r.qos0.received < r.qos0.messages || r.qos1.received < r.qos1.messages);
     process.stdout.write(`\nBroker benchmark: ${ROUNDS} alternating rounds, clawbox as ${how}\n`);
-    process.stdout.write(`Machine: ${machine.cpus} vCPU ${machine.cpu_model}, ${machine.memory_gb} GB, Node ${machine.node}, ${machine.mosquitto}\n\n`);
+    process.stdout.write(
+      `Machine: ${machine.cpus} vCPU ${machine.cpu_model}, ${machine.memory_gb} GB, Node ${machine.node}, ${machine.mosquitto}; ` +
+        `load average ${machine.load_average_before[0]} before, ${machine.load_average_after[0]} after\n\n`,
+    );
     process.stdout.write(`${table}\n`);
     if (lossy.length > 0) {
       process.stdout.write(`\nRuns that lost messages: ${lossy.map((r) => `${r.broker} round ${r.round}`).join(', ')} (see JSON)\n`);

@@ -9,7 +9,7 @@
  * with `offline` before it listens.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Server } from 'node:net';
+import { type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type Client } from 'aedes';
 import type { Config } from '../config/schema.js';
@@ -146,7 +146,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     const accept = (stream: Duplex, address: string | undefined, req?: IncomingMessage): void => {
       run.connections!.add(stream);
       stream.once('close', () => run.connections!.delete(stream));
-      batchWrites(stream);
+      if (stream instanceof Socket) batchWrites(stream);
       const client = aedes.handle(stream, req);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
