@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
-import { LINE_SIM, SerialRig } from '../devices/test-fixtures/socat.js';
+import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RATES = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);

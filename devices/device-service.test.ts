@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { demoDevices } from './demo.js';
 import type { DeviceStateEvent } from './events.js';
-import { connectClient, json, startStack } from './test-fixtures/stack.js';
+import { connectClient, json, startStack } from './fixtures/stack.js';
 
 t.test('no devices: key in local mode drives the demo set; appliance mode does not', async (t) => {
   const tc = await import('../runtime/broker/test-context.js');

@@ -5,7 +5,7 @@
  * device unchanged. Seeded: a failure prints the seed (CLAWBOX_FUZZ_SEED reproduces it).
  */
 import t from 'tap';
-import { connectClient, internalClient, json, startStack } from './test-fixtures/stack.js';
+import { connectClient, internalClient, json, startStack } from './fixtures/stack.js';
 
 const seed = Number(process.env.CLAWBOX_FUZZ_SEED ?? Date.now() % 2 ** 31);
 let s = seed;

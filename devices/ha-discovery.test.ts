@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { demoDevices } from './demo.js';
-import { connectClient, json, startStack } from './test-fixtures/stack.js';
+import { connectClient, json, startStack } from './fixtures/stack.js';
 
 const COMMON = [
   'availability', 'availability_mode', 'availability_template', 'availability_topic', 'device', 'enabled_by_default',

@@ -6,7 +6,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { demoDevices } from './demo.js';
-import { startStack } from './test-fixtures/stack.js';
+import { startStack } from './fixtures/stack.js';
 
 const run = promisify(execFile);
 

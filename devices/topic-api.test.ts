@@ -3,7 +3,7 @@
  */
 import t from 'tap';
 import { simulatorControls } from './drivers/simulated.js';
-import { connectClient, json, startStack } from './test-fixtures/stack.js';
+import { connectClient, json, startStack } from './fixtures/stack.js';
 
 const devices = [
   { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },

@@ -9,8 +9,8 @@ import path from 'node:path';
 import t from 'tap';
 import type { DeviceState } from '../model.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
-import { MODBUS_SIM, SerialRig } from '../test-fixtures/socat.js';
-import { json, startStack } from '../test-fixtures/stack.js';
+import { MODBUS_SIM, SerialRig } from '../fixtures/socat.js';
+import { json, startStack } from '../fixtures/stack.js';
 import { eventually, runDriverConformance } from './conformance.js';
 import { createModbusRtuDriver } from './modbus-rtu.js';
 

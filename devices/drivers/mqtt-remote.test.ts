@@ -6,8 +6,8 @@ import t from 'tap';
 import { Broker } from '../../runtime/broker/broker.js';
 import { makeTestContext } from '../../runtime/broker/test-context.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
-import { type FakeDevice, fakeTasmota, fakeZigbee2mqtt } from '../test-fixtures/fake-mqtt-devices.js';
-import { connectClient, json, startStack } from '../test-fixtures/stack.js';
+import { type FakeDevice, fakeTasmota, fakeZigbee2mqtt } from '../fixtures/fake-mqtt-devices.js';
+import { connectClient, json, startStack } from '../fixtures/stack.js';
 import { eventually, runDriverConformance } from './conformance.js';
 import { createMqttRemoteDriver } from './mqtt-remote.js';
 

@@ -8,8 +8,8 @@ import path from 'node:path';
 import t from 'tap';
 import type { DeviceState } from '../model.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
-import { connectClient, json, startStack } from '../test-fixtures/stack.js';
-import { LINE_SIM, SerialRig } from '../test-fixtures/socat.js';
+import { connectClient, json, startStack } from '../fixtures/stack.js';
+import { LINE_SIM, SerialRig } from '../fixtures/socat.js';
 import { eventually, runDriverConformance } from './conformance.js';
 import { createSerialLineDriver } from './serial-line.js';
 
