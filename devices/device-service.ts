@@ -140,7 +140,19 @@ export class DeviceService implements Component {
     });
     await this.#topics.start();
     await this.#discovery.start(() => [...this.#devices.values()].map((rt) => rt.def));
-    this.#unregisterStatus = ctx.status.register('devices', () => this.list());
+    // The status page's device table: one row per device (full snapshots are in list() and /api/devices).
+    this.#unregisterStatus = ctx.status.register('devices', () =>
+      this.list().map((d) => ({
+        id: d.id,
+        name: d.name,
+        driver: d.driver,
+        capabilities: d.capabilities.map((c) => c.type),
+        availability: d.availability,
+        state: d.state,
+        updated_at: d.updated_at,
+        last_error: d.last_error,
+      })),
+    );
     this.#log.info(
       { devices: accepted.map((d) => d.id), demo: accepted.some((d) => d.origin === 'demo') },
       `driving ${accepted.length} device(s)`,
