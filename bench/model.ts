@@ -36,11 +36,13 @@ const WORDS = 'the kitchen lamp living room turn on off set to light hall bed th
 
 /** Deterministic text of about `words` words; distinct per seed so cold runs share nothing but BOS. */
 function text(words: number, seed: number): string {
-  let a = seed * 2654435761;
-  const out: string[] = [];
-  for (let i = 0; i < words; i++) {
-    a = (a * 1103515245 + 12345) >>> 0;
-    out.push(WORDS[a % WORDS.length]!);
+  // 32-bit LCG (Math.imul keeps it exact); the first word comes straight from the seed so that
+  // consecutive seeds never share a first word.
+  let a = Math.imul(seed, 2654435761) >>> 0;
+  const out: string[] = [WORDS[seed % WORDS.length]!];
+  for (let i = 1; i < words; i++) {
+    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+    out.push(WORDS[(a >>> 16) % WORDS.length]!);
   }
   return out.join(' ');
 }
@@ -166,6 +168,8 @@ async function clawboxRunner(llama: Llama, file: string, threads: number): Promi
       ttft_cold_ms: async (i) => {
         engine.setThreads({ threads, batchThreads: threads });
         const r = await engine.generate({ prompt: textOfTokens(model, 20, 200 + i), maxTokens: 1 });
+        // Cold means nothing but BOS came from the cache.
+        if (r.cached_tokens > 1) throw new Error(`cold TTFT run reused ${r.cached_tokens} tokens`);
         return r.timings.prefill_ms + r.timings.queue_ms;
       },
       ttft_cached_ms: async (i) => {

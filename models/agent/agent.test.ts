@@ -99,6 +99,7 @@ function recording(engine: ModelEngine): AgentEngine & { requests: GenerateReque
     grammarFor: (schema) => engine.grammarFor(schema),
     warmPrefix: (prefix) => engine.warmPrefix(prefix),
     gbnf: (text) => engine.gbnf(text),
+    shape: (request) => engine.shape(request),
   };
 }
 
@@ -146,7 +147,10 @@ async function modelPathChecks(t: Test, engine: ModelEngine, jumpForward = true)
   const parsed = spy.requests.length;
   t.equal(parsed, PROMPTS.length);
   // Prefix reuse: after the first request the system prompt comes from the KV cache.
+  const estimate = await agent.estimate({ text: 'hello' });
+  t.ok(estimate && estimate.cached_tokens >= engine.tokenize(spy.requests[0]!.prefix!).length, 'estimate sees the cached prefix');
   const again = await agent.handle({ text: 'hello' });
+  t.ok(estimate!.prompt_tokens <= again.tokens!.prompt, 'estimate counts the prompt (the guide adds its start)');
   t.ok(again.tokens!.cached >= engine.tokenize(spy.requests[0]!.prefix!).length, `prefix reused (${again.tokens!.cached} cached tokens)`);
 }
 

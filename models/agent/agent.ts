@@ -27,6 +27,8 @@ export interface AgentEngine {
   warmPrefix?(prefix: string): Promise<unknown>;
   /** GBNF grammars, for jump-forward decoding of tool calls (without it the agent uses one JSON grammar). */
   gbnf?(text: string): Promise<LlamaGrammar>;
+  /** Token work of a request (for `estimate`). */
+  shape?(request: Pick<GenerateRequest, 'prefix' | 'prompt' | 'session'>): { prompt_tokens: number; cached_tokens: number };
 }
 
 export interface AgentRequest {
@@ -276,6 +278,23 @@ export class Agent {
         refused: [],
       };
     }
+  }
+
+  /**
+   * What the model path would cost for this request now (no fast-path check, nothing evaluated): prompt
+   * tokens, tokens already in a free sequence's KV cache, and the output budget. For admission control.
+   */
+  async estimate(request: AgentRequest, options: HandleOptions = {}): Promise<{ prompt_tokens: number; cached_tokens: number; max_tokens: number } | null> {
+    const engine = options.engine ?? this.#engine();
+    if (!engine?.shape) return null;
+    const snapshot = await this.#current();
+    const history = request.session ? this.sessions.history(request.session) : [];
+    const shape = engine.shape({
+      prefix: snapshot.prefix,
+      prompt: conversationPrompt(history, sanitizeUserText(this.#checkText(request.text))),
+      ...(request.session ? { session: request.session } : {}),
+    });
+    return { ...shape, max_tokens: options.maxTokens ?? this.#maxTokens };
   }
 
   async #runModel(

@@ -458,6 +458,19 @@ export class ModelEngine {
     }
   }
 
+  /**
+   * The token work a request would cost now, for admission control: prompt tokens, and how many of them
+   * a free sequence already holds (prefix or session history). Tokenizes; evaluates nothing.
+   */
+  shape(request: Pick<GenerateRequest, 'prefix' | 'prompt' | 'session' | 'guide'>): { prompt_tokens: number; cached_tokens: number } {
+    const startTokens = request.guide?.start ? this.#model.tokenize(request.guide.start, false, 'trimLeadingSpace') : [];
+    const input = [...this.#inputTokens(request), ...startTokens];
+    const free = this.#slots.filter((s) => !s.busy);
+    const slot = free.length > 0 ? this.#pickSlot(free, input, request.session) : null;
+    const cached = slot ? Math.min(slot.sequence.compareContextTokens(input).firstDifferentIndex, input.length - 1) : 0;
+    return { prompt_tokens: input.length, cached_tokens: Math.max(0, cached) };
+  }
+
   /** Makes the sequence hold exactly `input[0..keep)` and returns how many tokens were reused. */
   async #reuse(slot: Slot, input: Token[]): Promise<number> {
     const seq = slot.sequence;
