@@ -58,6 +58,17 @@ async function serve(configFile: string): Promise<void> {
   await broker.start(tc.ctx);
   const devices = new DeviceService({ messaging: broker });
   await devices.start(tc.ctx);
+  // Event-loop delay of the runtime process, per run: tells a stall of the runtime from a slow device.
+  const { monitorEventLoopDelay } = await import('node:perf_hooks');
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  process.on('message', (message: { cmd?: string }) => {
+    if (message.cmd === 'reset') loop.reset();
+    if (message.cmd === 'report') {
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu: process.cpuUsage() });
+    }
+  });
   process.stdout.write(`ready ${broker.port}\n`);
   process.on('SIGTERM', async () => {
     await devices.stop();
@@ -81,6 +92,10 @@ interface RunResult {
   p50_ms: number;
   p99_ms: number;
   max_ms: number;
+  /** The runtime process's event-loop delay during the run, and the machine's load (other jobs included). */
+  runtime_loop_p99_ms?: number;
+  runtime_loop_max_ms?: number;
+  load_avg_1m?: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -158,9 +173,14 @@ async function main(): Promise<void> {
     writeFileSync(configFile, JSON.stringify(config));
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', configFile], {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
     server = child;
+    const loopReport = () =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        child.once('message', (m) => resolve(m as Record<string, unknown>));
+        child.send({ cmd: 'report' });
+      });
     const port = await new Promise<number>((resolve, reject) => {
       child.stdout!.on('data', (chunk: Buffer) => {
         const match = /ready (\d+)/.exec(chunk.toString());
@@ -183,16 +203,23 @@ async function main(): Promise<void> {
         ['serial-line', serialIds],
       ] as const) {
         log(`${driver}: ${rate} cmd/s for ${SECONDS} s...`);
-        results.push(await run(client, driver, [...ids], rate, SECONDS));
+        child.send({ cmd: 'reset' });
+        const before = os.loadavg()[0]!;
+        const result = await run(client, driver, [...ids], rate, SECONDS);
+        const { loop_p99_ms, loop_max_ms } = await loopReport();
+        results.push({ ...result, runtime_loop_p99_ms: Number(loop_p99_ms), runtime_loop_max_ms: Number(loop_max_ms), load_avg_1m: Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10 });
       }
     }
     await client.endAsync();
 
-    const header = ['driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms'];
-    const rows = results.map((r) => [r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms].map(String));
+    const header = ['driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'loop p99', 'loop max', 'load'];
+    const rows = results.map((r) =>
+      [r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms, r.runtime_loop_p99_ms, r.runtime_loop_max_ms, r.load_avg_1m].map(String),
+    );
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
     console.log(`\ncommand -> state published latency, ${DEVICES} devices per driver, open loop, ${SECONDS} s per rate`);
+    console.log('(loop p99/max: event-loop delay of the runtime process in ms; load: 1-minute load average, all jobs)');
     console.log(line(header));
     for (const row of rows) console.log(line(row));
     const at500 = results.find((r) => r.driver === 'serial-line' && r.rate === 500);
