@@ -4,6 +4,7 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
+import { PluginHost } from '../plugins/host.js';
 import { Broker } from './broker/broker.js';
 import type { Config } from './config/schema.js';
 import type { Component, RuntimeContext } from './context.js';
@@ -31,6 +32,7 @@ export interface App {
   readonly broker: Broker;
   readonly http: HttpServer;
   readonly devices: DeviceService;
+  readonly plugins: PluginHost;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -49,7 +51,8 @@ export function createApp(options: AppOptions): App {
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
   const devices = new DeviceService({ messaging: broker });
-  const components: Component[] = [http, broker, devices];
+  const plugins = new PluginHost({ devices, messaging: broker });
+  const components: Component[] = [http, broker, devices, plugins];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -73,6 +76,7 @@ export function createApp(options: AppOptions): App {
     broker,
     http,
     devices,
+    plugins,
     start: () => lifecycle.start(ctx),
     stop: () => lifecycle.stop(),
   };

@@ -19,6 +19,8 @@ Usage:
   clawbox start [--config FILE] [--mode local|appliance]   run the appliance runtime
   clawbox config check [FILE] [--mode local|appliance]     validate a config file, print every problem
   clawbox config schema                                    print the config JSON Schema (for editors)
+  clawbox models list | verify | add FILE                  local GGUF models (see clawbox models --help)
+  clawbox plugins list | info NAME | new NAME --lang node|python
   clawbox passwd [PASSWORD]                                print a password hash for broker.users / http
                                                            (reads the password from stdin when omitted)
   clawbox --version | --help
@@ -119,6 +121,15 @@ function runConfigCheck(file: string | undefined, mode: Mode | undefined): numbe
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Command groups with their own options parse their own arguments.
+  if (argv[0] === 'plugins') {
+    const { runPluginsCommand } = await import('../plugins/cli.js');
+    return runPluginsCommand(argv.slice(1));
+  }
+  if (argv[0] === 'models') {
+    const { runModelsCommand } = await import('../models/cli.js');
+    return runModelsCommand(argv.slice(1));
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -72,3 +72,12 @@ t.test('passwd prints a hash that verifies', async (t) => {
   const short = await runCli(['passwd', 'short']);
   t.equal(short.code, 64);
 });
+
+t.test('command groups dispatch with their own options', async (t) => {
+  const plugins = await runCli(['plugins', 'list']);
+  t.equal(plugins.code, 0);
+  t.match(plugins.stdout, /iot-control/);
+  const models = await runCli(['models', 'list']);
+  t.equal(models.code, 0);
+  t.match(models.stdout, /no models configured/);
+});

@@ -6,6 +6,7 @@
  */
 import { type DeviceConfigEntry, devicesConfigSchema } from '../../devices/config-schema.js';
 import { type ModelConfigEntry, modelsConfigSchema } from '../../models/config-schema.js';
+import { type PluginsConfig, pluginsConfigSchema } from '../../plugins/config-schema.js';
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
@@ -126,6 +127,7 @@ export const configSchema = {
     },
     devices: devicesConfigSchema,
     models: modelsConfigSchema,
+    plugins: pluginsConfigSchema,
   },
 } as const;
 
@@ -157,4 +159,5 @@ export interface Config {
   http: { host: string; port: number; token?: string; password_hash?: string };
   devices: DeviceConfigEntry[];
   models: ModelConfigEntry[];
+  plugins: PluginsConfig;
 }
