@@ -18,7 +18,7 @@
  *             engine, the same number of parallel sequences, no deadlines, no shedding.
  *
  * Capacity = the highest Poisson request rate at which the FIFO system's p99 stays <= the deadline
- * (geometric bisection). Then open-loop Poisson load at 0.5x, 1x, 2x, 4x capacity, each level run for both
+ * (geometric bisection; each probe long enough for ~20 model requests, at most 30 s). Then open-loop Poisson load at 0.5x, 1x, 2x, 4x capacity, each level run for both
  * systems on the same arrival sequence. Latency counts from the intended arrival time. Requests the FIFO
  * still holds 2 s after a level ends are cut (counted as misses) so the run stays bounded.
  *
@@ -375,16 +375,18 @@ async function main(): Promise<void> {
   const guess = 0.7 / ((1 - FAST_SHARE) * (serviceMs / 1000)) / Math.max(1, 2 - concurrency * 0.5);
   let lo = guess / 4;
   let hi = guess * 3;
-  const capacityRuns: Array<{ rate: number; p99: number | null; ok: boolean }> = [];
+  const capacityRuns: Array<{ rate: number; seconds: number; p99: number | null; ok: boolean }> = [];
   for (let step = 0; step < CAPACITY_STEPS; step++) {
     const rate = Math.sqrt(lo * hi);
-    const records = await drive(fifo, arrivals(rate, CAPACITY_S, 1000 + step), CAPACITY_S);
+    // Long enough for ~20 model requests (a p99 of three samples means nothing), within a cap.
+    const seconds = Math.min(QUICK ? 10 : 30, Math.max(CAPACITY_S, 20 / (rate * (1 - FAST_SHARE))));
+    const records = await drive(fifo, arrivals(rate, seconds, 1000 + step), seconds);
     const lat = records.filter((r) => r.status === 'ok').map((r) => r.latency_ms).sort((a, b) => a - b);
     const complete = records.every((r) => r.status === 'ok');
     const p99 = percentile(lat, 99);
     const ok = complete && p99 !== null && p99 <= DEADLINE_MS;
-    capacityRuns.push({ rate: Math.round(rate * 10) / 10, p99: p99 === null ? null : Math.round(p99), ok });
-    log(`capacity probe ${rate.toFixed(1)} req/s: p99 ${p99?.toFixed(0)} ms ${ok ? 'ok' : 'too slow'}`);
+    capacityRuns.push({ rate: Math.round(rate * 10) / 10, seconds: Math.round(seconds), p99: p99 === null ? null : Math.round(p99), ok });
+    log(`capacity probe ${rate.toFixed(1)} req/s for ${seconds.toFixed(0)} s: p99 ${p99?.toFixed(0)} ms ${ok ? 'ok' : 'too slow'}`);
     if (ok) lo = rate;
     else hi = rate;
     await sleep(500);
