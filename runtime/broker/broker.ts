@@ -22,7 +22,7 @@ import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { markRedeliveries } from './redelivery.js';
-import { closeServer, createTcpServer, createTlsServer, listen } from './listeners.js';
+import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
@@ -112,6 +112,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
   async #open(ctx: RuntimeContext, run: Partial<Running>): Promise<Running> {
     const config = run.config!;
     const logger = run.logger!;
+    // Bad TLS files fail the start before anything is opened or announced.
+    const tlsOptions = config.tls.enabled ? loadTlsOptions(config.tls) : undefined;
     run.persistence = await openPersistence(ctx.stateDir, config.persistence.enabled);
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger });
     const stats = new BrokerStats();
@@ -155,8 +157,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));
     const ports: Running['ports'] = { tcp: await listen(run.tcp, config.host, config.port, 'broker') };
     run.ports = ports;
-    if (config.tls.enabled) {
-      run.tls = createTlsServer(config.tls, (socket) => accept(socket, socket.remoteAddress));
+    if (tlsOptions) {
+      run.tls = createTlsServer(tlsOptions, (socket) => accept(socket, socket.remoteAddress));
       ports.tls = await listen(run.tls, config.tls.host, config.tls.port, 'broker TLS');
     }
     if (config.websocket.enabled) {
@@ -253,6 +255,11 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     return run.internal.publish(topic, payload, options);
   }
 
+  /**
+   * As for any MQTT client, the retained messages matching `filter` are delivered once right after the
+   * subscription is made (before the returned promise resolves), then live messages. Handlers that throw
+   * are logged and do not affect other subscribers. No ACLs apply to the runtime itself.
+   */
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>> {
     const run = this.#running;
     if (!run || this.#closing) return Promise.reject(this.#notRunning(`subscribe to ${filter}`));

@@ -32,8 +32,8 @@ function readPem(kind: string, file: string): Buffer {
   }
 }
 
-/** Loads the PEM files and checks that they make a usable context before anything listens. */
-export function createTlsServer(files: TlsFiles, onConnection: ConnectionHandler): tls.Server {
+/** Loads the PEM files and checks that they make a usable context, before anything is opened. */
+export function loadTlsOptions(files: TlsFiles): tls.TlsOptions {
   if (!files.cert || !files.key) {
     throw new ClawboxError('TLS_INVALID', 'broker.tls.enabled needs both broker.tls.cert and broker.tls.key');
   }
@@ -52,6 +52,10 @@ export function createTlsServer(files: TlsFiles, onConnection: ConnectionHandler
       ...(files.ca ? { ca: files.ca } : {}),
     }, { cause: error });
   }
+  return options;
+}
+
+export function createTlsServer(options: tls.TlsOptions, onConnection: ConnectionHandler): tls.Server {
   const server = tls.createServer(options, (socket) => {
     socket.setNoDelay(true);
     onConnection(socket);
