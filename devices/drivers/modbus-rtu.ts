@@ -234,6 +234,7 @@ class ModbusRtuDriver implements DeviceDriver {
       throw error;
     }
     if (this.#stopped) return;
+    if (this.#client !== client) throw new Error(`${this.#o.path} went away while opening`);
     this.#pollFailures = 0;
     this.#availability.set('online');
     this.ctx.logger.info({ path: this.#o.path, unit: this.#o.unit_id ?? 1 }, `Modbus unit on ${this.#o.path} is online`);

@@ -212,6 +212,7 @@ class SerialLineDriver implements DeviceDriver {
         throw error;
       }
     }
+    if (this.#port !== port) throw new Error(`${this.#o.path} went away while opening`);
     this.#availability.set('online');
     this.ctx.logger.info({ path: this.#o.path }, `opened ${this.#o.path}`);
   }
