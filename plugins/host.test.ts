@@ -161,7 +161,7 @@ t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the pl
 });
 
 t.test('stop ends every plugin process; start again works', async (t) => {
-  const { host, tc } = await startHost(t, { plugins: { allow: ['node-process', 'py-basic'] } });
+  const { host, tc } = await startHost(t, { plugins: { allow: ['node-process', 'py-basic'], lazy: false } });
   const pids = host
     .list()
     .map((p) => p.figures.pid)

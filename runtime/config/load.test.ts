@@ -100,7 +100,10 @@ t.test('cross-key rules', async (t) => {
   t.match(tls.issues[0], { path: 'broker.tls', message: /cert and key/ });
   const appliance = checkConfig({ file: writeConfig('mode: appliance\n'), env: {} });
   t.match(appliance.issues[0], { path: 'http', message: /token or http.password_hash/ });
-  const dup = checkConfig({ file: writeConfig('devices:\n  - {id: a, driver: simulated}\n  - {id: a, driver: simulated}\n'), env: {} });
+  const dup = checkConfig({
+    file: writeConfig('devices:\n  - {id: a, driver: simulated, capabilities: [switch]}\n  - {id: a, driver: simulated, capabilities: [switch]}\n'),
+    env: {},
+  });
   t.ok(dup.issues.some((i) => /duplicate device id/.test(i.message)));
 });
 
