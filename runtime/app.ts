@@ -4,7 +4,10 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
+import { registerDeviceRoutes } from '../devices/http-routes.js';
+import { ModelService } from '../models/service.js';
 import { PluginHost } from '../plugins/host.js';
+import { AgentComponent } from './agent-wiring.js';
 import { Broker } from './broker/broker.js';
 import type { Config } from './config/schema.js';
 import type { Component, RuntimeContext } from './context.js';
@@ -33,6 +36,8 @@ export interface App {
   readonly http: HttpServer;
   readonly devices: DeviceService;
   readonly plugins: PluginHost;
+  readonly models: ModelService;
+  readonly agent: AgentComponent;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -51,8 +56,12 @@ export function createApp(options: AppOptions): App {
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
   const devices = new DeviceService({ messaging: broker });
+  registerDeviceRoutes(http, devices);
   const plugins = new PluginHost({ devices, messaging: broker });
-  const components: Component[] = [http, broker, devices, plugins];
+  // The model loads in the background; until it is ready the agent answers on its fast path only.
+  const models = new ModelService();
+  const agent = new AgentComponent({ devices, models, messaging: broker });
+  const components: Component[] = [http, broker, devices, plugins, models, agent];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -77,6 +86,8 @@ export function createApp(options: AppOptions): App {
     http,
     devices,
     plugins,
+    models,
+    agent,
     start: () => lifecycle.start(ctx),
     stop: () => lifecycle.stop(),
   };

@@ -14,6 +14,8 @@ interface SchemaNode {
   enum?: readonly unknown[];
   properties?: Record<string, SchemaNode>;
   additionalProperties?: boolean | SchemaNode;
+  anyOf?: readonly unknown[];
+  description?: string;
 }
 
 export interface EnvOverride {

@@ -7,6 +7,7 @@
 import { type DeviceConfigEntry, devicesConfigSchema } from '../../devices/config-schema.js';
 import { type ModelConfigEntry, modelsConfigSchema } from '../../models/config-schema.js';
 import { type PluginsConfig, pluginsConfigSchema } from '../../plugins/config-schema.js';
+import { type SchedulerConfig, schedulerConfigSchema } from '../scheduler/config-schema.js';
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
@@ -128,6 +129,7 @@ export const configSchema = {
     devices: devicesConfigSchema,
     models: modelsConfigSchema,
     plugins: pluginsConfigSchema,
+    scheduler: schedulerConfigSchema,
   },
 } as const;
 
@@ -160,4 +162,5 @@ export interface Config {
   devices: DeviceConfigEntry[];
   models: ModelConfigEntry[];
   plugins: PluginsConfig;
+  scheduler: SchedulerConfig;
 }

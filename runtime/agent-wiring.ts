@@ -1,0 +1,81 @@
+/**
+ * Connects the agent to the rest of the runtime: the device layer seen through the agent's narrow
+ * DeviceDirectory, the scheduler in front of the model, and the MQTT agent topic in front of both.
+ * Only the composition root (app.ts) uses this file.
+ */
+import type { DeviceService } from '../devices/device-service.js';
+import { Agent, type AgentRequest, type AgentResponse } from '../models/agent/agent.js';
+import type { AgentDevice, DeviceDirectory, StateValue } from '../models/agent/directory.js';
+import { type AgentHandler, AgentTopic } from '../models/agent-topic.js';
+import type { ModelService } from '../models/service.js';
+import type { Component, RuntimeContext } from './context.js';
+import type { EventBus } from './events.js';
+import type { Messaging } from './messaging.js';
+import { agentFastPath, agentHandler, agentLane, agentPlanner } from './scheduler/model-lane.js';
+import { SchedulerService } from './scheduler/service.js';
+
+/** The device layer as the agent sees it: snapshots, command schemas, and the one validated execute path. */
+export function deviceDirectory(devices: DeviceService, bus: () => EventBus | null): DeviceDirectory {
+  return {
+    list: () =>
+      devices.list().map(
+        (d): AgentDevice => ({
+          id: d.id,
+          name: d.name,
+          capabilities: d.capabilities as unknown as AgentDevice['capabilities'],
+          availability: d.availability === 'online' ? 'online' : 'offline',
+          state: d.state as Record<string, StateValue>,
+        }),
+      ),
+    commandSchema: (id) => devices.commandSchema(id) as Record<string, unknown> | undefined,
+    execute: (id, command, options) => devices.execute(id, command, options),
+    onChange: (listener) => bus()?.on('device.registry', () => listener()) ?? (() => {}),
+  };
+}
+
+/** The agent lane as one component: agent + scheduler + MQTT topic, started and stopped together. */
+export class AgentComponent implements Component {
+  readonly name = 'agent';
+  #ctx: RuntimeContext | null = null;
+  #agent: Agent | null = null;
+  #parts: Component[] = [];
+
+  constructor(private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging }) {}
+
+  /** Submits a request through the scheduler (what channels call); null before start. */
+  handle: ((request: AgentRequest & { source?: string; deadline_ms?: number }) => Promise<AgentResponse>) | null = null;
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    this.#ctx = ctx;
+    const { devices, models, messaging } = this.deps;
+    const agent = new Agent({
+      directory: deviceDirectory(devices, () => this.#ctx?.bus ?? null),
+      engine: () => models.engine('main'),
+      logger: ctx.logger('agent'),
+    });
+    this.#agent = agent;
+    const scheduler = new SchedulerService<AgentRequest, AgentResponse>({
+      lanes: {
+        main: agentLane(agent, () => models.engine('main')),
+        small: agentLane(agent, () => models.engine('small')),
+      },
+      tryFastPath: agentFastPath(agent),
+      plan: agentPlanner(() => models.engine('main'), { agent }),
+    });
+    this.handle = agentHandler(scheduler) as typeof this.handle;
+    const topic = new AgentTopic({ messaging, handle: this.handle as AgentHandler });
+    this.#parts = [];
+    for (const part of [scheduler, topic] as Component[]) {
+      await part.start(ctx);
+      this.#parts.push(part);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const part of this.#parts.reverse()) await part.stop();
+    this.#parts = [];
+    this.#agent?.close();
+    this.#agent = null;
+    this.handle = null;
+  }
+}
