@@ -112,6 +112,7 @@ fi
 cp "$OVMF_VARS" "$WORK/OVMF_VARS.fd"
 
 say "booting $(basename "$IMAGE") (TCG, 2 vCPUs, $MEMORY MB); http 127.0.0.1:$HTTP_PORT, mqtt 127.0.0.1:$MQTT_PORT, mqtts 127.0.0.1:$MQTTS_PORT"
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 QEMU_START=$(date +%s.%N)
 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m "$MEMORY" \
   -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_CODE" \
@@ -139,7 +140,7 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
   fi
   sleep 1
 done
-[ -n "$READY" ] || fail "/healthz did not answer within $READY_TIMEOUT s"
+[ -n "$READY" ] || fail "/healthz did not answer within $READY_TIMEOUT s (host load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; TCG guests slow down in proportion, BOOT_TEST_TIMEOUT raises the bound)"
 say "ok: /healthz answered $(cat "$WORK/healthz.json") after $READY s"
 
 # 2. First-boot credentials from the serial console.
@@ -232,6 +233,7 @@ TOTAL=$(elapsed)
 mkdir -p "$(dirname "$RESULT_FILE")"
 cat >"$RESULT_FILE" <<JSON
 {"image": "$(basename "$IMAGE")", "image_bytes": $(stat -c %s "$IMAGE"), "accel": "tcg", "vcpus": 2, "memory_mb": $MEMORY,
- "build_seconds": $BUILD_SECONDS, "boot_to_healthz_seconds": $READY, "checks_done_seconds": $TOTAL, "device_check": "$DEVICE_CHECK"}
+ "build_seconds": $BUILD_SECONDS, "boot_to_healthz_seconds": $READY, "checks_done_seconds": $TOTAL, "device_check": "$DEVICE_CHECK",
+ "host_cpus": $(nproc), "host_loadavg_at_start": "$LOAD_AT_START", "host_loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 JSON
-say "PASS: ready (/healthz) $READY s after qemu started; all checks done at $TOTAL s (result: $RESULT_FILE)"
+say "PASS: ready (/healthz) $READY s after qemu started; all checks done at $TOTAL s; host load $LOAD_AT_START (result: $RESULT_FILE)"

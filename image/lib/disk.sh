@@ -15,8 +15,9 @@ stable_uuid() {
 disk_esp() {
   local root=$1 esp=$2 seed=${3:-}
   local kernel initrd bootloader
-  kernel=$(ls "$root"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)
-  initrd=$(ls "$root"/boot/initrd.img-* 2>/dev/null | sort -V | tail -n 1)
+  # (|| true: under pipefail a failing ls would end the build here without the message below)
+  kernel=$(ls "$root"/boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 || true)
+  initrd=$(ls "$root"/boot/initrd.img-* 2>/dev/null | sort -V | tail -n 1 || true)
   bootloader=$root/usr/lib/systemd/boot/efi/systemd-boot$EFI_NAME.efi
   [ -f "$kernel" ] || die "no kernel in the rootfs /boot"
   [ -f "$initrd" ] || die "no initramfs in the rootfs /boot"
@@ -26,36 +27,34 @@ disk_esp() {
   # amd64: the first serial port and the screen (the last console= gets /dev/console). arm64: the
   # firmware's serial console (ACPI SPCR or device tree stdout-path) when no console= is given.
   [ "$DEB_ARCH" = amd64 ] && options="$options console=tty0 console=ttyS0,115200"
-  local dir=$WORK/esp-files
-  mkdir -p "$dir/entries"
-  printf 'default clawbox.conf\ntimeout 0\nconsole-mode keep\neditor no\n' >"$dir/loader.conf"
+  # The whole tree is staged, its times clamped, and copied with mcopy -s -m: directories made with mmd
+  # would carry the build's time and make the ESP differ between identical builds.
+  local tree=$WORK/esp-tree
+  rm -rf "$tree"
+  mkdir -p "$tree/EFI/BOOT" "$tree/EFI/systemd" "$tree/loader/entries" "$tree/clawbox"
+  cp "$bootloader" "$tree/EFI/BOOT/$EFI_BOOT_FILE"
+  cp "$bootloader" "$tree/EFI/systemd/systemd-boot$EFI_NAME.efi"
+  cp "$kernel" "$tree/vmlinuz"
+  cp "$initrd" "$tree/initrd.img"
+  printf 'default clawbox.conf\ntimeout 0\nconsole-mode keep\neditor no\n' >"$tree/loader/loader.conf"
   printf 'title   clawbox %s (%s)\nlinux   /vmlinuz\ninitrd  /initrd.img\noptions %s\n' \
-    "$VERSION" "$(basename "$kernel" | sed 's/^vmlinuz-//')" "$options" >"$dir/entries/clawbox.conf"
-  cat >"$dir/README.txt" <<'README'
+    "$VERSION" "$(basename "$kernel" | sed 's/^vmlinuz-//')" "$options" >"$tree/loader/entries/clawbox.conf"
+  cat >"$tree/clawbox/README.txt" <<'README'
 clawbox boot partition.
 
 Before the first boot you may put a config here as clawbox/config.yaml: first boot uses it instead of
 the default template (placeholders @ADMIN_PASSWORD_HASH@, @HTTP_TOKEN@, @TLS_CERT@, @TLS_KEY@ are
 filled in), checks it, and deletes it. See image/README.md.
 README
-  touch -d "@$SOURCE_DATE_EPOCH" "$dir"/*.txt "$dir"/*.conf "$dir"/entries/*
-
-  # --invariant: no random volume id or time stamps in the file system itself.
-  mkfs.vfat -C -F 32 -n "$ESP_LABEL" -i "$(printf '%s' "$VERSION-$DEB_ARCH" | sha256sum | cut -c1-8)" --invariant \
-    "$esp" $((ESP_MIB * 1024)) >/dev/null || die "mkfs.vfat failed"
-  export MTOOLS_SKIP_CHECK=1
-  mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/loader ::/loader/entries ::/clawbox || die "mmd failed"
-  mcopy -m -i "$esp" "$bootloader" "::/EFI/BOOT/$EFI_BOOT_FILE" &&
-    mcopy -m -i "$esp" "$bootloader" "::/EFI/systemd/systemd-boot$EFI_NAME.efi" &&
-    mcopy -m -i "$esp" "$kernel" ::/vmlinuz &&
-    mcopy -m -i "$esp" "$initrd" ::/initrd.img &&
-    mcopy -m -i "$esp" "$dir/loader.conf" ::/loader/loader.conf &&
-    mcopy -m -i "$esp" "$dir/entries/clawbox.conf" ::/loader/entries/clawbox.conf &&
-    mcopy -m -i "$esp" "$dir/README.txt" ::/clawbox/README.txt || die "mcopy to the ESP failed"
   if [ -n "$seed" ]; then
-    mcopy -i "$esp" "$seed" ::/clawbox/config.yaml || die "mcopy of the seed config failed"
+    cp "$seed" "$tree/clawbox/config.yaml"
     say "    seed config $seed -> ESP clawbox/config.yaml"
   fi
+  find "$tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+
+  # --invariant: no random volume id or time stamps in the file system itself.
+  mkfs.vfat -C -F 32 -n "$ESP_LABEL" --invariant "$esp" $((ESP_MIB * 1024)) >/dev/null || die "mkfs.vfat failed"
+  MTOOLS_SKIP_CHECK=1 mcopy -s -m -i "$esp" "$tree"/* ::/ || die "mcopy to the ESP failed"
   say "    ESP: $(human $(( $(stat -c %s "$kernel") + $(stat -c %s "$initrd") ))) kernel+initramfs ($(basename "$kernel"))"
 }
 
