@@ -71,9 +71,6 @@ interface DeviceRuntime {
   gone: boolean;
 }
 
-/** Minimum spacing of state-file writes under load. */
-const STATE_WRITE_INTERVAL_MS = 250;
-
 /** Extra time the service waits beyond a driver's own deadline before declaring the call lost. */
 const BACKSTOP_MS = 500;
 
@@ -458,37 +455,37 @@ export class DeviceService implements Component {
     rt.updatedAt = Date.now();
     const state = { ...rt.state };
     this.#ctx?.bus.emit('device.state', { id: rt.def.id, state, changed, source });
-    if (changed.length > 0) this.#persistState(rt);
+    // Durable first, then announced: a state anyone has seen on the topic survives kill -9.
+    if (changed.length > 0) await this.#persistState(rt);
     await this.#publish(`${this.baseTopic}/${rt.def.id}`, JSON.stringify(state), true);
   }
 
-  #persistState(rt: DeviceRuntime): void {
+  /** Resolves once a write that includes this change is on disk (failures are logged, not thrown). */
+  #persistState(rt: DeviceRuntime): Promise<void> {
     this.#persistDirty = true;
     if (this.#doc) {
       // The in-memory document is updated now; writes are coalesced to at most one in flight.
       this.#doc.data.states[rt.def.id] = { state: { ...rt.state }, updated_at: rt.updatedAt };
     }
-    if (!this.#persisting) this.#persisting = this.#writeLoop();
+    this.#persisting ??= this.#writeLoop();
+    return this.#persisting;
   }
 
   /**
-   * Coalesced writes of the last known states: at most one write in flight and one per
-   * STATE_WRITE_INTERVAL_MS, so a burst of commands costs a few fsyncs, not one each. The device holds
-   * its state and the broker's retained copy is in its own log; this file is what survives a restart.
+   * Group commit of the last known states: one write in flight; every change made meanwhile goes into
+   * the next write, so a burst of commands costs a few fsyncs, not one each, and no change waits longer
+   * than two writes.
    */
   async #writeLoop(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#persistDirty && this.#doc) {
       this.#persistDirty = false;
-      const started = Date.now();
       try {
         await this.#doc.update(() => {});
       } catch (error) {
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
         break;
       }
-      const rest = STATE_WRITE_INTERVAL_MS - (Date.now() - started);
-      if (this.#persistDirty && this.#running && rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     }
     this.#persisting = null;
   }
