@@ -18,6 +18,7 @@ import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { MessageHandler, Messaging, PublishOptions } from '../messaging.js';
 import { AccessPolicy } from './access.js';
+import { keepDeliveryOrder } from './delivery-order.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
@@ -152,6 +153,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       const client = aedes.handle(stream, req);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
+      keepDeliveryOrder(client); // before enforceDeliveryQos: see delivery-order.ts
       enforceDeliveryQos(client);
     };
     run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));

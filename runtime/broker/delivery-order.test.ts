@@ -1,0 +1,53 @@
+import t from 'tap';
+import { closeClient, collect, connect, startTestBroker } from './test-helpers.js';
+
+/**
+ * aedes numbers a message at publish() but forwards a retained one only after storing it, and its
+ * per-client dedupe dropped any message numbered below one already delivered: overlapping retained and
+ * non-retained publishes lost retained state messages (delivery-order.ts).
+ */
+t.test('retained publishes interleaved with non-retained ones all reach a subscriber', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const sub = await connect(tb.url);
+  t.teardown(() => closeClient(sub));
+  const inbox = collect(sub);
+  await sub.subscribeAsync('order/#', { qos: 1 });
+
+  const topics = ['order/a', 'order/b', 'order/c', 'order/d'];
+  const rounds = 100;
+  const publishes: Promise<void>[] = [];
+  const expected: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const topic of topics) {
+      // Not awaited: the device layer's publishes overlap like this.
+      publishes.push(tb.broker.publish(`${topic}/state`, `${round}`, { retain: true, qos: round % 2 as 0 | 1 }));
+      publishes.push(tb.broker.publish(`${topic}/event`, `${round}`, { qos: 0 }));
+      expected.push(`${topic}/state=${round}`, `${topic}/event=${round}`);
+    }
+  }
+  await Promise.all(publishes);
+  const got = await inbox.next(expected.length, 10_000).catch(() => inbox.all);
+  const seen = got.map((m) => `${m.topic}=${m.payload}`);
+  const missing = expected.filter((m) => !seen.includes(m));
+  t.same(missing, [], 'no message lost');
+
+  // Each topic's state messages arrive in publish order, the last one being the final value.
+  for (const topic of topics) {
+    const states = got.filter((m) => m.topic === `${topic}/state`).map((m) => Number(m.payload));
+    t.same(states, [...states].sort((a, b) => a - b), `${topic}/state in order`);
+    t.equal(states.at(-1), rounds - 1, `${topic}/state ends with the last value`);
+  }
+
+  // A late subscriber reads the final retained value per topic.
+  const late = await connect(tb.url);
+  t.teardown(() => closeClient(late));
+  const lateInbox = collect(late);
+  await late.subscribeAsync('order/+/state');
+  const retained = await lateInbox.next(topics.length);
+  t.same(
+    retained.map((m) => `${m.topic}=${m.payload}`).sort(),
+    topics.map((topic) => `${topic}/state=${rounds - 1}`),
+  );
+  t.equal(inbox.all.length, expected.length, 'no message delivered twice');
+});
