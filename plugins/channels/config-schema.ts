@@ -66,14 +66,18 @@ export interface ChannelsConfig {
   busy_retries: number;
 }
 
-const validate = new Ajv({ allErrors: true, strict: true, useDefaults: true }).compile<ChannelsConfig>(channelsConfigSchema);
+// Wrapped as the runtime's schema composes it (ajv applies no default at a schema root).
+const validate = new Ajv({ allErrors: true, strict: true, useDefaults: true }).compile<{ channels: ChannelsConfig }>({
+  type: 'object',
+  properties: { channels: channelsConfigSchema },
+});
 
 /** Validates a raw section (or undefined) and fills its defaults; CONFIG_INVALID on error. */
 export function resolveChannelsConfig(raw: unknown): ChannelsConfig {
-  const copy = structuredClone(raw ?? {}) as unknown;
+  const copy = { channels: structuredClone(raw ?? {}) as unknown };
   if (!validate(copy)) {
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
     throw new ClawboxError('CONFIG_INVALID', `channels config is invalid: ${detail}`);
   }
-  return copy;
+  return copy.channels;
 }
