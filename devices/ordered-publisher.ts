@@ -7,6 +7,10 @@
  * publishes, a retained state and a later error or RESULT say, can so reach a client out of order and
  * the earlier one is silently lost. Waiting for each publish before starting the next keeps the numbers
  * in forwarding order, and gives clients the device layer's messages in the order things happened.
+ *
+ * The Broker now neutralises that dedupe (runtime/broker/delivery-order.ts), so nothing is lost any more
+ * without this class; it stays for the order alone: with overlapping publishes a retained state can still
+ * reach clients after a later RESULT/error, and devices/fuzz.test.ts (answers per command) fails then.
  */
 import type { Messaging, PublishOptions } from '../runtime/messaging.js';
 
