@@ -5,11 +5,14 @@
  * own script and style run and nothing else. Appliance mode: ?token= gets a browser in, and the live
  * feed works with the session cookie.
  */
+import { Writable } from 'node:stream';
 import { type MqttClient, connectAsync } from 'mqtt';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import t from 'tap';
+import { createApp } from '../app.js';
 import { Broker } from '../broker/broker.js';
 import { makeTestContext } from '../broker/test-context.js';
+import { createLogging } from '../logging.js';
 import { HttpServer } from './http-server.js';
 
 // The callbacks given to page.evaluate/waitForFunction run in the browser; this project compiles without
@@ -157,4 +160,52 @@ t.test('appliance mode: ?token= lets a browser in, and the live feed works with 
   test.ctx.logger('broker').warn('seen through Basic auth');
   await admin.locator('#warnings', { hasText: 'seen through Basic auth' }).waitFor();
   t.same(adminProblems, []);
+});
+
+t.test('the whole app: a switch toggles from the page, the new state arrives live and is retained', async (t) => {
+  const test = makeTestContext();
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
+  const app = createApp({ config: test.ctx.config, logging, env: {} });
+  t.teardown(async () => {
+    await app.stop();
+    test.cleanup();
+  });
+  await app.start();
+  const { page, problems } = await watchedPage(t);
+  await page.goto(`http://127.0.0.1:${app.http.port}/`);
+  await page.locator('#state.serving').waitFor();
+  await page.evaluate(() => {
+    window.notReloaded = true;
+  });
+
+  const lamp = page.locator('#devices tr[data-id="lamp"]');
+  await lamp.waitFor();
+  t.notMatch(await lamp.textContent(), /state ON/, 'the demo lamp starts off');
+  t.equal(await page.locator('#devices tr[data-id="thermostat"] button.toggle').count(), 0, 'no toggle for a non-switch');
+  await lamp.locator('button.toggle').click();
+  await page.locator('#devices tr[data-id="lamp"]', { hasText: 'state ON' }).waitFor();
+  t.pass('the lamp row shows ON, live');
+  t.equal(await lamp.locator('.err').count(), 0, 'no error shown');
+
+  const mqtt = await connectAsync(`mqtt://127.0.0.1:${app.broker.port}`, { reconnectPeriod: 0 });
+  t.teardown(() => mqtt.endAsync(true));
+  const retained = new Promise<{ payload: string; retain: boolean }>((resolve) =>
+    mqtt.on('message', (_topic, payload, packet) => resolve({ payload: payload.toString(), retain: packet.retain })),
+  );
+  await mqtt.subscribeAsync('clawbox/lamp');
+  const message = await retained;
+  t.ok(message.retain, 'clawbox/lamp is retained');
+  t.match(JSON.parse(message.payload), { state: 'ON' }, 'and says ON');
+
+  // Toggling back: the row follows again.
+  await lamp.locator('button.toggle').click();
+  await page.locator('#devices tr[data-id="lamp"]', { hasText: 'state OFF' }).waitFor();
+  t.pass('and back to OFF');
+
+  await page.locator('section[data-section="scheduler"] svg.chart').waitFor();
+  await page.locator('section[data-section="model"] .model').first().waitFor();
+  t.equal(await page.evaluate(() => window.notReloaded), true, 'never reloaded');
+  t.same(problems, [], 'no CSP violations or script errors');
+  await page.screenshot({ path: '/tmp/status-page2.png', fullPage: true });
 });

@@ -1,8 +1,9 @@
 /**
  * The status page: one self-contained HTML document (inline CSS and JS, no CDN, nothing fetched but
  * /api/events). It renders the /api/status document and updates from the live stream without reloads.
- * Known sections (broker, system, devices) get their own layout; any other section (model, scheduler,
- * whatever comes later) is rendered generically from its keys. Every value reaches the DOM through
+ * Known sections (broker, system, model, scheduler with a live latency/shed chart kept client-side,
+ * devices with a toggle for switches) get their own layout; any other section is rendered generically
+ * from its keys. Every value reaches the DOM through
  * textContent, never innerHTML: device names and log messages are untrusted.
  *
  * The CSP names the exact inline script and style by their SHA-256, so nothing else can run.
@@ -86,6 +87,27 @@ ol.warnings .lvl.warn { color: var(--warn); }
 ol.warnings .lvl.error, ol.warnings .lvl.fatal { color: var(--bad); }
 ol.warnings .comp { color: var(--accent); }
 ol.warnings code { color: var(--muted); }
+button.toggle {
+  font: inherit; font-size: 12px; padding: 2px 10px; border-radius: 6px; cursor: pointer;
+  border: 1px solid var(--accent); background: transparent; color: var(--accent);
+}
+button.toggle:hover { background: var(--accent); color: var(--card); }
+button.toggle:disabled { opacity: .5; cursor: wait; }
+.err { color: var(--bad); font-size: 12px; margin-left: 8px; }
+.chart { width: 100%; height: auto; display: block; margin: 4px 0 6px; }
+.chart .grid { stroke: var(--line); stroke-width: 1; }
+.chart text { fill: var(--muted); font-size: 10px; font-family: inherit; }
+.chart path { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+.chart .p50, .legend .p50 { stroke: var(--accent); background: var(--accent); }
+.chart .p99, .legend .p99 { stroke: var(--warn); background: var(--warn); }
+.chart .shed, .legend .shed { stroke: var(--bad); background: var(--bad); }
+.chart path.shed { stroke-dasharray: 4 3; stroke-width: 1.5; }
+.legend { display: flex; gap: 14px; color: var(--muted); font-size: 12px; margin-bottom: 8px; }
+.legend i { display: inline-block; width: 10px; height: 3px; border-radius: 2px; margin-right: 5px; vertical-align: middle; }
+.model { padding: 6px 0; border-bottom: 1px solid var(--line); }
+.model:last-child { border-bottom: 0; }
+.model-head { display: flex; align-items: center; gap: 8px; margin-bottom: 4px; }
+.model-head .role { color: var(--muted); font-size: 12px; margin-left: auto; }
 footer { text-align: center; color: var(--muted); font-size: 12px; padding: 4px 0 20px; }
 footer a { color: var(--muted); }
 `;
@@ -94,7 +116,12 @@ footer a { color: var(--muted); }
 const SCRIPT = String.raw`
 'use strict';
 var doc = null, receivedAt = 0, warnings = [], lastEvent = 0;
-var KNOWN = ['broker', 'system', 'devices'];
+var KNOWN = ['broker', 'system', 'devices', 'scheduler', 'model', 'models'];
+// Client-side rolling window of scheduler samples (one per status event) for the latency chart.
+var HISTORY = 120, schedHistory = [];
+// Per device: a toggle in flight, or the error of the last one (kept across re-renders).
+var togglePending = {}, toggleErrors = {};
+var SVG_NS = 'http://www.w3.org/2000/svg';
 var $ = function (id) { return document.getElementById(id); };
 
 function el(tag, cls, text) {
@@ -167,12 +194,13 @@ function inline(obj) {
     return label(k) + ' ' + (isObj(v) || Array.isArray(v) ? JSON.stringify(v) : fmt(k, v));
   }).join(' · ');
 }
-function table(rows, idKey) {
+function table(rows, idKey, action) {
   var cols = [];
   if (idKey) cols.push(idKey);
   rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0 && cols.length < 9) cols.push(k); }); });
   var t = el('table'), head = el('tr');
   cols.forEach(function (c) { head.appendChild(el('th', null, label(c))); });
+  if (action) head.appendChild(el('th'));
   t.appendChild(el('thead')).appendChild(head);
   var body = t.appendChild(el('tbody'));
   rows.forEach(function (r) {
@@ -181,6 +209,8 @@ function table(rows, idKey) {
       var v = r[c];
       tr.appendChild(el('td', null, isObj(v) ? inline(v) : Array.isArray(v) && v.some(isObj) ? JSON.stringify(v) : fmt(c, v)));
     });
+    if (idKey && r[idKey] !== undefined) tr.dataset.id = String(r[idKey]);
+    if (action) tr.appendChild(el('td', 'action')).appendChild(action(r));
     body.appendChild(tr);
   });
   return t;
@@ -273,8 +303,161 @@ function devicesCard(d) {
   body.id = 'devices';
   var got = d === undefined ? { rows: [] } : deviceRows(d);
   if (got.extra && Object.keys(got.extra).length) body.appendChild(kv(got.extra, 1));
-  if (got.rows.length) body.appendChild(table(got.rows, got.rows.some(function (r) { return 'id' in r; }) ? 'id' : null));
+  var hasSwitch = got.rows.some(isSwitch);
+  if (got.rows.length) body.appendChild(table(got.rows, got.rows.some(function (r) { return 'id' in r; }) ? 'id' : null, hasSwitch ? toggleCell : null));
   else body.appendChild(el('p', 'empty', 'no devices yet'));
+  return c;
+}
+function isSwitch(r) {
+  return typeof r.id === 'string' && Array.isArray(r.capabilities) && r.capabilities.indexOf('switch') >= 0;
+}
+function toggleCell(r) {
+  var box = el('span');
+  if (!isSwitch(r)) return box;
+  var b = box.appendChild(el('button', 'toggle', 'toggle'));
+  b.type = 'button';
+  b.disabled = !!togglePending[r.id];
+  b.setAttribute('aria-label', 'toggle ' + r.id);
+  b.addEventListener('click', function () { toggle(r.id); });
+  if (toggleErrors[r.id]) box.appendChild(el('span', 'err', toggleErrors[r.id]));
+  return box;
+}
+function redrawDevices() {
+  var old = document.querySelector('section[data-section="devices"]');
+  if (old && doc) old.replaceWith(devicesCard(isObj(doc.sections) ? doc.sections.devices : undefined));
+}
+// Same-origin POST (the server refuses cross-origin writes); the new state arrives through the live feed.
+function toggle(id) {
+  togglePending[id] = true;
+  delete toggleErrors[id];
+  redrawDevices();
+  fetch('api/devices/' + encodeURIComponent(id) + '/set', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ state: 'TOGGLE' }),
+  }).then(function (res) {
+    return res.json().catch(function () { return null; }).then(function (body) {
+      if (!res.ok || !body || body.status !== 'ok') {
+        var e = body && isObj(body.error) ? body.error : {};
+        throw new Error((e.code ? e.code + ': ' : '') + (e.message || 'HTTP ' + res.status));
+      }
+    });
+  }).catch(function (error) {
+    toggleErrors[id] = error && error.message ? error.message : String(error);
+  }).then(function () {
+    delete togglePending[id];
+    redrawDevices();
+  });
+}
+
+// The busiest path's latency in the scheduler's recent window, and its shed rate (0..1).
+function schedSample(s) {
+  var st = isObj(s.stats) ? s.stats : {}, recent = isObj(st.recent) ? st.recent : {};
+  var lat = isObj(recent.latency_ms) ? recent.latency_ms : {}, best = null;
+  Object.keys(lat).forEach(function (path) {
+    var l = lat[path];
+    if (isObj(l) && (best === null || (l.count || 0) > (lat[best].count || 0))) best = path;
+  });
+  var l = best ? lat[best] : {};
+  return {
+    path: best,
+    p50: typeof l.p50 === 'number' ? l.p50 : null,
+    p99: typeof l.p99 === 'number' ? l.p99 : null,
+    shed: typeof recent.shed_rate === 'number' ? recent.shed_rate : null,
+  };
+}
+function svg(tag, attrs, text) {
+  var e = document.createElementNS(SVG_NS, tag);
+  Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function niceMax(v) {
+  if (!(v > 0)) return 10;
+  var p = Math.pow(10, Math.floor(Math.log10(v))), steps = [1, 2, 5, 10];
+  for (var i = 0; i < steps.length; i++) if (steps[i] * p >= v) return steps[i] * p;
+  return 10 * p;
+}
+function chart(samples) {
+  var W = 600, H = 150, L = 44, R = 40, T = 8, B = 18;
+  var box = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, 'class': 'chart', role: 'img', 'aria-label': 'scheduler latency and shed rate' });
+  var max = niceMax(samples.reduce(function (m, x) { return Math.max(m, x.p99 || 0, x.p50 || 0); }, 0));
+  var y = function (v, top) { return T + (H - T - B) * (1 - v / top); };
+  var x = function (i) { return L + (W - L - R) * (i + HISTORY - samples.length) / (HISTORY - 1); };
+  [0, 0.5, 1].forEach(function (f) {
+    var yy = y(f, 1);
+    box.appendChild(svg('line', { 'class': 'grid', x1: L, x2: W - R, y1: yy, y2: yy }));
+    box.appendChild(svg('text', { x: L - 6, y: yy + 3, 'text-anchor': 'end' }, num(max * f, max * f < 10 && f ? 1 : 0) + ' ms'));
+    box.appendChild(svg('text', { x: W - R + 6, y: yy + 3 }, Math.round(f * 100) + ' %'));
+  });
+  box.appendChild(svg('text', { x: L, y: H - 4 }, 'last ' + samples.length + ' updates →'));
+  [['p50', max], ['p99', max], ['shed', 1]].forEach(function (line) {
+    var d = '', pen = 'M';
+    samples.forEach(function (s, i) {
+      var v = s[line[0]];
+      if (typeof v !== 'number') { pen = 'M'; return; }
+      d += pen + x(i).toFixed(1) + ' ' + y(Math.min(v, line[1]), line[1]).toFixed(1) + ' ';
+      pen = 'L';
+    });
+    if (d) box.appendChild(svg('path', { 'class': line[0], d: d }));
+  });
+  return box;
+}
+function schedulerCard(s) {
+  var c = card('scheduler', 'Scheduler', true);
+  if (!isObj(s)) { c.appendChild(el('p', 'empty', String(s))); return c; }
+  var last = schedHistory.length ? schedHistory[schedHistory.length - 1] : schedSample(s);
+  c.appendChild(big([
+    ['p50' + (last.path ? ' (' + last.path + ')' : ''), last.p50 === null ? '—' : num(last.p50, 1) + ' ms', 'sched-p50'],
+    ['p99', last.p99 === null ? '—' : num(last.p99, 1) + ' ms', 'sched-p99'],
+    ['shed', last.shed === null ? '—' : num(last.shed * 100, 1) + ' %', 'sched-shed'],
+  ]));
+  var legend = c.appendChild(el('div', 'legend'));
+  [['p50', 'p50 latency'], ['p99', 'p99 latency'], ['shed', 'shed rate']].forEach(function (l) {
+    var item = legend.appendChild(el('span'));
+    item.appendChild(el('i', l[0]));
+    item.appendChild(document.createTextNode(l[1]));
+  });
+  c.appendChild(chart(schedHistory));
+  var more = rest(s, ['stats', 'lanes']);
+  if (isObj(s.stats)) {
+    ['completed', 'deadline_misses', 'failed', 'cancelled'].forEach(function (k) { if (k in s.stats) more[k] = s.stats[k]; });
+    if (isObj(s.stats.shed) && Object.keys(s.stats.shed).length) more.shed = s.stats.shed;
+  }
+  if (Object.keys(more).length) c.appendChild(kv(more, 1));
+  return c;
+}
+
+var MODEL_BADGE = { ready: 'serving', loading: 'starting', verifying: 'starting', error: 'stopped' };
+// The model section: the main slot at the top level, the small one under 'small'; a 'models' map works too.
+function modelSlots(m) {
+  if ('state' in m || 'name' in m) {
+    var slots = [['main', m]];
+    if (isObj(m.small)) slots.push(['small', m.small]);
+    return slots;
+  }
+  return Object.keys(m).filter(function (k) { return isObj(m[k]); }).map(function (k) { return [k, m[k]]; });
+}
+function modelCard(name, m) {
+  var c = card(name, name === 'models' ? 'Models' : 'Model');
+  if (!isObj(m)) { c.appendChild(el('p', 'empty', String(m))); return c; }
+  var slots = modelSlots(m);
+  if (!slots.length) { c.appendChild(el('p', 'empty', 'no model')); return c; }
+  slots.forEach(function (sl) {
+    var x = sl[1], box = c.appendChild(el('div', 'model'));
+    box.dataset.slot = sl[0];
+    var head = box.appendChild(el('div', 'model-head'));
+    head.appendChild(el('b', null, x.name || x.model || 'no model'));
+    head.appendChild(el('span', 'badge ' + (MODEL_BADGE[x.state] || ''), x.state === undefined ? '—' : String(x.state)));
+    if (slots.length > 1) head.appendChild(el('span', 'role', sl[0]));
+    if (typeof x.progress === 'number' && x.state !== 'ready') box.appendChild(meter('loading', x.progress * 100));
+    if (x.error) box.appendChild(el('p', 'err', isObj(x.error) ? x.error.message || JSON.stringify(x.error) : String(x.error)));
+    var facts = {};
+    ['backend', 'fallback', 'threads', 'batch_threads', 'gpu_layers', 'context_size', 'sequences', 'quantization', 'parameters', 'architecture', 'load_ms', 'rates']
+      .forEach(function (k) { if (x[k] !== undefined && x[k] !== null && x[k] !== false) facts[k] = x[k]; });
+    if (Object.keys(facts).length) box.appendChild(kv(facts, 1));
+  });
   return c;
 }
 function genericCard(name, v) {
@@ -318,7 +501,9 @@ function render() {
   var cards = [];
   if ('broker' in sections) cards.push(brokerCard(sections.broker));
   if ('system' in sections) cards.push(systemCard(sections.system));
+  ['model', 'models'].forEach(function (k) { if (k in sections) cards.push(modelCard(k, sections[k])); });
   Object.keys(sections).forEach(function (k) { if (KNOWN.indexOf(k) < 0) cards.push(genericCard(k, sections[k])); });
+  if ('scheduler' in sections) cards.push(schedulerCard(sections.scheduler));
   cards.push(devicesCard(sections.devices));
   cards.push(warningsCard());
   $('cards').replaceChildren.apply($('cards'), cards);
@@ -338,6 +523,10 @@ function connect() {
     doc = JSON.parse(e.data);
     receivedAt = lastEvent = Date.now();
     warnings = Array.isArray(doc.warnings) ? doc.warnings.slice(-50) : [];
+    if (isObj(doc.sections) && isObj(doc.sections.scheduler)) {
+      schedHistory.push(schedSample(doc.sections.scheduler));
+      if (schedHistory.length > HISTORY) schedHistory.shift();
+    }
     render();
   });
   es.addEventListener('warning', function (e) {
