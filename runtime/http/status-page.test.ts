@@ -203,7 +203,18 @@ t.test('the whole app: a switch toggles from the page, the new state arrives liv
   await page.locator('#devices tr[data-id="lamp"]', { hasText: 'state OFF' }).waitFor();
   t.pass('and back to OFF');
 
-  await page.locator('section[data-section="scheduler"] svg.chart').waitFor();
+  // Some agent traffic through the scheduler: the chart draws it (answered or shed, both are plotted).
+  const answers: string[] = [];
+  mqtt.on('message', (topic, payload) => {
+    if (topic === 'clawbox/agent/response') answers.push(payload.toString());
+  });
+  await mqtt.subscribeAsync('clawbox/agent/response');
+  for (const text of ['turn on the light', 'what is the temperature', 'tell me a story']) {
+    await mqtt.publishAsync('clawbox/agent/request', JSON.stringify({ text }), { qos: 1 });
+  }
+  // A flat line has no height, so Playwright calls it hidden: wait for it in the DOM.
+  await page.locator('section[data-section="scheduler"] svg.chart path.p50[d*="L"]').waitFor({ state: 'attached' });
+  t.pass(`the scheduler chart plots the agent's requests (${answers.length} answered so far)`);
   await page.locator('section[data-section="model"] .model').first().waitFor();
   t.equal(await page.evaluate(() => window.notReloaded), true, 'never reloaded');
   t.same(problems, [], 'no CSP violations or script errors');

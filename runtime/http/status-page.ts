@@ -94,9 +94,9 @@ button.toggle {
 button.toggle:hover { background: var(--accent); color: var(--card); }
 button.toggle:disabled { opacity: .5; cursor: wait; }
 .err { color: var(--bad); font-size: 12px; margin-left: 8px; }
-.chart { width: 100%; height: auto; display: block; margin: 4px 0 6px; }
+.chart { width: 100%; height: auto; max-height: 200px; display: block; margin: 4px 0 6px; }
 .chart .grid { stroke: var(--line); stroke-width: 1; }
-.chart text { fill: var(--muted); font-size: 10px; font-family: inherit; }
+.chart text { fill: var(--muted); font-size: 12px; font-family: inherit; }
 .chart path { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
 .chart .p50, .legend .p50 { stroke: var(--accent); background: var(--accent); }
 .chart .p99, .legend .p99 { stroke: var(--warn); background: var(--warn); }
@@ -156,6 +156,8 @@ function fmt(key, v) {
   if (v === null || v === undefined) return '—';
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   if (typeof v === 'number') {
+    // Epoch milliseconds (updated_at and the like).
+    if (/_at$/.test(key) && v > 1e12) return new Date(v).toLocaleString();
     if (/_bytes$/.test(key)) return bytes(v);
     if (/_percent$/.test(key)) return num(v, 1) + ' %';
     if (/_per_s$/.test(key)) return num(v, 1) + ' /s';
@@ -380,7 +382,7 @@ function niceMax(v) {
   return 10 * p;
 }
 function chart(samples) {
-  var W = 600, H = 150, L = 44, R = 40, T = 8, B = 18;
+  var W = 1100, H = 170, L = 52, R = 44, T = 8, B = 20;
   var box = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, 'class': 'chart', role: 'img', 'aria-label': 'scheduler latency and shed rate' });
   var max = niceMax(samples.reduce(function (m, x) { return Math.max(m, x.p99 || 0, x.p50 || 0); }, 0));
   var y = function (v, top) { return T + (H - T - B) * (1 - v / top); };
@@ -461,7 +463,9 @@ function modelCard(name, m) {
   return c;
 }
 function genericCard(name, v) {
-  var c = card(name, label(name));
+  // A list of records (plugins, say) needs the full width to stay readable.
+  var wide = (Array.isArray(v) && v.some(isObj)) || (isObj(v) && Object.keys(v).some(function (k) { return Array.isArray(v[k]) && v[k].some(isObj); }));
+  var c = card(name, label(name), wide);
   if (isObj(v)) c.appendChild(Object.keys(v).length ? kv(v, 1) : el('p', 'empty', 'nothing to report'));
   else if (Array.isArray(v) && v.every(isObj)) c.appendChild(v.length ? table(v) : el('p', 'empty', 'none'));
   else c.appendChild(el('p', null, fmt(name, v)));
