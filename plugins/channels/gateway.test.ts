@@ -3,6 +3,9 @@
  * HTTP chat endpoint, the OpenAI-compatible endpoint, and the line-chat channel with pairing.
  */
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createContentSafety } from '../builtin/content-safety/safety.js';
 import { ClawboxError } from '../../runtime/errors.js';
 import { type AgentHandle, lineClient, startAppWithGateway } from './test-helpers.js';
 
@@ -12,7 +15,19 @@ const busyHandle: AgentHandle = async () => {
 };
 
 t.test('channels in the composed runtime', async (t) => {
-  const env = await startAppWithGateway({ agent: (app) => () => (busy ? busyHandle : app.agent.handle) });
+  const safety = createContentSafety({ config: { rules: [{ id: 'no-secrets', category: 'secret', words: ['topsecret'] }], categories: { secret: 'block' } } });
+  const agentSaw: string[] = [];
+  const env = await startAppWithGateway({
+    agent: (app) => () => {
+      const handle = app.agent.handle;
+      if (busy || !handle) return busyHandle;
+      return (request) => {
+        agentSaw.push(request.text);
+        return handle(request);
+      };
+    },
+    safety,
+  });
   t.teardown(() => env.stop());
   const { app, gateway } = env;
   const base = `http://127.0.0.1:${app.http.port}`;
@@ -87,6 +102,16 @@ t.test('channels in the composed runtime', async (t) => {
     const openai = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
     t.equal(openai.status, 503);
     t.equal(openai.headers.get('retry-after'), '3');
+  });
+
+  await t.test('content safety: blocked input refused, masked input stored masked', async (t) => {
+    const blocked = await post('/api/chat', { text: 'tell me the topsecret plan' });
+    t.equal(blocked.status, 403);
+    t.match(await blocked.json(), { error: { code: 'FORBIDDEN' } });
+    const masked = await post('/api/chat', { text: 'my card is 4111 1111 1111 1111, turn on the lamp', session: 'card' });
+    t.not(masked.status, 403, 'accepted (answered by the fast path or, without a model here, MODEL_NOT_LOADED)');
+    t.same(agentSaw.at(-1), 'my card is *******************, turn on the lamp', 'the agent saw it masked');
+    t.notMatch(readFileSync(path.join(env.stateDir, 'chat-inbox.json'), 'utf8'), /4111/, 'the card number never reaches the state store');
   });
 
   await t.test('line chat: an unknown sender gets a pairing code, is ignored until approved, then answered', async (t) => {

@@ -35,6 +35,11 @@ export interface RouteHost {
   addRoute(method: HttpMethod, path: string, handler: RouteHandler): () => void;
 }
 
+/** Content safety as the gateway uses it (createContentSafety from plugins/builtin/content-safety fits). */
+export interface SafetyCheck {
+  check(text: string, context: { channel?: string; direction?: 'input' | 'output' }): { action: string; text: string | null };
+}
+
 export interface ChannelGatewayDeps {
   /** The agent: an object whose `handle` is read at call time (AgentComponent), or a resolver. */
   agent: { readonly handle: AgentHandle | null } | (() => AgentHandle | null);
@@ -44,6 +49,8 @@ export interface ChannelGatewayDeps {
   channels?: Channel[];
   /** The raw `channels:` section; defaults to ctx.config.channels. */
   config?: unknown;
+  /** Checks every message in (block: refused, mask: masked before it is stored) and every reply out. */
+  safety?: SafetyCheck;
 }
 
 interface PendingMessage {
@@ -190,7 +197,7 @@ export class ChannelGateway implements Component {
   async #receive(channel: Channel, message: InboundMessage): Promise<Acceptance> {
     const inbox = this.#need(this.#inbox);
     if (this.#stopping.signal.aborted) throw new ClawboxError('BUSY', 'the gateway is stopping', { retry_after_ms: 1000 });
-    const text = typeof message?.text === 'string' ? message.text.trim() : '';
+    let text = typeof message?.text === 'string' ? message.text.trim() : '';
     const senderId = message?.sender?.sender_id;
     if (typeof senderId !== 'string' || !validSenderId(senderId)) {
       return { status: 'rejected', code: 'PAYLOAD_INVALID', message: 'sender_id must be 1-128 printable characters' };
@@ -206,6 +213,11 @@ export class ChannelGateway implements Component {
     };
     const session = sessionIdOf(sender);
     if (!channel.local && this.#config.pairing && !this.#isAllowed(session)) return this.#requestPairing(channel, sender);
+    const checked = this.#deps.safety?.check(text, { channel: channel.name, direction: 'input' });
+    if (checked?.action === 'block' || (checked && checked.text === null)) {
+      return { status: 'rejected', code: 'FORBIDDEN', message: 'the message was blocked by content safety' };
+    }
+    if (checked?.text) text = checked.text; // masked (e.g. a card number) before it is ever stored
 
     const now = Date.now();
     const entry: PendingMessage = { id: randomUUID(), session, sender, text, received_at: now };
@@ -301,7 +313,7 @@ export class ChannelGateway implements Component {
           transaction: entry.id,
           source: channel.name === 'http' ? 'http' : 'channel',
         });
-        return { text: answer.text, in_reply_to: entry.id, actions: answer.actions ?? [], ...(answer.path ? { path: answer.path } : {}) };
+        return { text: this.#safeReply(answer.text, channel), in_reply_to: entry.id, actions: answer.actions ?? [], ...(answer.path ? { path: answer.path } : {}) };
       } catch (error) {
         const typed = toClawboxError(error);
         const retryAfter = typeof typed.details.retry_after_ms === 'number' ? typed.details.retry_after_ms : undefined;
@@ -316,6 +328,12 @@ export class ChannelGateway implements Component {
         };
       }
     }
+  }
+
+  #safeReply(text: string, channel: Channel): string {
+    const checked = this.#deps.safety?.check(text, { channel: channel.name, direction: 'output' });
+    if (!checked) return text;
+    return checked.action === 'block' || checked.text === null ? '[answer withheld by content safety]' : checked.text;
   }
 
   #agentHandle(): AgentHandle | null {

@@ -175,7 +175,9 @@ export class HttpChatChannel implements Channel {
       throw new ClawboxError('PAYLOAD_TOO_LARGE', `messages are at most ${max} characters`, { limit_chars: max });
     }
     const acceptance = await this.#listener(message);
-    if (acceptance.status === 'rejected') throw new ClawboxError('PAYLOAD_INVALID', acceptance.message);
+    if (acceptance.status === 'rejected') {
+      throw new ClawboxError(acceptance.code in ERROR_CATALOG ? (acceptance.code as ErrorCode) : 'PAYLOAD_INVALID', acceptance.message);
+    }
     if (acceptance.status === 'pairing') throw new ClawboxError('FORBIDDEN', 'this sender is not paired');
     const reply = await this.#waitFor(acceptance.id);
     if (reply.error) {

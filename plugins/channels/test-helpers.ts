@@ -15,7 +15,12 @@ export interface AppWithGateway {
 
 /** A real app (temp or given state dir, ports 0, local mode with demo devices) plus a started gateway. */
 export async function startAppWithGateway(
-  options: { stateDir?: string; channels?: Record<string, unknown>; agent?: (app: App) => ChannelGatewayDeps['agent'] } = {},
+  options: {
+    stateDir?: string;
+    channels?: Record<string, unknown>;
+    agent?: (app: App) => ChannelGatewayDeps['agent'];
+    safety?: ChannelGatewayDeps['safety'];
+  } = {},
 ): Promise<AppWithGateway> {
   const test = makeTestContext(options.stateDir ? { stateDir: options.stateDir } : {});
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
@@ -26,6 +31,7 @@ export async function startAppWithGateway(
     agent: options.agent ? options.agent(app) : app.agent,
     http: app.http,
     config: options.channels ?? { line_chat: { enabled: true, port: 0 } },
+    ...(options.safety ? { safety: options.safety } : {}),
   });
   await gateway.start(app.ctx);
   let stopped = false;
