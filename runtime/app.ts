@@ -6,6 +6,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
 import { registerDeviceRoutes } from '../devices/http-routes.js';
 import { ModelService } from '../models/service.js';
+import { ChannelGateway } from '../plugins/channels/gateway.js';
 import { PluginHost } from '../plugins/host.js';
 import { AgentComponent } from './agent-wiring.js';
 import { Broker } from './broker/broker.js';
@@ -38,6 +39,7 @@ export interface App {
   readonly plugins: PluginHost;
   readonly models: ModelService;
   readonly agent: AgentComponent;
+  readonly channels: ChannelGateway;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -61,7 +63,8 @@ export function createApp(options: AppOptions): App {
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService();
   const agent = new AgentComponent({ devices, models, messaging: broker });
-  const components: Component[] = [http, broker, devices, plugins, models, agent];
+  const channels = new ChannelGateway({ agent, http });
+  const components: Component[] = [http, broker, devices, plugins, models, agent, channels];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -88,6 +91,7 @@ export function createApp(options: AppOptions): App {
     plugins,
     models,
     agent,
+    channels,
     start: () => lifecycle.start(ctx),
     stop: () => lifecycle.stop(),
   };

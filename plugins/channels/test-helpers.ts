@@ -13,7 +13,7 @@ export interface AppWithGateway {
   stop(): Promise<void>;
 }
 
-/** A real app (temp or given state dir, ports 0, local mode with demo devices) plus a started gateway. */
+/** A real app (temp or given state dir, ports 0, local mode with demo devices) with a gateway configured by the test. */
 export async function startAppWithGateway(
   options: {
     stateDir?: string;
@@ -27,6 +27,8 @@ export async function startAppWithGateway(
   const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
   const app = createApp({ config: test.ctx.config, logging, env: {} });
   await app.start();
+  // The test's own gateway (its agent, channel config, safety) replaces the one the app composed.
+  await app.channels.stop();
   const gateway = new ChannelGateway({
     agent: options.agent ? options.agent(app) : app.agent,
     http: app.http,

@@ -6,6 +6,7 @@
  */
 import { type DeviceConfigEntry, devicesConfigSchema } from '../../devices/config-schema.js';
 import { type ModelConfigEntry, modelsConfigSchema } from '../../models/config-schema.js';
+import { type ChannelsConfig, channelsConfigSchema } from '../../plugins/channels/config-schema.js';
 import { type PluginsConfig, pluginsConfigSchema } from '../../plugins/config-schema.js';
 import { type SchedulerConfig, schedulerConfigSchema } from '../scheduler/config-schema.js';
 
@@ -130,6 +131,7 @@ export const configSchema = {
     models: modelsConfigSchema,
     plugins: pluginsConfigSchema,
     scheduler: schedulerConfigSchema,
+    channels: channelsConfigSchema,
   },
 } as const;
 
@@ -163,4 +165,5 @@ export interface Config {
   models: ModelConfigEntry[];
   plugins: PluginsConfig;
   scheduler: SchedulerConfig;
+  channels: ChannelsConfig;
 }
