@@ -42,6 +42,7 @@ import { isClawboxError } from '../runtime/errors.js';
 import { ModelLane } from '../runtime/scheduler/model-lane.js';
 import { Scheduler } from '../runtime/scheduler/scheduler.js';
 import { percentile } from '../runtime/scheduler/stats.js';
+import { seededRandom } from '../runtime/seeded-random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -68,22 +69,12 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const WORDS = 'the kitchen lamp living room turn on off set light hall bed warm cosy music evening morning please dark bright quiet window garden door'.split(' ');
 const COMMANDS = ['turn on the kitchen lamp', 'turn off the kitchen lamp', 'turn on the hall light', 'turn off the hall light', 'dim the kitchen lamp to 30%', 'open the garage door', 'what is the living room temperature'];
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function words(n: number, random: () => number): string {
   return Array.from({ length: n }, () => WORDS[Math.floor(random() * WORDS.length)]!).join(' ');
 }
 
-const PREFIX = `You control a home. Devices: ${words(110, rng(99))}. Answer with one tool call.`;
+const PREFIX = `You control a home. Devices: ${words(110, seededRandom(99))}. Answer with one tool call.`;
 
 interface BenchRequest {
   kind: 'fast' | 'model';
@@ -95,7 +86,7 @@ interface BenchRequest {
 }
 
 function arrivals(rate: number, seconds: number, seed: number): BenchRequest[] {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const out: BenchRequest[] = [];
   let t = 0;
   for (;;) {

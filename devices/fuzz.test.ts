@@ -5,17 +5,11 @@
  * device unchanged. Seeded: a failure prints the seed (CLAWBOX_FUZZ_SEED reproduces it).
  */
 import t from 'tap';
+import { seededRandom } from '../runtime/seeded-random.js';
 import { connectClient, internalClient, json, startStack } from './fixtures/stack.js';
 
 const seed = Number(process.env.CLAWBOX_FUZZ_SEED ?? Date.now() % 2 ** 31);
-let s = seed;
-const rand = () => {
-  // mulberry32
-  s = (s + 0x6d2b79f5) | 0;
-  let x = Math.imul(s ^ (s >>> 15), 1 | s);
-  x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-  return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-};
+const rand = seededRandom(seed);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
 const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 

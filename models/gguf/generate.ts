@@ -7,6 +7,7 @@ import { QUANT_FILE_TYPE, QUANT_TENSOR_TYPE, type GeneratedQuant, GgmlType } fro
 import { quantizeQ4_0, quantizeQ8_0 } from './quantize.js';
 import { syntheticVocab } from './tokenizer.js';
 import { type GgufMetaValue, type GgufTensorSpec, meta, writeGguf } from './writer.js';
+import { seededRandom } from '../../runtime/seeded-random.js';
 
 export interface ModelShape {
   n_vocab: number;
@@ -44,17 +45,6 @@ export interface GeneratedModel {
   quant: GeneratedQuant;
 }
 
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function validateShape(shape: ModelShape): void {
   const ints = Object.entries(shape).filter(([, v]) => !Number.isInteger(v) || v <= 0);
@@ -74,7 +64,7 @@ export async function generateModel(options: GenerateModelOptions): Promise<Gene
   validateShape(shape);
   const quant = options.quant ?? 'Q8_0';
   if (!(quant in QUANT_FILE_TYPE)) throw new Error(`unsupported quantisation "${quant}" (F32, Q8_0, Q4_0)`);
-  const random = rng(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const vocab = syntheticVocab(shape.n_vocab);
   const headDim = shape.n_embd / shape.n_head;
   const kvWidth = headDim * shape.n_head_kv;
