@@ -27,6 +27,13 @@ export const channelsConfigSchema = {
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 7331, description: '0 = any free port.' },
       },
     },
+    ws_chat: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The status page chat: a WebSocket at /api/chat/ws behind the page auth.',
+      properties: { enabled: { type: 'boolean', default: true } },
+    },
     pairing: {
       type: 'boolean',
       default: true,
@@ -60,6 +67,7 @@ export const channelsConfigSchema = {
 export interface ChannelsConfig {
   http: boolean;
   line_chat: { enabled: boolean; port: number };
+  ws_chat: { enabled: boolean };
   pairing: boolean;
   allowlist: string[];
   max_text_chars: number;

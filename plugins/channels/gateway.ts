@@ -13,7 +13,8 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Component, RuntimeContext } from '../../runtime/context.js';
 import { ClawboxError, toClawboxError } from '../../runtime/errors.js';
-import type { HttpMethod, RouteHandler } from '../../runtime/http/http-server.js';
+import { HttpAuth, isLoopbackHost } from '../../runtime/http/auth.js';
+import type { HttpMethod, RouteHandler, UpgradeHandler } from '../../runtime/http/http-server.js';
 import type { Logger } from '../../runtime/logging.js';
 import type { StoreDocument } from '../../runtime/store/state-store.js';
 import type { Acceptance, Channel, InboundMessage, OutboundMessage, SenderIdentity } from './channel.js';
@@ -21,6 +22,7 @@ import { sessionIdOf } from './channel.js';
 import { type ChannelsConfig, resolveChannelsConfig } from './config-schema.js';
 import { HttpChatChannel } from './http-channel.js';
 import { LineChatChannel } from './line-chat.js';
+import { WsChatChannel } from './ws-chat.js';
 
 /** What the gateway needs of the agent (AgentComponent.handle fits). */
 export type AgentHandle = (request: {
@@ -33,6 +35,8 @@ export type AgentHandle = (request: {
 
 export interface RouteHost {
   addRoute(method: HttpMethod, path: string, handler: RouteHandler): () => void;
+  /** WebSocket upgrades behind the page's auth (HttpServer has it); the ws chat needs it. */
+  addUpgrade?(path: string, handler: UpgradeHandler, options?: { auth?: boolean }): () => void;
 }
 
 /** Content safety as the gateway uses it (createContentSafety from plugins/builtin/content-safety fits). */
@@ -128,7 +132,7 @@ export class ChannelGateway implements Component {
     this.#config = resolveChannelsConfig(raw);
     this.#inbox = await ctx.store.open<Inbox>('chat-inbox', () => ({ pending: [], sessions: {} }));
     this.#pairing = await ctx.store.open<Pairing>('chat-pairing', () => ({ approved: [], requests: [] }));
-    this.#addBuiltins();
+    this.#addBuiltins(ctx);
     this.#cleanup.push(ctx.status.register('channels', () => this.figures()));
     if (this.#deps.http) this.#cleanup.push(...this.#pairingRoutes(this.#deps.http));
 
@@ -185,9 +189,15 @@ export class ChannelGateway implements Component {
     };
   }
 
-  #addBuiltins(): void {
+  #addBuiltins(ctx: RuntimeContext): void {
     if (this.#config.http && this.#deps.http && !this.#channels.has('http')) {
       this.addChannel(new HttpChatChannel({ http: this.#deps.http, maxTextChars: this.#config.max_text_chars }));
+    }
+    const http = this.#deps.http;
+    if (this.#config.ws_chat.enabled && http?.addUpgrade && !this.#channels.has('ws-chat')) {
+      // Trusted like the page itself: on loopback, or behind the page's required auth.
+      const local = isLoopbackHost(ctx.config.http.host) || new HttpAuth(ctx.config).required;
+      this.addChannel(new WsChatChannel({ http: { addUpgrade: http.addUpgrade.bind(http) }, local }));
     }
     if (this.#config.line_chat.enabled && !this.#channels.has('line-chat')) {
       this.addChannel(new LineChatChannel({ port: this.#config.line_chat.port, logger: this.#log ?? undefined }));

@@ -20,9 +20,16 @@ export async function startAppWithGateway(
     channels?: Record<string, unknown>;
     agent?: (app: App) => ChannelGatewayDeps['agent'];
     safety?: ChannelGatewayDeps['safety'];
+    /** Raw config for the app (as in the YAML file), e.g. `{ http: { token } }`. */
+    config?: Record<string, unknown>;
+    mode?: 'local' | 'appliance';
   } = {},
 ): Promise<AppWithGateway> {
-  const test = makeTestContext(options.stateDir ? { stateDir: options.stateDir } : {});
+  const test = makeTestContext({
+    ...(options.stateDir ? { stateDir: options.stateDir } : {}),
+    ...(options.config ? { config: options.config } : {}),
+    ...(options.mode ? { mode: options.mode } : {}),
+  });
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
   const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
   const app = createApp({ config: test.ctx.config, logging, env: {} });

@@ -21,7 +21,8 @@
  * (see auth.ts), security headers, error shape and request metrics.
  *
  * Upgrade requests whose path is a key of `upgrades` go to that handler untouched (MQTT authenticates in
- * its own CONNECT packet); any other upgrade gets 404 and its socket closed.
+ * its own CONNECT packet); any other upgrade gets 404 and its socket closed. addUpgrade() adds one at run
+ * time that by default needs the page's auth and a same-origin browser (WebSockets ignore CORS).
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,6 +61,7 @@ export class HttpServer implements Component {
   readonly name = 'http';
   readonly #options: HttpServerOptions;
   readonly #router = new Router();
+  readonly #upgrades = new Map<string, { handler: UpgradeHandler; auth: boolean }>();
   #server: Server | undefined;
   #ctx: RuntimeContext | undefined;
   #log: Logger | undefined;
@@ -73,6 +75,7 @@ export class HttpServer implements Component {
 
   constructor(options: HttpServerOptions) {
     this.#options = options;
+    for (const [path, handler] of Object.entries(options.upgrades)) this.#upgrades.set(path, { handler, auth: false });
     this.#router.add('GET', '/', (r) => this.#page(r.res), {});
     this.#router.add('GET', '/api/status', () => buildStatusDocument(this.#context()));
     this.#router.add('GET', EVENTS_ROUTE, (r) => this.#live!.open(r.req, r.res));
@@ -89,6 +92,16 @@ export class HttpServer implements Component {
   /** Adds an endpoint (see the file comment); returns a function that removes it. */
   addRoute(method: HttpMethod, path: string, handler: RouteHandler, options: RouteOptions = {}): () => void {
     return this.#router.add(method, path, handler, options);
+  }
+
+  /** Adds an upgrade path; `auth` (default true) applies the routes' auth and same-origin rules first. */
+  addUpgrade(path: string, handler: UpgradeHandler, options: { auth?: boolean } = {}): () => void {
+    if (this.#upgrades.has(path)) throw new Error(`upgrade path ${path} is taken`);
+    const entry = { handler, auth: options.auth ?? true };
+    this.#upgrades.set(path, entry);
+    return () => {
+      if (this.#upgrades.get(path) === entry) this.#upgrades.delete(path);
+    };
   }
 
   async start(ctx: RuntimeContext): Promise<void> {
@@ -111,7 +124,7 @@ export class HttpServer implements Component {
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
     server.on('request', (req, res) => void this.#handle(req, res));
-    server.on('upgrade', (req, socket, head) => this.#upgrade(req, socket, head));
+    server.on('upgrade', (req, socket, head) => void this.#upgrade(req, socket, head));
     server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
@@ -272,16 +285,20 @@ export class HttpServer implements Component {
     res.end(text);
   }
 
-  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy()); // a reset peer must not crash the runtime
+    // Destroy once the answer is flushed: a client that never closes its side cannot hold the socket.
+    const refuse = (status: string) => socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
     const url = parseTarget(req.url);
-    const handler = url && Object.hasOwn(this.#options.upgrades, url.pathname) ? this.#options.upgrades[url.pathname] : undefined;
-    if (!handler || this.#stopping) {
-      const status = this.#stopping ? '503 Service Unavailable' : '404 Not Found';
-      // Destroy once the answer is flushed: a client that never closes its side cannot hold the socket.
-      socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
-      return;
+    const entry = url ? this.#upgrades.get(url.pathname) : undefined;
+    if (!entry || this.#stopping) return void refuse(this.#stopping ? '503 Service Unavailable' : '404 Not Found');
+    if (entry.auth) {
+      const auth = await this.#auth!.check(req, url!);
+      if (!auth.ok) return void refuse(auth.reason === 'host' ? '403 Forbidden' : '401 Unauthorized');
+      if (!sameOrigin(req)) return void refuse('403 Forbidden');
+      if (this.#stopping || socket.destroyed) return void refuse('503 Service Unavailable');
     }
+    const { handler } = entry;
     try {
       handler.handleUpgrade(req, socket, head);
     } catch (error) {

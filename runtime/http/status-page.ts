@@ -6,6 +6,9 @@
  * from its keys. Every value reaches the DOM through
  * textContent, never innerHTML: device names and log messages are untrusted.
  *
+ * The chat card talks to the agent over the WebSocket at api/chat/ws (plugins/channels/ws-chat.ts); it
+ * appears once the status document's channels section lists the 'ws-chat' channel.
+ *
  * The CSP names the exact inline script and style by their SHA-256, so nothing else can run.
  */
 import { createHash } from 'node:crypto';
@@ -108,6 +111,17 @@ button.toggle:disabled { opacity: .5; cursor: wait; }
 .model:last-child { border-bottom: 0; }
 .model-head { display: flex; align-items: center; gap: 8px; margin-bottom: 4px; }
 .model-head .role { color: var(--muted); font-size: 12px; margin-left: auto; }
+.chat-wrap { padding: 0 24px 20px; max-width: 1280px; margin: 0 auto; }
+ol.chat-log { list-style: none; padding: 0; margin: 0 0 10px; max-height: 320px; overflow: auto; }
+ol.chat-log li { padding: 4px 0; border-bottom: 1px solid var(--line); display: flex; gap: 10px; overflow-wrap: anywhere; }
+ol.chat-log b { min-width: 64px; color: var(--muted); font-weight: 600; }
+ol.chat-log .chat-reply b { color: var(--accent); }
+ol.chat-log .chat-error { color: var(--bad); }
+.chat-row { display: flex; gap: 8px; }
+.chat-row input {
+  flex: 1; font: inherit; padding: 5px 8px; border-radius: 6px; border: 1px solid var(--line);
+  background: var(--bg); color: var(--fg);
+}
 footer { text-align: center; color: var(--muted); font-size: 12px; padding: 4px 0 20px; }
 footer a { color: var(--muted); }
 `;
@@ -532,6 +546,7 @@ function connect() {
       if (schedHistory.length > HISTORY) schedHistory.shift();
     }
     render();
+    chatMaybeStart();
   });
   es.addEventListener('warning', function (e) {
     lastEvent = Date.now();
@@ -542,7 +557,56 @@ function connect() {
   });
   es.onerror = function () { tick(); };
 }
-setInterval(tick, 1000);
+
+// The chat: one session per tab (kept across reconnects), messages queued while the socket is down.
+var chat = { ws: null, queue: [], started: false, session: 'tab-' + Math.random().toString(36).slice(2, 14) };
+function chatLine(who, text, cls) {
+  var log = $('chat-log'), li = el('li', 'chat-' + cls);
+  li.appendChild(el('b', null, who));
+  li.appendChild(el('span', 'chat-text', text));
+  log.appendChild(li);
+  while (log.children.length > 100) log.removeChild(log.firstChild);
+  log.scrollTop = log.scrollHeight;
+}
+function chatConnect() {
+  var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + location.pathname.replace(/[^/]*$/, '') + 'api/chat/ws';
+  var ws = new WebSocket(url);
+  chat.ws = ws;
+  ws.onopen = function () {
+    $('chat-state').textContent = '';
+    while (chat.queue.length) ws.send(chat.queue.shift());
+  };
+  ws.onmessage = function (e) {
+    var m;
+    try { m = JSON.parse(e.data); } catch (x) { return; }
+    if (m && m.type === 'reply') chatLine('clawbox', m.text, 'reply');
+    else if (m && m.type === 'error' && isObj(m.error)) chatLine('error', m.error.message + ' (' + m.error.code + ')', 'error');
+  };
+  ws.onclose = function () {
+    chat.ws = null;
+    $('chat-state').textContent = 'chat disconnected, reconnecting…';
+    setTimeout(chatConnect, 2000);
+  };
+}
+function chatSend() {
+  var input = $('chat-input'), text = input.value.trim();
+  if (!text) return;
+  input.value = '';
+  chatLine('you', text, 'me');
+  var frame = JSON.stringify({ text: text, session: chat.session });
+  if (chat.ws && chat.ws.readyState === 1) chat.ws.send(frame);
+  else chat.queue.push(frame);
+}
+function chatMaybeStart() {
+  var ch = doc && isObj(doc.sections) ? doc.sections.channels : null;
+  if (chat.started || !isObj(ch) || !Array.isArray(ch.channels) || ch.channels.indexOf('ws-chat') < 0) return;
+  chat.started = true;
+  $('chat').hidden = false;
+  chatConnect();
+}
+$('chat-send').addEventListener('click', chatSend);
+$('chat-input').addEventListener('keydown', function (e) { if (e.key === 'Enter') chatSend(); });
+setInterval(function () { tick(); chatMaybeStart(); }, 1000);
 connect();
 `;
 
@@ -578,6 +642,12 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <span class="live" id="live"><span class="dot"></span><span id="live-text">connecting…</span></span>
 </header>
 <main id="cards"></main>
+<div class="chat-wrap"><section class="card" id="chat" hidden>
+  <h2>Chat</h2>
+  <ol class="chat-log" id="chat-log"></ol>
+  <div class="chat-row"><input id="chat-input" type="text" maxlength="1000" placeholder="Ask the box, e.g. turn on the lamp" aria-label="Message"><button class="toggle" id="chat-send" type="button">Send</button></div>
+  <span class="err" id="chat-state"></span>
+</section></div>
 <footer>JSON at <a href="api/status">/api/status</a> · Prometheus at <a href="metrics">/metrics</a></footer>
 <script>${SCRIPT}</script>
 </body>
