@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boot test of the amd64 image: npm run test:boot [-- --image FILE]
+# Boot test of the amd64 image: npm run test:boot [-- --image FILE] (--arch arm64: optional, not in CI)
 # Builds the image when it is missing (image/build.sh --arch amd64), boots a copy of it under
 # qemu-system-x86_64 (TCG, not KVM: KVM hangs guests on these machines) with OVMF, 2 vCPUs and 1.5 GB,
 # user networking forwarding 127.0.0.1 ports to the guest's status page and MQTT ports, and checks,
@@ -21,34 +21,52 @@ set -euo pipefail
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC_DIR=$(cd "$IMAGE_DIR/.." && pwd)
 VERSION=$(node -p 'require(process.argv[1]).version' "$SRC_DIR/package.json")
-IMAGE=${BOOT_TEST_IMAGE:-$IMAGE_DIR/out/clawbox-$VERSION-amd64.img}
+ARCH=amd64
+IMAGE=${BOOT_TEST_IMAGE:-}
 READY_TIMEOUT=${BOOT_TEST_TIMEOUT:-300}
 MEMORY=${BOOT_TEST_MEMORY:-1536}
-OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
-OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
-RESULT_FILE=${BOOT_TEST_RESULT:-$IMAGE_DIR/out/boot-test.json}
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) IMAGE=$2; shift 2 ;;
     --timeout) READY_TIMEOUT=$2; shift 2 ;;
-    *) echo "usage: boot-test.sh [--image FILE] [--timeout SECONDS]" >&2; exit 64 ;;
+    --arch) ARCH=$2; shift 2 ;;
+    *) echo "usage: boot-test.sh [--arch amd64|arm64] [--image FILE] [--timeout SECONDS]" >&2; exit 64 ;;
   esac
 done
+IMAGE=${IMAGE:-$IMAGE_DIR/out/clawbox-$VERSION-$ARCH.img}
+RESULT_FILE=${BOOT_TEST_RESULT:-$IMAGE_DIR/out/boot-test-$ARCH.json}
+case "$ARCH" in
+  # The CI boot test: q35 + OVMF. KVM is deliberately not used.
+  amd64)
+    QEMU=qemu-system-x86_64
+    FIRMWARE_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+    FIRMWARE_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+    MACHINE=(-machine q35,accel=tcg -cpu max)
+    ;;
+  # Optional (not in CI): the arm64 image on qemu's virt board with AAVMF, fully emulated (slow).
+  arm64)
+    QEMU=qemu-system-aarch64
+    FIRMWARE_CODE=${AAVMF_CODE:-/usr/share/AAVMF/AAVMF_CODE.fd}
+    FIRMWARE_VARS=${AAVMF_VARS:-/usr/share/AAVMF/AAVMF_VARS.fd}
+    MACHINE=(-machine virt,accel=tcg -cpu cortex-a72)
+    ;;
+  *) echo "boot-test: --arch must be amd64 or arm64" >&2; exit 64 ;;
+esac
 
 say() { printf 'boot-test: %s\n' "$*" >&2; }
 fail() {
   say "FAIL: $*"
   exit 1
 }
-for tool in qemu-system-x86_64 mcopy sfdisk curl mosquitto_pub mosquitto_sub openssl; do
-  command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 ovmf mtools fdisk curl mosquitto-clients openssl)"
+for tool in "$QEMU" mcopy sfdisk curl mosquitto_pub mosquitto_sub openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 ovmf mtools fdisk curl mosquitto-clients openssl; arm64: qemu-system-arm qemu-efi-aarch64)"
 done
-[ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || fail "OVMF firmware not found at $OVMF_CODE (apt-get install ovmf)"
+[ -f "$FIRMWARE_CODE" ] && [ -f "$FIRMWARE_VARS" ] || fail "UEFI firmware not found at $FIRMWARE_CODE (apt-get install ovmf / qemu-efi-aarch64)"
 
 START_ALL=$(date +%s)
 if [ ! -f "$IMAGE" ]; then
-  say "no image at $IMAGE: building it (image/build.sh --arch amd64)"
-  bash "$IMAGE_DIR/build.sh" --arch amd64 --out "$(dirname "$IMAGE")"
+  say "no image at $IMAGE: building it (image/build.sh --arch $ARCH)"
+  bash "$IMAGE_DIR/build.sh" --arch "$ARCH" --out "$(dirname "$IMAGE")"
   [ -f "$IMAGE" ] || fail "the build did not produce $IMAGE"
 fi
 BUILD_SECONDS=$(($(date +%s) - START_ALL))
@@ -69,7 +87,7 @@ finish() {
       tr -d '\r' <"$WORK/console.log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tail -n 80 >&2
     fi
     mkdir -p "$(dirname "$RESULT_FILE")"
-    cp "$WORK/console.log" "$(dirname "$RESULT_FILE")/boot-test-console.log" 2>/dev/null || true
+    cp "$WORK/console.log" "${RESULT_FILE%.json}-console.log" 2>/dev/null || true
   fi
   rm -rf "$WORK"
   exit $status
@@ -109,14 +127,14 @@ if [ -n "$KERNEL_ARGS" ]; then
     MTOOLS_SKIP_CHECK=1 mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/entry.conf" ::/loader/entries/clawbox.conf ||
     fail "could not add kernel arguments to the boot entry of the copy"
 fi
-cp "$OVMF_VARS" "$WORK/OVMF_VARS.fd"
+cp "$FIRMWARE_VARS" "$WORK/VARS.fd"
 
-say "booting $(basename "$IMAGE") (TCG, 2 vCPUs, $MEMORY MB); http 127.0.0.1:$HTTP_PORT, mqtt 127.0.0.1:$MQTT_PORT, mqtts 127.0.0.1:$MQTTS_PORT"
+say "booting $(basename "$IMAGE") ($QEMU, TCG, 2 vCPUs, $MEMORY MB); http 127.0.0.1:$HTTP_PORT, mqtt 127.0.0.1:$MQTT_PORT, mqtts 127.0.0.1:$MQTTS_PORT"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 QEMU_START=$(date +%s.%N)
-qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m "$MEMORY" \
-  -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF_CODE" \
-  -drive if=pflash,format=raw,unit=1,file="$WORK/OVMF_VARS.fd" \
+"$QEMU" "${MACHINE[@]}" -smp 2 -m "$MEMORY" \
+  -drive if=pflash,format=raw,unit=0,readonly=on,file="$FIRMWARE_CODE" \
+  -drive if=pflash,format=raw,unit=1,file="$WORK/VARS.fd" \
   -drive file="$DISK",format=raw,if=virtio,cache=unsafe \
   -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883,hostfwd=tcp:127.0.0.1:$MQTTS_PORT-:8883" \
   -device virtio-net-pci,netdev=net0 \
@@ -232,7 +250,7 @@ say "ok: serial console: systemctl is-active clawbox = active"
 TOTAL=$(elapsed)
 mkdir -p "$(dirname "$RESULT_FILE")"
 cat >"$RESULT_FILE" <<JSON
-{"image": "$(basename "$IMAGE")", "image_bytes": $(stat -c %s "$IMAGE"), "accel": "tcg", "vcpus": 2, "memory_mb": $MEMORY,
+{"image": "$(basename "$IMAGE")", "arch": "$ARCH", "image_bytes": $(stat -c %s "$IMAGE"), "accel": "tcg", "vcpus": 2, "memory_mb": $MEMORY,
  "build_seconds": $BUILD_SECONDS, "boot_to_healthz_seconds": $READY, "checks_done_seconds": $TOTAL, "device_check": "$DEVICE_CHECK",
  "host_cpus": $(nproc), "host_loadavg_at_start": "$LOAD_AT_START", "host_loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 JSON
