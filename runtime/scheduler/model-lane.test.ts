@@ -76,7 +76,15 @@ t.test('a burst far beyond capacity: admitted requests meet their deadline, the 
   });
   await agent.refreshPrefix(engine);
   // Teach the service model (the first request is a probe; a few more settle the averages).
-  for (let i = 0; i < 6; i++) await scheduler.submit({ request: { text: `tell me a story number ${i}` }, deadline_ms: 10_000 }).catch(() => {});
+  let slowest = 0;
+  for (let i = 0; i < 6; i++) {
+    const began = performance.now();
+    await scheduler.submit({ request: { text: `tell me a story number ${i}` }, deadline_ms: 10_000 }).catch(() => {});
+    if (i >= 3) slowest = Math.max(slowest, performance.now() - began);
+  }
+  // A deadline that one request can meet on this machine now (a loaded machine is slower): the test is
+  // about admission under a burst, not about this box's speed.
+  const deadline = Math.max(DEADLINE_MS, Math.ceil(3 * slowest));
   const measured = scheduler.lane('main')!.model.snapshot();
   t.ok(measured.samples >= 1, `the lane measured itself: ${JSON.stringify(measured)}`);
 
@@ -93,7 +101,7 @@ t.test('a burst far beyond capacity: admitted requests meet their deadline, the 
     const text = kind === 'fast' ? (i % 10 === 0 ? 'turn on the kitchen lamp' : 'turn off the kitchen lamp') : `tell me a story about dragon ${i}`;
     const submitted = performance.now();
     answers.push(
-      scheduler.submit({ request: { text }, source: 'mqtt' }).then(
+      scheduler.submit({ request: { text }, source: 'mqtt', deadline_ms: deadline }).then(
         (outcome) => ({ kind, submitted, answered: performance.now(), outcome }),
         (error: unknown) => ({ kind, submitted, answered: performance.now(), error }),
       ),
@@ -109,7 +117,7 @@ t.test('a burst far beyond capacity: admitted requests meet their deadline, the 
   const worst = Math.max(0, ...admitted.map((a) => a.answered - a.submitted));
   const fastWorst = Math.max(0, ...fast.map((a) => a.answered - a.submitted));
   t.comment(
-    `burst of ${BURST}: ${admitted.length} model requests admitted (${misses.length} deadline misses, worst ${worst.toFixed(0)} ms), ` +
+    `burst of ${BURST} at a ${deadline} ms deadline: ${admitted.length} model requests admitted (${misses.length} deadline misses, worst ${worst.toFixed(0)} ms), ` +
       `${busy.length} BUSY ${JSON.stringify(scheduler.stats.snapshot().shed)}, ${fast.length} fast (worst ${fastWorst.toFixed(0)} ms); concurrency ${scheduler.concurrency}; rates ${JSON.stringify(scheduler.lane('main')!.model.snapshot())}`,
   );
   t.same(other.map((a) => String(a.error)), [], 'no other errors');
@@ -117,7 +125,7 @@ t.test('a burst far beyond capacity: admitted requests meet their deadline, the 
   t.ok(busy.length >= BURST / 4, 'far beyond capacity: many were refused');
   for (const a of admitted) {
     const ms = a.answered - a.submitted;
-    if (ms > DEADLINE_MS + SLACK_MS) t.fail(`an admitted request took ${ms.toFixed(0)} ms (deadline ${DEADLINE_MS} + slack ${SLACK_MS})`);
+    if (ms > deadline + SLACK_MS) t.fail(`an admitted request took ${ms.toFixed(0)} ms (deadline ${deadline} + slack ${SLACK_MS})`);
   }
   t.ok(misses.length <= Math.max(1, admitted.length * 0.1), `deadline misses ${misses.length} of ${admitted.length} admitted`);
   for (const a of busy) {
