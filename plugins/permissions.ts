@@ -26,17 +26,6 @@ export function deviceAllowed(pluginGrant: boolean | readonly string[], caller: 
   return byPlugin && byCaller;
 }
 
-/** True when `topic` (no wildcards) matches the MQTT filter. */
-export function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
-}
 
 /** True when every topic the `requested` filter can match is also matched by the `allowed` filter. */
 export function filterCovers(allowed: string, requested: string): boolean {

@@ -7,6 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import type { PluginContext, PluginDefinition, PluginDevicesApi, PluginLogger, ToolCall } from '../sdk.js';
+import { topicMatches } from '../../runtime/broker/topics.js';
 import { RPC, RemoteError, type RpcError, RpcPeer } from './rpc.js';
 
 interface BootData {
@@ -197,15 +198,4 @@ function safely(run: () => void): void {
   } catch (error) {
     log.error(`mqtt handler threw: ${(error as Error).message}`);
   }
-}
-
-function topicMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true;
-    if (i >= t.length) return false;
-    if (f[i] !== '+' && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
