@@ -8,6 +8,7 @@ import type { Messaging } from '../../runtime/messaging.js';
 import { createLogging } from '../../runtime/logging.js';
 import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
 import type { Availability, DeviceDefinition, DeviceState } from '../model.js';
+import type { SerialRig } from '../fixtures/socat.js';
 
 export interface ConformanceRig {
   /** A device with at least switch (`state`) and dimmer (`brightness`). */
@@ -27,6 +28,28 @@ export interface ConformanceRig {
 }
 
 type Tap = Test;
+
+/** What the simulator on the far end of a serial rig holds now (both simulators answer `dump`). */
+export async function simulatorState(rig: SerialRig): Promise<DeviceState> {
+  return JSON.parse(await rig.sim!.ask('dump')) as DeviceState;
+}
+
+/** A conformance rig over a socat serial pair whose simulator has a wall switch (`press`). */
+export function serialConformanceRig(rig: SerialRig, definition: DeviceDefinition): ConformanceRig {
+  return {
+    definition,
+    async physicalChange() {
+      const before = await simulatorState(rig);
+      rig.sim!.control('press');
+      return { state: before.state === 'ON' ? 'OFF' : 'ON' };
+    },
+    unresponsive: async () => rig.sim!.pause(),
+    responsive: async () => rig.sim!.resume(),
+    unplug: () => rig.unplug(),
+    replug: () => rig.plug(),
+    deviceState: () => simulatorState(rig),
+  };
+}
 
 const noMessaging: Messaging = {
   baseTopic: 'clawbox',

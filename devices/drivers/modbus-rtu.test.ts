@@ -7,11 +7,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { DeviceState } from '../model.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { MODBUS_SIM, SerialRig } from '../fixtures/socat.js';
-import { json, startStack } from '../fixtures/stack.js';
-import { eventually, runDriverConformance } from './conformance.js';
+import { startStack } from '../fixtures/stack.js';
+import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './conformance.js';
 import { createModbusRtuDriver } from './modbus-rtu.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-modbus-'));
@@ -42,10 +41,6 @@ function modbusEntry(id: string, devicePath: string) {
   };
 }
 
-async function slaveState(rig: SerialRig): Promise<DeviceState> {
-  return json(await rig.sim!.ask('dump')) as DeviceState;
-}
-
 runDriverConformance(t, 'modbus-rtu', createModbusRtuDriver, async (t) => {
   const rig = new SerialRig(dir, 'conf', MODBUS_SIM);
   await rig.plug();
@@ -57,19 +52,7 @@ runDriverConformance(t, 'modbus-rtu', createModbusRtuDriver, async (t) => {
   delete registers.target_temperature;
   delete registers.current_temperature;
   Object.assign(entry.modbus, { poll_interval_ms: 100 });
-  return {
-    definition: toDefinition(parseDeviceEntry(entry), 'config'),
-    async physicalChange() {
-      const before = await slaveState(rig);
-      rig.sim!.control('press');
-      return { state: before.state === 'ON' ? 'OFF' : 'ON' };
-    },
-    unresponsive: async () => rig.sim!.pause(),
-    responsive: async () => rig.sim!.resume(),
-    unplug: () => rig.unplug(),
-    replug: () => rig.plug(),
-    deviceState: () => slaveState(rig),
-  };
+  return serialConformanceRig(rig, toDefinition(parseDeviceEntry(entry), 'config'));
 });
 
 t.test('through the service: scaled registers, read-only input register, Modbus exception', async (t) => {
@@ -81,7 +64,7 @@ t.test('through the service: scaled registers, read-only input register, Modbus 
   t.match(stack.service.get('boiler')?.state, { state: 'OFF', brightness: 100, target_temperature: 20.5, current_temperature: 21.5 });
   const result = await stack.service.execute('boiler', { target_temperature: 22.5, state: 'ON' }, { source: 'test' });
   t.match(result.state, { target_temperature: 22.5, state: 'ON' });
-  t.match(await slaveState(rig), { target: 22.5, state: 'ON' }, 'raw 225 in holding register 2');
+  t.match(await simulatorState(rig), { target: 22.5, state: 'ON' }, 'raw 225 in holding register 2');
   rig.sim!.control('temp -3.5');
   const read = await stack.service.read('boiler', ['current_temperature'], { source: 'test' });
   t.equal(read.state.current_temperature, -3.5, 'signed, scaled input register');
@@ -103,5 +86,5 @@ t.test('a Modbus exception from the slave is DEVICE_ERROR and changes nothing', 
   await stack.service.execute('bad', { brightness: 40 }, { source: 'test' });
   await t.rejects(stack.service.execute('bad', { brightness: 60 }, { source: 'test' }), { code: 'DEVICE_ERROR', message: /exception 3/ });
   t.equal(stack.service.get('bad')?.state.brightness, 40, 'unchanged');
-  t.match(await slaveState(rig), { brightness: 80 });
+  t.match(await simulatorState(rig), { brightness: 80 });
 });

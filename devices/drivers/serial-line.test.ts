@@ -6,11 +6,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import type { DeviceState } from '../model.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { connectClient, json, startStack } from '../fixtures/stack.js';
 import { LINE_SIM, SerialRig } from '../fixtures/socat.js';
-import { eventually, runDriverConformance } from './conformance.js';
+import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './conformance.js';
 import { createSerialLineDriver } from './serial-line.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-serial-'));
@@ -41,27 +40,11 @@ export function lineDeviceEntry(id: string, devicePath: string, extra: Record<st
   };
 }
 
-async function simState(rig: SerialRig): Promise<DeviceState> {
-  return json(await rig.sim!.ask('dump')) as DeviceState;
-}
-
 runDriverConformance(t, 'serial-line', createSerialLineDriver, async (t) => {
   const rig = new SerialRig(dir, 'conf', LINE_SIM);
   await rig.plug();
   t.teardown(() => rig.unplug());
-  return {
-    definition: toDefinition(parseDeviceEntry(lineDeviceEntry('conf', rig.devicePath)), 'config'),
-    async physicalChange() {
-      const before = await simState(rig);
-      rig.sim!.control('press');
-      return { state: before.state === 'ON' ? 'OFF' : 'ON' };
-    },
-    unresponsive: async () => rig.sim!.pause(),
-    responsive: async () => rig.sim!.resume(),
-    unplug: () => rig.unplug(),
-    replug: () => rig.plug(),
-    deviceState: () => simState(rig),
-  };
+  return serialConformanceRig(rig, toDefinition(parseDeviceEntry(lineDeviceEntry('conf', rig.devicePath)), 'config'));
 });
 
 t.test('through the service: device errors, pushes, polling, unplug and replug over MQTT', async (t) => {
@@ -81,7 +64,7 @@ t.test('through the service: device errors, pushes, polling, unplug and replug o
   // Polls publish too, so wait for the state that carries the command's values.
   const set = await c.request('clawbox/desk/set', '{"state":"ON","brightness":30}', 'clawbox/desk', (p) => json(p).brightness === 30);
   t.match(json(set.payload), { state: 'ON', brightness: 30, temperature: 19 });
-  t.match(await simState(rig), { state: 'ON', brightness: 30 });
+  t.match(await simulatorState(rig), { state: 'ON', brightness: 30 });
 
   // Polling picks up a change made at the device; an unsolicited line is reported at once.
   rig.sim!.control('temp 23.5');
@@ -101,7 +84,7 @@ t.test('through the service: device errors, pushes, polling, unplug and replug o
   await online;
   const result = await stack.service.execute('desk', { brightness: 55 }, { source: 'test' });
   t.match(result.state, { brightness: 55 });
-  t.match(await simState(rig), { brightness: 55 });
+  t.match(await simulatorState(rig), { brightness: 55 });
 });
 
 t.test('a device ERR reply is DEVICE_ERROR and changes nothing', async (t) => {
