@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
+import { percentile } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RATES = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);
@@ -96,11 +97,6 @@ interface RunResult {
   runtime_loop_p99_ms?: number;
   runtime_loop_max_ms?: number;
   load_avg_1m?: number;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** Sends `rate` commands/s for `seconds`, round-robin over `ids`, on a fixed schedule (open loop). */

@@ -24,6 +24,7 @@ import { ModelEngine } from '../models/engine/engine.js';
 import type { GeneratedQuant } from '../models/gguf/format.js';
 import { generateModel } from '../models/gguf/generate.js';
 import { SimDirectory } from '../models/testing/sim-directory.js';
+import { median } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const QUANTS = (process.env.BENCH_QUANTS ?? 'Q4_0,Q8_0').split(',') as GeneratedQuant[];
@@ -54,12 +55,6 @@ function textOfTokens(model: LlamaModel, tokens: number, seed: number): string {
   while (model.tokenize(s).length < tokens) s = text(++words, seed);
   while (model.tokenize(s).length > tokens && words > 1) s = text(--words, seed);
   return s;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 interface Figures {
