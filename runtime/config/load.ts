@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import YAML from 'yaml';
 import { ClawboxError } from '../errors.js';
 import { applyOverride, collectEnvOverrides } from './env.js';
@@ -29,8 +29,19 @@ export interface LoadedConfig {
 }
 
 // verbose: errors carry the offending value and schema, so messages can name both.
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictRequired: false, allowUnionTypes: true, verbose: true });
-const validate = ajv.compile(configSchema);
+// Compiled on first use: commands such as `clawbox passwd` import this module but never validate.
+let compiled: ValidateFunction | undefined;
+function validator(): ValidateFunction {
+  compiled ??= new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
+    verbose: true,
+  }).compile(configSchema);
+  return compiled;
+}
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -115,6 +126,7 @@ export function checkConfig(options: LoadConfigOptions = {}): { loaded?: LoadedC
   const mode = options.mode ?? (env.CLAWBOX_MODE as LoadConfigOptions['mode']);
   if (mode) raw.mode = mode;
 
+  const validate = validator();
   if (!validate(raw)) {
     issues.push(...issuesFromAjv(validate.errors ?? []));
     return { issues };
