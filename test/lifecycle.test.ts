@@ -87,10 +87,11 @@ t.test('SIGTERM under load exits 0 within 5 s; retained state survives the resta
   t.equal((await stopWith(second, 'SIGINT')).code, 0, 'SIGINT exits 0 too');
 });
 
-t.test('/healthz turns 503 while stopping', async (t) => {
+// The 503 flip itself is asserted deterministically in runtime/http/http-server.test.ts (a component held
+// mid-stop); a whole process stops in tens of milliseconds, too fast to catch it reliably from outside.
+t.test('/healthz during shutdown answers only 200, 503 or nothing', async (t) => {
   const runtime = await startRuntime();
   t.teardown(() => runtime.child.kill('SIGKILL'));
-  // Hold the broker's stop open a moment with a connected client, and poll during shutdown.
   const client = await connect(runtime.mqttPort);
   runtime.child.kill('SIGTERM');
   const seen = new Set<number>();
@@ -102,8 +103,8 @@ t.test('/healthz turns 503 while stopping', async (t) => {
   }
   client.end(true);
   await runtime.exited;
-  t.ok(seen.has(503) || seen.has(0), `saw ${[...seen].join(', ')}`);
   t.notOk([...seen].some((s) => s !== 503 && s !== 0 && s !== 200), 'only 200, 503 or closed');
+  t.ok(seen.has(0), 'the HTTP listener closed within 5 s of SIGTERM');
 });
 
 t.test('kill -9 then restart keeps retained messages and the last device state', async (t) => {
