@@ -5,8 +5,8 @@ import t, { type Test } from 'tap';
 import { withModelDefaults } from '../config-schema.js';
 import { type GenerateRequest, ModelEngine } from '../engine/engine.js';
 import { STORIES_PATH, rejectionCode, storiesSkipReason, tinyModel } from '../testing/fixtures.js';
-import { SimDirectory, commandSchemaFor } from '../testing/sim-directory.js';
-import { Agent, type AgentEngine } from './agent.js';
+import { HOME, SimDirectory, commandSchemaFor } from '../testing/sim-directory.js';
+import { Agent, type AgentEngine, BRIEF_OUTPUT_TOKENS } from './agent.js';
 import { SessionStore } from './sessions.js';
 import { CommandValidator } from './validate.js';
 
@@ -190,6 +190,34 @@ t.test('model path on the real model', { skip: storiesSkipReason() }, async (t) 
     }
     t.ok(refusedForRange >= 1, `at least one out-of-range proposal refused (${refusedForRange})`);
     t.equal(narrow.executed.filter((e) => Number(e.command.target_temperature) > 41 || Number(e.command.target_temperature) < 40).length, 0, 'none executed');
+  });
+
+  await t.test('brief (the short rung): the reply is cut at the brief limit; a reply cut by the budget is kept', async (t) => {
+    // Only a sensor: nothing to control, so every answer is a free-text reply.
+    const sensorOnly = new SimDirectory(HOME.filter((d) => d.id === 'living_room_sensor'));
+    const LIMIT = 10;
+    for (const jumpForward of [true, false]) {
+      const agent = new Agent({ directory: sensorOnly, engine: () => engine, logger: quiet, maxTokens: 96, jumpForward, briefReplyChars: LIMIT });
+      t.teardown(() => agent.close());
+      const decoder = jumpForward ? 'jump-forward' : 'one grammar';
+      let longest = 0;
+      for (const text of ['tell me a story', 'Lily and Tom went to the park']) {
+        const full = await agent.handle({ text }, { path: 'model' });
+        longest = Math.max(longest, full.text.length);
+        // One grammar samples the whole JSON (this model's tokens are ~1 character): more budget there.
+        const budget = jumpForward ? BRIEF_OUTPUT_TOKENS : 64;
+        const brief = await agent.handle({ text }, { path: 'model', brief: true, maxTokens: budget });
+        t.equal(brief.refused, undefined, `${decoder}: "${text}" answered briefly: "${brief.text}"`);
+        t.ok(brief.text.length <= LIMIT, `${decoder}: ${brief.text.length} <= ${LIMIT} characters`);
+        t.ok(brief.tokens!.generated <= budget, `${decoder}: ${brief.tokens!.generated} tokens`);
+        if (jumpForward) {
+          // Cut by the output budget instead: still an answer, not MODEL_OUTPUT_INVALID.
+          const cut = await agent.handle({ text }, { path: 'model', maxTokens: 4 });
+          t.equal(cut.refused, undefined, `${decoder}: a reply cut at 4 tokens is kept: "${cut.text}"`);
+        }
+      }
+      t.ok(longest > LIMIT, `${decoder}: full replies run longer (${longest} characters), so the limit did the cutting`);
+    }
   });
 
   await t.test('two sessions in parallel do not mix histories', async (t) => {

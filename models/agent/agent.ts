@@ -15,7 +15,7 @@ import type { AgentDevice, DeviceDirectory, JsonSchema, StateValue } from './dir
 import { type FastMatch, IntentMatcher } from './intents.js';
 import { english } from './lang-en.js';
 import type { IntentLanguage } from './language.js';
-import { NO_DEVICE, type ToolCall, conversationPrompt, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
+import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
 import { ToolCallPlan } from './tool-guide.js';
 import { CommandValidator } from './validate.js';
@@ -27,6 +27,11 @@ export interface AgentEngine {
   warmPrefix?(prefix: string): Promise<unknown>;
   /** GBNF grammars, for jump-forward decoding of tool calls (without it the agent uses one JSON grammar). */
   gbnf?(text: string): Promise<LlamaGrammar>;
+  /**
+   * The engine this one stands for, when it is a per-request wrapper (the scheduler's instrumented
+   * view): warmed prefixes and compiled grammars are remembered per underlying engine, not per wrapper.
+   */
+  readonly underlying?: object;
   /** Token work of a request (for `estimate`). */
   shape?(request: Pick<GenerateRequest, 'prefix' | 'prompt' | 'session'>): { prompt_tokens: number; cached_tokens: number };
 }
@@ -73,7 +78,21 @@ export interface HandleOptions {
   maxTokens?: number;
   /** Use this engine instead of the default one (e.g. the small model). */
   engine?: AgentEngine;
+  /**
+   * The scheduler's short rung (no free-text explanation): a reply is cut at BRIEF_REPLY_CHARS, so with
+   * jump-forward decoding (the engine's default) BRIEF_OUTPUT_TOKENS is enough output budget. Device
+   * actions are unchanged: they carry no free text.
+   */
+  brief?: boolean;
 }
+
+/** Longest free-text reply on the short rung, in characters. */
+export const BRIEF_REPLY_CHARS = 40;
+/**
+ * Output budget of a brief answer with jump-forward decoding (only the id and the reply are sampled):
+ * a reply of BRIEF_REPLY_CHARS is ~10-20 tokens; a budget cut inside the reply still answers (salvaged).
+ */
+export const BRIEF_OUTPUT_TOKENS = 24;
 
 export interface AgentOptions {
   directory: DeviceDirectory;
@@ -89,6 +108,8 @@ export interface AgentOptions {
   maxTextChars?: number;
   /** Jump-forward decoding of tool calls (default true): sample only where there is a choice. */
   jumpForward?: boolean;
+  /** Longest reply of a brief answer (default BRIEF_REPLY_CHARS). */
+  briefReplyChars?: number;
 }
 
 interface Snapshot {
@@ -97,6 +118,7 @@ interface Snapshot {
   matchers: Array<{ language: IntentLanguage; matcher: IntentMatcher }>;
   prefix: string;
   toolSchema: JsonSchema;
+  briefToolSchema: JsonSchema;
 }
 
 const ZERO_TIMINGS: Omit<Timings, 'total_ms'> = { queue_ms: 0, prefill_ms: 0, decode_ms: 0 };
@@ -115,6 +137,7 @@ export class Agent {
   #warmed = new WeakMap<object, string>();
   #plans = new WeakMap<object, { signature: string; plan: Promise<ToolCallPlan> }>();
   readonly #jumpForward: boolean;
+  readonly #briefReplyChars: number;
   #unsubscribe: (() => void) | null = null;
 
   constructor(options: AgentOptions) {
@@ -125,6 +148,7 @@ export class Agent {
     this.#maxTokens = options.maxTokens ?? 96;
     this.#maxTextChars = options.maxTextChars ?? 1000;
     this.#jumpForward = options.jumpForward ?? true;
+    this.#briefReplyChars = options.briefReplyChars ?? BRIEF_REPLY_CHARS;
     this.sessions = new SessionStore(options.sessions);
     this.#unsubscribe =
       options.directory.onChange?.(() => {
@@ -150,6 +174,7 @@ export class Agent {
         matchers: this.#languages.map((language) => ({ language, matcher: new IntentMatcher(devices, language) })),
         prefix: systemPrompt(devices),
         toolSchema: toolCallSchema(devices),
+        briefToolSchema: toolCallSchema(devices, this.#briefReplyChars),
       };
       this.#snapshot = snapshot;
       return snapshot;
@@ -170,11 +195,17 @@ export class Agent {
     return null;
   }
 
-  /** Builds the prompt prefix for the current devices and evaluates it into the engine's idle sequences. */
+  /**
+   * Gets an engine ready for the current devices before the first request pays for it: evaluates the
+   * prompt prefix into the idle sequences and compiles the jump-forward grammars.
+   */
   async refreshPrefix(engine: AgentEngine | null = this.#engine()): Promise<void> {
     const snapshot = await this.#current();
-    if (engine?.warmPrefix && this.#warmed.get(engine) !== snapshot.prefix) {
-      this.#warmed.set(engine, snapshot.prefix);
+    if (!engine) return;
+    if (this.#jumpForward && engine.gbnf) await this.#plan(engine, snapshot);
+    const key = identity(engine);
+    if (engine.warmPrefix && this.#warmed.get(key) !== snapshot.prefix) {
+      this.#warmed.set(key, snapshot.prefix);
       await engine.warmPrefix(snapshot.prefix);
     }
   }
@@ -306,10 +337,13 @@ export class Agent {
     started: number,
   ): Promise<AgentResponse> {
     const language = this.#languages[0]!;
-    const decoding = this.#jumpForward && engine.gbnf ? { guide: (await this.#plan(engine, snapshot)).guide() } : { grammar: await engine.grammarFor(snapshot.toolSchema) };
-    if (engine.warmPrefix && this.#warmed.get(engine) !== snapshot.prefix) {
+    const decoding =
+      this.#jumpForward && engine.gbnf
+        ? { guide: (await this.#plan(engine, snapshot)).guide(options.brief ? { replyChars: this.#briefReplyChars } : {}) }
+        : { grammar: await engine.grammarFor(options.brief ? snapshot.briefToolSchema : snapshot.toolSchema) };
+    if (engine.warmPrefix && this.#warmed.get(identity(engine)) !== snapshot.prefix) {
       // The device list changed (or first use): fill the idle sequences with the new prefix in the background.
-      this.#warmed.set(engine, snapshot.prefix);
+      this.#warmed.set(identity(engine), snapshot.prefix);
       engine.warmPrefix(snapshot.prefix).catch((error: unknown) => this.#logger?.warn({ err: error }, 'prefix warm-up failed'));
     }
     const userText = sanitizeUserText(text);
@@ -325,7 +359,8 @@ export class Agent {
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
     const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
     let outcome: { text: string; actions: AgentAction[]; refused: AgentRefusal[] };
-    const call = result.json as ToolCall | undefined;
+    // A reply cut by the output budget is still an answer: close it rather than refuse it.
+    const call = (result.json ?? (result.stop_reason === 'max_tokens' ? salvageReply(result.text) : undefined)) as ToolCall | undefined;
     if (!call || typeof call !== 'object' || typeof call.device !== 'string') {
       const reason = result.stop_reason === 'max_tokens' ? 'the model ran out of output budget before finishing its answer' : 'the model did not produce a valid tool call';
       outcome = { text: language.say.refused(reason), actions: [], refused: [{ device: null, command: result.text, code: 'MODEL_OUTPUT_INVALID', reason }] };
@@ -341,12 +376,13 @@ export class Agent {
 
   /** Compiled jump-forward grammars for this engine and device list. */
   #plan(engine: AgentEngine, snapshot: Snapshot): Promise<ToolCallPlan> {
-    const cached = this.#plans.get(engine);
+    const key = identity(engine);
+    const cached = this.#plans.get(key);
     if (cached?.signature === snapshot.signature) return cached.plan;
     const compiler = { gbnf: (text: string) => engine.gbnf!(text), grammarFor: (schema: object) => engine.grammarFor(schema) };
     const plan = ToolCallPlan.build(snapshot.devices, compiler);
-    plan.catch(() => this.#plans.delete(engine));
-    this.#plans.set(engine, { signature: snapshot.signature, plan });
+    plan.catch(() => this.#plans.delete(key));
+    this.#plans.set(key, { signature: snapshot.signature, plan });
     return plan;
   }
 
@@ -359,6 +395,11 @@ export class Agent {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
   }
+}
+
+/** What per-engine caches are keyed by: the engine behind a per-request wrapper. */
+function identity(engine: AgentEngine): object {
+  return engine.underlying ?? engine;
 }
 
 function unitOf(device: AgentDevice, property: string): string | undefined {

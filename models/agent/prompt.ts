@@ -73,7 +73,8 @@ function commandAlternatives(schema: JsonSchema | undefined): JsonSchema[] {
   }));
 }
 
-export function toolCallSchema(devices: ReadonlyArray<{ device: AgentDevice; schema: JsonSchema | undefined }>): JsonSchema {
+/** `replyChars`: the longest free-text reply the grammar allows (shorter on the scheduler's short rung). */
+export function toolCallSchema(devices: ReadonlyArray<{ device: AgentDevice; schema: JsonSchema | undefined }>, replyChars = MAX_REPLY): JsonSchema {
   const options: JsonSchema[] = [];
   for (const { device, schema } of devices) {
     const alternatives = commandAlternatives(schema);
@@ -89,7 +90,7 @@ export function toolCallSchema(devices: ReadonlyArray<{ device: AgentDevice; sch
   }
   options.push({
     type: 'object',
-    properties: { device: { const: NO_DEVICE }, reply: { type: 'string', maxLength: MAX_REPLY } },
+    properties: { device: { const: NO_DEVICE }, reply: { type: 'string', maxLength: Math.min(replyChars, MAX_REPLY) } },
     required: ['device', 'reply'],
   });
   return options.length === 1 ? options[0]! : { oneOf: options };
@@ -125,6 +126,27 @@ export function systemPrompt(devices: ReadonlyArray<{ device: AgentDevice; schem
     `Otherwise: {"device": "${NO_DEVICE}", "reply": "<a short answer>"}.`,
     '',
   ].join('\n');
+}
+
+const REPLY_START = new RegExp(`^\\s*\\{\\s*"device"\\s*:\\s*"${NO_DEVICE}"\\s*,\\s*"reply"\\s*:\\s*"`);
+
+/**
+ * A "none" reply the output budget cut off mid-string, closed at its last whole character; null for
+ * anything else (a cut device command is never guessed at).
+ */
+export function salvageReply(text: string): ToolCall | null {
+  if (!REPLY_START.test(text)) return null;
+  // Cut after the closing quote, cut inside the string, or cut inside an escape (dropped).
+  const whole = text.replace(/((?:^|[^\\])(?:\\\\)*)\\(?:u[0-9a-fA-F]{0,3})?$/, '$1');
+  for (const candidate of [`${text}}`, `${whole}"}`]) {
+    try {
+      const call = JSON.parse(candidate) as ToolCall;
+      if (call.device === NO_DEVICE && typeof call.reply === 'string' && call.reply.trim()) return { device: NO_DEVICE, reply: call.reply };
+    } catch {
+      // Try the next reading.
+    }
+  }
+  return null;
 }
 
 /** Keeps user text on one line and away from the turn markers, so it cannot forge a turn. */

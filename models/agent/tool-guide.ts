@@ -64,8 +64,18 @@ export class ToolCallPlan {
     return new ToolCallPlan(ids, await compiler.gbnf(choice(ids)), await compiler.gbnf(REPLY_GBNF), plans);
   }
 
-  guide(): DecodeGuide {
-    return new ToolCallGuide(this);
+  /** `replyChars`: close a "none" reply after this many characters (the scheduler's short rung). */
+  guide(options: { replyChars?: number } = {}): DecodeGuide {
+    return new ToolCallGuide(this, Math.min(REPLY_MAX, options.replyChars ?? REPLY_MAX));
+  }
+}
+
+function isWholeJsonStringBody(body: string): boolean {
+  try {
+    JSON.parse(`"${body}"`);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -79,7 +89,10 @@ class ToolCallGuide implements DecodeGuide {
   #device: DevicePlan | null = null;
   #property: string | null = null;
 
-  constructor(private readonly plan: ToolCallPlan) {}
+  constructor(
+    private readonly plan: ToolCallPlan,
+    private readonly replyChars: number,
+  ) {}
 
   grammar(): LlamaGrammar | null {
     switch (this.#stage) {
@@ -139,9 +152,16 @@ class ToolCallGuide implements DecodeGuide {
         return { force: '}}', done: true };
       }
       case 'reply': {
-        if (!/(?:^|[^\\])(?:\\\\)*"$/.test(body)) return {};
-        this.#stage = 'done';
-        return { force: '}', done: true };
+        if (/(?:^|[^\\])(?:\\\\)*"$/.test(body)) {
+          this.#stage = 'done';
+          return { force: '}', done: true };
+        }
+        // At the length limit, close the string once the text so far is whole (no half escape).
+        if (body.length >= this.replyChars && isWholeJsonStringBody(body)) {
+          this.#stage = 'done';
+          return { force: '"}', done: true };
+        }
+        return {};
       }
       default:
         return { done: true };
