@@ -4,10 +4,10 @@
  * Only the composition root (app.ts) uses this file.
  */
 import type { DeviceService } from '../devices/device-service.js';
-import { Agent, type AgentRequest, type AgentResponse } from '../models/agent/agent.js';
+import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../models/agent/agent.js';
 import type { AgentDevice, DeviceDirectory, StateValue } from '../models/agent/directory.js';
 import { type AgentHandler, AgentTopic } from '../models/agent-topic.js';
-import type { ModelService } from '../models/service.js';
+import type { ModelRole, ModelService } from '../models/service.js';
 import type { Component, RuntimeContext } from './context.js';
 import type { EventBus } from './events.js';
 import type { Messaging } from './messaging.js';
@@ -39,6 +39,7 @@ export class AgentComponent implements Component {
   #ctx: RuntimeContext | null = null;
   #agent: Agent | null = null;
   #parts: Component[] = [];
+  #unsubscribe: (() => void) | null = null;
 
   constructor(private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging }) {}
 
@@ -54,13 +55,15 @@ export class AgentComponent implements Component {
       logger: ctx.logger('agent'),
     });
     this.#agent = agent;
+    const lanes = {
+      main: agentLane(agent, () => models.engine('main')),
+      small: agentLane(agent, () => models.engine('small')),
+    };
     const scheduler = new SchedulerService<AgentRequest, AgentResponse>({
-      lanes: {
-        main: agentLane(agent, () => models.engine('main')),
-        small: agentLane(agent, () => models.engine('small')),
-      },
+      lanes,
       tryFastPath: agentFastPath(agent),
-      plan: agentPlanner(() => models.engine('main'), { agent }),
+      // Rung 2 of the ladder: a brief answer (replies cut short) when the full one would miss the deadline.
+      plan: agentPlanner(() => models.engine('main'), { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
     });
     this.handle = agentHandler(scheduler) as typeof this.handle;
     const topic = new AgentTopic({ messaging, handle: this.handle as AgentHandler });
@@ -69,9 +72,28 @@ export class AgentComponent implements Component {
       await part.start(ctx);
       this.#parts.push(part);
     }
+    // A model that finished loading is measured and warmed before requests find it cold: the scheduler
+    // gets service-time figures (else it probes one request at a time), and the prefix and jump-forward
+    // grammars are ready. Models may finish loading before or after this component starts.
+    const logger = ctx.logger('agent');
+    const warm = (role: ModelRole) => {
+      const engine = models.engine(role);
+      if (!engine) return;
+      (async () => {
+        await lanes[role].calibrate({ runs: 3 });
+        await agent.refreshPrefix(engine);
+        logger.info({ role, rates: lanes[role].model.snapshot() }, `${role} model warmed up for the agent`);
+      })().catch((error: unknown) => logger.warn({ err: error, role }, 'model warm-up failed; the first requests pay for it'));
+    };
+    this.#unsubscribe = ctx.bus.on('model.state', ({ role, state }) => {
+      if (state === 'ready' && this.#agent === agent) warm(role);
+    });
+    for (const role of ['main', 'small'] as const) warm(role);
   }
 
   async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
     for (const part of this.#parts.reverse()) await part.stop();
     this.#parts = [];
     this.#agent?.close();

@@ -74,6 +74,10 @@ t.test('model path with a real GGUF: answers are validated tool calls or clear r
   const runtime = await startRuntime({ args: ['--config', config] });
   t.teardown(() => runtime.child.kill('SIGKILL'));
   await runtime.waitForLog((l) => l.component === 'models' && /loaded/i.test(l.msg), 60000);
+  // After loading, the agent measures the model (the scheduler's figures) and warms the prefix.
+  const warmed = await runtime.waitForLog((l) => l.component === 'agent' && /main model warmed up/.test(l.msg), 60000);
+  const rates = warmed.rates as { samples: number; prefill_ms_per_token: number | null };
+  t.ok(rates.samples >= 3 && (rates.prefill_ms_per_token ?? 0) > 0, `calibrated before the first request: ${JSON.stringify(rates)}`);
   const agent = await agentClient(runtime.mqttPort);
   t.teardown(() => agent.client.end(true));
 

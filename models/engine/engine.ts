@@ -104,7 +104,8 @@ export interface GenerateRequest {
   stop?: readonly string[];
   signal?: AbortSignal;
   /** Called with each piece of text as it is generated. */
-  onText?: (text: string) => void;
+  /** `forced`: text the guide appended (evaluated in one batch), not a sampled token. */
+  onText?: (text: string, forced?: boolean) => void;
   /** Jump-forward decoding (replaces `grammar`). */
   guide?: DecodeGuide;
 }
@@ -600,7 +601,7 @@ export class ModelEngine {
             const { force, done } = guide.step(text);
             if (force) {
               text += force;
-              request.onText?.(force);
+              request.onText?.(force, true);
             }
             if (done) {
               stopReason = 'grammar';

@@ -11,11 +11,11 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Llama, LlamaLogLevel, getLlama } from 'node-llama-cpp';
 import pino from 'pino';
 import t from 'tap';
-import { Agent, type AgentRequest, type AgentResponse } from '../../models/agent/agent.js';
+import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../../models/agent/agent.js';
 import { withModelDefaults } from '../../models/config-schema.js';
 import { ModelEngine } from '../../models/engine/engine.js';
 import { STORIES_PATH, storiesSkipReason } from '../../models/testing/fixtures.js';
-import { SimDirectory } from '../../models/testing/sim-directory.js';
+import { HOME, SimDirectory } from '../../models/testing/sim-directory.js';
 import { type ClawboxError, isClawboxError } from '../errors.js';
 import { agentFastPath, agentHandler, agentLane, agentPlanner } from './model-lane.js';
 import { type Lane, type Outcome, Scheduler } from './scheduler.js';
@@ -191,6 +191,38 @@ t.test('the deadline aborts generation in the engine (AbortSignal), and the sequ
   );
   t.ok(engine.status().requests.aborted > before, 'the engine saw the abort');
   t.equal(lying.stats.snapshot().deadline_misses, 1);
+});
+
+t.test('the short rung runs the agent brief: a reply cut short instead of BUSY', { skip: storiesSkipReason() }, async (t) => {
+  // Nothing to control (only a sensor), so the model answers in free text.
+  const home = new SimDirectory(HOME.filter((d) => d.id === 'living_room_sensor'));
+  const agent = new Agent({ directory: home, engine: () => engine, logger: quiet, maxTokens: 96, briefReplyChars: 10 });
+  t.teardown(() => agent.close());
+  await agent.refreshPrefix(engine); // prefix and jump-forward grammars ready, as after a model loads
+  const real = agentLane(agent, () => engine);
+  // The scheduler believes a full answer (96 tokens) takes 1 s and a brief one (24) 50 ms: only brief fits 500 ms.
+  const lane: Lane<AgentRequest, AgentResponse> = {
+    model: new FixedServiceModel((_plan, budget) => (budget === 'short' ? 50 : 1000)),
+    maxSequences: () => real.maxSequences(),
+    available: () => real.available(),
+    run: (job) => real.run(job),
+  };
+  const scheduler = new Scheduler<AgentRequest, AgentResponse>({
+    config: { max_concurrency: 1, estimate_margin: 0 },
+    lanes: { main: lane },
+    plan: agentPlanner(() => engine, { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
+  });
+  t.teardown(() => scheduler.stop());
+  const outcome = await scheduler.submit({ request: { text: 'tell me a story' }, deadline_ms: 500 });
+  t.equal(outcome.rung, 'short', 'admitted on the short rung');
+  t.equal(outcome.result.refused, undefined, `answered: "${outcome.result.text}"`);
+  t.ok(outcome.result.text.length <= 10, `the reply was cut to the brief limit (${outcome.result.text.length} characters)`);
+  const full = await agent.handle({ text: 'tell me a story' }, { path: 'model' });
+  t.ok(full.text.length > 10, `the same request unhurried answers longer (${full.text.length} characters)`);
+
+  const planner = agentPlanner(() => engine, { agent });
+  const plan = await planner({ text: 'tell me a story' });
+  t.equal(plan.short_output_tokens, undefined, 'without short_output_tokens the ladder has no short rung');
 });
 
 t.test('agentHandler gives the agent topic the scheduler view of a response', { skip: storiesSkipReason() }, async (t) => {

@@ -22,6 +22,8 @@ export interface LaneEngine {
   generate(request: GenerateRequest): Promise<GenerateResult>;
   grammarFor(schema: object): Promise<JsonGrammar>;
   warmPrefix?(prefix: string): Promise<unknown>;
+  /** GBNF grammars: with them the agent decodes tool calls jump-forward (AgentEngine.gbnf). */
+  gbnf?: AgentEngine['gbnf'];
   tokenize(text: string): readonly unknown[];
   sequences(): { total: number; busy: number; waiting: number };
   readonly rates?: { snapshot(): RateSnapshot };
@@ -120,15 +122,16 @@ export class ModelLane<Req, Res> implements Lane<Req, Res> {
   #instrument(engine: LaneEngine, job: LaneJob<Req>): AgentEngine {
     const generate = async (request: GenerateRequest): Promise<GenerateResult> => {
       let last: number | null = null;
-      const onText = (text: string) => {
+      const onText = (text: string, forced?: boolean) => {
         const now = performance.now();
-        // The first piece ends the prefill; gaps between later pieces are decode steps.
-        if (last !== null) {
+        // The first piece ends the prefill; gaps between later sampled pieces are decode steps. The step
+        // after forced text also evaluates that batch, so it is not a decode gap.
+        if (last !== null && !forced) {
           job.report.tokenGap(now - last);
           if (this.#stalled(engine)) void engine.recheckThreads?.().catch(() => {});
         }
-        last = now;
-        request.onText?.(text);
+        last = forced ? null : now;
+        request.onText?.(text, forced);
       };
       const signal = request.signal ? AbortSignal.any([request.signal, job.signal]) : job.signal;
       const result = await engine.generate({
@@ -147,9 +150,12 @@ export class ModelLane<Req, Res> implements Lane<Req, Res> {
       return result;
     };
     return {
+      underlying: engine,
       generate,
       grammarFor: (schema) => engine.grammarFor(schema),
       ...(engine.warmPrefix ? { warmPrefix: (prefix: string) => engine.warmPrefix!(prefix) } : {}),
+      // Without it the agent falls back to one JSON grammar (about 2x slower per tool call).
+      ...(engine.gbnf ? { gbnf: (text: string) => engine.gbnf!(text) } : {}),
     };
   }
 
@@ -177,7 +183,10 @@ export function agentLane(agent: Agent, engine: () => LaneEngine | null, options
     engine,
     ...options,
     run: (job, instrumented) =>
-      agent.handle({ ...job.request, signal: job.signal }, { path: 'model', maxTokens: job.grant.max_output_tokens, engine: instrumented }),
+      agent.handle(
+        { ...job.request, signal: job.signal },
+        { path: 'model', maxTokens: job.grant.max_output_tokens, engine: instrumented, brief: !job.grant.explain },
+      ),
   });
 }
 
@@ -189,7 +198,7 @@ export function agentFastPath(agent: Agent): FastPathMatcher<AgentRequest, Agent
 export interface AgentPlanOptions {
   /** Output budget of a full answer (the agent's default is 96). */
   max_output_tokens?: number;
-  /** Budget without the free-text reply; leave unset until the agent can drop the reply (rung 2 off). */
+  /** Budget of a brief answer (rung 2: replies cut short; the agent's BRIEF_OUTPUT_TOKENS); unset: no rung 2. */
   short_output_tokens?: number;
   /** Tokens the conversation template adds around the user text (tokenizer fallback only). */
   template_tokens?: number;
