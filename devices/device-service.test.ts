@@ -1,7 +1,7 @@
 /**
  * DeviceService lifecycle: demo defaults, persistence across restarts, events, status, registry changes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -62,6 +62,46 @@ t.test('state, runtime devices and renames survive a restart and are republished
   t.equal(third.service.get('lamp'), undefined, 'a removed config device stays removed');
   await third.service.add({ id: 'lamp', driver: 'simulated', capabilities: ['switch'] });
   t.same(third.service.get('lamp')?.state, { state: 'OFF' }, 'added again from scratch');
+});
+
+t.test('acknowledged states are journaled: a copy of the state folder taken without a stop has them', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
+  const crashed = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-crash-'));
+  t.teardown(() => {
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(crashed, { recursive: true, force: true });
+  });
+  const config = {
+    devices: [
+      { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
+      { id: 'dimmer', driver: 'simulated', capabilities: ['dimmer'] },
+    ],
+    broker: { persistence: { enabled: false } },
+  };
+  const first = await startStack(t, { config, stateDir });
+  const documentFile = path.join(stateDir, 'devices.json');
+  const document = () => (existsSync(documentFile) ? readFileSync(documentFile, 'utf8') : null);
+  const documentBefore = document();
+  // Resolved commands are acknowledged: their states are on disk when execute() returns.
+  await Promise.all([
+    first.service.execute('lamp', { state: 'ON' }, { source: 'test' }),
+    first.service.execute('dimmer', { brightness: 10 }, { source: 'test' }),
+  ]);
+  await first.service.execute('dimmer', { brightness: 42 }, { source: 'test' });
+  const journal = readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').trim().split('\n');
+  t.ok(journal.length >= 2, `changes were appended to the journal (${journal.length} lines)`);
+  t.equal(document(), documentBefore, 'the document was not rewritten per change');
+  // The "crash": the state folder as it is now, before any stop could flush anything.
+  cpSync(stateDir, crashed, { recursive: true });
+  // A power loss can tear the last append; the torn line is dropped, the rest replayed.
+  appendFileSync(path.join(crashed, 'devices.journal'), '{"id":"lamp","state":{"sta');
+
+  const second = await startStack(t, { config, stateDir: crashed });
+  t.same(second.service.get('lamp')?.state, { state: 'ON' });
+  t.same(second.service.get('dimmer')?.state, { brightness: 42 }, 'the last acknowledged state wins');
+  t.equal(readFileSync(path.join(crashed, 'devices.journal'), 'utf8'), '', 'replayed and folded into the document');
+  t.match(JSON.parse(readFileSync(path.join(crashed, 'devices.json'), 'utf8')), { states: { lamp: { state: { state: 'ON' } }, dimmer: { state: { brightness: 42 } } } });
+  await first.stop();
 });
 
 t.test('events, status section and the command schema', async (t) => {

@@ -5,11 +5,13 @@
  * result or one typed error. State changes are published retained on `<base>/<id>`, persisted, and
  * announced on the event bus.
  */
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { Messaging } from '../runtime/messaging.js';
+import { Journal } from '../runtime/store/journal.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
 import { CommandValidator, type DeviceSchemas } from './command-schema.js';
 import type { DeviceConfigEntry } from './config-schema.js';
@@ -33,6 +35,7 @@ import type {
 } from './model.js';
 import {
   type DevicesDocument,
+  type StoredState,
   RegistryStore,
   emptyDevicesDocument,
   parseDeviceEntry,
@@ -92,6 +95,9 @@ export class DeviceService implements Component {
   #unregisterStatus: (() => void) | null = null;
   #persistDirty = false;
   #persisting: Promise<void> | null = null;
+  /** State changes are journaled (one append + fdatasync each batch) and folded into the document now and then. */
+  #journal: Journal<StateRecord> | null = null;
+  #journalPending: StateRecord[] = [];
   #running = false;
 
   constructor(deps: DeviceServiceDeps) {
@@ -111,6 +117,7 @@ export class DeviceService implements Component {
     this.#log = ctx.logger('devices');
     this.#limiter = new LogLimiter(this.#log);
     this.#doc = await ctx.store.open<DevicesDocument>('devices', emptyDevicesDocument);
+    await this.#openJournal(path.join(ctx.store.dir, 'devices.journal'));
     this.#registry = new RegistryStore(this.#doc);
     this.#discovery = new HaDiscovery(this.#messaging, ctx.version, this.#log);
     this.#running = true;
@@ -166,6 +173,8 @@ export class DeviceService implements Component {
     await Promise.all([...this.#devices.values()].map((rt) => this.#stopDevice(rt, 'runtime stopping')));
     this.#devices.clear();
     await this.#flushState();
+    await this.#journal?.close();
+    this.#journal = null;
   }
 
   // ---- public API ----------------------------------------------------------------------------------
@@ -460,12 +469,25 @@ export class DeviceService implements Component {
     await this.#publish(`${this.baseTopic}/${rt.def.id}`, JSON.stringify(state), true);
   }
 
+  /** Replays the state journal over the document, then folds it in (the document is written, the journal emptied). */
+  async #openJournal(file: string): Promise<void> {
+    const { journal, records } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord });
+    this.#journal = journal;
+    if (records.length === 0) return;
+    for (const record of records) this.#doc!.data.states[record.id] = { state: record.state, updated_at: record.updated_at };
+    await this.#doc!.update(() => {});
+    await journal.reset();
+    this.#log?.debug({ records: records.length }, 'device states replayed from the journal');
+  }
+
   /** Resolves once a write that includes this change is on disk (failures are logged, not thrown). */
   #persistState(rt: DeviceRuntime): Promise<void> {
     this.#persistDirty = true;
     if (this.#doc) {
       // The in-memory document is updated now; writes are coalesced to at most one in flight.
-      this.#doc.data.states[rt.def.id] = { state: { ...rt.state }, updated_at: rt.updatedAt };
+      const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
+      this.#doc.data.states[rt.def.id] = stored;
+      this.#journalPending.push({ id: rt.def.id, ...stored });
     }
     this.#persisting ??= this.#writeLoop();
     return this.#persisting;
@@ -473,15 +495,22 @@ export class DeviceService implements Component {
 
   /**
    * Group commit of the last known states: one write in flight; every change made meanwhile goes into
-   * the next write, so a burst of commands costs a few fsyncs, not one each, and no change waits longer
-   * than two writes.
+   * the next write, so a burst of commands costs a few appends, not one each, and no change waits longer
+   * than two writes. Past COMPACT_AFTER records the whole document is written instead and the journal
+   * emptied (the document already holds every change made so far).
    */
   async #writeLoop(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#persistDirty && this.#doc) {
       this.#persistDirty = false;
+      const batch = this.#journalPending.splice(0);
       try {
-        await this.#doc.update(() => {});
+        if (this.#journal && this.#journal.records + batch.length <= COMPACT_AFTER) {
+          await this.#journal.append(batch);
+        } else {
+          await this.#doc.update(() => {});
+          await this.#journal?.reset();
+        }
       } catch (error) {
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
         break;
@@ -520,6 +549,26 @@ export class DeviceService implements Component {
   static now(): number {
     return performance.now();
   }
+}
+
+/** Journal records folded into the document after this many (a few hundred KB; replayed in milliseconds). */
+const COMPACT_AFTER = 4096;
+
+interface StateRecord extends StoredState {
+  id: string;
+}
+
+function isStateRecord(value: unknown): value is StateRecord {
+  const r = value as StateRecord;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.id === 'string' &&
+    typeof r.state === 'object' &&
+    r.state !== null &&
+    !Array.isArray(r.state) &&
+    (r.updated_at === null || typeof r.updated_at === 'number')
+  );
 }
 
 /**
