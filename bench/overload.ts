@@ -23,7 +23,7 @@
  * still holds 2 s after a level ends are cut (counted as misses) so the run stays bounded.
  *
  * Usage: npm run bench:overload [-- --quick]   (--quick: ~1-2 minute smoke run with 4 s levels)
- * Env: BENCH_LEVEL_S (20), BENCH_CAPACITY_S (8), BENCH_CAPACITY_STEPS (6), BENCH_DEADLINE_MS (200),
+ * Env: BENCH_LEVEL_S (30), BENCH_CAPACITY_S (8), BENCH_CAPACITY_STEPS (6), BENCH_DEADLINE_MS (200),
  *      BENCH_MODEL_DIR (reuse generated models), BENCH_SEQUENCES (4).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -46,7 +46,7 @@ import { seededRandom } from '../runtime/seeded-random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
-const LEVEL_S = Number(process.env.BENCH_LEVEL_S ?? (QUICK ? 4 : 20));
+const LEVEL_S = Number(process.env.BENCH_LEVEL_S ?? (QUICK ? 4 : 30));
 const CAPACITY_S = Number(process.env.BENCH_CAPACITY_S ?? (QUICK ? 4 : 8));
 const CAPACITY_STEPS = Number(process.env.BENCH_CAPACITY_STEPS ?? (QUICK ? 3 : 6));
 const DEADLINE_MS = Number(process.env.BENCH_DEADLINE_MS ?? 200);
