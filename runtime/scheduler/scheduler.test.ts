@@ -463,11 +463,24 @@ t.test('stall watch: a long inter-token gap is reported and re-checks the queue 
 t.test('usage reports feed the lane model with the concurrency seen', async (t) => {
   const model = fixed(50);
   const main = new FakeLane(model);
-  const { scheduler } = setup({ lanes: { main }, config: { max_concurrency: 2 } });
-  settle(scheduler.submit({ request: 'a', plan: { ...PLAN, kind: 'tool' } }));
-  settle(scheduler.submit({ request: 'b' }));
+  const { clock, scheduler } = setup({ lanes: { main }, config: { max_concurrency: 2 } });
+  const a = settle(scheduler.submit({ request: 'a', plan: { ...PLAN, kind: 'tool' } }));
+  const b = settle(scheduler.submit({ request: 'b' }));
+  clock.advance(100);
   main.jobs[0]!.job.report.done({ evaluated_tokens: 10, prefill_ms: 20, generated_tokens: 8, decode_ms: 70 });
-  t.match(model.samples[0], { evaluated_tokens: 10, generated_tokens: 8, concurrency: 1.5, kind: 'tool', budget: 'full' });
+  t.equal(model.samples.length, 0, 'observed when the job answers, with its wall time');
+  clock.advance(5);
+  main.jobs[0]!.finish();
+  await flush();
+  t.ok(a.done());
+  t.match(model.samples[0], { evaluated_tokens: 10, generated_tokens: 8, concurrency: 1.5, kind: 'tool', budget: 'full', wall_ms: 105 });
+  // A failed job still reports its token work, but no wall time (it did not finish its work).
+  main.jobs[1]!.job.report.done({ evaluated_tokens: 4, prefill_ms: 8, generated_tokens: 2, decode_ms: 10 });
+  main.jobs[1]!.fail(new Error('engine crashed'));
+  await flush();
+  t.ok(b.done());
+  t.match(model.samples[1], { evaluated_tokens: 4 });
+  t.equal(model.samples[1]!.wall_ms, undefined);
 });
 
 t.test('auto concurrency: raised while throughput grows within the deadline, not beyond', async (t) => {

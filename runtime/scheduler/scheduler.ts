@@ -21,7 +21,7 @@ import {
   resolveSchedulerConfig,
 } from './config-schema.js';
 import { AdaptiveQueue, type Queued } from './queue.js';
-import { type Budget, type ServiceTimeModel, type WorkPlan, outputBudget } from './service-model.js';
+import { type Budget, type ServiceSample, type ServiceTimeModel, type WorkPlan, outputBudget } from './service-model.js';
 import { type Path, type Rung, type SchedulerEvent, SchedulerStats, type SchedulerStatsSnapshot, type ShedReason } from './stats.js';
 
 export type LaneName = 'main' | 'small' | 'remote';
@@ -155,6 +155,8 @@ interface Item<Req, Res> extends Queued {
   timer: TimerHandle | null;
   /** The caller has been answered (result, error or deadline). */
   answered: boolean;
+  /** What the lane reported when its generation finished; observed when the job answers. */
+  usage: ServiceSample | null;
 }
 
 interface Group<Req, Res> {
@@ -645,6 +647,7 @@ export class Scheduler<Req, Res> {
         controller: null,
         timer: null,
         answered: false,
+        usage: null,
       };
       if (submission.signal) {
         const signal = submission.signal;
@@ -780,12 +783,13 @@ export class Scheduler<Req, Res> {
         }
       },
       done: (usage) => {
-        lane.model.observe({
+        // Observed when the job answers, with the wall time (see ServiceSample.wall_ms).
+        item.usage = {
           ...usage,
           concurrency: (item.kStart + group.running.size) / 2,
           budget: item.grant.budget,
           ...(item.plan.kind ? { kind: item.plan.kind } : {}),
-        });
+        };
       },
     };
     let promise: Promise<Res>;
@@ -830,6 +834,11 @@ export class Scheduler<Req, Res> {
   #finished(item: Item<Req, Res>, result: Res | null, error: unknown): void {
     const now = this.#clock.now();
     const wasRunning = item.group.running.has(item);
+    if (item.usage) {
+      // Only a normal finish measures the whole job (late ones included: they are the costly case).
+      item.lane.model.observe(error === null && item.started !== null ? { ...item.usage, wall_ms: now - item.started } : item.usage);
+      item.usage = null;
+    }
     if (!item.answered) {
       if (error === null) {
         const late = now > item.deadline;

@@ -27,6 +27,23 @@ t.test('prefill: the fit separates the fixed cost from the per-token cost', asyn
   t.equal(snap.decode_ms_per_token['1'], 10);
 });
 
+t.test('residual: time a job took beyond prefill + decode is learned and added to estimates', async (t) => {
+  const model = new EwmaServiceModel({ clock: new FakeClock(), seed: { prefill_ms_per_token: 2, decode_ms_per_token: 10 } });
+  const before = model.estimate(plan, 'full', 1)!;
+  t.equal(model.snapshot().residual_ms, null, 'nothing added before a job reports its wall time');
+  model.observe({ evaluated_tokens: 20, prefill_ms: 40, generated_tokens: 10, decode_ms: 90, concurrency: 1 });
+  t.equal(model.estimate(plan, 'full', 1), before, 'samples without wall time add nothing');
+  // Every job took 30 ms more than its engine time (validation, execution, event-loop delay).
+  for (let i = 0; i < 20; i++) model.observe({ evaluated_tokens: 20, prefill_ms: 40, generated_tokens: 10, decode_ms: 90, concurrency: 1, wall_ms: 160 });
+  const steady = model.estimate(plan, 'full', 1)! - before;
+  t.ok(Math.abs(steady - 30) < 2, `a steady residual adds itself (${steady.toFixed(1)} ms)`);
+  // A noisy residual (10 or 50 ms, mean 30) adds its deviation too.
+  for (let i = 0; i < 40; i++) model.observe({ evaluated_tokens: 20, prefill_ms: 40, generated_tokens: 10, decode_ms: 90, concurrency: 1, wall_ms: i % 2 ? 140 : 180 });
+  const noisy = model.estimate(plan, 'full', 1)! - before;
+  t.ok(noisy > steady + 10, `a noisy residual adds more than its mean (${noisy.toFixed(1)} ms)`);
+  t.match(model.snapshot().residual_ms, { mean: Number, added: Number });
+});
+
 t.test('prefix cache: a miss adds the prefix to the evaluated tokens', async (t) => {
   t.equal(evaluatedTokens({ prompt_tokens: 12, prefix_tokens: 200, max_output_tokens: 5 }), 12, 'cached by default');
   t.equal(evaluatedTokens({ prompt_tokens: 12, prefix_tokens: 200, prefix_cached: false, max_output_tokens: 5 }), 212);

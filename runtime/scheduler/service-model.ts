@@ -49,6 +49,12 @@ export interface ServiceSample {
   concurrency: number;
   kind?: string;
   budget?: Budget;
+  /**
+   * Wall time from the start of the job to its answer, when it finished normally: what it took beyond
+   * prefill + decode (the caller's own work, event-loop delays, waiting for a sequence) is learned as the
+   * residual and added to every estimate.
+   */
+  wall_ms?: number;
 }
 
 export interface ServiceModelSnapshot {
@@ -59,6 +65,8 @@ export interface ServiceModelSnapshot {
   stall_multiplier: number;
   stalls: number;
   samples: number;
+  /** Learned time beyond prefill + decode (mean, and what estimates add: mean + deviation); null before any. */
+  residual_ms?: { mean: number; added: number } | null;
 }
 
 export interface ServiceTimeModel {
@@ -115,6 +123,7 @@ export class EwmaServiceModel implements ServiceTimeModel {
   #fit: { w: number; x: number; y: number; xx: number; xy: number } | null = null;
   readonly #gaps = new Map<number, Ewma>();
   readonly #outputs = new Map<string, Ewma>();
+  #residual: Ewma | null = null;
   #stall = { multiplier: 1, at: 0 };
   #stalls = 0;
   #samples = 0;
@@ -202,7 +211,12 @@ export class EwmaServiceModel implements ServiceTimeModel {
     const output = this.expectedOutput(plan, budget);
     // The first output token comes out of the prefill; each further one costs a decode step.
     const ms = prefill.overhead + evaluatedTokens(plan) * prefill.perToken + Math.max(0, output - 1) * gap;
-    return ms * this.#multiplier();
+    return ms * this.#multiplier() + this.#residualAdded();
+  }
+
+  /** Mean + mean absolute deviation of the residual: a miss from a noisy residual costs a deadline. */
+  #residualAdded(): number {
+    return this.#residual ? Math.max(0, this.#residual.mean + this.#residual.dev) : 0;
   }
 
   observe(sample: ServiceSample): void {
@@ -222,6 +236,9 @@ export class EwmaServiceModel implements ServiceTimeModel {
     if (sample.generated_tokens >= 1) {
       const key = `${sample.kind ?? 'default'}/${sample.budget ?? 'full'}`;
       this.#outputs.set(key, this.#update(this.#outputs.get(key), sample.generated_tokens));
+    }
+    if (sample.wall_ms !== undefined && sample.wall_ms >= 0) {
+      this.#residual = this.#update(this.#residual ?? undefined, Math.max(0, sample.wall_ms - sample.prefill_ms - sample.decode_ms));
     }
   }
 
@@ -261,6 +278,7 @@ export class EwmaServiceModel implements ServiceTimeModel {
       stall_multiplier: round(this.#multiplier()),
       stalls: this.#stalls,
       samples: this.#samples,
+      residual_ms: this.#residual ? { mean: round(this.#residual.mean), added: round(this.#residualAdded()) } : null,
     };
   }
 }
