@@ -4,7 +4,7 @@
  */
 import { ClawboxError } from '../../runtime/errors.js';
 import type { DriverContext } from '../driver.js';
-import type { Availability } from '../model.js';
+import type { Availability, DeviceState } from '../model.js';
 
 export class AvailabilityState {
   #value: Availability = 'offline';
@@ -27,6 +27,59 @@ export class AvailabilityState {
       throw new ClawboxError('DEVICE_UNAVAILABLE', `${this.ctx.definition.id} is offline`, {
         device: this.ctx.definition.id,
       });
+    }
+  }
+}
+
+/** Consecutive failed polls after which a device that keeps its connection open counts as offline. */
+export const POLL_FAILURES_OFFLINE = 3;
+
+/**
+ * Reads a connected device's state at an interval and reports it. POLL_FAILURES_OFFLINE failures in a
+ * row mark the device offline (a port can stay open while the device behind it is dead); the next
+ * success marks it online again.
+ */
+export class StatePoller {
+  #timer: NodeJS.Timeout | null = null;
+  #failures = 0;
+
+  constructor(
+    private readonly ctx: DriverContext,
+    private readonly availability: AvailabilityState,
+    /** The device's full state, or null when not connected (nothing to poll). */
+    private readonly read: () => Promise<DeviceState> | null,
+  ) {}
+
+  start(everyMs: number): void {
+    this.stop();
+    if (everyMs <= 0) return;
+    this.#timer = setInterval(() => void this.pollOnce(), everyMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** A fresh connection starts with a clean slate. */
+  connected(): void {
+    this.#failures = 0;
+  }
+
+  async pollOnce(): Promise<void> {
+    const reading = this.read();
+    if (!reading) return;
+    try {
+      const state = await reading;
+      this.#failures = 0;
+      this.availability.set('online');
+      this.ctx.report(state);
+    } catch (error) {
+      this.#failures++;
+      if (this.#failures >= POLL_FAILURES_OFFLINE) {
+        this.availability.set('offline', `${this.#failures} polls failed: ${(error as Error).message}`);
+      }
     }
   }
 }

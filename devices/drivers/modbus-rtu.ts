@@ -12,7 +12,7 @@ import type { ModbusRTU } from 'modbus-serial/ModbusRTU.js';
 import { ClawboxError } from '../../runtime/errors.js';
 import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
 import type { Availability, DeviceCommand, DeviceState, StateValue } from '../model.js';
-import { AvailabilityState, Reconnector, SerialQueue, timeoutError } from './common.js';
+import { AvailabilityState, Reconnector, SerialQueue, StatePoller, timeoutError } from './common.js';
 
 interface RegisterMap {
   type: 'coil' | 'discrete' | 'holding' | 'input';
@@ -36,7 +36,6 @@ export interface ModbusRtuOptions {
 }
 
 const PRESENCE_CHECK_MS = 250;
-const POLL_FAILURES_OFFLINE = 3;
 
 /** Capability value <-> raw register value. */
 export class RegisterCodec {
@@ -82,14 +81,14 @@ class ModbusRtuDriver implements DeviceDriver {
   readonly #codec: RegisterCodec;
   #client: ModbusRTU | null = null;
   #presence: NodeJS.Timeout | null = null;
-  #poll: NodeJS.Timeout | null = null;
-  #pollFailures = 0;
+  readonly #poller: StatePoller;
   #stopped = false;
 
   constructor(private readonly ctx: DriverContext) {
     this.#o = ctx.definition.options.modbus as ModbusRtuOptions;
     this.#id = ctx.definition.id;
     this.#availability = new AvailabilityState(ctx);
+    this.#poller = new StatePoller(ctx, this.#availability, () => (this.#stopped || !this.#client ? null : this.#readAll(null, Date.now() + this.ctx.definition.timeout_ms)));
     this.#codec = new RegisterCodec(this.#o.registers, this.#o.values);
     this.#reconnector = new Reconnector(
       () => this.#open(),
@@ -110,18 +109,13 @@ class ModbusRtuDriver implements DeviceDriver {
   async start(): Promise<void> {
     this.#stopped = false;
     await this.#reconnector.start();
-    const every = this.#o.poll_interval_ms ?? 0;
-    if (every > 0) {
-      this.#poll = setInterval(() => void this.#pollOnce(), every);
-      this.#poll.unref();
-    }
+    this.#poller.start(this.#o.poll_interval_ms ?? 0);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#reconnector.stop();
-    if (this.#poll) clearInterval(this.#poll);
-    this.#poll = null;
+    this.#poller.stop();
     const client = this.#client;
     if (client) this.#lost(client, 'stopped');
     this.#availability.set('offline', 'stopped');
@@ -235,7 +229,7 @@ class ModbusRtuDriver implements DeviceDriver {
     }
     if (this.#stopped) return;
     if (this.#client !== client) throw new Error(`${this.#o.path} went away while opening`);
-    this.#pollFailures = 0;
+    this.#poller.connected();
     this.#availability.set('online');
     this.ctx.logger.info({ path: this.#o.path, unit: this.#o.unit_id ?? 1 }, `Modbus unit on ${this.#o.path} is online`);
   }
@@ -255,21 +249,6 @@ class ModbusRtuDriver implements DeviceDriver {
       // already closed
     }
     if (!this.#stopped) this.#reconnector.lost();
-  }
-
-  async #pollOnce(): Promise<void> {
-    if (this.#stopped || !this.#client) return;
-    try {
-      const state = await this.#readAll(null, Date.now() + this.ctx.definition.timeout_ms);
-      this.#pollFailures = 0;
-      this.#availability.set('online');
-      this.ctx.report(state);
-    } catch (error) {
-      this.#pollFailures++;
-      if (this.#pollFailures >= POLL_FAILURES_OFFLINE && this.#client) {
-        this.#availability.set('offline', `${this.#pollFailures} polls failed: ${(error as Error).message}`);
-      }
-    }
   }
 }
 

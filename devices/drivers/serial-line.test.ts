@@ -87,6 +87,22 @@ t.test('through the service: device errors, pushes, polling, unplug and replug o
   t.match(await simulatorState(rig), { brightness: 55 });
 });
 
+t.test('a hung device behind an open port: offline after 3 failed polls, online at the next answer', async (t) => {
+  const rig = new SerialRig(dir, 'hung', LINE_SIM);
+  await rig.plug();
+  t.teardown(() => rig.unplug());
+  const entry = { ...lineDeviceEntry('hung', rig.devicePath, { poll_interval_ms: 100 }), timeout_ms: 150 };
+  const stack = await startStack(t, { config: { devices: [entry] } });
+  t.ok(await eventually(() => stack.service.get('hung')?.availability === 'online', 3000), 'online');
+  const offlineEvents: string[] = [];
+  stack.tc.ctx.bus.on('device.availability', (e) => offlineEvents.push(`${e.availability}${e.reason ? `: ${e.reason}` : ''}`));
+  rig.sim!.control('mute');
+  t.ok(await eventually(() => stack.service.get('hung')?.availability === 'offline', 3000), 'offline while the port stays open');
+  t.match(offlineEvents, [/^offline: 3 polls failed/]);
+  rig.sim!.control('unmute');
+  t.ok(await eventually(() => stack.service.get('hung')?.availability === 'online', 3000), 'online again at the next answer');
+});
+
 t.test('a device ERR reply is DEVICE_ERROR and changes nothing', async (t) => {
   const rig = new SerialRig(dir, 'err', LINE_SIM);
   await rig.plug();

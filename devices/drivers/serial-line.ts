@@ -12,7 +12,7 @@ import { ClawboxError } from '../../runtime/errors.js';
 import { impliedState } from '../capabilities.js';
 import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
 import type { Availability, DeviceCommand, DeviceState, StateValue } from '../model.js';
-import { AvailabilityState, Reconnector, SerialQueue, timeoutError } from './common.js';
+import { AvailabilityState, Reconnector, SerialQueue, StatePoller, timeoutError } from './common.js';
 
 export interface SerialLineOptions {
   path: string;
@@ -29,8 +29,6 @@ export interface SerialLineOptions {
 
 /** How often the device node is checked while open: a vanished node means unplugged (< 2 s to offline). */
 const PRESENCE_CHECK_MS = 250;
-/** Consecutive failed polls after which a device that keeps its port open counts as offline. */
-const POLL_FAILURES_OFFLINE = 3;
 
 interface Waiter {
   response: RegExp | null;
@@ -85,14 +83,14 @@ class SerialLineDriver implements DeviceDriver {
   #port: SerialPort | null = null;
   #waiter: Waiter | null = null;
   #presence: NodeJS.Timeout | null = null;
-  #poll: NodeJS.Timeout | null = null;
-  #pollFailures = 0;
+  readonly #poller: StatePoller;
   #stopped = false;
 
   constructor(private readonly ctx: DriverContext) {
     this.#o = ctx.definition.options.serial as SerialLineOptions;
     this.#id = ctx.definition.id;
     this.#availability = new AvailabilityState(ctx);
+    this.#poller = new StatePoller(ctx, this.#availability, () => (this.#stopped || !this.#port ? null : this.#query(this.ctx.definition.timeout_ms)));
     this.#codec = new ValueCodec(this.#o.values);
     // Unsolicited lines: the report patterns, and the query reply (a device may push its status).
     this.#reports = [...(this.#o.reports ?? []), ...(this.#o.query ? [this.#o.query.response] : [])].map(
@@ -121,18 +119,13 @@ class SerialLineDriver implements DeviceDriver {
   async start(): Promise<void> {
     this.#stopped = false;
     await this.#reconnector.start();
-    const every = this.#o.poll_interval_ms ?? 0;
-    if (every > 0 && this.#o.query) {
-      this.#poll = setInterval(() => void this.#pollOnce(), every);
-      this.#poll.unref();
-    }
+    if (this.#o.query) this.#poller.start(this.#o.poll_interval_ms ?? 0);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#reconnector.stop();
-    if (this.#poll) clearInterval(this.#poll);
-    this.#poll = null;
+    this.#poller.stop();
     await this.#closePort('stopped');
   }
 
@@ -201,7 +194,7 @@ class SerialLineDriver implements DeviceDriver {
       if (!existsSync(this.#o.path)) this.#lost(port, `${this.#o.path} disappeared`);
     }, PRESENCE_CHECK_MS);
     this.#presence.unref();
-    this.#pollFailures = 0;
+    this.#poller.connected();
     // With a status query, "online" means the device answered it (a USB adapter can be present while
     // the device behind it still boots); otherwise an open port is all we can know.
     if (this.#o.query) {
@@ -311,21 +304,6 @@ class SerialLineDriver implements DeviceDriver {
       if (text !== undefined) out[key] = this.#codec.decode(key, text);
     }
     return out;
-  }
-
-  async #pollOnce(): Promise<void> {
-    if (this.#stopped || !this.#port) return;
-    try {
-      const state = await this.#query(this.ctx.definition.timeout_ms);
-      this.#pollFailures = 0;
-      this.#availability.set('online');
-      this.ctx.report(state);
-    } catch (error) {
-      this.#pollFailures++;
-      if (this.#pollFailures >= POLL_FAILURES_OFFLINE && this.#port) {
-        this.#availability.set('offline', `${this.#pollFailures} polls failed: ${(error as Error).message}`);
-      }
-    }
   }
 }
 
