@@ -21,6 +21,7 @@ Usage:
   clawbox config schema                                    print the config JSON Schema (for editors)
   clawbox models list | verify | add FILE                  local GGUF models (see clawbox models --help)
   clawbox plugins list | info NAME | new NAME --lang node|python
+  clawbox channels pairings | approve CODE                 senders waiting for pairing; approve one
   clawbox passwd [PASSWORD]                                print a password hash for broker.users / http
                                                            (reads the password from stdin when omitted)
   clawbox --version | --help
@@ -125,6 +126,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'plugins') {
     const { runPluginsCommand } = await import('../plugins/cli.js');
     return runPluginsCommand(argv.slice(1));
+  }
+  if (argv[0] === 'channels') {
+    const { runChannelsCommand } = await import('../plugins/channels/cli.js');
+    return runChannelsCommand(argv.slice(1));
   }
   if (argv[0] === 'models') {
     const { runModelsCommand } = await import('../models/cli.js');

@@ -6,7 +6,7 @@
  *   - Each line (UTF-8, at most 4 KiB) is one message. `/nick <name>` sets who you are (letters, digits,
  *     `._-`, 1-32); without it you are `<address>:<port>`, a new stranger on every connection.
  *   - It is NOT local: an unknown sender gets a pairing code line and is ignored until the owner approves
- *     the code (`channels.approve`, POST /api/channels/pairings/:code/approve) or lists them in
+ *     the code (`clawbox channels approve`, POST /api/channels/pairings/:code/approve) or lists them in
  *     `channels.allowlist` as `line-chat:<name>`.
  *   - Replies for a nick that is not connected wait in a small outbox until it connects again (a real
  *     platform stores and forwards them itself).
