@@ -83,9 +83,27 @@ t.test('channels in the composed runtime', async (t) => {
     t.equal(body.choices[0]?.finish_reason, 'stop');
     t.equal(lamp(), 'OFF', 'the last user message was acted on');
 
-    const streamed = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'hi' }], stream: true });
-    t.equal(streamed.status, 400);
-    t.match(await streamed.json(), { status: 'error', error: { code: 'PAYLOAD_INVALID', message: /stream/ } });
+    // stream: true (what most OpenAI clients send): server-sent chunks, then [DONE].
+    const streamed = await post('/v1/chat/completions', {
+      model: 'clawbox',
+      messages: [{ role: 'user', content: 'turn on the lamp' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    t.equal(streamed.status, 200);
+    t.match(streamed.headers.get('content-type'), /^text\/event-stream/);
+    const events = (await streamed.text()).split('\n\n').filter(Boolean);
+    t.equal(events.at(-1), 'data: [DONE]', 'ends with [DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')) as Record<string, unknown>);
+    t.match(chunks, [
+      { object: 'chat.completion.chunk', model: 'clawbox', choices: [{ index: 0, delta: { role: 'assistant', content: /\S/ }, finish_reason: null }] },
+      { object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
+      { object: 'chat.completion.chunk', choices: [], usage: { total_tokens: Number } },
+    ]);
+    t.equal(new Set(chunks.map((c) => c.id)).size, 1, 'one completion id across chunks');
+    t.equal(lamp(), 'ON', 'the streamed request was acted on');
+    t.equal((await post('/api/chat', { text: 'turn off the lamp' })).status, 200);
+    t.equal(lamp(), 'OFF');
     const noUser = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'system', content: 'x' }] });
     t.equal(noUser.status, 400);
   });
@@ -98,6 +116,9 @@ t.test('channels in the composed runtime', async (t) => {
     const response = await post('/api/chat', { text: 'turn on the lamp' });
     t.equal(response.status, 503);
     t.equal(response.headers.get('retry-after'), '3');
+    const streamed = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    t.equal(streamed.status, 503, 'an error before the answer is a plain HTTP error, not a stream');
+    t.match(await streamed.json(), { status: 'error', error: { code: 'BUSY' } });
     t.match(await response.json(), { status: 'error', error: { code: 'BUSY', retry_after_ms: 2500 } });
     const openai = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
     t.equal(openai.status, 503);

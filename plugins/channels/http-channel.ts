@@ -2,9 +2,13 @@
  * The HTTP chat channels, behind the HTTP server's auth (so `local`: no pairing):
  *
  *   POST /api/chat               {"text", "session"?} -> {"status":"ok","data":{text, actions, path, session}}
- *   POST /v1/chat/completions    OpenAI-compatible: {model, messages[], stream?: false, user?} -> a
+ *   POST /v1/chat/completions    OpenAI-compatible: {model, messages[], stream?, user?} -> a
  *                                `chat.completion` object; the last user message is what the agent reads,
- *                                `user` (or "openai") names the session. `stream: true` is refused (400).
+ *                                `user` (or "openai") names the session. `stream: true` answers as
+ *                                server-sent `chat.completion.chunk` events ending in `data: [DONE]`; the
+ *                                agent's answer is whole before it is sent (a tool call is validated and
+ *                                executed first), so it comes as one content chunk, and an error before it
+ *                                is still a plain HTTP error.
  *
  * Bodies are validated with ajv; errors use the runtime's JSON error shape, and BUSY answers 503 with a
  * Retry-After header. The caller waits on its reply: the gateway sends it here by message id.
@@ -56,6 +60,7 @@ const completionSchema = {
       },
     },
     stream: { type: 'boolean' },
+    stream_options: { type: 'object', properties: { include_usage: { type: 'boolean' } } },
     user: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
   },
 } as const;
@@ -69,6 +74,7 @@ interface CompletionBody {
   model: string;
   messages: { role: string; content?: string | null | { type: string; text?: string }[] }[];
   stream?: boolean;
+  stream_options?: { include_usage?: boolean };
   user?: string;
 }
 
@@ -87,6 +93,17 @@ function contentText(content: CompletionBody['messages'][number]['content']): st
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) return content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).join('');
   return '';
+}
+
+/** The OpenAI streaming shape: role + content, then the finish reason, optional usage, then [DONE]. */
+function streamCompletion(res: ServerResponse, head: { id: string; created: number; model: string }, text: string, usage: object | null): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const event = (choices: object[], extra: object = {}) =>
+    res.write(`data: ${JSON.stringify({ ...head, object: 'chat.completion.chunk', choices, ...extra })}\n\n`);
+  event([{ index: 0, delta: { role: 'assistant', content: text }, finish_reason: null, logprobs: null }]);
+  event([{ index: 0, delta: {}, finish_reason: 'stop', logprobs: null }]);
+  if (usage) event([], { usage });
+  res.end('data: [DONE]\n\n');
 }
 
 export interface HttpChatChannelOptions {
@@ -123,7 +140,6 @@ export class HttpChatChannel implements Channel {
       }),
       http.addRoute('POST', '/v1/chat/completions', async ({ json, res }) => {
         const body = check(validateCompletion, await json(BODY_LIMIT), 'not a chat completion request');
-        if (body.stream === true) throw new ClawboxError('PAYLOAD_INVALID', 'stream: true is not supported; send stream: false');
         const lastUser = [...body.messages].reverse().find((m) => m.role === 'user');
         const text = lastUser ? contentText(lastUser.content).trim() : '';
         if (!text) throw new ClawboxError('PAYLOAD_INVALID', 'messages must contain a user message with text content');
@@ -131,14 +147,18 @@ export class HttpChatChannel implements Channel {
         const reply = await this.#converse({ sender: { channel: this.name, sender_id: senderId }, text }, res);
         const promptTokens = Math.ceil(text.length / 4);
         const completionTokens = Math.ceil(reply.text.length / 4);
-        // The standard response shape; token counts are estimates (characters / 4).
+        // Token counts are estimates (characters / 4).
+        const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+        const head = { id: `chatcmpl-${reply.in_reply_to ?? Date.now()}`, created: Math.floor(Date.now() / 1000), model: body.model };
+        if (body.stream === true) {
+          streamCompletion(res, head, reply.text, body.stream_options?.include_usage ? usage : null);
+          return undefined;
+        }
         return {
-          id: `chatcmpl-${reply.in_reply_to ?? Date.now()}`,
+          ...head,
           object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
-          model: body.model,
           choices: [{ index: 0, message: { role: 'assistant', content: reply.text }, finish_reason: 'stop', logprobs: null }],
-          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+          usage,
         };
       }),
     ];
