@@ -85,9 +85,34 @@ export class AgentComponent implements Component {
         logger.info({ role, rates: lanes[role].model.snapshot() }, `${role} model warmed up for the agent`);
       })().catch((error: unknown) => logger.warn({ err: error, role }, 'model warm-up failed; the first requests pay for it'));
     };
-    this.#unsubscribe = ctx.bus.on('model.state', ({ role, state }) => {
-      if (state === 'ready' && this.#agent === agent) warm(role);
-    });
+    // A changed device list changes the prompt prefix: re-warm it now (coalescing a burst of changes)
+    // rather than let the next request evaluate it cold.
+    let rewarm: NodeJS.Timeout | null = null;
+    const devicesChanged = () => {
+      if (rewarm) clearTimeout(rewarm);
+      rewarm = setTimeout(() => {
+        rewarm = null;
+        for (const role of ['main', 'small'] as const) {
+          const engine = models.engine(role);
+          if (!engine || this.#agent !== agent) continue;
+          agent
+            .refreshPrefix(engine)
+            .then(() => logger.info({ role }, `${role} model: prompt prefix re-warmed for the new device list`))
+            .catch((error: unknown) => logger.warn({ err: error, role }, 'prefix re-warm failed; the next request pays for it'));
+        }
+      }, 50);
+      rewarm.unref();
+    };
+    const unsubscribers = [
+      ctx.bus.on('model.state', ({ role, state }) => {
+        if (state === 'ready' && this.#agent === agent) warm(role);
+      }),
+      ctx.bus.on('device.registry', devicesChanged),
+    ];
+    this.#unsubscribe = () => {
+      for (const off of unsubscribers) off();
+      if (rewarm) clearTimeout(rewarm);
+    };
     for (const role of ['main', 'small'] as const) warm(role);
   }
 

@@ -96,4 +96,9 @@ t.test('model path with a real GGUF: answers are validated tool calls or clear r
   }
   const fast = await agent.ask('turn off the lamp');
   t.match(fast, { status: 'ok', data: { path: 'fast' } }, 'fast path still first with a model loaded');
+
+  // A new device changes the prompt prefix; it is re-warmed at once, not by the next request.
+  await agent.client.publishAsync('clawbox/bridge/request/device/add', JSON.stringify({ id: 'kettle', driver: 'simulated', capabilities: ['switch'] }));
+  await runtime.waitForLog((l) => l.component === 'agent' && /prompt prefix re-warmed/.test(l.msg), 20000);
+  t.pass('prefix re-warmed after the device list changed');
 });
