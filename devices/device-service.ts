@@ -512,6 +512,8 @@ export class DeviceService implements Component {
           await this.#journal?.reset();
         }
       } catch (error) {
+        // Kept for the next write (the next change, or stop), so a passing failure loses nothing.
+        this.#journalPending.unshift(...batch);
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
         break;
       }
@@ -521,6 +523,15 @@ export class DeviceService implements Component {
 
   async #flushState(): Promise<void> {
     while (this.#persisting) await this.#persisting;
+    if (this.#journalPending.length === 0 || !this.#doc) return;
+    // A write failed earlier: one last try with the whole document (it holds every change).
+    try {
+      await this.#doc.update(() => {});
+      this.#journalPending = [];
+      await this.#journal?.reset();
+    } catch (error) {
+      this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state at stop');
+    }
   }
 
   async #publish(topic: string, payload: string, retain: boolean): Promise<void> {
