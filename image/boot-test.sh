@@ -66,7 +66,10 @@ done
 START_ALL=$(date +%s)
 if [ ! -f "$IMAGE" ]; then
   say "no image at $IMAGE: building it (image/build.sh --arch $ARCH)"
-  bash "$IMAGE_DIR/build.sh" --arch "$ARCH" --out "$(dirname "$IMAGE")"
+  # One retry: the build downloads from the Debian mirror and the npm registry, where a hiccup is not a
+  # defect of the image (a failed build leaves nothing named like a good image).
+  bash "$IMAGE_DIR/build.sh" --arch "$ARCH" --out "$(dirname "$IMAGE")" ||
+    { say "the build failed; retrying once in 30 s"; sleep 30; bash "$IMAGE_DIR/build.sh" --arch "$ARCH" --out "$(dirname "$IMAGE")"; }
   [ -f "$IMAGE" ] || fail "the build did not produce $IMAGE"
 fi
 BUILD_SECONDS=$(($(date +%s) - START_ALL))
