@@ -1,5 +1,5 @@
 /**
- * db-query: SQL over named connections from the plugin config. Each query passes the SQL guard (one
+ * db-query: SQL over named connections from the plugin config (SQLite, PostgreSQL, MySQL/MariaDB). Each query passes the SQL guard (one
  * statement, parameters only, read-only unless the connection says otherwise), then runs with the row
  * and time limits of its connection. Runs as a child process (isolation: process): SQLite work happens in
  * a worker thread, and when a SQLite query outlives its limit the call is answered DEADLINE_EXCEEDED and
@@ -8,12 +8,13 @@
 import type { Worker } from 'node:worker_threads';
 import { siblingModule, startModuleWorker } from '../../runner/ts-worker.js';
 import { type PluginContext, PluginError, definePlugin } from '../../sdk.js';
+import { MysqlConnection, type MysqlConnectionConfig } from './mysql.js';
 import { PostgresConnection, type PostgresConnectionConfig } from './postgres.js';
 import { guardSql } from './sql-guard.js';
 import type { SqliteJob, SqliteReply } from './sqlite-worker.js';
 
 interface ConnectionConfig {
-  driver: 'sqlite' | 'postgres';
+  driver: 'sqlite' | 'postgres' | 'mysql';
   path?: string;
   host: string;
   port: number;
@@ -42,7 +43,8 @@ const SQLITE_GRACE_MS = 250;
 
 let config: DbQueryConfig;
 let log: PluginContext['log'] | undefined;
-const postgres = new Map<string, PostgresConnection>();
+/** PostgreSQL and MySQL connections, by name. */
+const servers = new Map<string, PostgresConnection | MysqlConnection>();
 interface SqliteWorker {
   worker: Worker;
   ready: Promise<void>;
@@ -105,11 +107,14 @@ function connection(name: string): ConnectionConfig {
   return found;
 }
 
-function pgConnection(name: string, c: ConnectionConfig): PostgresConnection {
-  let conn = postgres.get(name);
+function serverConnection(name: string, c: ConnectionConfig): PostgresConnection | MysqlConnection {
+  let conn = servers.get(name);
   if (!conn) {
-    conn = new PostgresConnection({ ...(c as unknown as PostgresConnectionConfig), name });
-    postgres.set(name, conn);
+    conn =
+      c.driver === 'mysql'
+        ? new MysqlConnection({ ...(c as unknown as MysqlConnectionConfig), name })
+        : new PostgresConnection({ ...(c as unknown as PostgresConnectionConfig), name });
+    servers.set(name, conn);
   }
   return conn;
 }
@@ -127,7 +132,7 @@ export default definePlugin({
     if (Object.values(config.connections).some((c) => c.driver === 'sqlite')) await sqliteWorker().ready;
   },
   async stop() {
-    await Promise.allSettled([...postgres.values()].map((c) => c.close()));
+    await Promise.allSettled([...servers.values()].map((c) => c.close()));
     await sqlite?.worker.terminate();
   },
   tools: {
@@ -140,7 +145,7 @@ export default definePlugin({
         maxLength: config.max_sql_length,
       });
       const { maxRows, timeoutMs } = limits(c, max_rows);
-      if (c.driver === 'postgres') return pgConnection(name, c).query(guarded, params, maxRows, timeoutMs);
+      if (c.driver !== 'sqlite') return serverConnection(name, c).query(guarded, params, maxRows, timeoutMs);
       return sqliteJob(
         { kind: 'query', connection: { name, path: c.path!, readonly: c.readonly }, sql: guarded.sql, params, maxRows, timeoutMs },
         timeoutMs,
@@ -151,7 +156,7 @@ export default definePlugin({
     async tables({ connection: name }: { connection: string }) {
       const c = connection(name);
       const { timeoutMs } = limits(c);
-      if (c.driver === 'postgres') return pgConnection(name, c).tables(timeoutMs);
+      if (c.driver !== 'sqlite') return serverConnection(name, c).tables(timeoutMs);
       return sqliteJob({ kind: 'tables', connection: { name, path: c.path!, readonly: c.readonly } }, timeoutMs);
     },
   },

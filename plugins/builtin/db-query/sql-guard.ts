@@ -1,14 +1,17 @@
 /**
  * Checks SQL text before it reaches a database: one statement only, no string literals unless allowed
- * (values go in parameters: $1 for PostgreSQL, ? for SQLite), and in read-only mode a reading statement
+ * (values go in parameters: $1 for PostgreSQL, ? for SQLite and MySQL), and in read-only mode a reading statement
  * with no writing keyword anywhere outside quotes and comments. The database's own read-only mode
- * (a read-only SQLite handle, a READ ONLY PostgreSQL transaction) stays the backstop; this gives the early,
+ * (a read-only SQLite handle, a READ ONLY PostgreSQL or MySQL transaction) stays the backstop; this gives the early,
  * clear refusal. The scanner knows quoted strings and identifiers, E-strings, dollar quoting, line
- * comments and block comments (nested, as PostgreSQL allows).
+ * comments and block comments (nested, as PostgreSQL allows). For MySQL/MariaDB it reads SQL as the server
+ * does in the sql_mode that mysql.ts sets: "double quotes" and 'single quotes' are strings with backslash
+ * escapes, `#` starts a comment and `--` only when a space follows; executable comments (`/*!` …), which
+ * the server runs, are refused.
  */
 import { PluginError } from '../../sdk.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type Dialect = 'sqlite' | 'postgres' | 'mysql';
 
 export interface GuardOptions {
   dialect: Dialect;
@@ -89,10 +92,13 @@ function tokenize(sql: string, dialect: Dialect): Token[] {
     const next = sql[i + 1];
     if (/\s/.test(c)) {
       i++;
-    } else if (c === '-' && next === '-') {
+    } else if ((c === '-' && next === '-' && (dialect !== 'mysql' || !sql[i + 2] || /\s/.test(sql[i + 2]!))) || (c === '#' && dialect === 'mysql')) {
       const eol = sql.indexOf('\n', i);
       i = eol < 0 ? n : eol + 1;
     } else if (c === '/' && next === '*') {
+      if (dialect === 'mysql' && /^\/\*M?!/.test(sql.slice(i, i + 4))) {
+        throw new PluginError('PAYLOAD_INVALID', 'executable comments (/*! … */) are refused');
+      }
       let depth = 1;
       i += 2;
       while (i < n && depth > 0) {
@@ -105,15 +111,16 @@ function tokenize(sql: string, dialect: Dialect): Token[] {
         } else i++;
       }
       if (depth > 0) throw unterminated('comment');
-    } else if (c === "'" || ((c === 'E' || c === 'e') && next === "'" && dialect === 'postgres')) {
+    } else if (c === "'" || (c === '"' && dialect === 'mysql') || ((c === 'E' || c === 'e') && next === "'" && dialect === 'postgres')) {
       const start = i;
-      const backslash = c !== "'";
-      i += backslash ? 2 : 1;
+      const quote = c === '"' ? '"' : "'";
+      const backslash = dialect === 'mysql' || c !== quote;
+      i += c === quote ? 1 : 2;
       for (;;) {
         if (i >= n) throw unterminated('string');
         if (backslash && sql[i] === '\\') i += 2;
-        else if (sql[i] === "'" && sql[i + 1] === "'") i += 2;
-        else if (sql[i] === "'") {
+        else if (sql[i] === quote && sql[i + 1] === quote) i += 2;
+        else if (sql[i] === quote) {
           i++;
           break;
         } else i++;
