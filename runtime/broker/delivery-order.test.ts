@@ -1,5 +1,5 @@
 import t from 'tap';
-import { closeClient, collect, connect, startTestBroker } from './test-helpers.js';
+import { closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
 
 /**
  * aedes numbers a message at publish() but forwards a retained one only after storing it, and its
@@ -51,4 +51,35 @@ t.test('retained publishes interleaved with non-retained ones all reach a subscr
     topics.map((topic) => `${topic}/state=${rounds - 1}`),
   );
   t.equal(inbox.all.length, expected.length, 'no message delivered twice');
+});
+
+/**
+ * The copy check keeps a bounded window of recent message numbers (a ring) and lets a QoS 0 message
+ * re-enter delivery under a QoS 1 subscription (aedes hands it from deliverQoS to deliver0 as the same
+ * packet). Many more messages than the window, mixed QoS, over overlapping subscriptions: each arrives
+ * exactly once, none is taken for a copy of an older one after the window has wrapped.
+ */
+t.test('overlapping subscriptions over many messages: each message exactly once, mixed QoS', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const sub = await connect(tb.url);
+  const pub = await connect(tb.url);
+  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
+  const inbox = collect(sub);
+  await sub.subscribeAsync({ 'win/#': { qos: 1 }, 'win/+': { qos: 0 }, 'win/a': { qos: 1 } });
+  const count = 1200; // several times the 256-message window
+  const sends: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    sends.push(pub.publishAsync(i % 2 === 0 ? 'win/a' : 'win/b', `${i}`, { qos: (i % 3 === 0 ? 1 : 0) as 0 | 1 }));
+  }
+  await Promise.all(sends);
+  await pub.publishAsync('win/end', 'end', { qos: 1 });
+  await inbox.next(count + 1, 10_000);
+  await sleep(100);
+  const payloads = inbox.all.filter((m) => m.topic !== 'win/end').map((m) => Number(m.payload));
+  t.equal(payloads.length, count, 'no copies delivered');
+  t.same([...new Set(payloads)].sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i), 'every message arrived');
+  const qosOf = new Map(inbox.all.map((m) => [m.payload, m.qos]));
+  t.equal(qosOf.get('0'), 1, 'a QoS 1 publish goes out at QoS 1');
+  t.equal(qosOf.get('1'), 0, 'a QoS 0 publish goes out at QoS 0 under a QoS 1 subscription');
 });

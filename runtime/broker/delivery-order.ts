@@ -29,6 +29,7 @@ interface ClientInternals {
   duplicates: Record<string, number>;
   deliver0: Deliver;
   deliverQoS: Deliver;
+  broker?: { id?: string };
 }
 
 interface NumberedPacket {
@@ -39,13 +40,25 @@ interface NumberedPacket {
 /** How many recent message numbers each client remembers to drop overlapping-subscription copies. */
 const RECENT_WINDOW = 256;
 
-function inertDuplicates(): Record<string, number> {
-  return new Proxy(Object.create(null) as Record<string, number>, {
-    get: () => 0,
-    set: () => true,
-    has: () => false,
-    deleteProperty: () => true,
-  });
+/** Reads 0 and records nothing, whatever the key (other brokers' ids: never seen with a local mqemitter). */
+const INERT = new Proxy(Object.create(null) as Record<string, number>, {
+  get: () => 0,
+  set: () => true,
+  has: () => false,
+  deleteProperty: () => true,
+});
+
+/**
+ * An inert `client.duplicates`. aedes reads and writes it once per delivery, nearly always under this
+ * broker's own id: an accessor for that id keeps the hot path off the Proxy traps (which cost ~6% of the
+ * broker's CPU at QoS 0); any other id falls through to the inert Proxy in the prototype.
+ */
+function inertDuplicates(localId: string | undefined): Record<string, number> {
+  const duplicates = Object.create(INERT) as Record<string, number>;
+  if (localId) {
+    Object.defineProperty(duplicates, localId, { get: () => 0, set: () => {}, enumerable: false, configurable: false });
+  }
+  return duplicates;
 }
 
 export function keepDeliveryOrder(client: Client): void {
@@ -54,22 +67,32 @@ export function keepDeliveryOrder(client: Client): void {
   if (typeof deliver0 !== 'function' || typeof deliverQoS !== 'function' || typeof internals.duplicates !== 'object') {
     throw new Error('aedes client has no deliver0/deliverQoS/duplicates; aedes internals changed');
   }
-  internals.duplicates = inertDuplicates();
+  const localId = internals.broker?.id;
+  internals.duplicates = inertDuplicates(localId);
 
   // aedes wraps a message in a new packet object per subscription, while its deliverQoS hands a QoS 0
-  // packet on to deliver0 as the same object: that re-entry is not a copy. (WeakSet: keeps no payloads.)
-  const admitted = new WeakSet<AedesPublishPacket>();
-  const recent = new Set<string>();
+  // packet on to deliver0 as the same object, synchronously: that re-entry is not a copy. Only the last
+  // admitted packet can re-enter, so it is the only one remembered.
+  let lastAdmitted: AedesPublishPacket | undefined;
+  // The recent message numbers: a Set for lookups and a ring for evicting the oldest. Messages of this
+  // broker (all of them with a local mqemitter) are keyed by their number alone, a small integer that
+  // hashes without allocating; others by `brokerId:number`.
+  const recent = new Set<number | string>();
+  const ring: (number | string | undefined)[] = new Array(RECENT_WINDOW);
+  let next = 0;
   /** True when this message was already delivered to the client (an overlapping subscription's copy). */
   const isCopy = (packet: AedesPublishPacket): boolean => {
-    if (admitted.has(packet)) return false;
+    if (packet === lastAdmitted) return false;
     const { brokerId, brokerCounter } = packet as unknown as NumberedPacket;
     if (!brokerId || !brokerCounter) return false; // retained-on-subscribe: aedes never dedupes these either
-    const key = `${brokerId}:${brokerCounter}`;
+    const key = brokerId === localId ? brokerCounter : `${brokerId}:${brokerCounter}`;
     if (recent.has(key)) return true;
+    const evicted = ring[next];
+    if (evicted !== undefined) recent.delete(evicted);
+    ring[next] = key;
+    next = (next + 1) % RECENT_WINDOW;
     recent.add(key);
-    admitted.add(packet);
-    if (recent.size > RECENT_WINDOW) recent.delete(recent.values().next().value as string);
+    lastAdmitted = packet;
     return false;
   };
   const guard =
