@@ -8,6 +8,8 @@
  * `online`, and `offline` again on stop. A crash leaves `online` behind, which the next start overwrites
  * with `offline` before it listens.
  */
+// First: mqtt-packet (loaded by aedes) must find the quiet debug loggers in place (see quiet-debug.ts).
+import { mqttPacketDebugQuiet } from './quiet-debug.js';
 import type { IncomingMessage } from 'node:http';
 import { type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -104,6 +106,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       this.#starting = undefined;
     }
     const { ports } = this.#running;
+    if (!mqttPacketDebugQuiet) logger.debug('mqtt-packet was loaded before the broker; its disabled debug loggers stay the costly ones');
     logger.info(
       { tcp: `${config.host}:${ports.tcp}`, tls: ports.tls, websocket: config.websocket.enabled ? config.websocket.path : null },
       `MQTT broker listening on ${config.host}:${ports.tcp}`,
