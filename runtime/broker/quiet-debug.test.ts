@@ -13,7 +13,7 @@ interface DebugFactory {
 
 /** The `debug` package exactly as mqtt-packet (under aedes) resolves it. */
 function debugOfMqttPacket(): DebugFactory {
-  const fromAedes = createRequire(import.meta.resolve('aedes'));
+  const fromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'));
   return createRequire(fromAedes.resolve('mqtt-packet'))('debug') as DebugFactory;
 }
 

@@ -47,7 +47,8 @@ function quietLogger(factory: DebugFactory, real: DebugFn): DebugFn {
  * false when mqtt-packet was loaded before this ran, so its loggers are the ordinary ones.
  */
 export function quietMqttPacketDebug(): boolean {
-  const fromAedes = createRequire(import.meta.resolve('aedes'));
+  // createRequire rather than import.meta.resolve, which Node 20 before 20.6 lacks without a flag.
+  const fromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'));
   const mqttPacketPath = fromAedes.resolve('mqtt-packet');
   const fromMqttPacket = createRequire(mqttPacketPath);
   const debugPath = fromMqttPacket.resolve('debug');
@@ -72,5 +73,13 @@ export function quietMqttPacketDebug(): boolean {
   return fromMqttPacket.cache[parserPath] === undefined;
 }
 
+function tryQuiet(): boolean {
+  try {
+    return quietMqttPacketDebug();
+  } catch {
+    return false; // an unexpected package layout: the loggers stay as they are, which is only slower
+  }
+}
+
 /** Whether the broker's mqtt-packet loggers are the quiet ones (false: mqtt-packet was loaded earlier). */
-export const mqttPacketDebugQuiet = quietMqttPacketDebug();
+export const mqttPacketDebugQuiet = tryQuiet();
