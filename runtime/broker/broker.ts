@@ -71,6 +71,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
   #stopping: Promise<void> | undefined;
   /** True while stop() runs: the runtime's own publishes are refused from then on. */
   #closing = false;
+  /** The last pending runtime publish per topic (publish() keeps per-topic order). */
+  readonly #topicTails = new Map<string, Promise<void>>();
 
   get baseTopic(): string {
     return this.#baseTopic;
@@ -254,10 +256,25 @@ export class Broker implements Component, Messaging, UpgradeHandler {
     websocket.handleUpgrade(req, socket, head);
   }
 
+  /**
+   * Publishes as the runtime. Overlapping publishes to one topic go out in call order (MQTT orders a
+   * publisher's messages per topic): aedes stores a retained message asynchronously before forwarding it,
+   * so without this two quick retained states on a topic could reach subscribers swapped.
+   */
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
     const run = this.#running;
     if (!run || this.#closing) return Promise.reject(this.#notRunning(`publish to ${topic}`));
-    return run.internal.publish(topic, payload, options);
+    const previous = this.#topicTails.get(topic);
+    const sent = previous ? previous.then(() => run.internal.publish(topic, payload, options)) : run.internal.publish(topic, payload, options);
+    const tail = sent.then(
+      () => {},
+      () => {},
+    );
+    this.#topicTails.set(topic, tail);
+    void tail.then(() => {
+      if (this.#topicTails.get(topic) === tail) this.#topicTails.delete(topic);
+    });
+    return sent;
   }
 
   /**
