@@ -2,7 +2,9 @@
  * Host figures for the status page and /api/status: CPU load and temperature, memory, the disk that holds
  * the state directory, and this process's own memory. systeminformation calls take from milliseconds to
  * half a second (currentLoad), so they run on a background timer and the status provider only reads the
- * last sample: no request ever waits for them.
+ * last sample: no request ever waits for them. Temperature and disk space are read on every SLOW_EVERY-th
+ * sample only: systeminformation gets them by starting processes (df, a shell loop over hwmon, sensors),
+ * and forking the runtime every 5 s showed up in its CPU profile under load; they change slowly anyway.
  */
 import { loadavg, totalmem, freemem, cpus } from 'node:os';
 import { resolve } from 'node:path';
@@ -32,6 +34,9 @@ interface Sample {
   memory: { total: number; available: number } | null;
   disk: SystemFigures['disk'];
 }
+
+/** Temperature and disk are sampled every this many samples (30 s at the default 5 s interval). */
+const SLOW_EVERY = 6;
 
 const round1 = (n: number): number => Math.round(n * 10) / 10;
 const round2 = (n: number): number => Math.round(n * 100) / 100;
@@ -63,6 +68,7 @@ export class SystemSampler {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #firstSample: Promise<void> | undefined;
+  #samples = 0;
 
   constructor(options: { intervalMs?: number; diskPath: string }) {
     this.#intervalMs = options.intervalMs ?? 5000;
@@ -96,12 +102,14 @@ export class SystemSampler {
   }
 
   async #takeSample(): Promise<void> {
+    const slow = this.#samples++ % SLOW_EVERY === 0;
+    const previous = this.#sample;
     // Each figure fails on its own: a board without a thermal sensor still reports memory and disk.
-    const [load, temperature, memory, filesystems] = await Promise.allSettled([
+    const [load, memory, temperature, filesystems] = await Promise.allSettled([
       si.currentLoad(),
-      si.cpuTemperature(),
       si.mem(),
-      si.fsSize(),
+      slow ? si.cpuTemperature() : Promise.reject(new Error('not sampled this time')),
+      slow ? si.fsSize() : Promise.reject(new Error('not sampled this time')),
     ]);
     if (!this.#running) return;
     const main = temperature.status === 'fulfilled' ? temperature.value.main : null;
@@ -109,12 +117,12 @@ export class SystemSampler {
       at: Date.now(),
       loadPercent: load.status === 'fulfilled' && Number.isFinite(load.value.currentLoad) ? round1(load.value.currentLoad) : Number.NaN,
       // systeminformation reports -1 or null where there is no sensor.
-      temperature: typeof main === 'number' && Number.isFinite(main) && main > 0 ? round1(main) : null,
+      temperature: slow ? (typeof main === 'number' && Number.isFinite(main) && main > 0 ? round1(main) : null) : (previous?.temperature ?? null),
       memory:
         memory.status === 'fulfilled' && memory.value.total > 0
           ? { total: memory.value.total, available: memory.value.available }
           : null,
-      disk: filesystems.status === 'fulfilled' ? diskFor(this.#diskPath, filesystems.value) : null,
+      disk: slow ? (filesystems.status === 'fulfilled' ? diskFor(this.#diskPath, filesystems.value) : null) : (previous?.disk ?? null),
     };
   }
 
