@@ -80,6 +80,16 @@ export function collect(client: MqttClient): { all: Received[]; next(count?: num
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Polls `condition` until it holds or `ms` pass (then resolves false): a positive wait that a loaded machine passes. */
+export async function until(condition: () => boolean, ms = 3000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
 /** A bare MQTT 3.1.1 client: sends exactly the packets given and records every packet received. */
 export class RawClient {
   readonly socket: net.Socket;
