@@ -2,16 +2,11 @@ import net from 'node:net';
 import t from 'tap';
 import { isClawboxError } from '../errors.js';
 import { Broker } from './broker.js';
-import { closeClient, collect, connect, sleep, startTestBroker, until } from './test-helpers.js';
+import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker, until } from './test-helpers.js';
 import { makeTestContext } from './test-context.js';
 
 t.test('QoS 0, 1 and 2 round trips between two mqtt.js clients', async (t) => {
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { sub, pub, inbox } = await brokerWithClients(t);
   const granted = await sub.subscribeAsync('qos/+', { qos: 2 });
   t.equal(granted[0]?.qos, 2, 'SUBACK grants QoS 2');
   await pub.publishAsync('qos/0', 'zero', { qos: 0 });
@@ -29,12 +24,7 @@ t.test('QoS 0, 1 and 2 round trips between two mqtt.js clients', async (t) => {
 });
 
 t.test('delivery QoS is the minimum of publish and subscription QoS [MQTT-3.8.4-6]', async (t) => {
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { sub, pub, inbox } = await brokerWithClients(t);
   await sub.subscribeAsync('down/+', { qos: 1 });
   await pub.publishAsync('down/x', 'hi', { qos: 2 });
   const [m] = await inbox.next(1);
@@ -42,12 +32,7 @@ t.test('delivery QoS is the minimum of publish and subscription QoS [MQTT-3.8.4-
 });
 
 t.test('overlapping subscriptions: one copy at the highest matching QoS [MQTT-3.3.5-1]', async (t) => {
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { sub, pub, inbox } = await brokerWithClients(t);
   await sub.subscribeAsync({ 'ov/#': { qos: 0 }, 'ov/+': { qos: 1 }, 'ov/a': { qos: 0 } });
   for (let i = 0; i < 5; i++) await pub.publishAsync('ov/a', `m${i}`, { qos: 1 });
   await pub.publishAsync('ov/end', 'end', { qos: 1 });
@@ -269,12 +254,7 @@ t.test('PORT_IN_USE when the port is taken; nothing is left open', async (t) => 
 });
 
 t.test('oversized payloads are dropped; oversized packets close the connection', async (t) => {
-  const tb = await startTestBroker({ env: { CLAWBOX_BROKER_MAX_PAYLOAD_BYTES: '1024' } });
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { tb, sub, pub, inbox } = await brokerWithClients(t, { env: { CLAWBOX_BROKER_MAX_PAYLOAD_BYTES: '1024' } });
   await sub.subscribeAsync('big/#', { qos: 1 });
   await pub.publishAsync('big/a', Buffer.alloc(2000, 1), { qos: 1 });
   await pub.publishAsync('big/b', Buffer.alloc(1024, 1), { qos: 1 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
+import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
 
 /**
  * aedes numbers a message at publish() but forwards a retained one only after storing it, and its
@@ -60,12 +60,7 @@ t.test('retained publishes interleaved with non-retained ones all reach a subscr
  * exactly once, none is taken for a copy of an older one after the window has wrapped.
  */
 t.test('overlapping subscriptions over many messages: each message exactly once, mixed QoS', async (t) => {
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { sub, pub, inbox } = await brokerWithClients(t);
   await sub.subscribeAsync({ 'win/#': { qos: 1 }, 'win/+': { qos: 0 }, 'win/a': { qos: 1 } });
   const count = 1200; // several times the 256-message window
   const sends: Promise<unknown>[] = [];

@@ -3,7 +3,7 @@ import { mqttPacketDebugQuiet } from './quiet-debug.js';
 import { createRequire } from 'node:module';
 import { format } from 'node:util';
 import t from 'tap';
-import { closeClient, collect, connect, startTestBroker } from './test-helpers.js';
+import { brokerWithClients } from './test-helpers.js';
 
 interface DebugFactory {
   enable(namespaces: string): void;
@@ -30,12 +30,7 @@ t.test('mqtt-packet logs nothing by default, and still logs once debug.enable() 
     debug.disable();
   });
 
-  const tb = await startTestBroker();
-  t.teardown(() => tb.close());
-  const sub = await connect(tb.url);
-  const pub = await connect(tb.url);
-  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
-  const inbox = collect(sub);
+  const { sub, pub, inbox } = await brokerWithClients(t);
   await sub.subscribeAsync('dbg/#', { qos: 0 });
 
   await pub.publishAsync('dbg/a', 'off', { qos: 0 });

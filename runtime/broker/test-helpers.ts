@@ -80,6 +80,22 @@ export function collect(client: MqttClient): { all: Received[]; next(count?: num
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A started broker with a subscriber (whose messages `inbox` collects) and a publisher, all closed when the
+ * test ends: the setup of most delivery tests.
+ */
+export async function brokerWithClients(
+  t: { teardown(fn: () => unknown): void },
+  options: TestContextOptions = {},
+): Promise<{ tb: TestBroker; sub: MqttClient; pub: MqttClient; inbox: ReturnType<typeof collect> }> {
+  const tb = await startTestBroker(options);
+  t.teardown(() => tb.close());
+  const sub = await connect(tb.url);
+  const pub = await connect(tb.url);
+  t.teardown(() => Promise.all([closeClient(sub), closeClient(pub)]));
+  return { tb, sub, pub, inbox: collect(sub) };
+}
+
 /** Polls `condition` until it holds or `ms` pass (then resolves false): a positive wait that a loaded machine passes. */
 export async function until(condition: () => boolean, ms = 3000): Promise<boolean> {
   const deadline = Date.now() + ms;
