@@ -3,10 +3,10 @@
  * the token) with the line-chat channel: a stranger gets a code, the CLI lists and approves it.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { freePort } from '../../test/free-port.js';
 import { runChannelsCommand } from './cli.js';
 import type { LineChatChannel } from './line-chat.js';
 import { lineClient, startAppWithGateway } from './test-helpers.js';
@@ -60,11 +60,7 @@ t.test('pairings are listed and approved from the command line', async (t) => {
 });
 
 t.test('clear errors without a runtime or with bad arguments', async (t) => {
-  // A loopback port nobody listens on.
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  await new Promise((resolve) => server.close(resolve));
+  const url = `http://127.0.0.1:${await freePort()}`;
   const down = await cli(['pairings', '--url', url, '--token', TOKEN]);
   t.match(down, { code: 69, stderr: /cannot reach the clawbox runtime at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); is it running\?/ });
   t.match(await cli(['approve', '--url', url, '--token', TOKEN]), { code: 64, stderr: /needs the pairing code/ });

@@ -6,10 +6,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
+import { freePort } from '../../../test/free-port.js';
 
 export interface TestMysql {
   port: number;
@@ -23,16 +23,6 @@ export interface TestMysql {
 
 const first = (paths: string[]) => paths.find((p) => existsSync(p)) ?? null;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startTestMysql(): Promise<TestMysql | null> {
   const server = first(['/usr/sbin/mariadbd', '/usr/sbin/mysqld']);
