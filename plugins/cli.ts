@@ -106,7 +106,7 @@ export async function runPluginsCommand(args: readonly string[], io: PluginsComm
         throw new ClawboxError('USAGE', `unknown plugins command "${command}"\n${PLUGINS_HELP}`);
     }
   } catch (error) {
-    const e = error instanceof ClawboxError ? error : (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? new ClawboxError('USAGE', (error as Error).message) : toClawboxError(error);
+    const e = toClawboxError(error);
     err(`clawbox plugins: ${e.message}\n`);
     return e.spec.exit;
   }

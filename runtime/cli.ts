@@ -183,8 +183,7 @@ export async function run(argv: string[]): Promise<void> {
   try {
     code = await main(argv);
   } catch (error) {
-    const isArgError = (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    const typed = isArgError ? new ClawboxError('USAGE', (error as Error).message) : toClawboxError(error);
+    const typed = toClawboxError(error);
     process.stderr.write(`clawbox: ${typed.code}: ${typed.message}\n`);
     if (typed.code === 'INTERNAL' && typed.cause instanceof Error && typed.cause.stack) {
       process.stderr.write(`${typed.cause.stack}\n`);

@@ -88,5 +88,7 @@ export function isClawboxError(error: unknown, code?: ErrorCode): error is Clawb
 export function toClawboxError(error: unknown): ClawboxError {
   if (error instanceof ClawboxError) return error;
   const message = error instanceof Error ? error.message : String(error);
+  // node:util parseArgs rejects unknown or malformed options with these codes.
+  if ((error as { code?: unknown })?.code?.toString().startsWith('ERR_PARSE_ARGS')) return new ClawboxError('USAGE', message);
   return new ClawboxError('INTERNAL', message, {}, { cause: error });
 }

@@ -65,5 +65,6 @@ t.test('clear errors without a runtime or with bad arguments', async (t) => {
   t.match(down, { code: 69, stderr: /cannot reach the clawbox runtime at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); is it running\?/ });
   t.match(await cli(['approve', '--url', url, '--token', TOKEN]), { code: 64, stderr: /needs the pairing code/ });
   t.match(await cli(['frobnicate', '--url', url, '--token', TOKEN]), { code: 64, stderr: /unknown channels command/ });
+  t.match(await cli(['pairings', '--bogus']), { code: 64, stderr: /USAGE: .*bogus/ });
   t.match(await cli(['--help']), { code: 0, stdout: /clawbox channels approve <code>/ });
 });

@@ -76,7 +76,7 @@ export async function runChannelsCommand(args: readonly string[], io: ChannelsCo
         throw new ClawboxError('USAGE', `unknown channels command "${command}"\n${CHANNELS_HELP}`);
     }
   } catch (error) {
-    const e = error instanceof ClawboxError ? error : (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? new ClawboxError('USAGE', (error as Error).message) : toClawboxError(error);
+    const e = toClawboxError(error);
     err(`clawbox channels: ${e.code}: ${e.message}\n`);
     return e.spec.exit;
   }
