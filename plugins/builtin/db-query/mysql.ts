@@ -14,6 +14,7 @@ import mysql from 'mysql2/promise';
 import { PluginError } from '../../sdk.js';
 import type { QueryResult } from './postgres.js';
 import type { GuardedSql } from './sql-guard.js';
+import { inTransaction } from './transaction.js';
 import { jsonValue, uniqueColumns } from './values.js';
 
 export interface MysqlConnectionConfig {
@@ -117,34 +118,25 @@ export class MysqlConnection {
   }
 
   /** Runs work in a transaction under the time limit; selectLimit caps the rows a SELECT sends (undefined: no cap). */
-  async #transaction<T>(timeoutMs: number, selectLimit: number | undefined, work: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    let conn: mysql.PoolConnection;
-    try {
-      conn = await this.#pool.getConnection();
-    } catch (error) {
-      throw new PluginError('PLUGIN_FAILED', `database ${this.#config.name} is unreachable: ${(error as Error).message}`, {
-        reason: 'database_unavailable',
-      });
-    }
-    let broken = false;
-    try {
-      const session = await this.#session(conn);
-      const ms = Math.max(1, Math.floor(timeoutMs));
-      const timeout = session.mariadb ? `max_statement_time = ${(ms / 1000).toFixed(3)}` : `max_execution_time = ${ms}`;
-      await conn.query(`SET SESSION ${timeout}, sql_select_limit = ${selectLimit ?? 'DEFAULT'}`);
-      await conn.query(this.#config.readonly ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
-      const result = await work(conn);
-      await conn.query(this.#config.readonly ? 'ROLLBACK' : 'COMMIT');
-      return result;
-    } catch (error) {
-      await conn.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw mapError(error, timeoutMs);
-    } finally {
-      if (broken) conn.destroy();
-      else conn.release();
-    }
+  #transaction<T>(timeoutMs: number, selectLimit: number | undefined, work: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    return inTransaction<mysql.PoolConnection, T>(
+      {
+        name: this.#config.name,
+        readonly: this.#config.readonly,
+        acquire: () => this.#pool.getConnection(),
+        release: (conn, broken) => (broken ? conn.destroy() : conn.release()),
+        query: (conn, sql) => conn.query(sql),
+        begin: async (conn) => {
+          const session = await this.#session(conn);
+          const ms = Math.max(1, Math.floor(timeoutMs));
+          const timeout = session.mariadb ? `max_statement_time = ${(ms / 1000).toFixed(3)}` : `max_execution_time = ${ms}`;
+          await conn.query(`SET SESSION ${timeout}, sql_select_limit = ${selectLimit ?? 'DEFAULT'}`);
+          await conn.query(this.#config.readonly ? 'START TRANSACTION READ ONLY' : 'START TRANSACTION');
+        },
+        mapError: (error) => mapError(error, timeoutMs),
+      },
+      work,
+    );
   }
 
   /** Once per server session: which server it is, UTC, and a sql_mode the SQL guard agrees with. */

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { PluginError } from '../../sdk.js';
 import type { GuardedSql } from './sql-guard.js';
+import { inTransaction } from './transaction.js';
 import { jsonValue, uniqueColumns } from './values.js';
 
 export interface PostgresConnectionConfig {
@@ -84,30 +85,22 @@ export class PostgresConnection {
     await this.#pool.end().catch(() => {});
   }
 
-  async #transaction<T>(timeoutMs: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.#pool.connect();
-    } catch (error) {
-      throw new PluginError('PLUGIN_FAILED', `database ${this.#config.name} is unreachable: ${(error as Error).message}`, {
-        reason: 'database_unavailable',
-      });
-    }
-    let broken = false;
-    try {
-      await client.query(this.#config.readonly ? 'BEGIN TRANSACTION READ ONLY' : 'BEGIN');
-      await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
-      const result = await work(client);
-      await client.query(this.#config.readonly ? 'ROLLBACK' : 'COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw mapError(error, timeoutMs);
-    } finally {
-      client.release(broken);
-    }
+  #transaction<T>(timeoutMs: number, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction<pg.PoolClient, T>(
+      {
+        name: this.#config.name,
+        readonly: this.#config.readonly,
+        acquire: () => this.#pool.connect(),
+        release: (client, broken) => client.release(broken),
+        query: (client, sql) => client.query(sql),
+        begin: async (client) => {
+          await client.query(this.#config.readonly ? 'BEGIN TRANSACTION READ ONLY' : 'BEGIN');
+          await client.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(timeoutMs))}`);
+        },
+        mapError: (error) => mapError(error, timeoutMs),
+      },
+      work,
+    );
   }
 }
 
