@@ -50,8 +50,8 @@ const INERT = new Proxy(Object.create(null) as Record<string, number>, {
 
 /**
  * An inert `client.duplicates`. aedes reads and writes it once per delivery, nearly always under this
- * broker's own id: an accessor for that id keeps the hot path off the Proxy traps (which cost ~6% of the
- * broker's CPU at QoS 0); any other id falls through to the inert Proxy in the prototype.
+ * broker's own id: an accessor for that id keeps the hot path off the Proxy traps (a visible share of the
+ * broker's CPU at QoS 0 in a profile; bench/README.md, "Broker"); any other id falls through to the inert Proxy in the prototype.
  */
 function inertDuplicates(localId: string | undefined): Record<string, number> {
   const duplicates = Object.create(INERT) as Record<string, number>;

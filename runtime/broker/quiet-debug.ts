@@ -3,8 +3,8 @@
  *
  * mqtt-packet calls its `debug` loggers (the `debug` package) 10-15 times for every packet it parses or
  * writes. Even when the namespace is off, each call allocates its rest-argument array and runs the
- * `enabled` getter before returning: about a fifth of the broker's CPU per QoS 0 message (profile of the
- * runtime under the broker benchmark, 7.5 -> 5.9 ms per 1,000 messages without it).
+ * `enabled` getter before returning: a large share of the broker's CPU per QoS 0 message in a profile of
+ * the runtime under bench:broker (the before/after figures are in bench/README.md, "Broker").
  *
  * The loggers are created when mqtt-packet is loaded, so this must run first: broker.ts imports this
  * module before aedes. It wraps the `debug` factory that mqtt-packet resolves so that a logger for a

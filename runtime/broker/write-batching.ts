@@ -16,8 +16,8 @@
  *
  * Measured on the 2 vCPU machine: coalescing the uncorks (one writev per turn instead of per packet)
  * cut kernel time per message 3-10x and broker CPU per message by a quarter (QoS 1) to a half (QoS 0)
- * (broker alone, 50k x 64 B); one Buffer instead of a writev of five chunks per message then took
- * broker CPU per 1,000 QoS 0 messages from about 6.2 to 5.5 ms (whole runtime, 300k x 64 B).
+ * (broker alone, 50k x 64 B); one Buffer instead of a writev of five chunks per message then cut it a
+ * little further (bench/README.md, "Broker").
  */
 import type { Socket } from 'node:net';
 

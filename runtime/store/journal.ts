@@ -1,8 +1,8 @@
 /**
  * An append-only journal of JSON records (one per line) beside a state document: a durable change costs
  * one small append and one fdatasync instead of rewriting the whole document (temp file, fsync, rename,
- * fsync of the directory) — measured here: append + fdatasync p50 0.23 ms / p99 0.75 ms, atomic rewrite
- * p50 0.81 ms / p99 5.4 ms. The owner replays the records over its document at start and folds them in
+ * fsync of the directory); bench:commands measured what that did to command latency (bench/README.md,
+ * "Device commands", before/after). The owner replays the records over its document at start and folds them in
  * (`reset()` after the document is written) when the journal grows.
  *
  * Power loss can tear the last line; it is dropped on open (it was never acknowledged: `append` resolves
