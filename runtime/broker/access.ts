@@ -8,9 +8,13 @@
  *   reconnecting and resending forever. aedes only knows "close", so the policy marks the packet and
  *   the broker's publish entry point drops marked packets (see Broker).
  * - A denied subscription gets return code 0x80 in SUBACK [MQTT-3.9.3].
+ * - Password logins go through a LoginGuard (../auth/login-guard.ts): bounded scrypt, backoff per username
+ *   and address, cheap reconnects. A wrong password gets CONNACK 4; a username or address in backoff gets 5
+ *   (not authorized, without checking the password); a full hashing queue gets 3 (server unavailable: retry).
  * - The runtime's internal client never passes through here.
  */
 import type { AedesPublishPacket, AuthenticateError, Client, ConnectPacket, PublishPacket, Subscription } from 'aedes';
+import { LoginGuard } from '../auth/login-guard.js';
 import { verifyPassword } from '../auth/password.js';
 import type { BrokerUserConfig, Config } from '../config/schema.js';
 import type { Logger } from '../logging.js';
@@ -18,7 +22,7 @@ import { TopicAcl } from './acl.js';
 import { anonymousAllowed } from './anonymous.js';
 
 /** CONNACK return codes of MQTT 3.1.1 (3.2.2.3). */
-export const CONNACK = { IDENTIFIER_REJECTED: 2, BAD_USERNAME_OR_PASSWORD: 4, NOT_AUTHORIZED: 5 } as const;
+export const CONNACK = { IDENTIFIER_REJECTED: 2, SERVER_UNAVAILABLE: 3, BAD_USERNAME_OR_PASSWORD: 4, NOT_AUTHORIZED: 5 } as const;
 
 // Verifying against this well-formed hash when the username is unknown costs the same scrypt run as for a
 // known user, so answer times do not reveal which usernames exist. No password matches it.
@@ -40,11 +44,14 @@ export interface AccessPolicyOptions {
   config: Config['broker'];
   mode: Config['mode'];
   logger: Logger;
+  /** Shared with other listeners of the same accounts; a guard with the process defaults otherwise. */
+  guard?: LoginGuard;
 }
 
 export class AccessPolicy {
   readonly #users: Map<string, BrokerUserConfig>;
   readonly #options: AccessPolicyOptions;
+  readonly guard: LoginGuard;
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #addresses = new WeakMap<Client, string | undefined>();
   readonly #emptyIdWithoutCleanSession = new WeakSet<Client>();
@@ -53,6 +60,7 @@ export class AccessPolicy {
 
   constructor(options: AccessPolicyOptions) {
     this.#options = options;
+    this.guard = options.guard ?? new LoginGuard();
     this.#users = new Map(options.config.users.map((user) => [user.username, user]));
     for (const user of options.config.users) {
       if (user.publish.length === 0 && user.subscribe.length === 0) {
@@ -121,15 +129,36 @@ export class AccessPolicy {
     }
     const user = this.#users.get(username);
     const given = password?.toString('utf8') ?? '';
-    verifyPassword(given, user?.password_hash ?? DUMMY_HASH).then(
-      (ok) => {
-        if (!ok || !user || password === undefined) {
-          log.warn({ clientId: client.id, username, address }, 'MQTT login failed: bad username or password');
-          done(authError(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad username or password'), null);
+    const stored = user?.password_hash ?? DUMMY_HASH;
+    const attempt = { realm: 'mqtt', username, address, secret: given, credential: stored, check: () => verifyPassword(given, stored) };
+    this.guard.attempt(attempt).then(
+      (result) => {
+        if (result.ok && user && password !== undefined) {
+          this.#sessions.set(client, { address, username, acl: new TopicAcl(user, client.id) });
+          done(null, true);
           return;
         }
-        this.#sessions.set(client, { address, username, acl: new TopicAcl(user, client.id) });
-        done(null, true);
+        const fields = { clientId: client.id, username, address };
+        if (!result.ok && result.reason === 'backoff') {
+          // Refused without hashing; the failures that started the backoff were logged as warnings.
+          const seconds = Math.ceil(result.retryAfterMs / 1000);
+          log.debug({ ...fields, scope: result.scope }, 'MQTT login refused: backing off after failed logins');
+          done(authError(CONNACK.NOT_AUTHORIZED, `too many failed logins for this ${result.scope}; retry in ${seconds} s`), null);
+          return;
+        }
+        if (!result.ok && result.reason === 'busy') {
+          log.debug(fields, 'MQTT login refused: too many password checks in progress');
+          done(authError(CONNACK.SERVER_UNAVAILABLE, 'too many logins in progress; retry shortly'), null);
+          return;
+        }
+        const backedOff = !result.ok && result.reason === 'wrong' && result.backedOff;
+        log.warn(
+          fields,
+          backedOff
+            ? 'MQTT login failed: bad username or password (further logins of this username or from this address are refused for a while)'
+            : 'MQTT login failed: bad username or password',
+        );
+        done(authError(CONNACK.BAD_USERNAME_OR_PASSWORD, 'bad username or password'), null);
       },
       (error: unknown) => {
         log.error({ err: error, username }, 'password check failed');
