@@ -10,26 +10,47 @@
  * - Local mode on any other address: auth as in appliance mode when a token or password is configured,
  *   open otherwise (the server logs a warning at start).
  *
- * scrypt is deliberately slow (~50 ms), so successful Basic credentials are remembered for a minute (by
- * their SHA-256, never in clear) and verifications run one at a time, so a flood of wrong passwords takes
- * one core, not all of them.
+ * Password and token checks go through a LoginGuard (../auth/login-guard.ts), shared in design with the MQTT
+ * broker: bounded scrypt, backoff per address (and for Basic per username), cheap repeats of a verified
+ * Basic password. A client in backoff gets 429 with Retry-After (seconds), a full hashing queue 503 with
+ * Retry-After: both say "retry later" to scripts and HTTP libraries that honour Retry-After, where a 401
+ * would tell them the credentials are wrong. Token compares are constant time (SHA-256 digests of both
+ * sides through timingSafeEqual, so the length does not leak either).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
+import { LoginGuard, type LoginResult } from '../auth/login-guard.js';
 import { verifyPassword } from '../auth/password.js';
 import type { Config } from '../config/schema.js';
+import { sendJson } from './respond.js';
 
 export const SESSION_COOKIE = 'clawbox_session';
 export const BASIC_USER = 'admin';
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
-const BASIC_CACHE_TTL_MS = 60 * 1000;
 const MAX_SESSIONS = 1000;
-const MAX_CACHED = 100;
 
 export type AuthOutcome =
   | { ok: true; via: 'open' | 'bearer' | 'basic' | 'session' | 'query'; setCookie?: string }
-  | { ok: false; reason: 'missing' | 'wrong' | 'host' };
+  | { ok: false; reason: 'missing' | 'wrong' | 'host' }
+  | { ok: false; reason: 'backoff' | 'busy'; retryAfterMs: number };
+
+/** Answers a login refused for backoff (429) or a full hashing queue (503), with Retry-After in seconds. */
+export function sendLoginThrottled(res: ServerResponse, outcome: { reason: 'backoff' | 'busy'; retryAfterMs: number }): void {
+  const seconds = Math.max(1, Math.ceil(outcome.retryAfterMs / 1000));
+  res.setHeader('Retry-After', String(seconds));
+  const message =
+    outcome.reason === 'backoff' ? `too many failed logins; retry in ${seconds} s` : 'too many logins in progress; retry shortly';
+  sendJson(res, outcome.reason === 'backoff' ? 429 : 503, {
+    status: 'error',
+    error: { code: 'BUSY', message, retry_after_ms: outcome.retryAfterMs },
+  });
+}
+
+function refused(result: Exclude<LoginResult, { ok: true }>): AuthOutcome {
+  if (result.reason === 'wrong') return { ok: false, reason: 'wrong' };
+  return { ok: false, reason: result.reason, retryAfterMs: result.retryAfterMs };
+}
 
 export function isLoopbackHost(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -70,10 +91,10 @@ export class HttpAuth {
   readonly #token: string | undefined;
   readonly #passwordHash: string | undefined;
   readonly #sessions = new Map<string, number>();
-  readonly #basicCache = new Map<string, number>();
-  #verifyQueue: Promise<unknown> = Promise.resolve();
+  readonly guard: LoginGuard;
 
-  constructor(config: Pick<Config, 'mode' | 'http'>) {
+  constructor(config: Pick<Config, 'mode' | 'http'>, guard: LoginGuard = new LoginGuard()) {
+    this.guard = guard;
     this.#token = config.http.token;
     this.#passwordHash = config.http.password_hash;
     const configured = this.#token !== undefined || this.#passwordHash !== undefined;
@@ -93,21 +114,22 @@ export class HttpAuth {
       const host = req.headers.host;
       return host !== undefined && isLoopbackHost(hostOf(host)) ? { ok: true, via: 'open' } : { ok: false, reason: 'host' };
     }
+    const address = req.socket.remoteAddress;
     const header = req.headers.authorization;
     if (header) {
       const space = header.indexOf(' ');
       const scheme = (space > 0 ? header.slice(0, space) : header).toLowerCase();
       const value = space > 0 ? header.slice(space + 1).trim() : '';
-      if (scheme === 'bearer') return this.#tokenMatches(value) ? { ok: true, via: 'bearer' } : { ok: false, reason: 'wrong' };
-      if (scheme === 'basic') return (await this.#basicMatches(value)) ? { ok: true, via: 'basic' } : { ok: false, reason: 'wrong' };
+      if (scheme === 'bearer') return this.#tokenLogin(value, address, 'bearer');
+      if (scheme === 'basic') return this.#basic(value, address);
       return { ok: false, reason: 'wrong' };
     }
     const session = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
     if (session !== undefined && this.#sessionValid(session)) return { ok: true, via: 'session' };
     const queryToken = url.searchParams.get('token');
     if (queryToken !== null) {
-      if (!this.#tokenMatches(queryToken)) return { ok: false, reason: 'wrong' };
-      return { ok: true, via: 'query', setCookie: this.#newSessionCookie() };
+      const outcome = await this.#tokenLogin(queryToken, address, 'query');
+      return outcome.ok ? { ...outcome, setCookie: this.#newSessionCookie() } : outcome;
     }
     return { ok: false, reason: 'missing' };
   }
@@ -116,30 +138,42 @@ export class HttpAuth {
     return this.#token !== undefined && candidate !== '' && sameSecret(candidate, this.#token);
   }
 
-  async #basicMatches(encoded: string): Promise<boolean> {
+  /** A token has no username: only its address is tracked, so guessing cannot lock out other token users. */
+  async #tokenLogin(candidate: string, address: string | undefined, via: 'bearer' | 'query'): Promise<AuthOutcome> {
+    const result = await this.guard.attempt({
+      realm: 'http',
+      address,
+      secret: candidate,
+      credential: 'token',
+      cheap: true,
+      check: async () => this.#tokenMatches(candidate),
+    });
+    return result.ok ? { ok: true, via } : refused(result);
+  }
+
+  async #basic(encoded: string, address: string | undefined): Promise<AuthOutcome> {
     const decoded = Buffer.from(encoded, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
-    if (colon < 0) return false;
+    if (colon < 0) return { ok: false, reason: 'wrong' };
     const user = decoded.slice(0, colon);
     const password = decoded.slice(colon + 1);
-    if (user !== BASIC_USER || password === '') return false;
-    const key = digest(decoded).toString('base64');
-    const now = Date.now();
-    const cached = this.#basicCache.get(key);
-    if (cached !== undefined && cached > now) return true;
-    if (this.#passwordHash === undefined) {
-      // No password configured: the token also works as the Basic password (handy for curl -u admin:TOKEN).
-      return this.#tokenMatches(password);
-    }
     const hash = this.#passwordHash;
-    const verified = this.#verifyQueue.then(() => verifyPassword(password, hash));
-    this.#verifyQueue = verified.catch(() => false);
-    const ok = await verified.catch(() => false);
-    if (ok) {
-      if (this.#basicCache.size >= MAX_CACHED) this.#basicCache.clear();
-      this.#basicCache.set(key, now + BASIC_CACHE_TTL_MS);
-    }
-    return ok;
+    // No password configured: the token also works as the Basic password (handy for curl -u admin:TOKEN).
+    const cheap = hash === undefined || user !== BASIC_USER || password === '';
+    const result = await this.guard.attempt({
+      realm: 'http',
+      username: user,
+      address,
+      secret: password,
+      credential: hash ?? 'token',
+      cheap,
+      check: async () => {
+        if (user !== BASIC_USER || password === '') return false;
+        if (hash === undefined) return this.#tokenMatches(password);
+        return verifyPassword(password, hash).catch(() => false);
+      },
+    });
+    return result.ok ? { ok: true, via: 'basic' } : refused(result);
   }
 
   #sessionValid(id: string): boolean {
