@@ -32,7 +32,7 @@ import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { SystemSampler } from '../system/system-figures.js';
-import { HttpAuth, isLoopbackHost } from './auth.js';
+import { HttpAuth, isLoopbackHost, sendLoginThrottled } from './auth.js';
 import { HttpMetrics } from './http-metrics.js';
 import { LiveEvents } from './live-events.js';
 import { DEFAULT_BODY_LIMIT, readJsonBody, sendError, sendJson, setSecurityHeaders } from './respond.js';
@@ -212,7 +212,7 @@ export class HttpServer implements Component {
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
       if (match.kind !== 'found' || !match.route.options.public) {
         const auth = await this.#auth!.check(req, url);
-        if (!auth.ok) return this.#refuse(res, auth.reason);
+        if (!auth.ok) return 'retryAfterMs' in auth ? sendLoginThrottled(res, auth) : this.#refuse(res, auth.reason);
         if (auth.setCookie) {
           res.setHeader('Set-Cookie', auth.setCookie);
           // A browser that came with ?token= continues at the same address without it (not in history).
@@ -294,7 +294,7 @@ export class HttpServer implements Component {
     if (!entry || this.#stopping) return void refuse(this.#stopping ? '503 Service Unavailable' : '404 Not Found');
     if (entry.auth) {
       const auth = await this.#auth!.check(req, url!);
-      if (!auth.ok) return void refuse(auth.reason === 'host' ? '403 Forbidden' : '401 Unauthorized');
+      if (!auth.ok) return void refuse(UPGRADE_REFUSALS[auth.reason]);
       if (!sameOrigin(req)) return void refuse('403 Forbidden');
       if (this.#stopping || socket.destroyed) return void refuse('503 Service Unavailable');
     }
@@ -307,6 +307,14 @@ export class HttpServer implements Component {
     }
   }
 }
+
+const UPGRADE_REFUSALS = {
+  host: '403 Forbidden',
+  missing: '401 Unauthorized',
+  wrong: '401 Unauthorized',
+  backoff: '429 Too Many Requests',
+  busy: '503 Service Unavailable',
+} as const;
 
 /** The request target as a URL; null for anything but origin-form (`/path?query`). */
 function parseTarget(target: string | undefined): URL | null {
