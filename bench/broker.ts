@@ -2,7 +2,7 @@
  * `npm run bench:broker`: the embedded broker inside a running clawbox against mosquitto, with the same
  * mqtt.js client code for both, in alternating rounds within one invocation.
  *
- * - clawbox: the real runtime as `npm start` runs it (`node dist/runtime/main.js start`, built first with
+ * - clawbox: the real runtime as `npm start` runs it (`node dist/app/main.js start`, built first with
  *   `npm run build`), in its own process, on free loopback ports, with a temp state dir.
  * - mosquitto: the Debian package, started here on a free loopback port with a generated config that
  *   matches the embedded broker's settings (anonymous loopback, no persistence, TCP_NODELAY, no inflight
@@ -96,7 +96,7 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 /** Builds the runtime as `npm start` does; returns how it will be run. */
 function buildRuntime(): { command: string[]; how: string } {
-  const main = path.join(ROOT, 'dist/runtime/main.js');
+  const main = path.join(ROOT, 'dist/app/main.js');
   log('building the runtime (npm run build) ...');
   try {
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
@@ -106,10 +106,10 @@ function buildRuntime(): { command: string[]; how: string } {
   } catch {
     // tsc still emits when other files have type errors; what matters is that main.js is there.
   }
-  if (existsSync(main)) return { command: [process.execPath, main, 'start'], how: 'node dist/runtime/main.js start (compiled, as npm start)' };
+  if (existsSync(main)) return { command: [process.execPath, main, 'start'], how: 'node dist/app/main.js start (compiled, as npm start)' };
   return {
-    command: [process.execPath, '--import', 'tsx', path.join(ROOT, 'runtime/main.ts'), 'start'],
-    how: 'node --import tsx runtime/main.ts start (build failed; sources through tsx)',
+    command: [process.execPath, '--import', 'tsx', path.join(ROOT, 'app/main.ts'), 'start'],
+    how: 'node --import tsx app/main.ts start (build failed; sources through tsx)',
   };
 }
 

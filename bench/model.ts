@@ -18,12 +18,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Llama, LlamaLogLevel, type LlamaModel, type Token, getLlama } from 'node-llama-cpp';
 import pino from 'pino';
-import { Agent } from '../models/agent/agent.js';
+import { Agent } from '../agent/agent.js';
 import { withModelDefaults } from '../models/config-schema.js';
 import { ModelEngine } from '../models/engine/engine.js';
 import type { GeneratedQuant } from '../models/gguf/format.js';
 import { generateModel } from '../models/gguf/generate.js';
-import { SimDirectory } from '../models/testing/sim-directory.js';
+import { SimDirectory } from '../agent/testing/sim-directory.js';
 import { median } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

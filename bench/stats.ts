@@ -1,5 +1,5 @@
 /** Summary statistics shared by the benchmarks (percentiles: nearest rank, as the scheduler reports them). */
-import { percentile as nearestRank } from '../runtime/scheduler/stats.js';
+import { percentile as nearestRank } from '../agent/scheduler/stats.js';
 
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

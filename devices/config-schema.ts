@@ -6,6 +6,8 @@
  * device layer uses those only in local mode, so `npm start` shows working devices. Write `devices: []`
  * for none.
  */
+import type { ConfigIssue } from '../runtime/config/issues.js';
+import type { Config } from '../runtime/config/schema.js';
 import { DEMO_DEVICES } from './demo.js';
 import { DEVICE_ID_PATTERN, RESERVED_DEVICE_IDS } from './model.js';
 
@@ -243,4 +245,21 @@ export interface DeviceConfigEntry {
   serial?: Record<string, unknown>;
   modbus?: Record<string, unknown>;
   remote?: Record<string, unknown>;
+}
+
+/** Device ids are unique across the section (JSON Schema cannot say so for a key inside array items). */
+export function devicesCrossCheck(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const ids = new Set<string>();
+  for (const [i, device] of config.devices.entries()) {
+    if (ids.has(device.id)) issues.push({ path: `devices[${i}].id`, message: `duplicate device id "${device.id}"` });
+    ids.add(device.id);
+  }
+  return issues;
+}
+
+declare module '../runtime/config/schema.js' {
+  interface ConfigSections {
+    devices: DeviceConfigEntry[];
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * `clawbox models list | verify [NAME...] | add FILE` — runtime/cli.ts forwards the arguments after
+ * `clawbox models list | verify [NAME...] | add FILE` — app/cli.ts forwards the arguments after
  * `models` here. Exit codes: 0 ok, 1 a model failed verification, 64 bad arguments (thrown as USAGE).
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
-import { loadConfig } from '../runtime/config/load.js';
+import type { ConfigLoader } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/store/atomic-file.js';
 import { type ModelConfigEntry, modelEntrySchema } from './config-schema.js';
@@ -56,12 +56,16 @@ function configFile(option: string | undefined, env: NodeJS.ProcessEnv): string 
   return option ?? env.CLAWBOX_CONFIG ?? undefined;
 }
 
-function openRegistry(file: string | undefined, env: NodeJS.ProcessEnv): ModelRegistry {
+function openRegistry(loadConfig: ConfigLoader['loadConfig'], file: string | undefined, env: NodeJS.ProcessEnv): ModelRegistry {
   const { config, source } = loadConfig({ ...(file ? { file } : {}), env });
   return new ModelRegistry(config.models, source ? path.dirname(path.resolve(source)) : process.cwd());
 }
 
-export async function runModelsCommand(args: readonly string[], io: ModelsCliIo = defaultIo): Promise<number> {
+/** `loadConfig` comes from the composition root, which knows every config section. */
+export async function runModelsCommand(
+  args: readonly string[],
+  loadConfig: ConfigLoader['loadConfig'],
+  io: ModelsCliIo = defaultIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
     allowPositionals: true,
@@ -82,9 +86,9 @@ export async function runModelsCommand(args: readonly string[], io: ModelsCliIo 
   const file = configFile(values.config, io.env);
   switch (command) {
     case 'list':
-      return list(openRegistry(file, io.env), values.json === true, io);
+      return list(openRegistry(loadConfig, file, io.env), values.json === true, io);
     case 'verify':
-      return verify(openRegistry(file, io.env), rest, values.json === true, io);
+      return verify(openRegistry(loadConfig, file, io.env), rest, values.json === true, io);
     case 'add': {
       const [modelFile, ...extra] = rest;
       if (!modelFile || extra.length > 0) throw new ClawboxError('USAGE', 'models add needs exactly one FILE');

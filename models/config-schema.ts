@@ -86,3 +86,9 @@ export function withModelDefaults(entry: Pick<ModelConfigEntry, 'name' | 'path'>
     ...entry,
   };
 }
+
+declare module '../runtime/config/schema.js' {
+  interface ConfigSections {
+    models: ModelConfigEntry[];
+  }
+}

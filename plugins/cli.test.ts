@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { loadConfig } from '../app/config.js';
 import { runPluginsCommand } from './cli.js';
 import { FIXTURES, startHost } from './test/support.js';
 
@@ -16,7 +17,7 @@ const run = promisify(execFile);
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   let stdout = '';
   let stderr = '';
-  const code = await runPluginsCommand(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env });
+  const code = await runPluginsCommand(args, loadConfig, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env });
   return { code, stdout, stderr };
 }
 

@@ -1,10 +1,10 @@
 /**
- * `clawbox plugins list | info <name> | new <name> --lang node|python [--dir DIR]`, for runtime/cli.ts to
+ * `clawbox plugins list | info <name> | new <name> --lang node|python [--dir DIR]`, for app/cli.ts to
  * dispatch to: `return runPluginsCommand(argv.slice(1))`. Reads the same config as `clawbox start`
  * (--config FILE, $CLAWBOX_CONFIG …) and finds plugins exactly as the host does, without starting any.
  */
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../runtime/config/load.js';
+import type { ConfigLoader } from '../runtime/config/load.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
 import type { PluginsConfig } from './config-schema.js';
 import { type DiscoveryResult, discoverPlugins, pluginSources } from './discovery.js';
@@ -26,7 +26,11 @@ export interface PluginsCommandIo {
   cwd?: string;
 }
 
-export async function runPluginsCommand(args: readonly string[], io: PluginsCommandIo = {}): Promise<number> {
+/** `loadConfig` comes from the composition root, which knows every config section. */
+export async function runPluginsCommand(
+  args: readonly string[],
+  loadConfig: ConfigLoader['loadConfig'],
+  io: PluginsCommandIo = {}): Promise<number> {
   const out = io.stdout ?? ((text: string) => void process.stdout.write(text));
   const err = io.stderr ?? ((text: string) => void process.stderr.write(text));
   const env = io.env ?? process.env;
@@ -52,14 +56,14 @@ export async function runPluginsCommand(args: readonly string[], io: PluginsComm
     switch (command) {
       case 'list': {
         if (name !== undefined) throw new ClawboxError('USAGE', `"plugins list" takes no name (got "${name}")`);
-        const found = discover(values.config, env);
+        const found = discover(loadConfig, values.config, env);
         if (values.json) out(`${JSON.stringify(listJson(found), null, 2)}\n`);
         else out(listText(found));
         return 0;
       }
       case 'info': {
         if (!name) throw new ClawboxError('USAGE', 'plugins info needs a plugin name');
-        const found = discover(values.config, env);
+        const found = discover(loadConfig, values.config, env);
         const plugin = [...found.plugins].find((p) => p.name === name);
         if (!plugin) {
           const problem = found.problems.find((p) => p.name === name || p.path.endsWith(`/${name}`));
@@ -112,7 +116,7 @@ export async function runPluginsCommand(args: readonly string[], io: PluginsComm
   }
 }
 
-function discover(file: string | undefined, env: NodeJS.ProcessEnv): DiscoveryResult {
+function discover(loadConfig: ConfigLoader['loadConfig'], file: string | undefined, env: NodeJS.ProcessEnv): DiscoveryResult {
   const { config } = loadConfig({ ...(file ? { file } : {}), env });
   const plugins: PluginsConfig = resolvePluginsConfig((config as unknown as { plugins?: unknown }).plugins);
   return discoverPlugins(pluginSources(plugins, env), { allow: plugins.allow, deny: plugins.deny });

@@ -102,3 +102,9 @@ export interface PluginsConfig {
   mqtt: { enabled: boolean; tools: string[]; max_payload_bytes: number };
   python: string;
 }
+
+declare module '../runtime/config/schema.js' {
+  interface ConfigSections {
+    plugins: PluginsConfig;
+  }
+}

@@ -11,7 +11,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { verifyPassword } from '../runtime/auth/password.js';
-import { loadConfig } from '../runtime/config/load.js';
+import { loadConfig } from '../app/config.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SCRIPT = path.join(import.meta.dirname, 'clawbox-firstboot');
@@ -35,7 +35,7 @@ function runFirstboot(t: Test, seed?: string): Run {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-firstboot-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const clawbox = path.join(dir, 'clawbox');
-  writeFileSync(clawbox, `#!/bin/sh\nexec "${process.execPath}" --import tsx "${path.join(ROOT, 'runtime/main.ts')}" "$@"\n`);
+  writeFileSync(clawbox, `#!/bin/sh\nexec "${process.execPath}" --import tsx "${path.join(ROOT, 'app/main.ts')}" "$@"\n`);
   chmodSync(clawbox, 0o755);
   const seedFile = path.join(dir, 'boot/clawbox/config.yaml');
   if (seed !== undefined) {

@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
-const ENTRY = path.join(ROOT, 'runtime', 'main.ts');
+const ENTRY = path.join(ROOT, 'app', 'main.ts');
 
 export interface CliResult {
   code: number | null;

@@ -10,7 +10,7 @@ import t from 'tap';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { MODBUS_SIM, SerialRig } from '../fixtures/socat.js';
 import { startStack } from '../fixtures/stack.js';
-import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './conformance.js';
+import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './testing/conformance.js';
 import { createModbusRtuDriver } from './modbus-rtu.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-modbus-'));

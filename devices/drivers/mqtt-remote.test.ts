@@ -8,7 +8,7 @@ import { makeTestContext } from '../../runtime/broker/test-context.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { type FakeDevice, fakeTasmota, fakeZigbee2mqtt } from '../fixtures/fake-mqtt-devices.js';
 import { connectClient, json, startStack } from '../fixtures/stack.js';
-import { eventually, runDriverConformance } from './conformance.js';
+import { eventually, runDriverConformance } from './testing/conformance.js';
 import { createMqttRemoteDriver } from './mqtt-remote.js';
 
 async function brokerFor(t: { teardown(fn: () => unknown): void }): Promise<Broker> {

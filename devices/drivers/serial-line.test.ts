@@ -9,7 +9,7 @@ import t from 'tap';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { connectClient, json, startStack } from '../fixtures/stack.js';
 import { LINE_SIM, SerialRig } from '../fixtures/socat.js';
-import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './conformance.js';
+import { eventually, runDriverConformance, serialConformanceRig, simulatorState } from './testing/conformance.js';
 import { createSerialLineDriver } from './serial-line.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-serial-'));

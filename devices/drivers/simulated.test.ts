@@ -3,7 +3,7 @@
  */
 import t from 'tap';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
-import { runDriverConformance } from './conformance.js';
+import { runDriverConformance } from './testing/conformance.js';
 import { createSimulatedDriver, simulatorControls } from './simulated.js';
 
 runDriverConformance(t, 'simulated', createSimulatedDriver, async () => {

@@ -31,7 +31,7 @@ node_fetch() {
 # app_build: compiles dist/ in the source tree (tsc; the same as `npm run build`).
 app_build() {
   (cd "$SRC_DIR" && npm run build --silent) || die "npm run build failed in $SRC_DIR (fix the TypeScript errors above)"
-  [ -f "$SRC_DIR/dist/runtime/main.js" ] || die "npm run build produced no dist/runtime/main.js"
+  [ -f "$SRC_DIR/dist/app/main.js" ] || die "npm run build produced no dist/app/main.js"
 }
 
 # app_stage DIR: the installable app in DIR (what goes to /opt/clawbox/app).

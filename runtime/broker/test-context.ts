@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import YAML from 'yaml';
-import { loadConfig } from '../config/load.js';
+import { loadConfig } from '../../app/config.js';
 import type { RuntimeContext } from '../context.js';
 import { EventBus, type LifecycleState } from '../events.js';
 import { createLogging } from '../logging.js';

@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import { ClawboxError } from '../errors.js';
 import { applyOverride, collectEnvOverrides } from './env.js';
 import { type ConfigIssue, formatIssues, issuesFromAjv } from './issues.js';
-import { type Config, configSchema } from './schema.js';
+import type { Config, ConfigSchema } from './schema.js';
 
 export const APPLIANCE_CONFIG_PATH = '/etc/clawbox/config.yaml';
 
@@ -28,19 +28,16 @@ export interface LoadedConfig {
   source: string | null;
 }
 
-// verbose: errors carry the offending value and schema, so messages can name both.
-// Compiled on first use: commands such as `clawbox passwd` import this module but never validate.
-let compiled: ValidateFunction | undefined;
-function validator(): ValidateFunction {
-  compiled ??= new Ajv({
-    allErrors: true,
-    useDefaults: true,
-    strict: true,
-    strictRequired: false,
-    allowUnionTypes: true,
-    verbose: true,
-  }).compile(configSchema);
-  return compiled;
+/** A rule that spans several keys of one section, supplied by the folder that owns the section. */
+export type ConfigCrossCheck = (config: Config) => ConfigIssue[];
+
+export interface ConfigLoader {
+  /** The composed JSON Schema (`clawbox config schema` prints it). */
+  readonly schema: ConfigSchema;
+  /** Validates and returns every problem instead of throwing; used by `config check`. */
+  checkConfig(options?: LoadConfigOptions): { loaded?: LoadedConfig; issues: ConfigIssue[] };
+  /** Loads or throws CONFIG_INVALID / CONFIG_UNREADABLE with every problem in the message. */
+  loadConfig(options?: LoadConfigOptions): LoadedConfig;
 }
 
 function deepFreeze<T>(value: T): T {
@@ -88,7 +85,7 @@ function readYaml(file: string): Record<string, unknown> {
 }
 
 /** Rules that span several keys, which JSON Schema would state only clumsily. */
-function crossChecks(config: Config): ConfigIssue[] {
+function coreCrossChecks(config: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const { tls } = config.broker;
   if (tls.enabled && (!tls.cert || !tls.key)) {
@@ -108,42 +105,56 @@ function crossChecks(config: Config): ConfigIssue[] {
     if (names.has(user.username)) issues.push({ path: `broker.users[${i}].username`, message: 'duplicate username' });
     names.add(user.username);
   }
-  const ids = new Set<string>();
-  for (const [i, device] of config.devices.entries()) {
-    if (ids.has(device.id)) issues.push({ path: `devices[${i}].id`, message: `duplicate device id "${device.id}"` });
-    ids.add(device.id);
-  }
   return issues;
 }
 
-/** Validates and returns every problem instead of throwing; used by `config check`. */
-export function checkConfig(options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } {
-  const env = options.env ?? process.env;
-  const source = pickFile(options, env);
-  const raw = source ? readYaml(source) : {};
-  const { overrides, issues } = collectEnvOverrides(env, configSchema);
-  for (const override of overrides) applyOverride(raw, override);
-  const mode = options.mode ?? (env.CLAWBOX_MODE as LoadConfigOptions['mode']);
-  if (mode) raw.mode = mode;
+/** A loader for one composed schema; the feature sections' own cross-checks run after the core's. */
+export function createConfigLoader(schema: ConfigSchema, crossChecks: readonly ConfigCrossCheck[] = []): ConfigLoader {
+  // verbose: errors carry the offending value and schema, so messages can name both.
+  // Compiled on first use: commands such as `clawbox passwd` never validate.
+  let compiled: ValidateFunction | undefined;
+  const validator = (): ValidateFunction => {
+    compiled ??= new Ajv({
+      allErrors: true,
+      useDefaults: true,
+      strict: true,
+      strictRequired: false,
+      allowUnionTypes: true,
+      verbose: true,
+    }).compile(schema);
+    return compiled;
+  };
 
-  const validate = validator();
-  if (!validate(raw)) {
-    issues.push(...issuesFromAjv(validate.errors ?? []));
-    return { issues };
-  }
-  const config = raw as unknown as Config;
-  issues.push(...crossChecks(config));
-  if (issues.length > 0) return { issues };
-  return { loaded: { config: deepFreeze(config), source }, issues };
-}
+  const checkConfig = (options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } => {
+    const env = options.env ?? process.env;
+    const source = pickFile(options, env);
+    const raw = source ? readYaml(source) : {};
+    const { overrides, issues } = collectEnvOverrides(env, schema);
+    for (const override of overrides) applyOverride(raw, override);
+    const mode = options.mode ?? (env.CLAWBOX_MODE as LoadConfigOptions['mode']);
+    if (mode) raw.mode = mode;
 
-/** Loads or throws CONFIG_INVALID / CONFIG_UNREADABLE with every problem in the message. */
-export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
-  const { loaded, issues } = checkConfig(options);
-  if (!loaded) {
-    throw new ClawboxError('CONFIG_INVALID', `configuration is invalid:\n${formatIssues(issues)}`, { issues });
-  }
-  return loaded;
+    const validate = validator();
+    if (!validate(raw)) {
+      issues.push(...issuesFromAjv(validate.errors ?? []));
+      return { issues };
+    }
+    const config = raw as unknown as Config;
+    issues.push(...coreCrossChecks(config));
+    for (const check of crossChecks) issues.push(...check(config));
+    if (issues.length > 0) return { issues };
+    return { loaded: { config: deepFreeze(config), source }, issues };
+  };
+
+  const loadConfig = (options: LoadConfigOptions = {}): LoadedConfig => {
+    const { loaded, issues } = checkConfig(options);
+    if (!loaded) {
+      throw new ClawboxError('CONFIG_INVALID', `configuration is invalid:\n${formatIssues(issues)}`, { issues });
+    }
+    return loaded;
+  };
+
+  return { schema, checkConfig, loadConfig };
 }
 
 /** Where state lives: config, then systemd's $STATE_DIRECTORY, then the mode's default. */

@@ -1,21 +1,17 @@
 /**
- * The one JSON Schema of the config file (YAML on disk). ajv applies the defaults written here, so a
- * missing file or an empty one is a complete local-mode config. Keys are snake_case so that every key
- * maps to an environment override `CLAWBOX_<SECTION>_<KEY>` (see ./env.ts).
- * Sections owned by other folders (devices, models) are composed in from their own schema modules.
+ * The core sections of the config file (YAML on disk): mode, state directory, logging, broker, HTTP. ajv
+ * applies the defaults written here, so a missing file or an empty one is a complete local-mode config.
+ * Keys are snake_case so that every key maps to an environment override `CLAWBOX_<SECTION>_<KEY>`
+ * (see ./env.ts). Feature folders own their sections; the composition root puts them beside these with
+ * composeConfigSchema(), and each feature adds its section's type to ConfigSections by module augmentation,
+ * so this core never imports a feature.
  */
-import { type DeviceConfigEntry, devicesConfigSchema } from '../../devices/config-schema.js';
-import { type ModelConfigEntry, modelsConfigSchema } from '../../models/config-schema.js';
-import { type ChannelsConfig, channelsConfigSchema } from '../../plugins/channels/config-schema.js';
-import { type PluginsConfig, pluginsConfigSchema } from '../../plugins/config-schema.js';
-import { type SchedulerConfig, schedulerConfigSchema } from '../scheduler/config-schema.js';
-
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
 const topicPattern = { type: 'string', minLength: 1, maxLength: 256 } as const;
 const logLevel = { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } as const;
 
-export const configSchema = {
+const coreConfigSchema = {
   $id: 'https://clawbox.dev/schema/config.json',
   title: 'clawbox configuration',
   type: 'object',
@@ -127,11 +123,6 @@ export const configSchema = {
         password_hash: { type: 'string', pattern: '^scrypt\\$', description: 'Password for the status page (user "admin").' },
       },
     },
-    devices: devicesConfigSchema,
-    models: modelsConfigSchema,
-    plugins: pluginsConfigSchema,
-    scheduler: schedulerConfigSchema,
-    channels: channelsConfigSchema,
   },
 } as const;
 
@@ -144,8 +135,8 @@ export interface BrokerUserConfig {
   subscribe: string[];
 }
 
-/** The config after validation: every default applied, frozen. */
-export interface Config {
+/** The core sections after validation: every default applied, frozen. */
+export interface CoreConfig {
   mode: 'local' | 'appliance';
   state_dir?: string;
   log: { level: LogLevel; components: Record<string, LogLevel> };
@@ -161,9 +152,27 @@ export interface Config {
     persistence: { enabled: boolean };
   };
   http: { host: string; port: number; token?: string; password_hash?: string };
-  devices: DeviceConfigEntry[];
-  models: ModelConfigEntry[];
-  plugins: PluginsConfig;
-  scheduler: SchedulerConfig;
-  channels: ChannelsConfig;
 }
+
+/**
+ * The feature sections, filled in by each feature's config-schema module:
+ * `declare module '../runtime/config/schema.js' { interface ConfigSections { devices: DeviceConfigEntry[] } }`.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: the augmentation point for feature sections
+export interface ConfigSections {}
+
+/** The whole config after validation. */
+export type Config = CoreConfig & ConfigSections;
+
+/** A JSON Schema object for one top-level section. */
+export type SectionSchema = Readonly<Record<string, unknown>>;
+
+/** The one JSON Schema of the config file: the core sections plus each feature's. */
+export function composeConfigSchema(sections: Readonly<Record<string, SectionSchema>>) {
+  for (const name of Object.keys(sections)) {
+    if (name in coreConfigSchema.properties) throw new Error(`config section "${name}" is a core section`);
+  }
+  return { ...coreConfigSchema, properties: { ...coreConfigSchema.properties, ...sections } };
+}
+
+export type ConfigSchema = ReturnType<typeof composeConfigSchema>;

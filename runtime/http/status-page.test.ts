@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { type MqttClient, connectAsync } from 'mqtt';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import t from 'tap';
-import { createApp } from '../app.js';
+import { createApp } from '../../app/app.js';
 import { Broker } from '../broker/broker.js';
 import { makeTestContext } from '../broker/test-context.js';
 import { createLogging } from '../logging.js';

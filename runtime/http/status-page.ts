@@ -6,7 +6,7 @@
  * from its keys. Every value reaches the DOM through
  * textContent, never innerHTML: device names and log messages are untrusted.
  *
- * The chat card talks to the agent over the WebSocket at api/chat/ws (plugins/channels/ws-chat.ts); it
+ * The chat card talks to the agent over the WebSocket at api/chat/ws (channels/ws-chat.ts); it
  * appears once the status document's channels section lists the 'ws-chat' channel.
  *
  * The CSP names the exact inline script and style by their SHA-256, so nothing else can run.

@@ -1,0 +1,413 @@
+/**
+ * The agent: turns a request ({text, session?, transaction?}) into validated device actions.
+ *   1. Fast path: the deterministic intent matcher; matched intents run without the model.
+ *   2. Model path: system prompt + device list (a cached KV prefix) + session history, output constrained
+ *      by a grammar built from the devices' command schemas.
+ * Every proposal — fast or model — is checked against the caller's permissions and validated with ajv
+ * against the device's schema before it is executed through the device directory; invalid proposals are
+ * refused with an explanation and never executed.
+ */
+import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logging.js';
+import type { LlamaGrammar } from 'node-llama-cpp';
+import type { GenerateRequest, GenerateResult, JsonGrammar, Timings } from '../models/index.js';
+import type { AgentDevice, DeviceDirectory, JsonSchema, StateValue } from './directory.js';
+import { type FastMatch, IntentMatcher } from './intents.js';
+import { english } from './lang-en.js';
+import type { IntentLanguage } from './language.js';
+import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
+import { type SessionOptions, SessionStore } from './sessions.js';
+import { ToolCallPlan } from './tool-guide.js';
+import { CommandValidator } from './validate.js';
+
+/** What the agent needs from an engine (ModelEngine provides it; the scheduler may wrap it). */
+export interface AgentEngine {
+  generate(request: GenerateRequest): Promise<GenerateResult>;
+  grammarFor(schema: object): Promise<JsonGrammar>;
+  warmPrefix?(prefix: string): Promise<unknown>;
+  /** GBNF grammars, for jump-forward decoding of tool calls (without it the agent uses one JSON grammar). */
+  gbnf?(text: string): Promise<LlamaGrammar>;
+  /**
+   * The engine this one stands for, when it is a per-request wrapper (the scheduler's instrumented
+   * view): warmed prefixes and compiled grammars are remembered per underlying engine, not per wrapper.
+   */
+  readonly underlying?: object;
+  /** Token work of a request (for `estimate`). */
+  shape?(request: Pick<GenerateRequest, 'prefix' | 'prompt' | 'session'>): { prompt_tokens: number; cached_tokens: number };
+}
+
+export interface AgentRequest {
+  text: string;
+  session?: string;
+  transaction?: string | number;
+  /** Device ids this caller may control; all when absent. */
+  allow?: readonly string[];
+  signal?: AbortSignal;
+}
+
+export interface AgentAction {
+  device: string;
+  command: Record<string, StateValue>;
+  /** What the device layer returned, or {error: {code, message}} when execution failed. */
+  result: unknown;
+}
+
+export interface AgentRefusal {
+  device: string | null;
+  command: unknown;
+  code: ErrorCode;
+  reason: string;
+}
+
+export interface AgentResponse {
+  text: string;
+  actions: AgentAction[];
+  path: 'fast' | 'model';
+  timings: Timings;
+  /** Proposals that were not executed, with the reason. */
+  refused?: AgentRefusal[];
+  /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
+  tokens?: { prompt: number; cached: number; generated: number; forced: number };
+  transaction?: string | number;
+}
+
+export interface HandleOptions {
+  /** auto: fast path, then model. fast: fast path only (NOT_FOUND if no match). model: skip the fast path. */
+  path?: 'auto' | 'fast' | 'model';
+  /** Output budget for the model path (the scheduler shortens it under load). */
+  maxTokens?: number;
+  /** Use this engine instead of the default one (e.g. the small model). */
+  engine?: AgentEngine;
+  /**
+   * The scheduler's short rung (no free-text explanation): a reply is cut at BRIEF_REPLY_CHARS, so with
+   * jump-forward decoding (the engine's default) BRIEF_OUTPUT_TOKENS is enough output budget. Device
+   * actions are unchanged: they carry no free text.
+   */
+  brief?: boolean;
+}
+
+/** Longest free-text reply on the short rung, in characters. */
+export const BRIEF_REPLY_CHARS = 40;
+/**
+ * Output budget of a brief answer with jump-forward decoding (only the id and the reply are sampled):
+ * a reply of BRIEF_REPLY_CHARS is ~10-20 tokens; a budget cut inside the reply still answers (salvaged).
+ */
+export const BRIEF_OUTPUT_TOKENS = 24;
+
+export interface AgentOptions {
+  directory: DeviceDirectory;
+  /** The current main engine, or null when no model is loaded (fast path only). */
+  engine?: () => AgentEngine | null;
+  /** Languages for the fast path, tried in order; the first also words the model path's replies. */
+  languages?: readonly IntentLanguage[];
+  sessions?: SessionOptions;
+  logger?: Logger;
+  /** Default output budget of a tool call. */
+  maxTokens?: number;
+  /** Longest accepted request text. */
+  maxTextChars?: number;
+  /** Jump-forward decoding of tool calls (default true): sample only where there is a choice. */
+  jumpForward?: boolean;
+  /** Longest reply of a brief answer (default BRIEF_REPLY_CHARS). */
+  briefReplyChars?: number;
+}
+
+interface Snapshot {
+  signature: string;
+  devices: Array<{ device: AgentDevice; schema: JsonSchema | undefined }>;
+  matchers: Array<{ language: IntentLanguage; matcher: IntentMatcher }>;
+  prefix: string;
+  toolSchema: JsonSchema;
+  briefToolSchema: JsonSchema;
+}
+
+const ZERO_TIMINGS: Omit<Timings, 'total_ms'> = { queue_ms: 0, prefill_ms: 0, decode_ms: 0 };
+
+export class Agent {
+  readonly sessions: SessionStore;
+  readonly #directory: DeviceDirectory;
+  readonly #engine: () => AgentEngine | null;
+  readonly #languages: readonly IntentLanguage[];
+  readonly #validator = new CommandValidator();
+  readonly #logger: Logger | undefined;
+  readonly #maxTokens: number;
+  readonly #maxTextChars: number;
+  #snapshot: Snapshot | null = null;
+  #building: Promise<Snapshot> | null = null;
+  #warmed = new WeakMap<object, string>();
+  #plans = new WeakMap<object, { signature: string; plan: Promise<ToolCallPlan> }>();
+  readonly #jumpForward: boolean;
+  readonly #briefReplyChars: number;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(options: AgentOptions) {
+    this.#directory = options.directory;
+    this.#engine = options.engine ?? (() => null);
+    this.#languages = options.languages && options.languages.length > 0 ? options.languages : [english];
+    this.#logger = options.logger;
+    this.#maxTokens = options.maxTokens ?? 96;
+    this.#maxTextChars = options.maxTextChars ?? 1000;
+    this.#jumpForward = options.jumpForward ?? true;
+    this.#briefReplyChars = options.briefReplyChars ?? BRIEF_REPLY_CHARS;
+    this.sessions = new SessionStore(options.sessions);
+    this.#unsubscribe =
+      options.directory.onChange?.(() => {
+        this.#snapshot = null;
+      }) ?? null;
+  }
+
+  get #say() {
+    return this.#languages[0]!.say;
+  }
+
+  /** Device list, schemas, matchers and prompt; rebuilt when the device list changes. */
+  async #current(): Promise<Snapshot> {
+    const listed = await this.#directory.list();
+    const signature = JSON.stringify(listed.map((d) => [d.id, d.name, d.aliases ?? [], d.capabilities]));
+    if (this.#snapshot?.signature === signature) return this.#snapshot;
+    if (this.#building) return this.#building;
+    this.#building = (async () => {
+      const devices = await Promise.all(listed.map(async (device) => ({ device, schema: await this.#directory.commandSchema(device.id) })));
+      const snapshot: Snapshot = {
+        signature,
+        devices,
+        matchers: this.#languages.map((language) => ({ language, matcher: new IntentMatcher(devices, language) })),
+        prefix: systemPrompt(devices),
+        toolSchema: toolCallSchema(devices),
+        briefToolSchema: toolCallSchema(devices, this.#briefReplyChars),
+      };
+      this.#snapshot = snapshot;
+      return snapshot;
+    })().finally(() => {
+      this.#building = null;
+    });
+    return this.#building;
+  }
+
+  /** The fast-path match for a text, without executing it (the scheduler's first rung). */
+  async match(text: string): Promise<FastMatch | null> {
+    const clean = this.#checkText(text);
+    const snapshot = await this.#current();
+    for (const { matcher } of snapshot.matchers) {
+      const match = matcher.match(clean);
+      if (match) return match;
+    }
+    return null;
+  }
+
+  /**
+   * Gets an engine ready for the current devices before the first request pays for it: evaluates the
+   * prompt prefix into the idle sequences and compiles the jump-forward grammars.
+   */
+  async refreshPrefix(engine: AgentEngine | null = this.#engine()): Promise<void> {
+    const snapshot = await this.#current();
+    if (!engine) return;
+    if (this.#jumpForward && engine.gbnf) await this.#plan(engine, snapshot);
+    const key = identity(engine);
+    if (engine.warmPrefix && this.#warmed.get(key) !== snapshot.prefix) {
+      this.#warmed.set(key, snapshot.prefix);
+      await engine.warmPrefix(snapshot.prefix);
+    }
+  }
+
+  #checkText(text: unknown): string {
+    if (typeof text !== 'string') throw new ClawboxError('PAYLOAD_INVALID', 'text must be a string');
+    const clean = text.trim();
+    if (clean.length === 0) throw new ClawboxError('PAYLOAD_INVALID', 'text is empty');
+    if (clean.length > this.#maxTextChars) {
+      throw new ClawboxError('PAYLOAD_TOO_LARGE', `text is longer than ${this.#maxTextChars} characters`);
+    }
+    return clean;
+  }
+
+  async handle(request: AgentRequest, options: HandleOptions = {}): Promise<AgentResponse> {
+    const started = performance.now();
+    const text = this.#checkText(request.text);
+    if (request.session !== undefined && (typeof request.session !== 'string' || request.session.length > 128)) {
+      throw new ClawboxError('PAYLOAD_INVALID', 'session must be a string of at most 128 characters');
+    }
+    const snapshot = await this.#current();
+    const mode = options.path ?? 'auto';
+    if (mode !== 'model') {
+      for (const { language, matcher } of snapshot.matchers) {
+        const match = matcher.match(text);
+        if (match) {
+          const response = await this.#runFast(match, language, snapshot, request, started);
+          if (request.session) this.sessions.append(request.session, sanitizeUserText(text), response.text);
+          return response;
+        }
+      }
+      if (mode === 'fast') throw new ClawboxError('NOT_FOUND', 'no device command matches this text');
+    }
+    const engine = options.engine ?? this.#engine();
+    if (!engine) throw new ClawboxError('MODEL_NOT_LOADED', this.#say.noModel());
+    return this.#runModel(engine, text, snapshot, request, options, started);
+  }
+
+  #finish(response: Omit<AgentResponse, 'timings'> & { timings?: Omit<Timings, 'total_ms'> }, request: AgentRequest, started: number): AgentResponse {
+    const timings = { ...(response.timings ?? ZERO_TIMINGS), total_ms: performance.now() - started };
+    return {
+      ...response,
+      timings,
+      ...(response.refused && response.refused.length > 0 ? { refused: response.refused } : { refused: undefined }),
+      ...(request.transaction !== undefined ? { transaction: request.transaction } : {}),
+    };
+  }
+
+  async #runFast(match: FastMatch, language: IntentLanguage, snapshot: Snapshot, request: AgentRequest, started: number): Promise<AgentResponse> {
+    const device = match.device;
+    if (match.query) {
+      // Questions read the last reported state (fresh from the directory, not the cached snapshot).
+      const fresh = (await this.#directory.list()).find((d) => d.id === device.id) ?? device;
+      const property = match.query.property;
+      const value = fresh.state?.[property];
+      const text =
+        value === undefined || value === null
+          ? language.say.unknownReading(device.name, property)
+          : language.say.reading(device.name, property, value, unitOf(device, property));
+      return this.#clean(this.#finish({ text, actions: [], path: 'fast' }, request, started));
+    }
+    const outcome = await this.#execute(device.id, match.command ?? {}, snapshot, request, language);
+    return this.#clean(this.#finish({ ...outcome, path: 'fast' }, request, started));
+  }
+
+  /** Permission, validation and execution of one proposal; shared by both paths. */
+  async #execute(
+    deviceId: string,
+    command: unknown,
+    snapshot: Snapshot,
+    request: AgentRequest,
+    language: IntentLanguage,
+  ): Promise<{ text: string; actions: AgentAction[]; refused: AgentRefusal[] }> {
+    const say = language.say;
+    const entry = snapshot.devices.find((d) => d.device.id === deviceId);
+    const refuse = (code: ErrorCode, reason: string) => ({
+      text: say.refused(reason),
+      actions: [],
+      refused: [{ device: entry ? deviceId : null, command, code, reason }],
+    });
+    if (!entry) return refuse('DEVICE_NOT_FOUND', `there is no device "${deviceId}"`);
+    if (request.allow && !request.allow.includes(deviceId)) return refuse('FORBIDDEN', `you may not control ${entry.device.name}`);
+    if (!entry.schema) return refuse('COMMAND_INVALID', `${entry.device.name} accepts no commands`);
+    if (!command || typeof command !== 'object' || Array.isArray(command)) return refuse('COMMAND_INVALID', 'the command is not an object');
+    const validation = this.#validator.validate(entry.schema, command);
+    if (!validation.ok) return refuse('COMMAND_INVALID', `${entry.device.name}: ${validation.reason}`);
+    const valid = command as Record<string, StateValue>;
+    try {
+      const result = await this.#directory.execute(deviceId, valid, {
+        source: 'agent',
+        ...(request.transaction !== undefined ? { transaction: request.transaction } : {}),
+      });
+      return { text: say.done(entry.device.name, valid), actions: [{ device: deviceId, command: valid, result }], refused: [] };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const typed = typeof code === 'string' ? { code, message: (error as Error).message } : toClawboxError(error).toJSON();
+      this.#logger?.warn({ code: typed.code, device: deviceId }, `agent command failed: ${typed.message}`);
+      return {
+        text: say.failed(entry.device.name, typed.message),
+        actions: [{ device: deviceId, command: valid, result: { error: { code: typed.code, message: typed.message } } }],
+        refused: [],
+      };
+    }
+  }
+
+  /**
+   * What the model path would cost for this request now (no fast-path check, nothing evaluated): prompt
+   * tokens, tokens already in a free sequence's KV cache, and the output budget. For admission control.
+   */
+  async estimate(request: AgentRequest, options: HandleOptions = {}): Promise<{ prompt_tokens: number; cached_tokens: number; max_tokens: number } | null> {
+    const engine = options.engine ?? this.#engine();
+    if (!engine?.shape) return null;
+    const snapshot = await this.#current();
+    const history = request.session ? this.sessions.history(request.session) : [];
+    const shape = engine.shape({
+      prefix: snapshot.prefix,
+      prompt: conversationPrompt(history, sanitizeUserText(this.#checkText(request.text))),
+      ...(request.session ? { session: request.session } : {}),
+    });
+    return { ...shape, max_tokens: options.maxTokens ?? this.#maxTokens };
+  }
+
+  async #runModel(
+    engine: AgentEngine,
+    text: string,
+    snapshot: Snapshot,
+    request: AgentRequest,
+    options: HandleOptions,
+    started: number,
+  ): Promise<AgentResponse> {
+    const language = this.#languages[0]!;
+    const decoding =
+      this.#jumpForward && engine.gbnf
+        ? { guide: (await this.#plan(engine, snapshot)).guide(options.brief ? { replyChars: this.#briefReplyChars } : {}) }
+        : { grammar: await engine.grammarFor(options.brief ? snapshot.briefToolSchema : snapshot.toolSchema) };
+    if (engine.warmPrefix && this.#warmed.get(identity(engine)) !== snapshot.prefix) {
+      // The device list changed (or first use): fill the idle sequences with the new prefix in the background.
+      this.#warmed.set(identity(engine), snapshot.prefix);
+      engine.warmPrefix(snapshot.prefix).catch((error: unknown) => this.#logger?.warn({ err: error }, 'prefix warm-up failed'));
+    }
+    const userText = sanitizeUserText(text);
+    const history = request.session ? this.sessions.history(request.session) : [];
+    const result = await engine.generate({
+      prefix: snapshot.prefix,
+      prompt: conversationPrompt(history, userText),
+      maxTokens: options.maxTokens ?? this.#maxTokens,
+      ...decoding,
+      ...(request.session ? { session: request.session } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
+    const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
+    let outcome: { text: string; actions: AgentAction[]; refused: AgentRefusal[] };
+    // A reply cut by the output budget is still an answer: close it rather than refuse it.
+    const call = (result.json ?? (result.stop_reason === 'max_tokens' ? salvageReply(result.text) : undefined)) as ToolCall | undefined;
+    if (!call || typeof call !== 'object' || typeof call.device !== 'string') {
+      const reason = result.stop_reason === 'max_tokens' ? 'the model ran out of output budget before finishing its answer' : 'the model did not produce a valid tool call';
+      outcome = { text: language.say.refused(reason), actions: [], refused: [{ device: null, command: result.text, code: 'MODEL_OUTPUT_INVALID', reason }] };
+    } else if (call.device === NO_DEVICE) {
+      outcome = { text: typeof call.reply === 'string' && call.reply.trim() ? call.reply.trim() : '…', actions: [], refused: [] };
+    } else {
+      outcome = await this.#execute(call.device, call.command, snapshot, request, language);
+    }
+    if (request.session) this.sessions.append(request.session, userText, result.text.trim());
+    if (outcome.refused.length > 0) this.#logger?.info({ refused: outcome.refused }, 'model proposal refused');
+    return this.#clean(this.#finish({ ...outcome, path: 'model', timings, tokens }, request, started));
+  }
+
+  /** Compiled jump-forward grammars for this engine and device list. */
+  #plan(engine: AgentEngine, snapshot: Snapshot): Promise<ToolCallPlan> {
+    const key = identity(engine);
+    const cached = this.#plans.get(key);
+    if (cached?.signature === snapshot.signature) return cached.plan;
+    const compiler = { gbnf: (text: string) => engine.gbnf!(text), grammarFor: (schema: object) => engine.grammarFor(schema) };
+    const plan = ToolCallPlan.build(snapshot.devices, compiler);
+    plan.catch(() => this.#plans.delete(key));
+    this.#plans.set(key, { signature: snapshot.signature, plan });
+    return plan;
+  }
+
+  #clean(response: AgentResponse): AgentResponse {
+    if (response.refused === undefined) delete response.refused;
+    return response;
+  }
+
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+  }
+}
+
+/** What per-engine caches are keyed by: the engine behind a per-request wrapper. */
+function identity(engine: AgentEngine): object {
+  return engine.underlying ?? engine;
+}
+
+function unitOf(device: AgentDevice, property: string): string | undefined {
+  for (const cap of device.capabilities) {
+    const reading = cap.readings?.find((r) => r.property === property);
+    if (reading) return reading.unit;
+  }
+  if (/temperature/.test(property)) return '°C';
+  if (['humidity', 'brightness', 'position'].includes(property)) return '%';
+  return undefined;
+}

@@ -1,0 +1,134 @@
+import t from 'tap';
+import { HOME, commandSchemaFor } from './testing/sim-directory.js';
+import { IntentMatcher } from './intents.js';
+import { english } from './lang-en.js';
+
+const matcher = new IntentMatcher(
+  HOME.map((device) => ({ device, schema: commandSchemaFor(device) })),
+  english,
+);
+
+type Expect = { device: string; command?: Record<string, unknown>; query?: string };
+
+// Utterance -> the one action (or question) it must resolve to.
+const MATCHES: Array<[string, Expect]> = [
+  ['turn on the kitchen lamp', { device: 'kitchen_lamp', command: { state: 'ON' } }],
+  ['Turn on the kitchen lamp.', { device: 'kitchen_lamp', command: { state: 'ON' } }],
+  ['please turn the kitchen lamp on', { device: 'kitchen_lamp', command: { state: 'ON' } }],
+  ['switch off the kitchen lamp', { device: 'kitchen_lamp', command: { state: 'OFF' } }],
+  ['kitchen lamp off', { device: 'kitchen_lamp', command: { state: 'OFF' } }],
+  ['Kitchen lamp on!', { device: 'kitchen_lamp', command: { state: 'ON' } }],
+  ['can you turn off the hall light please', { device: 'hall_light', command: { state: 'OFF' } }],
+  ['turn on the corridor light', { device: 'hall_light', command: { state: 'ON' } }],
+  ['hall_light on', { device: 'hall_light', command: { state: 'ON' } }],
+  ['toggle the desk fan', { device: 'desk_fan', command: { state: 'TOGGLE' } }],
+  ['power on the desk fan', { device: 'desk_fan', command: { state: 'ON' } }],
+  ['shut off the desk fan', { device: 'desk_fan', command: { state: 'OFF' } }],
+  ['could you switch the desk fan off for me', { device: 'desk_fan', command: { state: 'OFF' } }],
+  ['dim the kitchen lamp to 30 %', { device: 'kitchen_lamp', command: { brightness: 30 } }],
+  ['dim the kitchen lamp to 30%', { device: 'kitchen_lamp', command: { brightness: 30 } }],
+  ['dim kitchen lamp 45 percent', { device: 'kitchen_lamp', command: { brightness: 45 } }],
+  ['set the kitchen lamp to 80 percent', { device: 'kitchen_lamp', command: { brightness: 80 } }],
+  ['set the kitchen lamp brightness to 55', { device: 'kitchen_lamp', command: { brightness: 55 } }],
+  ['set brightness of the kitchen lamp to 10', { device: 'kitchen_lamp', command: { brightness: 10 } }],
+  ['kitchen lamp to 60%', { device: 'kitchen_lamp', command: { brightness: 60 } }],
+  ['set the kitchen lamp to 50', { device: 'kitchen_lamp', command: { brightness: 50 } }],
+  ['brighten the kitchen lamp to 100', { device: 'kitchen_lamp', command: { brightness: 100 } }],
+  ['set the thermostat to 21', { device: 'thermostat', command: { target_temperature: 21 } }],
+  ['set the bedroom thermostat to 21.5 degrees', { device: 'thermostat', command: { target_temperature: 21.5 } }],
+  ['set the thermostat to 20°C', { device: 'thermostat', command: { target_temperature: 20 } }],
+  ['set the thermostat to 20,5 °C', { device: 'thermostat', command: { target_temperature: 20.5 } }],
+  ['set the heating to 19', { device: 'thermostat', command: { target_temperature: 19 } }],
+  ['set the temperature of the thermostat to 22', { device: 'thermostat', command: { target_temperature: 22 } }],
+  ['heat the bedroom to 23', { device: 'thermostat', command: { target_temperature: 23 } }],
+  ['bedroom thermostat to 18 degrees', { device: 'thermostat', command: { target_temperature: 18 } }],
+  ['set the thermostat to heat', { device: 'thermostat', command: { mode: 'heat' } }],
+  ['set the thermostat mode to auto', { device: 'thermostat', command: { mode: 'auto' } }],
+  ['put the thermostat in fan only mode', { device: 'thermostat', command: { mode: 'fan_only' } }],
+  ['switch the heating to off', { device: 'thermostat', command: { mode: 'off' } }],
+  ['open the garage door', { device: 'garage_door', command: { state: 'OPEN' } }],
+  ['close the garage door', { device: 'garage_door', command: { state: 'CLOSE' } }],
+  ['stop the garage door', { device: 'garage_door', command: { state: 'STOP' } }],
+  ['lower the office blinds', { device: 'office_blinds', command: { state: 'CLOSE' } }],
+  ['raise the office blinds', { device: 'office_blinds', command: { state: 'OPEN' } }],
+  ['open the office blinds to 40%', { device: 'office_blinds', command: { position: 40 } }],
+  ['set the office blinds position to 25', { device: 'office_blinds', command: { position: 25 } }],
+  ['set the office blinds to 70 percent', { device: 'office_blinds', command: { position: 70 } }],
+  ['what is the living room temperature', { device: 'living_room_sensor', query: 'temperature' }],
+  ["what's the temperature in the living room?", { device: 'living_room_sensor', query: 'temperature' }],
+  ['what is the humidity in the living room', { device: 'living_room_sensor', query: 'humidity' }],
+  ['how warm is it in the living room', { device: 'living_room_sensor', query: 'temperature' }],
+  ['living room sensor humidity', { device: 'living_room_sensor', query: 'humidity' }],
+  ['what is the humidity', { device: 'living_room_sensor', query: 'humidity' }],
+  ['what is the bedroom temperature', { device: 'thermostat', query: 'current_temperature' }],
+  ['is the hall light on?', { device: 'hall_light', query: 'state' }],
+  ['is the garage door open', { device: 'garage_door', query: 'state' }],
+  ['what is the thermostat mode', { device: 'thermostat', query: 'mode' }],
+  ['status of the desk fan', { device: 'desk_fan', query: 'state' }],
+  ['set the kitchen lamp to 150 percent', { device: 'kitchen_lamp', command: { brightness: 150 } }], // matched; validation refuses
+];
+
+// Must NOT match: unknown devices, wrong capability, negation, extra clauses, ambiguity, chit-chat.
+const NEAR_MISSES = [
+  'turn on the garage lamp',
+  'turn on the kitchen',
+  'turn on the lamp',
+  'dim the desk fan to 30%',
+  'open the kitchen lamp',
+  'set the thermostat to banana',
+  'set the thermostat to 21 percent',
+  "don't turn on the kitchen lamp",
+  'do not turn off the hall light',
+  'turn on the kitchen lamp tomorrow at 7',
+  'turn on the kitchen lamp and the hall light',
+  'turn the kitchen lamp on and off',
+  'when did I turn on the kitchen lamp',
+  'what is the kitchen lamp humidity',
+  'what is the temperature',
+  'tell me a joke',
+  'turn on',
+  'set to 21',
+  '',
+  '   ',
+  'kitchen lamp',
+  'turn on the kitchen lamp kitchen lamp',
+  'set the kitchen lamp to fifty',
+  'is it going to rain',
+  'toggle the thermostat',
+  'stop the kitchen lamp',
+  'set the hall light to 50 percent',
+  'set the desk fan to heat',
+  'turn on the light',
+  'close the office',
+];
+
+t.test(`intent table: ${MATCHES.length} utterances resolve to exactly the expected action`, async (t) => {
+  t.ok(MATCHES.length >= 50);
+  for (const [utterance, expected] of MATCHES) {
+    const match = matcher.match(utterance);
+    t.ok(match, `"${utterance}" matches`);
+    if (!match) continue;
+    t.equal(match.device.id, expected.device, `"${utterance}" -> ${expected.device}`);
+    if (expected.command) t.same(match.command, expected.command, `"${utterance}" -> ${JSON.stringify(expected.command)}`);
+    if (expected.query) t.same(match.query, { property: expected.query }, `"${utterance}" asks ${expected.query}`);
+  }
+});
+
+t.test(`near misses: ${NEAR_MISSES.length} utterances do not match`, async (t) => {
+  for (const utterance of NEAR_MISSES) {
+    const match = matcher.match(utterance);
+    t.equal(match, null, `"${utterance}" does not match${match ? ` (got ${match.device.id} ${JSON.stringify(match.command ?? match.query)})` : ''}`);
+  }
+});
+
+t.test('ambiguous names do not match; a full name beats a room name', async (t) => {
+  const twoLamps = new IntentMatcher(
+    [
+      { device: { id: 'lamp_1', name: 'Lamp', capabilities: [{ type: 'switch' }] }, schema: commandSchemaFor({ id: 'x', name: 'x', capabilities: [{ type: 'switch' }] }) },
+      { device: { id: 'lamp_2', name: 'Lamp', capabilities: [{ type: 'switch' }] }, schema: commandSchemaFor({ id: 'x', name: 'x', capabilities: [{ type: 'switch' }] }) },
+    ],
+    english,
+  );
+  t.equal(twoLamps.match('turn on the lamp'), null);
+  t.equal(twoLamps.match('turn on lamp 1')?.device.id, 'lamp_1', 'the id still names one');
+});

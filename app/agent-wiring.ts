@@ -1,0 +1,128 @@
+/**
+ * Connects the agent to the rest of the runtime: the device layer seen through the agent's narrow
+ * DeviceDirectory, the scheduler in front of the model, and the MQTT agent topic in front of both.
+ * Only the composition root (app.ts) uses this file.
+ */
+import type { DeviceService } from '../devices/device-service.js';
+import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../agent/agent.js';
+import type { AgentDevice, DeviceDirectory, StateValue } from '../agent/directory.js';
+import { type AgentHandler, AgentTopic } from '../agent/agent-topic.js';
+import type { ModelRole, ModelService } from '../models/service.js';
+import type { Component, RuntimeContext } from '../runtime/context.js';
+import type { EventBus } from '../runtime/events.js';
+import type { Messaging } from '../runtime/messaging.js';
+import { agentFastPath, agentHandler, agentLane, agentPlanner } from '../agent/scheduler/model-lane.js';
+import { SchedulerService } from '../agent/scheduler/service.js';
+
+/** The device layer as the agent sees it: snapshots, command schemas, and the one validated execute path. */
+export function deviceDirectory(devices: DeviceService, bus: () => EventBus | null): DeviceDirectory {
+  return {
+    list: () =>
+      devices.list().map(
+        (d): AgentDevice => ({
+          id: d.id,
+          name: d.name,
+          capabilities: d.capabilities as unknown as AgentDevice['capabilities'],
+          availability: d.availability === 'online' ? 'online' : 'offline',
+          state: d.state as Record<string, StateValue>,
+        }),
+      ),
+    commandSchema: (id) => devices.commandSchema(id) as Record<string, unknown> | undefined,
+    execute: (id, command, options) => devices.execute(id, command, options),
+    onChange: (listener) => bus()?.on('device.registry', () => listener()) ?? (() => {}),
+  };
+}
+
+/** The agent lane as one component: agent + scheduler + MQTT topic, started and stopped together. */
+export class AgentComponent implements Component {
+  readonly name = 'agent';
+  #ctx: RuntimeContext | null = null;
+  #agent: Agent | null = null;
+  #parts: Component[] = [];
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging }) {}
+
+  /** Submits a request through the scheduler (what channels call); null before start. */
+  handle: ((request: AgentRequest & { source?: string; deadline_ms?: number }) => Promise<AgentResponse>) | null = null;
+
+  async start(ctx: RuntimeContext): Promise<void> {
+    this.#ctx = ctx;
+    const { devices, models, messaging } = this.deps;
+    const agent = new Agent({
+      directory: deviceDirectory(devices, () => this.#ctx?.bus ?? null),
+      engine: () => models.engine('main'),
+      logger: ctx.logger('agent'),
+    });
+    this.#agent = agent;
+    const lanes = {
+      main: agentLane(agent, () => models.engine('main')),
+      small: agentLane(agent, () => models.engine('small')),
+    };
+    const scheduler = new SchedulerService<AgentRequest, AgentResponse>({
+      lanes,
+      tryFastPath: agentFastPath(agent),
+      // Rung 2 of the ladder: a brief answer (replies cut short) when the full one would miss the deadline.
+      plan: agentPlanner(() => models.engine('main'), { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
+    });
+    this.handle = agentHandler(scheduler) as typeof this.handle;
+    const topic = new AgentTopic({ messaging, handle: this.handle as AgentHandler });
+    this.#parts = [];
+    for (const part of [scheduler, topic] as Component[]) {
+      await part.start(ctx);
+      this.#parts.push(part);
+    }
+    // A model that finished loading is measured and warmed before requests find it cold: the scheduler
+    // gets service-time figures (else it probes one request at a time), and the prefix and jump-forward
+    // grammars are ready. Models may finish loading before or after this component starts.
+    const logger = ctx.logger('agent');
+    const warm = (role: ModelRole) => {
+      const engine = models.engine(role);
+      if (!engine) return;
+      (async () => {
+        await lanes[role].calibrate({ runs: 3 });
+        await agent.refreshPrefix(engine);
+        logger.info({ role, rates: lanes[role].model.snapshot() }, `${role} model warmed up for the agent`);
+      })().catch((error: unknown) => logger.warn({ err: error, role }, 'model warm-up failed; the first requests pay for it'));
+    };
+    // A changed device list changes the prompt prefix: re-warm it now (coalescing a burst of changes)
+    // rather than let the next request evaluate it cold.
+    let rewarm: NodeJS.Timeout | null = null;
+    const devicesChanged = () => {
+      if (rewarm) clearTimeout(rewarm);
+      rewarm = setTimeout(() => {
+        rewarm = null;
+        for (const role of ['main', 'small'] as const) {
+          const engine = models.engine(role);
+          if (!engine || this.#agent !== agent) continue;
+          agent
+            .refreshPrefix(engine)
+            .then(() => logger.info({ role }, `${role} model: prompt prefix re-warmed for the new device list`))
+            .catch((error: unknown) => logger.warn({ err: error, role }, 'prefix re-warm failed; the next request pays for it'));
+        }
+      }, 50);
+      rewarm.unref();
+    };
+    const unsubscribers = [
+      ctx.bus.on('model.state', ({ role, state }) => {
+        if (state === 'ready' && this.#agent === agent) warm(role);
+      }),
+      ctx.bus.on('device.registry', devicesChanged),
+    ];
+    this.#unsubscribe = () => {
+      for (const off of unsubscribers) off();
+      if (rewarm) clearTimeout(rewarm);
+    };
+    for (const role of ['main', 'small'] as const) warm(role);
+  }
+
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
+    for (const part of this.#parts.reverse()) await part.stop();
+    this.#parts = [];
+    this.#agent?.close();
+    this.#agent = null;
+    this.handle = null;
+  }
+}

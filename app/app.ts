@@ -1,0 +1,98 @@
+/**
+ * The composition root: builds the context and the components in start order, and wires their public
+ * services to each other. This is the one place that knows every part of the runtime.
+ */
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { DeviceService } from '../devices/device-service.js';
+import { registerDeviceRoutes } from '../devices/http-routes.js';
+import { ModelService } from '../models/service.js';
+import { ChannelGateway } from '../channels/gateway.js';
+import { PluginHost } from '../plugins/host.js';
+import { AgentComponent } from './agent-wiring.js';
+import { Broker } from '../runtime/broker/broker.js';
+import type { Config } from '../runtime/config/schema.js';
+import type { Component, RuntimeContext } from '../runtime/context.js';
+import { EventBus } from '../runtime/events.js';
+import { HttpServer } from '../runtime/http/http-server.js';
+import { Lifecycle } from '../runtime/lifecycle.js';
+import { type Logging, createLogging } from '../runtime/logging.js';
+import { StatusRegistry } from '../runtime/status.js';
+import { StateStore } from '../runtime/store/state-store.js';
+import { resolveStateDir } from '../runtime/config/load.js';
+import { VERSION } from '../runtime/version.js';
+
+
+export interface AppOptions {
+  config: Config;
+  configSource?: string | null;
+  /** Tests pass their own (e.g. a silent one); otherwise built from config.log. */
+  logging?: Logging;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface App {
+  readonly ctx: RuntimeContext;
+  readonly lifecycle: Lifecycle;
+  readonly broker: Broker;
+  readonly http: HttpServer;
+  readonly devices: DeviceService;
+  readonly plugins: PluginHost;
+  readonly models: ModelService;
+  readonly agent: AgentComponent;
+  readonly channels: ChannelGateway;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createApp(options: AppOptions): App {
+  const { config } = options;
+  const env = options.env ?? process.env;
+  const logging = options.logging ?? createLogging({ level: config.log.level, components: config.log.components });
+  const bus = new EventBus();
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'clawbox_' });
+  const stateDir = resolveStateDir(config, env);
+  const store = new StateStore(stateDir, logging.forComponent('store'));
+
+  const broker = new Broker();
+  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
+  // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
+  const devices = new DeviceService({ messaging: broker });
+  registerDeviceRoutes(http, devices);
+  const plugins = new PluginHost({ devices, messaging: broker });
+  // The model loads in the background; until it is ready the agent answers on its fast path only.
+  const models = new ModelService();
+  const agent = new AgentComponent({ devices, models, messaging: broker });
+  const channels = new ChannelGateway({ agent, http });
+  const components: Component[] = [http, broker, devices, plugins, models, agent, channels];
+  const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
+
+  const ctx: RuntimeContext = {
+    config,
+    configSource: options.configSource ?? null,
+    version: VERSION,
+    startedAt: Date.now(),
+    stateDir,
+    store,
+    bus,
+    status: new StatusRegistry(),
+    metrics,
+    logRing: logging.ring,
+    logger: (component) => logging.forComponent(component),
+    lifecycleState: () => lifecycle.state,
+  };
+
+  return {
+    ctx,
+    lifecycle,
+    broker,
+    http,
+    devices,
+    plugins,
+    models,
+    agent,
+    channels,
+    start: () => lifecycle.start(ctx),
+    stop: () => lifecycle.stop(),
+  };
+}

@@ -1,0 +1,7 @@
+// Process entry: `node dist/app/main.js <args>` (what bin/clawbox.js loads) or, from the sources,
+// `node --import tsx app/main.ts <args>` (what the tests spawn).
+// First, before anything can load mqtt-packet: its disabled debug loggers are made cheap (see the file).
+import '../runtime/broker/quiet-debug.js';
+import { run } from './cli.js';
+
+await run(process.argv.slice(2));

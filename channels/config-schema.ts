@@ -1,0 +1,97 @@
+/**
+ * The `channels:` section of the config file. Owned by the channel gateway; the runtime's config schema
+ * composes it (`channels: channelsConfigSchema`, type `ChannelsConfig`). ajv fills the defaults, so an
+ * empty section gives the HTTP chat endpoints on, the line-chat example off, and pairing required.
+ */
+import { Ajv } from 'ajv';
+import { ClawboxError } from '../runtime/errors.js';
+
+export const channelsConfigSchema = {
+  type: 'object',
+  additionalProperties: false,
+  default: {},
+  description: 'Chat channels in front of the agent: HTTP, OpenAI-compatible, line chat; pairing. See channels/README.md.',
+  properties: {
+    http: {
+      type: 'boolean',
+      default: true,
+      description: 'POST /api/chat and the OpenAI-compatible POST /v1/chat/completions (behind the HTTP auth).',
+    },
+    line_chat: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The example TCP line-chat channel (one line = one message). Loopback only.',
+      properties: {
+        enabled: { type: 'boolean', default: false },
+        port: { type: 'integer', minimum: 0, maximum: 65535, default: 7331, description: '0 = any free port.' },
+      },
+    },
+    ws_chat: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The status page chat: a WebSocket at /api/chat/ws behind the page auth.',
+      properties: { enabled: { type: 'boolean', default: true } },
+    },
+    pairing: {
+      type: 'boolean',
+      default: true,
+      description: 'Unknown senders on non-local channels get a pairing code and are ignored until approved.',
+    },
+    allowlist: {
+      type: 'array',
+      default: [],
+      maxItems: 1000,
+      uniqueItems: true,
+      description: 'Senders that never need pairing, as "<channel>:<sender_id>", e.g. "line-chat:alice".',
+      items: { type: 'string', pattern: '^[a-z0-9-]{1,32}:.{1,128}$' },
+    },
+    max_text_chars: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100000,
+      default: 1000,
+      description: 'Longer messages are refused (the agent reads at most 1000 characters).',
+    },
+    busy_retries: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 20,
+      default: 3,
+      description: 'Non-interactive channels: how often a BUSY answer is retried (after its retry_after_ms).',
+    },
+  },
+} as const;
+
+export interface ChannelsConfig {
+  http: boolean;
+  line_chat: { enabled: boolean; port: number };
+  ws_chat: { enabled: boolean };
+  pairing: boolean;
+  allowlist: string[];
+  max_text_chars: number;
+  busy_retries: number;
+}
+
+// Wrapped as the runtime's schema composes it (ajv applies no default at a schema root).
+const validate = new Ajv({ allErrors: true, strict: true, useDefaults: true }).compile<{ channels: ChannelsConfig }>({
+  type: 'object',
+  properties: { channels: channelsConfigSchema },
+});
+
+/** Validates a raw section (or undefined) and fills its defaults; CONFIG_INVALID on error. */
+export function resolveChannelsConfig(raw: unknown): ChannelsConfig {
+  const copy = { channels: structuredClone(raw ?? {}) as unknown };
+  if (!validate(copy)) {
+    const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
+    throw new ClawboxError('CONFIG_INVALID', `channels config is invalid: ${detail}`);
+  }
+  return copy.channels;
+}
+
+declare module '../runtime/config/schema.js' {
+  interface ConfigSections {
+    channels: ChannelsConfig;
+  }
+}
