@@ -17,3 +17,25 @@ export interface Messaging {
   /** Subscribes with MQTT wildcards; resolves to an unsubscribe function. */
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>>;
 }
+
+/** A message a connected client published, with who sent it. */
+export interface ClientMessage {
+  readonly topic: string;
+  readonly payload: Buffer;
+  /** Published with the retain flag: never a request to execute. */
+  readonly retain: boolean;
+  readonly client: { readonly id: string; readonly username?: string; readonly address?: string };
+  /** Whether the sender's ACL lets it publish to `topic` (what the agent may do on its behalf). */
+  mayPublish(topic: string): boolean;
+}
+
+export type ClientMessageHandler = (message: ClientMessage) => void;
+
+/**
+ * Requests from clients, as opposed to Messaging.subscribe: only messages that a connected client
+ * published and the broker accepted, never the runtime's own, never retained messages replayed on
+ * subscribe, and with the sender attached so that the request runs as that principal.
+ */
+export interface ClientRequests {
+  onClientPublish(filter: string, handler: ClientMessageHandler): () => void;
+}

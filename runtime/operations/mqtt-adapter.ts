@@ -1,0 +1,177 @@
+/**
+ * The MQTT adapter: transport only. Features declare routes (a topic filter, how a message becomes an
+ * operation call, how the outcome is answered); the adapter receives client publishes with their sender,
+ * runs them through the front door as that sender, and publishes the answers at QoS 1.
+ */
+import { ClawboxError, toClawboxError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import type { ClientMessage, ClientRequests, Messaging } from '../messaging.js';
+import { type Envelope, type Transaction, errorEnvelope, okEnvelope, readTransaction } from './envelope.js';
+import type { FrontDoor } from './front-door.js';
+import type { Principal } from './principal.js';
+
+export interface RouteCall {
+  operation: string;
+  input: unknown;
+  transaction?: Transaction;
+  deadlineMs?: number;
+}
+
+export type RouteOutcome = { ok: true; data: unknown; call: RouteCall } | { ok: false; error: ClawboxError; call?: RouteCall };
+
+export interface OutgoingMessage {
+  topic: string;
+  payload: string;
+  retain?: boolean;
+}
+
+export interface MqttRoute {
+  /** Absolute topic filter. */
+  filter: string;
+  /**
+   * The operation call a message asks for; null when the message is not for this runtime (say, `cmnd/`
+   * for a real Tasmota device on the same broker), which gets no answer. Throws to answer an error.
+   */
+  decode(topic: string, payload: Buffer): RouteCall | null;
+  /** The messages that answer the outcome (none: the operation's own effects are the answer). */
+  reply(topic: string, outcome: RouteOutcome): OutgoingMessage[];
+}
+
+export interface MqttAdapterOptions {
+  frontDoor: FrontDoor;
+  messaging: Messaging;
+  requests: ClientRequests;
+  logger: Logger;
+  /** Larger payloads are answered PAYLOAD_TOO_LARGE without being parsed. */
+  maxPayloadBytes: number;
+  /** Requests being worked on at once over MQTT; more are answered BUSY at once. */
+  maxInFlight?: number;
+}
+
+export const DEFAULT_MQTT_IN_FLIGHT = 256;
+
+export class MqttAdapter {
+  readonly #o: MqttAdapterOptions;
+  #inFlight = 0;
+  #stopped = false;
+  readonly #controllers = new Set<AbortController>();
+
+  constructor(options: MqttAdapterOptions) {
+    this.#o = options;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Starts routing; the returned function stops this route. */
+  route(route: MqttRoute): () => void {
+    return this.#o.requests.onClientPublish(route.filter, (message) => {
+      this.#handle(route, message).catch((error: unknown) => {
+        this.#o.logger.warn({ err: error, topic: message.topic }, 'MQTT request handling failed');
+      });
+    });
+  }
+
+  /** Cancels what is still running (the runtime is stopping): work not started is not started. */
+  stop(): void {
+    this.#stopped = true;
+    for (const controller of this.#controllers) controller.abort(new ClawboxError('BUSY', 'the runtime is stopping', { retry_after_ms: 5000 }));
+  }
+
+  resume(): void {
+    this.#stopped = false;
+  }
+
+  async #handle(route: MqttRoute, message: ClientMessage): Promise<void> {
+    let call: RouteCall | null;
+    try {
+      if (message.payload.length > this.#o.maxPayloadBytes) {
+        throw new ClawboxError('PAYLOAD_TOO_LARGE', `payload of ${message.payload.length} bytes exceeds the limit of ${this.#o.maxPayloadBytes} bytes`, {
+          limit: this.#o.maxPayloadBytes,
+        });
+      }
+      call = route.decode(message.topic, message.payload);
+    } catch (error) {
+      await this.#send(route.reply(message.topic, { ok: false, error: toClawboxError(error) }));
+      return;
+    }
+    if (!call) return;
+    const max = this.#o.maxInFlight ?? DEFAULT_MQTT_IN_FLIGHT;
+    if (this.#stopped || this.#inFlight >= max) {
+      const error = new ClawboxError('BUSY', this.#stopped ? 'the runtime is stopping' : `${max} MQTT requests are already being worked on`, {
+        retry_after_ms: 250,
+      });
+      await this.#send(route.reply(message.topic, { ok: false, error, call }));
+      return;
+    }
+    this.#inFlight++;
+    const controller = new AbortController();
+    this.#controllers.add(controller);
+    let outcome: RouteOutcome;
+    try {
+      const data = await this.#o.frontDoor.invoke(call.operation, call.input, {
+        principal: mqttPrincipal(message, this.#o.messaging.baseTopic),
+        source: 'mqtt',
+        retained: message.retain,
+        signal: controller.signal,
+        ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
+      });
+      outcome = { ok: true, data, call };
+    } catch (error) {
+      outcome = { ok: false, error: toClawboxError(error), call };
+    } finally {
+      this.#inFlight--;
+      this.#controllers.delete(controller);
+    }
+    await this.#send(route.reply(message.topic, outcome));
+  }
+
+  async #send(messages: OutgoingMessage[]): Promise<void> {
+    for (const m of messages) {
+      try {
+        await this.#o.messaging.publish(m.topic, m.payload, { qos: 1, retain: m.retain === true });
+      } catch (error) {
+        this.#o.logger.debug({ err: error, topic: m.topic }, 'could not publish an MQTT answer');
+      }
+    }
+  }
+}
+
+/**
+ * The sender as a principal. Anonymous clients (let in by broker.anonymous) are one principal per
+ * address, so a confirmation may come from another connection of the same machine.
+ */
+export function mqttPrincipal(message: ClientMessage, baseTopic: string): Principal {
+  const { username, address, id } = message.client;
+  return {
+    kind: 'mqtt',
+    id: username ?? `anonymous@${address ?? id}`,
+    may: (permission) => message.mayPublish(`${baseTopic}/${permission}`),
+  };
+}
+
+/** Decodes a JSON request body; an empty payload is `{}`. */
+export function parseJsonPayload(payload: Buffer): unknown {
+  if (payload.length === 0) return {};
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch (error) {
+    throw new ClawboxError('PAYLOAD_INVALID', `payload is not valid JSON: ${(error as Error).message.slice(0, 120)}`);
+  }
+}
+
+/** The usual request/response answer: one envelope on `responseTopic`, the transaction echoed. */
+export function envelopeReply(responseTopic: string, outcome: RouteOutcome, transaction?: Transaction): OutgoingMessage[] {
+  const tx = outcome.call?.transaction ?? transaction;
+  const body: Envelope = outcome.ok ? okEnvelope(outcome.data, tx) : errorEnvelope(outcome.error, tx);
+  return [{ topic: responseTopic, payload: JSON.stringify(body) }];
+}
+
+/** `{…, "transaction"}` split into the request fields and the transaction. */
+export function splitTransaction(body: unknown): { fields: unknown; transaction?: Transaction } {
+  const transaction = readTransaction(body);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { fields: body };
+  const { transaction: _tx, ...fields } = body as Record<string, unknown>;
+  return transaction === undefined ? { fields } : { fields, transaction };
+}
