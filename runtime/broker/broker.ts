@@ -18,15 +18,18 @@ import type { Config } from '../config/schema.js';
 import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
-import type { MessageHandler, Messaging, PublishOptions } from '../messaging.js';
+import type { ClientMessageHandler, ClientRequests, MessageHandler, Messaging, PublishOptions } from '../messaging.js';
 import { AccessPolicy } from './access.js';
+import { ClientRequestRouter } from './client-requests.js';
 import { keepDeliveryOrder } from './delivery-order.js';
+import { holdPubacks, releaseAfterPublish } from './durable-acks.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
+import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
 import { batchWrites } from './write-batching.js';
@@ -63,7 +66,7 @@ interface Running {
   cleanups: (() => void)[];
 }
 
-export class Broker implements Component, Messaging, UpgradeHandler {
+export class Broker implements Component, Messaging, ClientRequests, UpgradeHandler {
   readonly name = 'broker';
   #running: Running | undefined;
   #starting: Partial<Running> | undefined;
@@ -73,6 +76,12 @@ export class Broker implements Component, Messaging, UpgradeHandler {
   #closing = false;
   /** The last pending runtime publish per topic (publish() keeps per-topic order). */
   readonly #topicTails = new Map<string, Promise<void>>();
+  readonly #requests = new ClientRequestRouter();
+
+  /** Client publishes on request topics, with the sender (see ClientRequests). Routes survive restarts. */
+  onClientPublish(filter: string, handler: ClientMessageHandler): () => void {
+    return this.#requests.add(filter, handler);
+  }
 
   get baseTopic(): string {
     return this.#baseTopic;
@@ -129,7 +138,8 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       preConnect: policy.preConnect,
       authenticate: policy.authenticate,
       authorizePublish: policy.authorizePublish,
-      authorizeSubscribe: policy.authorizeSubscribe,
+      authorizeSubscribe: (client, sub, callback) =>
+        isSessionMarker(sub) ? callback(null, null as never) : policy.authorizeSubscribe(client, sub, callback),
       authorizeForward: (client, packet) => {
         if (!policy.mayForward(client, packet)) return null;
         stats.sent++;
@@ -140,8 +150,9 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       connectTimeout: 10_000,
     });
     run.aedes = aedes;
-    this.#wrapPublish(aedes, policy, stats);
+    this.#wrapPublish(aedes, policy, stats, logger);
     markRedeliveries(aedes);
+    trackSessions(aedes, run.persistence.sessions);
     skipCleanSessionAckLookups(aedes);
     guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
@@ -156,6 +167,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       stream.once('close', () => run.connections!.delete(stream));
       if (stream instanceof Socket) batchWrites(stream);
       const client = aedes.handle(stream, req);
+      holdPubacks(stream);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
       keepDeliveryOrder(client); // before enforceDeliveryQos: see delivery-order.ts
@@ -196,10 +208,11 @@ export class Broker implements Component, Messaging, UpgradeHandler {
   }
 
   /**
-   * aedes' single entry point for every message: drops the packets the access policy refused after they
-   * were acknowledged, and counts the rest (aedes' own `$SYS` traffic aside).
+   * aedes' single entry point for every message: sends a client's held PUBACK once the message is stored
+   * (durable-acks.ts), drops the packets the access policy refused (MQTT 3.1.1 acknowledges them anyway),
+   * and counts the rest (aedes' own `$SYS` traffic aside).
    */
-  #wrapPublish(aedes: Aedes, policy: AccessPolicy, stats: BrokerStats): void {
+  #wrapPublish(aedes: Aedes, policy: AccessPolicy, stats: BrokerStats, logger: Logger): void {
     const target = aedes as unknown as { publish: PublishFn };
     const publish = target.publish.bind(aedes);
     target.publish = (packet, client, done) => {
@@ -209,6 +222,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
         callback = client as unknown as (error?: Error) => void;
         from = null;
       }
+      callback = releaseAfterPublish(packet, from, callback);
       if (policy.dropped.has(packet)) {
         policy.dropped.delete(packet);
         callback?.();
@@ -216,6 +230,7 @@ export class Broker implements Component, Messaging, UpgradeHandler {
       }
       if (packet.topic.charCodeAt(0) !== 36 /* $ */) stats.received++;
       publish(packet, from, callback);
+      if (from) this.#requests.dispatch(packet, from, policy, logger);
     };
   }
 

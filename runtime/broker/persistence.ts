@@ -2,31 +2,51 @@
  * Where the broker keeps retained messages, persistent sessions, queued QoS 1/2 messages and wills.
  *
  * aedes-persistence-level on LevelDB: maintained by the aedes team, supports aedes 1.x's async interface
- * (including cleanIncoming), embedded (no Redis/Mongo service on a small box) and crash-safe through
- * LevelDB's write-ahead log. Without persistence, aedes' in-memory default is used.
+ * (including cleanIncoming) and is embedded (no Redis/Mongo service on a small box). Its database handle
+ * is a GroupCommitDb (group-commit.ts): each write resolves once it is fsynced, in batches, so what the
+ * broker acknowledges survives kill -9 and power loss. Without persistence, aedes' in-memory default is
+ * used (nothing survives a restart).
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import levelPersistence from 'aedes-persistence-level';
 import { Level } from 'level';
 import { ClawboxError } from '../errors.js';
+import { GroupCommitDb, type GroupCommitStats } from './group-commit.js';
+import { type SessionRegistry, memorySessions } from './session-present.js';
 
 export interface BrokerPersistence {
   /** Passed to aedes as `persistence`; undefined means aedes' in-memory default. */
   readonly aedesPersistence: unknown;
   readonly kind: 'level' | 'memory';
+  /** Which persistent sessions exist (session-present.ts). */
+  readonly sessions: SessionRegistry;
+  /** Commits and operations written so far (level only). */
+  readonly commits?: GroupCommitStats;
   close(): Promise<void>;
 }
 
+/** Session records live beside aedes-persistence-level's keys (`retained:`, `subscriptions:`, ...). */
+const SESSION_PREFIX = 'clawbox-session:';
+
+function levelSessions(db: GroupCommitDb): SessionRegistry {
+  const key = (id: string): string => `${SESSION_PREFIX}${encodeURIComponent(id)}`;
+  return {
+    has: async (id) => (await db.get(key(id))) !== undefined,
+    add: (id) => db.put(key(id), '1'),
+    remove: (id) => db.del(key(id)),
+  };
+}
+
 export async function openPersistence(stateDir: string, enabled: boolean): Promise<BrokerPersistence> {
-  if (!enabled) return { aedesPersistence: undefined, kind: 'memory', close: async () => {} };
+  if (!enabled) return { aedesPersistence: undefined, kind: 'memory', sessions: memorySessions(), close: async () => {} };
   const dir = path.join(stateDir, 'broker');
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new ClawboxError('STATE_UNWRITABLE', `cannot create the broker state directory ${dir}: ${(error as Error).message}`, { dir }, { cause: error });
   }
-  const db = new Level(dir);
+  const db = new Level<string, Buffer | string>(dir);
   try {
     await db.open();
   } catch (error) {
@@ -37,11 +57,15 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
         : (error as Error).message;
     throw new ClawboxError('STATE_UNWRITABLE', `cannot open the broker state in ${dir}: ${why}`, { dir }, { cause: error });
   }
-  const persistence = levelPersistence(db);
+  const committed = new GroupCommitDb(db);
+  const persistence = levelPersistence(committed);
   return {
     aedesPersistence: persistence,
     kind: 'level',
-    // destroy() closes the LevelDB, releasing its lock so that a restart in the same process can reopen it.
+    sessions: levelSessions(committed),
+    commits: committed.stats,
+    // destroy() commits what is queued and closes the LevelDB, releasing its lock so that a restart in
+    // the same process can reopen it.
     close: () => persistence.destroy(),
   };
 }

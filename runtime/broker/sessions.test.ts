@@ -53,6 +53,53 @@ t.test('retained messages and a persistent QoS 1 session survive a restart', asy
   t.equal((await retained.next(1))[0]?.payload, 'retained-across-restart');
 });
 
+/** Connects with a raw client and returns the CONNACK's session-present flag. */
+async function sessionPresent(port: number, clientId: string, clean: boolean, then?: (raw: RawClient) => Promise<void>): Promise<boolean> {
+  const raw = await RawClient.connect(port);
+  try {
+    rawConnect(raw, clientId, clean);
+    const connack = (await raw.waitFor((p) => p.cmd === 'connack')) as { sessionPresent?: boolean };
+    await then?.(raw);
+    raw.send({ cmd: 'disconnect' });
+    await raw.waitForClose();
+    return connack.sessionPresent === true;
+  } finally {
+    raw.close();
+  }
+}
+
+for (const persistence of [true, false]) {
+  t.test(`session present [MQTT-3.2.2-2]: a persistent session without subscriptions is reported (persistence ${persistence ? 'on' : 'off'})`, async (t) => {
+    const stateDir = tempState(t);
+    const env = { CLAWBOX_BROKER_PERSISTENCE_ENABLED: String(persistence) };
+    const tb = await startTestBroker({ stateDir, env });
+    t.teardown(() => tb.close());
+    const port = tb.broker.port;
+    t.equal(await sessionPresent(port, 'no-subs', false), false, 'a new session is not present');
+    t.equal(await sessionPresent(port, 'no-subs', false), true, 'the session without subscriptions is present on reconnect');
+    // Subscribed, then unsubscribed from everything: still the same session.
+    await sessionPresent(port, 'emptied', false, async (raw) => {
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'e/1', qos: 1 }] });
+      await raw.waitFor((p) => p.cmd === 'suback');
+      raw.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['e/1'] });
+      await raw.waitFor((p) => p.cmd === 'unsuback');
+    });
+    t.equal(await sessionPresent(port, 'emptied', false), true, 'present after unsubscribing from everything');
+    // The marker that carries the flag through aedes subscribes nothing.
+    const status = (await tb.test.ctx.status.snapshot()).broker as { subscriptions: number };
+    t.equal(status.subscriptions, 0, 'no subscription was made for it');
+    // CleanSession = 1 discards the session [MQTT-3.1.2-6]; the next persistent connect starts a new one.
+    t.equal(await sessionPresent(port, 'no-subs', true), false, 'clean session: never present [MQTT-3.2.2-1]');
+    t.equal(await sessionPresent(port, 'no-subs', false), false, 'after a clean session, a new session');
+    if (persistence) {
+      await tb.close();
+      const again = await startTestBroker({ stateDir, env });
+      t.teardown(() => again.close());
+      t.equal(await sessionPresent(again.broker.port, 'emptied', false), true, 'still present after a restart');
+    }
+  });
+}
+
 t.test('without persistence, retained messages are gone after a restart', async (t) => {
   const stateDir = tempState(t);
   const env = { CLAWBOX_BROKER_PERSISTENCE_ENABLED: 'false' };

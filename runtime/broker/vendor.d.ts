@@ -1,9 +1,8 @@
 // aedes-persistence-level ships no types; this is the part the broker uses.
 declare module 'aedes-persistence-level' {
-  import type { Level } from 'level';
-
   interface LevelPersistence {
     destroy(): Promise<void>;
   }
-  export default function levelPersistence(db: Level<string, string>): LevelPersistence;
+  /** `db`: an abstract-level database, or anything with the part of its API the persistence uses (GroupCommitDb). */
+  export default function levelPersistence(db: object): LevelPersistence;
 }
