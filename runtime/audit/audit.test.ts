@@ -228,7 +228,7 @@ t.test('a torn last line fails verify, is cut off at start with a warning, and t
   t.match(await verifyAuditDir(dir), { ok: false, problem: { file: auditFileName(1), line: 6, reason: /torn write/ } });
 
   const env = await startLog(t, {}, stateDir);
-  t.match(env.logs, [{ level: 40, code: 'STATE_CORRUPT', file: auditFileName(1), line: 6, msg: /torn last line/ }]);
+  t.match(env.logs, [{ level: 40, code: 'STATE_CORRUPT', file: auditFileName(1), line: 6, msg: /torn tail from line 6/ }]);
   t.equal(readFileSync(`${file}.torn`, 'utf8'), `${text.slice(lastLine, tornAt)}\n`, 'the torn bytes are kept aside');
   t.equal((await env.log.record(entry(9))).seq, 5, 'the chain continues from the last good record (seq 4)');
   t.match(await env.log.verify(), { ok: true, records: 5, last_seq: 5 });
@@ -254,4 +254,16 @@ t.test('an empty newest file left by an interrupted rotation is removed at start
   t.notOk(existsSync(path.join(dir, auditFileName(2))));
   t.equal((await env.log.record(entry(3))).seq, 3);
   t.match(await env.log.verify(), { ok: true, files: 1, records: 3 });
+});
+
+t.test('NUL bytes left by a lost write are a torn tail too', async (t) => {
+  const { dir, file, stateDir } = await writtenLog(t, 3);
+  const lines = readFileLines(file);
+  // A batch of two records whose first page never reached the disk.
+  writeFileSync(file, `${lines.slice(0, -1).join('\n')}\n${'\0'.repeat(40)}\n${lines.at(-1)}\n`);
+  t.match(await verifyAuditDir(dir), { ok: false, problem: { line: 4, reason: /torn write: NUL bytes/ } });
+  const env = await startLog(t, {}, stateDir);
+  t.match(env.logs, [{ code: 'STATE_CORRUPT', line: 4, msg: /torn tail/ }]);
+  t.equal((await env.log.record(entry(9))).seq, 3, 'continues after the last record before the NULs');
+  t.match(await env.log.verify(), { ok: true, records: 3 });
 });

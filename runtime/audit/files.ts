@@ -52,6 +52,16 @@ export interface FileLines {
   bytes: number;
 }
 
+/**
+ * Where the torn tail of a file starts: after the last newline, or at the start of the first line holding
+ * a NUL byte. JSON text never holds a raw NUL; NULs are blocks the file system allocated but never wrote
+ * because power failed before the sync, and nothing after them was acknowledged either.
+ */
+export function tornTailStart(buffer: Buffer): number {
+  const nul = buffer.indexOf(0);
+  return nul >= 0 ? buffer.lastIndexOf(0x0a, nul) + 1 : buffer.lastIndexOf(0x0a) + 1;
+}
+
 /** Reads a file (its first `limit` bytes when given) as lines. */
 export async function readLines(file: string, limit?: number): Promise<FileLines> {
   let buffer = await readFile(file);

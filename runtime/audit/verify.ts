@@ -5,7 +5,8 @@
  * previous file's last line; a missing number in the file sequence is a removed file, unless it lies
  * below the oldest file the newest anchor says retention keeps (those were deleted by retention, and the
  * first file after them starts the chain). A line without its newline at the end is a torn write: it fails
- * verification until the runtime's next start cuts it off (writer.ts).
+ * verification until the runtime's next start cuts it off (writer.ts); so does a line of NUL bytes in the
+ * newest file, what a power failure leaves of a write that was never synced.
  *
  * What the chain alone cannot show is records cut from the very end: compare `head` (the last hash) with
  * a copy kept elsewhere for that.
@@ -44,6 +45,7 @@ export interface VerifyOptions {
 }
 
 const YIELD_EVERY = 1000;
+const TORN_FIXED = 'the runtime cuts it off at its next start';
 
 function describeBreak(line: AuditLine, last: AuditLine, lineNo: number): string {
   const expected = isAnchor(line) ? last.seq : last.seq + 1;
@@ -87,6 +89,7 @@ export async function verifyAuditDir(dir: string, options: VerifyOptions = {}): 
         await new Promise((resolve) => setImmediate(resolve));
         if (stopped(options)) return { ...result, complete: false };
       }
+      if (file === newest && lines[i]!.includes('\0')) return fail(file, lineNo, `torn write: NUL bytes from a write lost in a crash (${TORN_FIXED})`);
       const line = parseLine(lines[i]!);
       if (!isAuditLine(line)) return fail(file, lineNo, 'not an audit record (not JSON, or fields missing)');
       if (hashLine(line) !== line.hash) return fail(file, lineNo, 'edited: the hash does not match the content');
@@ -113,7 +116,7 @@ export async function verifyAuditDir(dir: string, options: VerifyOptions = {}): 
       result.head = line.hash;
     }
     if (torn.length > 0) {
-      const reason = file === newest ? 'torn write: the last line is incomplete (the runtime cuts it off at its next start)' : 'the last line is incomplete';
+      const reason = file === newest ? `torn write: the last line is incomplete (${TORN_FIXED})` : 'the last line is incomplete';
       return fail(file, lines.length + 1, reason);
     }
     lastFile = file;

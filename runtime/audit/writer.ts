@@ -3,16 +3,17 @@
  * rotates to a new file (starting with an anchor) past `rotateBytes`, and deletes the oldest files past
  * `retainFiles`. One call at a time: the committer serializes them.
  *
- * At open, a torn last line (power loss or kill during a write; never acknowledged, since a record is
- * acknowledged only after the sync) is appended to `<file>.torn` and cut off with a warning, and the chain
+ * At open, a torn tail (a last line without its newline, or lines of NUL bytes: power loss or a kill during
+ * a write, never acknowledged since a record is acknowledged only after the sync) is appended to
+ * `<file>.torn` and cut off with a warning (files.ts, tornTailStart), and the chain
  * continues from the last good record. Complete but invalid lines at the end are left in place as
  * evidence (verify reports them) and the log moves on to a new file anchored to the last good record.
  */
-import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ClawboxError } from '../errors.js';
-import { type AuditFile, auditFile, listAuditFiles, parseLine, readLines } from './files.js';
+import { type AuditFile, auditFile, listAuditFiles, parseLine, tornTailStart } from './files.js';
 import { type AuditAnchor, type AuditLine, type AuditRecord, GENESIS, hashLine, isAuditLine, type RecordBody, sealAnchor, sealRecord } from './record.js';
 
 export interface WriterOptions {
@@ -41,10 +42,10 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function appendDurably(file: string, text: string): Promise<void> {
+async function appendDurably(file: string, data: Buffer): Promise<void> {
   const handle = await open(file, 'a', 0o600);
   try {
-    await handle.writeFile(text);
+    await handle.writeFile(data);
     await handle.sync();
   } finally {
     await handle.close();
@@ -89,11 +90,17 @@ export class AuditWriter {
     const files = await listAuditFiles(dir);
     while (files.length > 0) {
       const newest = files.at(-1)!;
-      const { lines, torn, bytes } = await readLines(newest.path);
+      const buffer = await readFile(newest.path);
+      const bytes = tornTailStart(buffer);
+      const torn = buffer.subarray(bytes);
+      const lines = bytes === 0 ? [] : buffer.subarray(0, bytes - 1).toString('utf8').split('\n');
       if (torn.length > 0) {
         // Kept beside the log for whoever investigates, out of the chain.
-        await appendDurably(`${newest.path}.torn`, `${torn}\n`);
-        log.warn({ code: 'STATE_CORRUPT', file: newest.name, line: lines.length + 1, bytes: Buffer.byteLength(torn) }, `${newest.name}: cut off a torn last line (a write interrupted by a crash); moved to ${newest.name}.torn`);
+        await appendDurably(`${newest.path}.torn`, Buffer.concat([torn, Buffer.from('\n')]));
+        log.warn(
+          { code: 'STATE_CORRUPT', file: newest.name, line: lines.length + 1, bytes: torn.length },
+          `${newest.name}: cut off a torn tail from line ${lines.length + 1} (a write interrupted by a crash); moved to ${newest.name}.torn`,
+        );
       }
       const handle = await open(newest.path, 'a', 0o600);
       if (torn.length > 0) {
