@@ -13,7 +13,8 @@
  *   CACHE_TTL_MS as an HMAC under a per-process random key (never the password), so a device that
  *   reconnects skips scrypt and the queue. A hit also passes a username backoff, because it proves the
  *   password from the address that proved it before, so an attack on a username from elsewhere does not lock
- *   out the devices already using it. It never passes an address backoff: an attacker at that address would
+ *   out the devices already using it (a hit clears the address record only, so the attack stays slowed).
+ *   It never passes an address backoff: an attacker at that address would
  *   otherwise get cheap guesses against the cache. The stored hash is in the key, so a password change in
  *   the config ends old entries.
  *
@@ -25,7 +26,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 
-export const MAX_CONCURRENT_HASHES = 2;
+export const MAX_CONCURRENT_HASHES = 1;
 export const MAX_QUEUED_HASHES = 16;
 export const MAX_PENDING_PER_ADDRESS = 4;
 export const FREE_FAILURES = 5;
@@ -161,7 +162,7 @@ export interface LoginAttempt {
 
 export type LoginResult =
   | { ok: true; cached: boolean }
-  | { ok: false; reason: 'wrong'; /** This failure started or lengthened a backoff. */ backedOff: boolean }
+  | { ok: false; reason: 'wrong'; /** The backoff window this failure started (0: none yet). */ backoffMs: number }
   | { ok: false; reason: 'backoff'; retryAfterMs: number; scope: 'address' | 'username' }
   | { ok: false; reason: 'busy'; retryAfterMs: number };
 
@@ -202,17 +203,17 @@ class FailureRecords {
     return Math.max(0, record.until - now);
   }
 
-  /** Counts a failure; true when it started or lengthened a backoff window. */
-  fail(key: string, now: number, options: LoginGuardOptions): boolean {
+  /** Counts a failure; returns the backoff window it starts (0 while failures are free). */
+  fail(key: string, now: number, options: LoginGuardOptions): number {
     let record = this.#map.get(key);
     if (record && this.#stale(record, now)) record = undefined;
     const failures = (record?.failures ?? 0) + 1;
     const over = failures - options.freeFailures;
-    const until = over > 0 ? now + Math.min(options.backoffBaseMs * 2 ** Math.min(over - 1, 30), options.backoffMaxMs) : 0;
+    const window = over > 0 ? Math.min(options.backoffBaseMs * 2 ** Math.min(over - 1, 30), options.backoffMaxMs) : 0;
     this.#map.delete(key);
-    this.#map.set(key, { failures, until, last: now });
+    this.#map.set(key, { failures, until: now + window, last: now });
     if (this.#map.size > this.#max) this.#evict(now);
-    return over > 0;
+    return window;
   }
 
   clear(key: string): void {
@@ -281,7 +282,7 @@ export class LoginGuard {
       this.#count('checks');
       const ok = await attempt.check();
       this.#count(ok ? 'successes' : 'failures');
-      return ok ? { ok: true, cached: false } : { ok: false, reason: 'wrong', backedOff: false };
+      return ok ? { ok: true, cached: false } : { ok: false, reason: 'wrong', backoffMs: 0 };
     }
     const now = Date.now();
     const address = addressKey(attempt.address);
@@ -293,7 +294,9 @@ export class LoginGuard {
     const cacheKey = attempt.cheap ? undefined : this.#keyOf(attempt, address);
     if (cacheKey !== undefined && this.#cached(cacheKey, now)) {
       this.#count('cacheHits');
-      this.#succeed(address, user);
+      // Clears the address only: if a hit cleared the username, each reconnect of a known device would hand an
+      // attacker elsewhere a fresh set of free failures against that username.
+      this.#succeed(address, undefined);
       return { ok: true, cached: true };
     }
     const userWait = user === undefined ? 0 : this.#usernames.blockedFor(user, now);
@@ -336,8 +339,8 @@ export class LoginGuard {
     this.#count('failures');
     const later = Date.now();
     const byAddress = this.#addresses.fail(address, later, this.options);
-    const byUser = user === undefined ? false : this.#usernames.fail(user, later, this.options);
-    return { ok: false, reason: 'wrong', backedOff: byAddress || byUser };
+    const byUser = user === undefined ? 0 : this.#usernames.fail(user, later, this.options);
+    return { ok: false, reason: 'wrong', backoffMs: Math.max(byAddress, byUser) };
   }
 
   #refuseBackoff(retryAfterMs: number, scope: 'address' | 'username'): LoginResult {
