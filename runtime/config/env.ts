@@ -3,8 +3,8 @@
  * that snake_case keys with underscores resolve (CLAWBOX_BROKER_BASE_TOPIC -> broker.base_topic).
  * Values are parsed by the type the schema expects; ajv then validates them like any file value.
  */
-import YAML from 'yaml';
 import type { ConfigIssue } from './issues.js';
+import { parseYamlSafely, YamlRejected } from './yaml.js';
 
 /** Environment variables with the prefix that are not config keys. */
 export const RESERVED_ENV = new Set(['CLAWBOX_CONFIG', 'CLAWBOX_MODE']);
@@ -30,7 +30,8 @@ function resolvePath(tokens: string[], node: SchemaNode): { path: string[]; leaf
     // Longest key first so `base_topic` wins over a hypothetical `base`.
     for (let take = tokens.length; take >= 1; take--) {
       const key = tokens.slice(0, take).join('_');
-      const child = node.properties[key];
+      // Own keys only: CLAWBOX_CONSTRUCTOR must not find Object.prototype.constructor.
+      const child = Object.hasOwn(node.properties, key) ? node.properties[key] : undefined;
       if (!child) continue;
       const rest = resolvePath(tokens.slice(take), child);
       if (rest) return { path: [key, ...rest.path], leaf: rest.leaf };
@@ -42,23 +43,28 @@ function resolvePath(tokens: string[], node: SchemaNode): { path: string[]; leaf
   return null;
 }
 
-function parseValue(raw: string, leaf: SchemaNode): unknown {
+/** Plain decimal only: Number() would also take 0x10, 0b1 and 0o7, and an empty string as 0. */
+const DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+
+/** The value the schema expects, or a string for ajv to report; `problem` when it cannot be parsed safely. */
+function parseValue(raw: string, leaf: SchemaNode): { value: unknown } | { problem: string } {
   const type = Array.isArray(leaf.type) ? leaf.type[0] : leaf.type;
-  if (type === 'string' || leaf.enum) return raw;
+  if (type === 'string' || leaf.enum) return { value: raw };
   if (type === 'integer' || type === 'number') {
-    const n = Number(raw);
-    return raw.trim() !== '' && Number.isFinite(n) ? n : raw;
+    const n = Number(raw.trim());
+    return { value: DECIMAL.test(raw.trim()) && Number.isFinite(n) ? n : raw };
   }
   if (type === 'boolean') {
-    if (/^(true|1|yes|on)$/i.test(raw)) return true;
-    if (/^(false|0|no|off)$/i.test(raw)) return false;
-    return raw;
+    if (/^(true|1|yes|on)$/i.test(raw)) return { value: true };
+    if (/^(false|0|no|off)$/i.test(raw)) return { value: false };
+    return { value: raw };
   }
-  // Arrays and objects: YAML flow syntax (JSON works too).
+  // Arrays and objects: YAML flow syntax (JSON works too), with the same limits as a config file.
   try {
-    return YAML.parse(raw);
-  } catch {
-    return raw;
+    return { value: parseYamlSafely(raw).value };
+  } catch (error) {
+    if (!(error instanceof YamlRejected)) throw error;
+    return { problem: `cannot be parsed as YAML or JSON: ${error.problems[0]}` };
   }
 }
 
@@ -76,7 +82,9 @@ export function collectEnvOverrides(
       issues.push({ path: variable, message: 'environment variable does not name a config key' });
       continue;
     }
-    overrides.push({ variable, path: resolved.path, value: parseValue(raw, resolved.leaf) });
+    const parsed = parseValue(raw, resolved.leaf);
+    if ('problem' in parsed) issues.push({ path: variable, message: parsed.problem });
+    else overrides.push({ variable, path: resolved.path, value: parsed.value });
   }
   return { overrides, issues };
 }

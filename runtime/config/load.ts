@@ -3,14 +3,15 @@
  * validation with defaults -> checks that span keys -> deep freeze. Every problem is collected so that
  * `clawbox config check` can print them all at once.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
-import YAML from 'yaml';
-import { ClawboxError } from '../errors.js';
+import type { Document } from 'yaml';
+import { ClawboxError, toClawboxError } from '../errors.js';
 import { applyOverride, collectEnvOverrides } from './env.js';
 import { type ConfigIssue, formatIssues, issuesFromAjv } from './issues.js';
 import type { Config, ConfigSchema } from './schema.js';
+import { parseYamlSafely, YAML_LIMITS, YamlRejected } from './yaml.js';
 
 export const APPLIANCE_CONFIG_PATH = '/etc/clawbox/config.yaml';
 
@@ -60,21 +61,73 @@ function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | 
   return null;
 }
 
-function readYaml(file: string): Record<string, unknown> {
-  let text: string;
+const ERRNO_REASON: Record<string, string> = {
+  ENOENT: 'file not found',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a parent is not a directory',
+  ELOOP: 'too many symbolic links',
+};
+
+/** Reads at most YAML_LIMITS.maxBytes: the size check must not depend on stat (pipes, /dev/zero, /proc). */
+function readBounded(file: string): string {
+  let fd: number | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
+    if (fstatSync(fd).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    const buffer = Buffer.alloc(YAML_LIMITS.maxBytes + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    if (length > YAML_LIMITS.maxBytes) {
+      throw new ClawboxError(
+        'CONFIG_UNREADABLE',
+        `config file ${file} is refused: larger than ${YAML_LIMITS.maxBytes} bytes`,
+        { file },
+      );
+    }
+    return buffer.toString('utf8', 0, length);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(code);
-    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${why}`, { file });
+    if (error instanceof ClawboxError) throw error;
+    const code = String((error as NodeJS.ErrnoException).code);
+    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ERRNO_REASON[code] ?? code}`, { file });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `  ${e.message.split('\n')[0]}`).join('\n');
-    throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} is not valid YAML:\n${lines}`, { file });
+}
+
+/** Turns YamlRejected into CONFIG_UNREADABLE: one line for a broken limit, the parser's list otherwise. */
+export function rejectedYaml(error: unknown, file: string): ClawboxError {
+  if (!(error instanceof YamlRejected)) return toClawboxError(error);
+  if (error.kind === 'limit') {
+    return new ClawboxError('CONFIG_UNREADABLE', `config file ${file} is refused: ${error.problems[0]}`, { file });
   }
-  const data: unknown = doc.toJS();
+  const lines = error.problems.map((p) => `  ${p}`).join('\n');
+  return new ClawboxError('CONFIG_UNREADABLE', `config file ${file} is not valid YAML:\n${lines}`, { file });
+}
+
+/** The config file as an editable YAML document, within the same limits as loading it. */
+export function readConfigDocument(file: string): Document.Parsed {
+  const text = readBounded(file);
+  try {
+    return parseYamlSafely(text).doc;
+  } catch (error) {
+    throw rejectedYaml(error, file);
+  }
+}
+
+function readYaml(file: string): Record<string, unknown> {
+  const text = readBounded(file);
+  let data: unknown;
+  try {
+    data = parseYamlSafely(text).value;
+  } catch (error) {
+    throw rejectedYaml(error, file);
+  }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} must hold a mapping of keys at the top level`, {
@@ -83,6 +136,18 @@ function readYaml(file: string): Record<string, unknown> {
   }
   return data as Record<string, unknown>;
 }
+
+/** Issues carry text from the file and the environment: keep each to one short, printable line. */
+function printable(text: string, max = 500): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return clean.length > max ? `${clean.slice(0, max)}… (${clean.length - max} more characters)` : clean;
+}
+
+const clean = (issue: ConfigIssue): ConfigIssue => ({ path: printable(issue.path, 200), message: printable(issue.message) });
+
+/** Shown in the CONFIG_INVALID message; `clawbox config check` prints them all. */
+const MAX_ISSUES_IN_MESSAGE = 20;
 
 /** Rules that span several keys, which JSON Schema would state only clumsily. */
 function coreCrossChecks(config: Config): ConfigIssue[] {
@@ -137,19 +202,22 @@ export function createConfigLoader(schema: ConfigSchema, crossChecks: readonly C
     const validate = validator();
     if (!validate(raw)) {
       issues.push(...issuesFromAjv(validate.errors ?? []));
-      return { issues };
+      return { issues: issues.map(clean) };
     }
     const config = raw as unknown as Config;
     issues.push(...coreCrossChecks(config));
     for (const check of crossChecks) issues.push(...check(config));
-    if (issues.length > 0) return { issues };
+    if (issues.length > 0) return { issues: issues.map(clean) };
     return { loaded: { config: deepFreeze(config), source }, issues };
   };
 
   const loadConfig = (options: LoadConfigOptions = {}): LoadedConfig => {
     const { loaded, issues } = checkConfig(options);
     if (!loaded) {
-      throw new ClawboxError('CONFIG_INVALID', `configuration is invalid:\n${formatIssues(issues)}`, { issues });
+      const more = issues.length - MAX_ISSUES_IN_MESSAGE;
+      const listed = formatIssues(issues.slice(0, MAX_ISSUES_IN_MESSAGE));
+      const tail = more > 0 ? `\n  … and ${more} more (clawbox config check lists them all)` : '';
+      throw new ClawboxError('CONFIG_INVALID', `configuration is invalid:\n${listed}${tail}`, { issues });
     }
     return loaded;
   };
