@@ -21,6 +21,7 @@ export const ERROR_CATALOG = {
   LISTEN_FAILED: { summary: 'a listener failed to start', http: 500, exit: 69 },
   TLS_INVALID: { summary: 'the TLS certificate or key cannot be loaded', http: 500, exit: 78 },
   STATE_UNWRITABLE: { summary: 'the state directory cannot be written', http: 500, exit: 73 },
+  FILE_UNWRITABLE: { summary: 'a file or folder the command was asked to write cannot be written', http: 500, exit: 73 },
   STATE_CORRUPT: { summary: 'a state file was corrupt and was moved aside', http: 500, exit: 1 },
   UNAUTHORIZED: { summary: 'missing or wrong credentials', http: 401, exit: 1 },
   FORBIDDEN: { summary: 'the caller may not do this', http: 403, exit: 1 },
