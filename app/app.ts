@@ -8,6 +8,9 @@ import { registerDeviceRoutes } from '../devices/http-routes.js';
 import { ModelService } from '../models/service.js';
 import { ChannelGateway } from '../channels/gateway.js';
 import { PluginHost } from '../plugins/host.js';
+import { AuditLog } from '../runtime/audit/index.js';
+import { FrontDoor } from '../runtime/operations/front-door.js';
+import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent } from './agent-wiring.js';
 import { Broker } from '../runtime/broker/broker.js';
 import type { Config } from '../runtime/config/schema.js';
@@ -40,6 +43,8 @@ export interface App {
   readonly models: ModelService;
   readonly agent: AgentComponent;
   readonly channels: ChannelGateway;
+  readonly frontDoor: FrontDoor;
+  readonly audit: AuditLog;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -56,15 +61,25 @@ export function createApp(options: AppOptions): App {
 
   const broker = new Broker();
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
+  // Every client action passes the front door; the audit log records the world-changing ones.
+  const audit = new AuditLog();
+  const frontDoor = new FrontDoor({ logger: logging.forComponent('front-door'), audit });
+  const mqtt = new MqttAdapter({
+    frontDoor,
+    messaging: broker,
+    requests: broker,
+    logger: logging.forComponent('mqtt-api'),
+    maxPayloadBytes: config.broker.max_payload_bytes,
+  });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
-  const devices = new DeviceService({ messaging: broker });
+  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
   registerDeviceRoutes(http, devices);
   const plugins = new PluginHost({ devices, messaging: broker });
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService();
   const agent = new AgentComponent({ devices, models, messaging: broker });
   const channels = new ChannelGateway({ agent, http });
-  const components: Component[] = [http, broker, devices, plugins, models, agent, channels];
+  const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -92,7 +107,16 @@ export function createApp(options: AppOptions): App {
     models,
     agent,
     channels,
-    start: () => lifecycle.start(ctx),
-    stop: () => lifecycle.stop(),
+    frontDoor,
+    audit,
+    start: () => {
+      mqtt.resume();
+      return lifecycle.start(ctx);
+    },
+    // Requests still running are cancelled first: what has not reached a device does not start.
+    stop: () => {
+      mqtt.stop();
+      return lifecycle.stop();
+    },
   };
 }

@@ -11,6 +11,8 @@ import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { Messaging } from '../runtime/messaging.js';
+import type { FrontDoor } from '../runtime/operations/front-door.js';
+import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { Journal } from '../runtime/store/journal.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
 import { CommandValidator, type DeviceSchemas } from './command-schema.js';
@@ -42,12 +44,15 @@ import {
   resolveDefinitions,
   toDefinition,
 } from './registry.js';
-import { TopicApi } from './topic-api.js';
+import { deviceMqttRoutes } from './mqtt-routes.js';
+import { deviceOperations } from './operations.js';
 
 export type { DeviceCommandResult, DeviceSnapshot, ExecuteOptions } from './model.js';
 
 export interface DeviceServiceDeps {
   messaging: Messaging;
+  /** Where the device operations are declared and how they are reached over MQTT (none in unit tests). */
+  api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
   /** Tests and plugins may add drivers; defaults to the built-in catalog. */
   loadDriver?: DriverLoader;
   /** Commands waiting per device before BUSY (default 256). */
@@ -90,7 +95,8 @@ export class DeviceService implements Component {
   #limiter: LogLimiter | null = null;
   #doc: StoreDocument<DevicesDocument> | null = null;
   #registry: RegistryStore | null = null;
-  #topics: TopicApi | null = null;
+  readonly #api: DeviceServiceDeps['api'];
+  #unregisterApi: Array<() => void> = [];
   #discovery: HaDiscovery | null = null;
   #unregisterStatus: (() => void) | null = null;
   #persistDirty = false;
@@ -106,6 +112,7 @@ export class DeviceService implements Component {
     this.#loadDriver = deps.loadDriver ?? loadBuiltinDriver;
     this.#maxQueue = deps.maxQueuePerDevice ?? 256;
     this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
+    this.#api = deps.api ?? null;
   }
 
   get baseTopic(): string {
@@ -135,14 +142,12 @@ export class DeviceService implements Component {
     }
     await Promise.all(accepted.map((def) => this.#startDevice(def)));
 
-    this.#topics = new TopicApi({
-      messaging: this.#messaging,
-      service: this,
-      maxPayloadBytes: Math.min(this.#maxPayload, ctx.config.broker.max_payload_bytes),
-      logger: this.#log,
-      limiter: this.#limiter,
-    });
-    await this.#topics.start();
+    if (this.#api) {
+      const { frontDoor, mqtt } = this.#api;
+      for (const operation of deviceOperations(this)) this.#unregisterApi.push(frontDoor.register(operation));
+      const maxPayload = Math.min(this.#maxPayload, ctx.config.broker.max_payload_bytes);
+      for (const route of deviceMqttRoutes(this, this.baseTopic, maxPayload)) this.#unregisterApi.push(mqtt.route(route));
+    }
     await this.#discovery.start(() => [...this.#devices.values()].map((rt) => rt.def));
     // The status page's device table: one row per device (full snapshots are in list() and /api/devices).
     this.#unregisterStatus = ctx.status.register('devices', () =>
@@ -168,7 +173,7 @@ export class DeviceService implements Component {
     this.#running = false;
     this.#unregisterStatus?.();
     this.#unregisterStatus = null;
-    await this.#topics?.stop();
+    for (const unregister of this.#unregisterApi.splice(0)) unregister();
     await this.#discovery?.stop();
     await Promise.all([...this.#devices.values()].map((rt) => this.#stopDevice(rt, 'runtime stopping')));
     this.#devices.clear();
@@ -207,7 +212,7 @@ export class DeviceService implements Component {
     try {
       const rt = this.#require(id);
       const valid = this.#validator.validate(rt.def, command);
-      return await this.#enqueue(rt, async () => {
+      return await this.#enqueue(rt, options.signal, async () => {
         const resolved = resolveToggle(valid, rt.state);
         const patch = await this.#withBackstop(rt, rt.driver!.execute(resolved, rt.def.timeout_ms), 'the command');
         // Commands always publish, so a client sees one state message per accepted command.
@@ -237,7 +242,7 @@ export class DeviceService implements Component {
           });
         }
       }
-      return await this.#enqueue(rt, async () => {
+      return await this.#enqueue(rt, options.signal, async () => {
         const patch = await this.#withBackstop(rt, rt.driver!.read(properties, rt.def.timeout_ms), 'the read');
         await this.#applyState(rt, patch, options.source, true);
         return this.#snapshot(rt);
@@ -386,7 +391,8 @@ export class DeviceService implements Component {
   }
 
   /** Per-device FIFO with a bound; offline devices fail fast, before and after waiting in line. */
-  async #enqueue<T>(rt: DeviceRuntime, job: () => Promise<T>): Promise<T> {
+  async #enqueue<T>(rt: DeviceRuntime, signal: AbortSignal | undefined, job: () => Promise<T>): Promise<T> {
+    notAborted(rt, signal);
     this.#assertOnline(rt);
     if (rt.pending >= this.#maxQueue) {
       throw new ClawboxError('BUSY', `${rt.def.id} has ${rt.pending} commands waiting`, {
@@ -397,6 +403,8 @@ export class DeviceService implements Component {
     rt.pending++;
     try {
       return await rt.queue.run(async () => {
+        // The last moment a command can still be dropped honestly: it has not reached the driver.
+        notAborted(rt, signal);
         this.#assertOnline(rt);
         return job();
       });
@@ -442,15 +450,6 @@ export class DeviceService implements Component {
       { code: err.code, device: shownId, source: options.source },
       `command for ${shownId} failed: ${err.message}`,
     );
-    // Unknown ids are answered too, on their own error topic, as long as the id is a valid topic level.
-    if (typeof id === 'string' && isTopicLevel(id)) {
-      const body = {
-        code: err.code,
-        message: err.message,
-        ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
-      };
-      void this.#publish(`${this.baseTopic}/${id}/error`, JSON.stringify(body), false);
-    }
     return err;
   }
 
@@ -600,10 +599,6 @@ function cmndClash(def: DeviceDefinition, others: readonly DeviceDefinition[]): 
   return null;
 }
 
-function isTopicLevel(id: string): boolean {
-  return id.length > 0 && id.length <= 128 && !/[/+#]/.test(id) && !id.includes('\0') && !id.startsWith('$');
-}
-
 /** TOGGLE becomes ON or OFF from the last known state, just before the driver runs (so order holds). */
 export function resolveToggle(command: DeviceCommand, state: DeviceState): DeviceCommand {
   if (command.state !== 'TOGGLE') return command;
@@ -611,3 +606,13 @@ export function resolveToggle(command: DeviceCommand, state: DeviceState): Devic
 }
 
 export type { DeviceConfigEntry, ErrorCode };
+
+/** A command whose caller gave up before it reached the driver is not run, and says so. */
+function notAborted(rt: DeviceRuntime, signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const reason = signal.reason instanceof ClawboxError ? signal.reason : null;
+  throw new ClawboxError(reason?.code === 'BUSY' ? 'BUSY' : 'DEADLINE_EXCEEDED', `${rt.def.id}: not run, ${reason?.message ?? 'the caller gave up'}`, {
+    device: rt.def.id,
+    not_run: true,
+  });
+}

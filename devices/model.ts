@@ -69,6 +69,12 @@ export type CommandSource = 'mqtt' | 'tasmota' | 'http' | 'agent' | 'plugin' | '
 export interface ExecuteOptions {
   source: CommandSource;
   transaction?: string | number;
+  /**
+   * The caller's deadline/cancellation. Honoured up to the moment the command is handed to the driver
+   * (waiting in the device's queue included); from then on the command runs and its result is reported,
+   * because what was sent to a device cannot be unsent.
+   */
+  signal?: AbortSignal;
 }
 
 export interface DeviceCommandResult {

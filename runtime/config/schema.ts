@@ -6,6 +6,8 @@
  * composeConfigSchema(), and each feature adds its section's type to ConfigSections by module augmentation,
  * so this core never imports a feature.
  */
+import { type AuditConfig, auditConfigSchema } from '../audit/config-schema.js';
+
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
 const topicPattern = { type: 'string', minLength: 1, maxLength: 256 } as const;
@@ -123,6 +125,7 @@ const coreConfigSchema = {
         password_hash: { type: 'string', pattern: '^scrypt\\$', description: 'Password for the status page (user "admin").' },
       },
     },
+    audit: auditConfigSchema,
   },
 } as const;
 
@@ -152,6 +155,7 @@ export interface CoreConfig {
     persistence: { enabled: boolean };
   };
   http: { host: string; port: number; token?: string; password_hash?: string };
+  audit: AuditConfig;
 }
 
 /**

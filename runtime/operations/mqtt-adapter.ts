@@ -15,6 +15,8 @@ export interface RouteCall {
   input: unknown;
   transaction?: Transaction;
   deadlineMs?: number;
+  /** The source label the operation sees (default `mqtt`), e.g. `tasmota`. */
+  source?: string;
 }
 
 export type RouteOutcome = { ok: true; data: unknown; call: RouteCall } | { ok: false; error: ClawboxError; call?: RouteCall };
@@ -33,6 +35,8 @@ export interface MqttRoute {
    * for a real Tasmota device on the same broker), which gets no answer. Throws to answer an error.
    */
   decode(topic: string, payload: Buffer): RouteCall | null;
+  /** A tighter payload bound than the adapter's for this route. */
+  maxPayloadBytes?: number;
   /** The messages that answer the outcome (none: the operation's own effects are the answer). */
   reply(topic: string, outcome: RouteOutcome): OutgoingMessage[];
 }
@@ -86,10 +90,9 @@ export class MqttAdapter {
   async #handle(route: MqttRoute, message: ClientMessage): Promise<void> {
     let call: RouteCall | null;
     try {
-      if (message.payload.length > this.#o.maxPayloadBytes) {
-        throw new ClawboxError('PAYLOAD_TOO_LARGE', `payload of ${message.payload.length} bytes exceeds the limit of ${this.#o.maxPayloadBytes} bytes`, {
-          limit: this.#o.maxPayloadBytes,
-        });
+      const limit = Math.min(route.maxPayloadBytes ?? Number.POSITIVE_INFINITY, this.#o.maxPayloadBytes);
+      if (message.payload.length > limit) {
+        throw new ClawboxError('PAYLOAD_TOO_LARGE', `payload of ${message.payload.length} bytes exceeds the limit of ${limit} bytes`, { limit });
       }
       call = route.decode(message.topic, message.payload);
     } catch (error) {
@@ -112,7 +115,7 @@ export class MqttAdapter {
     try {
       const data = await this.#o.frontDoor.invoke(call.operation, call.input, {
         principal: mqttPrincipal(message, this.#o.messaging.baseTopic),
-        source: 'mqtt',
+        source: call.source ?? 'mqtt',
         retained: message.retain,
         signal: controller.signal,
         ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),

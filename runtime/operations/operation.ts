@@ -42,6 +42,10 @@ export interface Operation<I = unknown, O = unknown> {
   handler(input: I, ctx: OperationContext): Promise<O>;
 }
 
+/** Any declared operation, for lists of differently typed ones (the front door validates inputs). */
+// biome-ignore lint/suspicious/noExplicitAny: input types differ per operation; each handler gets its validated input
+export type AnyOperation = Operation<any, unknown>;
+
 /** Identity function that keeps the input and output types of a declaration. */
 export function defineOperation<I, O>(operation: Operation<I, O>): Operation<I, O> {
   return operation;
