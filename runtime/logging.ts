@@ -2,6 +2,13 @@
  * Logging: pino JSON lines on stdout (journald keeps them), pretty when stdout is a terminal, one child
  * logger per component with its own level. Warnings and errors also go to a small ring that the status
  * page shows as "recent warnings".
+ *
+ * No secret reaches a log line: values under secret-looking keys (password, password_hash, token,
+ * authorization, cookie, ...) at any depth of a logged object, errors included, become `[redacted]`; and in
+ * the finished line, wherever a URL or message carries `token=`, `access_token=` or `password=` (also
+ * percent-encoded `=`), or `Bearer <credential>`, the value becomes `[redacted]`, as does any string under a
+ * secret key. The line check runs on every finished line, so a URL inside an error message or stack and a
+ * child logger's bindings are covered too.
  */
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
@@ -9,6 +16,63 @@ import pretty from 'pino-pretty';
 import type { LogLevel } from './config/schema.js';
 
 export type { Logger };
+
+export const REDACTED = '[redacted]';
+
+/** Keys whose values are secrets wherever they appear (compared in lower case). */
+const SECRET_KEYS = new Set([
+  'password',
+  'password_hash',
+  'passwd',
+  'token',
+  'access_token',
+  'refresh_token',
+  'secret',
+  'client_secret',
+  'api_key',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+]);
+
+// In a finished JSON line: a value runs to the next `&`, `#`, whitespace, closing quote or JSON escape,
+// except an escaped quote or backslash, which a secret may contain. The name starts the text or follows a
+// non-word character or a percent-encoded `?` or `&` (a URL inside a URL).
+const SECRET_PARAM = /((?:(?<![A-Za-z0-9_])|(?<=%3F|%26))(?:access_token|token|password)(?:=|%3D))(?:\\["\\]|[^&#\s"\\])*/gi;
+const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/-]+=*/gi;
+/** A string under a secret key in a finished JSON line: catches child-logger bindings, which skip formatters. */
+const SECRET_JSON_FIELD = new RegExp(`("(?:${[...SECRET_KEYS].join('|')})":)"(?:[^"\\\\]|\\\\.)*"`, 'gi');
+
+/** Redacts secret query parameters and bearer credentials in text (a URL, a message, a whole log line). */
+export function redactText(text: string): string {
+  return text.replace(SECRET_PARAM, `$1${REDACTED}`).replace(BEARER, `$1${REDACTED}`);
+}
+
+/** The last pass over every finished line. */
+function redactLine(line: string): string {
+  return redactText(line).replace(SECRET_JSON_FIELD, `$1"${REDACTED}"`);
+}
+
+const MAX_DEPTH = 12;
+
+/** A copy of a logged value with secret-keyed values replaced; errors are serialized first. */
+export function redactValue(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return value;
+  if (seen.has(value)) return '[Circular]';
+  seen.add(value);
+  if (value instanceof Error) return redactValue(pino.stdSerializers.err(value), depth, seen);
+  if (Array.isArray(value)) return value.map((item) => redactValue(item, depth + 1, seen));
+  // URL, Date, Buffer and the like serialize themselves; the line check still sees their text.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    out[key] = SECRET_KEYS.has(key.toLowerCase()) && item !== undefined && item !== null ? REDACTED : redactValue(item, depth + 1, seen);
+  }
+  return out;
+}
+
+const redactObject = (object: Record<string, unknown>): Record<string, unknown> => redactValue(object) as Record<string, unknown>;
 
 export interface LogEntry {
   time: number;
@@ -86,7 +150,15 @@ export function createLogging(options: LoggingOptions): Logging {
   const levels = [options.level, ...Object.values(options.components)];
   const rootLevel = levels.reduce((a, b) => (ORDER.indexOf(b) < ORDER.indexOf(a) ? b : a));
   const root = pino(
-    { level: rootLevel, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.epochTime },
+    {
+      level: rootLevel,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.epochTime,
+      formatters: { log: redactObject },
+      // Errors were serialized (and redacted) by the log formatter; a real Error here came another way.
+      serializers: { err: (value: unknown) => (value instanceof Error ? redactValue(value) : value) },
+      hooks: { streamWrite: redactLine },
+    },
     pino.multistream([
       { level: 'trace', stream: main },
       { level: 'warn', stream: ring },
