@@ -77,6 +77,8 @@ interface DeviceRuntime {
   pending: number;
   /** Set when the device is removed, so late driver callbacks are ignored. */
   gone: boolean;
+  /** The last availability publish; stopping waits for it (a driver's own `offline` may still be queued). */
+  availabilityPublished?: Promise<void>;
 }
 
 /** Extra time the service waits beyond a driver's own deadline before declaring the call lost. */
@@ -360,6 +362,9 @@ export class DeviceService implements Component {
       this.#log?.warn({ device: rt.def.id, err: error }, `driver of ${rt.def.id} failed to stop cleanly`);
     }
     await this.#setAvailability(rt, 'offline', reason);
+    // A driver that reported `offline` while stopping left that publish in the queue, and the call above
+    // returned at once: the broker stops next, so wait until it is out.
+    await rt.availabilityPublished;
     rt.gone = true;
   }
 
@@ -372,7 +377,8 @@ export class DeviceService implements Component {
       availability,
       ...(reason === undefined ? {} : { reason }),
     });
-    await this.#publish(`${this.baseTopic}/${rt.def.id}/availability`, availability, true);
+    rt.availabilityPublished = this.#publish(`${this.baseTopic}/${rt.def.id}/availability`, availability, true);
+    await rt.availabilityPublished;
   }
 
   // ---- commands ------------------------------------------------------------------------------------
