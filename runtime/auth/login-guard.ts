@@ -9,6 +9,9 @@
  *   doubles a window (BACKOFF_BASE_MS up to BACKOFF_MAX_MS) in which that username or address is refused
  *   without hashing ('backoff'). A successful login clears both records; a record with no failure for
  *   FORGET_MS is dropped. IPv6 addresses count per /64, since one host usually holds a whole /64.
+ *   A backoff refusal is answered after min(window, REFUSAL_DELAY_MS), for at most MAX_DELAYED_REFUSALS
+ *   attempts at a time (beyond that at once): an attacker's retry loop then costs a timer, not a stream of
+ *   connections each the broker must accept, parse and answer.
  * - Cheap reconnects: a verified (realm, username, address, password, stored hash) is remembered for
  *   CACHE_TTL_MS as an HMAC under a per-process random key (never the password), so a device that
  *   reconnects skips scrypt and the queue. A hit also passes a username backoff, because it proves the
@@ -37,6 +40,8 @@ export const MAX_TRACKED_ADDRESSES = 4096;
 export const MAX_TRACKED_USERNAMES = 1024;
 export const CACHE_TTL_MS = 10 * 60_000;
 export const MAX_CACHED = 256;
+export const REFUSAL_DELAY_MS = 1000;
+export const MAX_DELAYED_REFUSALS = 256;
 
 export interface LoginGuardOptions {
   /** False turns every protection off (the benchmark's baseline); checks still run and are counted. */
@@ -50,6 +55,8 @@ export interface LoginGuardOptions {
   maxPendingPerAddress: number;
   cacheTtlMs: number;
   maxCached: number;
+  refusalDelayMs: number;
+  maxDelayedRefusals: number;
 }
 
 const DEFAULTS: LoginGuardOptions = {
@@ -63,6 +70,8 @@ const DEFAULTS: LoginGuardOptions = {
   maxPendingPerAddress: MAX_PENDING_PER_ADDRESS,
   cacheTtlMs: CACHE_TTL_MS,
   maxCached: MAX_CACHED,
+  refusalDelayMs: REFUSAL_DELAY_MS,
+  maxDelayedRefusals: MAX_DELAYED_REFUSALS,
 };
 
 let processDefaults: LoginGuardOptions = { ...DEFAULTS };
@@ -258,6 +267,7 @@ export class LoginGuard {
   readonly #pending = new Map<string, number>();
   readonly #cache = new Map<string, number>();
   readonly #cacheKey = randomBytes(32);
+  #delayed = 0;
 
   constructor(options: Partial<LoginGuardOptions> = {}, limiter: HashLimiter = sharedHashLimiter) {
     this.options = { ...processDefaults, ...options };
@@ -267,8 +277,14 @@ export class LoginGuard {
   }
 
   /** Sizes of the bounded collections, for status figures and tests. */
-  sizes(): { addresses: number; usernames: number; cached: number; pendingAddresses: number } {
-    return { addresses: this.#addresses.size, usernames: this.#usernames.size, cached: this.#cache.size, pendingAddresses: this.#pending.size };
+  sizes(): { addresses: number; usernames: number; cached: number; pendingAddresses: number; delayedRefusals: number } {
+    return {
+      addresses: this.#addresses.size,
+      usernames: this.#usernames.size,
+      cached: this.#cache.size,
+      pendingAddresses: this.#pending.size,
+      delayedRefusals: this.#delayed,
+    };
   }
 
   #count(key: keyof LoginStats): void {
@@ -343,8 +359,15 @@ export class LoginGuard {
     return { ok: false, reason: 'wrong', backoffMs: Math.max(byAddress, byUser) };
   }
 
-  #refuseBackoff(retryAfterMs: number, scope: 'address' | 'username'): LoginResult {
+  async #refuseBackoff(retryAfterMs: number, scope: 'address' | 'username'): Promise<LoginResult> {
     this.#count('refusedBackoff');
+    const delay = Math.min(retryAfterMs, this.options.refusalDelayMs);
+    if (delay > 0 && this.#delayed < this.options.maxDelayedRefusals) {
+      this.#delayed++;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      this.#delayed--;
+      return { ok: false, reason: 'backoff', retryAfterMs: retryAfterMs - delay, scope };
+    }
     return { ok: false, reason: 'backoff', retryAfterMs, scope };
   }
 

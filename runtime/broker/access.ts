@@ -83,6 +83,16 @@ export class AccessPolicy {
     return { ...(session?.username ? { username: session.username } : {}), ...(session?.address ? { address: session.address } : {}) };
   }
 
+  /**
+   * Whether this connected client may publish to `topic`: what the front door asks before the agent acts
+   * for it. Anonymous clients that were let in have full access; an unknown client has none.
+   */
+  mayPublish(client: Client, topic: string): boolean {
+    const session = this.#sessions.get(client);
+    if (!session) return false;
+    return !topic.startsWith('$') && (session.acl === undefined || session.acl.mayPublish(topic));
+  }
+
   readonly preConnect = (client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void => {
     // [MQTT-3.1.3-8]: a zero-byte client id needs a clean session; answered in authenticate with 0x02.
     if (packet.clientId === '' && !packet.clean) this.#emptyIdWithoutCleanSession.add(client);
@@ -141,7 +151,7 @@ export class AccessPolicy {
         const fields = { clientId: client.id, username, address };
         if (!result.ok && result.reason === 'backoff') {
           // Refused without hashing; the failures that started the backoff were logged as warnings.
-          const seconds = Math.ceil(result.retryAfterMs / 1000);
+          const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
           log.debug({ ...fields, scope: result.scope }, 'MQTT login refused: backing off after failed logins');
           done(authError(CONNACK.NOT_AUTHORIZED, `too many failed logins for this ${result.scope}; retry in ${seconds} s`), null);
           return;
@@ -151,7 +161,7 @@ export class AccessPolicy {
           done(authError(CONNACK.SERVER_UNAVAILABLE, 'too many logins in progress; retry shortly'), null);
           return;
         }
-        const backedOff = !result.ok && result.reason === 'wrong' && result.backedOff;
+        const backedOff = !result.ok && result.reason === 'wrong' && result.backoffMs > 0;
         log.warn(
           fields,
           backedOff
