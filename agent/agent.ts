@@ -43,6 +43,24 @@ export interface AgentRequest {
   /** Device ids this caller may control; all when absent. */
   allow?: readonly string[];
   signal?: AbortSignal;
+  /**
+   * Runs one validated action as the caller: the front door checks the caller's permission and the
+   * device's safety policy, and audits it. Absent: the directory executes it directly (tests, benches).
+   */
+  act?: (device: string, command: Record<string, StateValue>) => Promise<ActOutcome>;
+  /** From the scheduler (LaneJob.commit): false means the deadline passed, so nothing may be started. */
+  commit?: () => boolean;
+}
+
+/** What became of one action handed to `act`. */
+export type ActOutcome = { kind: 'done'; result: unknown } | { kind: 'confirm'; confirmation: PendingConfirmation };
+
+/** An action that waits for the caller's confirmation (agent.confirm with `id`, before `expires_at`). */
+export interface PendingConfirmation {
+  id: string;
+  device: string;
+  command: Record<string, StateValue>;
+  expires_at: string;
 }
 
 export interface AgentAction {
@@ -66,9 +84,19 @@ export interface AgentResponse {
   timings: Timings;
   /** Proposals that were not executed, with the reason. */
   refused?: AgentRefusal[];
+  /** Actions that wait for the caller's confirmation (the device's safety policy says `confirm`). */
+  confirmations?: PendingConfirmation[];
   /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
   tokens?: { prompt: number; cached: number; generated: number; forced: number };
   transaction?: string | number;
+}
+
+/** One proposal's result, as both paths report it. */
+interface ActionOutcome {
+  text: string;
+  actions: AgentAction[];
+  refused: AgentRefusal[];
+  confirmations?: PendingConfirmation[];
 }
 
 export interface HandleOptions {
@@ -278,7 +306,7 @@ export class Agent {
     snapshot: Snapshot,
     request: AgentRequest,
     language: IntentLanguage,
-  ): Promise<{ text: string; actions: AgentAction[]; refused: AgentRefusal[] }> {
+  ): Promise<ActionOutcome> {
     const say = language.say;
     const entry = snapshot.devices.find((d) => d.device.id === deviceId);
     const refuse = (code: ErrorCode, reason: string) => ({
@@ -293,15 +321,34 @@ export class Agent {
     const validation = this.#validator.validate(entry.schema, command);
     if (!validation.ok) return refuse('COMMAND_INVALID', `${entry.device.name}: ${validation.reason}`);
     const valid = command as Record<string, StateValue>;
+    // The last moment to drop the action honestly: once committed, it runs and is reported, however late.
+    if (request.signal?.aborted || (request.commit && !request.commit())) {
+      return refuse('DEADLINE_EXCEEDED', `not run: the request ran out of time before ${entry.device.name} was commanded`);
+    }
     try {
-      const result = await this.#directory.execute(deviceId, valid, {
-        source: 'agent',
-        ...(request.transaction !== undefined ? { transaction: request.transaction } : {}),
-      });
-      return { text: say.done(entry.device.name, valid), actions: [{ device: deviceId, command: valid, result }], refused: [] };
+      const outcome: ActOutcome = request.act
+        ? await request.act(deviceId, valid)
+        : {
+            kind: 'done',
+            result: await this.#directory.execute(deviceId, valid, {
+              source: 'agent',
+              ...(request.transaction !== undefined ? { transaction: request.transaction } : {}),
+            }),
+          };
+      if (outcome.kind === 'confirm') {
+        return { text: say.confirm(entry.device.name, valid, outcome.confirmation.id), actions: [], refused: [], confirmations: [outcome.confirmation] };
+      }
+      return { text: say.done(entry.device.name, valid), actions: [{ device: deviceId, command: valid, result: outcome.result }], refused: [] };
     } catch (error) {
+      // A directory may throw plain errors that carry a catalog code; keep the code.
       const code = (error as { code?: unknown }).code;
-      const typed = typeof code === 'string' ? { code, message: (error as Error).message } : toClawboxError(error).toJSON();
+      const typed =
+        error instanceof ClawboxError || typeof code !== 'string' ? toClawboxError(error) : new ClawboxError(code as ErrorCode, (error as Error).message);
+      // Refused before anything ran (permission, policy, a deadline while queued): say so, not "failed".
+      if (typed.code === 'FORBIDDEN' || typed.details.not_run === true) {
+        this.#logger?.info({ code: typed.code, device: deviceId }, `agent action not run: ${typed.message}`);
+        return refuse(typed.code, typed.code === 'FORBIDDEN' ? `you may not control ${entry.device.name}` : typed.message);
+      }
       this.#logger?.warn({ code: typed.code, device: deviceId }, `agent command failed: ${typed.message}`);
       return {
         text: say.failed(entry.device.name, typed.message),
@@ -358,7 +405,7 @@ export class Agent {
     });
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
     const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
-    let outcome: { text: string; actions: AgentAction[]; refused: AgentRefusal[] };
+    let outcome: ActionOutcome;
     // A reply cut by the output budget is still an answer: close it rather than refuse it.
     const call = (result.json ?? (result.stop_reason === 'max_tokens' ? salvageReply(result.text) : undefined)) as ToolCall | undefined;
     if (!call || typeof call !== 'object' || typeof call.device !== 'string') {
@@ -388,6 +435,7 @@ export class Agent {
 
   #clean(response: AgentResponse): AgentResponse {
     if (response.refused === undefined) delete response.refused;
+    if (!response.confirmations || response.confirmations.length === 0) delete response.confirmations;
     return response;
   }
 

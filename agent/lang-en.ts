@@ -159,6 +159,10 @@ export const english: IntentLanguage = {
     },
     unknownReading: (name, property) => `${name} has not reported its ${property.replace(/_/g, ' ')} yet.`,
     refused: (reason) => `I can't do that: ${reason}.`,
+    confirm(name, command, id) {
+      const what = this.done(name, command).replace(/\.$/, '');
+      return `Please confirm: ${what.charAt(0).toLowerCase()}${what.slice(1)}? Reply "confirm ${id}" within a minute.`;
+    },
     failed: (name, message) => `${name} did not do it: ${message}.`,
     noModel: () => 'I only understand direct device commands right now (no language model is loaded), e.g. "turn on the kitchen lamp".',
   },

@@ -45,6 +45,8 @@ export interface LanguagePhrases {
   reading(deviceName: string, property: string, value: unknown, unit: string | undefined): string;
   unknownReading(deviceName: string, property: string): string;
   refused(reason: string): string;
+  /** The action waits for the caller to confirm it with `id` (the device's safety policy). */
+  confirm(deviceName: string, command: Record<string, unknown>, id: string): string;
   failed(deviceName: string, message: string): string;
   noModel(): string;
 }

@@ -183,7 +183,7 @@ export function agentLane(agent: Agent, engine: () => LaneEngine | null, options
     ...options,
     run: (job, instrumented) =>
       agent.handle(
-        { ...job.request, signal: job.signal },
+        { ...job.request, signal: job.signal, commit: job.commit },
         { path: 'model', maxTokens: job.grant.max_output_tokens, engine: instrumented, brief: !job.grant.explain },
       ),
   });

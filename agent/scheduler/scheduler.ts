@@ -54,6 +54,12 @@ export interface LaneJob<Req> {
   /** Clock time of the deadline. */
   deadline: number;
   report: LaneReporter;
+  /**
+   * Called right before the job does something that cannot be undone (a device action). False: the
+   * deadline passed or the caller went away, so it must not be done. True: from now on the job is
+   * answered with its own result, however late, so the caller is never told "failed" about what ran.
+   */
+  commit(): boolean;
 }
 
 /** One way to run model work (the main model, the small one, a remote brain). Engine-agnostic. */
@@ -155,6 +161,8 @@ interface Item<Req, Res> extends Queued {
   timer: TimerHandle | null;
   /** The caller has been answered (result, error or deadline). */
   answered: boolean;
+  /** The job started something irreversible: the deadline no longer answers for it (LaneJob.commit). */
+  committed: boolean;
   /** What the lane reported when its generation finished; observed when the job answers. */
   usage: ServiceSample | null;
 }
@@ -647,6 +655,7 @@ export class Scheduler<Req, Res> {
         controller: null,
         timer: null,
         answered: false,
+        committed: false,
         usage: null,
       };
       if (submission.signal) {
@@ -702,7 +711,8 @@ export class Scheduler<Req, Res> {
     }
     this.#emit({ type: 'cancelled', path: item.grant.path, stage: 'running' });
     item.controller?.abort(cancelled(signal));
-    this.#answer(item, () => item.reject(cancelled(signal)));
+    // A committed job reports what it did; the abort only stops what it has not started.
+    if (!item.committed) this.#answer(item, () => item.reject(cancelled(signal)));
   }
 
   /** Drops what can no longer make it, starts what fits, and arms the next sweep. */
@@ -794,7 +804,16 @@ export class Scheduler<Req, Res> {
     };
     let promise: Promise<Res>;
     try {
-      promise = lane.run({ request: item.request, plan: item.plan, grant: item.grant, signal: controller.signal, deadline: item.deadline, report });
+      const commit = () => {
+        if (item.answered || controller.signal.aborted) return false;
+        if (!item.committed) {
+          item.committed = true;
+          item.timer?.cancel();
+          item.timer = null;
+        }
+        return true;
+      };
+      promise = lane.run({ request: item.request, plan: item.plan, grant: item.grant, signal: controller.signal, deadline: item.deadline, report, commit });
     } catch (error) {
       promise = Promise.reject(error);
     }
@@ -920,7 +939,7 @@ export class Scheduler<Req, Res> {
         const error = new ClawboxError('BUSY', 'the scheduler is stopping', { retry_after_ms: 1000 });
         item.controller?.abort(error);
         item.timer?.cancel();
-        this.#answer(item, () => item.reject(error));
+        if (!item.committed) this.#answer(item, () => item.reject(error));
       }
     }
   }
