@@ -34,6 +34,8 @@ export interface CrashOptions {
   burst: number;
   window?: number;
   seed: number;
+  /** Runs once on the first runtime before the rounds (e.g. to build up a larger stored state). */
+  prepare?(mqttPort: number): Promise<void>;
   /** How long to wait for what must arrive after a restart before calling it lost. */
   deliveryTimeoutMs?: number;
   progress?(line: string): void;
@@ -100,6 +102,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<RoundResult
   const results: RoundResult[] = [];
   let runtime = await options.start(stateDir);
   try {
+    await options.prepare?.(runtime.mqttPort);
     const setup = await connect(runtime.mqttPort, { clientId: 'crash-sub', clean: false });
     await setup.subscribeAsync('crash/#', { qos: 1 });
     await end(setup);
