@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { closeClient, connect, startTestBroker } from '../broker/test-helpers.js';
-import { BACKOFF_BASE_MS, FREE_FAILURES, loginTotals } from './login-guard.js';
+import { BACKOFF_BASE_MS, FREE_FAILURES, MAX_PENDING_PER_ADDRESS, loginTotals } from './login-guard.js';
 import { hashPassword } from './password.js';
 import { type FloodTally, connectFrom, floodLoop, requestLoop, startResponder } from './test-flood.js';
 
@@ -102,4 +102,25 @@ t.test('a backed-off address gets CONNACK 5 even with the right password; anothe
   const other = await connectFrom(port, '127.0.1.2', { username: 'ann', password: 'ann-secret' });
   t.ok(other.connected);
   await closeClient(other);
+});
+
+t.test('parallel logins from one address beyond its share of the hash queue get CONNACK 3 at once', async (t) => {
+  const tb = await startTestBroker({
+    config: { broker: { anonymous: 'never', users: [{ username: 'ann', password_hash: await hashPassword('ann-secret'), publish: ['#'], subscribe: ['#'] }] } },
+  });
+  t.teardown(() => tb.close());
+  const codes = await Promise.all(
+    Array.from({ length: 12 }, (_, i) =>
+      connectFrom(tb.broker.port, '127.0.2.1', { username: 'ann', password: `guess-${i}` }).then(
+        (c) => {
+          c.end(true);
+          return 0;
+        },
+        (e: { code?: number }) => e.code,
+      ),
+    ),
+  );
+  t.notOk(codes.includes(0), 'none got in');
+  t.ok(codes.includes(3), `server unavailable for the excess: ${codes}`);
+  t.ok(codes.filter((c) => c === 4).length <= MAX_PENDING_PER_ADDRESS, 'at most its share was checked');
 });

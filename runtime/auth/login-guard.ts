@@ -17,16 +17,15 @@
  *   reconnects skips scrypt and the queue. A hit also passes a username backoff, because it proves the
  *   password from the address that proved it before, so an attack on a username from elsewhere does not lock
  *   out the devices already using it (a hit clears the address record only, so the attack stays slowed).
- *   It never passes an address backoff: an attacker at that address would
- *   otherwise get cheap guesses against the cache. The stored hash is in the key, so a password change in
- *   the config ends old entries.
+ *   It never passes an address backoff: an attacker at that address would otherwise get cheap guesses
+ *   against the cache. The stored hash is in the key, so a password change in the config ends old entries.
  *
  * Every map a client can grow is bounded (MAX_TRACKED_ADDRESSES, MAX_TRACKED_USERNAMES, MAX_CACHED): when
- * full, stale entries go first, then the one with the oldest failure (or oldest cache entry). An attacker
- * who cycles through more addresses than the bound can evict its own address records; the username records
- * still hold it back.
+ * full, stale entries go first, then the one with the oldest failure (or oldest cache entry). Keys are at
+ * most MAX_KEY_CHARS (longer usernames are keyed by their SHA-256). An attacker who cycles through more
+ * addresses than the bound can evict its own address records; the username records still hold it back.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 
 export const MAX_CONCURRENT_HASHES = 1;
@@ -41,6 +40,7 @@ export const MAX_TRACKED_USERNAMES = 1024;
 export const CACHE_TTL_MS = 10 * 60_000;
 export const MAX_CACHED = 256;
 export const REFUSAL_DELAY_MS = 1000;
+export const MAX_KEY_CHARS = 128;
 export const MAX_DELAYED_REFUSALS = 256;
 
 export interface LoginGuardOptions {
@@ -242,9 +242,14 @@ class FailureRecords {
   }
 }
 
+function boundedKey(key: string): string {
+  return key.length <= MAX_KEY_CHARS ? key : `sha256:${createHash('sha256').update(key).digest('base64')}`;
+}
+
 /** IPv6 addresses count per /64; IPv4-mapped IPv6 as IPv4; unknown as one bucket. */
 export function addressKey(address: string | undefined): string {
   if (!address) return 'unknown';
+  if (address.length > MAX_KEY_CHARS) return boundedKey(address);
   const bare = address.toLowerCase().replace(/%.*$/, '');
   if (bare.startsWith('::ffff:') && isIP(bare.slice(7)) === 4) return bare.slice(7);
   if (isIP(bare) !== 6) return bare;
@@ -302,7 +307,7 @@ export class LoginGuard {
     }
     const now = Date.now();
     const address = addressKey(attempt.address);
-    const user = attempt.username === undefined ? undefined : `${attempt.realm}\0${attempt.username}`;
+    const user = attempt.username === undefined ? undefined : boundedKey(`${attempt.realm}\0${attempt.username}`);
 
     const addressWait = this.#addresses.blockedFor(address, now);
     if (addressWait > 0) return this.#refuseBackoff(addressWait, 'address');
