@@ -108,6 +108,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     this.#baseTopic = config.base_topic;
     const partial: Partial<Running> = { config, logger, connections: new Set(), cleanups: [] };
     this.#starting = partial;
+    const began = performance.now();
     try {
       this.#running = await this.#open(ctx, partial);
     } catch (error) {
@@ -119,7 +120,13 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const { ports } = this.#running;
     if (!mqttPacketDebugQuiet) logger.debug('mqtt-packet was loaded before the broker; its disabled debug loggers stay the costly ones');
     logger.info(
-      { tcp: `${config.host}:${ports.tcp}`, tls: ports.tls, websocket: config.websocket.enabled ? config.websocket.path : null },
+      {
+        tcp: `${config.host}:${ports.tcp}`,
+        tls: ports.tls,
+        websocket: config.websocket.enabled ? config.websocket.path : null,
+        // Opening the store (LevelDB recovery after a crash, loading the subscriptions) is most of it.
+        startMs: Math.round(performance.now() - began),
+      },
       `MQTT broker listening on ${config.host}:${ports.tcp}`,
     );
   }
