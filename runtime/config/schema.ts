@@ -123,6 +123,14 @@ const coreConfigSchema = {
           description: 'Bearer token for the status page and API. Required in appliance mode unless password_hash is set.',
         },
         password_hash: { type: 'string', pattern: '^scrypt\\$', description: 'Password for the status page (user "admin").' },
+        permissions: {
+          type: 'array',
+          default: ['#'],
+          maxItems: 256,
+          items: { type: 'string', minLength: 1, maxLength: 256 },
+          description:
+            'What a caller authenticated by http.token or the admin password may do, as MQTT topic filters relative to the base topic (the same language as broker users\' publish ACLs), e.g. ["lamp/set", "+/get", "agent/request"]. "#" (the default) allows everything. An open local-mode server on loopback always allows everything.',
+        },
       },
     },
     audit: auditConfigSchema,
@@ -154,7 +162,7 @@ export interface CoreConfig {
     users: BrokerUserConfig[];
     persistence: { enabled: boolean };
   };
-  http: { host: string; port: number; token?: string; password_hash?: string };
+  http: { host: string; port: number; token?: string; password_hash?: string; permissions?: string[] };
   audit: AuditConfig;
 }
 

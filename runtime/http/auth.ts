@@ -23,6 +23,7 @@ import { isIP } from 'node:net';
 import { LoginGuard, type LoginResult } from '../auth/login-guard.js';
 import { verifyPassword } from '../auth/password.js';
 import type { Config } from '../config/schema.js';
+import { type Principal, principalWithFilters } from '../operations/principal.js';
 import { sendJson } from './respond.js';
 
 export const SESSION_COOKIE = 'clawbox_session';
@@ -30,10 +31,14 @@ export const BASIC_USER = 'admin';
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const MAX_SESSIONS = 1000;
 
-export type AuthOutcome =
-  | { ok: true; via: 'open' | 'bearer' | 'basic' | 'session' | 'query'; setCookie?: string }
-  | { ok: false; reason: 'missing' | 'wrong' | 'host' }
-  | { ok: false; reason: 'backoff' | 'busy'; retryAfterMs: number };
+export type AuthVia = 'open' | 'bearer' | 'basic' | 'session' | 'query';
+
+export type AuthOutcome = { ok: true; via: AuthVia; setCookie?: string; principal: Principal } | AuthRefusal;
+
+type AuthRefusal = { ok: false; reason: 'missing' | 'wrong' | 'host' } | { ok: false; reason: 'backoff' | 'busy'; retryAfterMs: number };
+
+/** A check's answer before the caller is named. */
+type Checked = { ok: true; via: AuthVia; setCookie?: string } | AuthRefusal;
 
 /** Answers a login refused for backoff (429) or a full hashing queue (503), with Retry-After in seconds. */
 export function sendLoginThrottled(res: ServerResponse, outcome: { reason: 'backoff' | 'busy'; retryAfterMs: number }): void {
@@ -47,7 +52,7 @@ export function sendLoginThrottled(res: ServerResponse, outcome: { reason: 'back
   });
 }
 
-function refused(result: Exclude<LoginResult, { ok: true }>): AuthOutcome {
+function refused(result: Exclude<LoginResult, { ok: true }>): AuthRefusal {
   if (result.reason === 'wrong') return { ok: false, reason: 'wrong' };
   return { ok: false, reason: result.reason, retryAfterMs: result.retryAfterMs };
 }
@@ -90,6 +95,7 @@ export class HttpAuth {
   readonly #loopback: boolean;
   readonly #token: string | undefined;
   readonly #passwordHash: string | undefined;
+  readonly #permissions: readonly string[];
   readonly #sessions = new Map<string, number>();
   readonly guard: LoginGuard;
 
@@ -97,6 +103,7 @@ export class HttpAuth {
     this.guard = guard;
     this.#token = config.http.token;
     this.#passwordHash = config.http.password_hash;
+    this.#permissions = config.http.permissions ?? ['#'];
     const configured = this.#token !== undefined || this.#passwordHash !== undefined;
     this.#loopback = isLoopbackHost(config.http.host);
     this.required = config.mode === 'appliance' || (!this.#loopback && configured);
@@ -107,7 +114,23 @@ export class HttpAuth {
     return ['Basic realm="clawbox", charset="UTF-8"', 'Bearer realm="clawbox"'];
   }
 
+  /** The caller of an accepted request as the front door sees it (see principalOf). */
   async check(req: IncomingMessage, url: URL): Promise<AuthOutcome> {
+    const outcome = await this.#check(req, url);
+    return outcome.ok ? { ...outcome, principal: this.principalOf(outcome.via) } : outcome;
+  }
+
+  /**
+   * Loopback in local mode without auth: the machine's own user, who may do everything. Anyone else holds
+   * http.permissions: the token (also through its session cookie), the admin password, or an open
+   * non-loopback server.
+   */
+  principalOf(via: AuthVia): Principal {
+    if (via === 'open') return this.#loopback ? principalWithFilters('http', 'local', ['#']) : principalWithFilters('http', 'anonymous', this.#permissions);
+    return principalWithFilters('http', via === 'basic' ? BASIC_USER : 'token', this.#permissions);
+  }
+
+  async #check(req: IncomingMessage, url: URL): Promise<Checked> {
     if (!this.required) {
       // Open only to loopback names: a DNS-rebound name reaching 127.0.0.1 is refused.
       if (!this.#loopback) return { ok: true, via: 'open' };
@@ -139,7 +162,7 @@ export class HttpAuth {
   }
 
   /** A token has no username: only its address is tracked, so guessing cannot lock out other token users. */
-  async #tokenLogin(candidate: string, address: string | undefined, via: 'bearer' | 'query'): Promise<AuthOutcome> {
+  async #tokenLogin(candidate: string, address: string | undefined, via: 'bearer' | 'query'): Promise<Checked> {
     const result = await this.guard.attempt({
       realm: 'http',
       address,
@@ -151,7 +174,7 @@ export class HttpAuth {
     return result.ok ? { ok: true, via } : refused(result);
   }
 
-  async #basic(encoded: string, address: string | undefined): Promise<AuthOutcome> {
+  async #basic(encoded: string, address: string | undefined): Promise<Checked> {
     const decoded = Buffer.from(encoded, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 0) return { ok: false, reason: 'wrong' };

@@ -17,12 +17,15 @@
  *   });
  *
  * Handlers may instead write `res` themselves (streams, SSE). Throw a ClawboxError to answer with its code
- * and HTTP status as `{"status":"error","error":{"code","message"}}`. Every route shares the server's auth
- * (see auth.ts), security headers, error shape and request metrics.
+ * and HTTP status as `{"status":"error","error":{"code","message"}}` (the one envelope). Every route shares
+ * the server's auth (see auth.ts), security headers, error shape and request metrics. A handler gets the
+ * caller as a Principal (`principal`, for FrontDoor.invoke) and a `signal` that aborts when the client
+ * disconnects before its answer.
  *
  * Upgrade requests whose path is a key of `upgrades` go to that handler untouched (MQTT authenticates in
  * its own CONNECT packet); any other upgrade gets 404 and its socket closed. addUpgrade() adds one at run
- * time that by default needs the page's auth and a same-origin browser (WebSockets ignore CORS).
+ * time that by default needs the page's auth and a same-origin browser (WebSockets ignore CORS); its
+ * handler gets the caller as a fourth argument.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +34,7 @@ import type { UpgradeHandler } from '../broker/broker.js';
 import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { type Principal, principalWithFilters } from '../operations/principal.js';
 import { SystemSampler } from '../system/system-figures.js';
 import { HttpAuth, isLoopbackHost, sendLoginThrottled } from './auth.js';
 import { HttpMetrics } from './http-metrics.js';
@@ -43,6 +47,14 @@ import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
 export type { HttpMethod, RouteHandler, RouteOptions, RouteRequest } from './router.js';
 
 export type { UpgradeHandler };
+
+/** An upgrade handler added with addUpgrade: behind the page's auth it learns who the caller is. */
+export interface CallerUpgradeHandler {
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, caller: Principal): void;
+}
+
+/** The caller of a public route (no auth asked): may do nothing through the front door. */
+const NOBODY = principalWithFilters('http', 'anonymous', []);
 
 export interface HttpServerOptions {
   /** Upgrade handlers by exact path, e.g. `{ '/mqtt': broker }`. */
@@ -61,7 +73,7 @@ export class HttpServer implements Component {
   readonly name = 'http';
   readonly #options: HttpServerOptions;
   readonly #router = new Router();
-  readonly #upgrades = new Map<string, { handler: UpgradeHandler; auth: boolean }>();
+  readonly #upgrades = new Map<string, { handler: CallerUpgradeHandler; auth: boolean }>();
   #server: Server | undefined;
   #ctx: RuntimeContext | undefined;
   #log: Logger | undefined;
@@ -95,7 +107,7 @@ export class HttpServer implements Component {
   }
 
   /** Adds an upgrade path; `auth` (default true) applies the routes' auth and same-origin rules first. */
-  addUpgrade(path: string, handler: UpgradeHandler, options: { auth?: boolean } = {}): () => void {
+  addUpgrade(path: string, handler: CallerUpgradeHandler, options: { auth?: boolean } = {}): () => void {
     if (this.#upgrades.has(path)) throw new Error(`upgrade path ${path} is taken`);
     const entry = { handler, auth: options.auth ?? true };
     this.#upgrades.set(path, entry);
@@ -210,9 +222,11 @@ export class HttpServer implements Component {
       const url = parseTarget(req.url);
       if (!url) throw new ClawboxError('NOT_FOUND', 'no such resource');
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
+      let principal = NOBODY;
       if (match.kind !== 'found' || !match.route.options.public) {
         const auth = await this.#auth!.check(req, url);
         if (!auth.ok) return 'retryAfterMs' in auth ? sendLoginThrottled(res, auth) : this.#refuse(res, auth.reason);
+        principal = auth.principal;
         if (auth.setCookie) {
           res.setHeader('Set-Cookie', auth.setCookie);
           // A browser that came with ?token= continues at the same address without it (not in history).
@@ -235,6 +249,8 @@ export class HttpServer implements Component {
         res,
         url,
         params,
+        principal,
+        signal: clientGone(res),
         json: (limitBytes = DEFAULT_BODY_LIMIT) => readJsonBody(req, limitBytes),
       });
       if (res.headersSent || res.writableEnded) return;
@@ -292,15 +308,17 @@ export class HttpServer implements Component {
     const url = parseTarget(req.url);
     const entry = url ? this.#upgrades.get(url.pathname) : undefined;
     if (!entry || this.#stopping) return void refuse(this.#stopping ? '503 Service Unavailable' : '404 Not Found');
+    let caller = NOBODY;
     if (entry.auth) {
       const auth = await this.#auth!.check(req, url!);
       if (!auth.ok) return void refuse(UPGRADE_REFUSALS[auth.reason]);
       if (!sameOrigin(req)) return void refuse('403 Forbidden');
       if (this.#stopping || socket.destroyed) return void refuse('503 Service Unavailable');
+      caller = auth.principal;
     }
     const { handler } = entry;
     try {
-      handler.handleUpgrade(req, socket, head);
+      handler.handleUpgrade(req, socket, head, caller);
     } catch (error) {
       this.#log?.error({ err: error, path: url?.pathname }, 'upgrade handler failed');
       socket.destroy();
@@ -328,6 +346,15 @@ function parseTarget(target: string | undefined): URL | null {
 
 function isSafeMethod(method: string | undefined): boolean {
   return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+}
+
+/** Aborts when the connection closes before the response was finished: the client went away. */
+function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new ClawboxError('DEADLINE_EXCEEDED', 'the HTTP client went away before its answer'));
+  });
+  return controller.signal;
 }
 
 /** A browser names the page that sent a request in Origin; refuse state changes from other sites. */

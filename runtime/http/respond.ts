@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ClawboxError, toClawboxError } from '../errors.js';
+import { errorEnvelope } from '../operations/envelope.js';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -26,7 +27,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   res.end(body);
 }
 
-/** `{"status":"error","error":{"code","message",...details}}` with the code's HTTP status. */
+/** The one error envelope, `{"status":"error","error":{"code","message",...details}}`, with the code's HTTP status. */
 export function sendError(res: ServerResponse, error: unknown): void {
   const typed = toClawboxError(error);
   if (res.headersSent) {
@@ -34,7 +35,7 @@ export function sendError(res: ServerResponse, error: unknown): void {
     res.destroy(typed);
     return;
   }
-  sendJson(res, typed.spec.http, { status: 'error', error: typed.toJSON() });
+  sendJson(res, typed.spec.http, errorEnvelope(typed));
 }
 
 /**

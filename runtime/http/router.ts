@@ -4,6 +4,7 @@
  * No wildcards, no regexes: what a route matches is obvious from its pattern.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../operations/principal.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -12,9 +13,14 @@ export interface RouteRequest {
   readonly res: ServerResponse;
   readonly url: URL;
   readonly params: Readonly<Record<string, string>>;
+  /** Who asks (see auth.ts): run operations as this caller. Public routes get a caller with no permissions. */
+  readonly principal: Principal;
+  /** Aborted when the client goes away before its answer was sent: work for it should stop. */
+  readonly signal: AbortSignal;
   /**
    * Reads the body as JSON, at most `limitBytes` (default 1 MiB): PAYLOAD_TOO_LARGE past it,
-   * PAYLOAD_INVALID for bad JSON. Validate the shape yourself (ajv) before acting on it.
+   * PAYLOAD_INVALID for bad JSON. Validate the shape with the operation's schema (front door) or
+   * runtime/operations/validator.ts before acting on it.
    */
   json(limitBytes?: number): Promise<unknown>;
 }
