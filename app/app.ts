@@ -73,7 +73,7 @@ export function createApp(options: AppOptions): App {
   });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
   const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
-  registerDeviceRoutes(http, devices);
+  registerDeviceRoutes(http, frontDoor);
   const plugins = new PluginHost({ devices, messaging: broker });
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService();
