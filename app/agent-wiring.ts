@@ -6,19 +6,29 @@
 import type { DeviceService } from '../devices/device-service.js';
 import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../agent/agent.js';
 import type { AgentDevice, DeviceDirectory, StateValue } from '../agent/directory.js';
-import { type AgentHandler, AgentTopic } from '../agent/agent-topic.js';
+import { ConfirmationStore } from '../agent/confirmations.js';
+import { agentMqttRoutes, agentOperations } from '../agent/operations.js';
 import type { ModelRole, ModelService } from '../models/service.js';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import type { EventBus } from '../runtime/events.js';
 import type { Messaging } from '../runtime/messaging.js';
+import type { FrontDoor } from '../runtime/operations/front-door.js';
+import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { agentFastPath, agentHandler, agentLane, agentPlanner } from '../agent/scheduler/model-lane.js';
 import { SchedulerService } from '../agent/scheduler/service.js';
 
-/** The device layer as the agent sees it: snapshots, command schemas, and the one validated execute path. */
+/**
+ * The device layer as the agent sees it: snapshots, command schemas, and the one validated execute path.
+ * Devices whose safety policy is `deny` do not exist for the agent (nor for its model).
+ */
 export function deviceDirectory(devices: DeviceService, bus: () => EventBus | null): DeviceDirectory {
+  const visible = (id: string) => {
+    const device = devices.get(id);
+    return device !== undefined && device.agent_policy !== 'deny';
+  };
   return {
     list: () =>
-      devices.list().map(
+      devices.list().filter((d) => d.agent_policy !== 'deny').map(
         (d): AgentDevice => ({
           id: d.id,
           name: d.name,
@@ -27,7 +37,7 @@ export function deviceDirectory(devices: DeviceService, bus: () => EventBus | nu
           state: d.state as Record<string, StateValue>,
         }),
       ),
-    commandSchema: (id) => devices.commandSchema(id) as Record<string, unknown> | undefined,
+    commandSchema: (id) => (visible(id) ? (devices.commandSchema(id) as Record<string, unknown>) : undefined),
     execute: (id, command, options) => devices.execute(id, command, options),
     onChange: (listener) => bus()?.on('device.registry', () => listener()) ?? (() => {}),
   };
@@ -40,8 +50,14 @@ export class AgentComponent implements Component {
   #agent: Agent | null = null;
   #parts: Component[] = [];
   #unsubscribe: (() => void) | null = null;
+  #unregisterApi: (() => void) | null = null;
 
-  constructor(private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging }) {}
+  constructor(
+    private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging; frontDoor: FrontDoor; mqtt: MqttAdapter },
+  ) {}
+
+  /** Actions waiting for their caller's confirmation (devices with safety policy `confirm`). */
+  readonly confirmations = new ConfirmationStore();
 
   /** Submits a request through the scheduler (what channels call); null before start. */
   handle: ((request: AgentRequest & { source?: string; deadline_ms?: number }) => Promise<AgentResponse>) | null = null;
@@ -65,13 +81,24 @@ export class AgentComponent implements Component {
       // Rung 2 of the ladder: a brief answer (replies cut short) when the full one would miss the deadline.
       plan: agentPlanner(() => models.engine('main'), { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
     });
-    this.handle = agentHandler(scheduler) as typeof this.handle;
-    const topic = new AgentTopic({ messaging, handle: this.handle as AgentHandler });
+    const handle = agentHandler(scheduler);
+    this.handle = handle as typeof this.handle;
     this.#parts = [];
-    for (const part of [scheduler, topic] as Component[]) {
-      await part.start(ctx);
-      this.#parts.push(part);
-    }
+    await scheduler.start(ctx);
+    this.#parts.push(scheduler);
+    const { frontDoor, mqtt } = this.deps;
+    const operations = agentOperations({
+      handle,
+      policyOf: (id) => devices.get(id)?.agent_policy,
+      confirmations: this.confirmations,
+    });
+    const unregister = [
+      ...operations.map((operation) => frontDoor.register(operation)),
+      ...agentMqttRoutes(messaging.baseTopic).map((route) => mqtt.route(route)),
+    ];
+    this.#unregisterApi = () => {
+      for (const off of unregister) off();
+    };
     // A model that finished loading is measured and warmed before requests find it cold: the scheduler
     // gets service-time figures (else it probes one request at a time), and the prefix and jump-forward
     // grammars are ready. Models may finish loading before or after this component starts.
@@ -117,6 +144,8 @@ export class AgentComponent implements Component {
   }
 
   async stop(): Promise<void> {
+    this.#unregisterApi?.();
+    this.#unregisterApi = null;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     for (const part of this.#parts.reverse()) await part.stop();

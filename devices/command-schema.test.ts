@@ -11,6 +11,7 @@ const device = (capabilities: Parameters<typeof normalizeCapabilities>[0]): Devi
   origin: 'config',
   options: {},
   timeout_ms: 1000,
+  agent_policy: 'allow',
   capabilities: normalizeCapabilities(capabilities),
 });
 

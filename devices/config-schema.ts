@@ -176,6 +176,9 @@ export const simulatedOptionsSchema = {
 } as const;
 
 export const DRIVER_NAMES = ['simulated', 'serial-line', 'modbus-rtu', 'mqtt-remote'] as const;
+export const DEVICE_CLASSES = ['light', 'outlet', 'fan', 'blind', 'window', 'lock', 'garage', 'door', 'gate', 'heater', 'sensor', 'other'] as const;
+export const AGENT_POLICIES = ['allow', 'confirm', 'deny'] as const;
+export type AgentPolicy = (typeof AGENT_POLICIES)[number];
 
 export const deviceEntrySchema = {
   type: 'object',
@@ -192,6 +195,17 @@ export const deviceEntrySchema = {
       items: { anyOf: [capabilityName, capabilityObject] },
     },
     timeout_ms: ms(10, 60000, 2000),
+    device_class: {
+      enum: [...DEVICE_CLASSES],
+      description: 'What the device is, beyond its capabilities. lock, garage, door, gate and heater are sensitive: the agent asks before moving them.',
+    },
+    sensitive: { type: 'boolean', description: 'The agent asks for confirmation before moving this device (agent: confirm).' },
+    agent: {
+      enum: [...AGENT_POLICIES],
+      description:
+        'What the agent may do with this device. allow: act; confirm: propose and wait for the caller to confirm within 60 s; ' +
+        'deny: the device is hidden from the agent. Default: confirm for sensitive devices (see device_class, sensitive), else allow.',
+    },
     demo: { type: 'boolean', description: 'Built-in demo device; used only in local mode.' },
     simulated: simulatedOptionsSchema,
     serial: serialLineOptionsSchema,
@@ -240,6 +254,9 @@ export interface DeviceConfigEntry {
   driver: (typeof DRIVER_NAMES)[number];
   capabilities: CapabilityEntry[];
   timeout_ms?: number;
+  device_class?: (typeof DEVICE_CLASSES)[number];
+  sensitive?: boolean;
+  agent?: AgentPolicy;
   demo?: boolean;
   simulated?: Record<string, unknown>;
   serial?: Record<string, unknown>;

@@ -558,6 +558,7 @@ export class DeviceService implements Component {
       state: { ...rt.state },
       updated_at: rt.updatedAt,
       last_error: rt.lastError ? { ...rt.lastError } : null,
+      agent_policy: rt.def.agent_policy,
     };
   }
 

@@ -43,6 +43,8 @@ export interface DeviceDefinition {
   options: Record<string, unknown>;
   /** Per-command deadline for the driver, ms. */
   timeout_ms: number;
+  /** What the agent may do with it (config `agent`, else the default for its class; see safety-policy.ts). */
+  agent_policy: 'allow' | 'confirm' | 'deny';
 }
 
 export interface DeviceErrorInfo {
@@ -62,6 +64,8 @@ export interface DeviceSnapshot {
   /** When the state last changed or was confirmed by the device (epoch ms), null before any report. */
   updated_at: number | null;
   last_error: DeviceErrorInfo | null;
+  /** What the agent may do with it: allow, confirm (propose, the caller confirms) or deny (hidden). */
+  agent_policy: DeviceDefinition['agent_policy'];
 }
 
 export type CommandSource = 'mqtt' | 'tasmota' | 'http' | 'agent' | 'plugin' | 'internal' | (string & {});

@@ -11,6 +11,7 @@ import { normalizeCapabilities } from './command-schema.js';
 import { type DeviceConfigEntry, deviceEntrySchema } from './config-schema.js';
 import type { DeviceDefinition, DeviceState } from './model.js';
 import { RESERVED_DEVICE_IDS } from './model.js';
+import { agentPolicyOf } from './safety-policy.js';
 
 export interface StoredState {
   state: DeviceState;
@@ -71,6 +72,7 @@ export function toDefinition(entry: DeviceConfigEntry, origin: DeviceDefinition[
     origin,
     options,
     timeout_ms: entry.timeout_ms ?? 2000,
+    agent_policy: agentPolicyOf(entry),
   };
 }
 

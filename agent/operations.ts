@@ -1,0 +1,154 @@
+/**
+ * The agent lane's operations: agent.request (language in, validated device actions out) and
+ * agent.confirm. The agent acts only as its caller could act: every action it proposes runs through the
+ * front door as `device.set` for the same principal (permission, validation, audit), after the device's
+ * safety policy (allow / confirm / deny). Every request is audited as one agent decision.
+ */
+import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import type { MqttRoute } from '../runtime/operations/mqtt-adapter.js';
+import { envelopeReply, parseJsonPayload, splitTransaction } from '../runtime/operations/mqtt-adapter.js';
+import { type AnyOperation, type OperationContext, defineOperation } from '../runtime/operations/operation.js';
+import type { ActOutcome, AgentRequest, AgentResponse } from './agent.js';
+import { CONFIRMATION_ID, type ConfirmationStore } from './confirmations.js';
+import type { StateValue } from './directory.js';
+
+export type AgentPolicy = 'allow' | 'confirm' | 'deny';
+
+/** The agent's response as the scheduler returns it (the path may also be the remote brain). */
+export type AgentAnswer = Omit<AgentResponse, 'path'> & { path: AgentResponse['path'] | 'remote' };
+
+export interface AgentOperationDeps {
+  /** The scheduler in front of the agent (admission, deadlines, the degrade ladder). */
+  handle: (request: AgentRequest & { source?: string; deadline_ms?: number }) => Promise<AgentAnswer>;
+  /** The device's safety policy; undefined for an unknown device. */
+  policyOf: (device: string) => AgentPolicy | undefined;
+  confirmations: ConfirmationStore;
+}
+
+export interface AgentRequestInput {
+  text: string;
+  session?: string;
+  deadline_ms?: number;
+}
+
+/** "confirm 1a2b3c4d" (or "yes 1a2b3c4d") in any channel confirms a pending action. */
+const CONFIRM_TEXT = /^\s*(?:confirm|yes)\s+([0-9a-f]{8})\s*[.!]?\s*$/i;
+
+/** The scheduler bounds the deadline; the front door's own timer only backs it up. */
+const AGENT_DEADLINE_MS = 600_000;
+
+export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
+  const confirm = async (id: string, ctx: OperationContext) => {
+    const pending = deps.confirmations.take(id, ctx.principal);
+    const result = await ctx.invoke('device.set', { device: pending.device, command: pending.command });
+    await ctx.audit({ op: 'agent.confirm', device: pending.device, proposed: { device: pending.device, command: pending.command }, decision: 'allowed', outcome: 'done', ack: result });
+    return { device: pending.device, command: pending.command, result };
+  };
+
+  return [
+    defineOperation<AgentRequestInput, unknown>({
+      name: 'agent.request',
+      summary: 'a request in plain language; the agent answers and acts as the caller',
+      input: {
+        type: 'object',
+        required: ['text'],
+        additionalProperties: false,
+        properties: {
+          text: { type: 'string', minLength: 1, maxLength: 1000 },
+          session: { type: 'string', minLength: 1, maxLength: 128 },
+          deadline_ms: { type: 'integer', minimum: 1, maximum: 600_000 },
+        },
+      },
+      permission: () => 'agent/request',
+      // Its actions are audited as device.set; the request itself as an agent decision below.
+      changesWorld: false,
+      deadlineMs: AGENT_DEADLINE_MS,
+      handler: async (input, ctx) => {
+        const confirmation = CONFIRM_TEXT.exec(input.text);
+        if (confirmation) {
+          const done = await confirm(confirmation[1]!.toLowerCase(), ctx);
+          return { text: `Done: ${done.device} confirmed.`, actions: [{ device: done.device, command: done.command, result: done.result }], path: 'fast', timings: zeroTimings() };
+        }
+        const act = async (device: string, command: Record<string, StateValue>): Promise<ActOutcome> => {
+          const policy = deps.policyOf(device);
+          if (policy === 'deny') throw new ClawboxError('FORBIDDEN', `${device} is not available to the agent`, { device, not_run: true });
+          if (policy === 'confirm') {
+            // Offer only what the caller could confirm: its permission is checked now, and again on confirm.
+            if (!ctx.principal.may(`${device}/set`)) throw new ClawboxError('FORBIDDEN', `you may not control ${device}`, { device, not_run: true });
+            const pending = deps.confirmations.create(ctx.principal, device, command);
+            await ctx.audit({ op: 'agent.request', device, proposed: { device, command }, decision: 'confirm', outcome: 'pending' });
+            return { kind: 'confirm', confirmation: pending };
+          }
+          return { kind: 'done', result: await ctx.invoke('device.set', { device, command }) };
+        };
+        let response: AgentAnswer;
+        try {
+          response = await deps.handle({
+            text: input.text,
+            ...(input.session ? { session: input.session } : {}),
+            ...(input.deadline_ms ? { deadline_ms: input.deadline_ms } : {}),
+            source: ctx.source,
+            signal: ctx.signal,
+            act,
+          });
+        } catch (error) {
+          const err = toClawboxError(error);
+          await ctx.audit({ op: 'agent.request', decision: 'rejected', outcome: 'not_run', error: { code: err.code, message: err.message } });
+          throw err;
+        }
+        await auditDecision(ctx, response);
+        return response;
+      },
+    }),
+    defineOperation<{ id: string }, unknown>({
+      name: 'agent.confirm',
+      summary: 'confirm an action the agent proposed for a device whose safety policy asks for it',
+      input: { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: CONFIRMATION_ID.source } } },
+      permission: () => 'agent/confirm',
+      changesWorld: false,
+      deadlineMs: 60_000,
+      handler: (input, ctx) => confirm(input.id, ctx),
+    }),
+  ];
+}
+
+/** One audit record per agent decision: what was proposed (or which rule matched), and what became of it. */
+async function auditDecision(ctx: OperationContext, response: AgentAnswer): Promise<void> {
+  const refused = response.refused ?? [];
+  if (response.actions.length === 0 && refused.length === 0) return;
+  const action = response.actions[0];
+  const refusal = refused[0];
+  const failed = action && typeof action.result === 'object' && action.result !== null && 'error' in action.result;
+  await ctx.audit({
+    op: 'agent.request',
+    ...(action?.device ?? refusal?.device ? { device: (action?.device ?? refusal?.device) as string } : {}),
+    proposed: action ? { device: action.device, command: action.command } : { device: refusal?.device ?? null, command: refusal?.command ?? null },
+    rule: response.path === 'fast' ? 'fast-path intent' : `model (${response.path})`,
+    decision: action ? 'allowed' : refusal?.code === 'FORBIDDEN' ? 'forbidden' : 'rejected',
+    outcome: action ? (failed ? 'failed' : 'done') : 'not_run',
+    ...(refusal ? { error: { code: refusal.code, message: refusal.reason } } : {}),
+  });
+}
+
+function zeroTimings() {
+  return { queue_ms: 0, prefill_ms: 0, decode_ms: 0, total_ms: 0 };
+}
+
+/** The agent's MQTT topics: `<base>/agent/request` and `<base>/agent/confirm`, answered on `<base>/agent/response`. */
+export function agentMqttRoutes(base: string): MqttRoute[] {
+  const responseTopic = `${base}/agent/response`;
+  const route = (name: 'request' | 'confirm', operation: string): MqttRoute => ({
+    filter: `${base}/agent/${name}`,
+    decode: (_topic, payload) => {
+      const { fields, transaction } = splitTransaction(parseJsonPayload(payload));
+      return { operation, input: fields, ...(transaction === undefined ? {} : { transaction }) };
+    },
+    reply: (_topic, outcome) => {
+      if (!outcome.ok) return envelopeReply(responseTopic, outcome);
+      // The transaction travels in the envelope, not inside the agent's own answer.
+      const { transaction: _tx, ...data } = outcome.data as Record<string, unknown>;
+      return envelopeReply(responseTopic, { ...outcome, data });
+    },
+  });
+  return [route('request', 'agent.request'), route('confirm', 'agent.confirm')];
+}
