@@ -15,7 +15,7 @@ export const schedulerConfigSchema = {
   type: 'object',
   additionalProperties: false,
   default: {},
-  description: 'Agent request scheduling: deadlines, admission, load shedding, priorities. See README "Scheduler".',
+  description: 'Agent request scheduling: deadlines, admission, load shedding, priorities. See agent/scheduler/README.md.',
   properties: {
     default_deadline_ms: ms(10, 60000, 200, 'Deadline of an agent request from arrival, unless its source or the request sets one.'),
     min_deadline_ms: ms(1, 60000, 20, 'A per-request deadline_ms below this is raised to it.'),
