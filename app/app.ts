@@ -74,10 +74,10 @@ export function createApp(options: AppOptions): App {
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
   const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
   registerDeviceRoutes(http, frontDoor);
-  const plugins = new PluginHost({ devices, messaging: broker });
+  const plugins = new PluginHost({ devices, messaging: broker, api: { frontDoor, mqtt } });
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService();
-  const agent = new AgentComponent({ devices, models, messaging: broker });
+  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt });
   const channels = new ChannelGateway({ agent, http });
   const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));

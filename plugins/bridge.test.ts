@@ -1,33 +1,74 @@
 /**
- * Plugins over MQTT and plugins reaching devices and MQTT: a real Broker, a real DeviceService with
- * simulated devices, mqtt.js clients, and the node-basic / py-basic fixture plugins.
+ * Plugins over MQTT and plugins reaching devices and MQTT: a real Broker with the front door and its MQTT
+ * adapter, a real DeviceService with simulated devices, mqtt.js clients, and the node-basic / py-basic
+ * fixture plugins. plugin.call runs as the MQTT sender, and the caller's deadline reaches the plugin.
  */
+import type { MqttClient } from 'mqtt';
 import t from 'tap';
 import { DeviceService } from '../devices/device-service.js';
+import { hashPassword } from '../runtime/auth/password.js';
+import { Broker } from '../runtime/broker/broker.js';
+import { makeTestContext } from '../runtime/broker/test-context.js';
 import { closeClient, collect, connect } from '../runtime/broker/test-helpers.js';
-import { startHost } from './test/support.js';
+import type { ClientMessage } from '../runtime/messaging.js';
+import { FrontDoor } from '../runtime/operations/front-door.js';
+import { MqttAdapter, mqttPrincipal } from '../runtime/operations/mqtt-adapter.js';
+import { SYSTEM_PRINCIPAL } from '../runtime/operations/principal.js';
+import { PluginHost } from './host.js';
+import { FIXTURES, startHost } from './test/support.js';
 
 const DEVICES = [
   { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
   { id: 'fan', driver: 'simulated', capabilities: ['switch'] },
 ];
 
-t.test('bridge/request/plugin/<name>/<tool>: answers with transaction echoed, errors with codes', async (t) => {
-  const { url } = await startHost(t, {
-    broker: true,
-    plugins: { allow: ['node-basic'], mqtt: { tools: ['node-basic/add', 'node-basic/throws', 'node-basic/hello'] } },
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** A broker, the front door with its MQTT adapter, and a plugin host wired to both, as app.ts does. */
+async function startBridge(t: Teardown, options: { plugins?: Record<string, unknown>; runtime?: Record<string, unknown> } = {}) {
+  const tc = makeTestContext({ config: { devices: [], ...options.runtime } });
+  const broker = new Broker();
+  await broker.start(tc.ctx);
+  tc.setLifecycle('serving');
+  const logger = tc.ctx.logger('front-door');
+  const frontDoor = new FrontDoor({ logger });
+  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
+  const host = new PluginHost({
+    messaging: broker,
+    env: {},
+    api: { frontDoor, mqtt },
+    config: { dirs: [FIXTURES], call_timeout_ms: 3000, restart: { initial_ms: 50, max_ms: 400, stable_ms: 60_000 }, ...options.plugins },
   });
-  const client = await connect(url!);
+  t.teardown(async () => {
+    mqtt.stop();
+    await host.stop();
+    await broker.stop();
+    tc.cleanup();
+  });
+  await host.start(tc.ctx);
+  return { host, frontDoor, broker, url: `mqtt://127.0.0.1:${broker.port}` };
+}
+
+/** Asks over MQTT and waits for the answer on the matching response topic. */
+function asker(t: { equal(found: unknown, wanted: unknown): unknown }, client: MqttClient, inbox: ReturnType<typeof collect>, plugin: string) {
+  return async (tool: string, payload: string) => {
+    const before = inbox.all.length;
+    await client.publishAsync(`clawbox/bridge/request/plugin/${plugin}/${tool}`, payload);
+    const [message] = (await inbox.next(before + 1)).slice(before);
+    t.equal(message?.topic, `clawbox/bridge/response/plugin/${plugin}/${tool}`);
+    return JSON.parse(message!.payload) as Record<string, unknown>;
+  };
+}
+
+t.test('bridge/request/plugin/<name>/<tool>: answers with transaction echoed, errors with codes', async (t) => {
+  const { url } = await startBridge(t, { plugins: { allow: ['node-basic'], mqtt: { tools: ['node-basic/add', 'node-basic/throws', 'node-basic/hello'] } } });
+  const client = await connect(url);
   t.teardown(() => closeClient(client));
   const inbox = collect(client);
   await client.subscribeAsync('clawbox/bridge/response/plugin/#');
-  const ask = async (tool: string, payload: string) => {
-    const before = inbox.all.length;
-    await client.publishAsync(`clawbox/bridge/request/plugin/node-basic/${tool}`, payload);
-    const [message] = (await inbox.next(before + 1)).slice(before);
-    t.equal(message?.topic, `clawbox/bridge/response/plugin/node-basic/${tool}`);
-    return JSON.parse(message!.payload) as Record<string, unknown>;
-  };
+  const ask = asker(t, client, inbox, 'node-basic');
 
   t.same(await ask('add', '{"a":2,"b":40,"transaction":"tx-1"}'), { status: 'ok', data: { sum: 42 }, transaction: 'tx-1' });
   t.same(await ask('hello', ''), { status: 'ok', data: { text: 'hello, world' } }, 'an empty payload is no arguments');
@@ -49,6 +90,90 @@ t.test('bridge/request/plugin/<name>/<tool>: answers with transaction echoed, er
   await client.publishAsync('clawbox/bridge/request/plugin/Bad$Name/add', '{}');
   t.same(await ask('add', '{"a":1,"b":1}'), { status: 'ok', data: { sum: 2 } }, 'still serving; nothing answered the bad name');
   t.notOk(inbox.all.some((m) => m.topic.includes('Bad$Name')));
+  // A retained request is never executed.
+  const before = inbox.all.length;
+  await client.publishAsync('clawbox/bridge/request/plugin/node-basic/add', '{"a":1,"b":2}', { retain: true });
+  const [retained] = (await inbox.next(before + 1)).slice(before);
+  t.match(JSON.parse(retained!.payload), { status: 'error', error: { code: 'PAYLOAD_INVALID', message: /retained/ } });
+});
+
+t.test('plugin.call runs as the MQTT sender: a user whose ACL lacks the plugin topic is FORBIDDEN', async (t) => {
+  const password = 'panel-secret';
+  const { url, broker, frontDoor, host } = await startBridge(t, {
+    plugins: { allow: ['node-basic'], lazy: false },
+    runtime: {
+      broker: {
+        anonymous: 'never',
+        users: [
+          {
+            username: 'panel',
+            password_hash: await hashPassword(password),
+            publish: ['clawbox/bridge/request/plugin/node-basic/add', 'clawbox/probe'],
+            subscribe: ['clawbox/#', 'fixture/#'],
+          },
+        ],
+      },
+    },
+  });
+  const panel = await connect(url, { username: 'panel', password });
+  t.teardown(() => closeClient(panel));
+  const inbox = collect(panel);
+  await panel.subscribeAsync(['clawbox/bridge/response/plugin/#', 'fixture/#']);
+  const ask = asker(t, panel, inbox, 'node-basic');
+  t.same(await ask('add', '{"a":1,"b":2}'), { status: 'ok', data: { sum: 3 } }, 'the tool its ACL names works');
+
+  // The panel as the front door sees it: a real message of this connection, its real ACL.
+  const probed = new Promise<ClientMessage>((resolve) => {
+    const off = broker.onClientPublish('clawbox/probe', (message) => {
+      off();
+      resolve(message);
+    });
+  });
+  await panel.publishAsync('clawbox/probe', '');
+  const principal = mqttPrincipal(await probed, 'clawbox');
+  const calls = () => host.list()[0]?.figures.calls ?? -1;
+  const callsBefore = calls();
+  await t.rejects(
+    frontDoor.invoke('plugin.call', { plugin: 'node-basic', tool: 'publish', args: { topic: 'fixture/out', payload: 'forbidden' } }, { principal, source: 'mqtt' }),
+    { code: 'FORBIDDEN', message: /bridge\/request\/plugin\/node-basic\/publish/ },
+  );
+  // Published by the panel itself, the broker drops it (its ACL): no answer and no call either way.
+  await panel.publishAsync('clawbox/bridge/request/plugin/node-basic/publish', '{"topic":"fixture/out","payload":"dropped"}');
+  t.same(await ask('add', '{"a":2,"b":2}'), { status: 'ok', data: { sum: 4 } }, 'the next allowed request is the next answer');
+  t.notOk(inbox.all.some((m) => m.topic.endsWith('/publish') || m.topic === 'fixture/out'), 'the publish tool never ran');
+  t.equal(calls(), callsBefore + 1, 'only the allowed add reached the plugin');
+});
+
+t.test('the caller deadline reaches plugin calls: not sent once passed, cancelled once sent', async (t) => {
+  const { url, frontDoor, host } = await startBridge(t, { plugins: { allow: ['node-basic', 'py-basic'], lazy: false } });
+  const client = await connect(url);
+  t.teardown(() => closeClient(client));
+  const inbox = collect(client);
+  await client.subscribeAsync('fixture/#');
+  const call = (plugin: string, tool: string, args: Record<string, unknown>, deadlineMs?: number) =>
+    frontDoor.invoke('plugin.call', { plugin, tool, args }, { principal: SYSTEM_PRINCIPAL, source: 'test', ...(deadlineMs === undefined ? {} : { deadlineMs }) });
+  const calls = () => host.list().find((p) => p.name === 'node-basic')?.figures.calls ?? -1;
+  const callsBefore = calls();
+
+  await t.rejects(call('node-basic', 'publish', { topic: 'fixture/out', payload: 'late' }, 0), {
+    code: 'DEADLINE_EXCEEDED',
+    details: { sent: false, not_run: true },
+  });
+  t.same(await call('node-basic', 'publish', { topic: 'fixture/out', payload: 'on time' }), { ok: true });
+  const [first] = await inbox.next(1);
+  t.same(first, { topic: 'fixture/out', payload: 'on time', qos: 0, retain: false }, 'the first thing the plugin published is the call on time');
+  t.equal(calls(), callsBefore + 1, 'the late call never reached the plugin');
+
+  // Sent, then the deadline passes: the Node runner is asked to cancel; the Python one cannot, and says so.
+  await t.rejects(call('node-basic', 'slow', { ms: 60_000 }, 300), {
+    code: 'PLUGIN_FAILED',
+    details: { reason: 'cancelled', sent: true, cancel: 'requested' },
+  });
+  await t.rejects(call('py-basic', 'hang', {}, 300), {
+    code: 'PLUGIN_FAILED',
+    message: /cannot cancel/,
+    details: { reason: 'cancelled', sent: true, cancel: 'unsupported' },
+  });
 });
 
 t.test('devices through the host: manifest and caller permissions, real DeviceService', async (t) => {
@@ -58,8 +183,6 @@ t.test('devices through the host: manifest and caller permissions, real DeviceSe
   t.teardown(() => devices.stop());
   // Restart the host with the device layer wired in, as app.ts does.
   await stack.host.stop();
-  const { PluginHost } = await import('./host.js');
-  const { FIXTURES } = await import('./test/support.js');
   const host = new PluginHost({
     devices,
     messaging: stack.broker!,

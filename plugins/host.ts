@@ -1,21 +1,25 @@
 /**
  * The plugin host: finds plugins (built-in, $PLUGIN_DIR, plugins.dirs), checks their manifests and config,
- * runs each isolated under a supervisor, and offers their tools — to the agent through `call()`/`tools()`
- * and over MQTT through the bridge. Arguments are checked against the manifest schema before a call and
- * results after it. A plugin reaches devices and MQTT only through requests that this host checks against
- * its manifest permissions and the caller's.
+ * runs each isolated under a supervisor, and offers their tools — to the agent through `call()`/`tools()`,
+ * and to every client as the plugin.call operation (operations.ts; on MQTT through mqtt-bridge.ts).
+ * Arguments are checked against the manifest schema before a call and results after it. A plugin reaches
+ * devices and MQTT only through requests that this host checks against its manifest permissions and the
+ * caller's.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv } from 'ajv';
 import { Counter } from 'prom-client';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { Messaging } from '../runtime/messaging.js';
+import type { FrontDoor } from '../runtime/operations/front-door.js';
+import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
+import { validatorFor } from '../runtime/operations/validator.js';
 import { type PluginsConfig, pluginsConfigSchema } from './config-schema.js';
 import { type DiscoveredPlugin, type DiscoveryProblem, discoverPlugins, pluginSources } from './discovery.js';
 import { type PluginManifest, formatAjvErrors } from './manifest.js';
-import { PluginMqttBridge } from './mqtt-bridge.js';
+import { pluginMqttRoute } from './mqtt-bridge.js';
+import { pluginOperations } from './operations.js';
 import {
   type CallerPermissions,
   deviceAllowed,
@@ -54,6 +58,8 @@ export interface PluginHostDeps {
   env?: NodeJS.ProcessEnv;
   /** Default: plugins/builtin beside this module. */
   builtinDir?: string;
+  /** Where plugin.call is registered and routed on MQTT (bridge/request/plugin/...); none without it. */
+  api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
 }
 
 export interface CallOptions {
@@ -61,6 +67,10 @@ export interface CallOptions {
   /** Per-call deadline; default the tool's timeout_ms, else plugins.call_timeout_ms. */
   timeoutMs?: number;
   transaction?: string | number;
+  /** The caller's cancellation (ctx.signal): a call not yet sent is not sent; a sent one is cancelled. */
+  signal?: AbortSignal;
+  /** The caller's deadline (epoch ms): shortens the timeout; already past, the call is not sent. */
+  deadline?: number;
 }
 
 /** One tool as the agent's grammar needs it. */
@@ -108,14 +118,13 @@ interface Loaded {
   supervisor: PluginSupervisor;
 }
 
-const sectionAjv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
 // The section's own `default: {}` matters where it is composed; at a schema root ajv's strict mode refuses it.
 const { default: _sectionDefault, ...sectionSchema } = pluginsConfigSchema;
-const validateSection = sectionAjv.compile(sectionSchema);
 
 /** Applies the `plugins:` schema (defaults included) to a raw section; throws CONFIG_INVALID. */
 export function resolvePluginsConfig(raw: unknown): PluginsConfig {
   const copy = structuredClone(raw ?? {});
+  const validateSection = validatorFor(sectionSchema);
   if (!validateSection(copy)) {
     throw new ClawboxError('CONFIG_INVALID', `plugins: ${formatAjvErrors(validateSection.errors)}`);
   }
@@ -130,7 +139,7 @@ export class PluginHost implements Component {
   #plugins = new Map<string, Loaded>();
   #problems: DiscoveryProblem[] = [];
   #skipped: { name: string; dir: string; reason: string }[] = [];
-  #bridge: PluginMqttBridge | undefined;
+  #unregisterApi: (() => void)[] = [];
   #subscriptions = new Map<string, { plugins: Set<string>; unsubscribe: Promise<() => Promise<void>> }>();
   #unregisterStatus: (() => void) | undefined;
   #calls: Counter | undefined;
@@ -201,15 +210,13 @@ export class PluginHost implements Component {
     // Start together: one slow plugin does not hold up the others; a failing one restarts on its own.
     await Promise.all([...this.#plugins.values()].map((p) => p.supervisor.start({ lazy: config.lazy })));
 
-    if (this.#deps.messaging && config.mqtt.enabled) {
-      this.#bridge = new PluginMqttBridge({
-        messaging: this.#deps.messaging,
-        host: this,
-        tools: config.mqtt.tools,
-        maxPayloadBytes: config.mqtt.max_payload_bytes,
-        logger: log,
-      });
-      await this.#bridge.start();
+    if (this.#deps.api) {
+      const { frontDoor, mqtt } = this.#deps.api;
+      for (const operation of pluginOperations(this)) this.#unregisterApi.push(frontDoor.register(operation));
+      if (config.mqtt.enabled) {
+        const baseTopic = this.#deps.messaging?.baseTopic ?? ctx.config.broker.base_topic;
+        this.#unregisterApi.push(mqtt.route(pluginMqttRoute({ baseTopic, tools: config.mqtt.tools, maxPayloadBytes: config.mqtt.max_payload_bytes })));
+      }
     }
     log.info(
       { plugins: [...this.#plugins.keys()], problems: this.#problems.length, skipped: this.#skipped.length },
@@ -218,8 +225,7 @@ export class PluginHost implements Component {
   }
 
   async stop(): Promise<void> {
-    await this.#bridge?.stop();
-    this.#bridge = undefined;
+    for (const undo of this.#unregisterApi.splice(0)) undo();
     await Promise.allSettled([...this.#plugins.values()].map((p) => p.supervisor.stop()));
     const subscriptions = [...this.#subscriptions.values()];
     this.#subscriptions.clear();
@@ -275,13 +281,27 @@ export class PluginHost implements Component {
       });
     }
     const config = this.#config!;
-    const timeoutMs = options.timeoutMs ?? tool.manifest.timeout_ms ?? config.call_timeout_ms;
+    let timeoutMs = options.timeoutMs ?? tool.manifest.timeout_ms ?? config.call_timeout_ms;
+    if (options.deadline !== undefined) {
+      const left = options.deadline - Date.now();
+      if (left <= 0) {
+        throw new ClawboxError('DEADLINE_EXCEEDED', `${pluginName}/${toolName} was not sent: the caller's deadline had passed`, {
+          plugin: pluginName,
+          tool: toolName,
+          sent: false,
+          not_run: true,
+        });
+      }
+      // With a signal the caller's own abort ends the call at its deadline (as a cancellation, which it is).
+      if (!options.signal) timeoutMs = Math.min(timeoutMs, left);
+    }
     const result = await loaded.supervisor.call({
       tool: toolName,
       args: checked,
       timeoutMs,
       caller: { ...(caller.id ? { id: caller.id } : {}), ...(caller.source ? { source: caller.source } : {}), ...(caller.devices ? { devices: [...caller.devices] } : {}) },
       ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     if (tool.validateResult && !tool.validateResult(result)) {
       throw pluginFailed(pluginName, 'result_invalid', `${toolName} returned a result that does not match its schema: ${formatAjvErrors(tool.validateResult.errors)}`, {

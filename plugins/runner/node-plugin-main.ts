@@ -146,7 +146,8 @@ async function initialize(p: Record<string, unknown>): Promise<unknown> {
     },
   };
   await definition.start?.(ctx);
-  return { tools: Object.keys(definition.tools).filter((k) => typeof definition?.tools[k] === 'function') };
+  // cancel: a `cancel {id}` notification aborts that call's signal, so the host may say it asked.
+  return { tools: Object.keys(definition.tools).filter((k) => typeof definition?.tools[k] === 'function'), cancel: true };
 }
 
 async function call(p: Record<string, unknown>): Promise<unknown> {

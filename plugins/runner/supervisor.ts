@@ -20,6 +20,8 @@ export type FailureReason =
   | 'stopped'
   | 'not_running'
   | 'result_invalid'
+  /** The caller gave up (deadline, disconnect) after the call was sent. */
+  | 'cancelled'
   | ChannelExit['kind'];
 
 export interface SupervisorLimits {
@@ -54,6 +56,8 @@ export interface CallRequest {
   timeoutMs: number;
   caller: Record<string, unknown>;
   transaction?: string | number;
+  /** The caller's cancellation: before the call is sent it is not sent; after, the plugin is asked to cancel. */
+  signal?: AbortSignal;
 }
 
 export interface SupervisorFigures {
@@ -72,6 +76,8 @@ interface Generation {
   peer: RpcPeer;
   startedAt: number;
   exited: boolean;
+  /** The runner said at initialize that it honours `cancel {id}` (the Node runner does). */
+  cancels: boolean;
 }
 
 const PING_GRACE_MS = 1000;
@@ -159,9 +165,12 @@ export class PluginSupervisor {
   /** Runs one tool call; rejects with PLUGIN_FAILED (reason in details) or the plugin's own coded error. */
   async call(request: CallRequest): Promise<unknown> {
     const deadline = Date.now() + request.timeoutMs;
+    const { signal } = request;
+    if (signal?.aborted) throw this.#notSent(request.tool, signal);
     this.#figures.calls++;
     try {
-      await this.#waitRunning(deadline);
+      await this.#waitRunning(deadline, signal);
+      if (signal?.aborted) throw this.#notSent(request.tool, signal);
       const gen = this.#gen!;
       const id = `c${this.#nextCall++}`;
       const active: ActiveCall = {
@@ -179,6 +188,7 @@ export class PluginSupervisor {
         ...(request.transaction === undefined ? {} : { transaction: request.transaction }),
       });
       let timer: NodeJS.Timeout | undefined;
+      let onAbort: (() => void) | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           gen.peer.forget(rpcId);
@@ -186,11 +196,18 @@ export class PluginSupervisor {
           reject(pluginFailed(this.#name, 'timeout', `${request.tool} did not answer within ${request.timeoutMs} ms`, { tool: request.tool }));
           void this.#probe(gen);
         }, Math.max(1, deadline - Date.now()));
+        onAbort = () => {
+          gen.peer.forget(rpcId);
+          this.#notify(gen, 'cancel', { id });
+          reject(this.#cancelled(request.tool, gen, signal!));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
       try {
         return await Promise.race([result, timeout]);
       } finally {
         clearTimeout(timer);
+        if (onAbort) signal?.removeEventListener('abort', onAbort);
         this.#active.delete(id);
       }
     } catch (error) {
@@ -198,9 +215,38 @@ export class PluginSupervisor {
     }
   }
 
+  /** Gave up before the call reached the plugin: nothing ran, and the error says so. */
+  #notSent(tool: string, signal: AbortSignal): ClawboxError {
+    const reason = signal.reason instanceof ClawboxError ? signal.reason : null;
+    return new ClawboxError(reason?.code ?? 'DEADLINE_EXCEEDED', `${tool} was not sent to plugin ${this.#name}: ${reason?.message ?? 'the caller gave up'}`, {
+      ...(reason?.details ?? {}),
+      plugin: this.#name,
+      tool,
+      sent: false,
+      not_run: true,
+    });
+  }
+
+  /**
+   * Gave up after the call was sent: the plugin may have done (part of) it. A runner that honours cancel
+   * was asked to stop; one that does not may still finish, and the error says which.
+   */
+  #cancelled(tool: string, gen: Generation, signal: AbortSignal): ClawboxError {
+    const why = signal.reason instanceof ClawboxError ? signal.reason.message : 'the caller gave up';
+    const what = gen.cancels
+      ? 'the plugin was asked to cancel it and may have finished part of it'
+      : 'this plugin cannot cancel calls, so it may still finish it';
+    return pluginFailed(this.#name, 'cancelled', `${tool} was sent, then cancelled (${why}); ${what}`, {
+      tool,
+      sent: true,
+      cancel: gen.cancels ? 'requested' : 'unsupported',
+    });
+  }
+
   #callError(error: unknown, tool: string): ClawboxError {
     if (error instanceof ClawboxError) {
-      if (error.code === 'PLUGIN_FAILED') this.#recordFailure(String(error.details.reason), error.message);
+      // A cancelled call is the caller's doing, not a plugin failure.
+      if (error.code === 'PLUGIN_FAILED' && error.details.reason !== 'cancelled') this.#recordFailure(String(error.details.reason), error.message);
       return error;
     }
     if (error instanceof RemoteError) {
@@ -225,10 +271,11 @@ export class PluginSupervisor {
     this.#lastError = { reason, message, at: Date.now() };
   }
 
-  async #waitRunning(deadline: number): Promise<void> {
+  async #waitRunning(deadline: number, signal?: AbortSignal): Promise<void> {
     if (this.#state === 'idle') void this.#spawn();
     for (;;) {
       if (this.#state === 'running' && this.#gen) return;
+      if (signal?.aborted) return;
       if (this.#state === 'stopped' || this.#state === 'stopping') {
         throw pluginFailed(this.#name, 'stopped', 'the plugin is not running (stopped)');
       }
@@ -242,8 +289,10 @@ export class PluginSupervisor {
         const waiter = () => done();
         function done() {
           clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
           resolve();
         }
+        signal?.addEventListener('abort', done, { once: true });
         this.#waiters.add(waiter);
         setTimeout(() => this.#waiters.delete(waiter), left + 5).unref();
       });
@@ -304,7 +353,7 @@ export class PluginSupervisor {
         exit: (exit) => void this.#onExit(gen, exit),
       },
     );
-    gen = { channel, peer, startedAt: Date.now(), exited: false };
+    gen = { channel, peer, startedAt: Date.now(), exited: false, cancels: false };
     this.#gen = gen;
     try {
       const result = (await withTimeout(
@@ -315,7 +364,8 @@ export class PluginSupervisor {
           tools: [...plugin.compiled.tools.keys()],
         }).result,
         limits.startTimeoutMs,
-      )) as { tools?: unknown } | null;
+      )) as { tools?: unknown; cancel?: unknown } | null;
+      gen.cancels = result?.cancel === true;
       const offered = Array.isArray(result?.tools) ? result.tools.filter((t): t is string => typeof t === 'string') : [];
       const missing = [...plugin.compiled.tools.keys()].filter((t) => !offered.includes(t));
       if (missing.length > 0) throw new Error(`does not implement the manifest's tools: ${missing.join(', ')}`);

@@ -1,0 +1,47 @@
+/**
+ * The plugin host's operation, declared once for every transport: `plugin.call` runs one plugin tool as
+ * the caller. Its permission is the topic path of the same request over MQTT,
+ * `bridge/request/plugin/<plugin>/<tool>`, so an MQTT user needs exactly that publish ACL, and HTTP tokens
+ * and chat senders need it in their permission lists. The caller's deadline and cancellation reach the
+ * plugin: a call not yet sent is not sent; a sent one is cancelled where the runner can.
+ */
+import { type AnyOperation, defineOperation } from '../runtime/operations/operation.js';
+import { PLUGIN_NAME_PATTERN, TOOL_NAME_PATTERN } from './config-schema.js';
+import type { CallOptions } from './host.js';
+
+/** The part of PluginHost the operation needs. */
+export interface PluginCaller {
+  call(plugin: string, tool: string, args: unknown, options: CallOptions): Promise<unknown>;
+}
+
+/** The longest a caller may ask for; each tool's own timeout (plugins.call_timeout_ms) is usually shorter. */
+const PLUGIN_DEADLINE_MS = 600_000;
+
+export function pluginOperations(host: PluginCaller): AnyOperation[] {
+  return [
+    defineOperation<{ plugin: string; tool: string; args: Record<string, unknown> }, unknown>({
+      name: 'plugin.call',
+      summary: "call one plugin tool with its arguments (checked against the tool's schema)",
+      input: {
+        type: 'object',
+        required: ['plugin', 'tool'],
+        additionalProperties: false,
+        properties: {
+          plugin: { type: 'string', pattern: PLUGIN_NAME_PATTERN },
+          tool: { type: 'string', pattern: TOOL_NAME_PATTERN },
+          args: { type: 'object', default: {} },
+        },
+      },
+      permission: (input) => `bridge/request/plugin/${input.plugin}/${input.tool}`,
+      // A tool may switch devices or publish: audited like any other world-changing request.
+      changesWorld: true,
+      deadlineMs: PLUGIN_DEADLINE_MS,
+      handler: (input, ctx) =>
+        host.call(input.plugin, input.tool, input.args, {
+          caller: { id: `${ctx.principal.kind}:${ctx.principal.id}`, source: ctx.source },
+          signal: ctx.signal,
+          deadline: ctx.deadline,
+        }),
+    }),
+  ];
+}
