@@ -1,9 +1,11 @@
 /**
- * The topic API end to end: real broker, real mqtt.js client, simulated devices.
+ * The device topics (mqtt-routes.ts through the front door) end to end: real broker, real mqtt.js client, simulated devices.
  */
 import t from 'tap';
 import { simulatorControls } from './drivers/simulated.js';
+import { SYSTEM_PRINCIPAL } from '../runtime/operations/principal.js';
 import { connectClient, json, startStack } from './fixtures/stack.js';
+import { MAX_DEVICES } from './operations.js';
 
 const devices = [
   { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
@@ -184,4 +186,23 @@ t.test('bridge requests: devices, add, rename, schema, remove', async (t) => {
     (await c.request('clawbox/bridge/request/device/remove', '{"id":"kettle"}', 'clawbox/bridge/response/device/remove')).payload,
   );
   t.match(gone, { status: 'error', error: { code: 'DEVICE_NOT_FOUND' } });
+});
+
+t.test('runtime-added devices are bounded like configured ones (LIMIT_REACHED, nothing added)', async (t) => {
+  const stack = await startStack(t, { config: { devices: [] } });
+  const system = { principal: SYSTEM_PRINCIPAL, source: 'test' };
+  for (let i = 0; i < MAX_DEVICES; i++) {
+    await stack.frontDoor.invoke('device.add', { id: `d-${i}`, driver: 'simulated', capabilities: ['switch'] }, system);
+  }
+  t.equal(stack.service.list().length, MAX_DEVICES, 'the limit is reachable');
+  const c = await connectClient(t, stack.url);
+  await c.subscribe('clawbox/bridge/response/#');
+  const refused = await c.request(
+    'clawbox/bridge/request/device/add',
+    JSON.stringify({ id: 'one-more', driver: 'simulated', capabilities: ['switch'], transaction: 7 }),
+    'clawbox/bridge/response/device/add',
+  );
+  t.match(json(refused.payload), { status: 'error', error: { code: 'LIMIT_REACHED', limit: MAX_DEVICES }, transaction: 7 });
+  t.equal(stack.service.list().length, MAX_DEVICES, 'nothing was added');
+  t.notOk(stack.service.get('one-more'));
 });
