@@ -88,12 +88,30 @@ export async function runChannelsCommand(
 
 type Api = (method: 'GET' | 'POST', path: string) => Promise<unknown>;
 
+/** For answers without a clawbox error body, e.g. when --url names some other server. */
+const STATUS_CODES: Partial<Record<number, ErrorCode>> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND' };
+
+/** A mistyped --url is a usage error, not an unreachable runtime. */
+function checkUrl(url: string): void {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new ClawboxError('USAGE', `--url must be an http:// or https:// address (got "${url}")`);
+  }
+}
+
 function apiOf(
   loadConfig: ConfigLoader['loadConfig'],
   options: { config?: string; url?: string; token?: string },
   env: NodeJS.ProcessEnv,
 ): Api {
   let base = options.url;
+  if (base !== undefined) checkUrl(base);
+  if (options.config === '') throw new ClawboxError('USAGE', '--config needs a file path');
   let token = options.token ?? env.CLAWBOX_TOKEN;
   if (!base || !token) {
     const { config } = loadConfig({ ...(options.config ? { file: options.config } : {}), env });
@@ -117,7 +135,7 @@ function apiOf(
     }
     const body = (await response.json().catch(() => null)) as { status?: string; data?: unknown; error?: { code?: string; message?: string } } | null;
     if (response.ok && body?.status === 'ok') return body.data;
-    const code = body?.error?.code && body.error.code in ERROR_CATALOG ? (body.error.code as ErrorCode) : response.status === 401 ? 'UNAUTHORIZED' : 'INTERNAL';
+    const code = body?.error?.code && Object.hasOwn(ERROR_CATALOG, body.error.code) ? (body.error.code as ErrorCode) : (STATUS_CODES[response.status] ?? 'INTERNAL');
     const hint = code === 'UNAUTHORIZED' ? ' (pass --token, set $CLAWBOX_TOKEN, or run where the config with http.token is readable)' : '';
     throw new ClawboxError(code, `${body?.error?.message ?? `HTTP ${response.status}`}${hint}`);
   }

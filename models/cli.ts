@@ -2,12 +2,12 @@
  * `clawbox models list | verify [NAME...] | add FILE` — app/cli.ts forwards the arguments after
  * `models` here. Exit codes: 0 ok, 1 a model failed verification, 64 bad arguments (thrown as USAGE).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
-import type { ConfigLoader } from '../runtime/config/load.js';
+import { type ConfigLoader, ioReason, readConfigDocument } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/store/atomic-file.js';
 import { type ModelConfigEntry, modelEntrySchema } from './config-schema.js';
@@ -53,7 +53,8 @@ function table(rows: string[][]): string {
 }
 
 function configFile(option: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  return option ?? env.CLAWBOX_CONFIG ?? undefined;
+  if (option === '') throw new ClawboxError('USAGE', '--config needs a file path');
+  return option ?? (env.CLAWBOX_CONFIG || undefined);
 }
 
 function openRegistry(loadConfig: ConfigLoader['loadConfig'], file: string | undefined, env: NodeJS.ProcessEnv): ModelRegistry {
@@ -86,6 +87,7 @@ export async function runModelsCommand(
   const file = configFile(values.config, io.env);
   switch (command) {
     case 'list':
+      if (rest.length > 0) throw new ClawboxError('USAGE', `models list takes no names (got "${rest.join(' ')}"; try models verify NAME)`);
       return list(openRegistry(loadConfig, file, io.env), values.json === true, io);
     case 'verify':
       return verify(openRegistry(loadConfig, file, io.env), rest, values.json === true, io);
@@ -184,10 +186,10 @@ async function appendToConfig(file: string, entry: Record<string, unknown>): Pro
   if (!validateEntry(entry)) {
     throw new ClawboxError('USAGE', `the entry would not be valid config: ${ajv.errorsText(validateEntry.errors)}`);
   }
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  const doc = YAML.parseDocument(text);
-  if (doc.errors.length > 0) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} is not valid YAML: ${doc.errors[0]!.message}`);
+  // The same limits as loading the config: this file may be the one `clawbox start` reads.
+  const doc = existsSync(file) ? readConfigDocument(file) : new YAML.Document();
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+  if (!YAML.isMap(doc.contents)) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} must hold a mapping of keys at the top level`, { file });
   const models = doc.get('models');
   const existing = YAML.isSeq(models) ? (models.toJSON() as Array<{ name?: string; role?: string }>) : [];
   if (existing.some((m) => m?.name === entry.name)) {
@@ -198,5 +200,9 @@ async function appendToConfig(file: string, entry: Record<string, unknown>): Pro
   }
   if (YAML.isSeq(models)) models.add(doc.createNode(entry));
   else doc.set('models', doc.createNode([entry]));
-  await writeFileAtomic(file, doc.toString());
+  try {
+    await writeFileAtomic(file, doc.toString());
+  } catch (error) {
+    throw new ClawboxError('FILE_UNWRITABLE', `cannot write config file ${file}: ${ioReason(error)}`, { file }, { cause: error });
+  }
 }

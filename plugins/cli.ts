@@ -4,7 +4,7 @@
  * (--config FILE, $CLAWBOX_CONFIG …) and finds plugins exactly as the host does, without starting any.
  */
 import { parseArgs } from 'node:util';
-import type { ConfigLoader } from '../runtime/config/load.js';
+import { type ConfigLoader, ioReason } from '../runtime/config/load.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
 import type { PluginsConfig } from './config-schema.js';
 import { type DiscoveryResult, discoverPlugins, pluginSources } from './discovery.js';
@@ -69,8 +69,7 @@ export async function runPluginsCommand(
           const problem = found.problems.find((p) => p.name === name || p.path.endsWith(`/${name}`));
           const skipped = found.skipped.find((s) => s.name === name);
           const why = problem ? `refused: ${problem.error.message}` : skipped ? `not loaded: ${skipped.reason}` : 'not found';
-          err(`plugin ${name}: ${why}\n`);
-          return 1;
+          throw new ClawboxError(problem ? 'PLUGIN_INVALID' : 'NOT_FOUND', `plugin ${name}: ${why}`);
         }
         const m = plugin.compiled.manifest;
         if (values.json) {
@@ -97,7 +96,16 @@ export async function runPluginsCommand(
         if (!name) throw new ClawboxError('USAGE', 'plugins new needs a plugin name');
         const lang = values.lang;
         if (lang !== 'node' && lang !== 'python') throw new ClawboxError('USAGE', '--lang must be node or python');
-        const { dir, files } = scaffoldPlugin(name, lang, values.dir ?? io.cwd ?? process.cwd());
+        if (values.dir === '') throw new ClawboxError('USAGE', '--dir needs a folder');
+        const parent = values.dir ?? io.cwd ?? process.cwd();
+        let scaffolded: ReturnType<typeof scaffoldPlugin>;
+        try {
+          scaffolded = scaffoldPlugin(name, lang, parent);
+        } catch (error) {
+          if (error instanceof ClawboxError) throw error;
+          throw new ClawboxError('FILE_UNWRITABLE', `cannot create plugin ${name} in ${parent}: ${ioReason(error)}`, {}, { cause: error });
+        }
+        const { dir, files } = scaffolded;
         const test = lang === 'node' ? 'npm test' : 'python3 -m unittest -v';
         out(
           `created ${dir}: ${files.join(', ')}\n` +
@@ -111,12 +119,13 @@ export async function runPluginsCommand(
     }
   } catch (error) {
     const e = toClawboxError(error);
-    err(`clawbox plugins: ${e.message}\n`);
+    err(`clawbox plugins: ${e.code}: ${e.message}\n`);
     return e.spec.exit;
   }
 }
 
 function discover(loadConfig: ConfigLoader['loadConfig'], file: string | undefined, env: NodeJS.ProcessEnv): DiscoveryResult {
+  if (file === '') throw new ClawboxError('USAGE', '--config needs a file path');
   const { config } = loadConfig({ ...(file ? { file } : {}), env });
   const plugins: PluginsConfig = resolvePluginsConfig((config as unknown as { plugins?: unknown }).plugins);
   return discoverPlugins(pluginSources(plugins, env), { allow: plugins.allow, deny: plugins.deny });

@@ -61,14 +61,23 @@ function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | 
   return null;
 }
 
-const ERRNO_REASON: Record<string, string> = {
+const IO_REASON: Record<string, string> = {
   ENOENT: 'file not found',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
   EISDIR: 'is a directory',
   ENOTDIR: 'a parent is not a directory',
   ELOOP: 'too many symbolic links',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+  EEXIST: 'already exists',
 };
+
+/** A file-system error in words (`permission denied`), for messages about a path the user named. */
+export function ioReason(error: unknown): string {
+  const code = String((error as NodeJS.ErrnoException | undefined)?.code);
+  return IO_REASON[code] ?? (code === 'undefined' ? String((error as Error)?.message ?? error) : code);
+}
 
 /** Reads at most YAML_LIMITS.maxBytes: the size check must not depend on stat (pipes, /dev/zero, /proc). */
 function readBounded(file: string): string {
@@ -93,8 +102,7 @@ function readBounded(file: string): string {
     return buffer.toString('utf8', 0, length);
   } catch (error) {
     if (error instanceof ClawboxError) throw error;
-    const code = String((error as NodeJS.ErrnoException).code);
-    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ERRNO_REASON[code] ?? code}`, { file });
+    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ioReason(error)}`, { file });
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
