@@ -1,13 +1,17 @@
 /**
  * The `clawbox` command. Exit codes (also in README and --help):
  *   0 ok · 1 a check found problems / unexpected failure · 64 bad arguments · 69 a port is in use or a
- *   listener failed · 73 state directory not writable · 78 config invalid or unreadable.
+ *   listener failed · 73 state directory or an output file not writable · 78 config invalid or unreadable ·
+ *   130 Ctrl-C at a prompt.
  */
+import type { ReadStream } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../runtime/auth/password.js';
 import { formatIssues } from '../runtime/config/issues.js';
+import { resolveStateDir } from '../runtime/config/load.js';
 import { checkConfig, configSchema, loadConfig } from './config.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
+import { HiddenInput, InputCancelled } from './hidden-input.js';
 import { createLogging } from '../runtime/logging.js';
 import { SystemdNotifier } from '../runtime/systemd-notify.js';
 import { VERSION } from '../runtime/version.js';
@@ -21,8 +25,10 @@ Usage:
   clawbox models list | verify | add FILE                  local GGUF models (see clawbox models --help)
   clawbox plugins list | info NAME | new NAME --lang node|python
   clawbox channels pairings | approve CODE                 senders waiting for pairing; approve one
+  clawbox audit verify | tail | query [--state-dir DIR]    check or read the audit log (see clawbox audit --help)
   clawbox passwd [PASSWORD]                                print a password hash for broker.users / http
-                                                           (reads the password from stdin when omitted)
+                                                           (asks twice without echo on a terminal, else
+                                                           reads the password from stdin)
   clawbox --version | --help
 
 Config: --config FILE, else $CLAWBOX_CONFIG, else /etc/clawbox/config.yaml in appliance mode;
@@ -33,8 +39,9 @@ Exit codes:
   1   config check found problems, or an unexpected failure
   64  bad command-line arguments
   69  a port is in use or a listener failed to start
-  73  the state directory cannot be written
+  73  the state directory, or a file the command was asked to write, cannot be written
   78  the configuration is invalid or unreadable
+  130 interrupted with Ctrl-C at a prompt
 `;
 
 type Mode = 'local' | 'appliance';
@@ -45,10 +52,48 @@ function parseMode(value: string | undefined): Mode | undefined {
   throw new ClawboxError('USAGE', `--mode must be local or appliance (got "${value}")`);
 }
 
+/** scrypt takes any length; a bound keeps `clawbox passwd < /dev/zero` from reading forever. */
+const MAX_PASSWORD = 1024;
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > MAX_PASSWORD + 2) break;
+  }
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** What a shell reports for a command stopped by Ctrl-C (128 + SIGINT). */
+const INTERRUPTED = 130;
+
+/** Asks twice without echo; undefined after Ctrl-C. Ctrl-D on an empty line gives up. */
+async function promptPassword(input: ReadStream): Promise<string | undefined> {
+  const hidden = new HiddenInput(input, process.stderr, MAX_PASSWORD);
+  try {
+    const password = await hidden.read('Password: ');
+    checkPassword(password);
+    if ((await hidden.read('Repeat password: ')) !== password) throw new ClawboxError('USAGE', 'the two passwords do not match');
+    return password;
+  } catch (error) {
+    if (!(error instanceof InputCancelled)) throw error;
+    if (error.how === 'end') throw new ClawboxError('USAGE', 'no password entered');
+    return undefined;
+  } finally {
+    hidden.close();
+  }
+}
+
+function checkPassword(password: string): void {
+  if (password.length < 8) throw new ClawboxError('USAGE', 'password must be at least 8 characters');
+  if (password.length > MAX_PASSWORD) throw new ClawboxError('USAGE', `password must be at most ${MAX_PASSWORD} characters`);
+}
+
+function noMore(args: readonly (string | undefined)[], command: string): void {
+  const extra = args.filter((a) => a !== undefined);
+  if (extra.length > 0) throw new ClawboxError('USAGE', `${command}: unexpected argument${extra.length > 1 ? 's' : ''} ${extra.map((a) => `"${a}"`).join(' ')}`);
 }
 
 async function runStart(file: string | undefined, mode: Mode | undefined): Promise<number> {
@@ -120,6 +165,56 @@ function runConfigCheck(file: string | undefined, mode: Mode | undefined): numbe
   return 0;
 }
 
+const GROUPS = ['plugins', 'channels', 'models', 'audit'];
+
+/**
+ * Takes --config and --mode out of `audit`'s arguments (its own parser knows only --state-dir) and notes
+ * --state-dir and --help. Everything else is passed on untouched, for that parser to judge.
+ */
+function takeConfigOptions(args: readonly string[]) {
+  const { tokens } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      mode: { type: 'string' },
+      'state-dir': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const drop = new Set<number>();
+  const found: { config?: string; mode?: string; stateDir?: boolean; help?: boolean } = {};
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    if (token.name === 'state-dir') found.stateDir = true;
+    if (token.name === 'help') found.help = true;
+    if (token.name !== 'config' && token.name !== 'mode') continue;
+    if (token.value === undefined) throw new ClawboxError('USAGE', `--${token.name} needs a value`);
+    found[token.name] = token.value;
+    drop.add(token.index);
+    if (!token.inlineValue) drop.add(token.index + 1);
+  }
+  return { ...found, rest: args.filter((_, i) => !drop.has(i)) };
+}
+
+async function runAudit(args: readonly string[]): Promise<number> {
+  const { runAuditCommand } = await import('../runtime/audit/cli.js');
+  const { config: file, mode, stateDir, help, rest } = takeConfigOptions(args);
+  const parsedMode = parseMode(mode);
+  // With --state-dir or --help the config is not needed, so a broken config does not stand in the way.
+  if (stateDir || help) return runAuditCommand(rest);
+  const { config } = loadConfig({ ...(file !== undefined ? { file: configPath(file) } : {}), ...(parsedMode ? { mode: parsedMode } : {}) });
+  return runAuditCommand(rest, { stateDir: resolveStateDir(config) });
+}
+
+/** `--config ""` would otherwise fall back to $CLAWBOX_CONFIG or the defaults without a word. */
+function configPath(file: string | undefined): string | undefined {
+  if (file === '') throw new ClawboxError('USAGE', '--config needs a file path');
+  return file;
+}
+
 export async function main(argv: string[]): Promise<number> {
   // Command groups with their own options parse their own arguments.
   if (argv[0] === 'plugins') {
@@ -134,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
     const { runModelsCommand } = await import('../models/cli.js');
     return runModelsCommand(argv.slice(1), loadConfig);
   }
+  if (argv[0] === 'audit') return runAudit(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -149,46 +245,64 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const [command, sub, arg] = positionals;
+  const [command, sub, arg, ...extra] = positionals;
   if (values.help || command === undefined || command === 'help') {
     process.stdout.write(HELP);
     return 0;
   }
   const mode = parseMode(values.mode);
+  const file = configPath(values.config);
   switch (command) {
     case 'start':
-      return runStart(values.config, mode);
+      noMore([sub, arg, ...extra], 'start');
+      return runStart(file, mode);
     case 'config':
-      if (sub === 'check') return runConfigCheck(arg ?? values.config, mode);
+      if (sub === 'check') {
+        noMore(extra, 'config check');
+        if (arg !== undefined && file !== undefined) throw new ClawboxError('USAGE', 'config check: give the file once, as FILE or --config');
+        return runConfigCheck(configPath(arg) ?? file, mode);
+      }
       if (sub === 'schema') {
+        noMore([arg, ...extra], 'config schema');
         process.stdout.write(`${JSON.stringify(configSchema, null, 2)}\n`);
         return 0;
       }
       throw new ClawboxError('USAGE', `unknown config command "${sub ?? ''}" (try: check, schema)`);
     case 'passwd': {
-      const password = sub ?? (await readStdin());
-      if (password.length < 8) throw new ClawboxError('USAGE', 'password must be at least 8 characters');
+      noMore([arg, ...extra], 'passwd');
+      const stdin = process.stdin as ReadStream;
+      const password = sub ?? (stdin.isTTY ? await promptPassword(stdin) : await readStdin());
+      // Raw mode turns Ctrl-C into a key press; end as the interrupted command the user asked for.
+      if (password === undefined) return INTERRUPTED;
+      checkPassword(password);
       process.stdout.write(`${await hashPassword(password)}\n`);
       return 0;
     }
     default:
+      if (GROUPS.includes(command)) {
+        throw new ClawboxError('USAGE', `options go after the command group: clawbox ${command} … [--config FILE]`);
+      }
       throw new ClawboxError('USAGE', `unknown command "${command}" (see clawbox --help)`);
   }
 }
 
-/** Runs main and turns errors into one clear line on stderr and the catalog's exit code. */
-export async function run(argv: string[]): Promise<void> {
-  let code: number;
+/** Runs main and turns errors into one clear line on stderr; returns the exit status. */
+export async function execute(argv: string[]): Promise<number> {
   try {
-    code = await main(argv);
+    return await main(argv);
   } catch (error) {
     const typed = toClawboxError(error);
     process.stderr.write(`clawbox: ${typed.code}: ${typed.message}\n`);
     if (typed.code === 'INTERNAL' && typed.cause instanceof Error && typed.cause.stack) {
       process.stderr.write(`${typed.cause.stack}\n`);
     }
-    code = ERROR_CATALOG[typed.code].exit;
+    return ERROR_CATALOG[typed.code].exit;
   }
+}
+
+/** The process entry's view: execute, then exit with its status. */
+export async function run(argv: string[]): Promise<void> {
+  const code = await execute(argv);
   // Exit explicitly: a stopped runtime must not linger on a forgotten timer. Writes to stdout/stderr
   // are synchronous for files and pipes on Linux, so nothing printed is lost.
   process.exit(code);

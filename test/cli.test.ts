@@ -1,9 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { tinyModel } from '../models/testing/fixtures.js';
 import { verifyPassword } from '../runtime/auth/password.js';
-import { runCli } from './cli-helpers.js';
+import { ERROR_CATALOG, type ErrorCode } from '../runtime/errors.js';
+import { type CliResult, ROOT, runCli, runInProcess } from './cli-helpers.js';
 
 const pkg = (await import('../package.json', { with: { type: 'json' } })).default as { version: string };
 
@@ -80,4 +82,118 @@ t.test('command groups dispatch with their own options', async (t) => {
   const models = await runCli(['models', 'list']);
   t.equal(models.code, 0);
   t.match(models.stdout, /no models configured/);
+});
+
+/** Every error the CLI prints is one line `clawbox[ group]: CODE: message` and exits with the catalog's status. */
+function assertCatalogError(t: Test, result: CliResult, code: ErrorCode, what: string): void {
+  t.equal(result.code, ERROR_CATALOG[code].exit, `${what}: exit ${ERROR_CATALOG[code].exit}\n${result.stderr}`);
+  t.match(result.stderr, new RegExp(`^clawbox(?: [a-z]+)?: ${code}: `), `${what}: ${code}`);
+  t.notMatch(result.stderr, /^\s+at /m, `${what}: no stack trace`);
+}
+
+t.test('a config that cannot be parsed safely stops start with exit 78 and one line', async (t) => {
+  const laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+  for (let i = 1; i < 10; i++) laughs.push(`l${i}: &l${i} [${Array(9).fill(i === 1 ? '*a' : `*l${i - 1}`).join(',')}]`);
+  const cases: Array<[string, string, RegExp]> = [
+    ['alias bomb', `${laughs.join('\n')}\n`, /aliases expand too far/],
+    ['2000-deep nesting', `broker: ${'['.repeat(2000)}${']'.repeat(2000)}\n`, /nested more than 64 levels deep/],
+    ['huge file', `# ${'x'.repeat(2 * 1024 * 1024)}\n`, /larger than 1048576 bytes/],
+  ];
+  for (const [what, text, reason] of cases) {
+    const file = configFile(text);
+    const result = await runCli(['start', '--config', file]);
+    assertCatalogError(t, result, 'CONFIG_UNREADABLE', what);
+    t.match(result.stderr, reason, what);
+    t.equal(result.stderr.trim().split('\n').length, 1, `${what}: one line`);
+  }
+  const fromEnv = await runCli(['start'], { env: { CLAWBOX_CONFIG: configFile(cases[0]![1]) } });
+  assertCatalogError(t, fromEnv, 'CONFIG_UNREADABLE', 'an alias bomb via $CLAWBOX_CONFIG');
+  const hostileEnv = await runCli(['start'], { env: { CLAWBOX_BROKER_USERS: `${'['.repeat(5000)}${']'.repeat(5000)}` } });
+  assertCatalogError(t, hostileEnv, 'CONFIG_INVALID', 'nested environment value');
+  t.match(hostileEnv.stderr, /CLAWBOX_BROKER_USERS: cannot be parsed as YAML or JSON: nested more than 64 levels deep/);
+  const directory = await runInProcess(['config', 'check', path.dirname(configFile(''))]);
+  assertCatalogError(t, directory, 'CONFIG_UNREADABLE', 'a directory');
+  t.match(directory.stderr, /: is a directory\n$/);
+});
+
+t.test('bad arguments to any command are USAGE, exit 64', async (t) => {
+  const cases = [
+    ['start', 'extra'],
+    ['start', '--config', ''],
+    ['config'],
+    ['config', 'check', configFile('{}\n'), 'extra'],
+    ['config', 'check', configFile('{}\n'), '--config', configFile('{}\n')],
+    ['config', 'schema', 'extra'],
+    ['passwd', 'correct horse battery', 'extra'],
+    ['--config', configFile('{}\n'), 'models', 'list'],
+    ['models', 'list', 'extra'],
+    ['models', 'list', '--config', ''],
+    ['models', 'add'],
+    ['models', 'frob'],
+    ['plugins', 'info'],
+    ['plugins', 'new', 'x', '--lang', 'ruby'],
+    ['plugins', 'list', '--config', ''],
+    ['plugins', 'frob'],
+    ['channels', 'approve', '--url', 'http://127.0.0.1:9', '--token', 't'],
+    ['channels', 'pairings', '--url', 'not a url', '--token', 't'],
+    ['channels', 'pairings', '--url', 'ftp://127.0.0.1/', '--token', 't'],
+    ['channels', 'pairings', '--config', '', '--token', 't'],
+    ['audit', 'frob', '--state-dir', '/tmp'],
+    ['audit', 'tail', '-n', 'x', '--state-dir', '/tmp'],
+    ['audit', 'verify', '--config'],
+    ['audit', 'verify', '--mode', 'cloud'],
+  ];
+    for (const args of cases) assertCatalogError(t, await runInProcess(args), 'USAGE', args.join(' '));
+  // The same through the real process, one per command group.
+  for (const args of [cases[0]!, cases[10]!, cases[15]!, cases[17]!, cases[22]!]) assertCatalogError(t, await runCli(args), 'USAGE', `spawned: ${args.join(' ')}`);
+});
+
+t.test('what a command cannot find or write has its own code, not INTERNAL', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-cli-'));
+  const aFile = configFile('{}\n');
+  const plugin = await runCli(['plugins', 'info', 'nope']);
+  assertCatalogError(t, plugin, 'NOT_FOUND', 'plugins info of an unknown plugin');
+  assertCatalogError(t, await runInProcess(['models', 'verify', 'nope']), 'NOT_FOUND', 'models verify of an unknown model');
+  const scaffold = await runCli(['plugins', 'new', 'hello', '--lang', 'node', '--dir', path.join(aFile, 'sub')]);
+  assertCatalogError(t, scaffold, 'FILE_UNWRITABLE', 'plugins new under a file');
+  t.match(scaffold.stderr, /a parent is not a directory/);
+
+  const model = await tinyModel(t);
+  const addTo = await runCli(['models', 'add', model.path, '--config', path.join(aFile, 'config.yaml')]);
+  assertCatalogError(t, addTo, 'FILE_UNWRITABLE', 'models add to a config that cannot be written');
+  const scalar = path.join(dir, 'scalar.yaml');
+  writeFileSync(scalar, 'just a string\n');
+  assertCatalogError(t, await runInProcess(['models', 'add', model.path, '--config', scalar]), 'CONFIG_UNREADABLE', 'models add to a config that is not a mapping');
+  const deep = path.join(dir, 'deep.yaml');
+  writeFileSync(deep, `x: ${'['.repeat(3000)}${']'.repeat(3000)}\n`);
+  assertCatalogError(t, await runInProcess(['models', 'add', model.path, '--config', deep]), 'CONFIG_UNREADABLE', 'models add to a hostile config');
+});
+
+t.test('every exit status in the catalog is in the README table and in --help', async (t) => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const table = new Set([...readme.matchAll(/^\| (\d+) \| /gm)].map((m) => Number(m[1])));
+  const help = (await runInProcess(['--help'])).stdout;
+  // 130: Ctrl-C at the passwd prompt.
+  for (const status of new Set([...Object.values(ERROR_CATALOG).map((spec) => spec.exit), 130])) {
+    t.ok(table.has(status), `README lists exit ${status}`);
+    t.match(help, new RegExp(`^ {2}${status} +\\S`, 'm'), `--help lists exit ${status}`);
+  }
+});
+
+t.test('audit verify | tail | query read the state directory of the config', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-state-'));
+  const file = configFile(`state_dir: ${stateDir}\n`);
+  const verify = await runCli(['audit', 'verify', '--config', file, '--json']);
+  t.equal(verify.code, 0, verify.stderr);
+  t.equal(JSON.parse(verify.stdout).dir, path.join(stateDir, 'audit'));
+  const fromEnv = await runCli(['audit', 'verify', '--json'], { env: { CLAWBOX_CONFIG: file } });
+  t.equal(JSON.parse(fromEnv.stdout).dir, path.join(stateDir, 'audit'), '$CLAWBOX_CONFIG');
+  const other = mkdtempSync(path.join(tmpdir(), 'clawbox-state-'));
+  // An explicit --state-dir needs no config at all, so a broken one does not stand in the way.
+  const explicit = await runCli(['audit', 'verify', '--json', '--state-dir', other], { env: { CLAWBOX_CONFIG: '/nonexistent/config.yaml' } });
+  t.equal(JSON.parse(explicit.stdout).dir, path.join(other, 'audit'));
+  t.match(await runInProcess(['audit', 'tail', '--config', file]), { code: 0, stdout: /no matching audit records/ });
+  t.match(await runInProcess(['audit', 'query', '-c', file, '--since', '1h']), { code: 0, stdout: /no matching audit records/ });
+  assertCatalogError(t, await runInProcess(['audit', 'verify', '--config', '/nonexistent/config.yaml']), 'CONFIG_UNREADABLE', 'audit with a missing config');
+  t.match((await runInProcess(['--help'])).stdout, /clawbox audit verify \| tail \| query/);
 });
