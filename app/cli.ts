@@ -8,7 +8,7 @@ import type { ReadStream } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../runtime/auth/password.js';
 import { formatIssues } from '../runtime/config/issues.js';
-import { resolveStateDir } from '../runtime/config/load.js';
+import { ioReason, resolveStateDir } from '../runtime/config/load.js';
 import { checkConfig, configSchema, loadConfig } from './config.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
 import { HiddenInput, InputCancelled } from './hidden-input.js';
@@ -204,9 +204,21 @@ async function runAudit(args: readonly string[]): Promise<number> {
   const { config: file, mode, stateDir, help, rest } = takeConfigOptions(args);
   const parsedMode = parseMode(mode);
   // With --state-dir or --help the config is not needed, so a broken config does not stand in the way.
-  if (stateDir || help) return runAuditCommand(rest);
-  const { config } = loadConfig({ ...(file !== undefined ? { file: configPath(file) } : {}), ...(parsedMode ? { mode: parsedMode } : {}) });
-  return runAuditCommand(rest, { stateDir: resolveStateDir(config) });
+  const io = stateDir || help ? {} : { stateDir: resolveStateDir(loadConfig({ ...(file !== undefined ? { file: configPath(file) } : {}), ...(parsedMode ? { mode: parsedMode } : {}) }).config) };
+  try {
+    return await runAuditCommand(rest, io);
+  } catch (error) {
+    throw auditReadError(error);
+  }
+}
+
+/** A state directory that is missing, a file or not readable is named as such, not as an internal error. */
+function auditReadError(error: unknown): unknown {
+  const { code, path: where } = error as NodeJS.ErrnoException;
+  if (error instanceof ClawboxError || typeof code !== 'string') return error;
+  const typed = code === 'ENOENT' || code === 'ENOTDIR' ? 'NOT_FOUND' : code === 'EACCES' || code === 'EPERM' ? 'FORBIDDEN' : undefined;
+  if (!typed) return error;
+  return new ClawboxError(typed, `cannot read the audit log at ${where ?? 'the state directory'}: ${ioReason(error)}`, {}, { cause: error });
 }
 
 /** `--config ""` would otherwise fall back to $CLAWBOX_CONFIG or the defaults without a word. */
