@@ -16,7 +16,7 @@ import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { Journal } from '../runtime/store/journal.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
 import { CommandValidator, type DeviceSchemas } from './command-schema.js';
-import type { DeviceConfigEntry } from './config-schema.js';
+import { type DeviceConfigEntry, devicesConfigSchema } from './config-schema.js';
 import { selectConfiguredDevices } from './demo.js';
 import type { DeviceDriver, DriverContext } from './driver.js';
 import { type DriverLoader, loadBuiltinDriver } from './drivers/index.js';
@@ -55,6 +55,8 @@ export interface DeviceServiceDeps {
   api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
   /** Tests and plugins may add drivers; defaults to the built-in catalog. */
   loadDriver?: DriverLoader;
+  /** Devices at most, configured and runtime-added together (default: the config schema's bound). */
+  maxDevices?: number;
   /** Commands waiting per device before BUSY (default 256). */
   maxQueuePerDevice?: number;
   /**
@@ -98,6 +100,8 @@ export class DeviceService implements Component {
   #doc: StoreDocument<DevicesDocument> | null = null;
   #registry: RegistryStore | null = null;
   readonly #api: DeviceServiceDeps['api'];
+  /** Runtime additions stop here with LIMIT_REACHED, so a client cannot grow the registry without bound. */
+  readonly deviceLimit: number;
   #unregisterApi: Array<() => void> = [];
   #discovery: HaDiscovery | null = null;
   #unregisterStatus: (() => void) | null = null;
@@ -115,6 +119,7 @@ export class DeviceService implements Component {
     this.#maxQueue = deps.maxQueuePerDevice ?? 256;
     this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
     this.#api = deps.api ?? null;
+    this.deviceLimit = deps.maxDevices ?? devicesConfigSchema.maxItems;
   }
 
   get baseTopic(): string {

@@ -5,7 +5,8 @@ import t from 'tap';
 import { simulatorControls } from './drivers/simulated.js';
 import { SYSTEM_PRINCIPAL } from '../runtime/operations/principal.js';
 import { connectClient, json, startStack } from './fixtures/stack.js';
-import { MAX_DEVICES } from './operations.js';
+import { devicesConfigSchema } from './config-schema.js';
+import { DeviceService } from './device-service.js';
 
 const devices = [
   { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
@@ -189,12 +190,15 @@ t.test('bridge requests: devices, add, rename, schema, remove', async (t) => {
 });
 
 t.test('runtime-added devices are bounded like configured ones (LIMIT_REACHED, nothing added)', async (t) => {
-  const stack = await startStack(t, { config: { devices: [] } });
+  t.equal(new DeviceService({ messaging: {} as never }).deviceLimit, devicesConfigSchema.maxItems, 'the default bound is the config schema\'s');
+  // A small bound keeps the test quick; the mechanism is the same for the default one.
+  const limit = 6;
+  const stack = await startStack(t, { config: { devices: [{ id: 'lamp', driver: 'simulated', capabilities: ['switch'] }] }, deps: { maxDevices: limit } });
   const system = { principal: SYSTEM_PRINCIPAL, source: 'test' };
-  for (let i = 0; i < MAX_DEVICES; i++) {
+  for (let i = 1; i < limit; i++) {
     await stack.frontDoor.invoke('device.add', { id: `d-${i}`, driver: 'simulated', capabilities: ['switch'] }, system);
   }
-  t.equal(stack.service.list().length, MAX_DEVICES, 'the limit is reachable');
+  t.equal(stack.service.list().length, limit, 'the limit is reachable, configured devices included');
   const c = await connectClient(t, stack.url);
   await c.subscribe('clawbox/bridge/response/#');
   const refused = await c.request(
@@ -202,7 +206,7 @@ t.test('runtime-added devices are bounded like configured ones (LIMIT_REACHED, n
     JSON.stringify({ id: 'one-more', driver: 'simulated', capabilities: ['switch'], transaction: 7 }),
     'clawbox/bridge/response/device/add',
   );
-  t.match(json(refused.payload), { status: 'error', error: { code: 'LIMIT_REACHED', limit: MAX_DEVICES }, transaction: 7 });
-  t.equal(stack.service.list().length, MAX_DEVICES, 'nothing was added');
+  t.match(json(refused.payload), { status: 'error', error: { code: 'LIMIT_REACHED', limit }, transaction: 7 });
+  t.equal(stack.service.list().length, limit, 'nothing was added');
   t.notOk(stack.service.get('one-more'));
 });

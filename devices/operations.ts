@@ -9,8 +9,6 @@ import { type AnyOperation, defineOperation } from '../runtime/operations/operat
 import type { DeviceService } from './device-service.js';
 import { DEVICE_ID_PATTERN } from './model.js';
 
-/** The most devices the config schema allows; runtime additions count against the same bound. */
-export const MAX_DEVICES = 512;
 /** How long a caller may wait for a device's acknowledgement (drivers time out sooner). */
 const DEVICE_DEADLINE_MS = 60_000;
 
@@ -66,10 +64,9 @@ export function deviceOperations(devices: DeviceService): AnyOperation[] {
       deadlineMs: 30_000,
       device: (input) => (typeof input.id === 'string' ? input.id.slice(0, 64) : undefined),
       handler: async (input) => {
-        if (devices.list().length >= MAX_DEVICES) {
-          throw new ClawboxError('LIMIT_REACHED', `this runtime already has ${MAX_DEVICES} devices, the most it takes; remove one first`, {
-            limit: MAX_DEVICES,
-          });
+        const limit = devices.deviceLimit;
+        if (devices.list().length >= limit) {
+          throw new ClawboxError('LIMIT_REACHED', `this runtime already has ${limit} devices, the most it takes; remove one first`, { limit });
         }
         return devices.add(input);
       },
