@@ -58,9 +58,17 @@ export interface RoundResult {
 
 const TOPICS = 8;
 
-/** Connects; `sessionPresent` is the CONNACK's flag. */
-function connect(port: number, options: mqtt.IClientOptions = {}): Promise<MqttClient & { sessionPresent: boolean }> {
+/**
+ * Connects; `sessionPresent` is the CONNACK's flag. `onMessage` is attached before the CONNACK: a queued
+ * message can arrive with it and mqtt.js acknowledges it before a listener added afterwards would run.
+ */
+function connect(
+  port: number,
+  options: mqtt.IClientOptions = {},
+  onMessage?: (topic: string, payload: Buffer, packet: { retain: boolean }) => void,
+): Promise<MqttClient & { sessionPresent: boolean }> {
   const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...options });
+  if (onMessage) client.on('message', onMessage);
   return new Promise((resolve, reject) => {
     client.once('connect', (connack) => {
       client.removeListener('error', reject);
@@ -147,9 +155,10 @@ export async function runCrashRounds(options: CrashOptions): Promise<RoundResult
 
       const expected = [...acked].map((i) => `${round}:${i}`);
       const received = new Set<string>();
-      const sub = await connect(runtime.mqttPort, { clientId: 'crash-sub', clean: false });
+      const sub = await connect(runtime.mqttPort, { clientId: 'crash-sub', clean: false }, (_topic, payload) =>
+        received.add(payload.toString()),
+      );
       const { sessionPresent } = sub;
-      sub.on('message', (_topic, payload) => received.add(payload.toString()));
       await waitFor(sub, () => expected.every((p) => received.has(p)), deliveryTimeoutMs);
       await end(sub);
       const lost = expected.filter((p) => !received.has(p));
@@ -161,8 +170,7 @@ export async function runCrashRounds(options: CrashOptions): Promise<RoundResult
         if ((lastAcked.get(topic) ?? -1) < i) lastAcked.set(topic, i);
       }
       const retained = new Map<string, number>();
-      const reader = await connect(runtime.mqttPort);
-      reader.on('message', (topic, payload, packet) => {
+      const reader = await connect(runtime.mqttPort, {}, (topic, payload, packet) => {
         if (packet.retain) retained.set(topic, indexOf(payload.toString()));
       });
       const seen = waitFor(reader, () => [...lastAcked.keys()].every((topic) => retained.has(topic)), deliveryTimeoutMs);
