@@ -6,7 +6,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
 import { registerDeviceRoutes } from '../devices/http-routes.js';
 import { ModelService } from '../models/service.js';
-import { ChannelGateway } from '../channels/gateway.js';
+import { ChannelGateway, type SafetyCheck } from '../channels/gateway.js';
+import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
 import { PluginHost } from '../plugins/host.js';
 import { AuditLog } from '../runtime/audit/index.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
@@ -78,7 +79,8 @@ export function createApp(options: AppOptions): App {
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService();
   const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt });
-  const channels = new ChannelGateway({ agent, http });
+  // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
+  const channels = new ChannelGateway({ frontDoor, http, safety: () => chatSafety(plugins) });
   const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
@@ -119,4 +121,10 @@ export function createApp(options: AppOptions): App {
       return lifecycle.stop();
     },
   };
+}
+
+/** The content-safety plugin's config, applied in-process to chat; none when the plugin is not loaded (denied, disabled). */
+function chatSafety(plugins: PluginHost): SafetyCheck | null {
+  const config = plugins.configOf('content-safety');
+  return config === undefined ? null : createContentSafety({ config, dataDir: plugins.dataDirOf('content-safety') });
 }

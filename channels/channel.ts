@@ -1,9 +1,15 @@
 /**
- * The one interface every chat channel implements: the built-in HTTP and OpenAI-compatible endpoints,
- * the line-chat example, and any platform plugin (WhatsApp, Telegram, Matrix...). A channel only moves
- * text: the ChannelGateway owns sessions, persistence, pairing and the agent.
+ * The interfaces chat channels implement. A channel only moves text: the ChannelGateway owns sessions,
+ * persistence, pairing, and the one operation every message becomes (`chat.message`, operations.ts).
  *
- * Writing a channel (see line-chat.ts for a complete, runnable one):
+ * Two kinds:
+ * - `Channel`: platforms that deliver asynchronously (line chat, WhatsApp, Telegram, Matrix...). Their
+ *   messages are stored durably before they are acknowledged and answered later through send().
+ * - `InteractiveChannel`: a caller waits on each answer (HTTP chat, OpenAI-compatible, the WebSocket
+ *   chat). The gateway hands it a `converse` function that runs chat.message at once, with the caller's
+ *   identity and cancellation; nothing is stored, since such a caller can never be answered later.
+ *
+ * Writing a (durable) Channel (see line-chat.ts for a complete, runnable one):
  *   1. connect(): open your transport (log in, open the socket, start the webhook listener).
  *   2. For each incoming message call the registered listener with {sender, text} and AWAIT it: it
  *      resolves once the message is on disk, so only then acknowledge it to the platform (mark read,
@@ -14,6 +20,7 @@
  * `local` says whether senders are already trusted (behind the HTTP auth); non-local senders must be
  * paired by the owner before the gateway answers them.
  */
+import type { Principal } from '../runtime/operations/principal.js';
 
 /** Who sent a message, as the channel knows them. sender_id is stable per person on that channel. */
 export interface SenderIdentity {
@@ -52,12 +59,54 @@ export interface Channel {
   readonly name: string;
   /** True when every sender is already trusted (no pairing). */
   readonly local: boolean;
-  /** True when a caller waits on each reply (HTTP): errors, BUSY included, go back at once, unretried. */
-  readonly interactive?: boolean;
   connect(): Promise<void>;
   send(sessionId: string, message: OutboundMessage): Promise<void>;
   onMessage(listener: MessageListener): void;
   disconnect(): Promise<void>;
+}
+
+/** What chat.message answers: the agent's response, its text checked by content safety. */
+export interface ChatReply {
+  text: string;
+  actions: unknown[];
+  path?: string | null;
+  timings?: unknown;
+  refused?: unknown;
+  confirmations?: { id: string; device: string; command: unknown; expires_at: number | string }[];
+  /** True when content safety withheld the agent's text (its actions ran and are reported). */
+  withheld?: boolean;
+}
+
+/** One message of an interactive channel. */
+export interface Conversation {
+  sender_id: string;
+  display_name?: string;
+  text: string;
+  /** The agent session to use (default `<channel>:<sender_id>`). */
+  session?: string;
+}
+
+export interface ConverseOptions {
+  /** The transport's own caller (the HTTP token or admin): the sender may do no more than it. */
+  caller?: Principal;
+  /** Aborts when the caller goes away: the agent's work for it stops. */
+  signal?: AbortSignal;
+}
+
+/** Runs one message through chat.message; rejects with a ClawboxError (CONTENT_BLOCKED, BUSY, ...). */
+export type Converse = (message: Conversation, options?: ConverseOptions) => Promise<ChatReply>;
+
+export interface InteractiveChannel {
+  readonly name: string;
+  /** True when every sender is already trusted (behind the HTTP auth): no pairing. */
+  readonly local: boolean;
+  connect(): Promise<void>;
+  onConverse(converse: Converse): void;
+  disconnect(): Promise<void>;
+}
+
+export function isInteractive(channel: Channel | InteractiveChannel): channel is InteractiveChannel {
+  return typeof (channel as Partial<InteractiveChannel>).onConverse === 'function';
 }
 
 export function sessionIdOf(sender: Pick<SenderIdentity, 'channel' | 'sender_id'>): string {

@@ -1,10 +1,20 @@
 /**
  * The `channels:` section of the config file. Owned by the channel gateway; the runtime's config schema
- * composes it (`channels: channelsConfigSchema`, type `ChannelsConfig`). ajv fills the defaults, so an
- * empty section gives the HTTP chat endpoints on, the line-chat example off, and pairing required.
+ * composes it (`channels: channelsConfigSchema`, type `ChannelsConfig`). The validator fills the defaults,
+ * so an empty section gives the HTTP chat endpoints on, the line-chat example off, pairing required, and
+ * senders that may talk to the agent and have it command and read devices, but not manage the box.
  */
-import { Ajv } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
+import { validatorFor } from '../runtime/operations/validator.js';
+
+/**
+ * What a chat sender may do unless channels.permissions names it: ask the agent, confirm what it asked
+ * about, and (through the agent) command and read devices. Not: add/remove devices, call plugin tools,
+ * or any other bridge request.
+ */
+export const DEFAULT_SENDER_PERMISSIONS = ['agent/request', 'agent/confirm', '+/set', '+/get'];
+
+const filterList = { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 256 } } as const;
 
 export const channelsConfigSchema = {
   type: 'object',
@@ -47,6 +57,28 @@ export const channelsConfigSchema = {
       description: 'Senders that never need pairing, as "<channel>:<sender_id>", e.g. "line-chat:alice".',
       items: { type: 'string', pattern: '^[a-z0-9-]{1,32}:.{1,128}$' },
     },
+    permissions: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description:
+        'What chat senders may do, as MQTT topic filters relative to the base topic (as broker users\' publish ACLs): the agent acts only as its sender could. A sender on an HTTP channel may also do no more than the HTTP caller (http.permissions).',
+      properties: {
+        default: {
+          ...filterList,
+          default: DEFAULT_SENDER_PERMISSIONS,
+          description: 'For every sender not listed in senders. Default: agent/request, agent/confirm, +/set, +/get.',
+        },
+        senders: {
+          type: 'object',
+          default: {},
+          maxProperties: 1000,
+          propertyNames: { pattern: '^[a-z0-9-]{1,32}:.{1,128}$' },
+          additionalProperties: filterList,
+          description: 'Per sender, as "<channel>:<sender_id>" (e.g. "line-chat:alice": ["#"]); replaces default for that sender.',
+        },
+      },
+    },
     max_text_chars: {
       type: 'integer',
       minimum: 1,
@@ -72,17 +104,16 @@ export interface ChannelsConfig {
   allowlist: string[];
   max_text_chars: number;
   busy_retries: number;
+  permissions: { default: string[]; senders: Record<string, string[]> };
 }
 
 // Wrapped as the runtime's schema composes it (ajv applies no default at a schema root).
-const validate = new Ajv({ allErrors: true, strict: true, useDefaults: true }).compile<{ channels: ChannelsConfig }>({
-  type: 'object',
-  properties: { channels: channelsConfigSchema },
-});
+const wrapped = { type: 'object', properties: { channels: channelsConfigSchema } } as const;
 
 /** Validates a raw section (or undefined) and fills its defaults; CONFIG_INVALID on error. */
 export function resolveChannelsConfig(raw: unknown): ChannelsConfig {
   const copy = { channels: structuredClone(raw ?? {}) as unknown };
+  const validate = validatorFor<{ channels: ChannelsConfig }>(wrapped);
   if (!validate(copy)) {
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
     throw new ClawboxError('CONFIG_INVALID', `channels config is invalid: ${detail}`);

@@ -1,60 +1,71 @@
 /**
- * The channel gateway: every chat channel's messages go through here to the agent and back.
+ * The channel gateway: every chat channel's messages become the one operation `chat.message`
+ * (operations.ts), run by the front door as the sender: a chat principal, kind `chat`, id
+ * `<channel>:<sender_id>`, holding channels.permissions (and, on an HTTP channel, no more than the HTTP
+ * caller). chat.message applies content safety in and out and asks the agent (`agent.request`).
  *
- *   channel --message--> gateway: validate, pairing check, persist to `chat-inbox`, THEN acknowledge
- *                        gateway --(per session, in order)--> agent.handle --reply--> the same channel
- *                        reply sent -> message removed from the inbox (at-least-once: a crash before
- *                        that replays it at the next start).
+ *   interactive channel (HTTP, OpenAI, WebSocket) --converse--> chat.message --> reply to the waiting caller
+ *   durable channel (line chat, platforms) --message--> validate, pairing, safety, persist to `chat-inbox`,
+ *       THEN acknowledge --(per session, in order)--> chat.message --reply--> channel.send --> removed
+ *       from the inbox (at-least-once: a crash before that replays it at the next start).
  *
- * Sessions: one per sender, id `<channel>:<sender_id>`, passed to the agent as its session (multi-turn).
+ * An interactive caller waits on its answer and can never be answered later, so its message is never
+ * stored; its cancellation (a closed HTTP request or socket) reaches the agent as the operation's signal.
+ *
  * Pairing: an unknown sender on a non-local channel gets a pairing code and is ignored until the owner
  * approves the code (approve(), or POST /api/channels/pairings/:code/approve); config allowlist skips it.
+ *
+ * Bounds (each answered LIMIT_REACHED past it): pairing requests waiting per channel (MAX_PAIRING_REQUESTS,
+ * expiring after PAIRING_TTL_MS), unanswered messages stored per channel (MAX_PENDING), sessions per channel
+ * (MAX_SESSIONS; sessions idle for SESSION_IDLE_MS make room).
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import { HttpAuth, isLoopbackHost } from '../runtime/http/auth.js';
-import type { HttpMethod, RouteHandler, UpgradeHandler } from '../runtime/http/http-server.js';
+import type { CallerUpgradeHandler, HttpMethod, RouteHandler } from '../runtime/http/http-server.js';
 import type { Logger } from '../runtime/logging.js';
+import type { FrontDoor } from '../runtime/operations/front-door.js';
+import { type Principal, principalWithFilters } from '../runtime/operations/principal.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
-import type { Acceptance, Channel, InboundMessage, OutboundMessage, SenderIdentity } from './channel.js';
-import { sessionIdOf } from './channel.js';
+import {
+  type Acceptance,
+  type Channel,
+  type ChatReply,
+  type Conversation,
+  type ConverseOptions,
+  type InboundMessage,
+  type InteractiveChannel,
+  type OutboundMessage,
+  type SenderIdentity,
+  isInteractive,
+  sessionIdOf,
+} from './channel.js';
 import { type ChannelsConfig, resolveChannelsConfig } from './config-schema.js';
 import { HttpChatChannel } from './http-channel.js';
 import { LineChatChannel } from './line-chat.js';
+import { type ChatMessageInput, type SafetyCheck, chatOperations, pairingOperations, screen } from './operations.js';
 import { WsChatChannel } from './ws-chat.js';
 
-/** What the gateway needs of the agent (AgentComponent.handle fits). */
-export type AgentHandle = (request: {
-  text: string;
-  session?: string;
-  transaction?: string | number;
-  source?: string;
-  deadline_ms?: number;
-}) => Promise<{ text: string; actions?: unknown[]; path?: string }>;
+export type { SafetyCheck } from './operations.js';
 
 export interface RouteHost {
   addRoute(method: HttpMethod, path: string, handler: RouteHandler): () => void;
   /** WebSocket upgrades behind the page's auth (HttpServer has it); the ws chat needs it. */
-  addUpgrade?(path: string, handler: UpgradeHandler, options?: { auth?: boolean }): () => void;
-}
-
-/** Content safety as the gateway uses it (createContentSafety from plugins/builtin/content-safety fits). */
-export interface SafetyCheck {
-  check(text: string, context: { channel?: string; direction?: 'input' | 'output' }): { action: string; text: string | null };
+  addUpgrade?(path: string, handler: CallerUpgradeHandler, options?: { auth?: boolean }): () => void;
 }
 
 export interface ChannelGatewayDeps {
-  /** The agent: an object whose `handle` is read at call time (AgentComponent), or a resolver. */
-  agent: { readonly handle: AgentHandle | null } | (() => AgentHandle | null);
+  /** Where chat.message (and the pairing operations) are registered and run. */
+  frontDoor: FrontDoor;
   /** Where the HTTP channels and the pairing endpoints are registered; none without it. */
   http?: RouteHost;
   /** Extra channels (platform plugins); the built-ins come from config. */
-  channels?: Channel[];
+  channels?: (Channel | InteractiveChannel)[];
   /** The raw `channels:` section; defaults to ctx.config.channels. */
   config?: unknown;
-  /** Checks every message in (block: refused, mask: masked before it is stored) and every reply out. */
-  safety?: SafetyCheck;
+  /** Content safety for every message in and every reply out; a function is asked at start. */
+  safety?: SafetyCheck | (() => SafetyCheck | null) | null;
 }
 
 interface PendingMessage {
@@ -65,17 +76,8 @@ interface PendingMessage {
   received_at: number;
 }
 
-interface SessionRecord {
-  sender: SenderIdentity;
-  first_seen: number;
-  last_seen: number;
-  received: number;
-  answered: number;
-}
-
 interface Inbox {
   pending: PendingMessage[];
-  sessions: Record<string, SessionRecord>;
 }
 
 interface PairingRequest {
@@ -89,9 +91,21 @@ interface Pairing {
   requests: PairingRequest[];
 }
 
+interface SessionFigures {
+  last_seen: number;
+  received: number;
+  answered: number;
+}
+
 const CODE_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
-const MAX_PAIRING_REQUESTS = 100;
-const MAX_SESSIONS = 10_000;
+/** Pairing requests waiting per channel; older than PAIRING_TTL_MS they lapse (the sender asks again). */
+export const MAX_PAIRING_REQUESTS = 100;
+export const PAIRING_TTL_MS = 24 * 60 * 60 * 1000;
+/** Unanswered messages stored per durable channel. */
+export const MAX_PENDING = 1000;
+/** Sessions per channel; idle ones make room for new ones. */
+export const MAX_SESSIONS = 10_000;
+export const SESSION_IDLE_MS = 24 * 60 * 60 * 1000;
 const MAX_BUSY_WAIT_MS = 30_000;
 const STOP_GRACE_MS = 2_000;
 const validSenderId = (id: string) => id.length >= 1 && id.length <= 128 && ![...id].some((c) => c.charCodeAt(0) < 0x20);
@@ -99,15 +113,18 @@ const validSenderId = (id: string) => id.length >= 1 && id.length <= 128 && ![..
 export class ChannelGateway implements Component {
   readonly name = 'channels';
   readonly #deps: ChannelGatewayDeps;
-  readonly #channels = new Map<string, Channel>();
+  readonly #channels = new Map<string, Channel | InteractiveChannel>();
   readonly #chains = new Map<string, Promise<void>>();
+  /** Per channel, per session: figures, and the bound on sessions. Not persisted. */
+  readonly #sessions = new Map<string, Map<string, SessionFigures>>();
   #log: Logger | null = null;
   #config: ChannelsConfig = resolveChannelsConfig(undefined);
+  #safety: SafetyCheck | null = null;
   #inbox: StoreDocument<Inbox> | null = null;
   #pairing: StoreDocument<Pairing> | null = null;
   #stopping = new AbortController();
   #cleanup: (() => void)[] = [];
-  #connected: Channel[] = [];
+  #connected: (Channel | InteractiveChannel)[] = [];
 
   constructor(deps: ChannelGatewayDeps) {
     this.#deps = deps;
@@ -115,13 +132,13 @@ export class ChannelGateway implements Component {
   }
 
   /** Adds a channel before start (platform plugins). */
-  addChannel(channel: Channel): void {
+  addChannel(channel: Channel | InteractiveChannel): void {
     if (!/^[a-z0-9-]{1,32}$/.test(channel.name)) throw new Error(`bad channel name "${channel.name}"`);
     if (this.#channels.has(channel.name)) throw new Error(`channel "${channel.name}" is added twice`);
     this.#channels.set(channel.name, channel);
   }
 
-  channel<T extends Channel = Channel>(name: string): T | undefined {
+  channel<T extends Channel | InteractiveChannel = Channel>(name: string): T | undefined {
     return this.#channels.get(name) as T | undefined;
   }
 
@@ -130,24 +147,35 @@ export class ChannelGateway implements Component {
     this.#stopping = new AbortController();
     const raw = this.#deps.config ?? (ctx.config as unknown as { channels?: unknown }).channels;
     this.#config = resolveChannelsConfig(raw);
-    this.#inbox = await ctx.store.open<Inbox>('chat-inbox', () => ({ pending: [], sessions: {} }));
+    const safety = this.#deps.safety;
+    this.#safety = typeof safety === 'function' ? safety() : (safety ?? null);
+    if (!this.#safety) this.#log.info('no content safety for chat messages (the content-safety plugin is not loaded)');
+    this.#inbox = await ctx.store.open<Inbox>('chat-inbox', () => ({ pending: [] }));
     this.#pairing = await ctx.store.open<Pairing>('chat-pairing', () => ({ approved: [], requests: [] }));
     this.#addBuiltins(ctx);
     this.#cleanup.push(ctx.status.register('channels', () => this.figures()));
+    const { frontDoor } = this.#deps;
+    for (const operation of [...chatOperations({ safety: () => this.#safety }), ...pairingOperations(this)]) {
+      this.#cleanup.push(frontDoor.register(operation));
+    }
     if (this.#deps.http) this.#cleanup.push(...this.#pairingRoutes(this.#deps.http));
 
     for (const channel of this.#channels.values()) {
-      channel.onMessage((message) => this.#receive(channel, message));
+      if (isInteractive(channel)) channel.onConverse((message, options) => this.#converse(channel, message, options));
+      else channel.onMessage((message) => this.#receive(channel, message));
       await channel.connect();
       this.#connected.push(channel);
     }
-    const replay = [...this.#inbox.data.pending].sort((a, b) => a.received_at - b.received_at);
+    const replay = [...(this.#inbox.data.pending ?? [])].sort((a, b) => a.received_at - b.received_at);
     if (replay.length) this.#log.info({ count: replay.length }, `replaying ${replay.length} unanswered chat message(s)`);
-    for (const entry of replay) this.#enqueue(entry);
+    for (const entry of replay) {
+      this.#touchSession(entry.sender.channel, entry.session, entry.received_at, { force: true });
+      this.#enqueue(entry);
+    }
   }
 
   async stop(): Promise<void> {
-    this.#stopping.abort();
+    this.#stopping.abort(new ClawboxError('BUSY', 'the runtime is stopping', { retry_after_ms: 5000 }));
     for (const channel of this.#connected.reverse()) {
       await channel.disconnect().catch((error: unknown) => this.#log?.warn({ err: error, channel: channel.name }, 'channel disconnect failed'));
     }
@@ -156,6 +184,7 @@ export class ChannelGateway implements Component {
     const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
     await Promise.race([Promise.allSettled([...this.#chains.values()]), grace]);
     this.#chains.clear();
+    this.#sessions.clear();
     for (const undo of this.#cleanup.splice(0)) undo();
   }
 
@@ -163,10 +192,10 @@ export class ChannelGateway implements Component {
   async approve(code: string): Promise<SenderIdentity> {
     const pairing = this.#need(this.#pairing);
     const wanted = code.trim().toUpperCase();
-    const request = pairing.data.requests.find((r) => r.code === wanted);
+    const request = pairing.data.requests.find((r) => r.code === wanted && !lapsed(r));
     if (!request) throw new ClawboxError('NOT_FOUND', `no pending pairing with code "${wanted.slice(0, 16)}"`);
     await pairing.update((d) => {
-      d.requests = d.requests.filter((r) => r.code !== wanted);
+      d.requests = d.requests.filter((r) => r.code !== wanted && !lapsed(r));
       const session = sessionIdOf(request.sender);
       if (!d.approved.includes(session)) d.approved.push(session);
     });
@@ -176,24 +205,37 @@ export class ChannelGateway implements Component {
 
   /** Pending pairing requests (for the CLI and the status page). */
   pairingRequests(): PairingRequest[] {
-    return structuredClone(this.#pairing?.data.requests ?? []);
+    return structuredClone((this.#pairing?.data.requests ?? []).filter((r) => !lapsed(r)));
   }
 
   figures(): Record<string, unknown> {
+    let sessions = 0;
+    for (const perChannel of this.#sessions.values()) sessions += perChannel.size;
     return {
       channels: [...this.#channels.keys()],
-      sessions: Object.keys(this.#inbox?.data.sessions ?? {}).length,
+      sessions,
       pending_messages: this.#inbox?.data.pending.length ?? 0,
-      pairing_requests: this.#pairing?.data.requests.length ?? 0,
+      pairing_requests: this.pairingRequests().length,
       paired_senders: this.#pairing?.data.approved.length ?? 0,
     };
   }
 
+  /**
+   * The sender as a principal: channels.permissions for it, and where the transport has its own caller
+   * (an HTTP token), no more than that caller either.
+   */
+  principalFor(channel: string, senderId: string, caller?: Principal): Principal {
+    const id = `${channel}:${senderId}`;
+    const own = principalWithFilters('chat', id, this.#config.permissions.senders[id] ?? this.#config.permissions.default);
+    if (!caller) return own;
+    return { kind: 'chat', id, may: (permission) => own.may(permission) && caller.may(permission) };
+  }
+
   #addBuiltins(ctx: RuntimeContext): void {
-    if (this.#config.http && this.#deps.http && !this.#channels.has('http')) {
-      this.addChannel(new HttpChatChannel({ http: this.#deps.http, maxTextChars: this.#config.max_text_chars }));
-    }
     const http = this.#deps.http;
+    if (this.#config.http && http && !this.#channels.has('http')) {
+      this.addChannel(new HttpChatChannel({ http }));
+    }
     if (this.#config.ws_chat.enabled && http?.addUpgrade && !this.#channels.has('ws-chat')) {
       // Trusted like the page itself: on loopback, or behind the page's required auth.
       const local = isLoopbackHost(ctx.config.http.host) || new HttpAuth(ctx.config).required;
@@ -204,45 +246,84 @@ export class ChannelGateway implements Component {
     }
   }
 
+  /** Checks what every message needs before anything else: a sender id and a text of the right size. */
+  #check(senderId: unknown, text: unknown): { senderId: string; text: string } {
+    if (this.#stopping.signal.aborted) throw new ClawboxError('BUSY', 'the gateway is stopping', { retry_after_ms: 1000 });
+    if (typeof senderId !== 'string' || !validSenderId(senderId)) {
+      throw new ClawboxError('PAYLOAD_INVALID', 'sender_id must be 1-128 printable characters');
+    }
+    const trimmed = typeof text === 'string' ? text.trim() : '';
+    if (trimmed === '') throw new ClawboxError('PAYLOAD_INVALID', 'the message is empty');
+    const max = this.#config.max_text_chars;
+    if (trimmed.length > max) throw new ClawboxError('PAYLOAD_TOO_LARGE', `messages are at most ${max} characters`, { limit_chars: max });
+    return { senderId, text: trimmed };
+  }
+
+  /** An interactive channel's message: chat.message at once, as the sender, for the waiting caller. */
+  async #converse(channel: InteractiveChannel, message: Conversation, options: ConverseOptions = {}): Promise<ChatReply> {
+    const { senderId, text } = this.#check(message?.sender_id, message?.text);
+    const sender: SenderIdentity = { channel: channel.name, sender_id: senderId };
+    if (!channel.local && this.#config.pairing && !this.#isAllowed(sessionIdOf(sender))) {
+      const code = await this.#requestPairing(sender);
+      throw new ClawboxError('FORBIDDEN', `this box does not know you yet; pairing code ${code} (ask its owner to approve it)`, {
+        pairing_code: code,
+      });
+    }
+    const session = message.session ?? sessionIdOf(sender);
+    this.#touchSession(channel.name, session, Date.now());
+    const input: ChatMessageInput = { channel: channel.name, sender: senderId, text, ...(message.session ? { session: message.session } : {}) };
+    const reply = await this.#deps.frontDoor.invoke<ChatReply>('chat.message', input, {
+      principal: this.principalFor(channel.name, senderId, options.caller),
+      source: sourceOf(channel.name),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    this.#answered(channel.name, session);
+    return reply;
+  }
+
+  /** A durable channel's message: checked, then on disk before the channel acknowledges it. */
   async #receive(channel: Channel, message: InboundMessage): Promise<Acceptance> {
     const inbox = this.#need(this.#inbox);
-    if (this.#stopping.signal.aborted) throw new ClawboxError('BUSY', 'the gateway is stopping', { retry_after_ms: 1000 });
-    let text = typeof message?.text === 'string' ? message.text.trim() : '';
-    const senderId = message?.sender?.sender_id;
-    if (typeof senderId !== 'string' || !validSenderId(senderId)) {
-      return { status: 'rejected', code: 'PAYLOAD_INVALID', message: 'sender_id must be 1-128 printable characters' };
-    }
-    if (text === '') return { status: 'rejected', code: 'PAYLOAD_INVALID', message: 'the message is empty' };
-    if (text.length > this.#config.max_text_chars) {
-      return { status: 'rejected', code: 'PAYLOAD_TOO_LARGE', message: `messages are at most ${this.#config.max_text_chars} characters` };
+    let checked: { senderId: string; text: string };
+    try {
+      checked = this.#check(message?.sender?.sender_id, message?.text);
+    } catch (error) {
+      const err = toClawboxError(error);
+      if (err.code === 'BUSY') throw err;
+      return { status: 'rejected', code: err.code, message: err.message };
     }
     const sender: SenderIdentity = {
       channel: channel.name,
-      sender_id: senderId,
+      sender_id: checked.senderId,
       ...(typeof message.sender.display_name === 'string' ? { display_name: message.sender.display_name.slice(0, 128) } : {}),
     };
     const session = sessionIdOf(sender);
-    if (!channel.local && this.#config.pairing && !this.#isAllowed(session)) return this.#requestPairing(channel, sender);
-    const checked = this.#deps.safety?.check(text, { channel: channel.name, direction: 'input' });
-    if (checked?.action === 'block' || (checked && checked.text === null)) {
-      return { status: 'rejected', code: 'FORBIDDEN', message: 'the message was blocked by content safety' };
+    if (!channel.local && this.#config.pairing && !this.#isAllowed(session)) {
+      try {
+        const code = await this.#requestPairing(sender, channel);
+        return { status: 'pairing', code };
+      } catch (error) {
+        const err = toClawboxError(error);
+        return { status: 'rejected', code: err.code, message: err.message };
+      }
     }
-    if (checked?.text) text = checked.text; // masked (e.g. a card number) before it is ever stored
-
+    // Screened before it is stored: a secret never reaches the state store, a card number only masked.
+    const text = screen(this.#safety, checked.text, channel.name, 'input');
+    if (text === null) return { status: 'rejected', code: 'CONTENT_BLOCKED', message: 'the message was blocked by content safety' };
+    const waiting = inbox.data.pending.filter((p) => p.sender.channel === channel.name).length;
+    if (waiting >= MAX_PENDING) {
+      throw new ClawboxError('LIMIT_REACHED', `${MAX_PENDING} messages on ${channel.name} are waiting for an answer; send it again later`, {
+        limit: MAX_PENDING,
+        retry_after_ms: 5000,
+      });
+    }
     const now = Date.now();
+    this.#touchSession(channel.name, session, now);
     const entry: PendingMessage = { id: randomUUID(), session, sender, text, received_at: now };
     // On disk before the channel acknowledges: a crash from here on replays the message at the next start.
     await inbox.update((d) => {
       d.pending.push(entry);
-      const known = d.sessions[session];
-      if (known) {
-        known.last_seen = now;
-        known.received += 1;
-        known.sender = sender;
-      } else {
-        if (Object.keys(d.sessions).length >= MAX_SESSIONS) this.#forgetOldestSession(d);
-        d.sessions[session] = { sender, first_seen: now, last_seen: now, received: 1, answered: 0 };
-      }
+      delete (d as { sessions?: unknown }).sessions; // kept in memory now
     });
     this.#enqueue(entry);
     return { status: 'accepted', id: entry.id, session };
@@ -252,29 +333,58 @@ export class ChannelGateway implements Component {
     return this.#config.allowlist.includes(session) || (this.#pairing?.data.approved.includes(session) ?? false);
   }
 
-  async #requestPairing(channel: Channel, sender: SenderIdentity): Promise<Acceptance> {
+  /** The sender's pairing code (a new one, or the one it already has); the code is sent where a channel can. */
+  async #requestPairing(sender: SenderIdentity, channel?: Channel): Promise<string> {
     const pairing = this.#need(this.#pairing);
     const session = sessionIdOf(sender);
-    const existing = pairing.data.requests.find((r) => sessionIdOf(r.sender) === session);
-    if (existing) return { status: 'pairing', code: existing.code };
+    const existing = pairing.data.requests.find((r) => sessionIdOf(r.sender) === session && !lapsed(r));
+    if (existing) return existing.code;
+    const waiting = pairing.data.requests.filter((r) => r.sender.channel === sender.channel && !lapsed(r)).length;
+    if (waiting >= MAX_PAIRING_REQUESTS) {
+      throw new ClawboxError('LIMIT_REACHED', `${MAX_PAIRING_REQUESTS} senders on ${sender.channel} already wait for pairing; try again later`, {
+        limit: MAX_PAIRING_REQUESTS,
+      });
+    }
     const code = Array.from({ length: 6 }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
     await pairing.update((d) => {
+      d.requests = d.requests.filter((r) => !lapsed(r) && sessionIdOf(r.sender) !== session);
       d.requests.push({ code, sender, requested_at: Date.now() });
-      if (d.requests.length > MAX_PAIRING_REQUESTS) d.requests.splice(0, d.requests.length - MAX_PAIRING_REQUESTS);
     });
     this.#log?.warn({ sender, code }, `unknown sender ${session} asks to pair: approve code ${code} to let them talk`);
     await channel
-      .send(session, { text: `This box does not know you yet. Pairing code: ${code} (ask its owner to approve it).` })
+      ?.send(session, { text: `This box does not know you yet. Pairing code: ${code} (ask its owner to approve it).` })
       .catch((error: unknown) => this.#log?.warn({ err: error, session }, 'could not send the pairing code'));
-    return { status: 'pairing', code };
+    return code;
   }
 
-  #forgetOldestSession(d: Inbox): void {
-    let oldest: string | null = null;
-    for (const [id, s] of Object.entries(d.sessions)) {
-      if (oldest === null || s.last_seen < (d.sessions[oldest]?.last_seen ?? Infinity)) oldest = id;
+  /** Counts a message for its session; LIMIT_REACHED when the channel holds MAX_SESSIONS busy sessions. */
+  #touchSession(channel: string, session: string, now: number, options: { force?: boolean } = {}): void {
+    let sessions = this.#sessions.get(channel);
+    if (!sessions) {
+      sessions = new Map();
+      this.#sessions.set(channel, sessions);
     }
-    if (oldest !== null) delete d.sessions[oldest];
+    const known = sessions.get(session);
+    if (known) {
+      known.last_seen = now;
+      known.received += 1;
+      return;
+    }
+    if (sessions.size >= MAX_SESSIONS && !options.force) {
+      for (const [id, s] of sessions) if (now - s.last_seen > SESSION_IDLE_MS) sessions.delete(id);
+      if (sessions.size >= MAX_SESSIONS) {
+        throw new ClawboxError('LIMIT_REACHED', `${channel} already has ${MAX_SESSIONS} active chat sessions; try again later`, {
+          limit: MAX_SESSIONS,
+          retry_after_ms: 60_000,
+        });
+      }
+    }
+    sessions.set(session, { last_seen: now, received: 1, answered: 0 });
+  }
+
+  #answered(channel: string, session: string): void {
+    const figures = this.#sessions.get(channel)?.get(session);
+    if (figures) figures.answered += 1;
   }
 
   /** One chain per session: its messages are answered in order; sessions run side by side. */
@@ -293,41 +403,40 @@ export class ChannelGateway implements Component {
     const stopping = this.#stopping.signal;
     if (stopping.aborted) return;
     const channel = this.#channels.get(entry.sender.channel);
-    if (!channel) {
+    if (!channel || isInteractive(channel)) {
       this.#log?.warn({ id: entry.id, channel: entry.sender.channel }, 'message kept: its channel is not configured');
       return;
     }
-    const reply = await this.#ask(entry, channel, stopping);
+    const reply = await this.#ask(entry, stopping);
     if (!reply) return; // stopping: stays pending
     try {
       await channel.send(entry.session, reply);
     } catch (error) {
       this.#log?.warn({ err: error, id: entry.id, session: entry.session }, 'reply could not be delivered');
     }
+    this.#answered(entry.sender.channel, entry.session);
     await this.#need(this.#inbox).update((d) => {
       d.pending = d.pending.filter((p) => p.id !== entry.id);
-      const session = d.sessions[entry.session];
-      if (session) session.answered += 1;
     });
   }
 
-  async #ask(entry: PendingMessage, channel: Channel, stopping: AbortSignal): Promise<OutboundMessage | null> {
+  async #ask(entry: PendingMessage, stopping: AbortSignal): Promise<OutboundMessage | null> {
+    const input: ChatMessageInput = { channel: entry.sender.channel, sender: entry.sender.sender_id, text: entry.text };
     for (let attempt = 0; ; attempt++) {
       if (stopping.aborted) return null;
       try {
-        const handle = this.#agentHandle();
-        if (!handle) throw new ClawboxError('BUSY', 'the agent is not running yet', { retry_after_ms: 500 });
-        const answer = await handle({
-          text: entry.text,
-          session: entry.session,
-          transaction: entry.id,
-          source: channel.name === 'http' ? 'http' : 'channel',
+        const answer = await this.#deps.frontDoor.invoke<ChatReply>('chat.message', input, {
+          principal: this.principalFor(entry.sender.channel, entry.sender.sender_id),
+          source: sourceOf(entry.sender.channel),
+          signal: stopping,
+          trace: entry.id,
         });
-        return { text: this.#safeReply(answer.text, channel), in_reply_to: entry.id, actions: answer.actions ?? [], ...(answer.path ? { path: answer.path } : {}) };
+        return { text: answer.text, in_reply_to: entry.id, actions: answer.actions ?? [], ...(answer.path ? { path: answer.path } : {}) };
       } catch (error) {
+        if (stopping.aborted) return null;
         const typed = toClawboxError(error);
         const retryAfter = typeof typed.details.retry_after_ms === 'number' ? typed.details.retry_after_ms : undefined;
-        if (typed.code === 'BUSY' && !channel.interactive && attempt < this.#config.busy_retries) {
+        if (typed.code === 'BUSY' && attempt < this.#config.busy_retries) {
           await sleep(Math.min(retryAfter ?? 1000, MAX_BUSY_WAIT_MS), stopping);
           continue;
         }
@@ -340,23 +449,16 @@ export class ChannelGateway implements Component {
     }
   }
 
-  #safeReply(text: string, channel: Channel): string {
-    const checked = this.#deps.safety?.check(text, { channel: channel.name, direction: 'output' });
-    if (!checked) return text;
-    return checked.action === 'block' || checked.text === null ? '[answer withheld by content safety]' : checked.text;
-  }
-
-  #agentHandle(): AgentHandle | null {
-    const agent = this.#deps.agent;
-    return typeof agent === 'function' ? agent() : agent.handle;
-  }
-
   #pairingRoutes(http: RouteHost): (() => void)[] {
+    const { frontDoor } = this.#deps;
     return [
-      http.addRoute('GET', '/api/channels/pairings', () => ({ status: 'ok', data: this.pairingRequests() })),
-      http.addRoute('POST', '/api/channels/pairings/:code/approve', async ({ params }) => ({
+      http.addRoute('GET', '/api/channels/pairings', async ({ principal, signal }) => ({
         status: 'ok',
-        data: await this.approve(params.code ?? ''),
+        data: await frontDoor.invoke('channels.pairings', {}, { principal, source: 'http', signal }),
+      })),
+      http.addRoute('POST', '/api/channels/pairings/:code/approve', async ({ params, principal, signal }) => ({
+        status: 'ok',
+        data: await frontDoor.invoke('channels.approve', { code: params.code ?? '' }, { principal, source: 'http', signal }),
       })),
     ];
   }
@@ -365,6 +467,15 @@ export class ChannelGateway implements Component {
     if (value === null) throw new ClawboxError('BUSY', 'the channel gateway is not started', { retry_after_ms: 1000 });
     return value;
   }
+}
+
+/** The agent scheduler's source classes: HTTP callers as `http`, every other chat as `channel`. */
+function sourceOf(channel: string): string {
+  return channel === 'http' ? 'http' : 'channel';
+}
+
+function lapsed(request: PairingRequest): boolean {
+  return Date.now() - request.requested_at > PAIRING_TTL_MS;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -4,13 +4,63 @@ import { type Socket, connect } from 'node:net';
 import { type App, createApp } from '../app/app.js';
 import { makeTestContext } from '../runtime/broker/test-context.js';
 import { createLogging } from '../runtime/logging.js';
-import { type AgentHandle, ChannelGateway, type ChannelGatewayDeps } from './gateway.js';
+import { FrontDoor } from '../runtime/operations/front-door.js';
+import { type OperationContext, defineOperation } from '../runtime/operations/operation.js';
+import { ChannelGateway, type ChannelGatewayDeps } from './gateway.js';
 
 export interface AppWithGateway {
   app: App;
   gateway: ChannelGateway;
+  /** The front door the test's gateway runs chat.message on (the app's, unless a stand-in agent was given). */
+  frontDoor: FrontDoor;
   stateDir: string;
   stop(): Promise<void>;
+}
+
+/** agent.request's input (agent/operations.ts). */
+export interface AgentRequestInput {
+  text: string;
+  session?: string;
+  deadline_ms?: number;
+}
+
+/** A stand-in for the agent: what agent.request answers, with the operation's context (signal, principal). */
+export type AgentStandIn = (input: AgentRequestInput, ctx: OperationContext) => Promise<unknown>;
+
+/**
+ * A stand-in operation with agent.request's name, schema and permission (agent/operations.ts), for tests
+ * that count or hold what reaches the agent. It lives on a front door of its own, so the app's real
+ * agent.request stays as it is; a stand-in may pass a request on to the real one.
+ */
+function standInAgentRequest(handler: AgentStandIn) {
+  return defineOperation<AgentRequestInput, unknown>({
+    name: 'agent.request',
+    summary: 'test stand-in for the agent',
+    input: {
+      type: 'object',
+      required: ['text'],
+      additionalProperties: false,
+      properties: {
+        text: { type: 'string', minLength: 1, maxLength: 1000 },
+        session: { type: 'string', minLength: 1, maxLength: 128 },
+        deadline_ms: { type: 'integer', minimum: 1, maximum: 600_000 },
+      },
+    },
+    permission: () => 'agent/request',
+    changesWorld: false,
+    deadlineMs: 30_000,
+    handler,
+  });
+}
+
+/** Passes a stand-in's request on to the app's real agent.request, as the same caller. */
+export function realAgent(app: App, input: AgentRequestInput, ctx: OperationContext): Promise<unknown> {
+  return app.frontDoor.invoke('agent.request', input, {
+    principal: ctx.principal,
+    source: ctx.source,
+    signal: ctx.signal,
+    deadlineMs: Math.max(0, ctx.deadline - Date.now()),
+  });
 }
 
 /** A real app (temp or given state dir, ports 0, local mode with demo devices) with a gateway configured by the test. */
@@ -18,7 +68,8 @@ export async function startAppWithGateway(
   options: {
     stateDir?: string;
     channels?: Record<string, unknown>;
-    agent?: (app: App) => ChannelGatewayDeps['agent'];
+    /** A stand-in for agent.request (else the app's real agent answers). */
+    agent?: (app: App) => AgentStandIn;
     safety?: ChannelGatewayDeps['safety'];
     /** Raw config for the app (as in the YAML file), e.g. `{ http: { token } }`. */
     config?: Record<string, unknown>;
@@ -36,17 +87,23 @@ export async function startAppWithGateway(
   await app.start();
   // The test's own gateway (its agent, channel config, safety) replaces the one the app composed.
   await app.channels.stop();
+  let frontDoor = app.frontDoor;
+  if (options.agent) {
+    frontDoor = new FrontDoor({ logger: logging.forComponent('front-door') });
+    frontDoor.register(standInAgentRequest(options.agent(app)));
+  }
   const gateway = new ChannelGateway({
-    agent: options.agent ? options.agent(app) : app.agent,
+    frontDoor,
     http: app.http,
     config: options.channels ?? { line_chat: { enabled: true, port: 0 } },
-    ...(options.safety ? { safety: options.safety } : {}),
+    safety: options.safety ?? null,
   });
   await gateway.start(app.ctx);
   let stopped = false;
   return {
     app,
     gateway,
+    frontDoor,
     stateDir: test.stateDir,
     stop: async () => {
       if (stopped) return;
@@ -57,8 +114,6 @@ export async function startAppWithGateway(
     },
   };
 }
-
-export type { AgentHandle };
 
 /** A line-chat client: write lines, await the next line received. */
 export interface LineClient {

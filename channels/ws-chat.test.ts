@@ -7,7 +7,8 @@
 import { type Browser, chromium } from 'playwright-core';
 import t from 'tap';
 import WebSocket from 'ws';
-import { startAppWithGateway } from './test-helpers.js';
+import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
+import { realAgent, startAppWithGateway } from './test-helpers.js';
 
 declare const document: {
   addEventListener(type: 'securitypolicyviolation', listener: (e: { violatedDirective: string; blockedURI: string }) => void): void;
@@ -159,4 +160,35 @@ t.test('appliance mode: the chat socket needs the page auth', async (t) => {
   t.type(frame.in_reply_to, 'string', `the agent answered: ${JSON.stringify(frame)}`);
   t.equal(frame.error?.code, 'MODEL_NOT_LOADED');
   t.equal(env.gateway.figures().sessions, 1);
+});
+
+t.test('content safety on the chat socket: blocked input never reaches the agent, a blocked reply is withheld', async (t) => {
+  const safety = createContentSafety({ config: { rules: [{ id: 'no-secrets', category: 'secret', words: ['topsecret'] }], categories: { secret: 'block' } } });
+  // What reached the agent: the stand-in counts, then passes the request on to the real agent.request.
+  const agentSaw: string[] = [];
+  const env = await startAppWithGateway({
+    channels: {},
+    safety,
+    agent: (app) => async (input, ctx) => {
+      agentSaw.push(input.text);
+      if (input.text === 'what is the plan') return { text: 'the topsecret plan is ready', actions: [], path: 'fast', timings: {} };
+      return realAgent(app, input, ctx);
+    },
+  });
+  t.teardown(() => env.stop());
+  const client = await rawClient(`ws://127.0.0.1:${env.app.http.port}/api/chat/ws`);
+  t.teardown(() => client.ws.terminate());
+
+  client.ws.send(JSON.stringify({ text: 'the topsecret code is 1234' }));
+  const refused = await client.next();
+  t.equal(refused.type, 'error');
+  t.equal(refused.error?.code, 'CONTENT_BLOCKED');
+  client.ws.send(JSON.stringify({ text: 'turn on the lamp' }));
+  t.equal((await client.next()).type, 'reply', 'the next allowed message gets through');
+  client.ws.send(JSON.stringify({ text: 'what is the plan' }));
+  const withheld = await client.next();
+  t.equal(withheld.type, 'reply');
+  t.equal(withheld.text, '[answer withheld by content safety]');
+  t.same(agentSaw, ['turn on the lamp', 'what is the plan'], 'the blocked message never reached the agent');
+  t.equal((env.app.devices.get('lamp')?.state as { state?: string } | undefined)?.state, 'ON');
 });

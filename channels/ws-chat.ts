@@ -2,25 +2,31 @@
  * The status page's chat: a WebSocket at `/api/chat/ws` on the HTTP server (behind the page's auth and
  * same-origin check, see HttpServer.addUpgrade), one JSON message per frame.
  *
- *   client -> {"text": "...", "session"?: "name"}      (at most MAX_FRAME_BYTES; ajv-validated)
- *   server -> {"type":"reply","text","actions","path"} | {"type":"error","error":{"code","message"}}
+ *   client -> {"text": "...", "session"?: "name"}      (at most MAX_FRAME_BYTES; schema-validated)
+ *   server -> {"type":"reply","text","actions","path","in_reply_to"} | {"type":"error","error":{"code","message"},"in_reply_to"}
  *
- * The sender is the socket (a new session per browser tab) unless the page names a session. Bad input
- * gets an error frame and changes nothing; the socket stays open.
+ * Transport only: each frame becomes one chat.message, run at once as the sender (the socket, a new
+ * session per browser tab, unless the page names a session) with no more permissions than the HTTP
+ * caller that opened the socket. A socket's frames are answered in order; closing it cancels its work.
+ * Bad input gets an error frame and changes nothing; the socket stays open.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Ajv } from 'ajv';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { UpgradeHandler } from '../runtime/http/http-server.js';
-import { type Channel, type MessageListener, type OutboundMessage, senderIdOf } from './channel.js';
+import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import type { CallerUpgradeHandler } from '../runtime/http/http-server.js';
+import type { Principal } from '../runtime/operations/principal.js';
+import { validatorFor } from '../runtime/operations/validator.js';
+import type { Converse, InteractiveChannel } from './channel.js';
 
 export const WS_CHAT_PATH = '/api/chat/ws';
 const MAX_FRAME_BYTES = 16 * 1024;
 const MAX_CLIENTS = 64;
+/** Frames waiting for their turn on one socket; more are refused at once. */
+const MAX_QUEUED_PER_SOCKET = 16;
 
-const validateMessage = new Ajv({ allErrors: true, strict: true }).compile<{ text: string; session?: string }>({
+const messageSchema = {
   type: 'object',
   required: ['text'],
   additionalProperties: false,
@@ -28,10 +34,10 @@ const validateMessage = new Ajv({ allErrors: true, strict: true }).compile<{ tex
     text: { type: 'string', minLength: 1, maxLength: 100000 },
     session: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
   },
-});
+} as const;
 
 export interface UpgradeHost {
-  addUpgrade(path: string, handler: UpgradeHandler, options?: { auth?: boolean }): () => void;
+  addUpgrade(path: string, handler: CallerUpgradeHandler, options?: { auth?: boolean }): () => void;
 }
 
 export interface WsChatOptions {
@@ -40,35 +46,33 @@ export interface WsChatOptions {
   local: boolean;
 }
 
-export class WsChatChannel implements Channel {
+export class WsChatChannel implements InteractiveChannel {
   readonly name = 'ws-chat';
   readonly local: boolean;
   readonly #http: UpgradeHost;
   #wss: WebSocketServer | null = null;
   #remove: (() => void) | null = null;
-  #listener: MessageListener | null = null;
-  /** Open sockets by sender id (a named session may be open in several tabs). */
-  readonly #sockets = new Map<string, Set<WebSocket>>();
+  #converse: Converse | null = null;
 
   constructor(options: WsChatOptions) {
     this.#http = options.http;
     this.local = options.local;
   }
 
-  onMessage(listener: MessageListener): void {
-    this.#listener = listener;
+  onConverse(converse: Converse): void {
+    this.#converse = converse;
   }
 
   async connect(): Promise<void> {
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
     this.#wss = wss;
-    const handler: UpgradeHandler = {
-      handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const handler: CallerUpgradeHandler = {
+      handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, caller: Principal) => {
         if (wss.clients.size >= MAX_CLIENTS) {
           socket.write('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+        wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, caller));
       },
     };
     this.#remove = this.#http.addUpgrade(WS_CHAT_PATH, handler, { auth: true });
@@ -79,62 +83,47 @@ export class WsChatChannel implements Channel {
     this.#remove = null;
     const wss = this.#wss;
     this.#wss = null;
-    this.#listener = null;
+    this.#converse = null;
     if (!wss) return;
     for (const ws of wss.clients) ws.close(1001, 'the runtime is stopping');
     await new Promise<void>((resolve) => wss.close(() => resolve()));
     for (const ws of wss.clients) ws.terminate();
-    this.#sockets.clear();
   }
 
-  async send(sessionId: string, message: OutboundMessage): Promise<void> {
-    const open = [...(this.#sockets.get(senderIdOf(sessionId)) ?? [])].filter((ws) => ws.readyState === ws.OPEN);
-    if (!open.length) throw new Error(`no open chat socket for ${sessionId}`);
-    const frame = message.error
-      ? { type: 'error', error: { code: message.error.code, message: message.error.message }, in_reply_to: message.in_reply_to ?? null }
-      : { type: 'reply', text: message.text, actions: message.actions ?? [], path: message.path ?? null, in_reply_to: message.in_reply_to ?? null };
-    const text = JSON.stringify(frame);
-    for (const ws of open) ws.send(text);
-  }
-
-  #accept(ws: WebSocket): void {
+  #accept(ws: WebSocket, caller: Principal): void {
     let senderId = `tab-${randomUUID()}`;
-    this.#join(senderId, ws);
+    const closed = new AbortController();
+    let chain: Promise<void> = Promise.resolve();
+    let queued = 0;
     ws.on('error', () => ws.terminate()); // oversized frames, resets: never the runtime's problem
-    ws.on('close', () => this.#leave(senderId, ws));
+    ws.on('close', () => closed.abort(new ClawboxError('DEADLINE_EXCEEDED', 'the chat socket closed')));
     ws.on('message', (data, isBinary) => {
-      void (async () => {
-        const body = isBinary ? undefined : parse(data.toString());
-        if (!validateMessage(body)) {
-          return sendError(ws, 'PAYLOAD_INVALID', 'a chat message is a JSON text frame {"text": "...", "session"?: "name"}');
-        }
-        if (body.session !== undefined && body.session !== senderId) {
-          this.#leave(senderId, ws);
-          senderId = body.session;
-          this.#join(senderId, ws);
-        }
-        const listener = this.#listener;
-        if (!listener) return sendError(ws, 'BUSY', 'the chat is not connected');
+      const id = randomUUID();
+      const body = isBinary ? undefined : parse(data.toString());
+      const validate = validatorFor<{ text: string; session?: string }>(messageSchema);
+      if (!validate(body)) {
+        return sendFrame(ws, errorFrame('PAYLOAD_INVALID', 'a chat message is a JSON text frame {"text": "...", "session"?: "name"}', id));
+      }
+      if (queued >= MAX_QUEUED_PER_SOCKET) {
+        return sendFrame(ws, errorFrame('LIMIT_REACHED', `at most ${MAX_QUEUED_PER_SOCKET} messages may wait on one socket`, id));
+      }
+      if (body.session !== undefined) senderId = body.session;
+      const sender = senderId;
+      queued++;
+      chain = chain.then(async () => {
         try {
-          const acceptance = await listener({ sender: { channel: this.name, sender_id: senderId }, text: body.text });
-          if (acceptance.status === 'rejected') sendError(ws, acceptance.code, acceptance.message);
+          const converse = this.#converse;
+          if (!converse) throw new ClawboxError('BUSY', 'the chat is not connected', { retry_after_ms: 1000 });
+          const reply = await converse({ sender_id: sender, text: body.text }, { caller, signal: closed.signal });
+          sendFrame(ws, { type: 'reply', text: reply.text, actions: reply.actions ?? [], path: reply.path ?? null, in_reply_to: id });
         } catch (error) {
-          sendError(ws, 'BUSY', `the message was not taken: ${(error as Error).message}`);
+          const err = toClawboxError(error);
+          sendFrame(ws, errorFrame(err.code, err.message, id));
+        } finally {
+          queued--;
         }
-      })();
+      });
     });
-  }
-
-  #join(senderId: string, ws: WebSocket): void {
-    const set = this.#sockets.get(senderId) ?? new Set();
-    set.add(ws);
-    this.#sockets.set(senderId, set);
-  }
-
-  #leave(senderId: string, ws: WebSocket): void {
-    const set = this.#sockets.get(senderId);
-    set?.delete(ws);
-    if (set && !set.size) this.#sockets.delete(senderId);
   }
 }
 
@@ -146,6 +135,10 @@ function parse(text: string): unknown {
   }
 }
 
-function sendError(ws: WebSocket, code: string, message: string): void {
-  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type: 'error', error: { code, message } }));
+function errorFrame(code: string, message: string, inReplyTo: string): Record<string, unknown> {
+  return { type: 'error', error: { code, message }, in_reply_to: inReplyTo };
+}
+
+function sendFrame(ws: WebSocket, frame: Record<string, unknown>): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(frame));
 }

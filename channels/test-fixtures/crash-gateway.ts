@@ -10,7 +10,7 @@ if (!stateDir) throw new Error('usage: crash-gateway.ts <state dir>');
 const env = await startAppWithGateway({
   stateDir,
   channels: { line_chat: { enabled: true, port: 0 }, allowlist: ['line-chat:bob'] },
-  agent: () => () => () => {
+  agent: () => () => {
     process.stdout.write('HANDLING\n');
     return new Promise(() => {}); // never answers: the process dies first
   },

@@ -1,0 +1,112 @@
+/**
+ * The chat channels' operation, declared once: `chat.message` {channel, sender, text, session?} is one
+ * message from a chat sender to the agent. It needs `agent/request`, applies content safety to the text
+ * in and to the reply out, and asks the agent through the front door (`agent.request`) as the same
+ * caller, so whatever the agent proposes runs with the sender's permissions.
+ *
+ * Content safety: a blocked input is refused with CONTENT_BLOCKED and never reaches the agent; a masked one
+ * reaches it masked. A blocked reply is withheld (its text replaced, `withheld: true`); the actions it
+ * reports ran all the same, so they are still reported.
+ */
+import { createHash } from 'node:crypto';
+import { ClawboxError } from '../runtime/errors.js';
+import { type AnyOperation, defineOperation } from '../runtime/operations/operation.js';
+import type { ChatReply } from './channel.js';
+
+/** Content safety as chat.message uses it (createContentSafety from plugins/builtin/content-safety fits). */
+export interface SafetyCheck {
+  check(text: string, context: { channel?: string; direction?: 'input' | 'output' }): { action: string; text: string | null };
+}
+
+export interface ChatMessageInput {
+  channel: string;
+  sender: string;
+  text: string;
+  session?: string;
+}
+
+/** What a person in a chat waits for at most; the agent's own deadline is usually shorter. */
+export const CHAT_DEADLINE_MS = 120_000;
+export const WITHHELD_TEXT = '[answer withheld by content safety]';
+/** The agent's session ids are at most this long. */
+const MAX_SESSION_CHARS = 128;
+
+export const CHANNEL_NAME_PATTERN = '^[a-z0-9-]{1,32}$';
+
+/** Null when blocked, else the text to pass on (masked where the policy masks). */
+export function screen(safety: SafetyCheck | null, text: string, channel: string, direction: 'input' | 'output'): string | null {
+  if (!safety) return text;
+  const decision = safety.check(text, { channel, direction });
+  if (decision.action === 'block' || decision.text === null) return null;
+  return decision.text;
+}
+
+/** The agent session of a sender: `<channel>:<sender>`, shortened to a digest where it would be too long. */
+export function agentSessionOf(channel: string, sender: string): string {
+  const id = `${channel}:${sender}`;
+  return id.length <= MAX_SESSION_CHARS ? id : `${channel}:${createHash('sha256').update(sender).digest('hex').slice(0, 40)}`;
+}
+
+export function chatOperations(deps: { safety: () => SafetyCheck | null }): AnyOperation[] {
+  return [
+    defineOperation<ChatMessageInput, ChatReply>({
+      name: 'chat.message',
+      summary: 'one chat message to the agent; content safety on the text in and the reply out',
+      input: {
+        type: 'object',
+        required: ['channel', 'sender', 'text'],
+        additionalProperties: false,
+        properties: {
+          channel: { type: 'string', pattern: CHANNEL_NAME_PATTERN },
+          sender: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f]+$' },
+          text: { type: 'string', minLength: 1, maxLength: 100_000 },
+          session: { type: 'string', minLength: 1, maxLength: MAX_SESSION_CHARS },
+        },
+      },
+      permission: () => 'agent/request',
+      // The agent's proposals pass the front door (and its audit) as this caller on their own.
+      changesWorld: false,
+      deadlineMs: CHAT_DEADLINE_MS,
+      handler: async (input, ctx) => {
+        const safety = deps.safety();
+        const text = screen(safety, input.text, input.channel, 'input');
+        if (text === null) throw new ClawboxError('CONTENT_BLOCKED', 'the message was blocked by content safety');
+        const session = input.session ?? agentSessionOf(input.channel, input.sender);
+        const answer = await ctx.invoke<ChatReply>('agent.request', { text, session });
+        const reply: ChatReply = { ...answer, actions: answer.actions ?? [] };
+        const out = screen(safety, reply.text ?? '', input.channel, 'output');
+        return out === null ? { ...reply, text: WITHHELD_TEXT, withheld: true } : { ...reply, text: out };
+      },
+    }),
+  ];
+}
+
+/** The part of the gateway the pairing operations need. */
+export interface PairingDesk {
+  pairingRequests(): unknown[];
+  approve(code: string): Promise<unknown>;
+}
+
+/** Listing and approving pairing requests: the owner's business, so bridge permissions like device management. */
+export function pairingOperations(desk: PairingDesk): AnyOperation[] {
+  return [
+    defineOperation<Record<string, never>, unknown[]>({
+      name: 'channels.pairings',
+      summary: 'chat senders waiting for pairing, with their codes',
+      input: { type: 'object', additionalProperties: false, properties: {} },
+      permission: () => 'bridge/request/channels/pairings',
+      changesWorld: false,
+      deadlineMs: 5_000,
+      handler: async () => desk.pairingRequests(),
+    }),
+    defineOperation<{ code: string }, unknown>({
+      name: 'channels.approve',
+      summary: 'approve a pairing code: that sender may talk to the agent from now on',
+      input: { type: 'object', required: ['code'], additionalProperties: false, properties: { code: { type: 'string', minLength: 1, maxLength: 16 } } },
+      permission: () => 'bridge/request/channels/approve',
+      changesWorld: true,
+      deadlineMs: 10_000,
+      handler: (input) => desk.approve(input.code),
+    }),
+  ];
+}
