@@ -105,7 +105,6 @@ export class FrontDoor {
       () => controller.abort(new ClawboxError('DEADLINE_EXCEEDED', `${name} did not finish within ${asked} ms`)),
       Math.max(0, deadline - now),
     );
-    timer.unref();
 
     const ctx: OperationContext = {
       principal: call.principal,
