@@ -12,7 +12,7 @@ import path from 'node:path';
 import levelPersistence from 'aedes-persistence-level';
 import { Level } from 'level';
 import { ClawboxError } from '../errors.js';
-import { GroupCommitDb, type GroupCommitStats } from './group-commit.js';
+import { GroupCommitDb } from './group-commit.js';
 import { type SessionRegistry, memorySessions } from './session-present.js';
 
 export interface BrokerPersistence {
@@ -21,8 +21,6 @@ export interface BrokerPersistence {
   readonly kind: 'level' | 'memory';
   /** Which persistent sessions exist (session-present.ts). */
   readonly sessions: SessionRegistry;
-  /** Commits and operations written so far (level only). */
-  readonly commits?: GroupCommitStats;
   close(): Promise<void>;
 }
 
@@ -63,7 +61,6 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     aedesPersistence: persistence,
     kind: 'level',
     sessions: levelSessions(committed),
-    commits: committed.stats,
     // destroy() commits what is queued and closes the LevelDB, releasing its lock so that a restart in
     // the same process can reopen it.
     close: () => persistence.destroy(),
