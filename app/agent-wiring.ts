@@ -59,8 +59,6 @@ export class AgentComponent implements Component {
   /** Actions waiting for their caller's confirmation (devices with safety policy `confirm`). */
   readonly confirmations = new ConfirmationStore();
 
-  /** Submits a request through the scheduler (what channels call); null before start. */
-  handle: ((request: AgentRequest & { source?: string; deadline_ms?: number }) => Promise<AgentResponse>) | null = null;
 
   async start(ctx: RuntimeContext): Promise<void> {
     this.#ctx = ctx;
@@ -82,7 +80,6 @@ export class AgentComponent implements Component {
       plan: agentPlanner(() => models.engine('main'), { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
     });
     const handle = agentHandler(scheduler);
-    this.handle = handle as typeof this.handle;
     this.#parts = [];
     await scheduler.start(ctx);
     this.#parts.push(scheduler);
@@ -152,6 +149,5 @@ export class AgentComponent implements Component {
     this.#parts = [];
     this.#agent?.close();
     this.#agent = null;
-    this.handle = null;
   }
 }
