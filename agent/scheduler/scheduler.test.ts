@@ -529,3 +529,42 @@ t.test('stop answers queued work with BUSY and aborts running work', async (t) =
   t.ok(main.jobs[0]!.job.signal.aborted);
   t.equal(code(await scheduler.submit({ request: 'c' }).catch((e: unknown) => e)), 'BUSY');
 });
+
+t.test('a committed job is answered with its own result, however late; a job past its deadline may not commit', async (t) => {
+  const main = new FakeLane(fixed(100));
+  main.honourAbort = false;
+  const { clock, scheduler } = setup({ lanes: { main } });
+
+  const committed = settle(scheduler.submit({ request: 'turn on the heater', source: 'mqtt' }));
+  t.equal(main.jobs[0]!.job.commit(), true, 'before the deadline the action may start');
+  clock.advance(500);
+  await flush();
+  t.notOk(committed.done(), 'the deadline passed, but the caller is not told DEADLINE_EXCEEDED about an action that runs');
+  main.jobs[0]!.finish('heater on');
+  await flush();
+  t.equal(committed.value()?.result, 'heater on', "the caller gets the device's answer");
+  t.equal(committed.value()?.late, true, 'marked late');
+
+  const missed = settle(scheduler.submit({ request: 'turn on the heater', source: 'mqtt' }));
+  clock.advance(500);
+  await flush();
+  t.equal(code(missed.error()), 'DEADLINE_EXCEEDED', 'an uncommitted job misses its deadline as before');
+  t.equal(main.jobs[1]!.job.commit(), false, 'and may not start its action afterwards');
+  main.jobs[1]!.finish('too late');
+});
+
+t.test('a caller that cancels a committed job still gets what it did', async (t) => {
+  const main = new FakeLane(fixed(100));
+  main.honourAbort = false;
+  const { scheduler } = setup({ lanes: { main } });
+  const controller = new AbortController();
+  const outcome = settle(scheduler.submit({ request: 'lock the door', source: 'mqtt', signal: controller.signal }));
+  t.equal(main.jobs[0]!.job.commit(), true);
+  controller.abort();
+  await flush();
+  t.notOk(outcome.done(), 'not answered "cancelled" while the action runs');
+  t.equal(main.jobs[0]!.job.commit(), false, 'further actions of the job may not start');
+  main.jobs[0]!.finish('locked');
+  await flush();
+  t.equal(outcome.value()?.result, 'locked');
+});
