@@ -6,7 +6,9 @@ import { withModelDefaults } from '../models/config-schema.js';
 import { type GenerateRequest, ModelEngine } from '../models/engine/engine.js';
 import { STORIES_PATH, rejectionCode, storiesSkipReason, tinyModel } from '../models/testing/fixtures.js';
 import { HOME, SimDirectory, commandSchemaFor } from './testing/sim-directory.js';
-import { Agent, type AgentEngine, BRIEF_OUTPUT_TOKENS } from './agent.js';
+import { ClawboxError } from '../runtime/errors.js';
+import { type ActOutcome, Agent, type AgentEngine, BRIEF_OUTPUT_TOKENS } from './agent.js';
+import type { StateValue } from './directory.js';
 import { SessionStore } from './sessions.js';
 import { CommandValidator } from './validate.js';
 
@@ -54,6 +56,85 @@ t.test('no model: the fast path still works, everything else says MODEL_NOT_LOAD
   t.equal(await rejectionCode(agent.handle({ text: 'x'.repeat(5000) })), 'PAYLOAD_TOO_LARGE');
   t.ok(await agent.match('turn on the kitchen lamp'));
   t.equal(await agent.match('tell me a story'), null);
+});
+
+t.test('fast path: several actions, each through the caller\'s front door; a refusal of one leaves the others', async (t) => {
+  const home = new SimDirectory();
+  const agent = new Agent({ directory: home });
+  t.teardown(() => agent.close());
+  const acted: string[] = [];
+  const act = async (device: string, command: Record<string, unknown>): Promise<ActOutcome> => {
+    acted.push(`${device} ${JSON.stringify(command)}`);
+    if (device === 'desk_fan') throw new ClawboxError('FORBIDDEN', 'not yours');
+    if (device === 'garage_door') return { kind: 'confirm', confirmation: { id: 'c1', device, command: command as Record<string, StateValue>, expires_at: 'later' } };
+    return { kind: 'done', result: await home.execute(device, command as Record<string, StateValue>, { source: 'agent' }) };
+  };
+  const multi = await agent.handle({ text: 'kitchen lamp on and open the office blinds', act });
+  t.same(acted, ['kitchen_lamp {"state":"ON"}', 'office_blinds {"state":"OPEN"}'], 'two actions, in the order said, each through act');
+  t.same(multi.actions.map((a) => a.device), ['kitchen_lamp', 'office_blinds']);
+  t.match(multi.text, /Turned Kitchen Lamp on\. Opening Office Blinds\./);
+
+  acted.length = 0;
+  const everything = await agent.handle({ text: 'turn everything off', act });
+  t.same(acted.sort(), ['desk_fan {"state":"OFF"}', 'hall_light {"state":"OFF"}', 'kitchen_lamp {"state":"OFF"}'], 'every switchable device; the heating is not "everything"');
+  t.same(everything.actions.map((a) => a.device).sort(), ['hall_light', 'kitchen_lamp']);
+  t.match(everything.refused, [{ device: 'desk_fan', code: 'FORBIDDEN' }], 'the forbidden one is reported, not run');
+
+  const pending = await agent.handle({ text: 'close the garage door and the office blinds', act });
+  t.match(pending.confirmations, [{ id: 'c1', device: 'garage_door' }], 'a sensitive device waits for confirmation');
+  t.same(pending.actions.map((a) => a.device), ['office_blinds']);
+
+  acted.length = 0;
+  const contradiction = await rejectionCode(agent.handle({ text: 'turn the kitchen lamp on and off', act }));
+  t.equal(contradiction, 'MODEL_NOT_LOADED', 'a contradiction is not a command');
+  t.same(acted, [], 'nothing ran');
+});
+
+t.test('fast path: questions read state and never act; a question back is answered in the same session', async (t) => {
+  const home = new SimDirectory();
+  const agent = new Agent({ directory: home });
+  t.teardown(() => agent.close());
+  let acts = 0;
+  const act = async (): Promise<ActOutcome> => {
+    acts++;
+    return { kind: 'done', result: null };
+  };
+  const lights = await agent.handle({ text: 'are the lights on?', act });
+  t.same(lights.answers, [
+    { device: 'kitchen_lamp', property: 'state', value: 'OFF' },
+    { device: 'hall_light', property: 'state', value: 'ON' },
+  ]);
+  t.equal(lights.text, 'Kitchen Lamp is off. Hall Light is on.');
+
+  const which = await agent.handle({ text: "what's the temperature?", session: 's1', act });
+  t.same(which.question, { subject: 'temperature', candidates: ['living_room_sensor', 'thermostat'] });
+  t.equal(which.text, 'Which temperature: Living Room Sensor or Bedroom Thermostat?');
+  const other = await rejectionCode(agent.handle({ text: 'the first one', session: 's2', act }));
+  t.equal(other, 'MODEL_NOT_LOADED', 'another session has no question to answer');
+  const answer = await agent.handle({ text: 'the sensor', session: 's1', act });
+  t.same(answer.answers, [{ device: 'living_room_sensor', property: 'temperature', value: 21.5 }]);
+  t.equal(answer.text, 'The Living Room Sensor temperature is 21.5 °C.');
+  t.equal(acts, 0, 'no question acted');
+
+  await agent.handle({ text: 'turn on the desk fan', session: 's1' });
+  const it = await agent.handle({ text: 'turn it off again', session: 's1' });
+  t.same(it.actions.map((a) => [a.device, a.command]), [['desk_fan', { state: 'OFF' }]], '"it" is the device of the previous turn');
+});
+
+t.test('fast path: relative changes start from the fresh state; Chinese is answered in Chinese', async (t) => {
+  const home = new SimDirectory();
+  const agent = new Agent({ directory: home });
+  t.teardown(() => agent.close());
+  (home.devices.find((d) => d.id === 'kitchen_lamp') as { state: Record<string, StateValue> }).state = { state: 'ON', brightness: 40 };
+  const brighter = await agent.handle({ text: 'make the kitchen lamp a bit brighter', session: 'r' });
+  t.same(brighter.actions[0]?.command, { brightness: 50 });
+  const more = await agent.handle({ text: 'a bit more', session: 'r' });
+  t.same(more.actions[0]?.command, { brightness: 60 }, 'the follow-up continues from the new state');
+  const warmer = await agent.handle({ text: 'make it 2 degrees warmer' });
+  t.same(warmer.actions[0]?.command, { target_temperature: 21 });
+  const zh = await agent.handle({ text: '把温度调到22度' });
+  t.same(zh.actions.map((a) => [a.device, a.command]), [['thermostat', { target_temperature: 22 }]]);
+  t.equal(zh.text, '已温度设为 22°C：Bedroom Thermostat。');
 });
 
 t.test('sessions: bounded history and idle expiry', async (t) => {
@@ -119,7 +200,7 @@ async function loadEngine(t: Test, file: string): Promise<ModelEngine> {
   return engine;
 }
 
-const PROMPTS = ['make it cosy in here', 'I am going to bed', 'it is too dark', 'play some music', 'hello', 'warmer please'];
+const PROMPTS = ['make it cosy in here', 'I am going to bed', 'it is too dark', 'play some music', 'hello', 'I feel cold'];
 
 async function modelPathChecks(t: Test, engine: ModelEngine, jumpForward = true) {
   const home = new SimDirectory();

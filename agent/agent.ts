@@ -1,6 +1,8 @@
 /**
  * The agent: turns a request ({text, session?, transaction?}) into validated device actions.
- *   1. Fast path: the deterministic intent matcher; matched intents run without the model.
+ *   1. Fast path: the deterministic intent matcher; matched intents run without the model: one or several
+ *      actions (each through the same checks as a model proposal), questions about device state (answered
+ *      from the last reported state, never acting), or a question back when a name fits several devices.
  *   2. Model path: system prompt + device list (a cached KV prefix) + session history, output constrained
  *      by a grammar built from the devices' command schemas.
  * Every proposal — fast or model — is checked against the caller's permissions and validated with ajv
@@ -12,8 +14,9 @@ import type { Logger } from '../runtime/logging.js';
 import type { LlamaGrammar } from 'node-llama-cpp';
 import type { GenerateRequest, GenerateResult, JsonGrammar, Timings } from '../models/index.js';
 import type { AgentDevice, DeviceDirectory, JsonSchema, StateValue } from './directory.js';
-import { type FastMatch, IntentMatcher } from './intents.js';
+import { type FastMatch, IntentMatcher, type MatchContext, resolveAdjust } from './intents.js';
 import { english } from './lang-en.js';
+import { chinese } from './lang-zh.js';
 import type { IntentLanguage } from './language.js';
 import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
@@ -84,6 +87,10 @@ export interface AgentResponse {
   timings: Timings;
   /** Proposals that were not executed, with the reason. */
   refused?: AgentRefusal[];
+  /** Fast-path questions: the values read (last reported state; null when not reported yet). */
+  answers?: Array<{ device: string; property: string; value: StateValue | null }>;
+  /** Fast path: the request named several devices; the session's next message may answer which. */
+  question?: { subject: string; candidates: string[] };
   /** Actions that wait for the caller's confirmation (the device's safety policy says `confirm`). */
   confirmations?: PendingConfirmation[];
   /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
@@ -126,7 +133,7 @@ export interface AgentOptions {
   directory: DeviceDirectory;
   /** The current main engine, or null when no model is loaded (fast path only). */
   engine?: () => AgentEngine | null;
-  /** Languages for the fast path, tried in order; the first also words the model path's replies. */
+  /** Languages for the fast path, tried in order (default: English, Chinese); the first also words the model path's replies. */
   languages?: readonly IntentLanguage[];
   sessions?: SessionOptions;
   logger?: Logger;
@@ -171,7 +178,7 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#directory = options.directory;
     this.#engine = options.engine ?? (() => null);
-    this.#languages = options.languages && options.languages.length > 0 ? options.languages : [english];
+    this.#languages = options.languages && options.languages.length > 0 ? options.languages : [english, chinese];
     this.#logger = options.logger;
     this.#maxTokens = options.maxTokens ?? 96;
     this.#maxTextChars = options.maxTextChars ?? 1000;
@@ -191,7 +198,7 @@ export class Agent {
   /** Device list, schemas, matchers and prompt; rebuilt when the device list changes. */
   async #current(): Promise<Snapshot> {
     const listed = await this.#directory.list();
-    const signature = JSON.stringify(listed.map((d) => [d.id, d.name, d.aliases ?? [], d.capabilities]));
+    const signature = JSON.stringify(listed.map((d) => [d.id, d.name, d.aliases ?? [], d.area ?? null, d.capabilities]));
     if (this.#snapshot?.signature === signature) return this.#snapshot;
     if (this.#building) return this.#building;
     this.#building = (async () => {
@@ -212,13 +219,21 @@ export class Agent {
     return this.#building;
   }
 
-  /** The fast-path match for a text, without executing it (the scheduler's first rung). */
-  async match(text: string): Promise<FastMatch | null> {
+  /** The fast-path match for a text, without executing it (the scheduler's first rung); `session` for follow-ups. */
+  async match(text: string, session?: string): Promise<FastMatch | null> {
     const clean = this.#checkText(text);
     const snapshot = await this.#current();
-    for (const { matcher } of snapshot.matchers) {
-      const match = matcher.match(clean);
-      if (match) return match;
+    return this.#matchFast(clean, snapshot, session)?.match ?? null;
+  }
+
+  #matchFast(text: string, snapshot: Snapshot, session: string | undefined): { match: FastMatch; language: IntentLanguage } | null {
+    const context = (session !== undefined ? (this.sessions.context(session) as MatchContext | undefined) : undefined) ?? {};
+    // An answer to a question back is read in the language the question was asked in.
+    const pending = context.pending?.language;
+    const ordered = pending ? [...snapshot.matchers].sort((a, b) => Number(b.language.code === pending) - Number(a.language.code === pending)) : snapshot.matchers;
+    for (const { language, matcher } of ordered) {
+      const match = matcher.match(text, context);
+      if (match) return { match, language };
     }
     return null;
   }
@@ -257,13 +272,11 @@ export class Agent {
     const snapshot = await this.#current();
     const mode = options.path ?? 'auto';
     if (mode !== 'model') {
-      for (const { language, matcher } of snapshot.matchers) {
-        const match = matcher.match(text);
-        if (match) {
-          const response = await this.#runFast(match, language, snapshot, request, started);
-          if (request.session) this.sessions.append(request.session, sanitizeUserText(text), response.text);
-          return response;
-        }
+      const found = this.#matchFast(text, snapshot, request.session);
+      if (found) {
+        const response = await this.#runFast(found.match, found.language, snapshot, request, started);
+        if (request.session) this.sessions.append(request.session, sanitizeUserText(text), response.text, found.match.context);
+        return response;
       }
       if (mode === 'fast') throw new ClawboxError('NOT_FOUND', 'no device command matches this text');
     }
@@ -283,20 +296,48 @@ export class Agent {
   }
 
   async #runFast(match: FastMatch, language: IntentLanguage, snapshot: Snapshot, request: AgentRequest, started: number): Promise<AgentResponse> {
-    const device = match.device;
-    if (match.query) {
-      // Questions read the last reported state (fresh from the directory, not the cached snapshot).
-      const fresh = (await this.#directory.list()).find((d) => d.id === device.id) ?? device;
-      const property = match.query.property;
-      const value = fresh.state?.[property];
-      const text =
-        value === undefined || value === null
-          ? language.say.unknownReading(device.name, property)
-          : language.say.reading(device.name, property, value, unitOf(device, property));
-      return this.#clean(this.#finish({ text, actions: [], path: 'fast' }, request, started));
+    const say = language.say;
+    if (match.kind === 'ask' && match.ask) {
+      const candidates = match.ask.candidates;
+      const text = say.which(match.ask.subject, candidates.map((d) => d.name));
+      const question = { subject: match.ask.subject, candidates: candidates.map((d) => d.id) };
+      return this.#clean(this.#finish({ text, actions: [], path: 'fast', question }, request, started));
     }
-    const outcome = await this.#execute(device.id, match.command ?? {}, snapshot, request, language);
-    return this.#clean(this.#finish({ ...outcome, path: 'fast' }, request, started));
+    // Questions and relative changes read the last reported state (fresh from the directory, not the cached snapshot).
+    const fresh = new Map((await this.#directory.list()).map((d) => [d.id, d]));
+    if (match.kind === 'query') {
+      const answers: NonNullable<AgentResponse['answers']> = [];
+      const texts: string[] = [];
+      for (const { device, property } of match.queries) {
+        const value = fresh.get(device.id)?.state?.[property] ?? null;
+        answers.push({ device: device.id, property, value });
+        texts.push(value === null ? say.unknownReading(device.name, property) : say.reading(device.name, property, value, unitOf(device, property)));
+      }
+      return this.#clean(this.#finish({ text: texts.join(' '), actions: [], path: 'fast', answers }, request, started));
+    }
+    const combined: ActionOutcome = { text: '', actions: [], refused: [], confirmations: [] };
+    const texts: string[] = [];
+    for (const action of match.actions) {
+      let command: Record<string, StateValue> = action.command;
+      if (action.adjust) {
+        const value = resolveAdjust(action.adjust, fresh.get(action.device.id)?.state ?? action.device.state);
+        if (value === null) {
+          const reason = say.unknownReading(action.device.name, action.adjust.property).replace(/[.。]$/, '');
+          texts.push(say.refused(reason));
+          combined.refused.push({ device: action.device.id, command: { [action.adjust.property]: null }, code: 'COMMAND_INVALID', reason });
+          continue;
+        }
+        command = { [action.adjust.property]: value };
+      }
+      // Every action, one by one, through the same checks and the caller's front door as a model proposal.
+      const outcome = await this.#execute(action.device.id, command, snapshot, request, language);
+      texts.push(outcome.text);
+      combined.actions.push(...outcome.actions);
+      combined.refused.push(...outcome.refused);
+      combined.confirmations!.push(...(outcome.confirmations ?? []));
+    }
+    combined.text = texts.join(' ');
+    return this.#clean(this.#finish({ ...combined, path: 'fast' }, request, started));
   }
 
   /** Permission, validation and execution of one proposal; shared by both paths. */

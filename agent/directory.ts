@@ -20,6 +20,8 @@ export interface AgentDevice {
   name: string;
   /** Other names people use ("the big light"); optional. */
   aliases?: readonly string[];
+  /** The room or area it is in ("kitchen"); optional. */
+  area?: string;
   capabilities: readonly AgentCapability[];
   availability?: 'online' | 'offline';
   /** Last known state, for answering questions without a round trip. */

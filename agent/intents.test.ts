@@ -1,6 +1,6 @@
 import t from 'tap';
 import { HOME, commandSchemaFor } from './testing/sim-directory.js';
-import { IntentMatcher } from './intents.js';
+import { type FastMatch, IntentMatcher } from './intents.js';
 import { english } from './lang-en.js';
 
 const matcher = new IntentMatcher(
@@ -9,6 +9,14 @@ const matcher = new IntentMatcher(
 );
 
 type Expect = { device: string; command?: Record<string, unknown>; query?: string };
+
+/** The one action or question of a match, in the shape this table states it. */
+function single(match: FastMatch | null): { device: string; command?: unknown; query?: { property: string } } | null {
+  if (!match) return null;
+  if (match.kind === 'query' && match.queries.length === 1) return { device: match.queries[0]!.device.id, query: { property: match.queries[0]!.property } };
+  if (match.kind === 'act' && match.actions.length === 1) return { device: match.actions[0]!.device.id, command: match.actions[0]!.command };
+  return { device: `${match.kind}:${[...match.actions, ...match.queries].map((a) => a.device.id).join(',')}` };
+}
 
 // Utterance -> the one action (or question) it must resolve to.
 const MATCHES: Array<[string, Expect]> = [
@@ -66,13 +74,17 @@ const MATCHES: Array<[string, Expect]> = [
   ['what is the thermostat mode', { device: 'thermostat', query: 'mode' }],
   ['status of the desk fan', { device: 'desk_fan', query: 'state' }],
   ['set the kitchen lamp to 150 percent', { device: 'kitchen_lamp', command: { brightness: 150 } }], // matched; validation refuses
+  // Partial names, number words and a bare device name (a question about its state).
+  ['turn on the lamp', { device: 'kitchen_lamp', command: { state: 'ON' } }],
+  ['turn on the light', { device: 'hall_light', command: { state: 'ON' } }],
+  ['close the office', { device: 'office_blinds', command: { state: 'CLOSE' } }],
+  ['set the kitchen lamp to fifty', { device: 'kitchen_lamp', command: { brightness: 50 } }],
+  ['kitchen lamp', { device: 'kitchen_lamp', query: 'state' }],
 ];
 
 // Must NOT match: unknown devices, wrong capability, negation, extra clauses, ambiguity, chit-chat.
 const NEAR_MISSES = [
   'turn on the garage lamp',
-  'turn on the kitchen',
-  'turn on the lamp',
   'dim the desk fan to 30%',
   'open the kitchen lamp',
   'set the thermostat to banana',
@@ -80,35 +92,28 @@ const NEAR_MISSES = [
   "don't turn on the kitchen lamp",
   'do not turn off the hall light',
   'turn on the kitchen lamp tomorrow at 7',
-  'turn on the kitchen lamp and the hall light',
   'turn the kitchen lamp on and off',
   'when did I turn on the kitchen lamp',
   'what is the kitchen lamp humidity',
-  'what is the temperature',
   'tell me a joke',
   'turn on',
   'set to 21',
   '',
   '   ',
-  'kitchen lamp',
-  'turn on the kitchen lamp kitchen lamp',
-  'set the kitchen lamp to fifty',
   'is it going to rain',
   'toggle the thermostat',
   'stop the kitchen lamp',
   'set the hall light to 50 percent',
   'set the desk fan to heat',
-  'turn on the light',
-  'close the office',
 ];
 
 t.test(`intent table: ${MATCHES.length} utterances resolve to exactly the expected action`, async (t) => {
   t.ok(MATCHES.length >= 50);
   for (const [utterance, expected] of MATCHES) {
-    const match = matcher.match(utterance);
+    const match = single(matcher.match(utterance));
     t.ok(match, `"${utterance}" matches`);
     if (!match) continue;
-    t.equal(match.device.id, expected.device, `"${utterance}" -> ${expected.device}`);
+    t.equal(match.device, expected.device, `"${utterance}" -> ${expected.device}`);
     if (expected.command) t.same(match.command, expected.command, `"${utterance}" -> ${JSON.stringify(expected.command)}`);
     if (expected.query) t.same(match.query, { property: expected.query }, `"${utterance}" asks ${expected.query}`);
   }
@@ -116,12 +121,12 @@ t.test(`intent table: ${MATCHES.length} utterances resolve to exactly the expect
 
 t.test(`near misses: ${NEAR_MISSES.length} utterances do not match`, async (t) => {
   for (const utterance of NEAR_MISSES) {
-    const match = matcher.match(utterance);
-    t.equal(match, null, `"${utterance}" does not match${match ? ` (got ${match.device.id} ${JSON.stringify(match.command ?? match.query)})` : ''}`);
+    const match = single(matcher.match(utterance));
+    t.equal(match, null, `"${utterance}" does not match${match ? ` (got ${match.device} ${JSON.stringify(match.command ?? match.query)})` : ''}`);
   }
 });
 
-t.test('ambiguous names do not match; a full name beats a room name', async (t) => {
+t.test('a name that fits several devices is a question back; the id still names one', async (t) => {
   const twoLamps = new IntentMatcher(
     [
       { device: { id: 'lamp_1', name: 'Lamp', capabilities: [{ type: 'switch' }] }, schema: commandSchemaFor({ id: 'x', name: 'x', capabilities: [{ type: 'switch' }] }) },
@@ -129,6 +134,12 @@ t.test('ambiguous names do not match; a full name beats a room name', async (t) 
     ],
     english,
   );
-  t.equal(twoLamps.match('turn on the lamp'), null);
-  t.equal(twoLamps.match('turn on lamp 1')?.device.id, 'lamp_1', 'the id still names one');
+  const ask = twoLamps.match('turn on the lamp');
+  t.equal(ask?.kind, 'ask');
+  t.same(ask?.ask?.candidates.map((d) => d.id), ['lamp_1', 'lamp_2']);
+  t.same(ask?.context.pending, { language: 'en', text: 'turn on the lamp', clause: 0, candidates: ['lamp_1', 'lamp_2'] });
+  t.same(single(twoLamps.match('lamp 2', ask!.context)), { device: 'lamp_2', command: { state: 'ON' } }, 'the answer resolves it');
+  t.same(single(twoLamps.match('the second one', ask!.context)), { device: 'lamp_2', command: { state: 'ON' } }, 'so does an ordinal');
+  t.equal(twoLamps.match('turn on the lamps')?.actions.length, 2, 'the plural means both');
+  t.equal(single(twoLamps.match('turn on lamp 1'))?.device, 'lamp_1', 'the id still names one');
 });

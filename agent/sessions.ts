@@ -24,6 +24,8 @@ export interface SessionOptions {
 interface Session {
   turns: Turn[];
   lastUsed: number;
+  /** What the fast path needs for the next turn ("which one?" pending, the devices "it" means). */
+  context?: unknown;
 }
 
 export class SessionStore {
@@ -61,7 +63,13 @@ export class SessionStore {
     return this.#live(id)?.turns ?? [];
   }
 
-  append(id: string, user: string, assistant: string): void {
+  /** The fast path's context from the last turn, or undefined. */
+  context(id: string): unknown {
+    return this.#live(id)?.context;
+  }
+
+  /** Appends a turn; `context` replaces the previous turn's (absent: cleared, so a stale "which one?" is not answered later). */
+  append(id: string, user: string, assistant: string, context?: unknown): void {
     this.sweep();
     let session = this.#live(id);
     if (!session) {
@@ -72,6 +80,7 @@ export class SessionStore {
     this.#sessions.delete(id);
     this.#sessions.set(id, session);
     session.lastUsed = this.#now();
+    session.context = context;
     session.turns.push({ user, assistant, at: session.lastUsed });
     while (session.turns.length > this.#maxTurns) session.turns.shift();
     while (session.turns.length > 1 && session.turns.reduce((n, t) => n + t.user.length + t.assistant.length, 0) > this.#maxChars) {
