@@ -35,3 +35,47 @@ t.test('broker in the composed runtime: TCP, WebSocket on the HTTP port, status,
   await app.stop();
   t.equal((await wsInbox.next(3))[2]?.payload, 'offline', 'offline announced on stop');
 });
+
+t.test('MQTT and HTTP logins share one guard: wrong MQTT passwords back the address off on HTTP too', async (t) => {
+  const { hashPassword } = await import('../runtime/auth/password.js');
+  const { FREE_FAILURES } = await import('../runtime/auth/login-guard.js');
+  const mqtt = (await import('mqtt')).default;
+  const token = 'a-long-enough-test-token-0123456789';
+  const test = makeTestContext({
+    config: {
+      broker: { anonymous: 'never', users: [{ username: 'panel', password_hash: await hashPassword('right password'), publish: ['#'], subscribe: ['#'] }] },
+      http: { token },
+    },
+    // Appliance mode: loopback callers need the token too.
+    mode: 'appliance',
+  });
+  t.teardown(() => test.cleanup());
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
+  const app = createApp({ config: test.ctx.config, logging, env: {} });
+  await app.start();
+  t.teardown(() => app.stop());
+  const status = (bearer: string) => fetch(`http://127.0.0.1:${app.http.port}/api/status`, { headers: { authorization: `Bearer ${bearer}` } });
+
+  const codes: number[] = [];
+  // As many wrong MQTT passwords as the guard forgives ...
+  for (let i = 0; i < FREE_FAILURES; i++) {
+    const code = await mqtt
+      .connectAsync(`mqtt://127.0.0.1:${app.broker.port}`, { username: 'panel', password: `wrong ${i}`, reconnectPeriod: 0, connectTimeout: 5000 })
+      .then(
+        async (client) => {
+          await client.endAsync(true);
+          return 0;
+        },
+        (error: { code?: number }) => error.code ?? -1,
+      );
+    codes.push(code);
+  }
+  t.same(codes, Array(FREE_FAILURES).fill(4), 'each one a plain "bad username or password"');
+  // ... then one wrong token over HTTP: on a shared guard it is this address's next failure and starts a
+  // backoff, so even the right token is refused right after; on a guard of its own it would be the first.
+  t.equal((await status('wrong-token-but-long-enough-000000')).status, 401, 'the wrong token is refused');
+  const after = await status(token);
+  t.equal(after.status, 429, 'the address is backed off on HTTP by what it did on MQTT');
+  t.ok(Number(after.headers.get('retry-after')) > 0, 'with Retry-After');
+});

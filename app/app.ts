@@ -10,6 +10,7 @@ import { ChannelGateway, type SafetyCheck } from '../channels/gateway.js';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
 import { PluginHost } from '../plugins/host.js';
 import { AuditLog } from '../runtime/audit/index.js';
+import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent } from './agent-wiring.js';
@@ -60,8 +61,11 @@ export function createApp(options: AppOptions): App {
   const stateDir = resolveStateDir(config, env);
   const store = new StateStore(stateDir, logging.forComponent('store'));
 
-  const broker = new Broker();
-  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker } });
+  // One guard for MQTT and HTTP logins: a flood on either backs off that address on both and shares one
+  // bounded password-hash queue.
+  const loginGuard = new LoginGuard();
+  const broker = new Broker({ loginGuard });
+  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard });
   // Every client action passes the front door; the audit log records the world-changing ones.
   const audit = new AuditLog();
   const frontDoor = new FrontDoor({ logger: logging.forComponent('front-door'), audit });

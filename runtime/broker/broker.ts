@@ -19,6 +19,7 @@ import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { ClientMessageHandler, ClientRequests, MessageHandler, Messaging, PublishOptions } from '../messaging.js';
+import type { LoginGuard } from '../auth/login-guard.js';
 import { AccessPolicy } from './access.js';
 import { ClientRequestRouter } from './client-requests.js';
 import { keepDeliveryOrder } from './delivery-order.js';
@@ -77,6 +78,12 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
   /** The last pending runtime publish per topic (publish() keeps per-topic order). */
   readonly #topicTails = new Map<string, Promise<void>>();
   readonly #requests = new ClientRequestRouter();
+  readonly #loginGuard: LoginGuard | undefined;
+
+  /** `loginGuard`: shared with the HTTP server, so backoff and the password-hash queue span both. */
+  constructor(options: { loginGuard?: LoginGuard } = {}) {
+    this.#loginGuard = options.loginGuard;
+  }
 
   /** Client publishes on request topics, with the sender (see ClientRequests). Routes survive restarts. */
   onClientPublish(filter: string, handler: ClientMessageHandler): () => void {
@@ -137,7 +144,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     // Bad TLS files fail the start before anything is opened or announced.
     const tlsOptions = config.tls.enabled ? loadTlsOptions(config.tls) : undefined;
     run.persistence = await openPersistence(ctx.stateDir, config.persistence.enabled);
-    const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger });
+    const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
     const stats = new BrokerStats();
     run.stats = stats;
     const aedes = await Aedes.createBroker({

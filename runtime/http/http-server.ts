@@ -36,6 +36,7 @@ import { ClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { type Principal, principalWithFilters } from '../operations/principal.js';
 import { SystemSampler } from '../system/system-figures.js';
+import type { LoginGuard } from '../auth/login-guard.js';
 import { HttpAuth, isLoopbackHost, sendLoginThrottled } from './auth.js';
 import { HttpMetrics } from './http-metrics.js';
 import { LiveEvents } from './live-events.js';
@@ -65,6 +66,8 @@ export interface HttpServerOptions {
   liveIntervalMs?: number;
   /** How long stop() lets in-flight requests finish before cutting their connections (ms). */
   drainMs?: number;
+  /** Shared with the broker, so backoff and the password-hash queue span MQTT and HTTP logins. */
+  loginGuard?: LoginGuard;
 }
 
 const EVENTS_ROUTE = '/api/events';
@@ -123,7 +126,7 @@ export class HttpServer implements Component {
     this.#stopped = undefined;
     const log = ctx.logger('http');
     this.#log = log;
-    this.#auth = new HttpAuth(ctx.config);
+    this.#auth = new HttpAuth(ctx.config, this.#options.loginGuard);
     this.#live = new LiveEvents(ctx, { intervalMs: this.#options.liveIntervalMs ?? 1000 });
     this.#metrics = new HttpMetrics(ctx.metrics, () => this.#live?.size ?? 0);
     if (this.#options.systemSampleMs !== false) {
