@@ -216,6 +216,9 @@ t.test('the whole app: a switch toggles from the page, the new state arrives liv
   await page.locator('section[data-section="scheduler"] svg.chart path.p50[d*="L"]').waitFor({ state: 'attached' });
   t.pass(`the scheduler chart plots the agent's requests (${answers.length} answered so far)`);
   await page.locator('section[data-section="model"] .model').first().waitFor();
+  // The lamp toggles above were audited: the audit card counts them and shows the chain's check at start.
+  await page.locator('section[data-section="audit"] #audit-chain', { hasText: /passed|incomplete|running|not run/ }).waitFor();
+  t.match(await page.locator('section[data-section="audit"]').innerText(), /audit log[\s\S]*records \/ min[\s\S]*#\d+/i, 'the audit card shows the rate and the last record');
   t.equal(await page.evaluate(() => window.notReloaded), true, 'never reloaded');
   t.same(problems, [], 'no CSP violations or script errors');
   await page.screenshot({ path: '/tmp/status-page2.png', fullPage: true });

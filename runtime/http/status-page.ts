@@ -130,7 +130,7 @@ footer a { color: var(--muted); }
 const SCRIPT = String.raw`
 'use strict';
 var doc = null, receivedAt = 0, warnings = [], lastEvent = 0;
-var KNOWN = ['broker', 'system', 'devices', 'scheduler', 'model', 'models'];
+var KNOWN = ['broker', 'system', 'devices', 'scheduler', 'model', 'models', 'audit'];
 // Client-side rolling window of scheduler samples (one per status event) for the latency chart.
 var HISTORY = 120, schedHistory = [];
 // Per device: a toggle in flight, or the error of the last one (kept across re-renders).
@@ -279,6 +279,23 @@ function brokerCard(b) {
   if (msgs.sent !== undefined) more['messages sent'] = msgs.sent;
   Object.keys(rest(msgs, ['received', 'sent'])).forEach(function (k) { more['messages ' + k] = msgs[k]; });
   if (Object.keys(more).length) c.appendChild(kv(more, 1));
+  return c;
+}
+function auditCard(a) {
+  var c = card('audit', 'Audit log');
+  if (!isObj(a)) { c.appendChild(el('p', 'empty', String(a))); return c; }
+  var v = isObj(a.verification) ? a.verification : {};
+  c.appendChild(big([
+    ['records / min', num(a.records_last_minute, 0), 'audit-rate'],
+    ['last record', typeof a.seq === 'number' ? '#' + a.seq : '—', 'audit-seq'],
+  ]));
+  var more = { chain: String(v.state || 'not_run').replace('_', ' ') + (v.at ? ' (' + v.at + ')' : '') };
+  var problem = isObj(v.result) && isObj(v.result.problem) ? v.result.problem : null;
+  if (problem) more['first bad record'] = problem.file + ':' + problem.line + ' — ' + problem.reason;
+  if (a.enabled === false) more.enabled = 'off';
+  var list = kv(more, 1);
+  list.id = 'audit-chain';
+  c.appendChild(list);
   return c;
 }
 function systemCard(s) {
@@ -522,6 +539,7 @@ function render() {
   ['model', 'models'].forEach(function (k) { if (k in sections) cards.push(modelCard(k, sections[k])); });
   Object.keys(sections).forEach(function (k) { if (KNOWN.indexOf(k) < 0) cards.push(genericCard(k, sections[k])); });
   if ('scheduler' in sections) cards.push(schedulerCard(sections.scheduler));
+  if ('audit' in sections) cards.push(auditCard(sections.audit));
   cards.push(devicesCard(sections.devices));
   cards.push(warningsCard());
   $('cards').replaceChildren.apply($('cards'), cards);
