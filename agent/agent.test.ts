@@ -6,6 +6,9 @@ import { withModelDefaults } from '../models/config-schema.js';
 import { type GenerateRequest, ModelEngine } from '../models/engine/engine.js';
 import { STORIES_PATH, rejectionCode, storiesSkipReason, tinyModel } from '../models/testing/fixtures.js';
 import { HOME, SimDirectory, commandSchemaFor } from './testing/sim-directory.js';
+import { deviceDirectory } from '../app/agent-wiring.js';
+import { startStack } from '../devices/fixtures/stack.js';
+import { parseDeviceEntry } from '../devices/registry.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { type ActOutcome, Agent, type AgentEngine, BRIEF_OUTPUT_TOKENS } from './agent.js';
 import type { StateValue } from './directory.js';
@@ -333,4 +336,24 @@ t.test('model path on the real model', { skip: storiesSkipReason() }, async (t) 
     t.match(spy.requests[1]!.prefix, /porch_light "Porch Light"/);
     t.equal((await agent.handle({ text: 'turn on the porch light' })).path, 'fast', 'the new device is in the fast path too');
   });
+});
+
+t.test('config aliases and area reach the fast path through the device layer', async (t) => {
+  const stack = await startStack(t, {
+    config: {
+      devices: [
+        { id: 'ceiling', name: 'Ceiling light', area: 'kitchen', aliases: ['big light'], driver: 'simulated', capabilities: ['switch', 'dimmer'] },
+        { id: 'reading', name: 'Reading lamp', area: 'study', driver: 'simulated', capabilities: ['switch'] },
+      ],
+    },
+  });
+  t.match(stack.service.get('ceiling'), { area: 'kitchen', aliases: ['big light'] });
+  t.notOk('area' in stack.service.get('reading')! && 'aliases' in stack.service.get('reading')!, 'absent when not configured');
+  const agent = new Agent({ directory: deviceDirectory(stack.service, () => null) });
+  t.teardown(() => agent.close());
+  const on = await agent.handle({ text: 'turn on the big light' });
+  t.same(on.actions.map((a) => [a.device, a.command]), [['ceiling', { state: 'ON' }]]);
+  const off = await agent.handle({ text: 'kitchen lights off' });
+  t.same(off.actions.map((a) => [a.device, a.command]), [['ceiling', { state: 'OFF' }]], 'the area names it; the study lamp is not in the kitchen');
+  t.equal(await rejectionCode(Promise.resolve().then(() => parseDeviceEntry({ id: 'x', driver: 'simulated', capabilities: ['switch'], aliases: ['a'.repeat(61)] }))), 'PAYLOAD_INVALID', 'aliases are bounded');
 });

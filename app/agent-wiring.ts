@@ -32,6 +32,8 @@ export function deviceDirectory(devices: DeviceService, bus: () => EventBus | nu
         (d): AgentDevice => ({
           id: d.id,
           name: d.name,
+          ...(d.aliases ? { aliases: d.aliases } : {}),
+          ...(d.area ? { area: d.area } : {}),
           capabilities: d.capabilities as unknown as AgentDevice['capabilities'],
           availability: d.availability === 'online' ? 'online' : 'offline',
           state: d.state as Record<string, StateValue>,

@@ -187,6 +187,14 @@ export const deviceEntrySchema = {
   properties: {
     id: { type: 'string', pattern: DEVICE_ID_PATTERN, not: { enum: [...RESERVED_DEVICE_IDS] } },
     name: { type: 'string', minLength: 1, maxLength: 120 },
+    aliases: {
+      type: 'array',
+      maxItems: 16,
+      uniqueItems: true,
+      items: { type: 'string', minLength: 1, maxLength: 60 },
+      description: 'Other names the agent should understand for this device ("big light", "台灯").',
+    },
+    area: { type: 'string', minLength: 1, maxLength: 60, description: 'The room or area it is in ("kitchen"): "kitchen lights off" reaches it.' },
     driver: { enum: DRIVER_NAMES },
     capabilities: {
       type: 'array',
@@ -251,6 +259,8 @@ export type CapabilityEntry =
 export interface DeviceConfigEntry {
   id: string;
   name?: string;
+  aliases?: string[];
+  area?: string;
   driver: (typeof DRIVER_NAMES)[number];
   capabilities: CapabilityEntry[];
   timeout_ms?: number;

@@ -564,6 +564,8 @@ export class DeviceService implements Component {
       updated_at: rt.updatedAt,
       last_error: rt.lastError ? { ...rt.lastError } : null,
       agent_policy: rt.def.agent_policy,
+      ...(rt.def.aliases ? { aliases: [...rt.def.aliases] } : {}),
+      ...(rt.def.area ? { area: rt.def.area } : {}),
     };
   }
 

@@ -45,6 +45,10 @@ export interface DeviceDefinition {
   timeout_ms: number;
   /** What the agent may do with it (config `agent`, else the default for its class; see safety-policy.ts). */
   agent_policy: 'allow' | 'confirm' | 'deny';
+  /** Other names for the agent (config `aliases`). */
+  aliases?: string[];
+  /** The room or area it is in (config `area`). */
+  area?: string;
 }
 
 export interface DeviceErrorInfo {
@@ -66,6 +70,8 @@ export interface DeviceSnapshot {
   last_error: DeviceErrorInfo | null;
   /** What the agent may do with it: allow, confirm (propose, the caller confirms) or deny (hidden). */
   agent_policy: DeviceDefinition['agent_policy'];
+  aliases?: string[];
+  area?: string;
 }
 
 export type CommandSource = 'mqtt' | 'tasmota' | 'http' | 'agent' | 'plugin' | 'internal' | (string & {});

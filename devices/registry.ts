@@ -73,6 +73,8 @@ export function toDefinition(entry: DeviceConfigEntry, origin: DeviceDefinition[
     options,
     timeout_ms: entry.timeout_ms ?? 2000,
     agent_policy: agentPolicyOf(entry),
+    ...(entry.aliases && entry.aliases.length > 0 ? { aliases: [...entry.aliases] } : {}),
+    ...(entry.area ? { area: entry.area } : {}),
   };
 }
 
