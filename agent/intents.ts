@@ -757,8 +757,11 @@ export class IntentMatcher {
       return dev.readable.has('state') ? 'state' : dev.primary[0];
     };
     pool = pool.filter((d) => propertyOf(d) !== undefined);
+    // "how hot is it" after talking about the lamp: "it" is the weather in the room, not the lamp.
+    const fallback = pool.length === 0 && !!ref?.pronoun && !!wanted;
+    if (fallback) pool = this.#devices.map((_, i) => i).filter((d) => propertyOf(d) !== undefined);
     if (pool.length === 0) return null;
-    const singular = !ref || (!ref.plural && !ref.all);
+    const singular = !ref || fallback || (!ref.plural && !ref.all);
     if (pool.length > 1 && singular) {
       const literal = ref ? pool.filter((d) => ref.literal.has(d)) : [];
       if (literal.length > 0) pool = literal;
@@ -837,7 +840,8 @@ export class IntentMatcher {
         if (candidates.length !== 1) return null;
         const property = candidates[0]!;
         if (unit === '°f' && /temperature/.test(property)) value = Math.round(((value - 32) * 5) / 9 / 0.5) * 0.5;
-        const k = verb?.kinds[0];
+        // "turn the thermostat up to 23": with a number, the verb's setting meaning counts.
+        const k = verb?.kinds.find((kind) => kind === 'set' || kind === 'up' || kind === 'down' || kind === 'on') ?? verb?.kinds[0];
         if (delta) {
           const sign = k === 'down' || k === 'close' || verb?.kinds.includes('down') ? -1 : k === 'up' || k === 'open' || verb?.kinds.includes('up') ? 1 : 0;
           if (sign === 0) return null;
@@ -846,6 +850,8 @@ export class IntentMatcher {
         if (verb && !['set', 'on', 'open', 'close', 'up', 'down'].includes(k!)) return null;
         // "open the blind to 40 %" sets the position; "dim to 30" the brightness: the verb only picks the property.
         if ((k === 'open' || k === 'close') && !PERCENT_PROPERTIES.has(property)) return null;
+        // "close the blind all the way" is position 0, "close it halfway" 50.
+        if (k === 'close' && number === undefined && property === 'position') value = 100 - value;
         return { device, command: { [property]: value } };
       }
       if (amounts.length > 0 || relativeKind) {
