@@ -13,7 +13,7 @@ import { closeClient, collect, connect } from '../runtime/broker/test-helpers.js
 import type { ClientMessage } from '../runtime/messaging.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter, mqttPrincipal } from '../runtime/operations/mqtt-adapter.js';
-import { SYSTEM_PRINCIPAL } from '../runtime/operations/principal.js';
+import { SYSTEM_PRINCIPAL, principalWithFilters } from '../runtime/operations/principal.js';
 import { PluginHost } from './host.js';
 import { FIXTURES, startHost } from './test/support.js';
 
@@ -238,4 +238,35 @@ t.test('MQTT through the host: topic permissions on publish and subscribe', asyn
     'the subscription the plugin made at start delivers',
   );
   t.notOk(inbox.all.some((m) => m.topic === 'clawbox/lamp/set'), 'nothing forbidden was published');
+});
+
+t.test("a plugin acts on devices as its caller: the caller's device permissions bound what the tool may do", async (t) => {
+  const tc = makeTestContext({ config: { devices: DEVICES } });
+  const broker = new Broker();
+  await broker.start(tc.ctx);
+  const logger = tc.ctx.logger('front-door');
+  const frontDoor = new FrontDoor({ logger });
+  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
+  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
+  await devices.start(tc.ctx);
+  const host = new PluginHost({ devices, messaging: broker, env: {}, api: { frontDoor, mqtt }, config: { allow: ['iot-control'], lazy: false } });
+  t.teardown(async () => {
+    mqtt.stop();
+    await host.stop();
+    await devices.stop();
+    await broker.stop();
+    tc.cleanup();
+  });
+  await host.start(tc.ctx);
+  const panel = principalWithFilters('mqtt', 'panel', ['bridge/request/plugin/iot-control/+', 'lamp/set', 'lamp/get']);
+  const send = (id: string) =>
+    frontDoor.invoke('plugin.call', { plugin: 'iot-control', tool: 'send_command', args: { id, command: { state: 'ON' } } }, { principal: panel, source: 'mqtt' });
+
+  await send('lamp');
+  t.equal(devices.get('lamp')?.state.state, 'ON', 'a device the caller may command');
+  await t.rejects(send('fan'), 'a device the caller may not command is refused');
+  t.equal(devices.get('fan')?.state.state, 'OFF', 'and does not move');
+  const owner = principalWithFilters('mqtt', 'owner', ['#']);
+  await frontDoor.invoke('plugin.call', { plugin: 'iot-control', tool: 'send_command', args: { id: 'fan', command: { state: 'ON' } } }, { principal: owner, source: 'mqtt' });
+  t.equal(devices.get('fan')?.state.state, 'ON', 'a caller with the permission gets it through the same tool');
 });

@@ -6,6 +6,7 @@
  * devices and MQTT only through requests that this host checks against its manifest permissions and the
  * caller's.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Counter } from 'prom-client';
@@ -134,6 +135,8 @@ export function resolvePluginsConfig(raw: unknown): PluginsConfig {
 export class PluginHost implements Component {
   readonly name = 'plugins';
   readonly #deps: PluginHostDeps;
+  /** Principals of calls in flight, by the reference their plugin requests carry. */
+  readonly #principals = new Map<string, Pick<CallerPermissions, 'may' | 'act'>>();
   #ctx: RuntimeContext | undefined;
   #config: PluginsConfig | undefined;
   #plugins = new Map<string, Loaded>();
@@ -295,14 +298,28 @@ export class PluginHost implements Component {
       // With a signal the caller's own abort ends the call at its deadline (as a cancellation, which it is).
       if (!options.signal) timeoutMs = Math.min(timeoutMs, left);
     }
-    const result = await loaded.supervisor.call({
-      tool: toolName,
-      args: checked,
-      timeoutMs,
-      caller: { ...(caller.id ? { id: caller.id } : {}), ...(caller.source ? { source: caller.source } : {}), ...(caller.devices ? { devices: [...caller.devices] } : {}) },
-      ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    // The caller's principal stays in this process (functions do not cross to the plugin); the plugin's
+    // requests on the caller's behalf find it by this reference.
+    const principalRef = caller.may || caller.act ? randomUUID() : undefined;
+    if (principalRef) this.#principals.set(principalRef, { may: caller.may, act: caller.act });
+    let result: unknown;
+    try {
+      result = await loaded.supervisor.call({
+        tool: toolName,
+        args: checked,
+        timeoutMs,
+        caller: {
+          ...(caller.id ? { id: caller.id } : {}),
+          ...(caller.source ? { source: caller.source } : {}),
+          ...(caller.devices ? { devices: [...caller.devices] } : {}),
+          ...(principalRef ? { principal: principalRef } : {}),
+        },
+        ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } finally {
+      if (principalRef) this.#principals.delete(principalRef);
+    }
     if (tool.validateResult && !tool.validateResult(result)) {
       throw pluginFailed(pluginName, 'result_invalid', `${toolName} returned a result that does not match its schema: ${formatAjvErrors(tool.validateResult.errors)}`, {
         tool: toolName,
@@ -390,13 +407,16 @@ export class PluginHost implements Component {
   async #hostRequest(plugin: DiscoveredPlugin, method: string, params: Record<string, unknown>, call: ActiveCall | undefined): Promise<unknown> {
     const permissions = plugin.compiled.manifest.permissions;
     const callerDevices = Array.isArray(call?.caller.devices) ? (call.caller.devices as string[]) : undefined;
+    const principal = typeof call?.caller.principal === 'string' ? this.#principals.get(call.caller.principal) : undefined;
     if (method.startsWith('devices.')) {
       if (permissions.devices === false) {
         throw new ClawboxError('FORBIDDEN', `plugin ${plugin.name} has no devices permission in its manifest`);
       }
       const devices = this.#deps.devices;
       if (!devices) throw new ClawboxError('DEVICE_UNAVAILABLE', 'this runtime has no device layer');
-      const allowed = (id: string) => deviceAllowed(permissions.devices, callerDevices, id);
+      const write = method === 'devices.execute';
+      const allowed = (id: string) =>
+        deviceAllowed(permissions.devices, callerDevices, id) && (principal?.may?.(`${id}/${write ? 'set' : 'get'}`) ?? true);
       if (method === 'devices.list') return devices.list().filter((d) => allowed(d.id));
       const id = params.id;
       if (typeof id !== 'string' || id.length === 0 || id.length > 64) throw new ClawboxError('PAYLOAD_INVALID', 'a device id is required');
@@ -412,6 +432,8 @@ export class PluginHost implements Component {
         case 'devices.schema':
           return devices.commandSchema(id);
         case 'devices.execute': {
+          // As the caller through the front door (its permission, its deadline, the audit), when there is one.
+          if (principal?.act) return principal.act(id, params.command);
           const source = typeof call?.caller.source === 'string' ? call.caller.source : 'plugin';
           return devices.execute(id, params.command, {
             source,

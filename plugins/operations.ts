@@ -38,7 +38,13 @@ export function pluginOperations(host: PluginCaller): AnyOperation[] {
       deadlineMs: PLUGIN_DEADLINE_MS,
       handler: (input, ctx) =>
         host.call(input.plugin, input.tool, input.args, {
-          caller: { id: `${ctx.principal.kind}:${ctx.principal.id}`, source: ctx.source },
+          caller: {
+            id: `${ctx.principal.kind}:${ctx.principal.id}`,
+            source: ctx.source,
+            // What the plugin does to devices, it does as this caller.
+            may: (permission) => ctx.principal.may(permission),
+            act: (device, command) => ctx.invoke('device.set', { device, command }),
+          },
           signal: ctx.signal,
           deadline: ctx.deadline,
         }),

@@ -13,6 +13,13 @@ export interface CallerPermissions {
   readonly tools?: readonly string[];
   /** Devices this caller may touch through plugins (ids, or "*"). */
   readonly devices?: readonly string[];
+  /**
+   * The caller's own permission check (its principal, from the front door), kept on the host side: a
+   * plugin reaches no device its caller could not reach directly.
+   */
+  readonly may?: (permission: string) => boolean;
+  /** Runs a device command as the caller (front door device.set: permission, safety of the caller, audit). */
+  readonly act?: (device: string, command: unknown) => Promise<unknown>;
 }
 
 export function toolAllowed(patterns: readonly string[] | undefined, plugin: string, tool: string): boolean {
