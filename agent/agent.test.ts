@@ -137,7 +137,7 @@ t.test('fast path: relative changes start from the fresh state; Chinese is answe
   t.same(warmer.actions[0]?.command, { target_temperature: 21 });
   const zh = await agent.handle({ text: '把温度调到22度' });
   t.same(zh.actions.map((a) => [a.device, a.command]), [['thermostat', { target_temperature: 22 }]]);
-  t.equal(zh.text, '已温度设为 22°C：Bedroom Thermostat。');
+  t.equal(zh.text, '已将Bedroom Thermostat温度设为 22°C。');
 });
 
 t.test('sessions: bounded history and idle expiry', async (t) => {

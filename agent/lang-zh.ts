@@ -37,7 +37,7 @@ export const chinese: IntentLanguage = {
   fillers: [
     '请', '麻烦', '麻烦你', '帮我', '帮忙', '给我', '替我', '你', '把', '将', '一下', '吧', '呀', '啊', '了', '的', '谢谢', '谢了', '好吗', '好不好',
     '能', '能不能', '可以', '可不可以', '可以吗', '能否', '我想', '我要', '想', '要', '现在', '马上', '立刻', '嘿', '小爪', '家里', '里', '里面', '那个', '这个',
-    '呢', '哦', '嗯', '就', '都', '一起', '统统', '全都', '个',
+    '请问', '室内', '屋里', '房间里', '房间', '呢', '哦', '嗯', '就', '都', '一起', '统统', '全都', '个',
   ],
   conjunctions: ['和', '并', '并且', '然后', '再', '同时', '还有', '以及', '跟', '与', '接着'],
   negations: ['不', '不要', '别', '没', '没有', '勿', '禁止', '不用'],
@@ -81,7 +81,7 @@ export const chinese: IntentLanguage = {
   },
   ordinals: { 第一个: 1, 第二个: 2, 第三个: 3, 第一: 1, 第二: 2, 第三: 3, 最后一个: -1 },
   say: {
-    done: (name, command) => `已${names(command).join('，')}：${name}。`,
+    done: (name, command) => `已将${name}${names(command).join('，')}。`,
     reading(name, property, value, unit) {
       if (property === 'state') {
         const s = String(value).toUpperCase();
@@ -93,7 +93,7 @@ export const chinese: IntentLanguage = {
     },
     unknownReading: (name, property) => `${name}还没有报告${property}。`,
     refused: (reason) => `无法执行：${reason}。`,
-    confirm: (name, command, id) => `请确认：${names(command).join('，')}：${name}？一分钟内回复 "confirm ${id}"。`,
+    confirm: (name, command, id) => `请确认：将${name}${names(command).join('，')}？一分钟内回复 "confirm ${id}"。`,
     failed: (name, message) => `${name}没有执行：${message}。`,
     noModel: () => '现在只能听懂直接的设备指令（没有加载语言模型），例如“打开台灯”。',
     which: (subject, list) => `哪个${subject}：${list.join('还是')}？`,
