@@ -203,3 +203,14 @@ t.test('a command whose deadline passes while it waits is reported not run, and 
     'the audit log says the same: one done with its acknowledgement, one not run',
   );
 });
+
+t.test('a follow-up in the same session reaches the fast path through the scheduler ("turn it off")', async (t) => {
+  const { app, url } = await startApp(t, await config());
+  const owner = await connect(t, url, 'owner');
+  const on = await ask(owner, 'clawbox/agent/request', { text: 'turn on the lamp', session: 'kitchen-panel' });
+  t.equal(on.status, 'ok');
+  t.equal(stateOf(app, 'lamp'), 'ON');
+  const off = await ask(owner, 'clawbox/agent/request', { text: 'turn it off', session: 'kitchen-panel' });
+  t.match(off, { status: 'ok', data: { path: 'fast', actions: [{ device: 'lamp' }] } }, 'answered on the fast path, no model needed');
+  t.equal(stateOf(app, 'lamp'), 'OFF');
+});

@@ -191,7 +191,8 @@ export function agentLane(agent: Agent, engine: () => LaneEngine | null, options
 
 /** The agent's fast path as the scheduler's first check: a match runs without the model. */
 export function agentFastPath(agent: Agent): FastPathMatcher<AgentRequest, AgentResponse> {
-  return async (request) => ((await agent.match(request.text)) ? () => agent.handle(request, { path: 'fast' }) : null);
+  // The session matters: a follow-up ("the first one", "turn it off") is a fast-path request only in context.
+  return async (request) => ((await agent.match(request.text, request.session)) ? () => agent.handle(request, { path: 'fast' }) : null);
 }
 
 export interface AgentPlanOptions {
