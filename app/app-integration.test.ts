@@ -79,3 +79,29 @@ t.test('MQTT and HTTP logins share one guard: wrong MQTT passwords back the addr
   t.equal(after.status, 429, 'the address is backed off on HTTP by what it did on MQTT');
   t.ok(Number(after.headers.get('retry-after')) > 0, 'with Retry-After');
 });
+
+t.test('bridge requests of every feature share one table; models are listed over MQTT and HTTP', async (t) => {
+  const test = makeTestContext();
+  t.teardown(() => test.cleanup());
+  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
+  const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
+  const app = createApp({ config: test.ctx.config, logging, env: {} });
+  await app.start();
+  t.teardown(() => app.stop());
+  const client = await connect(`mqtt://127.0.0.1:${app.broker.port}`);
+  t.teardown(() => closeClient(client));
+  const inbox = collect(client);
+  await client.subscribeAsync('clawbox/bridge/response/#', { qos: 1 });
+  const ask = async (name: string, body: Record<string, unknown>) => {
+    const before = inbox.all.length;
+    await client.publishAsync(`clawbox/bridge/request/${name}`, JSON.stringify(body), { qos: 1 });
+    const [message] = (await inbox.next(before + 1)).slice(before);
+    t.equal(message?.topic, `clawbox/bridge/response/${name}`);
+    return JSON.parse(message?.payload ?? '{}') as { status: string; data?: unknown; error?: { code: string }; transaction?: unknown };
+  };
+  t.match(await ask('models', { transaction: 1 }), { status: 'ok', data: { configured: [] }, transaction: 1 }, 'models.list over MQTT');
+  t.match(await ask('devices', {}), { status: 'ok', data: [{ id: 'lamp' }] }, 'devices.list beside it');
+  t.match(await ask('nope', { transaction: 'x' }), { status: 'error', error: { code: 'REQUEST_UNKNOWN' }, transaction: 'x' }, 'one answer for unknown names');
+  const http = await fetch(`http://127.0.0.1:${app.http.port}/api/models`);
+  t.match(await http.json(), { status: 'ok', data: { configured: [], loaded: { state: 'no-model' } } }, 'GET /api/models');
+});

@@ -5,6 +5,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
 import { registerDeviceRoutes } from '../devices/http-routes.js';
+import { registerModelRoutes } from '../models/http-routes.js';
 import { ModelService } from '../models/service.js';
 import { ChannelGateway, type SafetyCheck } from '../channels/gateway.js';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
@@ -81,7 +82,8 @@ export function createApp(options: AppOptions): App {
   registerDeviceRoutes(http, frontDoor);
   const plugins = new PluginHost({ devices, messaging: broker, api: { frontDoor, mqtt } });
   // The model loads in the background; until it is ready the agent answers on its fast path only.
-  const models = new ModelService();
+  const models = new ModelService({ api: { frontDoor, mqtt } });
+  registerModelRoutes(http, frontDoor);
   const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt });
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({ frontDoor, http, safety: () => chatSafety(plugins) });

@@ -44,7 +44,7 @@ import {
   resolveDefinitions,
   toDefinition,
 } from './registry.js';
-import { deviceMqttRoutes } from './mqtt-routes.js';
+import { DEVICE_BRIDGE_REQUESTS, deviceMqttRoutes } from './mqtt-routes.js';
 import { deviceOperations } from './operations.js';
 
 export type { DeviceCommandResult, DeviceSnapshot, ExecuteOptions } from './model.js';
@@ -154,6 +154,7 @@ export class DeviceService implements Component {
       for (const operation of deviceOperations(this)) this.#unregisterApi.push(frontDoor.register(operation));
       const maxPayload = Math.min(this.#maxPayload, ctx.config.broker.max_payload_bytes);
       for (const route of deviceMqttRoutes(this, this.baseTopic, maxPayload)) this.#unregisterApi.push(mqtt.route(route));
+      for (const [name, operation] of Object.entries(DEVICE_BRIDGE_REQUESTS)) this.#unregisterApi.push(mqtt.bridge(name, operation));
     }
     await this.#discovery.start(() => [...this.#devices.values()].map((rt) => rt.def));
     // The status page's device table: one row per device (full snapshots are in list() and /api/devices).

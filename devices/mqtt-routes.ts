@@ -13,7 +13,6 @@ import {
   type OutgoingMessage,
   type RouteCall,
   type RouteOutcome,
-  envelopeReply,
   parseJsonPayload,
   splitTransaction,
 } from '../runtime/operations/mqtt-adapter.js';
@@ -21,7 +20,8 @@ import { deriveSchemas } from './command-schema.js';
 import type { DeviceService } from './device-service.js';
 import { parseTasmota, tasmotaResult } from './tasmota.js';
 
-const BRIDGE_OPERATIONS: Readonly<Record<string, string>> = {
+/** The device layer's bridge requests (`<base>/bridge/request/<name>`) and the operations they run. */
+export const DEVICE_BRIDGE_REQUESTS: Readonly<Record<string, string>> = {
   devices: 'devices.list',
   'device/add': 'device.add',
   'device/remove': 'device.remove',
@@ -74,26 +74,6 @@ export function deviceMqttRoutes(devices: DeviceService, base: string, maxPayloa
         return withTx({ operation: 'device.get', input: { device, properties } }, transaction);
       },
       reply: errorReply,
-    },
-    {
-      filter: `${base}/bridge/request/#`,
-      decode: (topic, payload) => {
-        const name = topic.slice(`${base}/bridge/request/`.length);
-        // Other features answer their own bridge requests (plugins: plugin/<name>/<tool>).
-        if (name.startsWith('plugin/')) return null;
-        const operation = BRIDGE_OPERATIONS[name];
-        if (!operation) {
-          throw new ClawboxError('REQUEST_UNKNOWN', `no bridge request "${name.slice(0, 64)}"; known: ${Object.keys(BRIDGE_OPERATIONS).join(', ')}`);
-        }
-        const { fields, transaction } = splitTransaction(parseJsonPayload(payload));
-        return withTx({ operation, input: fields }, transaction);
-      },
-      reply: (topic, outcome) => {
-        const name = topic.slice(`${base}/bridge/request/`.length);
-        // Names are echoed in the response topic: only known ones (an unknown one is answered on its own).
-        if (!(name in BRIDGE_OPERATIONS) && !/^[a-z][a-z0-9/_-]{0,63}$/.test(name)) return [];
-        return envelopeReply(`${base}/bridge/response/${name}`, outcome);
-      },
     },
     {
       filter: 'cmnd/+/+',

@@ -12,6 +12,9 @@ import type { Logger } from '../runtime/logging.js';
 import type { SelectBackendOptions } from './engine/backend.js';
 import { type EngineStatus, ModelEngine } from './engine/engine.js';
 import { type HashCache, type ModelRecord, ModelRegistry } from './registry.js';
+import type { FrontDoor } from '../runtime/operations/front-door.js';
+import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
+import { modelOperations } from './operations.js';
 
 export type ModelState = 'idle' | 'no-model' | 'verifying' | 'loading' | 'ready' | 'error' | 'stopped';
 export type ModelRole = 'main' | 'small';
@@ -43,6 +46,8 @@ export interface ModelServiceDeps {
   loadSmall?: boolean;
   /** How often `threads: auto` is re-checked against free cores (ms; 0 disables). Default 30 s. */
   threadRecheckMs?: number;
+  /** Where models.list is declared and reached over MQTT (none in unit tests). */
+  api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
 }
 
 interface Slot {
@@ -80,7 +85,17 @@ export class ModelService implements Component {
     const baseDir = this.#deps.baseDir ?? (ctx.configSource ? path.dirname(path.resolve(ctx.configSource)) : process.cwd());
     this.#registry = new ModelRegistry(ctx.config.models, baseDir);
     for (const problem of this.#registry.problems()) this.#logger.warn({ code: 'CONFIG_INVALID' }, problem);
-    this.#unregister = ctx.status.register('model', () => this.status());
+    const unregisterStatus = ctx.status.register('model', () => this.status());
+    const unregisterApi: Array<() => void> = [];
+    if (this.#deps.api) {
+      const { frontDoor, mqtt } = this.#deps.api;
+      for (const operation of modelOperations(this)) unregisterApi.push(frontDoor.register(operation));
+      unregisterApi.push(mqtt.bridge('models', 'models.list'));
+    }
+    this.#unregister = () => {
+      unregisterStatus();
+      for (const off of unregisterApi) off();
+    };
     const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
     this.#slots.main.record = this.#registry.byRole('main') ?? null;
     this.#slots.small.record = this.#deps.loadSmall === false ? null : (this.#registry.byRole('small') ?? null);
@@ -221,6 +236,11 @@ export class ModelService implements Component {
   /** Resolves when the start-up load attempts finished (successfully or not). */
   async whenSettled(): Promise<void> {
     await this.#loading;
+  }
+
+  /** The configured models (name, role, path as written in the config). */
+  configured(): Array<{ name: string; role: string; path: string }> {
+    return (this.#registry?.list() ?? []).map((record) => ({ name: record.entry.name, role: record.entry.role, path: record.entry.path }));
   }
 
   /** The loaded engine for a role, or null (no model, still loading, or failed). */

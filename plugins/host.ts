@@ -218,6 +218,7 @@ export class PluginHost implements Component {
       for (const operation of pluginOperations(this)) this.#unregisterApi.push(frontDoor.register(operation));
       if (config.mqtt.enabled) {
         const baseTopic = this.#deps.messaging?.baseTopic ?? ctx.config.broker.base_topic;
+        this.#unregisterApi.push(mqtt.bridgeHandledElsewhere('plugin/'));
         this.#unregisterApi.push(mqtt.route(pluginMqttRoute({ baseTopic, tools: config.mqtt.tools, maxPayloadBytes: config.mqtt.max_payload_bytes })));
       }
     }

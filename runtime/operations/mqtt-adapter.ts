@@ -19,7 +19,19 @@ export interface RouteCall {
   source?: string;
 }
 
-export type RouteOutcome = { ok: true; data: unknown; call: RouteCall } | { ok: false; error: ClawboxError; call?: RouteCall };
+export type RouteOutcome =
+  | { ok: true; data: unknown; call: RouteCall }
+  | { ok: false; error: ClawboxError; call?: RouteCall; transaction?: Transaction };
+
+/** Thrown by a decode that read the request's transaction before refusing it, so the answer echoes it. */
+export class RefusedRequest extends Error {
+  constructor(
+    readonly error: ClawboxError,
+    readonly transaction: Transaction | undefined,
+  ) {
+    super(error.message);
+  }
+}
 
 export interface OutgoingMessage {
   topic: string;
@@ -59,6 +71,11 @@ export class MqttAdapter {
   #inFlight = 0;
   #stopped = false;
   readonly #controllers = new Set<AbortController>();
+  /** `<base>/bridge/request/<name>` -> operation, shared by every feature (one route answers them all). */
+  readonly #bridge = new Map<string, string>();
+  /** Bridge name prefixes that a feature answers with a route of its own (e.g. `plugin/`). */
+  readonly #bridgeElsewhere = new Set<string>();
+  #bridgeRoute: (() => void) | null = null;
 
   constructor(options: MqttAdapterOptions) {
     this.#o = options;
@@ -74,6 +91,54 @@ export class MqttAdapter {
       this.#handle(route, message).catch((error: unknown) => {
         this.#o.logger.warn({ err: error, topic: message.topic }, 'MQTT request handling failed');
       });
+    });
+  }
+
+  /**
+   * Answers `<base>/bridge/request/<name>` with `operation` on `<base>/bridge/response/<name>` (the input is
+   * the request body without `transaction`). Names are unique across features.
+   */
+  bridge(name: string, operation: string): () => void {
+    if (this.#bridge.has(name)) throw new Error(`bridge request "${name}" is declared twice`);
+    this.#bridge.set(name, operation);
+    this.#ensureBridgeRoute();
+    return () => {
+      if (this.#bridge.get(name) === operation) this.#bridge.delete(name);
+    };
+  }
+
+  /** Bridge names under `prefix` are answered by another route; the shared one stays silent for them. */
+  bridgeHandledElsewhere(prefix: string): () => void {
+    this.#bridgeElsewhere.add(prefix);
+    this.#ensureBridgeRoute();
+    return () => {
+      this.#bridgeElsewhere.delete(prefix);
+    };
+  }
+
+  #ensureBridgeRoute(): void {
+    if (this.#bridgeRoute) return;
+    const prefix = `${this.#o.messaging.baseTopic}/bridge/request/`;
+    const responseTopic = (name: string) => `${this.#o.messaging.baseTopic}/bridge/response/${name}`;
+    this.#bridgeRoute = this.route({
+      filter: `${prefix}#`,
+      decode: (topic, payload) => {
+        const name = topic.slice(prefix.length);
+        for (const elsewhere of this.#bridgeElsewhere) if (name.startsWith(elsewhere)) return null;
+        const operation = this.#bridge.get(name);
+        const { fields, transaction } = splitTransaction(parseJsonPayload(payload));
+        if (!operation) {
+          const known = [...this.#bridge.keys()].sort().join(', ');
+          throw new RefusedRequest(new ClawboxError('REQUEST_UNKNOWN', `no bridge request "${name.slice(0, 64)}"; known: ${known}`), transaction);
+        }
+        return { operation, input: fields, ...(transaction === undefined ? {} : { transaction }) };
+      },
+      reply: (topic, outcome) => {
+        const name = topic.slice(prefix.length);
+        // Names are echoed in the response topic: known ones, or plain short ones for REQUEST_UNKNOWN.
+        if (!this.#bridge.has(name) && !/^[a-z][a-z0-9/_-]{0,63}$/.test(name)) return [];
+        return envelopeReply(responseTopic(name), outcome);
+      },
     });
   }
 
@@ -96,7 +161,11 @@ export class MqttAdapter {
       }
       call = route.decode(message.topic, message.payload);
     } catch (error) {
-      await this.#send(route.reply(message.topic, { ok: false, error: toClawboxError(error) }));
+      const refused = error instanceof RefusedRequest ? error : null;
+      const outcome: RouteOutcome = refused
+        ? { ok: false, error: refused.error, ...(refused.transaction === undefined ? {} : { transaction: refused.transaction }) }
+        : { ok: false, error: toClawboxError(error) };
+      await this.#send(route.reply(message.topic, outcome));
       return;
     }
     if (!call) return;
@@ -166,7 +235,7 @@ export function parseJsonPayload(payload: Buffer): unknown {
 
 /** The usual request/response answer: one envelope on `responseTopic`, the transaction echoed. */
 export function envelopeReply(responseTopic: string, outcome: RouteOutcome, transaction?: Transaction): OutgoingMessage[] {
-  const tx = outcome.call?.transaction ?? transaction;
+  const tx = outcome.call?.transaction ?? (outcome.ok ? undefined : outcome.transaction) ?? transaction;
   const body: Envelope = outcome.ok ? okEnvelope(outcome.data, tx) : errorEnvelope(outcome.error, tx);
   return [{ topic: responseTopic, payload: JSON.stringify(body) }];
 }
