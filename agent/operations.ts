@@ -31,6 +31,18 @@ export interface AgentRequestInput {
   deadline_ms?: number;
 }
 
+/** What agent.request accepts (also what stand-ins for it in tests accept). */
+export const AGENT_REQUEST_INPUT = {
+  type: 'object',
+  required: ['text'],
+  additionalProperties: false,
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 1000 },
+    session: { type: 'string', minLength: 1, maxLength: 128 },
+    deadline_ms: { type: 'integer', minimum: 1, maximum: 600_000 },
+  },
+} as const;
+
 /** "confirm 1a2b3c4d" (or "yes 1a2b3c4d") in any channel confirms a pending action. */
 const CONFIRM_TEXT = /^\s*(?:confirm|yes)\s+([0-9a-f]{8})\s*[.!]?\s*$/i;
 
@@ -49,16 +61,7 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
     defineOperation<AgentRequestInput, unknown>({
       name: 'agent.request',
       summary: 'a request in plain language; the agent answers and acts as the caller',
-      input: {
-        type: 'object',
-        required: ['text'],
-        additionalProperties: false,
-        properties: {
-          text: { type: 'string', minLength: 1, maxLength: 1000 },
-          session: { type: 'string', minLength: 1, maxLength: 128 },
-          deadline_ms: { type: 'integer', minimum: 1, maximum: 600_000 },
-        },
-      },
+      input: AGENT_REQUEST_INPUT,
       permission: () => 'agent/request',
       // Its actions are audited as device.set; the request itself as an agent decision below.
       changesWorld: false,

@@ -2,6 +2,7 @@
 import { Writable } from 'node:stream';
 import { type Socket, connect } from 'node:net';
 import { type App, createApp } from '../app/app.js';
+import { AGENT_REQUEST_INPUT } from '../agent/operations.js';
 import { makeTestContext } from '../runtime/broker/test-context.js';
 import { createLogging } from '../runtime/logging.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
@@ -36,16 +37,7 @@ function standInAgentRequest(handler: AgentStandIn) {
   return defineOperation<AgentRequestInput, unknown>({
     name: 'agent.request',
     summary: 'test stand-in for the agent',
-    input: {
-      type: 'object',
-      required: ['text'],
-      additionalProperties: false,
-      properties: {
-        text: { type: 'string', minLength: 1, maxLength: 1000 },
-        session: { type: 'string', minLength: 1, maxLength: 128 },
-        deadline_ms: { type: 'integer', minimum: 1, maximum: 600_000 },
-      },
-    },
+    input: AGENT_REQUEST_INPUT,
     permission: () => 'agent/request',
     changesWorld: false,
     deadlineMs: 30_000,
