@@ -8,15 +8,21 @@
  *   matches the embedded broker's settings (anonymous loopback, no persistence, TCP_NODELAY, no inflight
  *   or queue limits), killed by its PID at the end.
  *
- * Measures, per round and broker: QoS 0 and QoS 1 throughput (N x 64-byte messages, one publisher, one
- * subscriber), and the round-trip time of sequential QoS 1 request/response pairs. Then the RSS of each
- * broker process idle and with 1,000 idle MQTT clients. Prints medians and clawbox/mosquitto ratios and
- * writes everything to bench/results/broker-<time>.json.
+ * - baseline (optional, BENCH_BASELINE_REF=<git ref>): clawbox as it was at that commit (`git archive`
+ *   into a temp folder, this checkout's node_modules linked, built there), run the same way: the before
+ *   of a before/after in one run.
  *
- * Environment: BENCH_MESSAGES (default 100000), BENCH_ROUNDS (3), BENCH_PAIRS (2000), BENCH_IDLE_CLIENTS (1000).
+ * Measures, per round and broker: QoS 0 and QoS 1 throughput (N x 64-byte messages, one publisher, one
+ * subscriber), QoS 1 throughput where the broker has to store every message (the subscriber is a
+ * persistent session; and the messages are retained, on 100 topics), and the round-trip time of
+ * sequential QoS 1 request/response pairs. Then the RSS of each broker process idle and with 1,000 idle
+ * MQTT clients. Prints medians and ratios and writes everything to bench/results/broker-<time>.json.
+ *
+ * Environment: BENCH_MESSAGES (default 100000), BENCH_ROUNDS (3), BENCH_PAIRS (2000), BENCH_IDLE_CLIENTS
+ * (1000), BENCH_BASELINE_REF (none).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,10 +36,13 @@ const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 2000);
 const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
+const BASELINE_REF = process.env.BENCH_BASELINE_REF;
+/** Retained messages go to this many topics in turn. */
+const RETAINED_TOPICS = 100;
 const PAYLOAD = Buffer.alloc(64, 0x61);
 const WINDOW = 1000; // publishes in flight at most (bounds client memory; QoS 1 waits for PUBACKs)
 
-type BrokerName = 'clawbox' | 'mosquitto';
+type BrokerName = 'clawbox' | 'mosquitto' | 'baseline';
 
 interface BrokerProcess {
   name: BrokerName;
@@ -94,13 +103,13 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Builds the runtime as `npm start` does; returns how it will be run. */
-function buildRuntime(): { command: string[]; how: string } {
-  const main = path.join(ROOT, 'dist/app/main.js');
-  log('building the runtime (npm run build) ...');
+/** Builds the runtime in `root` as `npm start` does; returns how it will be run. */
+function buildRuntime(root = ROOT): { command: string[]; how: string } {
+  const main = path.join(root, 'dist/app/main.js');
+  log(`building the runtime in ${root} (npm run build) ...`);
   try {
     execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-      cwd: ROOT,
+      cwd: root,
       stdio: 'ignore',
     });
   } catch {
@@ -108,17 +117,27 @@ function buildRuntime(): { command: string[]; how: string } {
   }
   if (existsSync(main)) return { command: [process.execPath, main, 'start'], how: 'node dist/app/main.js start (compiled, as npm start)' };
   return {
-    command: [process.execPath, '--import', 'tsx', path.join(ROOT, 'app/main.ts'), 'start'],
+    command: [process.execPath, '--import', 'tsx', path.join(root, 'app/main.ts'), 'start'],
     how: 'node --import tsx app/main.ts start (build failed; sources through tsx)',
   };
 }
 
-async function startClawbox(command: string[], scratch: string): Promise<BrokerProcess> {
+/** The tree of `ref` in `<scratch>/baseline`, with this checkout's node_modules, built. */
+function buildBaseline(ref: string, scratch: string): { command: string[]; how: string; commit: string } {
+  const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dir = path.join(scratch, 'baseline');
+  mkdirSync(dir);
+  execFileSync('bash', ['-c', `git archive ${commit} | tar -x -C '${dir}'`], { cwd: ROOT });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return { ...buildRuntime(dir), commit };
+}
+
+async function startClawbox(command: string[], scratch: string, name: BrokerName = 'clawbox', cwd = ROOT): Promise<BrokerProcess> {
   const port = await freePort();
   const httpPort = await freePort();
-  const stateDir = path.join(scratch, 'clawbox-state');
+  const stateDir = path.join(scratch, `${name}-state`);
   const child = spawn(command[0]!, command.slice(1), {
-    cwd: ROOT,
+    cwd,
     env: {
       ...process.env,
       CLAWBOX_CONFIG: '',
@@ -137,7 +156,7 @@ async function startClawbox(command: string[], scratch: string): Promise<BrokerP
     void probe.subscribeAsync('clawbox/bridge/state');
   });
   await end(probe);
-  return { name: 'clawbox', port, pid: child.pid!, child, stop: () => stopChild(child) };
+  return { name, port, pid: child.pid!, child, stop: () => stopChild(child) };
 }
 
 function mosquittoVersion(): string {
@@ -172,8 +191,12 @@ async function startMosquitto(scratch: string): Promise<BrokerProcess> {
   return { name: 'mosquitto', port, pid: child.pid!, child, stop: () => stopChild(child) };
 }
 
+/** What the broker must store: nothing, every message for a persistent session, every message retained. */
+type Stored = 'none' | 'session' | 'retained';
+
 interface Throughput {
   qos: 0 | 1;
+  stored: Stored;
   messages: number;
   received: number;
   seconds: number;
@@ -190,11 +213,12 @@ function cpuMs(pid: number): number {
 }
 
 /** One publisher and one subscriber; time from the first publish until the subscriber has them all. */
-async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string): Promise<Throughput> {
+async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string, stored: Stored = 'none'): Promise<Throughput> {
   const { port } = broker;
-  const sub = await connect(port);
+  const clientId = `bench-sub-${topic.replaceAll('/', '-')}`;
+  const sub = await connect(port, stored === 'session' ? { clientId, clean: false } : {});
   const pub = await connect(port);
-  await sub.subscribeAsync(topic, { qos });
+  await sub.subscribeAsync(stored === 'retained' ? `${topic}/+` : topic, { qos });
   let received = 0;
   let lastAt = 0;
   const allIn = new Promise<void>((resolve) => {
@@ -214,7 +238,8 @@ async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string): Pro
       scheduled = false;
       while (sent < MESSAGES && sent - done < WINDOW) {
         sent++;
-        pub.publish(topic, PAYLOAD, { qos }, (error) => {
+        const to = stored === 'retained' ? `${topic}/${sent % RETAINED_TOPICS}` : topic;
+        pub.publish(to, PAYLOAD, { qos, retain: stored === 'retained' }, (error) => {
           if (error) {
             reject(error);
             return;
@@ -239,8 +264,10 @@ async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string): Pro
   const seconds = ((received === MESSAGES ? lastAt : lastAt || performance.now()) - started) / 1000;
   const cpu = cpuMs(broker.pid) - cpuBefore;
   await Promise.all([end(sub), end(pub)]);
+  if (stored === 'session') await end(await connect(port, { clientId, clean: true })); // drops the session
   return {
     qos,
+    stored,
     messages: MESSAGES,
     received,
     seconds: round(seconds, 3),
@@ -313,6 +340,8 @@ interface RoundResult {
   broker: BrokerName;
   qos0: Throughput;
   qos1: Throughput;
+  qos1_session: Throughput;
+  qos1_retained: Throughput;
   rtt: RoundTrip;
 }
 
@@ -321,56 +350,79 @@ async function main(): Promise<void> {
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-'));
   const { command, how } = buildRuntime();
   log(`clawbox runs as: ${how}`);
+  const baselineBuild = BASELINE_REF ? buildBaseline(BASELINE_REF, scratch) : undefined;
   const brokers: BrokerProcess[] = [];
   try {
     const clawbox = await startClawbox(command, scratch);
     brokers.push(clawbox);
     const mosquitto = await startMosquitto(scratch);
     brokers.push(mosquitto);
+    if (baselineBuild) {
+      log(`baseline: clawbox at ${baselineBuild.commit}`);
+      brokers.push(await startClawbox(baselineBuild.command, scratch, 'baseline', path.join(scratch, 'baseline')));
+    }
+    const names = brokers.map((b) => b.name);
 
-    // Memory first, while both processes are fresh.
+    // Memory first, while the processes are fresh.
     log(`RSS idle and with ${IDLE_CLIENTS} idle clients ...`);
-    const memory = {
-      clawbox: await rssWithClients(clawbox),
-      mosquitto: await rssWithClients(mosquitto),
-    };
+    const memory: Partial<Record<BrokerName, Awaited<ReturnType<typeof rssWithClients>>>> = {};
+    for (const broker of brokers) memory[broker.name] = await rssWithClients(broker);
 
     const results: RoundResult[] = [];
     for (let r = 1; r <= ROUNDS; r++) {
-      // Alternate which broker goes first so that drift (thermal, other load) hits both alike.
-      const order = r % 2 === 1 ? [clawbox, mosquitto] : [mosquitto, clawbox];
+      // Rotate which broker goes first so that drift (thermal, other load) hits all alike.
+      const order = brokers.map((_, i) => brokers[(i + r - 1) % brokers.length]!);
       for (const broker of order) {
         log(`round ${r}/${ROUNDS}: ${broker.name} ...`);
         const qos0 = await throughput(broker, 0, `bench/tp/${r}/0`);
         const qos1 = await throughput(broker, 1, `bench/tp/${r}/1`);
+        const qos1_session = await throughput(broker, 1, `bench/tp/${r}/session`, 'session');
+        const qos1_retained = await throughput(broker, 1, `bench/tp/${r}/retained`, 'retained');
         const rtt = await roundTrip(broker.port);
-        results.push({ round: r, broker: broker.name, qos0, qos1, rtt });
+        results.push({ round: r, broker: broker.name, qos0, qos1, qos1_session, qos1_retained, rtt });
         log(
           `  qos0 ${qos0.msgs_per_s}/s (${qos0.received}/${qos0.messages}, ${qos0.broker_cpu_ms_per_1k} ms CPU/1k)` +
-            `  qos1 ${qos1.msgs_per_s}/s (${qos1.broker_cpu_ms_per_1k} ms CPU/1k)  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`,
+            `  qos1 ${qos1.msgs_per_s}/s (${qos1.broker_cpu_ms_per_1k} ms CPU/1k)` +
+            `  qos1 session ${qos1_session.msgs_per_s}/s (${qos1_session.broker_cpu_ms_per_1k} ms CPU/1k)` +
+            `  qos1 retained ${qos1_retained.msgs_per_s}/s (${qos1_retained.broker_cpu_ms_per_1k} ms CPU/1k)` +
+            `  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`,
         );
       }
     }
 
     const of = (name: BrokerName, pick: (r: RoundResult) => number): number => median(results.filter((r) => r.broker === name).map(pick));
+    const n = `${MESSAGES / 1000}k x 64 B`;
     const rows: [string, (r: RoundResult) => number][] = [
-      [`QoS 0 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos0.msgs_per_s],
-      [`QoS 1 throughput, msg/s (${MESSAGES / 1000}k x 64 B)`, (r) => r.qos1.msgs_per_s],
+      [`QoS 0 throughput, msg/s (${n})`, (r) => r.qos0.msgs_per_s],
+      [`QoS 1 throughput, msg/s (${n})`, (r) => r.qos1.msgs_per_s],
+      [`QoS 1 to a persistent session, msg/s (${n})`, (r) => r.qos1_session.msgs_per_s],
+      [`QoS 1 retained (${RETAINED_TOPICS} topics), msg/s (${n})`, (r) => r.qos1_retained.msgs_per_s],
       ['broker CPU per 1,000 QoS 0 messages, ms', (r) => r.qos0.broker_cpu_ms_per_1k],
       ['broker CPU per 1,000 QoS 1 messages, ms', (r) => r.qos1.broker_cpu_ms_per_1k],
+      ['broker CPU per 1,000 QoS 1 to a persistent session, ms', (r) => r.qos1_session.broker_cpu_ms_per_1k],
+      ['broker CPU per 1,000 QoS 1 retained, ms', (r) => r.qos1_retained.broker_cpu_ms_per_1k],
       [`QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.rtt.p50_ms],
       [`QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.rtt.p99_ms],
     ];
+    const withBaseline = names.includes('baseline');
+    const ratio = (a: number, b: number, digits = 2): string => (a / b).toFixed(digits);
     const table = [
-      '| metric (median of rounds) | clawbox | mosquitto | clawbox/mosquitto |',
-      '|---|---:|---:|---:|',
+      `| metric (median of rounds) | ${names.join(' | ')} | clawbox/mosquitto |${withBaseline ? ' clawbox/baseline |' : ''}`,
+      `|---|${names.map(() => '---:|').join('')}---:|${withBaseline ? '---:|' : ''}`,
       ...rows.map(([label, pick]) => {
-        const a = of('clawbox', pick);
-        const b = of('mosquitto', pick);
-        return `| ${label} | ${fmt(a)} | ${fmt(b)} | ${(a / b).toFixed(2)} |`;
+        const values = names.map((name) => of(name, pick));
+        const c = of('clawbox', pick);
+        return `| ${label} | ${values.map(fmt).join(' | ')} | ${ratio(c, of('mosquitto', pick))} |${withBaseline ? ` ${ratio(c, of('baseline', pick))} |` : ''}`;
       }),
-      `| RSS idle, MB | ${memory.clawbox.idle_mb} | ${memory.mosquitto.idle_mb} | ${(memory.clawbox.idle_mb / memory.mosquitto.idle_mb).toFixed(1)} |`,
-      `| RSS with ${IDLE_CLIENTS} idle clients, MB | ${memory.clawbox.with_clients_mb} | ${memory.mosquitto.with_clients_mb} | ${(memory.clawbox.with_clients_mb / memory.mosquitto.with_clients_mb).toFixed(1)} |`,
+      ...(
+        [
+          ['RSS idle, MB', 'idle_mb'],
+          [`RSS with ${IDLE_CLIENTS} idle clients, MB`, 'with_clients_mb'],
+        ] as const
+      ).map(([label, key]) => {
+        const c = memory.clawbox![key];
+        return `| ${label} | ${names.map((name) => memory[name]![key]).join(' | ')} | ${ratio(c, memory.mosquitto![key], 1)} |${withBaseline ? ` ${ratio(c, memory.baseline![key], 1)} |` : ''}`;
+      }),
     ].join('\n');
 
     const machine = {
@@ -384,8 +436,11 @@ async function main(): Promise<void> {
       load_average_before: loadBefore,
       load_average_after: os.loadavg().map((n) => round(n, 2)),
     };
-    const lossy = results.filter((r) => r.qos0.received < r.qos0.messages || r.qos1.received < r.qos1.messages);
-    process.stdout.write(`\nBroker benchmark: ${ROUNDS} alternating rounds, clawbox as ${how}\n`);
+    const lossy = results.filter((r) => [r.qos0, r.qos1, r.qos1_session, r.qos1_retained].some((x) => x.received < x.messages));
+    process.stdout.write(
+      `\nBroker benchmark: ${ROUNDS} rounds in rotating order, clawbox as ${how}` +
+        `${baselineBuild ? `; baseline: clawbox at ${baselineBuild.commit}, same way` : ''}\n`,
+    );
     process.stdout.write(
       `Machine: ${machine.cpus} vCPU ${machine.cpu_model}, ${machine.memory_gb} GB, Node ${machine.node}, ${machine.mosquitto}; ` +
         `load average ${machine.load_average_before[0]} before, ${machine.load_average_after[0]} after\n\n`,
@@ -400,7 +455,7 @@ async function main(): Promise<void> {
     const file = path.join(outDir, `broker-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(
       file,
-      `${JSON.stringify({ when: new Date().toISOString(), machine, clawbox_runs_as: how, settings: { MESSAGES, ROUNDS, PAIRS, IDLE_CLIENTS, WINDOW, payload_bytes: PAYLOAD.length }, memory, results, table }, null, 2)}\n`,
+      `${JSON.stringify({ when: new Date().toISOString(), machine, clawbox_runs_as: how, baseline: baselineBuild?.commit ?? null, settings: { MESSAGES, ROUNDS, PAIRS, IDLE_CLIENTS, WINDOW, RETAINED_TOPICS, payload_bytes: PAYLOAD.length }, memory, results, table }, null, 2)}\n`,
     );
     process.stdout.write(`\nResults: ${path.relative(ROOT, file)}\n`);
   } finally {
