@@ -3,11 +3,12 @@
  * before any driver sees them. Failures map to specific codes: PROPERTY_UNKNOWN, PROPERTY_READ_ONLY,
  * VALUE_WRONG_TYPE, VALUE_OUT_OF_RANGE, COMMAND_INVALID (not an object, empty).
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
 import { CAPABILITIES, type JsonSchema, THERMOSTAT_DEFAULTS } from './capabilities.js';
 import type { CapabilityEntry } from './config-schema.js';
 import type { CapabilityConfig, DeviceCommand, DeviceDefinition, DeviceState, StateValue } from './model.js';
+import { validatorFor } from '../runtime/operations/validator.js';
 
 export interface DeviceSchemas {
   /** The JSON Schema a command must match (what the agent builds its grammar from). */
@@ -75,7 +76,6 @@ export function deriveSchemas(capabilities: readonly CapabilityConfig[]): Device
   };
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true, multipleOfPrecision: 6 });
 
 interface Compiled {
   key: string;
@@ -146,8 +146,8 @@ export class CommandValidator {
     const compiled = {
       key,
       schemas,
-      validate: ajv.compile(schemas.command),
-      validateState: ajv.compile(schemas.state),
+      validate: validatorFor(schemas.command, 'command'),
+      validateState: validatorFor(schemas.state, 'command'),
     };
     this.#cache.set(device.id, compiled);
     return compiled;

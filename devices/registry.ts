@@ -4,7 +4,6 @@
  * persisted in the state store (namespace `devices`) together with each device's last known state.
  * Ids are stable: a rename changes the display name only, so topics and Home Assistant unique ids stay.
  */
-import { Ajv } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
 import { normalizeCapabilities } from './command-schema.js';
@@ -12,6 +11,7 @@ import { type DeviceConfigEntry, deviceEntrySchema } from './config-schema.js';
 import type { DeviceDefinition, DeviceState } from './model.js';
 import { RESERVED_DEVICE_IDS } from './model.js';
 import { agentPolicyOf } from './safety-policy.js';
+import { validatorFor } from '../runtime/operations/validator.js';
 
 export interface StoredState {
   state: DeviceState;
@@ -32,8 +32,7 @@ export interface DevicesDocument {
 
 export const emptyDevicesDocument = (): DevicesDocument => ({ version: 1, added: [], removed: [], names: {}, states: {} });
 
-const entryAjv = new Ajv({ allErrors: false, useDefaults: true, strict: true });
-const validateEntry = entryAjv.compile(deviceEntrySchema);
+const validateEntry = validatorFor(deviceEntrySchema, 'config');
 
 /** Validates one entry (a bridge request body or a stored one), applying defaults to a copy. */
 export function parseDeviceEntry(input: unknown): DeviceConfigEntry {

@@ -5,13 +5,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Ajv } from 'ajv';
 import YAML from 'yaml';
 import { type ConfigLoader, ioReason, readConfigDocument } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/store/atomic-file.js';
 import { type ModelConfigEntry, modelEntrySchema } from './config-schema.js';
 import { ModelRegistry, describeModelFile } from './registry.js';
+import { validatorFor } from '../runtime/operations/validator.js';
 
 export interface ModelsCliIo {
   stdout: (text: string) => void;
@@ -26,8 +26,7 @@ const USAGE = `Usage:
                                                              hash FILE, read its header, add it to the config
                                                              (prints the entry when there is no config file)`;
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-const validateEntry = ajv.compile(modelEntrySchema);
+const validateEntry = validatorFor(modelEntrySchema, 'check');
 
 const defaultIo: ModelsCliIo = {
   stdout: (text) => process.stdout.write(text),
@@ -184,7 +183,7 @@ async function add(
 /** Appends a model entry to the YAML config, keeping comments and layout, written atomically. */
 async function appendToConfig(file: string, entry: Record<string, unknown>): Promise<void> {
   if (!validateEntry(entry)) {
-    throw new ClawboxError('USAGE', `the entry would not be valid config: ${ajv.errorsText(validateEntry.errors)}`);
+    throw new ClawboxError('USAGE', `the entry would not be valid config: ${(validateEntry.errors ?? []).map((e) => `${e.instancePath || 'entry'} ${e.message}`).join('; ')}`);
   }
   // The same limits as loading the config: this file may be the one `clawbox start` reads.
   const doc = existsSync(file) ? readConfigDocument(file) : new YAML.Document();

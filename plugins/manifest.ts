@@ -8,6 +8,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { ClawboxError } from '../runtime/errors.js';
 import { PLUGIN_NAME_PATTERN, TOOL_NAME_PATTERN } from './config-schema.js';
+import { validatorFor } from '../runtime/operations/validator.js';
 
 export const MANIFEST_FILE = 'clawbox.plugin.json';
 const MAX_MANIFEST_BYTES = 256 * 1024;
@@ -123,10 +124,12 @@ export interface CompiledManifest {
   readonly validateConfig: ValidateFunction;
 }
 
-const manifestAjv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true });
-const validateManifest = manifestAjv.compile(manifestSchema);
+const validateManifest = validatorFor(manifestSchema, 'config');
 
-/** Plugin-supplied schemas: not strict (authors use annotations freely), defaults applied to arguments and config. */
+/**
+ * Plugin-supplied schemas: not strict (authors use annotations freely), defaults applied to arguments and
+ * config, and one instance per plugin so that their $ids cannot collide with ours or each other's.
+ */
 function schemaAjv(): Ajv {
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
   addFormats.default(ajv);

@@ -5,13 +5,14 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { Document } from 'yaml';
 import { ClawboxError, toClawboxError } from '../errors.js';
 import { applyOverride, collectEnvOverrides } from './env.js';
 import { type ConfigIssue, formatIssues, issuesFromAjv } from './issues.js';
 import type { Config, ConfigSchema } from './schema.js';
 import { parseYamlSafely, YAML_LIMITS, YamlRejected } from './yaml.js';
+import { validatorFor } from '../operations/validator.js';
 
 export const APPLIANCE_CONFIG_PATH = '/etc/clawbox/config.yaml';
 
@@ -183,20 +184,8 @@ function coreCrossChecks(config: Config): ConfigIssue[] {
 
 /** A loader for one composed schema; the feature sections' own cross-checks run after the core's. */
 export function createConfigLoader(schema: ConfigSchema, crossChecks: readonly ConfigCrossCheck[] = []): ConfigLoader {
-  // verbose: errors carry the offending value and schema, so messages can name both.
   // Compiled on first use: commands such as `clawbox passwd` never validate.
-  let compiled: ValidateFunction | undefined;
-  const validator = (): ValidateFunction => {
-    compiled ??= new Ajv({
-      allErrors: true,
-      useDefaults: true,
-      strict: true,
-      strictRequired: false,
-      allowUnionTypes: true,
-      verbose: true,
-    }).compile(schema);
-    return compiled;
-  };
+  const validator = (): ValidateFunction => validatorFor(schema, 'config');
 
   const checkConfig = (options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } => {
     const env = options.env ?? process.env;

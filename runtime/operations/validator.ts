@@ -1,20 +1,48 @@
 /**
- * The one validator factory: one Ajv instance for every operation's input and output schema, compiled
- * once per schema object. Errors come back as one readable line for the caller.
+ * The one validator factory: every JSON Schema the runtime checks (operation inputs, config, device
+ * commands, manifests) is compiled here, once per schema object, on one Ajv instance per profile. Errors
+ * come back as one readable line for the caller.
+ *
+ * Profiles differ only where the data needs it: config lists every problem and applies defaults; check
+ * leaves the value as it is; device commands compare multipleOf with a float tolerance; requests stop at
+ * the first problem. Schemas written by plugin authors are compiled by the plugin host on an instance of
+ * their own per plugin (their $ids must not collide with ours or each other's), and the agent checks model
+ * proposals against device schemas by content (agent/validate.ts), since each snapshot is a fresh copy.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { ClawboxError, type ErrorCode } from '../errors.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
-const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true, useDefaults: true, coerceTypes: false });
-const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+export type ValidatorProfile = 'request' | 'config' | 'check' | 'command';
 
-export function validatorFor<T>(schema: JsonSchema): ValidateFunction<T> {
-  let validate = compiled.get(schema);
+const OPTIONS: Record<ValidatorProfile, ConstructorParameters<typeof Ajv>[0]> = {
+  request: { allErrors: false, strict: true, allowUnionTypes: true, useDefaults: true, coerceTypes: false },
+  // verbose: errors carry the offending value and schema, so config messages can name both.
+  config: { allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, useDefaults: true, verbose: true },
+  // Validates without changing the value (no defaults), e.g. an entry about to be written to the config.
+  check: { allErrors: true, strict: true, allowUnionTypes: true },
+  command: { allErrors: false, strict: true, multipleOfPrecision: 6 },
+};
+
+const instances = new Map<ValidatorProfile, Ajv>();
+const compiled = new Map<ValidatorProfile, WeakMap<JsonSchema, ValidateFunction>>();
+
+export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 'request'): ValidateFunction<T> {
+  let cache = compiled.get(profile);
+  if (!cache) {
+    cache = new WeakMap();
+    compiled.set(profile, cache);
+  }
+  let validate = cache.get(schema);
   if (!validate) {
+    let ajv = instances.get(profile);
+    if (!ajv) {
+      ajv = new Ajv(OPTIONS[profile]);
+      instances.set(profile, ajv);
+    }
     validate = ajv.compile(schema as Record<string, unknown>);
-    compiled.set(schema, validate);
+    cache.set(schema, validate);
   }
   return validate as ValidateFunction<T>;
 }
