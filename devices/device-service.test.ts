@@ -51,9 +51,9 @@ t.test('state, runtime devices and renames survive a restart and are republished
   t.match(second.service.get('fan'), { origin: 'runtime', state: { brightness: 70 } });
   const c = await connectClient(t, second.url);
   await c.subscribe('clawbox/+');
-  const lamp = await c.waitFor('clawbox/lamp', () => true, 3000, true);
+  const lamp = await c.waitFor('clawbox/lamp', () => true, undefined, true);
   t.same([json(lamp.payload), lamp.retain], [{ state: 'ON' }, true]);
-  const fan = await c.waitFor('clawbox/fan', () => true, 3000, true);
+  const fan = await c.waitFor('clawbox/fan', () => true, undefined, true);
   t.match(json(fan.payload), { brightness: 70 });
 
   await second.service.remove('lamp');

@@ -47,7 +47,7 @@ t.test('every demo device is discovered with documented fields only, and re-sent
     'homeassistant/sensor/clawbox_temperature_humidity/config',
     'homeassistant/cover/clawbox_cover/config',
   ];
-  for (const topic of expected) await c.waitFor(topic, () => true, 3000, true);
+  for (const topic of expected) await c.waitFor(topic, () => true, undefined, true);
   const configs = c.received.filter((m) => m.topic.endsWith('/config'));
   t.same(configs.map((m) => m.topic).sort(), [...expected].sort());
   const uniqueIds = new Set<string>();
@@ -80,7 +80,7 @@ t.test('every demo device is discovered with documented fields only, and re-sent
 
   c.clear();
   await c.publish('homeassistant/status', 'online');
-  for (const topic of expected) await c.waitFor(topic, () => true, 3000, true);
+  for (const topic of expected) await c.waitFor(topic, () => true, undefined, true);
   t.pass('discovery re-sent when Home Assistant came online');
 
   const cleared = c.waitFor('homeassistant/switch/clawbox_lamp/config', (p) => p === '');
