@@ -102,6 +102,12 @@ t.test('the agent may only do what its caller may do (MQTT ACL)', async (t) => {
   t.same(porch.data.actions, [], 'nothing ran');
   t.match(porch.data.refused, [{ device: 'porch', code: 'FORBIDDEN' }], 'refused as FORBIDDEN, naming the device');
   t.equal(stateOf(app, 'porch'), 'OFF', 'the porch light did not move');
+  const decisions = await app.audit.query({ op: 'agent.request', device: 'porch' });
+  t.match(
+    decisions,
+    [{ principal: { kind: 'mqtt', id: 'panel' }, decision: 'forbidden', outcome: 'not_run', rule: 'fast-path intent', proposed: [{ device: 'porch', code: 'FORBIDDEN' }] }],
+    'the refused decision is audited: who asked, what was proposed, why it did not run',
+  );
 
   const owner = await connect(t, url, 'owner');
   const allowed = await ask(owner, 'clawbox/agent/request', { text: 'turn on the porch light' });

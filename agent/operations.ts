@@ -115,21 +115,31 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
   ];
 }
 
-/** One audit record per agent decision: what was proposed (or which rule matched), and what became of it. */
+/**
+ * One audit record per agent decision: every action it proposed (or which rule matched), and what became
+ * of them. Each action that ran also has its own device.set record with the device's acknowledgement.
+ */
 async function auditDecision(ctx: OperationContext, response: AgentAnswer): Promise<void> {
   const refused = response.refused ?? [];
+  const pending = response.confirmations ?? [];
   if (response.actions.length === 0 && refused.length === 0) return;
-  const action = response.actions[0];
-  const refusal = refused[0];
-  const failed = action && typeof action.result === 'object' && action.result !== null && 'error' in action.result;
+  const failed = (result: unknown) => typeof result === 'object' && result !== null && 'error' in result;
+  const proposed = [
+    ...response.actions.map((a) => ({ device: a.device, command: a.command, outcome: failed(a.result) ? 'failed' : 'done' })),
+    ...refused.map((r) => ({ device: r.device, command: r.command, outcome: 'not_run', code: r.code })),
+    ...pending.map((p) => ({ device: p.device, command: p.command, outcome: 'pending' })),
+  ];
+  const devices = [...new Set(proposed.map((p) => p.device).filter((d): d is string => typeof d === 'string'))];
+  const ran = response.actions.length > 0;
+  const firstRefusal = refused[0];
   await ctx.audit({
     op: 'agent.request',
-    ...(action?.device ?? refusal?.device ? { device: (action?.device ?? refusal?.device) as string } : {}),
-    proposed: action ? { device: action.device, command: action.command } : { device: refusal?.device ?? null, command: refusal?.command ?? null },
+    ...(devices.length === 1 ? { device: devices[0]! } : {}),
+    proposed,
     rule: response.path === 'fast' ? 'fast-path intent' : `model (${response.path})`,
-    decision: action ? 'allowed' : refusal?.code === 'FORBIDDEN' ? 'forbidden' : 'rejected',
-    outcome: action ? (failed ? 'failed' : 'done') : 'not_run',
-    ...(refusal ? { error: { code: refusal.code, message: refusal.reason } } : {}),
+    decision: ran ? 'allowed' : firstRefusal?.code === 'FORBIDDEN' ? 'forbidden' : 'rejected',
+    outcome: !ran ? 'not_run' : response.actions.some((a) => failed(a.result)) ? 'failed' : 'done',
+    ...(firstRefusal ? { error: { code: firstRefusal.code, message: firstRefusal.reason } } : {}),
   });
 }
 
