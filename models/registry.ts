@@ -8,9 +8,9 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import * as llamaCpp from 'node-llama-cpp';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import { type ModelConfigEntry, withModelDefaults } from './config-schema.js';
+import { loadNodeLlamaCpp } from './engine/llama-module.js';
 import { type GgufSummary, inspectGguf } from './gguf/reader.js';
 
 export interface ModelRecord {
@@ -41,14 +41,25 @@ export interface HashCache {
   set(key: string, sha256: string): void | Promise<void>;
 }
 
-// node-llama-cpp declares GgufArchitectureType as a const enum but ships it as an object: every
-// architecture its llama.cpp build knows.
-const SUPPORTED_ARCHITECTURES: ReadonlySet<string> = new Set(
-  Object.values((llamaCpp as unknown as { GgufArchitectureType: Record<string, string> }).GgufArchitectureType),
-);
+let supportedArchitectures: Promise<ReadonlySet<string>> | undefined;
 
-export function isSupportedArchitecture(architecture: string | null): boolean {
-  return architecture !== null && SUPPORTED_ARCHITECTURES.has(architecture);
+/**
+ * Every architecture the llama.cpp build knows. node-llama-cpp declares GgufArchitectureType as a const
+ * enum but ships it as an object. Imported on the first verification, not at start-up (llama-module.ts).
+ */
+function architectures(): Promise<ReadonlySet<string>> {
+  supportedArchitectures ??= loadNodeLlamaCpp().then(
+    (llamaCpp) => new Set(Object.values((llamaCpp as unknown as { GgufArchitectureType: Record<string, string> }).GgufArchitectureType)),
+    (error: unknown) => {
+      supportedArchitectures = undefined;
+      throw error;
+    },
+  );
+  return supportedArchitectures;
+}
+
+export async function isSupportedArchitecture(architecture: string | null): Promise<boolean> {
+  return architecture !== null && (await architectures()).has(architecture);
 }
 
 /** sha256 of a file, streamed; `onProgress` gets bytes hashed so far. */
@@ -73,7 +84,7 @@ export interface VerifyOptions {
 /** Verifies one file; throws the specific ClawboxError on the first problem found. */
 export async function verifyModelFile(file: string, expectedSha256?: string, options: VerifyOptions = {}): Promise<{ summary: GgufSummary; sha256: string | null }> {
   const summary = await inspectGguf(file);
-  if (!isSupportedArchitecture(summary.architecture)) {
+  if (!(await isSupportedArchitecture(summary.architecture))) {
     throw new ClawboxError(
       'MODEL_UNSUPPORTED',
       `${file}: architecture "${summary.architecture ?? '(none)'}" is not supported by this llama.cpp build`,

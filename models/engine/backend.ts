@@ -5,10 +5,11 @@
  * The factory is injectable so the fallback logic is tested without a GPU.
  */
 import { readdirSync } from 'node:fs';
-import { type Llama, LlamaLogLevel, getLlama } from 'node-llama-cpp';
+import type { Llama, LlamaLogLevel } from 'node-llama-cpp';
 import type { Logger } from '../../runtime/logging.js';
 import { ClawboxError } from '../../runtime/errors.js';
 import type { GpuBackendSetting } from '../config-schema.js';
+import { loadNodeLlamaCpp } from './llama-module.js';
 
 export type LlamaGpuRequest = 'auto' | 'metal' | 'cuda' | 'vulkan' | false;
 
@@ -24,8 +25,9 @@ export interface BackendSelection {
   fallback: { from: string; reason: string } | null;
 }
 
-export const defaultLlamaFactory: LlamaFactory = (gpu, logger) =>
-  getLlama({
+export const defaultLlamaFactory: LlamaFactory = async (gpu, logger) => {
+  const { getLlama, LlamaLogLevel } = await loadNodeLlamaCpp();
+  return getLlama({
     gpu,
     build: 'never',
     skipDownload: true,
@@ -33,12 +35,15 @@ export const defaultLlamaFactory: LlamaFactory = (gpu, logger) =>
     logLevel: LlamaLogLevel.warn,
     logger: (level, message) => forwardLlamaLog(logger, level, message),
   });
+};
 
 /** llama.cpp is chatty at warn level about harmless metadata; keep its warnings at debug, errors at warn. */
 export function forwardLlamaLog(logger: Logger, level: LlamaLogLevel, message: string): void {
   const text = message.trimEnd();
   if (!text) return;
-  if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) logger.warn({ llama: level }, `llama.cpp: ${text}`);
+  // LlamaLogLevel is a string enum (imported as a type only): 'error' and 'fatal' are its values.
+  const name: string = level;
+  if (name === 'error' || name === 'fatal') logger.warn({ llama: level }, `llama.cpp: ${text}`);
   else logger.debug({ llama: level }, `llama.cpp: ${text}`);
 }
 

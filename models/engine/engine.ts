@@ -7,21 +7,22 @@
  * evaluated; a new request erases only what differs and evaluates the rest, so a fixed system prefix is
  * evaluated once per sequence (warmPrefix does it ahead of time) and reused until it changes.
  */
-import {
-  type Llama,
-  type LlamaContext,
-  type LlamaContextSequence,
-  type LlamaGrammar,
+import type {
+  Llama,
+  LlamaContext,
+  LlamaContextSequence,
+  LlamaGrammar,
   LlamaGrammarEvaluationState,
-  type LlamaJsonSchemaGrammar,
-  type LlamaModel,
-  type Token,
+  LlamaJsonSchemaGrammar,
+  LlamaModel,
+  Token,
 } from 'node-llama-cpp';
 import { ClawboxError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/logging.js';
 import type { ModelConfigEntry } from '../config-schema.js';
 import { type BackendSelection, type SelectBackendOptions, backendName, message, selectBackend } from './backend.js';
 import { mapLoadError } from './load-errors.js';
+import { loadNodeLlamaCpp } from './llama-module.js';
 import { type RateSnapshot, ServiceRates } from './rates.js';
 import { type ThreadChoice, availableCpus, chooseThreads, sampleFreeCores } from './threads.js';
 
@@ -161,6 +162,8 @@ export class ModelEngine {
   readonly #slots: Slot[];
   readonly #waiters: Waiter[] = [];
   readonly #logger: Logger;
+  /** node-llama-cpp's class, from the module load() imported (it is not imported at start-up). */
+  readonly #GrammarEvaluationState: typeof LlamaGrammarEvaluationState;
   readonly #prefixTokens = new Map<string, Token[]>();
   readonly #grammars = new Map<string, Promise<JsonGrammar>>();
   readonly #gbnf = new Map<string, Promise<LlamaGrammar>>();
@@ -178,7 +181,9 @@ export class ModelEngine {
     logger: Logger;
     threads: ThreadChoice;
     info: ModelInfo;
+    GrammarEvaluationState: typeof LlamaGrammarEvaluationState;
   }) {
+    this.#GrammarEvaluationState = parts.GrammarEvaluationState;
     this.#llama = parts.llama;
     this.#ownsLlama = parts.ownsLlama;
     this.#model = parts.model;
@@ -200,6 +205,8 @@ export class ModelEngine {
   static async load(options: EngineLoadOptions): Promise<ModelEngine> {
     const { entry, logger } = options;
     const started = performance.now();
+    // Imported here, on the first load, not when the runtime starts (see llama-module.ts).
+    const { LlamaGrammarEvaluationState: GrammarEvaluationState } = await loadNodeLlamaCpp();
     let selection: BackendSelection;
     if (options.llama) {
       selection = { llama: options.llama, requested: entry.gpu, backend: backendName(options.llama), fallback: null };
@@ -259,7 +266,7 @@ export class ModelEngine {
         },
         `model ${entry.name} loaded on ${info.backend} in ${info.load_ms} ms`,
       );
-      return new ModelEngine({ llama: selection.llama, ownsLlama, logger, info, ...loaded });
+      return new ModelEngine({ llama: selection.llama, ownsLlama, logger, info, GrammarEvaluationState, ...loaded });
     } catch (error) {
       if (ownsLlama) await selection.llama.dispose().catch(() => {});
       if (options.signal?.aborted) throw abortError(options.signal);
@@ -558,12 +565,12 @@ export class ModelEngine {
           const grammar = guide.grammar();
           if (grammar !== current) {
             current = grammar;
-            state = grammar ? new LlamaGrammarEvaluationState({ model: this.#model, grammar }) : undefined;
+            state = grammar ? new this.#GrammarEvaluationState({ model: this.#model, grammar }) : undefined;
           }
           return state;
         };
       } else if (request.grammar) {
-        grammarState = new LlamaGrammarEvaluationState({ model: this.#model, grammar: request.grammar.grammar });
+        grammarState = new this.#GrammarEvaluationState({ model: this.#model, grammar: request.grammar.grammar });
       }
       this.#activePrefills++;
       inPrefill = true;
