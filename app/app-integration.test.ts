@@ -9,14 +9,24 @@ import { createLogging } from '../runtime/logging.js';
 import { makeTestContext } from '../runtime/broker/test-context.js';
 import { closeClient, collect, connect } from '../runtime/broker/test-helpers.js';
 
-t.test('broker in the composed runtime: TCP, WebSocket on the HTTP port, status, bridge/state', async (t) => {
-  const test = makeTestContext();
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+/** The whole runtime (createApp) on a temp state dir and free ports, silent, stopped at teardown. */
+async function startApp(t: Teardown, options: Parameters<typeof makeTestContext>[0] = {}) {
+  const test = makeTestContext(options);
   t.teardown(() => test.cleanup());
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
   const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
   const app = createApp({ config: test.ctx.config, logging, env: {} });
   await app.start();
   t.teardown(() => app.stop());
+  return app;
+}
+
+t.test('broker in the composed runtime: TCP, WebSocket on the HTTP port, status, bridge/state', async (t) => {
+  const app = await startApp(t);
 
   const tcp = await connect(`mqtt://127.0.0.1:${app.broker.port}`);
   const ws = await connect(`ws://127.0.0.1:${app.http.port}/mqtt`);
@@ -41,7 +51,7 @@ t.test('MQTT and HTTP logins share one guard: wrong MQTT passwords back the addr
   const { FREE_FAILURES } = await import('../runtime/auth/login-guard.js');
   const mqtt = (await import('mqtt')).default;
   const token = 'a-long-enough-test-token-0123456789';
-  const test = makeTestContext({
+  const app = await startApp(t, {
     config: {
       broker: { anonymous: 'never', users: [{ username: 'panel', password_hash: await hashPassword('right password'), publish: ['#'], subscribe: ['#'] }] },
       http: { token },
@@ -49,12 +59,6 @@ t.test('MQTT and HTTP logins share one guard: wrong MQTT passwords back the addr
     // Appliance mode: loopback callers need the token too.
     mode: 'appliance',
   });
-  t.teardown(() => test.cleanup());
-  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
-  const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
-  const app = createApp({ config: test.ctx.config, logging, env: {} });
-  await app.start();
-  t.teardown(() => app.stop());
   const status = (bearer: string) => fetch(`http://127.0.0.1:${app.http.port}/api/status`, { headers: { authorization: `Bearer ${bearer}` } });
 
   const codes: number[] = [];
@@ -81,13 +85,7 @@ t.test('MQTT and HTTP logins share one guard: wrong MQTT passwords back the addr
 });
 
 t.test('bridge requests of every feature share one table; models are listed over MQTT and HTTP', async (t) => {
-  const test = makeTestContext();
-  t.teardown(() => test.cleanup());
-  const sink = new Writable({ write: (_chunk, _enc, done) => done() });
-  const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
-  const app = createApp({ config: test.ctx.config, logging, env: {} });
-  await app.start();
-  t.teardown(() => app.stop());
+  const app = await startApp(t);
   const client = await connect(`mqtt://127.0.0.1:${app.broker.port}`);
   t.teardown(() => closeClient(client));
   const inbox = collect(client);

@@ -118,3 +118,14 @@ export function senderIdOf(sessionId: string): string {
   const at = sessionId.indexOf(':');
   return at < 0 ? sessionId : sessionId.slice(at + 1);
 }
+
+/** A chat message as the interactive channels (HTTP chat, WebSocket chat) accept it. */
+export const CHAT_MESSAGE_SCHEMA = {
+  type: 'object',
+  required: ['text'],
+  additionalProperties: false,
+  properties: {
+    text: { type: 'string', minLength: 1, maxLength: 100000 },
+    session: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
+  },
+} as const;

@@ -22,19 +22,9 @@ import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { HttpMethod, RouteHandler, RouteRequest } from '../runtime/http/http-server.js';
 import { okEnvelope } from '../runtime/operations/envelope.js';
 import { assertValid } from '../runtime/operations/validator.js';
-import type { ChatReply, Converse, InteractiveChannel } from './channel.js';
+import { CHAT_MESSAGE_SCHEMA, type ChatReply, type Converse, type InteractiveChannel } from './channel.js';
 
 const BODY_LIMIT = 256 * 1024;
-
-const chatSchema = {
-  type: 'object',
-  required: ['text'],
-  additionalProperties: false,
-  properties: {
-    text: { type: 'string', minLength: 1, maxLength: 100000 },
-    session: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
-  },
-} as const;
 
 const textPart = {
   type: 'object',
@@ -122,7 +112,7 @@ export class HttpChatChannel implements InteractiveChannel {
     const { http } = this.#options;
     this.#removers = [
       http.addRoute('POST', '/api/chat', async (request) => {
-        const body = assertValid<ChatBody>(chatSchema, await request.json(BODY_LIMIT), 'PAYLOAD_INVALID', 'a chat request {"text", "session"?}');
+        const body = assertValid<ChatBody>(CHAT_MESSAGE_SCHEMA, await request.json(BODY_LIMIT), 'PAYLOAD_INVALID', 'a chat request {"text", "session"?}');
         const sessionName = body.session ?? 'default';
         const reply = await this.#ask(request, sessionName, body.text);
         return okEnvelope({ ...reply, path: reply.path ?? null, session: `http:${sessionName}` });

@@ -18,23 +18,13 @@ import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { CallerUpgradeHandler } from '../runtime/http/http-server.js';
 import type { Principal } from '../runtime/operations/principal.js';
 import { validatorFor } from '../runtime/operations/validator.js';
-import type { Converse, InteractiveChannel } from './channel.js';
+import { CHAT_MESSAGE_SCHEMA, type Converse, type InteractiveChannel } from './channel.js';
 
 export const WS_CHAT_PATH = '/api/chat/ws';
 const MAX_FRAME_BYTES = 16 * 1024;
 const MAX_CLIENTS = 64;
 /** Frames waiting for their turn on one socket; more are refused at once. */
 const MAX_QUEUED_PER_SOCKET = 16;
-
-const messageSchema = {
-  type: 'object',
-  required: ['text'],
-  additionalProperties: false,
-  properties: {
-    text: { type: 'string', minLength: 1, maxLength: 100000 },
-    session: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
-  },
-} as const;
 
 export interface UpgradeHost {
   addUpgrade(path: string, handler: CallerUpgradeHandler, options?: { auth?: boolean }): () => void;
@@ -100,7 +90,7 @@ export class WsChatChannel implements InteractiveChannel {
     ws.on('message', (data, isBinary) => {
       const id = randomUUID();
       const body = isBinary ? undefined : parse(data.toString());
-      const validate = validatorFor<{ text: string; session?: string }>(messageSchema);
+      const validate = validatorFor<{ text: string; session?: string }>(CHAT_MESSAGE_SCHEMA);
       if (!validate(body)) {
         return sendFrame(ws, errorFrame('PAYLOAD_INVALID', 'a chat message is a JSON text frame {"text": "...", "session"?: "name"}', id));
       }
