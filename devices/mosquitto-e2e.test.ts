@@ -6,7 +6,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { demoDevices } from './demo.js';
-import { startStack } from './fixtures/stack.js';
+import { connectClient, startStack } from './fixtures/stack.js';
 
 const run = promisify(execFile);
 
@@ -31,6 +31,10 @@ async function exchange(port: number, answerTopic: string, topic: string, payloa
 t.test('mosquitto_pub / mosquitto_sub drive every topic form', async (t) => {
   const stack = await startStack(t, { config: { devices: demoDevices() } });
   const port = stack.broker.port;
+  // Drivers report their first state after start returns: wait for it, or it could be taken for an answer.
+  const watcher = await connectClient(t, stack.url);
+  await watcher.subscribe('clawbox/+');
+  for (const device of demoDevices()) await watcher.waitFor(`clawbox/${device.id}`, () => true, undefined, true);
 
   const state = await exchange(port, 'clawbox/light', 'clawbox/light/set', '{"state":"ON","brightness":30}');
   t.same(JSON.parse(state), { state: 'ON', brightness: 30 });
