@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { type App, createApp } from '../app/app.js';
 import { hashPassword } from '../runtime/auth/password.js';
-import { makeTestContext } from '../runtime/broker/test-context.js';
+import { makeTestContext } from '../app/testing/test-context.js';
 import { createLogging } from '../runtime/logging.js';
 import { principalWithFilters } from '../runtime/operations/principal.js';
 import { ConfirmationStore } from './confirmations.js';

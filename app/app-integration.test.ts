@@ -6,8 +6,8 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { createApp } from './app.js';
 import { createLogging } from '../runtime/logging.js';
-import { makeTestContext } from '../runtime/broker/test-context.js';
-import { closeClient, collect, connect } from '../runtime/broker/test-helpers.js';
+import { makeTestContext } from './testing/test-context.js';
+import { closeClient, collect, connect } from './testing/broker.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;

@@ -50,7 +50,7 @@ function serialEntry(id: string, devicePath: string) {
 // ---- the runtime side (child process) -----------------------------------------------------------------
 
 async function serve(configFile: string): Promise<void> {
-  const { makeTestContext } = await import('../runtime/broker/test-context.js');
+  const { makeTestContext } = await import('../app/testing/test-context.js');
   const { Broker } = await import('../runtime/broker/broker.js');
   const { DeviceService } = await import('../devices/device-service.js');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;

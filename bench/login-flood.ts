@@ -35,7 +35,7 @@ const round = (n: number) => Math.round(n * 100) / 100;
 async function serve(configFile: string, guard: string): Promise<void> {
   const { configureLoginGuards, loginTotals, sharedHashLimiter } = await import('../runtime/auth/login-guard.js');
   configureLoginGuards({ enabled: guard === 'on' });
-  const { makeTestContext } = await import('../runtime/broker/test-context.js');
+  const { makeTestContext } = await import('../app/testing/test-context.js');
   const { Broker } = await import('../runtime/broker/broker.js');
   const tc = makeTestContext({ config: JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>, logLevel: 'error' });
   const { DeviceService } = await import('../devices/device-service.js');

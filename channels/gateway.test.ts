@@ -10,7 +10,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { createApp } from '../app/app.js';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
-import { makeTestContext } from '../runtime/broker/test-context.js';
+import { makeTestContext } from '../app/testing/test-context.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { createLogging } from '../runtime/logging.js';
 import { lineClient, realAgent, startAppWithGateway } from './test-helpers.js';

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { type Socket, connect } from 'node:net';
 import { type App, createApp } from '../app/app.js';
 import { AGENT_REQUEST_INPUT } from '../agent/operations.js';
-import { makeTestContext } from '../runtime/broker/test-context.js';
+import { makeTestContext } from '../app/testing/test-context.js';
 import { createLogging } from '../runtime/logging.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { type OperationContext, defineOperation } from '../runtime/operations/operation.js';

@@ -10,7 +10,7 @@ import type { DeviceStateEvent } from './events.js';
 import { connectClient, json, startStack } from './fixtures/stack.js';
 
 t.test('no devices: key in local mode drives the demo set; appliance mode does not', async (t) => {
-  const tc = await import('../runtime/broker/test-context.js');
+  const tc = await import('../app/testing/test-context.js');
   const local = tc.makeTestContext({});
   t.teardown(() => local.cleanup());
   t.same(

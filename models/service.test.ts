@@ -2,7 +2,7 @@ import { copyFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Llama, LlamaLogLevel, getLlama } from 'node-llama-cpp';
 import t, { type Test } from 'tap';
-import { makeTestContext } from '../runtime/broker/test-context.js';
+import { makeTestContext } from '../app/testing/test-context.js';
 import { generateModel } from './gguf/generate.js';
 import { meta, writeGguf } from './gguf/writer.js';
 import { type ModelStateEvent, ModelService } from './service.js';

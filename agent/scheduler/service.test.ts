@@ -1,5 +1,5 @@
 import t from 'tap';
-import { makeTestContext } from '../../runtime/broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { isClawboxError } from '../../runtime/errors.js';
 import { FakeClock } from './clock.js';
 import { SchedulerService } from './service.js';

@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { Broker } from '../../runtime/broker/broker.js';
-import { makeTestContext } from '../../runtime/broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { parseDeviceEntry, toDefinition } from '../registry.js';
 import { type FakeDevice, fakeTasmota, fakeZigbee2mqtt } from '../fixtures/fake-mqtt-devices.js';
 import { connectClient, json, startStack } from '../fixtures/stack.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import t from 'tap';
 import { DeviceService } from '../../devices/device-service.js';
 import { Broker } from '../../runtime/broker/broker.js';
-import { makeTestContext } from '../../runtime/broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { PluginHost } from '../host.js';
 import { hasNestedQuantifier } from './content-safety/filter.js';
 import { createContentSafety } from './content-safety/safety.js';

@@ -4,7 +4,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Broker } from '../../runtime/broker/broker.js';
-import { type TestContext, makeTestContext } from '../../runtime/broker/test-context.js';
+import { type TestContext, makeTestContext } from '../../app/testing/test-context.js';
 import { PluginHost, type PluginHostDeps } from '../host.js';
 
 export const FIXTURES = fileURLToPath(new URL('../test-fixtures/', import.meta.url));

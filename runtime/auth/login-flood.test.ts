@@ -6,7 +6,7 @@
  * Latency with and without the guard: bench/login-flood.ts.
  */
 import t from 'tap';
-import { closeClient, connect, startTestBroker } from '../broker/test-helpers.js';
+import { closeClient, connect, startTestBroker } from '../../app/testing/broker.js';
 import { BACKOFF_BASE_MS, FREE_FAILURES, MAX_PENDING_PER_ADDRESS, loginTotals } from './login-guard.js';
 import { hashPassword } from './password.js';
 import { type FloodTally, connectFrom, floodLoop, requestLoop, startResponder } from './test-flood.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { hashPassword } from '../auth/password.js';
-import { RawClient, closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
+import { RawClient, closeClient, collect, connect, sleep, startTestBroker } from '../../app/testing/broker.js';
 
 const annHash = await hashPassword('ann-secret');
 const bobHash = await hashPassword('bob-secret');

@@ -2,8 +2,8 @@ import net from 'node:net';
 import t from 'tap';
 import { isClawboxError } from '../errors.js';
 import { Broker } from './broker.js';
-import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker, until } from './test-helpers.js';
-import { makeTestContext } from './test-context.js';
+import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker, until } from '../../app/testing/broker.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 
 t.test('QoS 0, 1 and 2 round trips between two mqtt.js clients', async (t) => {
   const { sub, pub, inbox } = await brokerWithClients(t);

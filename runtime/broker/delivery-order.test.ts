@@ -1,5 +1,5 @@
 import t from 'tap';
-import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
+import { brokerWithClients, closeClient, collect, connect, sleep, startTestBroker } from '../../app/testing/broker.js';
 
 /**
  * aedes numbers a message at publish() but forwards a retained one only after storing it, and its

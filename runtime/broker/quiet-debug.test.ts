@@ -3,7 +3,7 @@ import { mqttPacketDebugQuiet } from './quiet-debug.js';
 import { createRequire } from 'node:module';
 import { format } from 'node:util';
 import t from 'tap';
-import { brokerWithClients } from './test-helpers.js';
+import { brokerWithClients } from '../../app/testing/broker.js';
 
 interface DebugFactory {
   enable(namespaces: string): void;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { IPublishPacket } from 'mqtt-packet';
 import t from 'tap';
 import { hashPassword } from '../auth/password.js';
-import { RawClient, closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
+import { RawClient, closeClient, collect, connect, sleep, startTestBroker } from '../../app/testing/broker.js';
 
 function tempState(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-broker-state-'));

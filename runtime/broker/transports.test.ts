@@ -13,8 +13,8 @@ import t from 'tap';
 import { hashPassword } from '../auth/password.js';
 import { isClawboxError } from '../errors.js';
 import { Broker } from './broker.js';
-import { makeTestContext } from './test-context.js';
-import { closeClient, collect, connect, sleep, startTestBroker } from './test-helpers.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
+import { closeClient, collect, connect, sleep, startTestBroker } from '../../app/testing/broker.js';
 
 const run = promisify(execFile);
 

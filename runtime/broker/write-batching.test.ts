@@ -6,7 +6,7 @@
  * CONNACK written right before a connection is destroyed is checked in access.test.ts.
  */
 import t from 'tap';
-import { RawClient, closeClient, connect, sleep, startTestBroker } from './test-helpers.js';
+import { RawClient, closeClient, connect, sleep, startTestBroker } from '../../app/testing/broker.js';
 
 const isPublish = (p: { cmd: string }): boolean => p.cmd === 'publish';
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { hashPassword } from '../auth/password.js';
-import { makeTestContext } from '../broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { HttpAuth, isLoopbackHost } from './auth.js';
 import { HttpServer } from './http-server.js';
 import { json, request } from './test-helpers.js';

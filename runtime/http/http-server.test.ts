@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { type Server, connect, createServer } from 'node:net';
 import t, { type Test } from 'tap';
-import { type TestContext, makeTestContext } from '../broker/test-context.js';
+import { type TestContext, makeTestContext } from '../../app/testing/test-context.js';
 import type { Component } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import { Lifecycle } from '../lifecycle.js';

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { FREE_FAILURES, MAX_PENDING_PER_ADDRESS, loginTotals } from '../auth/login-guard.js';
 import { hashPassword } from '../auth/password.js';
-import { makeTestContext } from '../broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { REDACTED, createLogging } from '../logging.js';
 import { HttpServer } from './http-server.js';
 import { json, request } from './test-helpers.js';

@@ -11,7 +11,7 @@ import { type Browser, type Page, chromium } from 'playwright-core';
 import t from 'tap';
 import { createApp } from '../../app/app.js';
 import { Broker } from '../broker/broker.js';
-import { makeTestContext } from '../broker/test-context.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
 import { createLogging } from '../logging.js';
 import { HttpServer } from './http-server.js';
 

@@ -5,7 +5,7 @@
  * bad connection settings answered with a clear error.
  */
 import t from 'tap';
-import { makeTestContext } from '../../../runtime/broker/test-context.js';
+import { makeTestContext } from '../../../app/testing/test-context.js';
 import { PluginHost } from '../../host.js';
 import { guardSql } from './sql-guard.js';
 import { startTestMysql } from './test-mysql.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import t from 'tap';
-import { makeTestContext } from '../../../runtime/broker/test-context.js';
+import { makeTestContext } from '../../../app/testing/test-context.js';
 import { PluginHost } from '../../host.js';
 import { guardSql } from './sql-guard.js';
 import { startTestPostgres } from './test-postgres.js';

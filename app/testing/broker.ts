@@ -7,7 +7,7 @@
 import net from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { type Packet, generate, parser } from 'mqtt-packet';
-import { Broker } from './broker.js';
+import { Broker } from '../../runtime/broker/broker.js';
 import { type TestContext, type TestContextOptions, makeTestContext } from './test-context.js';
 
 export interface TestBroker {

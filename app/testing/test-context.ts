@@ -12,13 +12,13 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import YAML from 'yaml';
-import { loadConfig } from '../../app/config.js';
-import type { RuntimeContext } from '../context.js';
-import { EventBus, type LifecycleState } from '../events.js';
-import { createLogging } from '../logging.js';
-import type { LogLevel } from '../config/schema.js';
-import { StatusRegistry } from '../status.js';
-import { StateStore } from '../store/state-store.js';
+import { loadConfig } from '../config.js';
+import type { RuntimeContext } from '../../runtime/context.js';
+import { EventBus, type LifecycleState } from '../../runtime/events.js';
+import { createLogging } from '../../runtime/logging.js';
+import type { LogLevel } from '../../runtime/config/schema.js';
+import { StatusRegistry } from '../../runtime/status.js';
+import { StateStore } from '../../runtime/store/state-store.js';
 
 export interface TestContextOptions {
   /** Raw config as it would be in the YAML file (validated, defaults applied). */
