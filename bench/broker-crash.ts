@@ -20,8 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { type Runtime, runCrashRounds } from '../runtime/broker/crash-harness.js';
-import { median, percentile } from './stats.js';
+import { type Runtime, runCrashRounds } from '../runtime/broker/testing/crash-harness.js';
+import { machineFacts, median, percentile } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const ROUNDS = Number(process.env.BENCH_CRASH_ROUNDS ?? 100);
@@ -160,15 +160,7 @@ async function main(): Promise<void> {
     const stale = results.reduce((n, r) => n + r.staleRetained.length, 0);
     const acknowledged = results.reduce((n, r) => n + r.acknowledged, 0);
     const noSession = results.filter((r) => !r.sessionPresent).length;
-    const machine = {
-      cpus: os.cpus().length,
-      cpu_model: os.cpus()[0]?.model ?? 'unknown',
-      memory_gb: round(os.totalmem() / 1024 ** 3, 1),
-      node: process.version,
-      kernel: os.release(),
-      load_average_before: loadBefore,
-      load_average_after: os.loadavg().map((n) => round(n, 2)),
-    };
+    const machine = machineFacts(loadBefore);
     const table = [
       '| kills | acknowledged | lost | stale retained | session not present |',
       '|---:|---:|---:|---:|---:|',

@@ -24,7 +24,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from './stats.js';
+import { machineFacts, median } from './stats.js';
 import { freePort } from '../test/free-port.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -222,16 +222,7 @@ async function main(): Promise<void> {
         failed: failures.filter((f) => f.variant === variant.name).length,
       };
     });
-    const machine = {
-      hostname: os.hostname(),
-      cpus: os.cpus().length,
-      cpu_model: os.cpus()[0]?.model ?? 'unknown',
-      memory_gb: round(os.totalmem() / 1024 ** 3, 1),
-      node: process.version,
-      kernel: os.release(),
-      load_average_before: loadBefore,
-      load_average_after: os.loadavg().map((n) => round(n, 2)),
-    };
+    const machine = { ...{ hostname: os.hostname() }, ...machineFacts(loadBefore) };
     const table = [
       `| variant | spawn to /healthz 200, median (min-max) | spawn to first log line, median | within ${GOAL_MS / 1000} s | failed | how |`,
       '|---|---|---|---|---|---|',

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { newStateDir, startRuntime } from '../../test/runtime-process.js';
-import { runCrashRounds } from './crash-harness.js';
+import { runCrashRounds } from './testing/crash-harness.js';
 
 t.test('kill -9 during and right after bursts of acknowledged QoS 1 messages loses none of them', async (t) => {
   const seed = Number(process.env.CLAWBOX_CRASH_SEED ?? Date.now() % 100_000);

@@ -18,7 +18,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
-import { seededRandom } from '../seeded-random.js';
+import { seededRandom } from '../../seeded-random.js';
 
 export interface Runtime {
   child: ChildProcess;
