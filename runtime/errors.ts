@@ -26,6 +26,7 @@ export const ERROR_CATALOG = {
   UNAUTHORIZED: { summary: 'missing or wrong credentials', http: 401, exit: 1 },
   FORBIDDEN: { summary: 'the caller may not do this', http: 403, exit: 1 },
   NOT_FOUND: { summary: 'no such resource', http: 404, exit: 1 },
+  GONE: { summary: 'the resource existed once and is gone for good (e.g. the first-run setup after it was done)', http: 410, exit: 1 },
   METHOD_NOT_ALLOWED: { summary: 'the resource does not answer this HTTP method', http: 405, exit: 1 },
   PAYLOAD_INVALID: { summary: 'the payload is not valid JSON or not the expected shape', http: 400, exit: 1 },
   TOPIC_INVALID: { summary: 'the MQTT topic or topic filter is not valid', http: 400, exit: 1 },
@@ -57,6 +58,8 @@ export const ERROR_CATALOG = {
   MODEL_OUTPUT_INVALID: { summary: 'the model proposed something that does not validate', http: 502, exit: 1 },
   PLUGIN_FAILED: { summary: 'a plugin call failed', http: 502, exit: 1 },
   PLUGIN_INVALID: { summary: 'a plugin folder or manifest is invalid or unsafe, so it was not loaded', http: 500, exit: 1 },
+  REDIS_UNREACHABLE: { summary: 'cluster mode: the shared Redis cannot be reached or refused the credentials', http: 503, exit: 69 },
+  DEVICE_NOT_OWNED: { summary: 'cluster mode: no replica holds this device\'s lease right now', http: 503, exit: 1 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
 } as const satisfies Record<string, ErrorSpec>;
 
