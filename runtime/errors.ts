@@ -56,6 +56,8 @@ export const ERROR_CATALOG = {
   MODEL_OUT_OF_MEMORY: { summary: 'not enough memory to load the model', http: 500, exit: 1 },
   MODEL_BACKEND_UNAVAILABLE: { summary: 'no llama.cpp compute backend could be initialised', http: 500, exit: 1 },
   MODEL_OUTPUT_INVALID: { summary: 'the model proposed something that does not validate', http: 502, exit: 1 },
+  MODEL_DOWNLOAD_FAILED: { summary: 'a model download could not be resolved or completed (it resumes when run again)', http: 502, exit: 69 },
+  NO_SPACE: { summary: 'not enough free disk space for the file and the reserve kept free', http: 507, exit: 73 },
   PLUGIN_FAILED: { summary: 'a plugin call failed', http: 502, exit: 1 },
   PLUGIN_INVALID: { summary: 'a plugin folder or manifest is invalid or unsafe, so it was not loaded', http: 500, exit: 1 },
   REDIS_UNREACHABLE: { summary: 'cluster mode: the shared Redis cannot be reached or refused the credentials', http: 503, exit: 69 },
