@@ -62,6 +62,9 @@ export const ERROR_CATALOG = {
   PLUGIN_INVALID: { summary: 'a plugin folder or manifest is invalid or unsafe, so it was not loaded', http: 500, exit: 1 },
   REDIS_UNREACHABLE: { summary: 'cluster mode: the shared Redis cannot be reached or refused the credentials', http: 503, exit: 69 },
   DEVICE_NOT_OWNED: { summary: 'cluster mode: no replica holds this device\'s lease right now', http: 503, exit: 1 },
+  BRAIN_UNAVAILABLE: { summary: 'hybrid mode: the remote brain cannot be reached, is failing, or its circuit breaker is open', http: 503, exit: 69 },
+  FIPS_REQUIRED: { summary: 'brain.require_fips is set but Node does not run with the OpenSSL FIPS provider', http: 500, exit: 78 },
+  LOCAL_ONLY: { summary: 'the request involves local_only devices or data and cannot be answered on this box now', http: 503, exit: 1 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
 } as const satisfies Record<string, ErrorSpec>;
 
