@@ -19,6 +19,7 @@ import { english } from './lang-en.js';
 import { chinese } from './lang-zh.js';
 import type { IntentLanguage } from './language.js';
 import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
+import { replyTextStream } from './reply-stream.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
 import { ToolCallPlan } from './tool-guide.js';
 import { CommandValidator } from './validate.js';
@@ -53,6 +54,8 @@ export interface AgentRequest {
   act?: (device: string, command: Record<string, StateValue>) => Promise<ActOutcome>;
   /** From the scheduler (LaneJob.commit): false means the deadline passed, so nothing may be started. */
   commit?: () => boolean;
+  /** The caller streams: the model's reply text goes here as it is generated (see reply-stream.ts). */
+  onText?: (text: string) => void;
 }
 
 /** What became of one action handed to `act`. */
@@ -443,6 +446,7 @@ export class Agent {
       ...decoding,
       ...(request.session ? { session: request.session } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.onText ? { onText: replyTextStream(request.onText) } : {}),
     });
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
     const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };

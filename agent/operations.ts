@@ -92,6 +92,7 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
             ...(input.deadline_ms ? { deadline_ms: input.deadline_ms } : {}),
             source: ctx.source,
             signal: ctx.signal,
+            ...(ctx.stream ? { onText: ctx.stream } : {}),
             act,
           });
         } catch (error) {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { type AuditEntry, digest } from '../audit/index.js';
 import { ClawboxError, toClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
-import type { Operation, OperationContext } from './operation.js';
+import type { Operation, OperationContext, TextSink } from './operation.js';
 import { type Principal, describePrincipal } from './principal.js';
 import { assertValid } from './validator.js';
 
@@ -30,6 +30,8 @@ export interface Call {
   meta?: Readonly<Record<string, string>>;
   /** Set by ctx.invoke: the deadline of the call this one runs inside. */
   parentDeadline?: number;
+  /** The caller streams: pieces of the answer go here as they are generated (see OperationContext.stream). */
+  stream?: TextSink;
 }
 
 export interface FrontDoorOptions {
@@ -113,8 +115,10 @@ export class FrontDoor {
       signal: controller.signal,
       trace,
       meta: call.meta ?? {},
-      invoke: (inner, innerInput) =>
-        this.invoke(inner, innerInput, {
+      ...(call.stream ? { stream: call.stream } : {}),
+      invoke: (inner, innerInput, options) => {
+        const stream = options && 'stream' in options ? options.stream : call.stream;
+        return this.invoke(inner, innerInput, {
           principal: call.principal,
           source: call.source,
           trace,
@@ -122,7 +126,9 @@ export class FrontDoor {
           parentDeadline: deadline,
           deadlineMs: Math.max(0, deadline - Date.now()),
           ...(call.meta ? { meta: call.meta } : {}),
-        }),
+          ...(stream ? { stream } : {}),
+        });
+      },
       audit: async (entry) => {
         await this.#audit?.record({ ...entry, principal: describePrincipal(call.principal), trace });
       },

@@ -6,6 +6,9 @@ import type { AuditEntry } from '../audit/index.js';
 import type { Principal } from './principal.js';
 import type { JsonSchema } from './validator.js';
 
+/** Receives pieces of a streamed answer, in order. */
+export type TextSink = (text: string) => void;
+
 export interface OperationContext {
   readonly principal: Principal;
   /** Where the request came in: `mqtt`, `tasmota`, `http`, `chat:<channel>`, `system`. */
@@ -17,8 +20,16 @@ export interface OperationContext {
   readonly trace: string;
   /** Transport metadata an operation may read (e.g. MQTT 5 user properties); never credentials. */
   readonly meta: Readonly<Record<string, string>>;
-  /** Runs another operation as the same caller, with the same deadline, signal and trace. */
-  invoke<O = unknown>(name: string, input: unknown): Promise<O>;
+  /**
+   * Where text of a streamed answer goes as it is generated (chat tokens), when the caller streams; the
+   * operation's result is still the whole answer.
+   */
+  readonly stream?: TextSink;
+  /**
+   * Runs another operation as the same caller, with the same deadline, signal and trace; its streamed text
+   * goes to `options.stream` (default: this call's own stream).
+   */
+  invoke<O = unknown>(name: string, input: unknown, options?: { stream?: TextSink | undefined }): Promise<O>;
   /** Appends to the audit log with this call's principal and trace filled in; resolves once durable. */
   audit(entry: Omit<AuditEntry, 'principal' | 'trace'>): Promise<void>;
 }
