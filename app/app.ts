@@ -26,6 +26,9 @@ import { StatusRegistry } from '../runtime/status.js';
 import { StateStore } from '../runtime/store/state-store.js';
 import { resolveStateDir } from '../runtime/config/load.js';
 import { VERSION } from '../runtime/version.js';
+import { Discovery } from '../discovery/index.js';
+import { isLoopbackHost } from '../runtime/http/auth.js';
+import { registerWebRoutes, webRoot } from './web-wiring.js';
 
 
 export interface AppOptions {
@@ -66,7 +69,7 @@ export function createApp(options: AppOptions): App {
   // bounded password-hash queue.
   const loginGuard = new LoginGuard();
   const broker = new Broker({ loginGuard });
-  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard });
+  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard, webRoot: webRoot() });
   // Every client action passes the front door; the audit log records the world-changing ones.
   const audit = new AuditLog();
   const frontDoor = new FrontDoor({ logger: logging.forComponent('front-door'), audit });
@@ -84,10 +87,31 @@ export function createApp(options: AppOptions): App {
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService({ api: { frontDoor, mqtt } });
   registerModelRoutes(http, frontDoor);
+  // The web app's log view, audit view and device form.
+  registerWebRoutes({ http, frontDoor, stateDir, tail: logging.tail });
   const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt });
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
-  const channels = new ChannelGateway({ frontDoor, http, safety: () => chatSafety(plugins) });
-  const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels];
+  const channels = new ChannelGateway({
+    frontDoor,
+    http,
+    safety: () => chatSafety(plugins),
+    // What the OpenAI-compatible API lists; MODEL_NOT_LOADED passes (503) only while one is loading.
+    models: {
+      names: () => models.configured().map((m) => m.name),
+      loading: () => ['idle', 'verifying', 'loading'].includes(models.state('main').state) && models.configured().length > 0,
+    },
+  });
+  // mDNS last: it announces ports that listen by then.
+  const discovery = new Discovery({
+    facts: (ctx) => ({
+      name: http.boxName,
+      version: ctx.version,
+      http: { port: http.port, tls: http.tls, reachable: !isLoopbackHost(ctx.config.http.host) },
+      mqtt: { port: broker.port, reachable: !isLoopbackHost(ctx.config.broker.host) },
+      mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
+    }),
+  });
+  const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
