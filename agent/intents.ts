@@ -34,8 +34,12 @@ export interface FastQuery {
 
 /** What the next turn of a session may refer to. Plain data, kept by the session store. */
 export interface MatchContext {
-  /** Devices the last turn acted on or asked about ("turn it off", "a bit more"). */
-  last?: { devices: string[]; property?: string; direction?: 'up' | 'down' };
+  /**
+   * Devices the last turn acted on or asked about ("turn it off", "a bit more"); its text when it was one
+   * command, so a follow-up can say it again for other devices ("and the lamp"); the devices it was chosen
+   * from when it answered "which one?" ("the other one").
+   */
+  last?: { devices: string[]; property?: string; direction?: 'up' | 'down'; text?: string; alternatives?: string[] };
   /** A question asked back ("which light?"): the utterance, the command that was unclear and its candidates. */
   pending?: { language: string; text: string; clause: number; candidates: string[] };
 }
@@ -92,6 +96,7 @@ interface Roles {
   filler?: true;
   conjunction?: true;
   negation?: true;
+  followUp?: 'lead' | 'correction' | 'other' | 'others';
   /** Devices whose name, alias or id holds this word or phrase. */
   named?: Set<number>;
   /** Devices in the area this word names. */
@@ -282,6 +287,10 @@ export class IntentMatcher {
     for (const [w, marker] of Object.entries(L.markers)) add(w, { marker });
     for (const [w, noun] of Object.entries(L.nouns)) add(w, { noun });
     for (const [w, ordinal] of Object.entries(L.ordinals)) add(w, { ordinal });
+    for (const kind of ['leads', 'corrections', 'other', 'others'] as const) {
+      const followUp = kind === 'leads' ? 'lead' : kind === 'corrections' ? 'correction' : kind;
+      for (const w of L.followUps?.[kind] ?? []) add(w, { followUp });
+    }
     for (const w of [...Object.keys(L.numbers.values), ...Object.keys(L.numbers.multipliers)]) if (!L.spaced) this.#lexicon.add(w);
 
     // Device words are segmented with the language's own words first, so a Chinese name splits the same way an utterance does.
@@ -392,7 +401,81 @@ export class IntentMatcher {
       const answered = this.#answer(text, context.pending, context);
       if (answered) return answered;
     }
-    return this.#match(text, context, null);
+    return this.#followUp(text, context) ?? this.#match(text, context, null);
+  }
+
+  /**
+   * "and the lamp", "no, the kitchen one", "what about the blind", "the other one": the last turn's command
+   * (or question) again, for the devices this text names. Only the devices named change; the previous
+   * devices are left as they are.
+   */
+  #followUp(text: string, context: MatchContext): FastMatch | null {
+    const last = context.last;
+    if (!last?.text) return null;
+    const items = this.#items(this.tokenize(text));
+    if (!items) return null;
+    let marked = false;
+    let other: 'other' | 'others' | null = null;
+    const words: Item[] = [];
+    for (const item of items) {
+      const f = item.roles.followUp;
+      if (f === 'other' || f === 'others') other = f;
+      else if (f && !this.#isDescriptor(item)) marked = true;
+      else if (item.roles.conjunction && words.length === 0) continue;
+      else if (!item.roles.filler || item.roles.named || item.roles.area) words.push(item);
+    }
+    if (!marked && !other) return null;
+    if (!words.every((w) => (this.#isDescriptor(w) && !w.roles.pronoun) || w.roles.conjunction)) return null;
+    const index = (ids: readonly string[]) => ids.map((id) => this.#devices.findIndex((d) => d.device.id === id)).filter((i) => i >= 0);
+    const previous = index(last.devices);
+    let pool: number[];
+    let singular = other !== 'others';
+    if (words.length > 0) {
+      const picked = new Set<number>();
+      for (const part of split(words)) {
+        const ref = this.#ref(part, {});
+        if (!ref || ref.devices.length === 0) return null;
+        if (ref.plural || ref.all) singular = false;
+        for (const d of ref.devices) picked.add(d);
+      }
+      pool = [...picked];
+      // "same for the light" after the lamp: the lights other than the lamp.
+      if (other || pool.some((d) => !previous.includes(d))) pool = pool.filter((d) => !previous.includes(d));
+      // "no, the kitchen one": a room named alone in a follow-up means one device in it, of the kind meant before.
+      if (words.every((w) => w.roles.area && !w.roles.noun)) singular = true;
+    } else if (other) {
+      pool = (last.alternatives ? index(last.alternatives) : this.#kin(previous)).filter((d) => !previous.includes(d));
+    } else return null;
+    // Only the devices the last command (or question) fits; among several, those of the same kind as before.
+    let fits = pool.filter((d) => {
+      const m = this.#match(last.text!, {}, { clause: 0, devices: [d] });
+      return m !== null && m.kind !== 'ask';
+    });
+    if (fits.length > 1 && singular) {
+      const kin = new Set(this.#kin(previous));
+      const same = fits.filter((d) => kin.has(d));
+      if (same.length > 0) fits = same;
+    }
+    if (fits.length === 0) return null;
+    if (fits.length > 1 && singular) {
+      return {
+        kind: 'ask',
+        actions: [],
+        queries: [],
+        ask: { subject: this.#language.code === 'en' ? 'one' : '', candidates: fits.map((d) => this.#devices[d]!.device) },
+        context: { ...context, pending: { language: this.#language.code, text: last.text, clause: 0, candidates: fits.map((d) => this.#devices[d]!.device.id) } },
+      };
+    }
+    const resolved = this.#match(last.text, {}, { clause: 0, devices: fits });
+    if (!resolved || resolved.kind === 'ask') return null;
+    resolved.context.last = { ...resolved.context.last!, alternatives: [...new Set([...last.devices, ...pool.map((d) => this.#devices[d]!.device.id)])] };
+    return resolved;
+  }
+
+  /** Devices that share a kind (light, blind, thermostat ...) with these, not counting "device" and "switch". */
+  #kin(devices: readonly number[]): number[] {
+    const classes = new Set<DeviceClass>(devices.flatMap((d) => [...this.#devices[d]!.classes].filter((c) => c !== 'device' && c !== 'switch')));
+    return this.#devices.map((_, i) => i).filter((d) => [...this.#devices[d]!.classes].some((c) => classes.has(c)));
   }
 
   #match(text: string, context: MatchContext, override: { clause: number; devices: number[] } | null): FastMatch | null {
@@ -470,6 +553,7 @@ export class IntentMatcher {
     const unique = actions.filter((a, i) => actions.findIndex((b) => b.device.id === a.device.id && JSON.stringify(b.command) === JSON.stringify(a.command) && JSON.stringify(b.adjust) === JSON.stringify(a.adjust)) === i);
     const devices = [...new Set([...unique.map((a) => a.device.id), ...queries.map((q) => q.device.id)])];
     const last: NonNullable<MatchContext['last']> = { devices };
+    if (clauses.length === 1) last.text = text;
     if (lastProperty) last.property = lastProperty;
     if (direction) last.direction = direction;
     return { kind: unique.length > 0 ? 'act' : 'query', actions: unique, queries, context: { last } };
@@ -505,7 +589,9 @@ export class IntentMatcher {
     }
     if (!chosen || chosen.length === 0) return null;
     const resolved = this.#match(pending.text, { ...(context.last ? { last: context.last } : {}) }, { clause: pending.clause, devices: chosen });
-    return resolved && resolved.kind !== 'ask' ? resolved : null;
+    if (!resolved || resolved.kind === 'ask') return null;
+    if (resolved.context.last) resolved.context.last.alternatives = pending.candidates;
+    return resolved;
   }
 
   /** Words to items: phrases by longest match, numbers, plurals, and a misspelt word corrected when one known word is that close. */
@@ -871,6 +957,8 @@ export class IntentMatcher {
         if (verb?.again && lastDirection && !ref && !hint && props.length === 0) {
           direction = verb.again === 'same' ? lastDirection : lastDirection === 'up' ? 'down' : 'up';
         }
+        // "a bit more" alone (an amount, no verb) goes on in the last change's direction.
+        if (!verb && lastDirection && !ref && props.length === 0) direction = lastDirection;
         if (!direction) return null;
         let list = numericProps();
         if (!hint && props.length === 0 && context.last?.property && !ref) list = list.filter((p) => p === context.last!.property);
@@ -903,9 +991,19 @@ export class IntentMatcher {
     }
     const strict = !ref?.all;
     let results = pool.map((d) => ({ d, action: commandFor(d, strict) })).filter((r): r is { d: number; action: FastAction } => r.action !== null);
+    if (results.length === 0 && ref?.pronoun && (hint || props.length > 0)) {
+      // "make it warmer" after the lamp: "it" cannot be warmer, so the device that can is meant (or asked for).
+      const able = this.#devices.map((_, d) => ({ d, action: commandFor(d, true) })).filter((r): r is { d: number; action: FastAction } => r.action !== null);
+      if (able.length > 1) {
+        const subject = words.find((i) => i.role === 'property')?.text || (Object.entries(this.#language.properties).find(([, p]) => p.length === 1 && p[0] === hint)?.[0] ?? hint ?? 'device');
+        return { ask: { subject, candidates: able.map((r) => r.d) } };
+      }
+      results = able;
+      pool = able.map((r) => r.d);
+    }
     if (results.length === 0) return null;
     // A device named by its own name must do what was asked ("open the kitchen lamp" is not a command).
-    if (ref && singular && ref.literal.size > 0) {
+    if (ref && !ref.pronoun && singular && ref.literal.size > 0) {
       const literal = pool.filter((d) => ref.literal.has(d));
       if (literal.length === 1 && !results.some((r) => r.d === literal[0])) return null;
     }

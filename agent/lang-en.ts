@@ -115,6 +115,12 @@ export const english: IntentLanguage = {
     socket: 'switch', outlet: 'switch', device: 'device', devices: 'device', thing: 'device', things: 'device', stuff: 'device',
   },
   pluralNouns: ['lighting', 'everything', 'stuff', 'heating'],
+  followUps: {
+    leads: ['and', 'and also', 'also', 'now', 'and now', 'then', 'and then', 'what about', 'how about', 'and what about', 'same for', 'same with', 'the same for', 'do the same for', 'same goes for'],
+    corrections: ['no', 'nope', 'not that one', 'no not that one', 'i meant', 'i mean', 'no i meant', 'sorry', 'sorry i meant', 'actually', 'wrong one', 'instead', 'rather'],
+    other: ['other', 'other one', 'another', 'another one'],
+    others: ['others', 'other ones', 'the rest', 'rest'],
+  },
   ordinals: { 'first one': 1, 'second one': 2, 'third one': 3, 'last one': -1, first: 1, second: 2, third: 3, fourth: 4, fifth: 5, last: -1, '1st': 1, '2nd': 2, '3rd': 3 },
   say: {
     done(name, command) {

@@ -79,6 +79,12 @@ export const chinese: IntentLanguage = {
     恒温器: 'thermostat', 温控器: 'thermostat', 暖气: 'thermostat', 空调: 'thermostat', 地暖: 'thermostat',
     传感器: 'sensor', 温度计: 'sensor', 温度传感器: 'sensor', 风扇: 'fan', 插座: 'switch', 开关: 'switch', 设备: 'device', 电器: 'device',
   },
+  followUps: {
+    leads: ['还有', '那', '那么', '也', '也是', '同样', '呢'],
+    corrections: ['不是', '不对', '错了', '我是说', '我的意思是', '换成'],
+    other: ['另一个', '另外一个', '另一盏', '另一台', '另一个呢'],
+    others: ['其他的', '其他', '别的', '剩下的'],
+  },
   ordinals: { 第一个: 1, 第二个: 2, 第三个: 3, 第一: 1, 第二: 2, 第三: 3, 最后一个: -1 },
   say: {
     done: (name, command) => `已将${name}${names(command).join('，')}。`,

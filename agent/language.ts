@@ -79,6 +79,18 @@ export interface IntentLanguage {
   requests?: readonly string[];
   /** Ordinals in an answer to "which one?" ("the first", "第二个"), 1-based. */
   ordinals: Readonly<Record<string, number>>;
+  /**
+   * Follow-ups that say the previous turn again for other devices: leads ("and the lamp", "what about the
+   * blind"), corrections ("no, the kitchen one") and the others of the last devices ("the other one").
+   */
+  followUps?: {
+    leads: readonly string[];
+    corrections: readonly string[];
+    /** One of the others ("the other one"): a question back when there are several. */
+    other: readonly string[];
+    /** All of the others ("the others", "the rest"). */
+    others: readonly string[];
+  };
   /** Sentences the agent says back. */
   say: LanguagePhrases;
 }

@@ -85,10 +85,11 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
           return { kind: 'done', result: await ctx.invoke('device.set', { device, command }) };
         };
         let response: AgentAnswer;
+        const session = input.session ?? defaultSession(ctx);
         try {
           response = await deps.handle({
             text: input.text,
-            ...(input.session ? { session: input.session } : {}),
+            ...(session ? { session } : {}),
             ...(input.deadline_ms ? { deadline_ms: input.deadline_ms } : {}),
             source: ctx.source,
             signal: ctx.signal,
@@ -142,6 +143,16 @@ async function auditDecision(ctx: OperationContext, response: AgentAnswer): Prom
     outcome: !ran ? 'not_run' : response.actions.some((a) => failed(a.result)) ? 'failed' : 'done',
     ...(firstRefusal ? { error: { code: firstRefusal.code, message: firstRefusal.reason } } : {}),
   });
+}
+
+/**
+ * The conversation a request without `session` belongs to, so "turn it off" follows the caller's last
+ * turn: one per MQTT connection (client id), else one per caller.
+ */
+export function defaultSession(ctx: Pick<OperationContext, 'principal' | 'meta'>): string | undefined {
+  const clientId = ctx.meta.client_id;
+  const raw = ctx.principal.kind === 'mqtt' && clientId ? `mqtt:${clientId}` : ctx.principal.kind === 'system' ? undefined : `${ctx.principal.kind}:${ctx.principal.id}`;
+  return raw?.slice(0, 128);
 }
 
 function zeroTimings() {

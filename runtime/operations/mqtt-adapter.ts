@@ -187,6 +187,8 @@ export class MqttAdapter {
         source: call.source ?? 'mqtt',
         retained: message.retain,
         signal: controller.signal,
+        // Which connection asked: the agent keeps one conversation per MQTT client.
+        meta: { client_id: message.client.id },
         ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
       });
       outcome = { ok: true, data, call };
