@@ -29,6 +29,7 @@ import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
+import { type ClusterBrokerOptions, type ClusterPersistence, openClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
@@ -46,7 +47,9 @@ export interface BrokerStatus {
   messages: { received: number; sent: number };
   rates: { in_per_s: number; out_per_s: number };
   listeners: { tcp: number; tls?: number; websocket: string | null };
-  persistence: 'level' | 'memory';
+  persistence: 'level' | 'memory' | 'redis';
+  /** Cluster mode: Redis' persistence policy, i.e. what an acknowledgement survives (cluster-persistence.ts). */
+  durability?: ClusterPersistence['durability'];
 }
 
 type PublishFn = (packet: AedesPublishPacket, client: Client | null, done?: (error?: Error) => void) => void;
@@ -79,10 +82,27 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
   readonly #topicTails = new Map<string, Promise<void>>();
   readonly #requests = new ClientRequestRouter();
   readonly #loginGuard: LoginGuard | undefined;
+  readonly #cluster: ClusterBrokerOptions | undefined;
 
-  /** `loginGuard`: shared with the HTTP server, so backoff and the password-hash queue span both. */
-  constructor(options: { loginGuard?: LoginGuard } = {}) {
+  /**
+   * `loginGuard`: shared with the HTTP server, so backoff and the password-hash queue span both.
+   * `cluster`: share fan-out and the store with the other replicas on Redis (cluster-persistence.ts).
+   */
+  constructor(options: { loginGuard?: LoginGuard; cluster?: ClusterBrokerOptions } = {}) {
     this.#loginGuard = options.loginGuard;
+    this.#cluster = options.cluster;
+  }
+
+  /** MQTT clients connected to this broker now (0 while stopped). */
+  get connectedClients(): number {
+    return this.#running?.aedes.connectedClients ?? 0;
+  }
+
+  /** False while the shared state (cluster mode: Redis) cannot be reached, or the broker does not run. */
+  sharedStateReady(): boolean {
+    const persistence = this.#running?.persistence;
+    if (!persistence) return false;
+    return persistence.kind !== 'redis' || (persistence as ClusterPersistence).ready();
   }
 
   /** Client publishes on request topics, with the sender (see ClientRequests). Routes survive restarts. */
@@ -143,11 +163,13 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const logger = run.logger!;
     // Bad TLS files fail the start before anything is opened or announced.
     const tlsOptions = config.tls.enabled ? loadTlsOptions(config.tls) : undefined;
-    run.persistence = await openPersistence(ctx.stateDir, config.persistence.enabled);
+    const cluster = this.#cluster ? await openClusterPersistence(this.#cluster, logger) : undefined;
+    run.persistence = cluster ?? (await openPersistence(ctx.stateDir, config.persistence.enabled));
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
     const stats = new BrokerStats();
     run.stats = stats;
     const aedes = await Aedes.createBroker({
+      ...(cluster ? { id: cluster.brokerId, mq: cluster.mq as never } : {}),
       ...(run.persistence.aedesPersistence ? { persistence: run.persistence.aedesPersistence } : {}),
       preConnect: policy.preConnect,
       authenticate: policy.authenticate,
@@ -170,6 +192,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     skipCleanSessionAckLookups(aedes);
     guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
+    if (cluster) run.cleanups!.push(cluster.attach(aedes, logger));
     run.internal = new InternalClient(aedes, logger);
 
     // Whatever a crashed run left retained here is stale until this run is serving.
@@ -273,6 +296,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
         websocket: run.websocket ? run.config.websocket.path : null,
       },
       persistence: run.persistence.kind,
+      ...(run.persistence.kind === 'redis' ? { durability: (run.persistence as ClusterPersistence).durability } : {}),
     };
   }
 

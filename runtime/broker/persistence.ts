@@ -18,7 +18,7 @@ import { type SessionRegistry, memorySessions } from './session-present.js';
 export interface BrokerPersistence {
   /** Passed to aedes as `persistence`; undefined means aedes' in-memory default. */
   readonly aedesPersistence: unknown;
-  readonly kind: 'level' | 'memory';
+  readonly kind: 'level' | 'memory' | 'redis';
   /** Which persistent sessions exist (session-present.ts). */
   readonly sessions: SessionRegistry;
   close(): Promise<void>;
