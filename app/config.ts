@@ -4,7 +4,10 @@
  */
 import { schedulerConfigSchema } from '../agent/scheduler/config-schema.js';
 import { channelsConfigSchema } from '../channels/config-schema.js';
+import { clusterConfigSchema, clusterCrossCheck } from '../cluster/index.js';
 import { devicesConfigSchema, devicesCrossCheck } from '../devices/config-schema.js';
+import { discoveryConfigSchema } from '../discovery/index.js';
+import { knowledgeConfigSchema } from '../knowledge/index.js';
 import { modelsConfigSchema } from '../models/config-schema.js';
 import { pluginsConfigSchema } from '../plugins/config-schema.js';
 import { createConfigLoader } from '../runtime/config/load.js';
@@ -16,7 +19,10 @@ export const configSchema = composeConfigSchema({
   plugins: pluginsConfigSchema,
   scheduler: schedulerConfigSchema,
   channels: channelsConfigSchema,
+  cluster: clusterConfigSchema,
+  discovery: discoveryConfigSchema,
+  knowledge: knowledgeConfigSchema,
 });
 
-export const { checkConfig, loadConfig } = createConfigLoader(configSchema, [devicesCrossCheck]);
+export const { checkConfig, loadConfig } = createConfigLoader(configSchema, [devicesCrossCheck, clusterCrossCheck]);
 export type { LoadConfigOptions, LoadedConfig } from '../runtime/config/load.js';
