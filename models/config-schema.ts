@@ -21,6 +21,11 @@ export const modelEntrySchema = {
       pattern: '^[0-9a-f]{64}$',
       description: 'Expected sha256 of the file (lower-case hex); checked by `clawbox models verify` and at load.',
     },
+    source: {
+      type: 'string',
+      maxLength: 2048,
+      description: 'Where the file came from (the URL or hf: URI `clawbox models pull` fetched); informational.',
+    },
     role: { enum: ['main', 'small'], default: 'main', description: 'main: the agent model; small: the fallback under load.' },
     context_size: {
       type: 'integer',
@@ -64,6 +69,7 @@ export interface ModelConfigEntry {
   name: string;
   path: string;
   sha256?: string;
+  source?: string;
   role: 'main' | 'small';
   context_size: number;
   sequences: number;

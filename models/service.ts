@@ -15,6 +15,7 @@ import { type HashCache, type ModelRecord, ModelRegistry } from './registry.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { modelOperations } from './operations.js';
+import { type DownloadView, downloadsChangedAt, readDownloads } from './download-progress.js';
 
 export type ModelState = 'idle' | 'no-model' | 'verifying' | 'loading' | 'ready' | 'error' | 'stopped';
 export type ModelRole = 'main' | 'small';
@@ -30,6 +31,8 @@ export interface ModelStateEvent {
 declare module '../runtime/events.js' {
   interface RuntimeEvents {
     'model.state': [ModelStateEvent];
+    /** A `clawbox models pull` moved on (phase change or another 10 %), seen through the state dir. */
+    'model.download': [DownloadView];
   }
 }
 
@@ -46,6 +49,8 @@ export interface ModelServiceDeps {
   loadSmall?: boolean;
   /** How often `threads: auto` is re-checked against free cores (ms; 0 disables). Default 30 s. */
   threadRecheckMs?: number;
+  /** How often the state dir is checked for `models pull` progress (ms; 0 disables). Default 2 s. */
+  downloadPollMs?: number;
   /** Where models.list is declared and reached over MQTT (none in unit tests). */
   api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
 }
@@ -73,6 +78,10 @@ export class ModelService implements Component {
   #unregister: (() => void) | null = null;
   #registry: ModelRegistry | null = null;
   #recheckTimer: NodeJS.Timeout | null = null;
+  #downloadTimer: NodeJS.Timeout | null = null;
+  #downloads: DownloadView[] = [];
+  /** Per download id: the phase and tenth last reported, so each step is logged once. */
+  readonly #downloadSteps = new Map<string, string>();
 
   constructor(deps: ModelServiceDeps = {}) {
     this.#deps = deps;
@@ -96,6 +105,7 @@ export class ModelService implements Component {
       unregisterStatus();
       for (const off of unregisterApi) off();
     };
+    this.#watchDownloads(ctx.stateDir);
     const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
     this.#slots.main.record = this.#registry.byRole('main') ?? null;
     this.#slots.small.record = this.#deps.loadSmall === false ? null : (this.#registry.byRole('small') ?? null);
@@ -129,6 +139,61 @@ export class ModelService implements Component {
       this.#logger?.warn({ err: error }, 'model hash cache unavailable; files are hashed at every start');
       return undefined;
     }
+  }
+
+  /**
+   * `clawbox models pull` runs in its own process and records its progress under the state dir; a stat
+   * of that folder every few seconds (it changes with every record written) brings it to the status
+   * page, the event bus and the log.
+   */
+  #watchDownloads(stateDir: string): void {
+    const every = this.#deps.downloadPollMs ?? 2_000;
+    if (every <= 0) return;
+    let seen: number | null = null;
+    let busy = false;
+    const check = async () => {
+      const changed = await downloadsChangedAt(stateDir);
+      if (changed === seen) return;
+      seen = changed;
+      this.#downloads = await readDownloads(stateDir);
+      for (const download of this.#downloads) this.#reportDownload(download);
+    };
+    this.#downloadTimer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      check()
+        .catch(() => {})
+        .finally(() => {
+          busy = false;
+        });
+    }, every);
+    this.#downloadTimer.unref();
+  }
+
+  #reportDownload(download: DownloadView): void {
+    const tenth = download.total_bytes > 0 ? Math.floor((download.downloaded_bytes / download.total_bytes) * 10) : 0;
+    const step = `${download.phase}:${download.phase === 'downloading' ? tenth : ''}`;
+    const first = !this.#downloadSteps.has(download.id);
+    if (this.#downloadSteps.get(download.id) === step) return;
+    this.#downloadSteps.set(download.id, step);
+    // Finished records from before this start are history, not news.
+    if (first && (download.phase === 'done' || download.phase === 'failed' || download.phase === 'interrupted')) return;
+    if (this.#downloadSteps.size > 64) this.#downloadSteps.delete(this.#downloadSteps.keys().next().value!);
+    this.#ctx?.bus.emit('model.download', download);
+    const fields = {
+      event: 'model.download',
+      uri: download.uri,
+      model: download.name,
+      phase: download.phase,
+      downloaded_bytes: download.downloaded_bytes,
+      total_bytes: download.total_bytes,
+      ...(download.error ? { code: download.error.code } : {}),
+    };
+    const what = download.name ?? download.uri;
+    if (download.phase === 'failed') this.#logger?.warn(fields, `download of ${what} failed: ${download.error?.code ?? 'error'}: ${download.error?.message ?? ''}`);
+    else if (download.phase === 'done') this.#logger?.info(fields, `model ${what} downloaded and added to the config; it loads at the next start`);
+    else if (download.phase === 'downloading') this.#logger?.info(fields, `downloading ${what}: ${tenth * 10}%`);
+    else this.#logger?.info(fields, `download of ${what}: ${download.phase}`);
   }
 
   #set(slot: Slot, state: ModelState, extra: Partial<Pick<Slot, 'progress' | 'error'>> = {}): void {
@@ -285,13 +350,16 @@ export class ModelService implements Component {
       };
     };
     const main = describe(this.#slots.main);
-    return this.#slots.small.record ? { ...main, small: describe(this.#slots.small) } : main;
+    const downloads = this.#downloads.length > 0 ? { downloads: this.#downloads.map(({ pid: _pid, ...view }) => view) } : {};
+    return this.#slots.small.record ? { ...main, small: describe(this.#slots.small), ...downloads } : { ...main, ...downloads };
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
     if (this.#recheckTimer) clearInterval(this.#recheckTimer);
     this.#recheckTimer = null;
+    if (this.#downloadTimer) clearInterval(this.#downloadTimer);
+    this.#downloadTimer = null;
     await this.#loading.catch(() => {});
     for (const slot of [this.#slots.main, this.#slots.small]) {
       const engine = slot.engine;

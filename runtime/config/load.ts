@@ -3,7 +3,7 @@
  * validation with defaults -> checks that span keys -> deep freeze. Every problem is collected so that
  * `clawbox config check` can print them all at once.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import type { Document } from 'yaml';
@@ -50,6 +50,18 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * The config file local mode reads when none is named: `<state dir>/config.yaml`, written by
+ * `clawbox models add|pull` so that the next `npm start` uses the model. The state dir here comes from
+ * the environment only ($CLAWBOX_STATE_DIR, $STATE_DIRECTORY, else ./.clawbox), as no file is read yet.
+ */
+export function localConfigFile(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  const stateDir = env.CLAWBOX_STATE_DIR
+    ? path.resolve(cwd, env.CLAWBOX_STATE_DIR)
+    : env.STATE_DIRECTORY?.split(':')[0] || path.resolve(cwd, '.clawbox');
+  return path.join(stateDir, 'config.yaml');
+}
+
 function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | null {
   if (options.file) return options.file;
   if (env.CLAWBOX_CONFIG) return env.CLAWBOX_CONFIG;
@@ -59,7 +71,8 @@ function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | 
     const dir = env.CONFIGURATION_DIRECTORY?.split(':')[0];
     return dir ? path.join(dir, 'config.yaml') : APPLIANCE_CONFIG_PATH;
   }
-  return null;
+  const local = localConfigFile(env);
+  return existsSync(local) ? local : null;
 }
 
 const IO_REASON: Record<string, string> = {
@@ -165,11 +178,9 @@ function coreCrossChecks(config: Config): ConfigIssue[] {
   if (tls.enabled && (!tls.cert || !tls.key)) {
     issues.push({ path: 'broker.tls', message: 'enabled needs both cert and key file paths' });
   }
-  if (config.mode === 'appliance' && !config.http.token && !config.http.password_hash) {
-    issues.push({
-      path: 'http',
-      message: 'appliance mode needs http.token or http.password_hash (first boot writes one)',
-    });
+  // An appliance without http.token or http.password_hash starts in first-run setup (runtime/http/first-run.ts).
+  if (config.http.tls?.enabled !== undefined && !config.http.tls.cert !== !config.http.tls.key) {
+    issues.push({ path: 'http.tls', message: 'needs both cert and key file paths, or neither (a certificate is then generated)' });
   }
   if (config.mode === 'appliance' && config.broker.anonymous === 'always') {
     issues.push({ path: 'broker.anonymous', message: '"always" is refused in appliance mode; add users instead' });
