@@ -22,6 +22,19 @@ import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUse
 import { replyTextStream } from './reply-stream.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
 import { ToolCallPlan } from './tool-guide.js';
+import { mathExpression } from './compute-questions.js';
+import { knowledgeQuestion } from './knowledge-questions.js';
+import {
+  type AgentTool,
+  type KnowledgePassage,
+  citation,
+  formatToolResult,
+  isToolId,
+  passageAnswer,
+  passagesPrompt,
+  toolDevices,
+  toolPrompt,
+} from './tools.js';
 import { CommandValidator } from './validate.js';
 
 /** What the agent needs from an engine (ModelEngine provides it; the scheduler may wrap it). */
@@ -54,6 +67,10 @@ export interface AgentRequest {
   act?: (device: string, command: Record<string, StateValue>) => Promise<ActOutcome>;
   /** From the scheduler (LaneJob.commit): false means the deadline passed, so nothing may be started. */
   commit?: () => boolean;
+  /** Searches the knowledge base as the caller (kb.search); absent or failing: no passages. */
+  lookup?: (query: string) => Promise<KnowledgePassage[]>;
+  /** Calls a plugin tool ("plugin/tool") as the caller (plugin.call: permission, schema checks, audit). */
+  callTool?: (tool: string, args: Record<string, unknown>) => Promise<unknown>;
   /** The caller streams: the model's reply text goes here as it is generated (see reply-stream.ts). */
   onText?: (text: string) => void;
 }
@@ -96,6 +113,10 @@ export interface AgentResponse {
   question?: { subject: string; candidates: string[] };
   /** Actions that wait for the caller's confirmation (the device's safety policy says `confirm`). */
   confirmations?: PendingConfirmation[];
+  /** The documents the answer is based on (knowledge base passages), cited in `text`. */
+  sources?: Array<Pick<KnowledgePassage, 'source' | 'title' | 'heading'>>;
+  /** A plugin tool the answer came from, with its validated arguments and result. */
+  tool?: { id: string; args: Record<string, unknown>; result: unknown };
   /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
   tokens?: { prompt: number; cached: number; generated: number; forced: number };
   transaction?: string | number;
@@ -107,6 +128,8 @@ interface ActionOutcome {
   actions: AgentAction[];
   refused: AgentRefusal[];
   confirmations?: PendingConfirmation[];
+  sources?: AgentResponse['sources'];
+  tool?: AgentResponse['tool'];
 }
 
 export interface HandleOptions {
@@ -148,11 +171,18 @@ export interface AgentOptions {
   jumpForward?: boolean;
   /** Longest reply of a brief answer (default BRIEF_REPLY_CHARS). */
   briefReplyChars?: number;
+  /** Plugin tools offered to the model (each call still needs the caller's permission). */
+  tools?: () => readonly AgentTool[];
+  /** Knowledge-base passages put into a model request (default 2; 0: none). */
+  passages?: number;
 }
 
 interface Snapshot {
   signature: string;
   devices: Array<{ device: AgentDevice; schema: JsonSchema | undefined }>;
+  /** The devices plus the tools as pseudo devices: what the model may answer with. */
+  modelDevices: Array<{ device: AgentDevice; schema: JsonSchema | undefined }>;
+  tools: readonly AgentTool[];
   matchers: Array<{ language: IntentLanguage; matcher: IntentMatcher }>;
   prefix: string;
   toolSchema: JsonSchema;
@@ -176,6 +206,8 @@ export class Agent {
   #plans = new WeakMap<object, { signature: string; plan: Promise<ToolCallPlan> }>();
   readonly #jumpForward: boolean;
   readonly #briefReplyChars: number;
+  readonly #tools: () => readonly AgentTool[];
+  readonly #passages: number;
   #unsubscribe: (() => void) | null = null;
 
   constructor(options: AgentOptions) {
@@ -187,6 +219,8 @@ export class Agent {
     this.#maxTextChars = options.maxTextChars ?? 1000;
     this.#jumpForward = options.jumpForward ?? true;
     this.#briefReplyChars = options.briefReplyChars ?? BRIEF_REPLY_CHARS;
+    this.#tools = options.tools ?? (() => []);
+    this.#passages = options.passages ?? 2;
     this.sessions = new SessionStore(options.sessions);
     this.#unsubscribe =
       options.directory.onChange?.(() => {
@@ -201,18 +235,22 @@ export class Agent {
   /** Device list, schemas, matchers and prompt; rebuilt when the device list changes. */
   async #current(): Promise<Snapshot> {
     const listed = await this.#directory.list();
-    const signature = JSON.stringify(listed.map((d) => [d.id, d.name, d.aliases ?? [], d.area ?? null, d.capabilities]));
+    const tools = this.#tools();
+    const signature = JSON.stringify([listed.map((d) => [d.id, d.name, d.aliases ?? [], d.area ?? null, d.capabilities]), tools.map((t) => [t.id, t.description, t.arguments])]);
     if (this.#snapshot?.signature === signature) return this.#snapshot;
     if (this.#building) return this.#building;
     this.#building = (async () => {
       const devices = await Promise.all(listed.map(async (device) => ({ device, schema: await this.#directory.commandSchema(device.id) })));
+      const modelDevices = [...devices, ...toolDevices(tools)];
       const snapshot: Snapshot = {
         signature,
         devices,
+        modelDevices,
+        tools,
         matchers: this.#languages.map((language) => ({ language, matcher: new IntentMatcher(devices, language) })),
-        prefix: systemPrompt(devices),
-        toolSchema: toolCallSchema(devices),
-        briefToolSchema: toolCallSchema(devices, this.#briefReplyChars),
+        prefix: systemPrompt(devices) + toolPrompt(tools),
+        toolSchema: toolCallSchema(modelDevices),
+        briefToolSchema: toolCallSchema(modelDevices, this.#briefReplyChars),
       };
       this.#snapshot = snapshot;
       return snapshot;
@@ -281,11 +319,45 @@ export class Agent {
         if (request.session) this.sessions.append(request.session, sanitizeUserText(text), response.text, found.match.context);
         return response;
       }
+      const answered = await this.#answerWithoutModel(text, request, started);
+      if (answered) {
+        if (request.session) this.sessions.append(request.session, sanitizeUserText(text), answered.text);
+        return answered;
+      }
       if (mode === 'fast') throw new ClawboxError('NOT_FOUND', 'no device command matches this text');
     }
     const engine = options.engine ?? this.#engine();
     if (!engine) throw new ClawboxError('MODEL_NOT_LOADED', this.#say.noModel());
     return this.#runModel(engine, text, snapshot, request, options, started);
+  }
+
+  /**
+   * Whether the fast path answers this request: a device command or question, a calculation (with a
+   * tool caller) or a question about the documents (with a knowledge lookup). For the scheduler's first rung.
+   */
+  async canAnswerFast(request: AgentRequest): Promise<boolean> {
+    if (await this.match(request.text, request.session)) return true;
+    return (!!request.callTool && mathExpression(request.text) !== null) || (!!request.lookup && knowledgeQuestion(request.text) !== null);
+  }
+
+  /** Calculations (compute plugin) and "what does the manual say about X" (knowledge base), without a model. */
+  async #answerWithoutModel(text: string, request: AgentRequest, started: number): Promise<AgentResponse | null> {
+    const maths = request.callTool ? mathExpression(text) : null;
+    if (maths) {
+      const args = { expression: maths.expression };
+      const result = await request.callTool!('compute/evaluate', args);
+      const answer = formatToolResult(result);
+      return this.#clean(this.#finish({ text: `${maths.asked} = ${answer}`, actions: [], path: 'fast', tool: { id: 'compute/evaluate', args, result } }, request, started));
+    }
+    const asked = request.lookup ? knowledgeQuestion(text) : null;
+    if (asked) {
+      const [best] = await request.lookup!(asked.query);
+      const response = best
+        ? { text: passageAnswer(best), sources: [{ source: best.source, title: best.title, heading: best.heading }] }
+        : { text: `The documents say nothing about ${asked.about}.` };
+      return this.#clean(this.#finish({ ...response, actions: [], path: 'fast' }, request, started));
+    }
+    return null;
   }
 
   #finish(response: Omit<AgentResponse, 'timings'> & { timings?: Omit<Timings, 'total_ms'> }, request: AgentRequest, started: number): AgentResponse {
@@ -439,14 +511,19 @@ export class Agent {
     }
     const userText = sanitizeUserText(text);
     const history = request.session ? this.sessions.history(request.session) : [];
+    // Passages of the documents that fit the request go into the prompt; the answer cites the first.
+    const passages = request.lookup && this.#passages > 0 ? (await request.lookup(userText)).slice(0, this.#passages) : [];
+    // The engine reports what it generates, not the guide's forced start: the stream reads it first.
+    const streamReply = request.onText ? replyTextStream(request.onText) : undefined;
+    if (streamReply && 'guide' in decoding) streamReply(decoding.guide.start);
     const result = await engine.generate({
       prefix: snapshot.prefix,
-      prompt: conversationPrompt(history, userText),
+      prompt: passagesPrompt(passages) + conversationPrompt(history, userText),
       maxTokens: options.maxTokens ?? this.#maxTokens,
       ...decoding,
       ...(request.session ? { session: request.session } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
-      ...(request.onText ? { onText: replyTextStream(request.onText) } : {}),
+      ...(streamReply ? { onText: streamReply } : {}),
     });
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
     const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
@@ -457,7 +534,12 @@ export class Agent {
       const reason = result.stop_reason === 'max_tokens' ? 'the model ran out of output budget before finishing its answer' : 'the model did not produce a valid tool call';
       outcome = { text: language.say.refused(reason), actions: [], refused: [{ device: null, command: result.text, code: 'MODEL_OUTPUT_INVALID', reason }] };
     } else if (call.device === NO_DEVICE) {
-      outcome = { text: typeof call.reply === 'string' && call.reply.trim() ? call.reply.trim() : '…', actions: [], refused: [] };
+      const reply = typeof call.reply === 'string' && call.reply.trim() ? call.reply.trim() : '…';
+      outcome = passages[0]
+        ? { text: `${reply} ${citation(passages[0])}`, actions: [], refused: [], sources: passages.map((p) => ({ source: p.source, title: p.title, heading: p.heading })) }
+        : { text: reply, actions: [], refused: [] };
+    } else if (isToolId(call.device)) {
+      outcome = await this.#runTool(call.device, call.command, snapshot, request, language);
     } else {
       outcome = await this.#execute(call.device, call.command, snapshot, request, language);
     }
@@ -466,13 +548,42 @@ export class Agent {
     return this.#clean(this.#finish({ ...outcome, path: 'model', timings, tokens }, request, started));
   }
 
+  /**
+   * A tool call the model proposed: the arguments checked against the tool's own schema, the call run as
+   * the caller (plugin.call), the result checked against the tool's result schema before it is answered.
+   */
+  async #runTool(device: string, command: unknown, snapshot: Snapshot, request: AgentRequest, language: IntentLanguage): Promise<ActionOutcome> {
+    const id = device.slice('tool:'.length);
+    const tool = snapshot.tools.find((t) => t.id === id);
+    const refuse = (code: ErrorCode, reason: string): ActionOutcome => ({ text: language.say.refused(reason), actions: [], refused: [{ device, command, code, reason }] });
+    if (!tool) return refuse('NOT_FOUND', `there is no tool "${id}"`);
+    if (!request.callTool) return refuse('FORBIDDEN', `tools are not available to this caller`);
+    const args = (command as { args?: unknown } | null)?.args;
+    const checked = this.#validator.validate(tool.arguments, args);
+    if (!checked.ok) return refuse('PAYLOAD_INVALID', `${id}: ${checked.reason}`);
+    if (request.signal?.aborted || (request.commit && !request.commit())) return refuse('DEADLINE_EXCEEDED', `not run: the request ran out of time before ${id} was called`);
+    let result: unknown;
+    try {
+      result = await request.callTool(id, args as Record<string, unknown>);
+    } catch (error) {
+      const typed = toClawboxError(error);
+      const code = (error as { code?: unknown }).code;
+      return refuse(typeof code === 'string' && !(error instanceof ClawboxError) ? (code as ErrorCode) : typed.code, `${id}: ${typed.message}`);
+    }
+    if (tool.result) {
+      const valid = this.#validator.validate(tool.result, result);
+      if (!valid.ok) return refuse('MODEL_OUTPUT_INVALID', `${id} returned an unexpected result: ${valid.reason}`);
+    }
+    return { text: formatToolResult(result), actions: [], refused: [], tool: { id, args: args as Record<string, unknown>, result } };
+  }
+
   /** Compiled jump-forward grammars for this engine and device list. */
   #plan(engine: AgentEngine, snapshot: Snapshot): Promise<ToolCallPlan> {
     const key = identity(engine);
     const cached = this.#plans.get(key);
     if (cached?.signature === snapshot.signature) return cached.plan;
     const compiler = { gbnf: (text: string) => engine.gbnf!(text), grammarFor: (schema: object) => engine.grammarFor(schema) };
-    const plan = ToolCallPlan.build(snapshot.devices, compiler);
+    const plan = ToolCallPlan.build(snapshot.modelDevices, compiler);
     plan.catch(() => this.#plans.delete(key));
     this.#plans.set(key, { signature: snapshot.signature, plan });
     return plan;

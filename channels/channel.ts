@@ -32,6 +32,8 @@ export interface SenderIdentity {
 export interface InboundMessage {
   sender: SenderIdentity;
   text: string;
+  /** What came besides text (a photo, a voice message): refused clearly, since no channel passes media on yet. */
+  media?: { kind: string }[];
 }
 
 /** What the gateway decided about an inbound message (resolved after it is persisted, when accepted). */
@@ -40,7 +42,9 @@ export type Acceptance =
   /** Unknown sender on a non-local channel: the pairing code was (or had been) sent; nothing stored. */
   | { status: 'pairing'; code: string }
   /** Rejected input (empty, too long): nothing stored. */
-  | { status: 'rejected'; code: string; message: string };
+  | { status: 'rejected'; code: string; message: string }
+  /** Dropped by the channel's DM policy (allowlist, disabled): nothing stored, nothing said to the sender. */
+  | { status: 'ignored'; reason: string };
 
 export interface OutboundMessage {
   text: string;
@@ -91,6 +95,14 @@ export interface ConverseOptions {
   caller?: Principal;
   /** Aborts when the caller goes away: the agent's work for it stops. */
   signal?: AbortSignal;
+  /**
+   * The caller streams: reply text goes here as it is generated (already screened by content safety).
+   * What it received is a prefix of the reply's text unless content safety changed the rest; the
+   * channel sends the remainder when the reply resolves (see `remainderOf`).
+   */
+  onText?: (text: string) => void;
+  /** The scheduler source this message counts as (its deadline and class); default by channel. */
+  source?: 'chat' | 'openai';
 }
 
 /** Runs one message through chat.message; rejects with a ClawboxError (CONTENT_BLOCKED, BUSY, ...). */
@@ -107,6 +119,16 @@ export interface InteractiveChannel {
 
 export function isInteractive(channel: Channel | InteractiveChannel): channel is InteractiveChannel {
   return typeof (channel as Partial<InteractiveChannel>).onConverse === 'function';
+}
+
+/**
+ * What a streaming caller still has to be sent once the whole reply is known: the rest of it when what was
+ * streamed is its beginning, else (content safety changed the reply after some text went out) the whole
+ * reply again after a line break, so the last thing the caller reads is the screened answer.
+ */
+export function remainderOf(streamed: string, reply: string): string {
+  if (reply.startsWith(streamed)) return reply.slice(streamed.length);
+  return `\n${reply}`;
 }
 
 export function sessionIdOf(sender: Pick<SenderIdentity, 'channel' | 'sender_id'>): string {

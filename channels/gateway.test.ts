@@ -103,8 +103,10 @@ t.test('channels in the composed runtime', async (t) => {
     const events = (await streamed.text()).split('\n\n').filter(Boolean);
     t.equal(events.at(-1), 'data: [DONE]', 'ends with [DONE]');
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e.replace(/^data: /, '')) as Record<string, unknown>);
+    // A fast-path answer is whole when it is known: the role, then its text in one piece.
     t.match(chunks, [
-      { object: 'chat.completion.chunk', model: 'clawbox', choices: [{ index: 0, delta: { role: 'assistant', content: /\S/ }, finish_reason: null }] },
+      { object: 'chat.completion.chunk', model: 'clawbox', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
+      { object: 'chat.completion.chunk', model: 'clawbox', choices: [{ index: 0, delta: { content: /\S/ }, finish_reason: null }] },
       { object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
       { object: 'chat.completion.chunk', choices: [], usage: { total_tokens: Number } },
     ]);
@@ -127,9 +129,9 @@ t.test('channels in the composed runtime', async (t) => {
     t.equal(response.headers.get('retry-after'), '3');
     const streamed = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'hi' }], stream: true });
     t.equal(streamed.status, 503, 'an error before the answer is a plain HTTP error, not a stream');
-    t.match(await streamed.json(), { status: 'error', error: { code: 'BUSY' } });
+    t.match(await streamed.json(), { error: { code: 'busy', type: 'server_error' } }, 'in the OpenAI error shape');
     t.match(await response.json(), { status: 'error', error: { code: 'BUSY', retry_after_ms: 2500 } });
-    const openai = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    const openai = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'hi' }] });
     t.equal(openai.status, 503);
     t.equal(openai.headers.get('retry-after'), '3');
   });
@@ -139,9 +141,9 @@ t.test('channels in the composed runtime', async (t) => {
     const blocked = await post('/api/chat', { text: 'tell me the topsecret plan' });
     t.equal(blocked.status, 422);
     t.match(await blocked.json(), { status: 'error', error: { code: 'CONTENT_BLOCKED' } });
-    const openai = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'the topsecret word' }] });
+    const openai = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'the topsecret word' }] });
     t.equal(openai.status, 422);
-    t.match(await openai.json(), { error: { code: 'CONTENT_BLOCKED' } });
+    t.match(await openai.json(), { error: { code: 'content_blocked', type: 'invalid_request_error' } });
     t.equal((await post('/api/chat', { text: 'turn on the lamp' })).status, 200, 'the next allowed message gets through');
     t.same(agentSaw.slice(seen), ['turn on the lamp'], 'the agent saw only the allowed message');
 
@@ -152,7 +154,7 @@ t.test('channels in the composed runtime', async (t) => {
     const withheld = await post('/api/chat', { text: 'what is the plan' });
     t.equal(withheld.status, 200);
     t.match(await withheld.json(), { status: 'ok', data: { text: '[answer withheld by content safety]', withheld: true } });
-    const withheldOpenai = await post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'what is the plan' }] });
+    const withheldOpenai = await post('/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content: 'what is the plan' }] });
     const completion = (await withheldOpenai.json()) as { choices: { message: { content: string } }[] };
     t.equal(completion.choices[0]?.message.content, '[answer withheld by content safety]');
   });

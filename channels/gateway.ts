@@ -42,12 +42,16 @@ import {
   sessionIdOf,
 } from './channel.js';
 import { type ChannelsConfig, resolveChannelsConfig } from './config-schema.js';
+import { MEDIA_REFUSED, dmPolicyOf, onAllowlist } from './dm-policy.js';
+import { type OpenPlatform, type PlatformChannel, type PlatformProblem, openPlatforms } from './platforms.js';
 import { HttpChatChannel } from './http-channel.js';
 import { LineChatChannel } from './line-chat.js';
+import type { ModelCatalog } from './openai-api.js';
 import { type ChatMessageInput, type SafetyCheck, chatOperations, pairingOperations, screen } from './operations.js';
 import { WsChatChannel } from './ws-chat.js';
 
 export type { SafetyCheck } from './operations.js';
+export type { ModelCatalog } from './openai-api.js';
 
 export interface RouteHost {
   addRoute(method: HttpMethod, path: string, handler: RouteHandler): () => void;
@@ -66,6 +70,12 @@ export interface ChannelGatewayDeps {
   config?: unknown;
   /** Content safety for every message in and every reply out; a function is asked at start. */
   safety?: SafetyCheck | (() => SafetyCheck | null) | null;
+  /** Opens a chat platform's channel plugin (the plugin host's openChannel); channels.platforms names them. */
+  openPlatform?: OpenPlatform;
+  /** For platform credentials kept as files (systemd LoadCredential=); default $CREDENTIALS_DIRECTORY. */
+  credentialsDir?: string;
+  /** The models the OpenAI-compatible API lists (the agent itself is always listed). */
+  models?: ModelCatalog;
 }
 
 interface PendingMessage {
@@ -124,6 +134,8 @@ export class ChannelGateway implements Component {
   #pairing: StoreDocument<Pairing> | null = null;
   #stopping = new AbortController();
   #cleanup: (() => void)[] = [];
+  #platforms: PlatformChannel[] = [];
+  #platformProblems: PlatformProblem[] = [];
   #connected: (Channel | InteractiveChannel)[] = [];
 
   constructor(deps: ChannelGatewayDeps) {
@@ -153,6 +165,7 @@ export class ChannelGateway implements Component {
     this.#inbox = await ctx.store.open<Inbox>('chat-inbox', () => ({ pending: [] }));
     this.#pairing = await ctx.store.open<Pairing>('chat-pairing', () => ({ approved: [], requests: [] }));
     this.#addBuiltins(ctx);
+    this.#addPlatforms();
     this.#cleanup.push(ctx.status.register('channels', () => this.figures()));
     const { frontDoor } = this.#deps;
     for (const operation of [...chatOperations({ safety: () => this.#safety }), ...pairingOperations(this)]) {
@@ -215,6 +228,8 @@ export class ChannelGateway implements Component {
       channels: [...this.#channels.keys()],
       sessions,
       pending_messages: this.#inbox?.data.pending.length ?? 0,
+      platforms: this.#platforms.map((p) => p.status?.() ?? { name: p.name }),
+      platform_problems: this.#platformProblems,
       pairing_requests: this.pairingRequests().length,
       paired_senders: this.#pairing?.data.approved.length ?? 0,
     };
@@ -234,7 +249,8 @@ export class ChannelGateway implements Component {
   #addBuiltins(ctx: RuntimeContext): void {
     const http = this.#deps.http;
     if (this.#config.http && http && !this.#channels.has('http')) {
-      this.addChannel(new HttpChatChannel({ http }));
+      const models = this.#deps.models;
+      this.addChannel(new HttpChatChannel({ http, ...(models ? { models } : {}), ...(this.#log ? { logger: this.#log } : {}) }));
     }
     if (this.#config.ws_chat.enabled && http?.addUpgrade && !this.#channels.has('ws-chat')) {
       // Trusted like the page itself: on loopback, or behind the page's required auth.
@@ -243,6 +259,21 @@ export class ChannelGateway implements Component {
     }
     if (this.#config.line_chat.enabled && !this.#channels.has('line-chat')) {
       this.addChannel(new LineChatChannel({ port: this.#config.line_chat.port, logger: this.#log ?? undefined }));
+    }
+  }
+
+  /** The chat platforms of channels.platforms, each a channel plugin in its own process. */
+  #addPlatforms(): void {
+    const { channels, problems } = openPlatforms(this.#config, this.#deps.openPlatform, {
+      credentialsDir: this.#deps.credentialsDir ?? process.env.CREDENTIALS_DIRECTORY,
+      logger: this.#log,
+    });
+    this.#platforms = [];
+    this.#platformProblems = problems;
+    for (const platform of channels) {
+      if (this.#channels.has(platform.name)) continue;
+      this.addChannel(platform);
+      this.#platforms.push(platform);
     }
   }
 
@@ -274,8 +305,9 @@ export class ChannelGateway implements Component {
     const input: ChatMessageInput = { channel: channel.name, sender: senderId, text, ...(message.session ? { session: message.session } : {}) };
     const reply = await this.#deps.frontDoor.invoke<ChatReply>('chat.message', input, {
       principal: this.principalFor(channel.name, senderId, options.caller),
-      source: sourceOf(channel.name),
+      source: options.source ?? sourceOf(channel.name),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onText ? { stream: options.onText } : {}),
     });
     this.#answered(channel.name, session);
     return reply;
@@ -298,7 +330,11 @@ export class ChannelGateway implements Component {
       ...(typeof message.sender.display_name === 'string' ? { display_name: message.sender.display_name.slice(0, 128) } : {}),
     };
     const session = sessionIdOf(sender);
-    if (!channel.local && this.#config.pairing && !this.#isAllowed(session)) {
+    const policy = channel.local ? 'open' : dmPolicyOf(this.#config, channel.name);
+    const listed = onAllowlist(this.#config, channel.name, checked.senderId);
+    if (policy === 'disabled') return { status: 'ignored', reason: `${channel.name} takes no messages (dm_policy: disabled)` };
+    if (policy === 'allowlist' && !listed) return { status: 'ignored', reason: `${session} is not on the allowlist` };
+    if (policy === 'pairing' && !listed && !this.#isAllowed(session)) {
       try {
         const code = await this.#requestPairing(sender, channel);
         return { status: 'pairing', code };
@@ -308,6 +344,7 @@ export class ChannelGateway implements Component {
       }
     }
     // Screened before it is stored: a secret never reaches the state store, a card number only masked.
+    if (message.media?.length) return { status: 'rejected', code: 'PAYLOAD_INVALID', message: MEDIA_REFUSED };
     const text = screen(this.#safety, checked.text, channel.name, 'input');
     if (text === null) return { status: 'rejected', code: 'CONTENT_BLOCKED', message: 'the message was blocked by content safety' };
     const waiting = inbox.data.pending.filter((p) => p.sender.channel === channel.name).length;
@@ -469,9 +506,13 @@ export class ChannelGateway implements Component {
   }
 }
 
-/** The agent scheduler's source classes: HTTP callers as `http`, every other chat as `channel`. */
+/**
+ * The agent scheduler's source of a chat (its deadline and class): the box's own chats (HTTP, the page's
+ * WebSocket) as `chat`, every other channel as `channel`; the OpenAI API says `openai` itself. A person
+ * waits on all of them (scheduler.chat_deadline_ms).
+ */
 function sourceOf(channel: string): string {
-  return channel === 'http' ? 'http' : 'channel';
+  return channel === 'http' || channel === 'ws-chat' ? 'chat' : 'channel';
 }
 
 function lapsed(request: PairingRequest): boolean {

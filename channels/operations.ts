@@ -6,12 +6,15 @@
  *
  * Content safety: a blocked input is refused with CONTENT_BLOCKED and never reaches the agent; a masked one
  * reaches it masked. A blocked reply is withheld (its text replaced, `withheld: true`); the actions it
- * reports ran all the same, so they are still reported.
+ * reports ran all the same, so they are still reported. A streaming caller (ctx.stream) gets the reply's
+ * text as it is generated, but only what the policy lets through unchanged (stream-screen.ts); the whole
+ * screened reply is still the result.
  */
 import { createHash } from 'node:crypto';
 import { ClawboxError } from '../runtime/errors.js';
 import { type AnyOperation, defineOperation } from '../runtime/operations/operation.js';
 import type { ChatReply } from './channel.js';
+import { screenedStream } from './stream-screen.js';
 
 /** Content safety as chat.message uses it (createContentSafety from plugins/builtin/content-safety fits). */
 export interface SafetyCheck {
@@ -72,7 +75,9 @@ export function chatOperations(deps: { safety: () => SafetyCheck | null }): AnyO
         const text = screen(safety, input.text, input.channel, 'input');
         if (text === null) throw new ClawboxError('CONTENT_BLOCKED', 'the message was blocked by content safety');
         const session = input.session ?? agentSessionOf(input.channel, input.sender);
-        const answer = await ctx.invoke<ChatReply>('agent.request', { text, session });
+        // A streaming caller gets the reply as it is generated, screened word by word (stream-screen.ts).
+        const stream = ctx.stream ? screenedStream(safety, input.channel, ctx.stream) : null;
+        const answer = await ctx.invoke<ChatReply>('agent.request', { text, session }, { stream: stream ? (piece) => stream.push(piece) : undefined });
         const reply: ChatReply = { ...answer, actions: answer.actions ?? [] };
         const out = screen(safety, reply.text ?? '', input.channel, 'output');
         return out === null ? { ...reply, text: WITHHELD_TEXT, withheld: true } : { ...reply, text: out };

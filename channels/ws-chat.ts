@@ -3,7 +3,8 @@
  * same-origin check, see HttpServer.addUpgrade), one JSON message per frame.
  *
  *   client -> {"text": "...", "session"?: "name"}      (at most MAX_FRAME_BYTES; schema-validated)
- *   server -> {"type":"reply","text","actions","path","in_reply_to"} | {"type":"error","error":{"code","message"},"in_reply_to"}
+ *   server -> {"type":"token","text","in_reply_to"}  (pieces of a model reply as it is generated; joined, its text)
+ *             then {"type":"reply","text","actions","path","in_reply_to"} | {"type":"error","error":{"code","message"},"in_reply_to"}
  *
  * Transport only: each frame becomes one chat.message, run at once as the sender (the socket, a new
  * session per browser tab, unless the page names a session) with no more permissions than the HTTP
@@ -18,7 +19,7 @@ import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { CallerUpgradeHandler } from '../runtime/http/http-server.js';
 import type { Principal } from '../runtime/operations/principal.js';
 import { validatorFor } from '../runtime/operations/validator.js';
-import { CHAT_MESSAGE_SCHEMA, type Converse, type InteractiveChannel } from './channel.js';
+import { CHAT_MESSAGE_SCHEMA, type Converse, type InteractiveChannel, remainderOf } from './channel.js';
 
 export const WS_CHAT_PATH = '/api/chat/ws';
 const MAX_FRAME_BYTES = 16 * 1024;
@@ -104,7 +105,15 @@ export class WsChatChannel implements InteractiveChannel {
         try {
           const converse = this.#converse;
           if (!converse) throw new ClawboxError('BUSY', 'the chat is not connected', { retry_after_ms: 1000 });
-          const reply = await converse({ sender_id: sender, text: body.text }, { caller, signal: closed.signal });
+          let streamed = '';
+          const onText = (text: string) => {
+            streamed += text;
+            sendFrame(ws, { type: 'token', text, in_reply_to: id });
+          };
+          const reply = await converse({ sender_id: sender, text: body.text }, { caller, signal: closed.signal, onText });
+          // Token frames only while the model generates; a fast-path answer is the reply frame alone.
+          const rest = streamed ? remainderOf(streamed, reply.text) : '';
+          if (rest) onText(rest);
           sendFrame(ws, { type: 'reply', text: reply.text, actions: reply.actions ?? [], path: reply.path ?? null, in_reply_to: id });
         } catch (error) {
           const err = toClawboxError(error);

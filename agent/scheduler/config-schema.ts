@@ -18,6 +18,18 @@ export const schedulerConfigSchema = {
   description: 'Agent request scheduling: deadlines, admission, load shedding, priorities. See agent/scheduler/README.md.',
   properties: {
     default_deadline_ms: ms(10, 60000, 200, 'Deadline of an agent request from arrival, unless its source or the request sets one.'),
+    chat_deadline_ms: ms(
+      100,
+      600000,
+      15000,
+      'Deadline of the whole answer for sources where a person waits (human: true — the chats, the OpenAI API, chat channels); their answers stream.',
+    ),
+    first_token_ms: ms(
+      10,
+      60000,
+      200,
+      'Time-to-first-token target of streamed answers: what bench:chat measures against; a person sees the answer start within it.',
+    ),
     min_deadline_ms: ms(1, 60000, 20, 'A per-request deadline_ms below this is raised to it.'),
     max_deadline_ms: ms(10, 600000, 30000, 'A per-request deadline_ms above this is lowered to it.'),
     sources: {
@@ -32,6 +44,7 @@ export const schedulerConfigSchema = {
         properties: {
           deadline_ms: { type: 'integer', minimum: 1, maximum: 600000 },
           class: name,
+          human: { type: 'boolean', description: 'A person waits on the answer: chat_deadline_ms unless deadline_ms is set.' },
         },
       },
     },
@@ -97,14 +110,18 @@ export interface SchedulerClassConfig {
 export interface SchedulerSourceConfig {
   deadline_ms?: number;
   class: string;
+  /** A person waits on the answer (it streams): chat_deadline_ms unless deadline_ms is set. */
+  human?: boolean;
 }
 
 /** The section as ajv leaves it (scalar defaults applied). */
 export interface SchedulerConfig {
   default_deadline_ms: number;
+  chat_deadline_ms: number;
+  first_token_ms: number;
   min_deadline_ms: number;
   max_deadline_ms: number;
-  sources: Record<string, { deadline_ms?: number; class?: string }>;
+  sources: Record<string, { deadline_ms?: number; class?: string; human?: boolean }>;
   classes: Record<string, { priority?: number; reserve?: number }>;
   max_queue: number;
   max_concurrency: 'auto' | number;
@@ -128,16 +145,25 @@ export const DEFAULT_CLASSES: Readonly<Record<string, SchedulerClassConfig>> = {
   low: { priority: 10, reserve: 0 },
 };
 
-/** A wall panel outranks MQTT and HTTP clients, which outrank chat channels. */
+/**
+ * A wall panel outranks MQTT and HTTP clients, which outrank chat channels. Machine clients (panel, mqtt,
+ * http) keep the device-command deadline; where a person waits — the HTTP/page/WebSocket chat (`chat`),
+ * the OpenAI-compatible API (`openai`) and chat channels (`channel`) — the whole answer gets
+ * chat_deadline_ms and streams.
+ */
 export const DEFAULT_SOURCES: Readonly<Record<string, SchedulerSourceConfig>> = {
   panel: { class: 'high' },
   mqtt: { class: 'normal' },
   http: { class: 'normal' },
-  channel: { class: 'low' },
+  chat: { class: 'normal', human: true },
+  openai: { class: 'normal', human: true },
+  channel: { class: 'low', human: true },
 };
 
 export const SCHEDULER_DEFAULTS: SchedulerConfig = {
   default_deadline_ms: 200,
+  chat_deadline_ms: 15000,
+  first_token_ms: 200,
   min_deadline_ms: 20,
   max_deadline_ms: 30000,
   sources: {},
@@ -165,7 +191,8 @@ export function resolveSchedulerConfig(section: Partial<SchedulerConfig> = {}): 
   for (const [key, value] of Object.entries(DEFAULT_SOURCES)) sources[key] = { ...value };
   for (const [key, value] of Object.entries(merged.sources)) {
     const cls = value.class ?? sources[key]?.class ?? 'normal';
-    sources[key] = { class: cls, ...(value.deadline_ms !== undefined ? { deadline_ms: value.deadline_ms } : {}) };
+    const human = value.human ?? sources[key]?.human ?? false;
+    sources[key] = { class: cls, ...(value.deadline_ms !== undefined ? { deadline_ms: value.deadline_ms } : {}), ...(human ? { human } : {}) };
   }
   for (const [key, value] of Object.entries(sources)) {
     if (!classes[value.class]) throw new ClawboxError('CONFIG_INVALID', `scheduler.sources.${key}.class names unknown class "${value.class}"`);

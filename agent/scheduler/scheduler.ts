@@ -92,6 +92,8 @@ export interface SchedulerOptions<Req, Res> {
   logger?: SchedulerLogger;
   lanes: { main?: Lane<Req, Res>; small?: Lane<Req, Res>; remote?: Lane<Req, Res> };
   tryFastPath?: FastPathMatcher<Req, Res>;
+  /** The routing policy of a request that has no `route` of its own. */
+  route?: (submission: Submission<Req>, plan: WorkPlan) => Route;
   /** The work shape of a request (tokens in, expected tokens out); called once per model-bound request. */
   plan: (request: Req) => WorkPlan | Promise<WorkPlan>;
   /** Called with every event (metrics). */
@@ -112,7 +114,15 @@ export interface Submission<Req> {
   plan?: WorkPlan;
   /** The caller gives up (client went away). */
   signal?: AbortSignal;
+  /** Where model work may run; unset: options.route decides (default any). */
+  route?: Route;
 }
+
+/**
+ * Hybrid deployment: `local_only` keeps a request off the remote lane (its data must not leave the box),
+ * `remote_first` tries the remote brain before the local lanes (it needs the bigger model).
+ */
+export type Route = 'any' | 'local_only' | 'remote_first';
 
 export interface Outcome<Res> {
   result: Res;
@@ -136,6 +146,8 @@ export interface Decision {
   retry_after_ms?: number;
   shed?: ShedReason;
   reason: string;
+  /** no_model because the request must stay on the box and no local lane is loaded. */
+  local_only?: true;
 }
 
 interface Item<Req, Res> extends Queued {
@@ -165,6 +177,8 @@ interface Item<Req, Res> extends Queued {
   committed: boolean;
   /** What the lane reported when its generation finished; observed when the job answers. */
   usage: ServiceSample | null;
+  /** Remote jobs: the same request on the local rungs, same deadline (when the brain fails early). */
+  fallback: (() => Promise<Outcome<Res>>) | null;
 }
 
 interface Group<Req, Res> {
@@ -199,6 +213,7 @@ export class Scheduler<Req, Res> {
   readonly #onEvent: ((event: SchedulerEvent) => void) | undefined;
   readonly #tuneEvery: number;
   readonly #abortGrace: number;
+  readonly #route: SchedulerOptions<Req, Res>['route'];
   readonly #groups: { local: Group<Req, Res>; remote: Group<Req, Res> };
   #seq = 0;
   #limit: number;
@@ -217,6 +232,7 @@ export class Scheduler<Req, Res> {
     this.#onEvent = options.onEvent;
     this.#tuneEvery = options.tune_every ?? 32;
     this.#abortGrace = options.abort_grace_ms ?? 2000;
+    this.#route = options.route;
     const group = (name: 'local' | 'remote'): Group<Req, Res> => ({
       name,
       queue: new AdaptiveQueue(this.config.codel),
@@ -306,8 +322,11 @@ export class Scheduler<Req, Res> {
     return { name, ...cls };
   }
 
+  /** The request's own deadline, else its source's, else chat_deadline_ms where a person waits, else the default. */
   deadlineFor(source: string | undefined, requested: number | undefined): number {
-    const base = requested ?? (source ? this.config.sources[source]?.deadline_ms : undefined) ?? this.config.default_deadline_ms;
+    const configured = source ? this.config.sources[source] : undefined;
+    const sourceDefault = configured?.deadline_ms ?? (configured?.human ? this.config.chat_deadline_ms : undefined);
+    const base = requested ?? sourceDefault ?? this.config.default_deadline_ms;
     const value = Number.isFinite(base) ? base : this.config.default_deadline_ms;
     return Math.min(this.config.max_deadline_ms, Math.max(this.config.min_deadline_ms, Math.round(value)));
   }
@@ -334,9 +353,22 @@ export class Scheduler<Req, Res> {
   }
 
   #canStart(group: Group<Req, Res>, item: Item<Req, Res>): boolean {
-    if (group.running.size >= this.#groupLimit(group)) return false;
     if (this.#laneRunning(group, item.lane) >= item.lane.maxSequences()) return false;
-    return group.running.size < this.#slotsFor(group, item.cls);
+    if (group.running.size < this.#groupLimit(group)) return group.running.size < this.#slotsFor(group, item.cls);
+    return this.#mayExceedLimit(group, item);
+  }
+
+  /**
+   * The auto limit is tuned for throughput within the default (device-command) deadline. Work with a
+   * longer deadline — a person reading a streamed answer — may start on a free sequence beyond it when
+   * that pushes no running request past its deadline: a chat then gets its first tokens at once instead
+   * of waiting for other chats to finish.
+   */
+  #mayExceedLimit(group: Group<Req, Res>, item: Item<Req, Res>): boolean {
+    if (this.config.max_concurrency !== 'auto' || group.name !== 'local') return false;
+    if (item.deadline_ms <= this.config.default_deadline_ms) return false;
+    const now = this.#clock.now();
+    return group.running.size < this.#localSequences() && this.#hurtsRunning(group, now) === 0;
   }
 
   // ---- prediction -----------------------------------------------------------------------------------
@@ -498,6 +530,12 @@ export class Scheduler<Req, Res> {
     steps.push({ rung: 'small', lane: 'small', budget: 'full' });
     if (canShorten) steps.push({ rung: 'small', lane: 'small', budget: 'short' });
     steps.push({ rung: 'remote', lane: 'remote', budget: 'full' });
+    const route = submission.route ?? this.#route?.(submission, plan) ?? 'any';
+    if (route !== 'any') {
+      const [remote] = steps.splice(steps.length - 1, 1);
+      if (route === 'remote_first') steps.unshift(remote!);
+      else notes.push('remote: not for this request (local_only)');
+    }
 
     let anyLane = false;
     let retry = Number.POSITIVE_INFINITY;
@@ -532,7 +570,11 @@ export class Scheduler<Req, Res> {
       if (p.queueFull) queueFull = true;
     }
     if (!anyLane) {
-      return { decision: { action: 'reject', rung: 'none', shed: 'no_model', reason: notes.concat('no model loaded').join('; ') }, plan };
+      const localOnly = route === 'local_only' && this.#lanes.remote?.available() === true;
+      return {
+        decision: { action: 'reject', rung: 'none', shed: 'no_model', reason: notes.concat('no model loaded').join('; '), ...(localOnly ? { local_only: true as const } : {}) },
+        plan,
+      };
     }
     return {
       decision: {
@@ -619,6 +661,7 @@ export class Scheduler<Req, Res> {
     if (decision.action === 'reject') {
       if (decision.shed === 'no_model') {
         this.#emit({ type: 'shed', reason: 'no_model', retry_after_ms: 0 });
+        if (decision.local_only) return Promise.reject(new ClawboxError('LOCAL_ONLY', 'this request involves local_only devices or data and no local model is loaded to answer it'));
         return Promise.reject(new ClawboxError('MODEL_NOT_LOADED', 'no model is loaded and the fast path does not match this request'));
       }
       const retry = decision.retry_after_ms ?? this.config.default_deadline_ms;
@@ -657,6 +700,7 @@ export class Scheduler<Req, Res> {
         answered: false,
         committed: false,
         usage: null,
+        fallback: grant.lane === 'remote' ? () => this.#admit({ ...submission, route: 'local_only' }, arrival, fastRun) : null,
       };
       if (submission.signal) {
         const signal = submission.signal;
@@ -857,6 +901,13 @@ export class Scheduler<Req, Res> {
       // Only a normal finish measures the whole job (late ones included: they are the costly case).
       item.lane.model.observe(error === null && item.started !== null ? { ...item.usage, wall_ms: now - item.started } : item.usage);
       item.usage = null;
+    }
+    const brainFailed = error !== null && item.fallback && !item.committed && ['BRAIN_UNAVAILABLE', 'BUSY'].includes(codeOf(error));
+    if (brainFailed && !item.answered && now < item.deadline) {
+      // The brain failed before the deadline: the ladder goes on below it (local lanes, then BUSY).
+      const fallback = item.fallback!;
+      this.#emit({ type: 'failed', path: item.grant.path, code: codeOf(error) });
+      this.#answer(item, () => fallback().then(item.resolve, item.reject));
     }
     if (!item.answered) {
       if (error === null) {
