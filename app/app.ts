@@ -11,6 +11,8 @@ import { ChannelGateway, type SafetyCheck } from '../channels/gateway.js';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
 import { PluginHost } from '../plugins/host.js';
 import { AuditLog } from '../runtime/audit/index.js';
+import { DataRights, auditHolder, dataOperations, logLinesHolder, registerDataRoutes } from '../runtime/privacy/index.js';
+import { chatDataHolders } from '../channels/data-holder.js';
 import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
@@ -51,6 +53,7 @@ export interface App {
   readonly channels: ChannelGateway;
   readonly frontDoor: FrontDoor;
   readonly audit: AuditLog;
+  readonly dataRights: DataRights;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -70,9 +73,16 @@ export function createApp(options: AppOptions): App {
   const loginGuard = new LoginGuard();
   const broker = new Broker({ loginGuard });
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard, webRoot: webRoot() });
-  // Every client action passes the front door; the audit log records the world-changing ones.
-  const audit = new AuditLog();
+  // Every client action passes the front door; the audit log records the world-changing ones, naming
+  // people by erasable pseudonyms (data rights).
+  const dataRights = new DataRights();
+  const audit = new AuditLog({ principals: dataRights.principals });
   const frontDoor = new FrontDoor({ logger: logging.forComponent('front-door'), audit });
+  for (const operation of dataOperations(dataRights)) frontDoor.register(operation);
+  registerDataRoutes(http, frontDoor);
+  dataRights.addHolder(auditHolder(audit));
+  dataRights.addHolder(logLinesHolder([logging.ring]));
+  for (const holder of chatDataHolders(store)) dataRights.addHolder(holder);
   const mqtt = new MqttAdapter({
     frontDoor,
     messaging: broker,
@@ -111,7 +121,7 @@ export function createApp(options: AppOptions): App {
       mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
     }),
   });
-  const components: Component[] = [audit, http, broker, devices, plugins, models, agent, channels, discovery];
+  const components: Component[] = [dataRights, audit, http, broker, devices, plugins, models, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
 
   const ctx: RuntimeContext = {
@@ -141,6 +151,7 @@ export function createApp(options: AppOptions): App {
     channels,
     frontDoor,
     audit,
+    dataRights,
     start: () => {
       mqtt.resume();
       return lifecycle.start(ctx);

@@ -1,12 +1,12 @@
 /**
  * `clawbox channels pairings | approve <code>`: the owner's side of pairing, from a shell on the appliance.
- * It asks the running runtime over its HTTP API (GET /api/channels/pairings, POST …/<code>/approve) at the
- * address in the same config `clawbox start` reads, with the API token from --token, $CLAWBOX_TOKEN or
- * http.token; so approving works without a browser, e.g. over SSH or the serial console.
+ * It asks the running runtime over its HTTP API (GET /api/channels/pairings, POST …/<code>/approve; see
+ * runtime/http/api-client.ts), so approving works without a browser, e.g. over SSH or the serial console.
  */
 import { parseArgs } from 'node:util';
 import type { ConfigLoader } from '../runtime/config/load.js';
-import { ClawboxError, ERROR_CATALOG, type ErrorCode, toClawboxError } from '../runtime/errors.js';
+import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
+import { runtimeApi } from '../runtime/http/api-client.js';
 
 export const CHANNELS_HELP = `Usage:
   clawbox channels pairings [--config FILE] [--json]    senders waiting for approval, with their codes
@@ -54,7 +54,7 @@ export async function runChannelsCommand(
       return command === undefined && !values.help ? ERROR_CATALOG.USAGE.exit : 0;
     }
     if (rest.length > 0) throw new ClawboxError('USAGE', `unexpected arguments: ${rest.join(' ')}`);
-    const api = apiOf(loadConfig, values, env);
+    const api = runtimeApi(loadConfig, values, env);
     switch (command) {
       case 'pairings': {
         if (code !== undefined) throw new ClawboxError('USAGE', `"channels pairings" takes no argument (got "${code}")`);
@@ -83,60 +83,5 @@ export async function runChannelsCommand(
     const e = toClawboxError(error);
     err(`clawbox channels: ${e.code}: ${e.message}\n`);
     return e.spec.exit;
-  }
-}
-
-type Api = (method: 'GET' | 'POST', path: string) => Promise<unknown>;
-
-/** For answers without a clawbox error body, e.g. when --url names some other server. */
-const STATUS_CODES: Partial<Record<number, ErrorCode>> = { 401: 'UNAUTHORIZED', 403: 'FORBIDDEN', 404: 'NOT_FOUND' };
-
-/** A mistyped --url is a usage error, not an unreachable runtime. */
-function checkUrl(url: string): void {
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
-    throw new ClawboxError('USAGE', `--url must be an http:// or https:// address (got "${url}")`);
-  }
-}
-
-function apiOf(
-  loadConfig: ConfigLoader['loadConfig'],
-  options: { config?: string; url?: string; token?: string },
-  env: NodeJS.ProcessEnv,
-): Api {
-  let base = options.url;
-  if (base !== undefined) checkUrl(base);
-  if (options.config === '') throw new ClawboxError('USAGE', '--config needs a file path');
-  let token = options.token ?? env.CLAWBOX_TOKEN;
-  if (!base || !token) {
-    const { config } = loadConfig({ ...(options.config ? { file: options.config } : {}), env });
-    // A runtime listening on every address is reached on loopback.
-    const host = ['0.0.0.0', '::'].includes(config.http.host) ? '127.0.0.1' : config.http.host;
-    base ??= `http://${host.includes(':') ? `[${host}]` : host}:${config.http.port}`;
-    token ??= config.http.token;
-  }
-  const root = base.replace(/\/+$/, '');
-  return async (method, path) => {
-    let response: Response;
-    try {
-      response = await fetch(`${root}${path}`, {
-        method,
-        headers: token ? { authorization: `Bearer ${token}` } : {},
-        signal: AbortSignal.timeout(10_000),
-      });
-    } catch (error) {
-      const reason = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      throw new ClawboxError('LISTEN_FAILED', `cannot reach the clawbox runtime at ${root} (${reason}); is it running?`);
-    }
-    const body = (await response.json().catch(() => null)) as { status?: string; data?: unknown; error?: { code?: string; message?: string } } | null;
-    if (response.ok && body?.status === 'ok') return body.data;
-    const code = body?.error?.code && Object.hasOwn(ERROR_CATALOG, body.error.code) ? (body.error.code as ErrorCode) : (STATUS_CODES[response.status] ?? 'INTERNAL');
-    const hint = code === 'UNAUTHORIZED' ? ' (pass --token, set $CLAWBOX_TOKEN, or run where the config with http.token is readable)' : '';
-    throw new ClawboxError(code, `${body?.error?.message ?? `HTTP ${response.status}`}${hint}`);
   }
 }

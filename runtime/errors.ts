@@ -65,6 +65,7 @@ export const ERROR_CATALOG = {
   BRAIN_UNAVAILABLE: { summary: 'hybrid mode: the remote brain cannot be reached, is failing, or its circuit breaker is open', http: 503, exit: 69 },
   FIPS_REQUIRED: { summary: 'brain.require_fips is set but Node does not run with the OpenSSL FIPS provider', http: 500, exit: 78 },
   LOCAL_ONLY: { summary: 'the request involves local_only devices or data and cannot be answered on this box now', http: 503, exit: 1 },
+  DATA_POLICY_REFUSED: { summary: 'the data policy keeps this data on the box (data region, or the person opted out of sharing)', http: 403, exit: 1 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -118,6 +118,14 @@ export class LogRing extends Writable {
     return [...this.#entries];
   }
 
+  /** Drops the entries a predicate picks (erasure, retention); how many went. */
+  removeWhere(drop: (entry: LogEntry) => boolean): number {
+    const before = this.#entries.length;
+    const kept = this.#entries.filter((entry) => !drop(entry));
+    this.#entries.splice(0, before, ...kept);
+    return before - kept.length;
+  }
+
   onEntry(listener: (entry: LogEntry) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);

@@ -26,6 +26,7 @@ export class GroupCommitter {
   readonly #options: CommitterOptions;
   #waiting: Waiting[] = [];
   #loop: Promise<void> | null = null;
+  #exclusive: Promise<void> | null = null;
 
   constructor(writer: AuditWriter, options: CommitterOptions) {
     this.#writer = writer;
@@ -47,8 +48,23 @@ export class GroupCommitter {
     }
     const promise = new Promise<AuditRecord>((resolve, reject) => this.#waiting.push({ body, resolve, reject }));
     // setImmediate: everything handed in during this turn joins the same batch.
-    this.#loop ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.#run());
+    this.#loop ??= (this.#exclusive ?? Promise.resolve()).then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => this.#run());
     return promise;
+  }
+
+  /** Runs `work` on the writer alone: after the writes in flight, before those handed in meanwhile. */
+  async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.drain().then(work);
+    const gate = run.then(
+      () => {},
+      () => {},
+    );
+    this.#exclusive = gate;
+    try {
+      return await run;
+    } finally {
+      if (this.#exclusive === gate) this.#exclusive = null;
+    }
   }
 
   async #run(): Promise<void> {

@@ -22,6 +22,20 @@ export interface AuditLogOptions {
   config?: Partial<AuditConfig>;
   /** Overrides <stateDir>/audit. */
   dir?: string;
+  /** Stores principals under a pseudonym and shows them back (data rights); ids are stored as given without it. */
+  principals?: PrincipalProtector;
+}
+
+/**
+ * How principals are written and read back. A stored pseudonym keeps the chain verifiable after the person
+ * behind it is erased; only the link to them is destroyed.
+ */
+export interface PrincipalProtector {
+  /** The id to store for this principal when it is at hand now; null when it must first be made (storedId). */
+  knownId(principal: { kind: string; id: string }): string | null;
+  storedId(principal: { kind: string; id: string }): Promise<string>;
+  /** The id to show for a stored one. */
+  shownId(principal: { kind: string; id: string }): string;
 }
 
 export interface AuditVerification {
@@ -66,6 +80,7 @@ export class AuditLog implements Component {
   #disabled: { unregister: () => void } | null = null;
   #stopping = false;
   #recent = new RecentCounter();
+  #waitingForKey: Promise<void> | null = null;
   #verification: AuditVerification = { state: 'not_run', at: null, result: null };
   #background: Promise<AuditVerification> = Promise.resolve(this.#verification);
 
@@ -123,9 +138,40 @@ export class AuditLog implements Component {
    * at once with seq 0 and empty prev and hash: nothing is kept.
    */
   record(entry: AuditEntry): Promise<AuditRecord> {
+    const protector = this.#options.principals;
+    const principal = entry?.principal;
+    if (!protector || !principal || typeof principal !== 'object' || principal.kind === 'system') return this.#inOrder(entry, null);
+    const known = protector.knownId(principal);
+    if (known !== null) return this.#inOrder({ ...entry, principal: { ...principal, id: known } }, null);
+    // The first record about someone waits for their key to be on disk; later records wait behind it.
+    return this.#inOrder(entry, protector.storedId(principal).then((id) => ({ ...entry, principal: { ...principal, id } })));
+  }
+
+  /**
+   * Hands records to the committer in call order: at once while no record waits for a pseudonym, else
+   * behind the last one that does.
+   */
+  #inOrder(entry: AuditEntry, pending: Promise<AuditEntry> | null): Promise<AuditRecord> {
+    const now = new Date();
+    if (pending === null && this.#waitingForKey === null) return this.#submit(entry, now);
+    const submitted = (this.#waitingForKey ?? Promise.resolve())
+      .then(() => pending ?? entry)
+      .then((ready) => ({ record: this.#submit(ready, now) }));
+    const tail = submitted.then(
+      () => {},
+      () => {},
+    );
+    this.#waitingForKey = tail;
+    void tail.then(() => {
+      if (this.#waitingForKey === tail) this.#waitingForKey = null;
+    });
+    return submitted.then((handed) => handed.record);
+  }
+
+  #submit(entry: AuditEntry, now: Date): Promise<AuditRecord> {
     let body: ReturnType<typeof toBody>;
     try {
-      body = toBody(entry, new Date());
+      body = toBody(entry, now);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -134,14 +180,27 @@ export class AuditLog implements Component {
     return this.#running.committer.submit(body);
   }
 
-  /** The last `n` records, oldest first. */
-  tail(n: number): Promise<AuditRecord[]> {
-    return tailAuditDir(this.#require().dir, n);
+  /** Deletes the audit files whose records are all older than `cutoff` (see AuditWriter.retireBefore). */
+  async retireBefore(cutoff: Date): Promise<string[]> {
+    const running = this.#require();
+    const deleted = await running.committer.exclusive(() => running.writer.retireBefore(cutoff));
+    if (deleted.length > 0) running.logger.info({ deleted }, `audit retention: deleted ${deleted.length} file(s) older than ${cutoff.toISOString()}`);
+    return deleted;
   }
 
-  /** The newest matching records (query.limit, default 100), oldest first. */
+  /** The last `n` records, oldest first, with principals as people read them. */
+  tail(n: number): Promise<AuditRecord[]> {
+    return tailAuditDir(this.#require().dir, n, this.#shownId());
+  }
+
+  /** The newest matching records (query.limit, default 100), oldest first; principals matched as shown. */
   query(query: AuditQuery): Promise<AuditRecord[]> {
-    return queryAuditDir(this.#require().dir, query);
+    return queryAuditDir(this.#require().dir, query, this.#shownId());
+  }
+
+  #shownId(): ((principal: { kind: string; id: string }) => string) | undefined {
+    const protector = this.#options.principals;
+    return protector ? (principal) => protector.shownId(principal) : undefined;
   }
 
   /**

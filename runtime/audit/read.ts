@@ -32,8 +32,11 @@ function matches(record: AuditRecord, query: AuditQuery): boolean {
   return true;
 }
 
-/** The newest `limit` records that match, oldest first. */
-export async function queryAuditDir(dir: string, query: AuditQuery = {}): Promise<AuditRecord[]> {
+/**
+ * The newest `limit` records that match, oldest first. With `shownId`, stored principal ids (pseudonyms)
+ * are replaced by what it shows before matching.
+ */
+export async function queryAuditDir(dir: string, query: AuditQuery = {}, shownId?: (principal: { kind: string; id: string }) => string): Promise<AuditRecord[]> {
   const limit = query.limit ?? DEFAULT_QUERY_LIMIT;
   const found: AuditRecord[] = [];
   if (limit <= 0) return found;
@@ -41,8 +44,10 @@ export async function queryAuditDir(dir: string, query: AuditQuery = {}): Promis
   for (let f = files.length - 1; f >= 0; f--) {
     const { lines } = await readLines(files[f]!.path);
     for (let i = lines.length - 1; i >= 0; i--) {
-      const line = parseLine(lines[i]!);
-      if (!isAuditLine(line) || isAnchor(line) || !matches(line, query)) continue;
+      const parsed = parseLine(lines[i]!);
+      if (!isAuditLine(parsed) || isAnchor(parsed)) continue;
+      const line = shownId ? { ...parsed, principal: { ...parsed.principal, id: shownId(parsed.principal) } } : parsed;
+      if (!matches(line, query)) continue;
       found.push(line);
       if (found.length >= limit) return found.reverse();
     }
@@ -51,6 +56,6 @@ export async function queryAuditDir(dir: string, query: AuditQuery = {}): Promis
 }
 
 /** The last `n` records, oldest first. */
-export function tailAuditDir(dir: string, n: number): Promise<AuditRecord[]> {
-  return queryAuditDir(dir, { limit: n });
+export function tailAuditDir(dir: string, n: number, shownId?: (principal: { kind: string; id: string }) => string): Promise<AuditRecord[]> {
+  return queryAuditDir(dir, { limit: n }, shownId);
 }

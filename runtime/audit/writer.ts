@@ -13,7 +13,7 @@ import { type FileHandle, mkdir, open, readFile, unlink } from 'node:fs/promises
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ClawboxError } from '../errors.js';
-import { type AuditFile, auditFile, listAuditFiles, parseLine, tornTailStart } from './files.js';
+import { type AuditFile, auditFile, listAuditFiles, parseLine, readLines, tornTailStart } from './files.js';
 import { type AuditAnchor, type AuditLine, type AuditRecord, GENESIS, hashLine, isAuditLine, type RecordBody, sealAnchor, sealRecord } from './record.js';
 
 export interface WriterOptions {
@@ -201,11 +201,35 @@ export class AuditWriter {
     }
   }
 
-  async #rotate(): Promise<void> {
+  /**
+   * Age-based retention: deletes the oldest files whose newest line is older than `cutoff`, never the file
+   * being written. It first rotates to a new file whose anchor says the log now starts after them, so the
+   * chain still verifies. Returns the deleted file names (none while a verification holds the files).
+   */
+  async retireBefore(cutoff: Date): Promise<string[]> {
+    if (this.#holds > 0) return [];
+    let last = 0;
+    for (const file of await listAuditFiles(this.dir)) {
+      if (file.index >= this.#file.index) break;
+      const { lines } = await readLines(file.path);
+      const newest = lines.length > 0 ? (parseLine(lines[lines.length - 1]!) as { time?: unknown } | null) : null;
+      const time = typeof newest?.time === 'string' ? Date.parse(newest.time) : Number.NaN;
+      if (!(time < cutoff.getTime())) break;
+      last = file.index;
+    }
+    if (last === 0) return [];
+    await this.#rotate(last + 1);
+    const old = (await listAuditFiles(this.dir)).filter((f) => f.index <= last);
+    for (const file of old) await unlink(file.path).catch(() => {});
+    await syncDir(this.dir).catch(() => {});
+    return old.map((f) => f.name);
+  }
+
+  async #rotate(keepFrom = 0): Promise<void> {
     const next = auditFile(this.dir, this.#file.index + 1);
     const retain = this.#options.retainFiles;
     const existing = await listAuditFiles(this.dir);
-    const kept = existing.map((f) => f.index).filter((index) => retain === 0 || index > next.index - retain);
+    const kept = existing.map((f) => f.index).filter((index) => index >= keepFrom && (retain === 0 || index > next.index - retain));
     const anchor = sealAnchor({ seq: this.#seq, time: this.#now().toISOString(), file: next.index, oldest: Math.min(next.index, ...kept), prev: this.#hash });
     const { handle, bytes } = await AuditWriter.#create(next, anchor);
     const old = this.#handle;

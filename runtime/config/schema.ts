@@ -7,6 +7,7 @@
  * so this core never imports a feature.
  */
 import { type AuditConfig, auditConfigSchema } from '../audit/config-schema.js';
+import { type DataConfig, dataConfigSchema } from '../privacy/config-schema.js';
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
@@ -134,6 +135,7 @@ const coreConfigSchema = {
       },
     },
     audit: auditConfigSchema,
+    data: dataConfigSchema,
   },
 } as const;
 
@@ -164,6 +166,7 @@ export interface CoreConfig {
   };
   http: { host: string; port: number; token?: string; password_hash?: string; permissions?: string[] };
   audit: AuditConfig;
+  data: DataConfig;
 }
 
 /**
