@@ -100,7 +100,9 @@ t.test('cross-key rules', async (t) => {
   const tls = checkConfig({ env: { CLAWBOX_BROKER_TLS_ENABLED: 'true' } });
   t.match(tls.issues[0], { path: 'broker.tls', message: /cert and key/ });
   const appliance = checkConfig({ file: writeConfig('mode: appliance\n'), env: {} });
-  t.match(appliance.issues[0], { path: 'http', message: /token or http.password_hash/ });
+  t.same(appliance.issues, [], 'an appliance without credentials starts in first-run setup');
+  const halfTls = checkConfig({ file: writeConfig('http:\n  tls: {cert: /etc/c.pem}\n'), env: {} });
+  t.match(halfTls.issues[0], { path: 'http.tls', message: /both cert and key/ });
   const dup = checkConfig({
     file: writeConfig('devices:\n  - {id: a, driver: simulated, capabilities: [switch]}\n  - {id: a, driver: simulated, capabilities: [switch]}\n'),
     env: {},

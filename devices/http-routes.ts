@@ -9,6 +9,9 @@
  *   GET  /api/devices/:id/schema    device.schema  -> {id, command, state} JSON Schemas
  *   POST /api/devices/:id/set       device.set     body: a command, e.g. {"state":"TOGGLE"} -> DeviceCommandResult
  *   POST /api/devices/:id/get       device.get     body: {} or {"<property>": ""}  -> DeviceSnapshot
+ *   POST /api/devices               device.add     body: one `devices:` config entry -> DeviceSnapshot
+ *   POST /api/devices/:id/rename    device.rename  body: {"name"} -> DeviceSnapshot
+ *   DELETE /api/devices/:id         device.remove  -> {id}
  *
  * Answers are the one envelope: `{"status":"ok","data":…}` (a body's `transaction` echoed beside data) or
  * `{"status":"error","error":{"code","message"}}` with the code's HTTP status (403 FORBIDDEN for a caller
@@ -54,6 +57,16 @@ export function registerDeviceRoutes(http: RouteHost, frontDoor: FrontDoor): () 
       const input = { device: request.params.id ?? '', properties: properties.length ? properties : null };
       return okEnvelope(await run('device.get', input, request), readTransaction(body));
     }),
+    http.addRoute('POST', '/api/devices', async (request) => {
+      const { fields, transaction } = splitTransaction(await request.json(DEFAULT_DEVICE_PAYLOAD_BYTES));
+      return okEnvelope(await run('device.add', fields, request), transaction);
+    }),
+    http.addRoute('POST', '/api/devices/:id/rename', async (request) => {
+      const { fields, transaction } = splitTransaction(await request.json(DEFAULT_DEVICE_PAYLOAD_BYTES));
+      const name = typeof fields === 'object' && fields !== null ? (fields as { name?: unknown }).name : undefined;
+      return okEnvelope(await run('device.rename', { id: request.params.id ?? '', name }, request), transaction);
+    }),
+    http.addRoute('DELETE', '/api/devices/:id', async (request) => okEnvelope(await run('device.remove', { id: request.params.id ?? '' }, request))),
   ];
   return () => {
     for (const remove of removers) remove();

@@ -132,6 +132,68 @@ export class LogRing extends Writable {
   }
 }
 
+/** One line of the log tail (any level), numbered so a reader can ask for what came after. */
+export interface TailEntry {
+  seq: number;
+  time: number;
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  component?: string;
+  msg: string;
+  code?: string;
+}
+
+const ALL_LEVEL_NAMES: Record<number, TailEntry['level']> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+/** A message longer than this is cut in the tail (stdout keeps all of it). */
+const TAIL_MSG_CHARS = 2000;
+
+/** Keeps the last N log lines of every level that is logged, already redacted, for the web app's log view. */
+export class LogTail extends Writable {
+  readonly #entries: TailEntry[] = [];
+  readonly #capacity: number;
+  #seq = 0;
+
+  constructor(capacity = 1000) {
+    super();
+    this.#capacity = capacity;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    try {
+      const line = JSON.parse(chunk.toString()) as { time: number; level: number; component?: string; msg?: string; code?: string };
+      this.#entries.push({
+        seq: ++this.#seq,
+        time: line.time,
+        level: ALL_LEVEL_NAMES[line.level] ?? 'info',
+        msg: (line.msg ?? '').slice(0, TAIL_MSG_CHARS),
+        ...(typeof line.component === 'string' ? { component: line.component } : {}),
+        ...(typeof line.code === 'string' ? { code: line.code } : {}),
+      });
+      if (this.#entries.length > this.#capacity) this.#entries.shift();
+    } catch {
+      // Not JSON: the line is still on stdout.
+    }
+    done();
+  }
+
+  /** Entries after `afterSeq` (all kept ones for 0), oldest first. */
+  since(afterSeq = 0): TailEntry[] {
+    const first = this.#entries.findIndex((e) => e.seq > afterSeq);
+    return first < 0 ? [] : this.#entries.slice(first);
+  }
+
+  entries(): TailEntry[] {
+    return [...this.#entries];
+  }
+
+  /** Drops the entries a predicate picks (erasure, retention); how many went. */
+  removeWhere(drop: (entry: TailEntry) => boolean): number {
+    const before = this.#entries.length;
+    const kept = this.#entries.filter((entry) => !drop(entry));
+    this.#entries.splice(0, before, ...kept);
+    return before - kept.length;
+  }
+}
+
 export interface LoggingOptions {
   level: LogLevel;
   components: Readonly<Record<string, LogLevel>>;
@@ -144,6 +206,8 @@ export interface LoggingOptions {
 export interface Logging {
   root: Logger;
   ring: LogRing;
+  /** The last lines of every level, for the web app's log view (absent in hand-made test loggings). */
+  tail?: LogTail;
   forComponent(component: string): Logger;
 }
 
@@ -151,6 +215,7 @@ const ORDER: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 
 export function createLogging(options: LoggingOptions): Logging {
   const ring = new LogRing();
+  const tail = new LogTail();
   const usePretty = options.pretty ?? process.stdout.isTTY === true;
   const out = options.destination ?? process.stdout;
   const main = usePretty ? pretty({ colorize: true, destination: 1, sync: true }) : out;
@@ -170,11 +235,13 @@ export function createLogging(options: LoggingOptions): Logging {
     pino.multistream([
       { level: 'trace', stream: main },
       { level: 'warn', stream: ring },
+      { level: 'trace', stream: tail },
     ]),
   );
   return {
     root,
     ring,
+    tail,
     forComponent(component) {
       return root.child({ component }, { level: options.components[component] ?? options.level });
     },

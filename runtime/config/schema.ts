@@ -121,9 +121,21 @@ const coreConfigSchema = {
         token: {
           type: 'string',
           minLength: 16,
-          description: 'Bearer token for the status page and API. Required in appliance mode unless password_hash is set.',
+          description: 'Bearer token for the web app and API. An appliance with neither token nor password_hash starts in first-run setup (the web app sets the admin password).',
         },
         password_hash: { type: 'string', pattern: '^scrypt\\$', description: 'Password for the status page (user "admin").' },
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description:
+            'HTTPS for the web app, API and WebSocket on http.port (plain HTTP on that port is redirected). Without cert/key a self-signed certificate for the host name and <host>.local is made once under <state>/tls/.',
+          properties: {
+            enabled: { enum: ['auto', true, false], default: 'auto', description: 'auto: on in appliance mode unless http.host is a loopback address; off in local mode.' },
+            cert: { type: 'string', minLength: 1, description: 'PEM certificate path (your own).' },
+            key: { type: 'string', minLength: 1, description: 'PEM private key path (your own).' },
+          },
+        },
         permissions: {
           type: 'array',
           default: ['#'],
@@ -164,7 +176,14 @@ export interface CoreConfig {
     users: BrokerUserConfig[];
     persistence: { enabled: boolean };
   };
-  http: { host: string; port: number; token?: string; password_hash?: string; permissions?: string[] };
+  http: {
+    host: string;
+    port: number;
+    token?: string;
+    password_hash?: string;
+    permissions?: string[];
+    tls?: { enabled: 'auto' | boolean; cert?: string; key?: string };
+  };
   audit: AuditConfig;
   data: DataConfig;
 }

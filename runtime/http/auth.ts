@@ -1,10 +1,12 @@
 /**
  * Who may use the status page and the API.
  *
- * - Appliance mode: every request (except public routes such as /healthz) needs `Authorization: Bearer
- *   <http.token>`, HTTP Basic `admin:<password>` checked against http.password_hash, a session cookie, or
+ * - Appliance mode: every request (except public routes such as /healthz and the web app's files) needs
+ *   `Authorization: Bearer <http.token>`, HTTP Basic `admin:<password>` checked against http.password_hash
+ *   (or the hash the first-run setup stored), a session cookie from the login form (POST /api/login), or
  *   `?token=<http.token>` (for a browser: the answer sets the session cookie so the page and its event
- *   stream work without the token in the URL).
+ *   stream work without the token in the URL). A 401 challenges only Bearer, so a browser never shows its
+ *   Basic dialog: the web app shows its own login form.
  * - Local mode on a loopback address: open, but only to requests whose Host header names loopback, so a
  *   web page elsewhere cannot reach it by DNS rebinding.
  * - Local mode on any other address: auth as in appliance mode when a token or password is configured,
@@ -94,13 +96,16 @@ export class HttpAuth {
   /** Bound to loopback: the Host check against DNS rebinding applies to open requests. */
   readonly #loopback: boolean;
   readonly #token: string | undefined;
-  readonly #passwordHash: string | undefined;
+  #passwordHash: string | undefined;
+  /** Session cookies carry Secure: the server speaks HTTPS. */
+  readonly #secure: boolean;
   readonly #permissions: readonly string[];
   readonly #sessions = new Map<string, number>();
   readonly guard: LoginGuard;
 
-  constructor(config: Pick<Config, 'mode' | 'http'>, guard: LoginGuard = new LoginGuard()) {
+  constructor(config: Pick<Config, 'mode' | 'http'>, guard: LoginGuard = new LoginGuard(), options: { secure?: boolean } = {}) {
     this.guard = guard;
+    this.#secure = options.secure ?? false;
     this.#token = config.http.token;
     this.#passwordHash = config.http.password_hash;
     this.#permissions = config.http.permissions ?? ['#'];
@@ -109,9 +114,46 @@ export class HttpAuth {
     this.required = config.mode === 'appliance' || (!this.#loopback && configured);
   }
 
-  /** Challenges sent with a 401: Basic first so a browser shows its login prompt. */
+  /** The challenge sent with a 401: Bearer only, so browsers leave the login to the web app's form. */
   challenges(): string[] {
-    return ['Basic realm="clawbox", charset="UTF-8"', 'Bearer realm="clawbox"'];
+    return ['Bearer realm="clawbox"'];
+  }
+
+  /** The admin password hash the first-run setup stored (config has none in that case). */
+  usePasswordHash(hash: string): void {
+    this.#passwordHash = hash;
+  }
+
+  /** Whether any credential exists to log in with (false on an appliance before its first-run setup). */
+  get hasCredentials(): boolean {
+    return this.#token !== undefined || this.#passwordHash !== undefined;
+  }
+
+  /**
+   * The login form: the secret is the token or the admin password. Answers a session cookie to set, or
+   * the refusal (wrong, backoff, busy) through the same guard as every other login.
+   */
+  async login(secret: string, address: string | undefined): Promise<{ ok: true; setCookie: string } | AuthRefusal> {
+    if (!this.required) return { ok: true, setCookie: this.newSessionCookie() };
+    const hash = this.#passwordHash;
+    // One attempt for both secrets, so a wrong entry counts once against the address.
+    const result = await this.guard.attempt({
+      realm: 'http',
+      username: BASIC_USER,
+      address,
+      secret,
+      credential: hash ?? 'token',
+      cheap: hash === undefined || secret === '',
+      check: async () => this.#tokenMatches(secret) || (hash !== undefined && secret !== '' && (await verifyPassword(secret, hash).catch(() => false))),
+    });
+    return result.ok ? { ok: true, setCookie: this.newSessionCookie() } : refused(result);
+  }
+
+  /** Forgets the session a cookie names; answers the cookie that clears it in the browser. */
+  logout(req: IncomingMessage): string {
+    const session = parseCookies(req.headers.cookie).get(SESSION_COOKIE);
+    if (session !== undefined) this.#sessions.delete(session);
+    return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${this.#secure ? '; Secure' : ''}`;
   }
 
   /** The caller of an accepted request as the front door sees it (see principalOf). */
@@ -152,7 +194,7 @@ export class HttpAuth {
     const queryToken = url.searchParams.get('token');
     if (queryToken !== null) {
       const outcome = await this.#tokenLogin(queryToken, address, 'query');
-      return outcome.ok ? { ...outcome, setCookie: this.#newSessionCookie() } : outcome;
+      return outcome.ok ? { ...outcome, setCookie: this.newSessionCookie() } : outcome;
     }
     return { ok: false, reason: 'missing' };
   }
@@ -207,7 +249,8 @@ export class HttpAuth {
     return false;
   }
 
-  #newSessionCookie(): string {
+  /** A new session; the Set-Cookie value (HttpOnly, SameSite=Strict, and Secure over HTTPS). */
+  newSessionCookie(): string {
     const now = Date.now();
     if (this.#sessions.size >= MAX_SESSIONS) {
       for (const [id, expires] of this.#sessions) if (expires <= now) this.#sessions.delete(id);
@@ -216,6 +259,6 @@ export class HttpAuth {
     }
     const id = randomBytes(32).toString('base64url');
     this.#sessions.set(id, now + SESSION_TTL_MS);
-    return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_MS / 1000}`;
+    return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_MS / 1000}${this.#secure ? '; Secure' : ''}`;
   }
 }

@@ -1,9 +1,15 @@
 /**
- * The HTTP component (node:http, no framework): status page, JSON API, health, metrics, and the door for
- * WebSocket upgrades owned by others (MQTT over WebSocket at broker.websocket.path).
+ * The HTTP component (node:http, no framework): the web app, JSON API, health, metrics, and the door for
+ * WebSocket upgrades owned by others (MQTT over WebSocket at broker.websocket.path). Over HTTPS when
+ * http.tls says so (appliance mode by default): one port, where plain HTTP gets a redirect
+ * (dual-listener.ts) and the certificate is the user's or one made at first boot (tls-certificate.ts).
  *
  * Built-in endpoints
- *   GET /             the live status page (HTML; updates from /api/events)
+ *   GET /             the web app (web-assets.ts; built from web/ into the folder `webRoot` names)
+ *   GET /assets/:name its scripts and styles (public: the login and setup forms are part of the app)
+ *   GET /api/session  public: {auth_required, authenticated, setup_required, name, tls}
+ *   POST /api/login   public: {"secret"} (token or admin password) -> session cookie; POST /api/logout
+ *   GET|POST /api/setup  public: the first-run setup (first-run.ts); 410 GONE once done
  *   GET /api/status   the status document as JSON (see status-document.ts)
  *   GET /api/events   Server-Sent Events: `status` documents and `warning` log entries
  *   GET /healthz      200 {"status":"serving"} when serving, 503 {"status":<state>} otherwise; never needs auth
@@ -28,7 +34,9 @@
  * handler gets the caller as a fourth argument.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo, Server as NetServer } from 'node:net';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { UpgradeHandler } from '../broker/broker.js';
 import type { Component, RuntimeContext } from '../context.js';
@@ -43,7 +51,10 @@ import { LiveEvents } from './live-events.js';
 import { DEFAULT_BODY_LIMIT, readJsonBody, sendError, sendJson, setSecurityHeaders } from './respond.js';
 import { type HttpMethod, type RouteHandler, type RouteOptions, Router } from './router.js';
 import { buildStatusDocument } from './status-document.js';
-import { STATUS_PAGE_CSP, STATUS_PAGE_HTML } from './status-page.js';
+import { createDualListener } from './dual-listener.js';
+import { FirstRunSetup, readAdminRecord } from './first-run.js';
+import { loadOrCreateCertificate } from './tls-certificate.js';
+import { WebAssets } from './web-assets.js';
 
 export type { HttpMethod, RouteHandler, RouteOptions, RouteRequest } from './router.js';
 
@@ -68,7 +79,14 @@ export interface HttpServerOptions {
   drainMs?: number;
   /** Shared with the broker, so backoff and the password-hash queue span MQTT and HTTP logins. */
   loginGuard?: LoginGuard;
+  /** The built web app (index.html + assets/); without one, / says how to build it. */
+  webRoot?: string;
+  /** The host name a generated certificate and the setup message name (default: the machine's). */
+  hostName?: string;
 }
+
+/** Bodies of the login and setup forms: small. */
+const FORM_BODY_LIMIT = 4096;
 
 const EVENTS_ROUTE = '/api/events';
 
@@ -77,7 +95,13 @@ export class HttpServer implements Component {
   readonly #options: HttpServerOptions;
   readonly #router = new Router();
   readonly #upgrades = new Map<string, { handler: CallerUpgradeHandler; auth: boolean }>();
-  #server: Server | undefined;
+  #server: Server | HttpsServer | undefined;
+  /** What listens: the server itself, or the TLS/plain dispatcher in front of it. */
+  #listener: Server | NetServer | undefined;
+  #tls = false;
+  #web: WebAssets | undefined;
+  #setup: FirstRunSetup | undefined;
+  #boxName = '';
   #ctx: RuntimeContext | undefined;
   #log: Logger | undefined;
   #auth: HttpAuth | undefined;
@@ -91,16 +115,35 @@ export class HttpServer implements Component {
   constructor(options: HttpServerOptions) {
     this.#options = options;
     for (const [path, handler] of Object.entries(options.upgrades)) this.#upgrades.set(path, { handler, auth: false });
-    this.#router.add('GET', '/', (r) => this.#page(r.res), {});
+    this.#router.add('GET', '/', (r) => this.#web!.sendIndex(r.res), { public: true });
+    this.#router.add('GET', '/assets/:name', (r) => this.#web!.sendAsset(r.res, r.params.name ?? ''), { public: true });
+    this.#router.add('GET', '/api/session', (r) => this.#session(r.req, r.url), { public: true });
+    this.#router.add('POST', '/api/login', (r) => this.#login(r.req, r.res, r.json), { public: true });
+    this.#router.add('POST', '/api/logout', (r) => {
+      r.res.setHeader('Set-Cookie', this.#auth!.logout(r.req));
+      return { status: 'ok', data: {} };
+    }, { public: true });
+    this.#router.add('GET', '/api/setup', () => this.#setupState(), { public: true });
+    this.#router.add('POST', '/api/setup', (r) => this.#completeSetup(r.res, r.json), { public: true });
     this.#router.add('GET', '/api/status', () => buildStatusDocument(this.#context()));
     this.#router.add('GET', EVENTS_ROUTE, (r) => this.#live!.open(r.req, r.res));
     this.#router.add('GET', '/healthz', (r) => this.#health(r.res), { public: true });
     this.#router.add('GET', '/metrics', (r) => this.#prometheus(r.res));
   }
 
+  /** Whether the page, API and WebSocket are served over HTTPS. */
+  get tls(): boolean {
+    return this.#tls;
+  }
+
+  /** The box's name: set by the first-run setup, otherwise the host name. */
+  get boxName(): string {
+    return this.#boxName;
+  }
+
   /** The bound port (config http.port 0 picks a free one); 0 before start. */
   get port(): number {
-    const address = this.#server?.address();
+    const address = this.#listener?.address();
     return address && typeof address === 'object' ? (address as AddressInfo).port : 0;
   }
 
@@ -126,7 +169,19 @@ export class HttpServer implements Component {
     this.#stopped = undefined;
     const log = ctx.logger('http');
     this.#log = log;
-    this.#auth = new HttpAuth(ctx.config, this.#options.loginGuard);
+    const host = this.#options.hostName ?? hostname();
+    const tlsConfig = ctx.config.http.tls ?? { enabled: 'auto' };
+    // auto: an appliance reachable from the network speaks HTTPS; one bound to loopback only has no network to protect.
+    this.#tls = tlsConfig.enabled === true || (tlsConfig.enabled === 'auto' && ctx.config.mode === 'appliance' && !isLoopbackHost(ctx.config.http.host));
+    this.#auth = new HttpAuth(ctx.config, this.#options.loginGuard, { secure: this.#tls });
+    this.#web = new WebAssets(this.#options.webRoot);
+    this.#boxName = host;
+    const admin = ctx.config.mode === 'appliance' ? await readAdminRecord(ctx.stateDir) : null;
+    if (admin) {
+      this.#boxName = admin.name || host;
+      if (!ctx.config.http.password_hash) this.#auth.usePasswordHash(admin.password_hash);
+    }
+    this.#setup = ctx.config.mode === 'appliance' && !this.#auth.hasCredentials ? new FirstRunSetup(ctx.stateDir) : undefined;
     this.#live = new LiveEvents(ctx, { intervalMs: this.#options.liveIntervalMs ?? 1000 });
     this.#metrics = new HttpMetrics(ctx.metrics, () => this.#live?.size ?? 0);
     if (this.#options.systemSampleMs !== false) {
@@ -135,7 +190,18 @@ export class HttpServer implements Component {
       this.#sampler.start();
     }
 
-    const server = createServer({ noDelay: true, keepAlive: true });
+    let server: Server | HttpsServer;
+    let listener: Server | NetServer;
+    if (this.#tls) {
+      const material = await loadOrCreateCertificate({ stateDir: ctx.stateDir, cert: tlsConfig.cert, key: tlsConfig.key, host });
+      if (material.source === 'generated') log.info({ cert: material.certPath }, 'made a self-signed HTTPS certificate for this box');
+      const dual = createDualListener(material);
+      server = dual.https;
+      listener = dual.net;
+    } else {
+      server = createServer({ noDelay: true, keepAlive: true });
+      listener = server;
+    }
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
     server.on('request', (req, res) => void this.#handle(req, res));
@@ -145,12 +211,12 @@ export class HttpServer implements Component {
       else socket.destroy();
     });
 
-    const { host, port } = ctx.config.http;
+    const { host: bindHost, port } = ctx.config.http;
     try {
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port }, () => {
-          server.off('error', reject);
+        listener.once('error', reject);
+        listener.listen({ host: bindHost, port }, () => {
+          listener.off('error', reject);
           resolve();
         });
       });
@@ -160,30 +226,41 @@ export class HttpServer implements Component {
       if (code === 'EADDRINUSE') {
         throw new ClawboxError(
           'PORT_IN_USE',
-          `http port ${host}:${port} is already in use (another clawbox or web server?); set http.port or CLAWBOX_HTTP_PORT`,
-          { host, port },
+          `http port ${bindHost}:${port} is already in use (another clawbox or web server?); set http.port or CLAWBOX_HTTP_PORT`,
+          { host: bindHost, port },
           { cause: error },
         );
       }
-      throw new ClawboxError('LISTEN_FAILED', `http cannot listen on ${host}:${port}: ${(error as Error).message}`, { host, port }, { cause: error });
+      throw new ClawboxError('LISTEN_FAILED', `http cannot listen on ${bindHost}:${port}: ${(error as Error).message}`, { host: bindHost, port }, { cause: error });
     }
-    server.on('error', (error) => log.error({ err: error }, 'http server error'));
+    listener.on('error', (error) => log.error({ err: error }, 'http server error'));
     this.#server = server;
+    this.#listener = listener;
 
-    if (!this.#auth.required && !isLoopbackHost(host)) {
-      log.warn({ host }, 'the status page and API are open to the network without auth; set http.token or http.password_hash');
+    if (!this.#auth.required && !isLoopbackHost(bindHost)) {
+      log.warn({ host: bindHost }, 'the status page and API are open to the network without auth; set http.token or http.password_hash');
     }
-    log.info({ url: `http://${host.includes(':') ? `[${host}]` : host}:${this.port}/`, auth: this.#auth.required }, 'status page listening');
+    const scheme = this.#tls ? 'https' : 'http';
+    const shown = isLoopbackHost(bindHost) || bindHost === '0.0.0.0' || bindHost === '::' ? (this.#tls ? `${host}.local` : bindHost) : bindHost;
+    const url = `${scheme}://${shown.includes(':') ? `[${shown}]` : shown}:${this.port}/`;
+    log.info({ url, auth: this.#auth.required, tls: this.#tls, web_app: this.#web.built }, 'web app listening');
+    if (this.#setup) {
+      // Printed on purpose: whoever can read the console or the journal may claim the box, nobody else.
+      const line = `first-run setup: open ${url} and enter the setup code ${this.#setup.code} to set the admin password`;
+      log.warn({ setup_url: url }, line);
+      if (process.stderr.isTTY) process.stderr.write(`\n  ${line}\n\n`);
+    }
   }
 
   /** Stops accepting, ends live streams, lets in-flight requests finish (up to drainMs), then closes. */
   stop(): Promise<void> {
     const server = this.#server;
-    if (!server) return Promise.resolve();
+    const listener = this.#listener;
+    if (!server || !listener) return Promise.resolve();
     this.#stopped ??= (async () => {
       this.#stopping = true;
       this.#live?.close();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
       server.closeIdleConnections();
       const cut = setTimeout(() => server.closeAllConnections(), this.#options.drainMs ?? 2000);
       await closed;
@@ -199,6 +276,7 @@ export class HttpServer implements Component {
     this.#unregisterSystem?.();
     this.#metrics?.remove();
     this.#server = undefined;
+    this.#listener = undefined;
     this.#live = undefined;
     this.#sampler = undefined;
     this.#unregisterSystem = undefined;
@@ -226,7 +304,8 @@ export class HttpServer implements Component {
       if (!url) throw new ClawboxError('NOT_FOUND', 'no such resource');
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
       let principal = NOBODY;
-      if (match.kind !== 'found' || !match.route.options.public) {
+      // A public route still honours ?token= (a bookmarked link): it signs the browser in.
+      if (match.kind !== 'found' || !match.route.options.public || url.searchParams.has('token')) {
         const auth = await this.#auth!.check(req, url);
         if (!auth.ok) return 'retryAfterMs' in auth ? sendLoginThrottled(res, auth) : this.#refuse(res, auth.reason);
         principal = auth.principal;
@@ -281,13 +360,47 @@ export class HttpServer implements Component {
     sendError(res, new ClawboxError('UNAUTHORIZED', message));
   }
 
-  #page(res: ServerResponse): void {
-    res.statusCode = 200;
-    res.setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.setHeader('Content-Security-Policy', STATUS_PAGE_CSP);
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Content-Length', Buffer.byteLength(STATUS_PAGE_HTML));
-    res.end(STATUS_PAGE_HTML);
+  async #session(req: IncomingMessage, url: URL): Promise<unknown> {
+    const auth = this.#auth!;
+    let authenticated = !auth.required;
+    if (auth.required && (req.headers.cookie || req.headers.authorization)) {
+      url.searchParams.delete('token');
+      authenticated = (await auth.check(req, url)).ok;
+    }
+    return {
+      status: 'ok',
+      data: { auth_required: auth.required, authenticated, setup_required: this.#setup?.pending ?? false, name: this.#boxName, tls: this.#tls },
+    };
+  }
+
+  async #login(req: IncomingMessage, res: ServerResponse, json: (limit?: number) => Promise<unknown>): Promise<unknown> {
+    const body = await json(FORM_BODY_LIMIT);
+    const secret = typeof body === 'object' && body !== null ? (body as { secret?: unknown }).secret : undefined;
+    if (typeof secret !== 'string' || secret.length > 1024) throw new ClawboxError('PAYLOAD_INVALID', 'login takes {"secret": "<token or password>"}');
+    if (this.#setup?.pending) throw new ClawboxError('UNAUTHORIZED', 'this box is not set up yet: finish the first-run setup');
+    const outcome = await this.#auth!.login(secret, req.socket.remoteAddress);
+    if (!outcome.ok) {
+      if ('retryAfterMs' in outcome) return sendLoginThrottled(res, outcome);
+      throw new ClawboxError('UNAUTHORIZED', 'wrong token or password');
+    }
+    res.setHeader('Set-Cookie', outcome.setCookie);
+    return { status: 'ok', data: { authenticated: true } };
+  }
+
+  #setupState(): unknown {
+    if (!this.#setup) throw new ClawboxError('GONE', 'this box is set up; sign in instead');
+    if (!this.#setup.pending) throw new ClawboxError('GONE', 'the first-run setup is done; sign in instead');
+    return { status: 'ok', data: { required: true, name: this.#boxName } };
+  }
+
+  async #completeSetup(res: ServerResponse, json: (limit?: number) => Promise<unknown>): Promise<unknown> {
+    if (!this.#setup?.pending) throw new ClawboxError('GONE', 'the first-run setup is done; sign in instead');
+    const record = await this.#setup.complete(await json(FORM_BODY_LIMIT));
+    this.#auth!.usePasswordHash(record.password_hash);
+    this.#boxName = record.name;
+    this.#log?.info({ name: record.name }, 'first-run setup done: admin password set');
+    res.setHeader('Set-Cookie', this.#auth!.newSessionCookie());
+    return { status: 'ok', data: { name: record.name } };
   }
 
   #health(res: ServerResponse): void {
