@@ -6,6 +6,7 @@
 import type { DeviceService } from '../devices/device-service.js';
 import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../agent/agent.js';
 import type { AgentDevice, DeviceDirectory, StateValue } from '../agent/directory.js';
+import type { RemoteRung } from './brain-wiring.js';
 import { ConfirmationStore } from '../agent/confirmations.js';
 import { agentMqttRoutes, agentOperations } from '../agent/operations.js';
 import type { ModelRole, ModelService } from '../models/service.js';
@@ -55,8 +56,26 @@ export class AgentComponent implements Component {
   #unregisterApi: (() => void) | null = null;
 
   constructor(
-    private readonly deps: { devices: DeviceService; models: ModelService; messaging: Messaging; frontDoor: FrontDoor; mqtt: MqttAdapter },
+    private readonly deps: {
+      devices: DeviceService;
+      models: ModelService;
+      messaging: Messaging;
+      frontDoor: FrontDoor;
+      mqtt: MqttAdapter;
+      /** Cluster mode: requests this replica cannot serve go to one that can (cluster/work-sharing.ts). */
+      shareWork?: <R extends AgentRequest & { source?: string; deadline_ms?: number }, A>(handle: (request: R) => Promise<A>) => (request: R) => Promise<A>;
+      /** Hybrid deployment: the remote rung (brain link) and its routing, built on the agent's directory. */
+      remote?: (directory: DeviceDirectory) => RemoteRung | null;
+    },
   ) {}
+
+  #scheduler: SchedulerService<AgentRequest, AgentResponse> | null = null;
+  #closeRemote: (() => void) | null = null;
+
+  /** The scheduler's queue and running requests (null while stopped). */
+  load(): { queued: number; running: number } | null {
+    return this.#scheduler?.scheduler?.load() ?? null;
+  }
 
   /** Actions waiting for their caller's confirmation (devices with safety policy `confirm`). */
   readonly confirmations = new ConfirmationStore();
@@ -65,8 +84,9 @@ export class AgentComponent implements Component {
   async start(ctx: RuntimeContext): Promise<void> {
     this.#ctx = ctx;
     const { devices, models, messaging } = this.deps;
+    const directory = deviceDirectory(devices, () => this.#ctx?.bus ?? null);
     const agent = new Agent({
-      directory: deviceDirectory(devices, () => this.#ctx?.bus ?? null),
+      directory,
       engine: () => models.engine('main'),
       logger: ctx.logger('agent'),
     });
@@ -75,13 +95,18 @@ export class AgentComponent implements Component {
       main: agentLane(agent, () => models.engine('main')),
       small: agentLane(agent, () => models.engine('small')),
     };
+    const remote = this.deps.remote?.(directory) ?? null;
+    this.#closeRemote = () => remote?.close();
     const scheduler = new SchedulerService<AgentRequest, AgentResponse>({
-      lanes,
+      lanes: { ...lanes, ...(remote ? { remote: remote.lane } : {}) },
+      ...(remote ? { route: remote.route } : {}),
       tryFastPath: agentFastPath(agent),
       // Rung 2 of the ladder: a brief answer (replies cut short) when the full one would miss the deadline.
       plan: agentPlanner(() => models.engine('main'), { agent, short_output_tokens: BRIEF_OUTPUT_TOKENS }),
     });
-    const handle = agentHandler(scheduler);
+    this.#scheduler = scheduler;
+    const local = agentHandler(scheduler);
+    const handle = this.deps.shareWork ? this.deps.shareWork(local) : local;
     this.#parts = [];
     await scheduler.start(ctx);
     this.#parts.push(scheduler);
@@ -151,5 +176,7 @@ export class AgentComponent implements Component {
     this.#parts = [];
     this.#agent?.close();
     this.#agent = null;
+    this.#closeRemote?.();
+    this.#closeRemote = null;
   }
 }

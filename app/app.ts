@@ -17,8 +17,14 @@ import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent } from './agent-wiring.js';
+import { BrainLinkService } from '../brain/service.js';
+import { configuredClasses, remoteRung } from './brain-wiring.js';
+import { clusterWiring } from './cluster-wiring.js';
+import { loadBuiltinDriver } from '../devices/drivers/index.js';
+import { registerReadiness } from '../runtime/http/readiness.js';
 import { Broker } from '../runtime/broker/broker.js';
 import type { Config } from '../runtime/config/schema.js';
+import type { DeviceDirectory } from '../agent/directory.js';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { EventBus } from '../runtime/events.js';
 import { HttpServer } from '../runtime/http/http-server.js';
@@ -71,7 +77,13 @@ export function createApp(options: AppOptions): App {
   // One guard for MQTT and HTTP logins: a flood on either backs off that address on both and shares one
   // bounded password-hash queue.
   const loginGuard = new LoginGuard();
-  const broker = new Broker({ loginGuard });
+  // Cluster mode (config `cluster:`): broker state, device leases and agent work shared on Redis.
+  const cluster = clusterWiring(config, logging.forComponent('cluster'), {
+    agentLoad: () => agent.load(),
+    modelReady: () => Boolean(models.engine('main')),
+    mqttClients: () => broker.connectedClients,
+  });
+  const broker = new Broker({ loginGuard, ...(cluster ? { cluster: cluster.brokerOptions } : {}) });
   const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard, webRoot: webRoot() });
   // Every client action passes the front door; the audit log records the world-changing ones, naming
   // people by erasable pseudonyms (data rights).
@@ -81,7 +93,7 @@ export function createApp(options: AppOptions): App {
   for (const operation of dataOperations(dataRights)) frontDoor.register(operation);
   registerDataRoutes(http, frontDoor);
   dataRights.addHolder(auditHolder(audit));
-  dataRights.addHolder(logLinesHolder([logging.ring]));
+  dataRights.addHolder(logLinesHolder(logging.tail ? [logging.ring, logging.tail] : [logging.ring]));
   for (const holder of chatDataHolders(store)) dataRights.addHolder(holder);
   const mqtt = new MqttAdapter({
     frontDoor,
@@ -91,7 +103,11 @@ export function createApp(options: AppOptions): App {
     maxPayloadBytes: config.broker.max_payload_bytes,
   });
   // HTTP first: /healthz answers 503 while the rest starts and stops (the broker refuses upgrades until running).
-  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
+  const devices = new DeviceService({
+    messaging: broker,
+    api: { frontDoor, mqtt },
+    ...(cluster ? { loadDriver: cluster.component.leasedDrivers.wrapLoader(loadBuiltinDriver) } : {}),
+  });
   registerDeviceRoutes(http, frontDoor);
   const plugins = new PluginHost({ devices, messaging: broker, api: { frontDoor, mqtt } });
   // The model loads in the background; until it is ready the agent answers on its fast path only.
@@ -99,12 +115,19 @@ export function createApp(options: AppOptions): App {
   registerModelRoutes(http, frontDoor);
   // The web app's log view, audit view and device form.
   registerWebRoutes({ http, frontDoor, stateDir, tail: logging.tail });
-  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt });
+  const sharing = cluster?.component.workSharing;
+  // Hybrid deployment: with brain.endpoint set, model work the box cannot do in time goes to the brain.
+  const brainLink = new BrainLinkService();
+  const remote = (directory: DeviceDirectory) =>
+    remoteRung({ brain: brainLink, directory, devices, audit, logger: logging.forComponent('brain-link'), classOf: configuredClasses(config) });
+  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({
     frontDoor,
     http,
     safety: () => chatSafety(plugins),
+    // Chat platforms (channels.platforms) run as channel plugins under the plugin host's supervision.
+    openPlatform: (name, options) => plugins.openChannel(name, options),
     // What the OpenAI-compatible API lists; MODEL_NOT_LOADED passes (503) only while one is loading.
     models: {
       names: () => models.configured().map((m) => m.name),
@@ -121,8 +144,13 @@ export function createApp(options: AppOptions): App {
       mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
     }),
   });
-  const components: Component[] = [dataRights, audit, http, broker, devices, plugins, models, agent, channels, discovery];
+  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, devices, plugins, models, brainLink, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
+  // /readyz: serving, and (cluster mode) the shared Redis reachable; /healthz stays liveness only.
+  registerReadiness(http, () => lifecycle.state, {
+    broker: () => broker.sharedStateReady(),
+    ...(cluster ? { cluster: () => cluster.component.ready() } : {}),
+  });
 
   const ctx: RuntimeContext = {
     config,

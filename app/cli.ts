@@ -15,11 +15,14 @@ import { HiddenInput, InputCancelled } from './hidden-input.js';
 import { createLogging } from '../runtime/logging.js';
 import { SystemdNotifier } from '../runtime/systemd-notify.js';
 import { VERSION } from '../runtime/version.js';
+import { brainConfigOf } from '../brain/config-schema.js';
 
 const HELP = `clawbox ${VERSION} — local AI appliance runtime
 
 Usage:
   clawbox start [--config FILE] [--mode local|appliance]   run the appliance runtime
+  clawbox start --mode brain [--config FILE]               run as the remote brain of hybrid edges (brain.role)
+  clawbox brain certs | status                             the brain link's CA and key pairs (see clawbox brain --help)
   clawbox config check [FILE] [--mode local|appliance]     validate a config file, print every problem
   clawbox config schema                                    print the config JSON Schema (for editors)
   clawbox models list | verify | add FILE                  local GGUF models (see clawbox models --help)
@@ -97,14 +100,16 @@ function noMore(args: readonly (string | undefined)[], command: string): void {
   if (extra.length > 0) throw new ClawboxError('USAGE', `${command}: unexpected argument${extra.length > 1 ? 's' : ''} ${extra.map((a) => `"${a}"`).join(' ')}`);
 }
 
-async function runStart(file: string | undefined, mode: Mode | undefined): Promise<number> {
+async function runStart(file: string | undefined, mode: Mode | undefined, brainMode = false): Promise<number> {
   const { config, source } = loadConfig({ file, mode });
   const logging = createLogging({ level: config.log.level, components: config.log.components });
   const log = logging.forComponent('main');
   const notifier = new SystemdNotifier(log);
   // Loaded here, not at the top: `config check` and friends should not pay for the broker and drivers.
   const { createApp } = await import('./app.js');
-  const app = createApp({ config, configSource: source, logging });
+  const { createBrainApp, isBrainRole } = await import('./brain-wiring.js');
+  // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
+  const app = brainMode || isBrainRole(config) ? createBrainApp({ config, configSource: source, logging }) : createApp({ config, configSource: source, logging });
 
   let exitCode = 0;
   let shuttingDown: Promise<void> | undefined;
@@ -138,7 +143,12 @@ async function runStart(file: string | undefined, mode: Mode | undefined): Promi
     throw error;
   }
   notifier.ready();
-  log.info(
+  if (!('broker' in app)) {
+    log.info(
+      { version: VERSION, role: 'brain', config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir, brainPort: app.brain.port, httpPort: app.http.port },
+      `clawbox ${VERSION} brain serving: grpcs://${brainConfigOf(config).listen.host}:${app.brain.port} http://${config.http.host}:${app.http.port}`,
+    );
+  } else log.info(
     {
       version: VERSION,
       mode: config.mode,
@@ -166,7 +176,7 @@ function runConfigCheck(file: string | undefined, mode: Mode | undefined): numbe
   return 0;
 }
 
-const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data'];
+const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data', 'brain'];
 
 /**
  * Takes --config and --mode out of `audit`'s arguments (its own parser knows only --state-dir) and notes
@@ -247,6 +257,10 @@ export async function main(argv: string[]): Promise<number> {
     return runDataCommand(argv.slice(1), loadConfig);
   }
   if (argv[0] === 'audit') return runAudit(argv.slice(1));
+  if (argv[0] === 'brain') {
+    const { runBrainCommand } = await import('../brain/cli.js');
+    return runBrainCommand(argv.slice(1), loadConfig);
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -267,12 +281,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const mode = parseMode(values.mode);
+  // --mode brain picks the role; the config's own mode (local/appliance) still applies.
+  const brainMode = command === 'start' && values.mode === 'brain';
+  const mode = parseMode(brainMode ? undefined : values.mode);
   const file = configPath(values.config);
   switch (command) {
     case 'start':
       noMore([sub, arg, ...extra], 'start');
-      return runStart(file, mode);
+      return runStart(file, mode, brainMode);
     case 'config':
       if (sub === 'check') {
         noMore(extra, 'config check');

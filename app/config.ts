@@ -3,6 +3,7 @@
  * loader every command uses. The only place that knows every section.
  */
 import { schedulerConfigSchema } from '../agent/scheduler/config-schema.js';
+import { brainConfigSchema } from '../brain/config-schema.js';
 import { channelsConfigSchema } from '../channels/config-schema.js';
 import { clusterConfigSchema, clusterCrossCheck } from '../cluster/index.js';
 import { devicesConfigSchema, devicesCrossCheck } from '../devices/config-schema.js';
@@ -19,6 +20,7 @@ export const configSchema = composeConfigSchema({
   plugins: pluginsConfigSchema,
   scheduler: schedulerConfigSchema,
   channels: channelsConfigSchema,
+  brain: brainConfigSchema,
   cluster: clusterConfigSchema,
   discovery: discoveryConfigSchema,
   knowledge: knowledgeConfigSchema,

@@ -14,4 +14,5 @@ export { DATA_CLASSES, type DataClass, DataPolicy, type PolicyDevice, loadPseudo
 export { type RemoteEngine, remoteEngine } from './remote-engine.js';
 export { BrainServer, type BrainServerStatus } from './server.js';
 export { BrainLinkService, BrainService, tlsFilesFor } from './service.js';
-export { LINK_CIPHER, LINK_PROTOCOL, type TlsFiles, checkFips, fipsEnabled } from './tls.js';
+export { checkFips, fipsEnabled } from './fips.js';
+export { LINK_CIPHER, LINK_PROTOCOL, type TlsFiles } from './tls.js';

@@ -8,12 +8,12 @@ import path from 'node:path';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError } from '../runtime/errors.js';
 import type { BrainBackend } from './backend.js';
-import { type BrainLink, GrpcBrainLink } from './client.js';
+import type { BrainLink } from './client.js';
 import { type BrainConfig, brainConfigOf } from './config-schema.js';
-import { OpenAiBrainLink } from './openai-client.js';
 import { DataPolicy, loadPseudonymKey } from './policy.js';
-import { BrainServer } from './server.js';
-import { type TlsFiles, checkFips } from './tls.js';
+import { checkFips } from './fips.js';
+import type { BrainServer } from './server.js';
+import type { TlsFiles } from './tls.js';
 
 /** The link's files: as configured, else `<state>/brain-certs/` as `clawbox brain certs` writes them. */
 export function tlsFilesFor(config: BrainConfig, stateDir: string, side: 'brain' | 'edge'): TlsFiles {
@@ -44,6 +44,8 @@ export class BrainService implements Component {
     const config = brainConfigOf(ctx.config);
     const logger = ctx.logger('brain');
     checkFips(config.require_fips);
+    // gRPC is loaded only where a brain link is configured.
+    const { BrainServer } = await import('./server.js');
     const server = new BrainServer({
       host: config.listen.host,
       port: config.listen.port,
@@ -92,6 +94,7 @@ export class BrainLinkService implements Component {
     const logger = ctx.logger('brain-link');
     const key = await loadPseudonymKey(config.pseudonym_key_file ?? path.join(ctx.stateDir, 'brain', 'pseudonym.key'));
     this.#policy = new DataPolicy(config.local_only, key);
+    const [{ GrpcBrainLink }, { OpenAiBrainLink }] = await Promise.all([import('./client.js'), import('./openai-client.js')]);
     const link: BrainLink = config.endpoint.startsWith('grpcs://')
       ? new GrpcBrainLink({
           target: config.endpoint.slice('grpcs://'.length),

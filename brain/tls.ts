@@ -5,13 +5,15 @@
  * version or the TLS 1.3 suite, and its `updateSecureContextOptions` is what swaps certificates into the
  * running listener (rotation without a restart). The edge side builds a fresh channel on rotation.
  */
-import { X509Certificate, getFips } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { type FSWatcher, readFileSync, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type SecureContextOptions, createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ClawboxError } from '../runtime/errors.js';
+
+export { checkFips, fipsEnabled } from './fips.js';
 
 export const LINK_PROTOCOL = 'TLSv1.3';
 export const LINK_CIPHER = 'TLS_AES_256_GCM_SHA384';
@@ -86,27 +88,6 @@ export class LinkServerCredentials extends grpc.ServerCredentials {
 /** Channel credentials for the edge: our certificate, the link's CA, the pinned parameters. */
 export function linkChannelCredentials(material: TlsMaterial): grpc.ChannelCredentials {
   return grpc.ChannelCredentials.createFromSecureContext(createSecureContext(contextOptions(material)));
-}
-
-/** Whether this process runs with the OpenSSL FIPS provider. */
-export function fipsEnabled(): boolean {
-  try {
-    return getFips() === 1;
-  } catch {
-    return false;
-  }
-}
-
-/** brain.require_fips: refuse to start the link without the FIPS provider. */
-export function checkFips(required: boolean): boolean {
-  const fips = fipsEnabled();
-  if (required && !fips) {
-    throw new ClawboxError(
-      'FIPS_REQUIRED',
-      'brain.require_fips is set but Node does not run with the OpenSSL FIPS provider (start it with --enable-fips or an OpenSSL config that activates the fips provider)',
-    );
-  }
-  return fips;
 }
 
 /**

@@ -33,6 +33,7 @@ export {
   type LaneName,
   type LaneReporter,
   type Outcome,
+  type Route,
   Scheduler,
   type SchedulerOptions,
   type Submission,

@@ -8,13 +8,15 @@ import { ClawboxError } from '../../runtime/errors.js';
 import type { Clock, Timers } from './clock.js';
 import type { SchedulerConfig } from './config-schema.js';
 import { SchedulerMetrics } from './metrics.js';
-import { type FastPathMatcher, type Lane, type LaneName, type Outcome, Scheduler, type Submission } from './scheduler.js';
+import { type FastPathMatcher, type Lane, type LaneName, type Outcome, Scheduler, type SchedulerOptions, type Submission } from './scheduler.js';
 import type { WorkPlan } from './service-model.js';
 
 export interface SchedulerServiceDeps<Req, Res> {
   lanes: Partial<Record<LaneName, Lane<Req, Res>>>;
   plan: (request: Req) => WorkPlan | Promise<WorkPlan>;
   tryFastPath?: FastPathMatcher<Req, Res>;
+  /** Routing policy (hybrid deployment: local_only / remote_first); see Scheduler's options. */
+  route?: SchedulerOptions<Req, Res>['route'];
   /** Overrides the config section (tests); otherwise ctx.config.scheduler. */
   config?: Partial<SchedulerConfig>;
   clock?: Clock & Timers;
@@ -45,6 +47,7 @@ export class SchedulerService<Req, Res> implements Component {
       lanes: this.#deps.lanes,
       plan: this.#deps.plan,
       ...(this.#deps.tryFastPath ? { tryFastPath: this.#deps.tryFastPath } : {}),
+      ...(this.#deps.route ? { route: this.#deps.route } : {}),
       ...(this.#deps.clock ? { clock: this.#deps.clock } : {}),
       onEvent: (event) => this.#metrics?.observe(event),
     });
