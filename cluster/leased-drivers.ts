@@ -269,7 +269,7 @@ export class LeasedDrivers {
     } catch (error) {
       // Redis unreachable: a lease this replica cannot renew will expire, and another replica may take
       // it; stop driving before that can happen twice.
-      this.logger.warn({ device: device.id, err: (error as Error).message }, `${device.id}: cannot renew the lease; stopping its driver here`);
+      if (device.owned) this.logger.warn({ device: device.id, err: (error as Error).message }, `${device.id}: cannot renew the lease; stopping its driver here`);
       holding = false;
     }
     await device.held(holding);

@@ -32,7 +32,7 @@ export function newStateDir(): string {
 }
 
 export async function startRuntime(
-  options: { stateDir?: string; env?: Record<string, string>; args?: string[] } = {},
+  options: { stateDir?: string; env?: Record<string, string>; args?: string[]; /** Default 20 s. */ startTimeoutMs?: number } = {},
 ): Promise<RuntimeProcess> {
   const stateDir = options.stateDir ?? newStateDir();
   const child = spawnCli(['start', ...(options.args ?? [])], {
@@ -100,7 +100,7 @@ export async function startRuntime(
       });
     });
   };
-  const serving = await waitForLog((l) => typeof l.mqttPort === 'number' && typeof l.httpPort === 'number');
+  const serving = await waitForLog((l) => typeof l.mqttPort === 'number' && typeof l.httpPort === 'number', options.startTimeoutMs);
   return {
     child,
     stateDir,

@@ -138,6 +138,9 @@ export async function openClusterPersistence(options: ClusterBrokerOptions, logg
   const persistence = redisPersistence({ conn: conns.store });
   if (options.waitReplicas > 0) waitForReplicas(persistence, conns.store, options.waitReplicas, options.waitTimeoutMs, logger);
   const mq = MQEmitterRedis({ pubConn: conns.pub, subConn: conns.sub });
+  // mqemitter-redis re-emits its connections' errors on `state`, an EventEmitter that would throw them
+  // (and stop the process) without a listener; the connections above already log the outage.
+  (mq as unknown as { state: NodeJS.EventEmitter }).state.on('error', () => {});
   const brokerId = `${options.replicaId}-${randomBytes(4).toString('hex')}`;
   return {
     aedesPersistence: persistence,
