@@ -120,9 +120,10 @@ export interface Submission<Req> {
 
 /**
  * Hybrid deployment: `local_only` keeps a request off the remote lane (its data must not leave the box),
- * `remote_first` tries the remote brain before the local lanes (it needs the bigger model).
+ * `remote_first` tries the remote brain before the local lanes (it needs the bigger model), `after_remote`
+ * is the rest of the ladder for a request whose brain failed (local lanes, then BUSY).
  */
-export type Route = 'any' | 'local_only' | 'remote_first';
+export type Route = 'any' | 'local_only' | 'remote_first' | 'after_remote';
 
 export interface Outcome<Res> {
   result: Res;
@@ -534,7 +535,7 @@ export class Scheduler<Req, Res> {
     if (route !== 'any') {
       const [remote] = steps.splice(steps.length - 1, 1);
       if (route === 'remote_first') steps.unshift(remote!);
-      else notes.push('remote: not for this request (local_only)');
+      else notes.push(`remote: not for this request (${route})`);
     }
 
     let anyLane = false;
@@ -568,6 +569,10 @@ export class Scheduler<Req, Res> {
       }
       retry = Math.min(retry, p.retry);
       if (p.queueFull) queueFull = true;
+    }
+    if (!anyLane && route === 'after_remote') {
+      const retry = this.#retryAfter(this.config.default_deadline_ms);
+      return { decision: { action: 'reject', rung: 'none', shed: 'estimate', retry_after_ms: retry, reason: notes.concat('the brain failed and no local model is loaded').join('; ') }, plan };
     }
     if (!anyLane) {
       const localOnly = route === 'local_only' && this.#lanes.remote?.available() === true;
@@ -700,7 +705,7 @@ export class Scheduler<Req, Res> {
         answered: false,
         committed: false,
         usage: null,
-        fallback: grant.lane === 'remote' ? () => this.#admit({ ...submission, route: 'local_only' }, arrival, fastRun) : null,
+        fallback: grant.lane === 'remote' ? () => this.#admit({ ...submission, route: 'after_remote' }, arrival, fastRun) : null,
       };
       if (submission.signal) {
         const signal = submission.signal;
