@@ -25,7 +25,7 @@ Usage:
   clawbox brain certs | status                             the brain link's CA and key pairs (see clawbox brain --help)
   clawbox config check [FILE] [--mode local|appliance]     validate a config file, print every problem
   clawbox config schema                                    print the config JSON Schema (for editors)
-  clawbox models list | verify | add FILE                  local GGUF models (see clawbox models --help)
+  clawbox models list | verify | add FILE | pull URI       local GGUF models (see clawbox models --help)
   clawbox plugins list | info NAME | new NAME --lang node|python
   clawbox channels pairings | approve CODE                 senders waiting for pairing; approve one
   clawbox audit verify | tail | query [--state-dir DIR]    check or read the audit log (see clawbox audit --help)
@@ -35,8 +35,9 @@ Usage:
                                                            reads the password from stdin)
   clawbox --version | --help
 
-Config: --config FILE, else $CLAWBOX_CONFIG, else /etc/clawbox/config.yaml in appliance mode;
-local mode needs no file. Any key can be overridden by CLAWBOX_<SECTION>_<KEY> (e.g. CLAWBOX_BROKER_PORT=1884).
+Config: --config FILE, else $CLAWBOX_CONFIG, else /etc/clawbox/config.yaml in appliance mode; local mode
+needs no file and reads <state dir>/config.yaml when it exists (models add/pull write it).
+Any key can be overridden by CLAWBOX_<SECTION>_<KEY> (e.g. CLAWBOX_BROKER_PORT=1884).
 
 Exit codes:
   0   success
