@@ -60,7 +60,7 @@ arch_facts "$ARCH"
 [ "$(id -u)" = 0 ] || die "building the image needs root (debootstrap and chroot)"
 
 # Node: the project's major (package.json engines), pinned to a patch release published as node-linux-*.
-NODE_VERSION=${NODE_VERSION:-20.20.2}
+NODE_VERSION=${NODE_VERSION:-22.23.5}
 VERSION=$(node -p 'require(process.argv[1]).version' "$SRC_DIR/package.json")
 GIT_COMMIT=$(git -C "$SRC_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$SRC_DIR" log -1 --format=%ct 2>/dev/null || date +%s)}
