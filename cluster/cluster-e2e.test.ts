@@ -15,6 +15,9 @@ import { ROOT } from '../test/cli-helpers.js';
 import { type RuntimeProcess, startRuntime } from '../test/runtime-process.js';
 import { startRedisServer } from './testing/redis-server.js';
 
+// Three runtimes and a model start here: minutes on a loaded 2-CPU machine, under a minute on a quiet one.
+t.setTimeout(300_000);
+
 const STORIES = path.resolve(ROOT, '..', 'shared', 'models', 'stories260K.gguf');
 const HEARTBEAT_MS = 300;
 const LEASE_TTL_MS = 1500;
