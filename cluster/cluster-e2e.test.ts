@@ -67,6 +67,8 @@ t.test('edge cluster: three replicas on one Redis', async (t) => {
     CLAWBOX_CLUSTER_REDIS_URL: redis.url,
     CLAWBOX_CLUSTER_HEARTBEAT_MS: String(HEARTBEAT_MS),
     CLAWBOX_CLUSTER_LEASE_TTL_MS: String(LEASE_TTL_MS),
+    // Site plugins from the variable the Kubernetes Deployment sets.
+    PLUGIN_DIR: path.join(ROOT, 'plugins', 'test-fixtures'),
   });
   const withModel = existsSync(STORIES);
   const modelArgs: string[] = [];
@@ -104,6 +106,8 @@ t.test('edge cluster: three replicas on one Redis', async (t) => {
     }
     const broker = (await status(a)).sections.broker;
     t.match(broker, { persistence: 'redis', durability: 'fsync-always' });
+    const plugins = ((await status(c)).sections as unknown as { plugins: { plugins: { name: string; origin: string }[] } }).plugins.plugins;
+    t.ok(plugins.some((p) => p.name === 'node-basic'), 'a plugin from $PLUGIN_DIR is loaded');
     const owners = (await status(b)).sections.cluster.devices;
     t.ok(Object.keys(owners).length > 0 && Object.values(owners).every((o) => o !== null && o in replicas), `every device has one owner: ${JSON.stringify(owners)}`);
   });

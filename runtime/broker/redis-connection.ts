@@ -71,7 +71,8 @@ export async function connectRedis(client: Redis, endpoint: RedisEndpoint): Prom
     await client.ping();
   } catch (error) {
     client.disconnect();
-    const why = redactedMessage(error);
+    // ioredis rejects a refused login with "Connection is closed"; the reason came as an error event.
+    const why = redactedMessage(lastError ?? error);
     throw new ClawboxError('REDIS_UNREACHABLE', `cannot reach the cluster's Redis at ${describeEndpoint(endpoint)}: ${why}`, {
       redis: describeEndpoint(endpoint),
     });
