@@ -16,6 +16,44 @@ export const DEFAULT_SENDER_PERMISSIONS = ['agent/request', 'agent/confirm', '+/
 
 const filterList = { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 256 } } as const;
 
+/** Who may talk to the box on a channel: see channels/README.md "DM policy". */
+export const DM_POLICIES = ['pairing', 'allowlist', 'open', 'disabled'] as const;
+export type DmPolicy = (typeof DM_POLICIES)[number];
+
+const dmPolicy = {
+  enum: DM_POLICIES,
+  default: 'pairing',
+  description:
+    'pairing: strangers get a code the owner approves; allowlist: only listed senders, others are ignored; open: anyone; disabled: nobody.',
+} as const;
+
+/** One chat platform, run by a channel plugin (built-in: whatsapp, telegram, imessage; or one from $PLUGIN_DIR). */
+const platformSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean', default: true },
+    plugin: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,62}$', description: 'The channel plugin; default: the channel name.' },
+    dm_policy: dmPolicy,
+    allowlist: {
+      type: 'array',
+      default: [],
+      maxItems: 1000,
+      uniqueItems: true,
+      description: 'Sender ids on this platform that may talk without pairing (Telegram user id, WhatsApp jid, iMessage address).',
+      items: { type: 'string', minLength: 1, maxLength: 128 },
+    },
+    config: { type: 'object', default: {}, description: "The plugin's settings, checked against its manifest." },
+    credentials: {
+      type: 'object',
+      default: {},
+      maxProperties: 16,
+      additionalProperties: { type: 'string', minLength: 1, maxLength: 8192 },
+      description: 'The credentials its manifest declares (else read from $CREDENTIALS_DIRECTORY/<channel>.<credential>).',
+    },
+  },
+} as const;
+
 export const channelsConfigSchema = {
   type: 'object',
   additionalProperties: false,
@@ -35,7 +73,16 @@ export const channelsConfigSchema = {
       properties: {
         enabled: { type: 'boolean', default: false },
         port: { type: 'integer', minimum: 0, maximum: 65535, default: 7331, description: '0 = any free port.' },
+        dm_policy: dmPolicy,
       },
+    },
+    platforms: {
+      type: 'object',
+      default: {},
+      maxProperties: 16,
+      propertyNames: { pattern: '^[a-z0-9-]{1,32}$', not: { enum: ['http', 'ws-chat', 'line-chat'] } },
+      additionalProperties: platformSchema,
+      description: 'Chat platforms by channel name, each run by a channel plugin in its own process, e.g. telegram: { credentials: { bot_token: ... } }.',
     },
     ws_chat: {
       type: 'object',
@@ -47,7 +94,7 @@ export const channelsConfigSchema = {
     pairing: {
       type: 'boolean',
       default: true,
-      description: 'Unknown senders on non-local channels get a pairing code and are ignored until approved.',
+      description: 'false turns every "pairing" DM policy into "open" (kept for older configs; prefer dm_policy per channel).',
     },
     allowlist: {
       type: 'array',
@@ -96,9 +143,19 @@ export const channelsConfigSchema = {
   },
 } as const;
 
+export interface PlatformConfig {
+  enabled: boolean;
+  plugin?: string;
+  dm_policy: DmPolicy;
+  allowlist: string[];
+  config: Record<string, unknown>;
+  credentials: Record<string, string>;
+}
+
 export interface ChannelsConfig {
   http: boolean;
-  line_chat: { enabled: boolean; port: number };
+  line_chat: { enabled: boolean; port: number; dm_policy: DmPolicy };
+  platforms: Record<string, PlatformConfig>;
   ws_chat: { enabled: boolean };
   pairing: boolean;
   allowlist: string[];

@@ -193,6 +193,8 @@ export class ChannelGateway implements Component {
       await channel.disconnect().catch((error: unknown) => this.#log?.warn({ err: error, channel: channel.name }, 'channel disconnect failed'));
     }
     this.#connected = [];
+    for (const platform of this.#platforms) this.#channels.delete(platform.name);
+    this.#platforms = [];
     // Let in-flight answers finish briefly; what is still pending stays in the inbox for the next start.
     const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
     await Promise.race([Promise.allSettled([...this.#chains.values()]), grace]);
@@ -318,7 +320,9 @@ export class ChannelGateway implements Component {
     const inbox = this.#need(this.#inbox);
     let checked: { senderId: string; text: string };
     try {
-      checked = this.#check(message?.sender?.sender_id, message?.text);
+      // A picture without a caption is still a message: the DM policy decides, then it is refused as media.
+      const mediaOnly = Array.isArray(message?.media) && message.media.length > 0 && !String(message?.text ?? '').trim();
+      checked = this.#check(message?.sender?.sender_id, mediaOnly ? '(media)' : message?.text);
     } catch (error) {
       const err = toClawboxError(error);
       if (err.code === 'BUSY') throw err;

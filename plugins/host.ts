@@ -7,7 +7,7 @@
  * caller's.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counter } from 'prom-client';
 import type { Component, RuntimeContext } from '../runtime/context.js';
@@ -16,6 +16,7 @@ import type { Messaging } from '../runtime/messaging.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { validatorFor } from '../runtime/operations/validator.js';
+import { PluginChannelHandle } from './channel-handle.js';
 import { type PluginsConfig, pluginsConfigSchema } from './config-schema.js';
 import { type DiscoveredPlugin, type DiscoveryProblem, discoverPlugins, pluginSources } from './discovery.js';
 import { type PluginManifest, formatAjvErrors } from './manifest.js';
@@ -140,6 +141,9 @@ export class PluginHost implements Component {
   #ctx: RuntimeContext | undefined;
   #config: PluginsConfig | undefined;
   #plugins = new Map<string, Loaded>();
+  /** Channel plugins found (kind: channel); they run only when the channel gateway opens them. */
+  #channelPlugins = new Map<string, DiscoveredPlugin>();
+  #channelHandles = new Map<string, PluginChannelHandle>();
   #problems: DiscoveryProblem[] = [];
   #skipped: { name: string; dir: string; reason: string }[] = [];
   #unregisterApi: (() => void)[] = [];
@@ -182,6 +186,10 @@ export class PluginHost implements Component {
     }
 
     for (const plugin of found.plugins) {
+      if (plugin.compiled.manifest.kind === 'channel') {
+        this.#channelPlugins.set(plugin.name, plugin);
+        continue;
+      }
       const pluginConfig = structuredClone(config.config[plugin.name] ?? {});
       if (!plugin.compiled.validateConfig(pluginConfig)) {
         const error = new ClawboxError(
@@ -230,6 +238,9 @@ export class PluginHost implements Component {
 
   async stop(): Promise<void> {
     for (const undo of this.#unregisterApi.splice(0)) undo();
+    await Promise.allSettled([...this.#channelHandles.values()].map((h) => h.disconnect()));
+    this.#channelHandles.clear();
+    this.#channelPlugins.clear();
     await Promise.allSettled([...this.#plugins.values()].map((p) => p.supervisor.stop()));
     const subscriptions = [...this.#subscriptions.values()];
     this.#subscriptions.clear();
@@ -366,6 +377,79 @@ export class PluginHost implements Component {
     });
   }
 
+  /** The channel plugins found (kind: channel), whether or not a channel uses them. */
+  channelPlugins(): { name: string; version: string; description: string; origin: DiscoveredPlugin['origin']; channel: PluginManifest['channel'] }[] {
+    return [...this.#channelPlugins.values()].map(({ name, origin, compiled: { manifest } }) => ({
+      name,
+      version: manifest.version,
+      description: manifest.description ?? '',
+      origin,
+      channel: manifest.channel,
+    }));
+  }
+
+  /**
+   * A channel backed by a channel plugin, ready for the channel gateway (it connects it). The config is
+   * checked against the manifest's schema; each credential the manifest declares comes from `credentials`
+   * or, failing that, from the file `<credentialsDir>/<channel>.<credential>` (systemd LoadCredential=).
+   * Throws NOT_FOUND (no such channel plugin) or CONFIG_INVALID (bad config, a required credential missing).
+   */
+  openChannel(
+    channel: string,
+    options: { plugin: string; config: Record<string, unknown>; credentials: Record<string, string>; credentialsDir?: string | undefined },
+  ): PluginChannelHandle {
+    const ctx = this.#ctx;
+    const config = this.#config;
+    if (!ctx || !config) throw new ClawboxError('BUSY', 'the plugin host is not started', { retry_after_ms: 1000 });
+    const plugin = this.#channelPlugins.get(options.plugin);
+    if (!plugin) {
+      const known = [...this.#channelPlugins.keys()].join(', ') || 'none';
+      throw new ClawboxError('NOT_FOUND', `no channel plugin "${options.plugin.slice(0, 64)}" (found: ${known}${config.enabled ? '' : '; plugins.enabled is false'})`);
+    }
+    const earlier = this.#channelHandles.get(channel);
+    if (earlier && earlier.status().state !== 'stopped') throw new ClawboxError('CONFIG_INVALID', `channel "${channel}" is opened twice`);
+    const checked = structuredClone(options.config);
+    if (!plugin.compiled.validateConfig(checked)) {
+      throw new ClawboxError('CONFIG_INVALID', `channels.platforms.${channel}.config ${formatAjvErrors(plugin.compiled.validateConfig.errors)}`);
+    }
+    const declared = plugin.compiled.manifest.channel?.credentials ?? [];
+    const credentials: Record<string, string> = {};
+    for (const credential of declared) {
+      const value = options.credentials[credential.name] ?? readCredentialFile(options.credentialsDir, `${channel}.${credential.name}`);
+      if (value !== undefined && value !== '') credentials[credential.name] = value;
+      else if (credential.required) {
+        throw new ClawboxError(
+          'CONFIG_INVALID',
+          `channel ${channel} needs the credential "${credential.name}" (${credential.description}): set channels.platforms.${channel}.credentials.${credential.name}` +
+            ` or provide the file ${channel}.${credential.name} in $CREDENTIALS_DIRECTORY`,
+        );
+      }
+    }
+    const unknown = Object.keys(options.credentials).filter((name) => !declared.some((c) => c.name === name));
+    if (unknown.length > 0) {
+      throw new ClawboxError('CONFIG_INVALID', `channels.platforms.${channel}.credentials: ${plugin.name} declares no credential ${unknown.map((u) => `"${u.slice(0, 64)}"`).join(', ')}`);
+    }
+    const dataDir = path.join(ctx.stateDir, 'channels', channel);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const handle = new PluginChannelHandle({
+      name: channel,
+      plugin,
+      config: checked as Record<string, unknown>,
+      credentials,
+      dataDir,
+      logger: ctx.logger(`channel:${channel}`),
+      limits: {
+        memoryLimitMb: config.memory_limit_mb,
+        maxMessageBytes: config.max_message_bytes,
+        startTimeoutMs: config.start_timeout_ms,
+        restart: config.restart,
+        python: config.python,
+      },
+    });
+    this.#channelHandles.set(channel, handle);
+    return handle;
+  }
+
   /** Plugins found but refused (bad manifest, unsafe folder, bad config), with the reason. */
   problems(): { path: string; name: string | null; code: string; message: string }[] {
     return this.#problems.map((p) => ({ path: p.path, name: p.name ?? null, code: p.error.code, message: p.error.message }));
@@ -386,6 +470,7 @@ export class PluginHost implements Component {
       plugins: this.list().map((p) => ({ name: p.name, version: p.version, origin: p.origin, tools: p.tools, ...p.figures })),
       problems: this.problems(),
       skipped: this.#skipped,
+      channel_plugins: [...this.#channelPlugins.keys()],
     };
   }
 
@@ -489,5 +574,15 @@ export class PluginHost implements Component {
     this.#subscriptions.set(filter, entry);
     await entry.unsubscribe;
     return null;
+  }
+}
+
+/** A systemd credential file (trailing newline dropped); undefined when there is none. */
+function readCredentialFile(dir: string | undefined, name: string): string | undefined {
+  if (!dir) return undefined;
+  try {
+    return readFileSync(path.join(dir, name), 'utf8').replace(/\r?\n$/, '');
+  } catch {
+    return undefined;
   }
 }

@@ -21,7 +21,7 @@ export const manifestSchema = {
   title: 'clawbox plugin manifest',
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'version', 'runtime', 'entry', 'tools'],
+  required: ['name', 'version', 'runtime', 'entry'],
   properties: {
     $schema: { type: 'string' },
     name: { type: 'string', pattern: PLUGIN_NAME_PATTERN, description: 'Also the MQTT topic segment.' },
@@ -35,6 +35,41 @@ export const manifestSchema = {
       pattern: '^(?!/)(?!.*(?:^|/)\\.\\.(?:/|$))[A-Za-z0-9._/-]+$',
       description: 'Path inside the plugin folder: an ES module (node) or a script (python).',
     },
+    kind: {
+      enum: ['tool', 'channel'],
+      default: 'tool',
+      description: 'tool: offers tools to the agent and clients; channel: a chat platform in front of the agent (see channels/README.md).',
+    },
+    channel: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['max_message_chars'],
+      description: 'kind: channel only. What the platform allows and which credentials the channel needs.',
+      properties: {
+        max_message_chars: {
+          type: 'integer',
+          minimum: 16,
+          maximum: 1_000_000,
+          description: 'The platform\'s longest text message; longer replies are split into several.',
+        },
+        media: { type: 'boolean', default: false, description: 'Whether the channel passes pictures, voice and files on (none do yet).' },
+        credentials: {
+          type: 'array',
+          maxItems: 16,
+          default: [],
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'description'],
+            properties: {
+              name: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,62}$' },
+              description: { type: 'string', minLength: 1, maxLength: 500 },
+              required: { type: 'boolean', default: true },
+            },
+          },
+        },
+      },
+    },
     isolation: {
       enum: ['worker', 'process'],
       default: 'worker',
@@ -43,6 +78,7 @@ export const manifestSchema = {
     tools: {
       type: 'array',
       maxItems: 64,
+      default: [],
       items: {
         type: 'object',
         additionalProperties: false,
@@ -99,10 +135,26 @@ export interface PluginPermissions {
   database: boolean;
 }
 
+export interface ChannelCredential {
+  name: string;
+  description: string;
+  required: boolean;
+}
+
+/** What a channel plugin's manifest says about its platform. */
+export interface ChannelManifest {
+  max_message_chars: number;
+  media: boolean;
+  credentials: ChannelCredential[];
+}
+
 export interface PluginManifest {
   name: string;
   version: string;
   description?: string;
+  kind: 'tool' | 'channel';
+  /** Set for kind channel (parseManifest refuses a channel plugin without it). */
+  channel?: ChannelManifest;
   runtime: 'node' | 'python';
   entry: string;
   isolation: 'worker' | 'process';
@@ -151,6 +203,15 @@ export function parseManifest(text: string, where: string): CompiledManifest {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest ${formatAjvErrors(validateManifest.errors)}`);
   }
   const manifest = raw as unknown as PluginManifest;
+  if (manifest.kind === 'channel' && (!manifest.channel || manifest.runtime !== 'node')) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: a channel plugin needs a "channel" section and runtime "node"`);
+  }
+  if (manifest.kind === 'tool' && manifest.channel) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: "channel" is only for plugins of kind "channel"`);
+  }
+  if (manifest.kind === 'channel' && manifest.tools.length > 0) {
+    throw new ClawboxError('PLUGIN_INVALID', `${where}: a channel plugin offers no tools`);
+  }
   const ajv = schemaAjv();
   const compile = (schema: Record<string, unknown>, what: string): ValidateFunction => {
     try {

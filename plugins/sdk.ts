@@ -78,6 +78,71 @@ export function definePlugin<T extends PluginDefinition>(definition: T): T {
   return definition;
 }
 
+// ---- channel plugins (manifest `kind: "channel"`) -------------------------------------------------------
+
+/** One message from the platform. `media` names what came besides text (the gateway refuses it clearly). */
+export interface ChannelInbound {
+  sender_id: string;
+  display_name?: string;
+  text: string;
+  media?: { kind: string }[];
+}
+
+/** The gateway's answer to an inbound message; acknowledge to the platform only after it arrived. */
+export type ChannelAcceptance =
+  | { status: 'accepted'; id: string; session: string }
+  | { status: 'pairing'; code: string }
+  | { status: 'rejected'; code: string; message: string }
+  /** Dropped by the DM policy: say nothing to the sender. */
+  | { status: 'ignored'; reason: string };
+
+/** Where the channel stands, shown on the status document (`channels.platforms[]`). */
+export type ChannelStateName = 'connecting' | 'connected' | 'reconnecting' | 'pairing' | 'logged_out' | 'failed';
+
+export interface ChannelStateUpdate {
+  state: ChannelStateName;
+  /** One line for the operator, e.g. why it reconnects. Never a secret. */
+  detail?: string;
+  /** While `pairing`: the text of the QR code to scan (WhatsApp). */
+  qr?: string;
+}
+
+export interface ChannelContext {
+  readonly name: string;
+  readonly config: Record<string, unknown>;
+  /** The credentials the manifest declares, from the channel's config or $CREDENTIALS_DIRECTORY. */
+  readonly credentials: Readonly<Record<string, string>>;
+  /** A folder of the channel's own under the state dir (mode 0700): auth state lives here. */
+  readonly dataDir: string;
+  readonly log: PluginLogger;
+  /** Hands a platform message to the gateway; resolves once it is stored (then acknowledge it). */
+  receive(message: ChannelInbound): Promise<ChannelAcceptance>;
+  state(update: ChannelStateUpdate): void;
+}
+
+export interface ChannelOutbound {
+  text: string;
+  /** Set when the message could not be answered. */
+  error?: { code: string; message: string };
+}
+
+export interface ChannelDefinition {
+  /** Log in and start receiving; resolves once connected (or pairing). Reconnecting is the channel's own job. */
+  connect(ctx: ChannelContext): Promise<void>;
+  /** Delivers one reply to a sender; throws when it could not. Split long texts (channel-kit.ts splitMessage). */
+  send(to: { sender_id: string }, message: ChannelOutbound, signal: AbortSignal): Promise<void>;
+  /** Stops receiving and closes the connection; nothing is received after it resolves. */
+  disconnect(): Promise<void>;
+}
+
+export interface ChannelPluginDefinition {
+  channel: ChannelDefinition;
+}
+
+export function defineChannel<T extends ChannelPluginDefinition>(definition: T): T {
+  return definition;
+}
+
 /** An expected failure with a clawbox error code; its message reaches the caller as it is. */
 export class PluginError extends Error {
   override readonly name = 'PluginError';

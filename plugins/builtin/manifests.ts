@@ -6,5 +6,16 @@ import type ComputeManifest from './compute/clawbox.plugin.json';
 import type ContentSafetyManifest from './content-safety/clawbox.plugin.json';
 import type DbQueryManifest from './db-query/clawbox.plugin.json';
 import type IotControlManifest from './iot-control/clawbox.plugin.json';
+import type ImessageManifest from './imessage/clawbox.plugin.json';
+import type TelegramManifest from './telegram/clawbox.plugin.json';
+import type WhatsappManifest from './whatsapp/clawbox.plugin.json';
 
-export type BuiltinManifests = [typeof ComputeManifest, typeof ContentSafetyManifest, typeof DbQueryManifest, typeof IotControlManifest];
+export type BuiltinManifests = [
+  typeof ComputeManifest,
+  typeof ContentSafetyManifest,
+  typeof DbQueryManifest,
+  typeof IotControlManifest,
+  typeof ImessageManifest,
+  typeof TelegramManifest,
+  typeof WhatsappManifest,
+];

@@ -6,7 +6,16 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
-import type { PluginContext, PluginDefinition, PluginDevicesApi, PluginLogger, ToolCall } from '../sdk.js';
+import type {
+  ChannelAcceptance,
+  ChannelContext,
+  ChannelDefinition,
+  PluginContext,
+  PluginDefinition,
+  PluginDevicesApi,
+  PluginLogger,
+  ToolCall,
+} from '../sdk.js';
 import { topicMatches } from '../../runtime/broker/topics.js';
 import { RPC, RemoteError, type RpcError, RpcPeer } from './rpc.js';
 
@@ -50,6 +59,10 @@ class CodedError extends Error {
 }
 
 let definition: PluginDefinition | undefined;
+/** Set when the entry is a channel plugin (`{ channel: {...} }`). */
+let channel: ChannelDefinition | undefined;
+let channelContext: ChannelContext | undefined;
+const sending = new Set<AbortController>();
 const running = new Map<string, AbortController>();
 const subscriptions: { filter: string; handler: (topic: string, payload: string) => void }[] = [];
 
@@ -114,7 +127,19 @@ async function handle(method: string, p: Record<string, unknown>): Promise<unkno
     case 'ping':
       return 'pong';
     case 'shutdown':
+      for (const controller of sending) controller.abort();
+      await channel?.disconnect();
       await definition?.stop?.();
+      return null;
+    case 'channel.connect':
+      if (!channel || !channelContext) throw new CodedError('NOT_FOUND', 'this plugin is not a channel');
+      await channel.connect(channelContext);
+      return null;
+    case 'channel.send':
+      return channelSend(p);
+    case 'channel.disconnect':
+      for (const controller of sending) controller.abort();
+      await channel?.disconnect();
       return null;
     default:
       throw Object.assign(new Error(`unknown method ${method}`), { rpc: RPC.METHOD_NOT_FOUND });
@@ -123,7 +148,9 @@ async function handle(method: string, p: Record<string, unknown>): Promise<unkno
 
 async function initialize(p: Record<string, unknown>): Promise<unknown> {
   const mod = (await import(pathToFileURL(boot.entry).href)) as { default?: unknown; plugin?: unknown };
-  const candidate = (mod.default ?? mod.plugin) as PluginDefinition | undefined;
+  const exported = (mod.default ?? mod.plugin) as { channel?: ChannelDefinition } | undefined;
+  if (p.kind === 'channel') return initializeChannel(exported, p);
+  const candidate = exported as PluginDefinition | undefined;
   if (!candidate || typeof candidate !== 'object' || typeof candidate.tools !== 'object' || candidate.tools === null) {
     throw new Error(`${boot.entry} does not export a plugin definition ({ tools: {...} }) as default`);
   }
@@ -175,6 +202,40 @@ async function call(p: Record<string, unknown>): Promise<unknown> {
     return value;
   } finally {
     running.delete(id);
+  }
+}
+
+function initializeChannel(exported: { channel?: ChannelDefinition } | undefined, p: Record<string, unknown>): unknown {
+  const candidate = exported?.channel;
+  if (!candidate || typeof candidate.connect !== 'function' || typeof candidate.send !== 'function' || typeof candidate.disconnect !== 'function') {
+    throw new Error(`${boot.entry} does not export a channel definition ({ channel: { connect, send, disconnect } }) as default`);
+  }
+  channel = candidate;
+  const credentials = (p.credentials ?? {}) as Record<string, string>;
+  channelContext = {
+    name: boot.name,
+    config: (p.config ?? {}) as Record<string, unknown>,
+    credentials: Object.freeze({ ...credentials }),
+    dataDir: String(p.dataDir ?? ''),
+    log,
+    receive: async (message) => (await hostRequest('channel.message', { ...message })) as ChannelAcceptance,
+    state: (update) => peer.notify('channel.state', update),
+  };
+  return { tools: [], channel: true, cancel: true };
+}
+
+async function channelSend(p: Record<string, unknown>): Promise<null> {
+  if (!channel) throw new CodedError('NOT_FOUND', 'this plugin is not a channel');
+  const to = (p.to ?? {}) as { sender_id?: unknown };
+  const message = (p.message ?? {}) as { text?: unknown; error?: { code: string; message: string } };
+  if (typeof to.sender_id !== 'string' || typeof message.text !== 'string') throw new CodedError('PAYLOAD_INVALID', 'send needs to.sender_id and message.text');
+  const controller = new AbortController();
+  sending.add(controller);
+  try {
+    await channel.send({ sender_id: to.sender_id }, { text: message.text, ...(message.error ? { error: message.error } : {}) }, controller.signal);
+    return null;
+  } finally {
+    sending.delete(controller);
   }
 }
 

@@ -48,6 +48,12 @@ export interface SupervisorOptions {
   logger: Logger;
   /** A request from the plugin to the host (devices, MQTT); `call` is set when made for a call in flight. */
   hostRequest(method: string, params: Record<string, unknown>, call: ActiveCall | undefined): Promise<unknown>;
+  /** Extra initialize parameters (a channel plugin's kind and credentials). */
+  initialize?: Record<string, unknown>;
+  /** Each time a generation is up and initialized (after every restart too). */
+  onRunning?(): void;
+  /** Notifications from the plugin other than `log` (a channel's `channel.state`). */
+  onNotification?(method: string, params: unknown): void;
 }
 
 export interface CallRequest {
@@ -321,6 +327,7 @@ export class PluginSupervisor {
       },
       notification: (method, params) => {
         if (method === 'log') this.#pluginLog(params);
+        else this.#o.onNotification?.(method, params);
       },
       toRpcError: (error) => {
         const e = error instanceof ClawboxError ? error : new ClawboxError('INTERNAL', String((error as Error)?.message ?? error));
@@ -362,6 +369,7 @@ export class PluginSupervisor {
           config: this.#o.config,
           dataDir: this.#o.dataDir,
           tools: [...plugin.compiled.tools.keys()],
+          ...(this.#o.initialize ?? {}),
         }).result,
         limits.startTimeoutMs,
       )) as { tools?: unknown; cancel?: unknown } | null;
@@ -379,6 +387,32 @@ export class PluginSupervisor {
     this.#state = 'running';
     logger.info({ pid: channel.pid ?? null }, 'plugin started');
     this.#wake();
+    this.#o.onRunning?.();
+  }
+
+  /**
+   * One request to the running plugin other than a tool call (a channel's connect, send, disconnect):
+   * waits until it runs, then for the answer, within timeoutMs. Rejects PLUGIN_FAILED when it cannot.
+   */
+  async request(method: string, params: unknown, options: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown> {
+    const deadline = Date.now() + options.timeoutMs;
+    await this.#waitRunning(deadline, options.signal);
+    if (options.signal?.aborted) throw pluginFailed(this.#name, 'cancelled', `${method} was not sent: the caller gave up`, { sent: false });
+    const gen = this.#gen!;
+    const { id, result } = gen.peer.request(method, params);
+    try {
+      return await withTimeout(result, Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      gen.peer.forget(id);
+      if (error instanceof RemoteError || error instanceof ClawboxError) throw this.#callError(error, method);
+      throw pluginFailed(this.#name, 'timeout', `${method}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Kills the running generation so it restarts with backoff (e.g. a channel whose connect keeps failing). */
+  async restart(reason: string): Promise<void> {
+    const gen = this.#gen;
+    if (gen && !gen.exited && this.#state === 'running') await this.#fail(gen, { kind: 'exited', message: reason });
   }
 
   /** After a timeout: is the plugin still answering? If not, it is hung: restart it. */
