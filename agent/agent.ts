@@ -67,8 +67,8 @@ export interface AgentRequest {
   act?: (device: string, command: Record<string, StateValue>) => Promise<ActOutcome>;
   /** From the scheduler (LaneJob.commit): false means the deadline passed, so nothing may be started. */
   commit?: () => boolean;
-  /** Searches the knowledge base as the caller (kb.search); absent or failing: no passages. */
-  lookup?: (query: string) => Promise<KnowledgePassage[]>;
+  /** Searches the knowledge base as the caller (kb.search); null when this caller has none to search. */
+  lookup?: (query: string) => Promise<KnowledgePassage[] | null>;
   /** Calls a plugin tool ("plugin/tool") as the caller (plugin.call: permission, schema checks, audit). */
   callTool?: (tool: string, args: Record<string, unknown>) => Promise<unknown>;
   /** The caller streams: the model's reply text goes here as it is generated (see reply-stream.ts). */
@@ -345,13 +345,22 @@ export class Agent {
     const maths = request.callTool ? mathExpression(text) : null;
     if (maths) {
       const args = { expression: maths.expression };
-      const result = await request.callTool!('compute/evaluate', args);
+      let result: unknown;
+      try {
+        result = await request.callTool!('compute/evaluate', args);
+      } catch (error) {
+        // No plugin host (or no compute plugin): not a fast-path answer after all.
+        if (toClawboxError(error).code === 'REQUEST_UNKNOWN' || (error as { code?: unknown }).code === 'REQUEST_UNKNOWN') return null;
+        throw error;
+      }
       const answer = formatToolResult(result);
       return this.#clean(this.#finish({ text: `${maths.asked} = ${answer}`, actions: [], path: 'fast', tool: { id: 'compute/evaluate', args, result } }, request, started));
     }
     const asked = request.lookup ? knowledgeQuestion(text) : null;
     if (asked) {
-      const [best] = await request.lookup!(asked.query);
+      const hits = await request.lookup!(asked.query);
+      if (hits === null) return null;
+      const best = hits[0];
       const response = best
         ? { text: passageAnswer(best), sources: [{ source: best.source, title: best.title, heading: best.heading }] }
         : { text: `The documents say nothing about ${asked.about}.` };
@@ -512,7 +521,7 @@ export class Agent {
     const userText = sanitizeUserText(text);
     const history = request.session ? this.sessions.history(request.session) : [];
     // Passages of the documents that fit the request go into the prompt; the answer cites the first.
-    const passages = request.lookup && this.#passages > 0 ? (await request.lookup(userText)).slice(0, this.#passages) : [];
+    const passages = request.lookup && this.#passages > 0 ? ((await request.lookup(userText)) ?? []).slice(0, this.#passages) : [];
     // The engine reports what it generates, not the guide's forced start: the stream reads it first.
     const streamReply = request.onText ? replyTextStream(request.onText) : undefined;
     if (streamReply && 'guide' in decoding) streamReply(decoding.guide.start);

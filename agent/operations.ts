@@ -11,6 +11,7 @@ import { type AnyOperation, type OperationContext, defineOperation } from '../ru
 import type { ActOutcome, AgentRequest, AgentResponse } from './agent.js';
 import { CONFIRMATION_ID, type ConfirmationStore } from './confirmations.js';
 import type { StateValue } from './directory.js';
+import type { KnowledgePassage } from './tools.js';
 
 export type AgentPolicy = 'allow' | 'confirm' | 'deny';
 
@@ -84,6 +85,23 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
           }
           return { kind: 'done', result: await ctx.invoke('device.set', { device, command }) };
         };
+        // The knowledge base and plugin tools, reached as the caller through the front door: a caller who may
+        // not search gets no passages; a tool call needs bridge/request/plugin/<plugin>/<tool>.
+        const lookup = async (query: string): Promise<KnowledgePassage[] | null> => {
+          try {
+            const found = await ctx.invoke<{ hits: KnowledgePassage[] }>('kb.search', { query: query.slice(0, 500), limit: 3 });
+            return found.hits;
+          } catch (error) {
+            const code = toClawboxError(error).code;
+            if (code === 'FORBIDDEN' || code === 'NOT_FOUND' || code === 'REQUEST_UNKNOWN') return null;
+            if (code === 'PAYLOAD_INVALID') return [];
+            throw error;
+          }
+        };
+        const callTool = (id: string, args: Record<string, unknown>) => {
+          const [plugin, tool] = id.split('/');
+          return ctx.invoke('plugin.call', { plugin, tool, args });
+        };
         let response: AgentAnswer;
         const session = input.session ?? defaultSession(ctx);
         try {
@@ -95,6 +113,8 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
             signal: ctx.signal,
             ...(ctx.stream ? { onText: ctx.stream } : {}),
             act,
+            lookup,
+            callTool,
           });
         } catch (error) {
           const err = toClawboxError(error);

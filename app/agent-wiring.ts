@@ -10,6 +10,8 @@ import type { RemoteRung } from './brain-wiring.js';
 import { ConfirmationStore } from '../agent/confirmations.js';
 import { agentMqttRoutes, agentOperations } from '../agent/operations.js';
 import type { ModelRole, ModelService } from '../models/service.js';
+import type { PluginHost } from '../plugins/host.js';
+import type { AgentTool } from '../agent/tools.js';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import type { EventBus } from '../runtime/events.js';
 import type { Messaging } from '../runtime/messaging.js';
@@ -62,6 +64,8 @@ export class AgentComponent implements Component {
       messaging: Messaging;
       frontDoor: FrontDoor;
       mqtt: MqttAdapter;
+      /** Plugin tools the agent may offer its model (each call still needs the caller's permission). */
+      plugins?: PluginHost;
       /** Cluster mode: requests this replica cannot serve go to one that can (cluster/work-sharing.ts). */
       shareWork?: <R extends AgentRequest & { source?: string; deadline_ms?: number }, A>(handle: (request: R) => Promise<A>) => (request: R) => Promise<A>;
       /** Hybrid deployment: the remote rung (brain link) and its routing, built on the agent's directory. */
@@ -89,6 +93,8 @@ export class AgentComponent implements Component {
       directory,
       engine: () => models.engine('main'),
       logger: ctx.logger('agent'),
+      tools: () => agentTools(this.deps.plugins),
+      passages: (ctx.config as { knowledge?: { passages?: number } }).knowledge?.passages ?? 2,
     });
     this.#agent = agent;
     const lanes = {
@@ -179,4 +185,16 @@ export class AgentComponent implements Component {
     this.#closeRemote?.();
     this.#closeRemote = null;
   }
+}
+
+/** Plugins whose tools the model is not offered: the devices are offered directly, content safety screens chat. */
+const NOT_AGENT_TOOLS = new Set(['iot-control', 'content-safety']);
+
+/** The installed plugins' tools, for the model's grammar; whether a caller may call one is the front door's call. */
+export function agentTools(plugins: Pick<PluginHost, 'tools'> | undefined): AgentTool[] {
+  if (!plugins) return [];
+  return plugins
+    .tools()
+    .filter((t) => !NOT_AGENT_TOOLS.has(t.plugin))
+    .map((t) => ({ id: t.id, description: t.description, arguments: t.arguments, result: t.result }));
 }

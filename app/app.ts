@@ -17,6 +17,7 @@ import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent } from './agent-wiring.js';
+import { KnowledgeComponent } from '../knowledge/index.js';
 import { BrainLinkService } from '../brain/service.js';
 import { configuredClasses, remoteRung } from './brain-wiring.js';
 import { clusterWiring } from './cluster-wiring.js';
@@ -120,7 +121,9 @@ export function createApp(options: AppOptions): App {
   const brainLink = new BrainLinkService();
   const remote = (directory: DeviceDirectory) =>
     remoteRung({ brain: brainLink, directory, devices, audit, logger: logging.forComponent('brain-link'), classOf: configuredClasses(config) });
-  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
+  // The knowledge base: kb.search for callers, and for the agent as its caller.
+  const knowledge = new KnowledgeComponent({ frontDoor, mqtt });
+  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, plugins, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({
     frontDoor,
@@ -144,7 +147,7 @@ export function createApp(options: AppOptions): App {
       mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
     }),
   });
-  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, devices, plugins, models, brainLink, agent, channels, discovery];
+  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, devices, plugins, models, knowledge, brainLink, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
   // /readyz: serving, and (cluster mode) the shared Redis reachable; /healthz stays liveness only.
   registerReadiness(http, () => lifecycle.state, {

@@ -65,10 +65,10 @@ export async function runKbCommand(args: readonly string[], loadConfig: ConfigLo
         const base = await open(true);
         const reports: AddReport[] = [];
         for (const target of rest) reports.push(await base.add(target));
-        const all = (key: keyof AddReport) => reports.flatMap((r) => r[key]);
+        const all = (key: keyof AddReport): unknown[] => reports.flatMap((r): unknown[] => r[key]);
         if (values.json) out(`${JSON.stringify({ added: all('added'), updated: all('updated'), unchanged: all('unchanged'), removed: all('removed'), skipped: all('skipped'), totals: base.totals() }, null, 2)}\n`);
         else {
-          for (const key of ['added', 'updated', 'unchanged', 'removed'] as const) for (const source of reports.flatMap((r) => r[key])) out(`${key.padEnd(9)} ${source}\n`);
+          for (const key of ['added', 'updated', 'unchanged', 'removed'] as const) for (const source of reports.flatMap((r) => r[key] as string[])) out(`${key.padEnd(9)} ${source}\n`);
           for (const s of reports.flatMap((r) => r.skipped)) out(`skipped   ${s.source}: ${s.code}: ${s.reason}\n`);
           const t = base.totals();
           out(`knowledge base: ${t.documents} documents, ${t.chunks} passages, ${t.text_bytes} bytes of text\n`);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadConfig } from '../app/config.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { principalWithFilters } from '../runtime/operations/principal.js';
@@ -19,7 +19,7 @@ import { type Embedder, KB_SEARCH_INPUT, KnowledgeBase, ftsQuery, knowledgeOpera
 
 const DOCS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-fixtures', 'docs');
 
-function workspace(t: Tap.Test) {
+function workspace(t: Test) {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-kb-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const docs = path.join(dir, 'docs');
@@ -28,7 +28,7 @@ function workspace(t: Tap.Test) {
 }
 
 type Limits = ConstructorParameters<typeof KnowledgeBase>[1];
-function open(t: Tap.Test, file: string, limits: Partial<Limits> = {}, embedder: Embedder | null = null) {
+function open(t: Test, file: string, limits: Partial<Limits> = {}, embedder: Embedder | null = null) {
   const kb = new KnowledgeBase(file, { ...KNOWLEDGE_DEFAULTS, ...limits }, embedder);
   t.teardown(() => kb.close());
   return kb;
@@ -167,10 +167,10 @@ t.test('clawbox kb add | list | search | remove', async (t) => {
   const configFile = path.join(dir, 'config.yaml');
   writeFileSync(configFile, `state_dir: ${path.join(dir, 'state')}\nknowledge:\n  chunk_chars: 600\n`);
   const run = async (...args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const code = await runKbCommand([...args, '--config', configFile], loadConfig, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: {} });
-    return { code, stdout, stderr };
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const code = await runKbCommand([...args, '--config', configFile], loadConfig, { stdout: (s) => stdout.push(s), stderr: (s) => stderr.push(s), env: {} });
+    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
   };
   const added = await run('add', docs);
   t.equal(added.code, 0, added.stderr);

@@ -198,7 +198,11 @@ export class KnowledgeBase {
         return;
       }
       const { title, text } = extractText(file, content.toString('utf8'));
-      const passages = chunkText(text, this.#limits.chunk_chars);
+      // The title heading above everything says nothing a citation does not already say.
+      const passages = chunkText(text, this.#limits.chunk_chars).map((p) => ({
+        ...p,
+        heading: p.heading === title ? '' : p.heading.startsWith(`${title} > `) ? p.heading.slice(title.length + 3) : p.heading,
+      }));
       const textBytes = passages.reduce((n, p) => n + Buffer.byteLength(p.text), 0);
       this.#checkBounds(known?.id, passages.length, textBytes, file);
       const vectors = this.#embedder ? await this.#embedder.embed(passages.map((p) => embeddingText(title, p.heading, p.text))) : null;

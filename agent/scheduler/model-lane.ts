@@ -192,7 +192,8 @@ export function agentLane(agent: Agent, engine: () => LaneEngine | null, options
 /** The agent's fast path as the scheduler's first check: a match runs without the model. */
 export function agentFastPath(agent: Agent): FastPathMatcher<AgentRequest, AgentResponse> {
   // The session matters: a follow-up ("the first one", "turn it off") is a fast-path request only in context.
-  return async (request) => ((await agent.match(request.text, request.session)) ? () => agent.handle(request, { path: 'fast' }) : null);
+  // So are a calculation and a question about the documents, when the caller may use the tool or the knowledge base.
+  return async (request) => ((await agent.canAnswerFast(request)) ? () => agent.handle(request, { path: 'fast' }) : null);
 }
 
 export interface AgentPlanOptions {
