@@ -46,6 +46,8 @@ export interface AppOptions {
   /** Tests pass their own (e.g. a silent one); otherwise built from config.log. */
   logging?: Logging;
   env?: NodeJS.ProcessEnv;
+  /** The built web app (tests build their own); default: dist/web when it was built. */
+  webRoot?: string;
 }
 
 export interface App {
@@ -85,7 +87,7 @@ export function createApp(options: AppOptions): App {
     mqttClients: () => broker.connectedClients,
   });
   const broker = new Broker({ loginGuard, ...(cluster ? { cluster: cluster.brokerOptions } : {}) });
-  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard, webRoot: webRoot() });
+  const http = new HttpServer({ upgrades: { [config.broker.websocket.path]: broker }, loginGuard, webRoot: options.webRoot ?? webRoot() });
   // Every client action passes the front door; the audit log records the world-changing ones, naming
   // people by erasable pseudonyms (data rights).
   const dataRights = new DataRights();
