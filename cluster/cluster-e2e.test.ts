@@ -110,6 +110,13 @@ t.test('edge cluster: three replicas on one Redis', async (t) => {
     t.ok(plugins.some((p) => p.name === 'node-basic'), 'a plugin from $PLUGIN_DIR is loaded');
     const owners = (await status(b)).sections.cluster.devices;
     t.ok(Object.keys(owners).length > 0 && Object.values(owners).every((o) => o !== null && o in replicas), `every device has one owner: ${JSON.stringify(owners)}`);
+    // Each replica's device layer publishes `offline` at its start; the holder's view must win.
+    const watcher = await client(c);
+    const availability = new Map<string, string>();
+    watcher.on('message', (topic, payload) => availability.set(topic.split('/')[1]!, payload.toString()));
+    await watcher.subscribeAsync('clawbox/+/availability', { qos: 1 });
+    await until('every device retained as online', () => Object.keys(owners).every((id) => availability.get(id) === 'online'));
+    t.pass('every device is retained as online, whichever replica started last');
   });
 
   await t.test('QoS 0 and 1 published on one replica reach subscribers on the others', async (t) => {

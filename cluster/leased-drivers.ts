@@ -99,6 +99,14 @@ class LeasedDriver implements DriverLike {
     this.cluster.add(this);
     // The first round resolves start: the device is driven here, or mirrored from its holder.
     await this.cluster.round(this);
+    // The device layer has just published its own last known state and `offline` (retained, for every
+    // replica's clients): ask the holder for the current ones, so that what this start wrote is overwritten.
+    if (!this.#real) {
+      void this.cluster
+        .snapshot(this.id, this.ctx)
+        .then((snapshot) => snapshot && this.mirror({ from: 'holder', id: this.id, ...snapshot }))
+        .catch(() => {});
+    }
   }
 
   async stop(): Promise<void> {
@@ -160,6 +168,14 @@ class LeasedDriver implements DriverLike {
     }
   }
 
+  /** The device as the real driver reads it now, for a replica that just started. */
+  async current(timeoutMs: number): Promise<{ availability: Availability; report?: State }> {
+    const real = this.#real;
+    if (!real) throw new ClawboxError('DEVICE_NOT_OWNED', `${this.id} is not driven by this replica any more`, { device: this.id });
+    if (real.availability !== 'online') return { availability: real.availability };
+    return { availability: 'online', report: await real.read(null, timeoutMs) };
+  }
+
   /** Runs a command from another replica on the real driver. */
   serve(call: CommandCall): Promise<State> {
     const real = this.#real;
@@ -217,6 +233,12 @@ export class LeasedDrivers {
   async start(): Promise<void> {
     this.sub.on('message', this.#onEvent);
     await this.sub.subscribe(KEYS.deviceEvents);
+    this.rpc.handle('device.snapshot', async (body) => {
+      const { id, timeout_ms } = body as { id: string; timeout_ms: number };
+      const device = this.#devices.get(id);
+      if (!device) throw new ClawboxError('DEVICE_NOT_FOUND', `no device with id "${String(id).slice(0, 64)}" here`);
+      return device.current(timeout_ms);
+    });
     this.rpc.handle('device.command', async (body) => {
       const call = body as CommandCall;
       const device = this.#devices.get(call.id);
@@ -283,8 +305,21 @@ export class LeasedDrivers {
     this.db.publish(KEYS.deviceEvents, JSON.stringify({ ...event, from: this.replicaId })).catch(() => {});
   }
 
+  /** The holder's view of a device (null when nobody holds it). */
+  async snapshot(id: string, ctx: DriverContextLike): Promise<{ availability: Availability; report?: State } | null> {
+    const owner = await this.leases.owner(id);
+    if (!owner || owner === this.replicaId) return null;
+    const timeout = Number((ctx.definition as { timeout_ms?: number }).timeout_ms ?? 2000);
+    return (await this.rpc.call(owner, 'device.snapshot', { id, timeout_ms: timeout }, { timeoutMs: timeout + 500, timeoutCode: 'DEVICE_TIMEOUT' })) as {
+      availability: Availability;
+      report?: State;
+    };
+  }
+
   async forward(call: CommandCall): Promise<State> {
-    const owner = await this.leases.owner(call.id);
+    const owner = await this.leases.owner(call.id).catch(() => {
+      throw new ClawboxError('DEVICE_UNAVAILABLE', `${call.id}: the cluster's Redis cannot be reached, so no replica drives it now`, { device: call.id });
+    });
     if (!owner || owner === this.replicaId) {
       throw new ClawboxError('DEVICE_NOT_OWNED', `${call.id}: no replica drives it right now (its lease is free); retry shortly`, { device: call.id, retry_after_ms: this.heartbeatMs });
     }
