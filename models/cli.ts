@@ -53,6 +53,7 @@ const defaultIo: ModelsCliIo = {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   env: process.env,
+  isTTY: process.stderr.isTTY === true,
 };
 
 function formatBytes(bytes: number): string {
@@ -321,14 +322,15 @@ async function pull(
   const report = progressReporter(io, options.json);
   const controller = new AbortController();
   const onSigint = () => controller.abort();
+  // `on`, not `once`: signal-exit (loaded by a dependency) re-raises SIGINT when it finds no other listener,
+  // and a `once` listener is already gone when it looks.
   if (io.signal) io.signal.addEventListener('abort', onSigint, { once: true });
-  else process.once('SIGINT', onSigint);
+  else process.on('SIGINT', onSigint);
   try {
     const result = await pullModel({
       uri,
       dir: options.dir,
       keepFreeBytes: options.keepFree,
-      showCliProgress: io.isTTY === true && !options.json,
       signal: controller.signal,
       ...(options.sha256 !== undefined ? { sha256: options.sha256 } : {}),
       ...(options.huggingFaceEndpoint ? { huggingFaceEndpoint: options.huggingFaceEndpoint } : {}),
@@ -361,26 +363,41 @@ async function pull(
 }
 
 /**
- * Progress on stderr where no progress bar is drawn (node-llama-cpp draws one on a terminal): one line
- * per phase and per 10 %, plain or as JSON lines (--json), so a log or a script can follow it.
+ * Progress on stderr: on a terminal one bar redrawn in place; otherwise one line per phase and per 10 %,
+ * plain or as JSON lines (--json), so a log or a script can follow it. (ipull's own bar is not used: it
+ * ends the process with status 0 on Ctrl-C, before the partial file is put aside for resuming.)
  */
 function progressReporter(io: ModelsCliIo, json: boolean): (progress: PullProgress) => void {
   let lastPhase = '';
   let lastTenth = -1;
+  let lastDraw = 0;
+  let lastLine = '';
   const bar = io.isTTY === true && !json;
   return (progress) => {
-    const tenth = progress.total_bytes > 0 ? Math.floor((progress.downloaded_bytes / progress.total_bytes) * 10) : 0;
+    const fraction = progress.total_bytes > 0 ? Math.min(1, progress.downloaded_bytes / progress.total_bytes) : 0;
+    const tenth = Math.floor(fraction * 10);
+    const what = progress.file ?? progress.uri;
+    if (bar && progress.phase === 'downloading') {
+      const now = Date.now();
+      if (now - lastDraw < 100 && fraction < 1) return;
+      lastDraw = now;
+      lastPhase = progress.phase;
+      const filled = Math.round(fraction * 30);
+      const speed = progress.speed_bps > 0 ? ` ${formatBytes(progress.speed_bps)}/s` : '';
+      const eta = progress.eta_s !== null && progress.speed_bps > 0 && fraction < 1 ? ` ${progress.eta_s}s left` : '';
+      const line = `${what} [${'#'.repeat(filled)}${'-'.repeat(30 - filled)}] ${Math.floor(fraction * 100)}% of ${formatBytes(progress.total_bytes)}${speed}${eta}`;
+      if (line !== lastLine) io.stderr(`\r${line}\x1b[K`);
+      lastLine = line;
+      return;
+    }
     const phaseChanged = progress.phase !== lastPhase;
     if (!phaseChanged && (progress.phase !== 'downloading' || tenth <= lastTenth)) return;
+    if (bar && lastPhase === 'downloading') io.stderr('\n');
     lastPhase = progress.phase;
     if (progress.phase === 'downloading') lastTenth = tenth;
     if (json) {
       io.stderr(`${JSON.stringify({ time: new Date().toISOString(), event: 'model.download', ...progress })}\n`);
-      return;
-    }
-    if (bar && progress.phase === 'downloading') return;
-    const what = progress.file ?? progress.uri;
-    if (progress.phase === 'downloading' && progress.total_bytes > 0) {
+    } else if (progress.phase === 'downloading' && progress.total_bytes > 0) {
       io.stderr(`downloading ${what}: ${tenth * 10}% of ${formatBytes(progress.total_bytes)}\n`);
     } else if (progress.phase !== 'failed') {
       io.stderr(`${progress.phase} ${what}\n`);

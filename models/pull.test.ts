@@ -4,9 +4,11 @@
  * wrong sha256, too little free space, `hf:` URIs against a local Hugging Face endpoint, and the local
  * state-dir config that the next start reads.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import YAML from 'yaml';
 import { loadConfig } from '../app/config.js';
@@ -133,6 +135,41 @@ t.test('an interrupted pull keeps its partial file and the next one resumes with
   t.ok(ranges.length > 0 && ranges.every((start) => start >= 5 << 20), `resumed from the first incomplete chunk (ranges from ${ranges.join(', ')})`);
   t.equal(await sha256File(path.join(stateDir, 'models', 'mid.gguf')), model.sha256);
   t.match(YAML.parse(await readFile(path.join(stateDir, 'config.yaml'), 'utf8')), { models: [{ name: 'mid', sha256: model.sha256 }] });
+});
+
+t.test('Ctrl-C on the real command: exit 130, the partial file kept, the progress record says so', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(path.join(dir, 'src'));
+  const model = await generateModel({
+    path: path.join(dir, 'src', 'mid.gguf'),
+    shape: { n_vocab: 4096, n_embd: 512, n_layer: 2, n_head: 8, n_head_kv: 8, n_ff: 1024, context_length: 2048 },
+    quant: 'Q8_0',
+    seed: 4,
+  });
+  const server = await startModelServer({ file: model.path, stallAtOffset: 6 << 20 });
+  t.teardown(() => server.close());
+  const stateDir = path.join(dir, 'state');
+  const main = fileURLToPath(new URL('../app/main.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', main, 'models', 'pull', `${server.url}/m/mid.gguf`, '--keep-free', '0'], {
+    env: { ...process.env, CLAWBOX_STATE_DIR: stateDir, CLAWBOX_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => child.kill('SIGKILL'));
+  const partial = path.join(stateDir, 'models', 'mid.gguf.ipull');
+  const deadline = Date.now() + 90_000;
+  while (((await stat(partial).catch(() => null))?.size ?? 0) <= model.bytes && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGINT');
+  t.equal(await exited, 130, stderr);
+  t.match(stderr, /interrupted: the partial download is kept/);
+  t.ok(existsSync(partial), 'the partial file is kept');
+  t.match(await readDownloads(stateDir), [{ phase: 'failed', error: { code: 'MODEL_DOWNLOAD_FAILED' } }]);
 });
 
 t.test('a wrong sha256 deletes the download and changes no config', async (t) => {

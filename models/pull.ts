@@ -41,8 +41,6 @@ export interface PullOptions {
   huggingFaceEndpoint?: string;
   /** Extra request headers (e.g. an Authorization header for a gated repository). */
   headers?: Record<string, string>;
-  /** node-llama-cpp's own terminal progress bar (only on a terminal). */
-  showCliProgress?: boolean;
   onProgress?: (progress: PullProgress) => void;
   signal?: AbortSignal;
 }
@@ -125,7 +123,8 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
       // Kept on cancel: the next pull resumes from the last complete chunk.
       deleteTempFileOnCancel: false,
       skipExisting: true,
-      showCliProgress: options.showCliProgress === true,
+      // ipull's bar would end the process on Ctrl-C; callers draw their own from onProgress.
+      showCliProgress: false,
       ...(options.headers ? { headers: options.headers } : {}),
       ...(options.huggingFaceEndpoint ? { endpoints: { huggingFace: options.huggingFaceEndpoint } } : {}),
       onProgress: (status) =>
@@ -147,6 +146,8 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     emit({ phase: 'downloading' });
     try {
       await downloader.download(signal ? { signal } : {});
+      // A cancelled download can resolve rather than reject.
+      signal?.throwIfAborted();
     } catch (error) {
       await keepPartialResumable(file, downloader.totalSize);
       throw error;
