@@ -43,8 +43,8 @@ Exit codes:
   0   success
   1   config check found problems, or an unexpected failure
   64  bad command-line arguments
-  69  a port is in use or a listener failed to start
-  73  the state directory, or a file the command was asked to write, cannot be written
+  69  a port is in use, a listener failed to start, or a model download failed
+  73  the state directory, or a file the command was asked to write, cannot be written (or no space)
   78  the configuration is invalid or unreadable
   130 interrupted with Ctrl-C at a prompt
 `;
