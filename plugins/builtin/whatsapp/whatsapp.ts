@@ -34,7 +34,8 @@ const SEND_WAIT_FOR_OPEN_MS = 30_000;
 
 /** The part of Baileys' socket this channel uses. */
 export interface WhatsAppSocket {
-  ev: { on(event: string, listener: (arg: never) => void): unknown };
+  // biome-ignore lint/suspicious/noExplicitAny: Baileys types each event's argument; the handlers here check what they read.
+  ev: { on(event: string, listener: (arg: any) => void): unknown };
   sendMessage(jid: string, content: { text: string }): Promise<unknown>;
   readMessages(keys: unknown[]): Promise<unknown>;
   end(error: Error | undefined): unknown;
@@ -115,9 +116,9 @@ export class WhatsAppChannel implements ChannelDefinition {
     const socket = await makeSocket({ auth: this.#auth.state, logger: silentLogger });
     this.#socket = socket;
     const auth = this.#auth;
-    socket.ev.on('creds.update', (() => void auth.saveCreds().catch((error: unknown) => ctx.log.error(`could not save the WhatsApp login: ${(error as Error).message}`))) as (arg: never) => void);
-    socket.ev.on('connection.update', ((update: ConnectionUpdate) => this.#onConnection(socket, update)) as (arg: never) => void);
-    socket.ev.on('messages.upsert', ((event: { messages?: IncomingMessage[]; type?: string }) => void this.#onMessages(socket, event)) as (arg: never) => void);
+    socket.ev.on('creds.update', () => void auth.saveCreds().catch((error: unknown) => ctx.log.error(`could not save the WhatsApp login: ${(error as Error).message}`)));
+    socket.ev.on('connection.update', (update: ConnectionUpdate) => this.#onConnection(socket, update));
+    socket.ev.on('messages.upsert', (event: { messages?: IncomingMessage[]; type?: string }) => void this.#onMessages(socket, event));
   }
 
   #onConnection(socket: WhatsAppSocket, update: ConnectionUpdate): void {
