@@ -9,6 +9,7 @@
  * against the device's schema before it is executed through the device directory; invalid proposals are
  * refused with an explanation and never executed.
  */
+import { randomUUID } from 'node:crypto';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { LlamaGrammar } from 'node-llama-cpp';
@@ -19,6 +20,7 @@ import { english } from './lang-en.js';
 import { chinese } from './lang-zh.js';
 import type { IntentLanguage } from './language.js';
 import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
+import { type CompletionRequest, type ToolCallOut, completionPrefix, completionPrompt, runCompletion } from './completion.js';
 import { replyTextStream } from './reply-stream.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
 import { ToolCallPlan } from './tool-guide.js';
@@ -73,6 +75,8 @@ export interface AgentRequest {
   callTool?: (tool: string, args: Record<string, unknown>) => Promise<unknown>;
   /** The caller streams: the model's reply text goes here as it is generated (see reply-stream.ts). */
   onText?: (text: string) => void;
+  /** A client's own conversation and functions (OpenAI `tools`): answered by completion.ts, never acting. */
+  completion?: CompletionRequest;
 }
 
 /** What became of one action handed to `act`. */
@@ -119,6 +123,8 @@ export interface AgentResponse {
   tool?: { id: string; args: Record<string, unknown>; result: unknown };
   /** Model path only: token counts (forced: appended by jump-forward instead of sampled). */
   tokens?: { prompt: number; cached: number; generated: number; forced: number };
+  /** A completion's calls of the client's functions (the client runs them). */
+  tool_calls?: ToolCallOut[];
   transaction?: string | number;
 }
 
@@ -306,6 +312,7 @@ export class Agent {
 
   async handle(request: AgentRequest, options: HandleOptions = {}): Promise<AgentResponse> {
     const started = performance.now();
+    if (request.completion) return this.#complete(request, request.completion, options, started);
     const text = this.#checkText(request.text);
     if (request.session !== undefined && (typeof request.session !== 'string' || request.session.length > 128)) {
       throw new ClawboxError('PAYLOAD_INVALID', 'session must be a string of at most 128 characters');
@@ -336,6 +343,7 @@ export class Agent {
    * tool caller) or a question about the documents (with a knowledge lookup). For the scheduler's first rung.
    */
   async canAnswerFast(request: AgentRequest): Promise<boolean> {
+    if (request.completion) return false;
     if (await this.match(request.text, request.session)) return true;
     return (!!request.callTool && mathExpression(request.text) !== null) || (!!request.lookup && knowledgeQuestion(request.text) !== null);
   }
@@ -490,6 +498,10 @@ export class Agent {
   async estimate(request: AgentRequest, options: HandleOptions = {}): Promise<{ prompt_tokens: number; cached_tokens: number; max_tokens: number } | null> {
     const engine = options.engine ?? this.#engine();
     if (!engine?.shape) return null;
+    if (request.completion) {
+      const shape = engine.shape({ prefix: completionPrefix(request.completion), prompt: completionPrompt(request.completion) });
+      return { ...shape, max_tokens: options.maxTokens ?? this.#maxTokens };
+    }
     const snapshot = await this.#current();
     const history = request.session ? this.sessions.history(request.session) : [];
     const shape = engine.shape({
@@ -524,7 +536,7 @@ export class Agent {
     const passages = request.lookup && this.#passages > 0 ? ((await request.lookup(userText)) ?? []).slice(0, this.#passages) : [];
     // The engine reports what it generates, not the guide's forced start: the stream reads it first.
     const streamReply = request.onText ? replyTextStream(request.onText) : undefined;
-    if (streamReply && 'guide' in decoding) streamReply(decoding.guide.start);
+    if (streamReply && 'guide' in decoding && decoding.guide) streamReply(decoding.guide.start);
     const result = await engine.generate({
       prefix: snapshot.prefix,
       prompt: passagesPrompt(passages) + conversationPrompt(history, userText),
@@ -584,6 +596,22 @@ export class Agent {
       if (!valid.ok) return refuse('MODEL_OUTPUT_INVALID', `${id} returned an unexpected result: ${valid.reason}`);
     }
     return { text: formatToolResult(result), actions: [], refused: [], tool: { id, args: args as Record<string, unknown>, result } };
+  }
+
+  /** Client tools (completion.ts): the model answers the client's conversation with text or a call of its functions. */
+  async #complete(request: AgentRequest, completion: CompletionRequest, options: HandleOptions, started: number): Promise<AgentResponse> {
+    const engine = options.engine ?? this.#engine();
+    if (!engine) throw new ClawboxError('MODEL_NOT_LOADED', this.#say.noModel());
+    const { text, tool_calls, result } = await runCompletion(engine, completion, {
+      maxTokens: options.maxTokens ?? this.#maxTokens,
+      newId: () => `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`,
+      ...(request.signal ? { signal: request.signal } : {}),
+      ...(request.onText ? { onText: request.onText } : {}),
+      ...(request.session ? { session: request.session } : {}),
+    });
+    const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
+    const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
+    return this.#clean(this.#finish({ text, actions: [], path: 'model', timings, tokens, ...(tool_calls.length > 0 ? { tool_calls } : {}) }, request, started));
   }
 
   /** Compiled jump-forward grammars for this engine and device list. */

@@ -10,10 +10,16 @@
 import { NO_DEVICE } from './prompt.js';
 
 const REPLY_HEAD = new RegExp(`^\\s*\\{\\s*"device"\\s*:\\s*"${NO_DEVICE}"\\s*,\\s*"reply"\\s*:\\s*"`);
+const OTHER_DEVICE = new RegExp(`"device"\\s*:\\s*"(?!${NO_DEVICE}")[^"]*"`);
 /** Longest raw text read before the head is known (more means it is not a reply). */
 const MAX_HEAD = 64;
 
-export function replyTextStream(sink: (text: string) => void): (piece: string) => void {
+/**
+ * `options.head`: what precedes the reply string (default: a "none" tool call); `options.other`: output
+ * that shows it is not a reply (default: a device id other than "none").
+ */
+export function replyTextStream(sink: (text: string) => void, options: { head?: RegExp; other?: RegExp } = {}): (piece: string) => void {
+  const headPattern = options.head ?? REPLY_HEAD;
   let raw = '';
   let state: 'head' | 'body' | 'done' = 'head';
   /** Body characters not decoded yet (an escape cut between two pieces). */
@@ -81,11 +87,10 @@ export function replyTextStream(sink: (text: string) => void): (piece: string) =
     if (state === 'done' || !piece) return;
     if (state === 'head') {
       raw += piece;
-      const head = REPLY_HEAD.exec(raw);
+      const head = headPattern.exec(raw);
       if (!head) {
-        // A device command, or not enough text yet to tell.
-        const device = /"device"\s*:\s*"([^"]*)"/.exec(raw)?.[1];
-        if (raw.length > MAX_HEAD || (device !== undefined && device !== NO_DEVICE)) state = 'done';
+        // A device command (or another kind of output), or not enough text yet to tell.
+        if (raw.length > MAX_HEAD || (options.other ?? OTHER_DEVICE).test(raw)) state = 'done';
         return;
       }
       state = 'body';

@@ -8,6 +8,7 @@ import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } fro
 import type { AgentDevice, DeviceDirectory, StateValue } from '../agent/directory.js';
 import type { RemoteRung } from './brain-wiring.js';
 import { ConfirmationStore } from '../agent/confirmations.js';
+import { completeOperation } from '../agent/completion.js';
 import { agentMqttRoutes, agentOperations } from '../agent/operations.js';
 import type { ModelRole, ModelService } from '../models/service.js';
 import type { PluginHost } from '../plugins/host.js';
@@ -124,6 +125,8 @@ export class AgentComponent implements Component {
     });
     const unregister = [
       ...operations.map((operation) => frontDoor.register(operation)),
+      // OpenAI clients' own functions (tools): through the same scheduler, acting on nothing.
+      frontDoor.register(completeOperation({ handle })),
       ...agentMqttRoutes(messaging.baseTopic).map((route) => mqtt.route(route)),
     ];
     this.#unregisterApi = () => {

@@ -79,6 +79,8 @@ export interface ChatReply {
   confirmations?: { id: string; device: string; command: unknown; expires_at: number | string }[];
   /** True when content safety withheld the agent's text (its actions ran and are reported). */
   withheld?: boolean;
+  /** A completion's calls of the client's own functions. */
+  tool_calls?: { id: string; name: string; arguments: string }[];
 }
 
 /** One message of an interactive channel. */
@@ -88,6 +90,8 @@ export interface Conversation {
   text: string;
   /** The agent session to use (default `<channel>:<sender_id>`). */
   session?: string;
+  /** A client's own conversation and functions (OpenAI tools): see agent/completion.ts. */
+  completion?: { messages: { content: string }[] };
 }
 
 export interface ConverseOptions {

@@ -304,7 +304,13 @@ export class ChannelGateway implements Component {
     }
     const session = message.session ?? sessionIdOf(sender);
     this.#touchSession(channel.name, session, Date.now());
-    const input: ChatMessageInput = { channel: channel.name, sender: senderId, text, ...(message.session ? { session: message.session } : {}) };
+    const input: ChatMessageInput = {
+      channel: channel.name,
+      sender: senderId,
+      text,
+      ...(message.session ? { session: message.session } : {}),
+      ...(message.completion ? { completion: message.completion } : {}),
+    };
     const reply = await this.#deps.frontDoor.invoke<ChatReply>('chat.message', input, {
       principal: this.principalFor(channel.name, senderId, options.caller),
       source: options.source ?? sourceOf(channel.name),

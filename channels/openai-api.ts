@@ -10,7 +10,10 @@
  * the chat session. `stream: true` answers as server-sent `chat.completion.chunk` events as the reply is
  * generated, then `data: [DONE]`. Sampling options (temperature, max_tokens, ...) are accepted and left to
  * the agent; options this API cannot honour are refused with 400 naming the parameter, never ignored:
- * `n` above 1, `tools` (unless `tool_choice` is "none"), a `response_format` other than text.
+ * `n` above 1, a `response_format` other than text. `tools` are honoured: with tools (and `tool_choice`
+ * auto, required or a named function) the model answers the client's own conversation with text or one call
+ * of its functions, under a grammar made from their JSON Schemas, arguments checked against them
+ * (agent/completion.ts, operation agent.complete); the client runs the function. Nothing acts on devices.
  *
  * Errors have OpenAI's shape, `{"error":{"message","type","param","code"}}`, with statuses the official
  * SDKs handle: a permanent condition is a 4xx they do not retry (no model installed: 422
@@ -60,28 +63,72 @@ const completionSchema = {
           role: { enum: ['system', 'developer', 'user', 'assistant', 'tool', 'function'] },
           content: { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', maxItems: 100, items: textPart }] },
           name: { type: 'string', maxLength: 256 },
+          tool_call_id: { type: 'string', maxLength: 256 },
+          tool_calls: {
+            type: 'array',
+            maxItems: 16,
+            items: {
+              type: 'object',
+              required: ['function'],
+              properties: {
+                id: { type: 'string', maxLength: 256 },
+                function: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 }, arguments: { type: 'string' } } },
+              },
+            },
+          },
         },
       },
     },
     stream: { anyOf: [{ type: 'boolean' }, { type: 'null' }] },
     stream_options: { anyOf: [{ type: 'object', properties: { include_usage: { type: 'boolean' } } }, { type: 'null' }] },
     user: { type: 'string', pattern: '^[A-Za-z0-9._@-]{1,128}$' },
+    parallel_tool_calls: { type: 'boolean' },
     n: { anyOf: [{ type: 'integer', minimum: 1, maximum: 128 }, { type: 'null' }] },
-    tools: { type: 'array', maxItems: 128 },
-    tool_choice: {},
+    tools: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        required: ['type', 'function'],
+        properties: {
+          type: { const: 'function' },
+          function: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+              description: { type: 'string', maxLength: 2000 },
+              parameters: { type: 'object' },
+            },
+          },
+        },
+      },
+    },
+    tool_choice: {
+      anyOf: [
+        { enum: ['auto', 'none', 'required'] },
+        { type: 'object', required: ['type', 'function'], properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 64 } } } } },
+      ],
+    },
     response_format: { anyOf: [{ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }, { type: 'null' }] },
   },
 } as const;
 
 interface CompletionBody {
   model: string;
-  messages: { role: string; content?: string | null | { type: string; text?: string }[] }[];
+  messages: {
+    role: string;
+    content?: string | null | { type: string; text?: string }[];
+    name?: string;
+    tool_call_id?: string;
+    tool_calls?: { id?: string; function: { name: string; arguments?: string } }[];
+  }[];
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   user?: string;
   n?: number | null;
-  tools?: unknown[];
-  tool_choice?: unknown;
+  tools?: { type: 'function'; function: { name: string; description?: string; parameters?: Record<string, unknown> } }[];
+  tool_choice?: 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
   response_format?: { type: string } | null;
 }
 
@@ -152,9 +199,10 @@ export function registerOpenAiRoutes(options: OpenAiRoutesOptions): (() => void)
         const converse = options.converse();
         if (!converse) throw new ClawboxError('BUSY', 'the chat channel is not connected', { retry_after_ms: 1000 });
         const head = { id: `chatcmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model: body.model };
+        const completion = completionOf(body);
         const ask = (onText?: (t: string) => void) =>
           converse(
-            { sender_id: body.user ?? 'openai', text },
+            { sender_id: body.user ?? 'openai', text, ...(completion ? { completion } : {}) },
             { caller: request.principal, signal: request.signal, source: 'openai', ...(onText ? { onText } : {}) },
           );
         if (body.stream === true) {
@@ -162,10 +210,18 @@ export function registerOpenAiRoutes(options: OpenAiRoutesOptions): (() => void)
           return undefined;
         }
         const reply = await ask();
+        const calls = toolCallsOf(reply);
         return {
           ...head,
           object: 'chat.completion',
-          choices: [{ index: 0, message: { role: 'assistant', content: reply.text, refusal: null }, finish_reason: 'stop', logprobs: null }],
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: calls ? null : reply.text, refusal: null, ...(calls ? { tool_calls: calls } : {}) },
+              finish_reason: calls ? 'tool_calls' : 'stop',
+              logprobs: null,
+            },
+          ],
           usage: usageOf(text, reply.text),
         };
       }),
@@ -178,18 +234,48 @@ function refuseUnsupported(body: CompletionBody): void {
   if (typeof body.n === 'number' && body.n > 1) {
     throw new ApiError(400, 'n > 1 is not supported: this box answers each request once; send the request again for another answer', 'invalid_request_error', 'unsupported_value', 'n');
   }
-  if (body.tools && body.tools.length > 0 && body.tool_choice !== 'none') {
-    throw new ApiError(
-      400,
-      'tools are not supported: the agent calls its own devices and plugins; send the request without tools (or with tool_choice "none")',
-      'invalid_request_error',
-      'unsupported_parameter',
-      'tools',
-    );
+  if (body.tool_choice && body.tool_choice !== 'none' && !(body.tools && body.tools.length > 0)) {
+    throw new ApiError(400, 'tool_choice needs tools', 'invalid_request_error', 'invalid_value', 'tool_choice');
+  }
+  const named = typeof body.tool_choice === 'object' ? body.tool_choice.function.name : null;
+  if (named !== null && !body.tools?.some((t) => t.function.name === named)) {
+    throw new ApiError(400, `tool_choice names "${named.slice(0, 64)}", which is not among the tools`, 'invalid_request_error', 'invalid_value', 'tool_choice');
   }
   if (body.response_format && body.response_format.type !== 'text') {
     throw new ApiError(400, `response_format "${String(body.response_format.type).slice(0, 32)}" is not supported; only "text"`, 'invalid_request_error', 'unsupported_value', 'response_format');
   }
+}
+
+/**
+ * With tools (and tool_choice other than "none") the model answers the client's own conversation with text
+ * or a call of one of its functions (agent.complete); without, the agent answers the last user message.
+ */
+function completionOf(body: CompletionBody) {
+  if (!body.tools || body.tools.length === 0 || body.tool_choice === 'none') return null;
+  const namesById = new Map<string, string>();
+  const messages = body.messages.map((m) => {
+    const role = m.role === 'function' ? 'tool' : (m.role as 'system' | 'developer' | 'user' | 'assistant' | 'tool');
+    const calls = (m.tool_calls ?? []).map((c) => {
+      if (c.id) namesById.set(c.id, c.function.name);
+      return { name: c.function.name, arguments: c.function.arguments ?? '{}' };
+    });
+    const name = m.name ?? (m.tool_call_id ? namesById.get(m.tool_call_id) : undefined);
+    return { role, content: contentText(m.content), ...(name && role === 'tool' ? { name } : {}), ...(calls.length > 0 ? { tool_calls: calls } : {}) };
+  });
+  const tools = body.tools.map((t) => ({
+    name: t.function.name,
+    ...(t.function.description ? { description: t.function.description } : {}),
+    ...(t.function.parameters ? { parameters: t.function.parameters } : {}),
+  }));
+  const choice = body.tool_choice;
+  const tool_choice = typeof choice === 'object' ? { name: choice.function.name } : (choice ?? 'auto');
+  return { messages, tools, tool_choice };
+}
+
+/** The reply's calls of the client's functions, in OpenAI's shape; null when it answered with text. */
+function toolCallsOf(reply: ChatReply) {
+  if (!reply.tool_calls || reply.tool_calls.length === 0) return null;
+  return reply.tool_calls.map((call) => ({ id: call.id, type: 'function' as const, function: { name: call.name, arguments: call.arguments } }));
 }
 
 /** Token counts are estimates (characters / 4): the agent's own prompt is not the client's. */
@@ -224,9 +310,16 @@ async function streamCompletion(
   };
   try {
     const reply = await ask(piece);
-    const rest = remainderOf(streamed, reply.text);
-    if (rest) piece(rest);
-    chunk({}, 'stop');
+    const calls = toolCallsOf(reply);
+    if (calls) {
+      if (!sse.started) chunk({ role: 'assistant', content: null });
+      chunk({ tool_calls: calls.map((call, index) => ({ index, ...call })) });
+      chunk({}, 'tool_calls');
+    } else {
+      const rest = remainderOf(streamed, reply.text);
+      if (rest) piece(rest);
+      chunk({}, 'stop');
+    }
     if (includeUsage) sse.send({ ...head, object: 'chat.completion.chunk', choices: [], usage: usageOf(prompt, reply.text) });
     sse.send('[DONE]');
     sse.end();

@@ -26,6 +26,19 @@ export interface ChatMessageInput {
   sender: string;
   text: string;
   session?: string;
+  /** A client's own conversation and functions (OpenAI tools): answered by agent.complete instead. */
+  completion?: { messages: { content: string }[] };
+}
+
+/** Every message of a client's conversation screened like a chat message (blocked: CONTENT_BLOCKED). */
+function screenCompletion<C extends { messages: { content: string }[] }>(safety: SafetyCheck | null, completion: C, channel: string): C {
+  const messages = completion.messages.map((message) => {
+    if (typeof message?.content !== 'string' || message.content === '') return message;
+    const text = screen(safety, message.content, channel, 'input');
+    if (text === null) throw new ClawboxError('CONTENT_BLOCKED', 'a message was blocked by content safety');
+    return { ...message, content: text };
+  });
+  return { ...completion, messages };
 }
 
 /** What a person in a chat waits for at most; the agent's own deadline is usually shorter. */
@@ -64,6 +77,8 @@ export function chatOperations(deps: { safety: () => SafetyCheck | null }): AnyO
           sender: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f]+$' },
           text: { type: 'string', minLength: 1, maxLength: 100_000 },
           session: { type: 'string', minLength: 1, maxLength: MAX_SESSION_CHARS },
+          // A client's own conversation and functions (OpenAI tools); agent.complete checks its shape.
+          completion: { type: 'object', required: ['messages'], properties: { messages: { type: 'array', maxItems: 200 } } },
         },
       },
       permission: () => 'agent/request',
@@ -77,7 +92,10 @@ export function chatOperations(deps: { safety: () => SafetyCheck | null }): AnyO
         const session = input.session ?? agentSessionOf(input.channel, input.sender);
         // A streaming caller gets the reply as it is generated, screened word by word (stream-screen.ts).
         const stream = ctx.stream ? screenedStream(safety, input.channel, ctx.stream) : null;
-        const answer = await ctx.invoke<ChatReply>('agent.request', { text, session }, { stream: stream ? (piece) => stream.push(piece) : undefined });
+        const streamTo = { stream: stream ? (piece: string) => stream.push(piece) : undefined };
+        const answer = input.completion
+          ? await ctx.invoke<ChatReply>('agent.complete', { ...screenCompletion(safety, input.completion, input.channel), session }, streamTo)
+          : await ctx.invoke<ChatReply>('agent.request', { text, session }, streamTo);
         const reply: ChatReply = { ...answer, actions: answer.actions ?? [] };
         const out = screen(safety, reply.text ?? '', input.channel, 'output');
         return out === null ? { ...reply, text: WITHHELD_TEXT, withheld: true } : { ...reply, text: out };
