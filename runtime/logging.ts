@@ -5,7 +5,7 @@
  *
  * No secret reaches a log line: values under secret-looking keys (password, password_hash, token,
  * authorization, cookie, ...) at any depth of a logged object, errors included, become `[redacted]`; and in
- * the finished line, wherever a URL or message carries `token=`, `access_token=` or `password=` (also
+ * the finished line, wherever a URL or message carries `token=`, `access_token=`, `password=` or `appid=` (also
  * percent-encoded `=`), or `Bearer <credential>`, the value becomes `[redacted]`, as does any string under a
  * secret key. The line check runs on every finished line, so a URL inside an error message or stack and a
  * child logger's bindings are covered too.
@@ -30,6 +30,8 @@ const SECRET_KEYS = new Set([
   'secret',
   'client_secret',
   'api_key',
+  'app_id',
+  'appid',
   'authorization',
   'proxy-authorization',
   'cookie',
@@ -39,7 +41,7 @@ const SECRET_KEYS = new Set([
 // In a finished JSON line: a value runs to the next `&`, `#`, whitespace, closing quote or JSON escape,
 // except an escaped quote or backslash, which a secret may contain. The name starts the text or follows a
 // non-word character or a percent-encoded `?` or `&` (a URL inside a URL).
-const SECRET_PARAM = /((?:(?<![A-Za-z0-9_])|(?<=%3F|%26))(?:access_token|token|password)(?:=|%3D))(?:\\["\\]|[^&#\s"\\])*/gi;
+const SECRET_PARAM = /((?:(?<![A-Za-z0-9_])|(?<=%3F|%26))(?:access_token|token|password|appid|app_id)(?:=|%3D))(?:\\["\\]|[^&#\s"\\])*/gi;
 const BEARER = /\b(Bearer\s+)[A-Za-z0-9._~+/-]+=*/gi;
 /** A string under a secret key in a finished JSON line: catches child-logger bindings, which skip formatters. */
 const SECRET_JSON_FIELD = new RegExp(`("(?:${[...SECRET_KEYS].join('|')})":)"(?:[^"\\\\]|\\\\.)*"`, 'gi');

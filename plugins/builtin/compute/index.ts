@@ -1,5 +1,6 @@
 /**
- * compute: an offline stand-in for a Wolfram-Alpha-style tool, on mathjs. Limits, in order: expression
+ * compute: maths on mathjs offline, and Wolfram|Alpha (wolfram.ts) for what mathjs cannot answer when an
+ * AppID is configured and the box is online; every answer says which of the two gave it. Limits, in order: expression
  * length, parse-tree size, size of any matrix or range it creates, and evaluation time (a vm timeout that
  * interrupts the evaluation itself, so a slow expression fails cleanly without restarting the plugin). The
  * worker's heap limit is the last line. Functions that could reach outside an expression (import,
@@ -8,7 +9,9 @@
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import type { MathJsInstance, MathNode } from 'mathjs';
+import { readFileSync } from 'node:fs';
 import { PluginError, definePlugin } from '../../sdk.js';
+import { type WolframConfig, askWolfram } from './wolfram.js';
 
 // mathjs's single-file bundle: the ES module build loads hundreds of files (about 5 s and 80 MB here);
 // the bundle loads in a fraction of a second and a third of the memory, same API.
@@ -19,6 +22,27 @@ interface ComputeConfig {
   max_nodes: number;
   max_elements: number;
   timeout_ms: number;
+  wolfram?: Partial<WolframConfig> & { app_id_file?: string };
+}
+
+/** The Wolfram|Alpha settings when an AppID is configured (inline or in a file), else null. */
+function wolframSettings(config: ComputeConfig): WolframConfig | null {
+  const w = config.wolfram ?? {};
+  let appId = w.app_id;
+  if (!appId && w.app_id_file) {
+    try {
+      appId = readFileSync(w.app_id_file, 'utf8').trim();
+    } catch (error) {
+      throw new PluginError('CONFIG_INVALID', `wolfram.app_id_file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (!appId) return null;
+  return {
+    app_id: appId,
+    url: w.url ?? 'https://www.wolframalpha.com/api/v1/llm-api',
+    timeout_ms: w.timeout_ms ?? 5000,
+    max_chars: w.max_chars ?? 2000,
+  };
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -95,7 +119,8 @@ export function createCompute(config: ComputeConfig) {
     }
   };
 
-  return {
+  const wolfram = wolframSettings(config);
+  const api = {
     evaluate({ expression, precision }: { expression: string; precision?: number }) {
       if (expression.length > config.max_expression_length) {
         throw new PluginError('PAYLOAD_TOO_LARGE', `the expression has ${expression.length} characters; the limit is ${config.max_expression_length}`);
@@ -117,7 +142,7 @@ export function createCompute(config: ComputeConfig) {
       const value = timed(() => code.evaluate({}), 'evaluation');
       const text = timed(() => format(value, precision ? { precision } : { precision: 14 }), 'formatting');
       const json = toJson(value);
-      return { text, type: typeOf(value), ...(json === undefined ? {} : { value: json }) };
+      return { text, type: typeOf(value), ...(json === undefined ? {} : { value: json }), source: 'mathjs' as const };
     },
 
     convert({ value, from, to }: { value: number; from: string; to: string }) {
@@ -146,7 +171,30 @@ export function createCompute(config: ComputeConfig) {
         };
       }, 'statistics');
     },
+    /** mathjs first; what it cannot answer goes to Wolfram|Alpha when configured (and reachable). */
+    async ask({ query }: { query: string }, signal?: AbortSignal): Promise<{ text: string; source: 'mathjs' | 'wolfram-alpha'; url?: string }> {
+      let local: PluginError;
+      try {
+        return { text: api.evaluate({ expression: query }).text, source: 'mathjs' };
+      } catch (error) {
+        local = error instanceof PluginError ? error : new PluginError('PAYLOAD_INVALID', (error as Error).message);
+        // A limit that was hit is the answer; Wolfram|Alpha is for what mathjs does not understand.
+        if (local.code !== 'PAYLOAD_INVALID') throw local;
+      }
+      if (!wolfram) throw local;
+      try {
+        const answer = await askWolfram(wolfram, query, signal);
+        return { text: answer.text, source: 'wolfram-alpha', ...(answer.url ? { url: answer.url } : {}) };
+      } catch (error) {
+        // Offline (or Wolfram|Alpha failing): say both why mathjs could not and why Wolfram|Alpha did not.
+        if (error instanceof PluginError && ['DEVICE_UNAVAILABLE', 'DEADLINE_EXCEEDED', 'DEVICE_ERROR'].includes(error.code)) {
+          throw new PluginError(error.code, `${local.message}; and ${error.message}`, { source: 'wolfram-alpha' });
+        }
+        throw error;
+      }
+    },
   };
+  return api;
 }
 
 function isMatrix(value: unknown): value is { toArray(): unknown[] } {
@@ -191,6 +239,7 @@ export default definePlugin({
   },
   tools: {
     evaluate: (args) => compute!.evaluate(args),
+    ask: (args, call) => compute!.ask(args, call.signal),
     convert: (args) => compute!.convert(args),
     statistics: (args) => compute!.statistics(args),
   },
