@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../runtime/store/atomic-file.js';
 import { type ModelConfigEntry, modelEntrySchema, withModelDefaults } from './config-schema.js';
 import { DownloadProgressWriter } from './download-progress.js';
 import { hashCacheKey, stateHashCache } from './hash-cache-file.js';
-import { DEFAULT_KEEP_FREE_BYTES, type PullProgress, checkModelUri, pullModel } from './pull.js';
+import { DEFAULT_KEEP_FREE_BYTES, type PullProgress, checkModelUri, displayUri, pullModel } from './pull.js';
 import { type HashCache, ModelRegistry, defaultModelName, describeModelFile } from './registry.js';
 import { validatorFor } from '../runtime/operations/validator.js';
 
@@ -341,7 +341,7 @@ async function pull(
     });
     const name = plannedName;
     const contextSize = Math.max(128, Math.min(result.summary.context_length ?? 2048, 4096));
-    const entry = withModelDefaults({ name, path: result.file, sha256: result.sha256, source: uri, role: options.role, context_size: contextSize });
+    const entry = withModelDefaults({ name, path: result.file, sha256: result.sha256, source: displayUri(uri), role: options.role, context_size: contextSize });
     await appendToConfig(options.configFile, configEntry(entry));
     await recordHash(options.stateDir, result.file, result.sha256);
     const s = result.summary;

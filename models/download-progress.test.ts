@@ -6,6 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import t from 'tap';
 import { makeTestContext } from '../app/testing/test-context.js';
 import { type DownloadView, DownloadProgressWriter, downloadId, downloadsDir, readDownloads } from './download-progress.js';
@@ -24,7 +26,18 @@ t.test('the runtime shows a pull running in another process', async (t) => {
   });
   const events: DownloadView[] = [];
   test.ctx.bus.on('model.download', (e) => events.push(e));
-  await service.start(test.ctx);
+  // The JSON log lines, as journald would keep them.
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino(
+    { level: 'info' },
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        done();
+      },
+    }),
+  );
+  await service.start({ ...test.ctx, logger: () => logger });
 
   const writer = new DownloadProgressWriter(test.ctx.stateDir, 'https://example.org/m.gguf', 'm');
   writer.update(progress('https://example.org/m.gguf', 0));
@@ -43,6 +56,12 @@ t.test('the runtime shows a pull running in another process', async (t) => {
   writer.update({ ...progress('https://example.org/m.gguf', 1000), phase: 'done' });
   await writer.flush();
   t.ok(await seen((e) => e.phase === 'done'), 'the finished pull is reported');
+  t.match(
+    lines.filter((l) => l.event === 'model.download').map((l) => l.phase),
+    ['downloading', 'done'],
+    'the JSON log has a line per step',
+  );
+  t.match(lines.find((l) => l.phase === 'done'), { event: 'model.download', model: 'm', uri: 'https://example.org/m.gguf', msg: /downloaded and added to the config/ });
 });
 
 t.test('a record left by a process that is gone reads as interrupted', async (t) => {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureDir, writeFileAtomic } from '../runtime/store/atomic-file.js';
-import type { PullProgress } from './pull.js';
+import { type PullProgress, displayUri } from './pull.js';
 
 export interface DownloadRecord extends PullProgress {
   id: string;
@@ -52,7 +52,7 @@ export class DownloadProgressWriter {
     const id = downloadId(uri);
     this.#file = path.join(this.#dir, `${id}.json`);
     const now = new Date().toISOString();
-    this.#record = { id, pid: process.pid, started_at: now, updated_at: now, name, uri, phase: 'resolving', file: null, downloaded_bytes: 0, total_bytes: 0, speed_bps: 0, eta_s: null };
+    this.#record = { id, pid: process.pid, started_at: now, updated_at: now, name, uri: displayUri(uri), phase: 'resolving', file: null, downloaded_bytes: 0, total_bytes: 0, speed_bps: 0, eta_s: null };
   }
 
   update(progress: PullProgress): void {

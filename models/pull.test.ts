@@ -15,7 +15,7 @@ import { loadConfig } from '../app/config.js';
 import { runModelsCommand } from './cli.js';
 import { readDownloads } from './download-progress.js';
 import { generateModel } from './gguf/generate.js';
-import { checkModelUri, pullModel } from './pull.js';
+import { checkModelUri, displayUri, pullModel } from './pull.js';
 import { sha256File } from './registry.js';
 import { rejectionCode, tempDir, tinyModel } from './testing/fixtures.js';
 import { startModelServer } from './testing/model-server.js';
@@ -43,6 +43,8 @@ t.test('model URIs are checked before any network access', async (t) => {
   t.equal(checkModelUri('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M'), 'hf');
   t.equal(checkModelUri('hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf'), 'hf');
   t.equal(checkModelUri('hf:bartowski/Llama-3.2-1B-Instruct-GGUF'), 'hf');
+  t.equal(displayUri('https://h.example/m.gguf?X-Amz-Signature=abc#x'), 'https://h.example/m.gguf?…', 'a signed URL is stored and shown without its query');
+  t.equal(displayUri('hf:a/b:Q4_K_M'), 'hf:a/b:Q4_K_M');
   for (const bad of ['file:///etc/passwd', 'ftp://host/m.gguf', 'https://user:secret@host/m.gguf', '/tmp/m.gguf', 'hf:', 'hf:owner', 'https://host/a b.gguf', `https://host/${'a'.repeat(3000)}`]) {
     t.throws(() => checkModelUri(bad), { code: 'USAGE' }, bad.slice(0, 40));
   }

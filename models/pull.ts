@@ -79,6 +79,23 @@ export function checkModelUri(uri: string): 'https' | 'http' | 'hf' {
   throw new ClawboxError('USAGE', `unsupported model URI scheme "${url.protocol}" (https://, http:// or hf:)`);
 }
 
+/**
+ * The URI as it may be shown and stored (progress records, logs, the config's `source`): an http(s) URL
+ * loses its query and fragment, which can carry a signature or a token.
+ */
+export function displayUri(uri: string): string {
+  if (!/^https?:/i.test(uri)) return uri;
+  try {
+    const url = new URL(uri);
+    const hidden = url.search || url.hash ? '?…' : '';
+    url.search = '';
+    url.hash = '';
+    return `${url.toString()}${hidden}`;
+  } catch {
+    return uri;
+  }
+}
+
 /** Free bytes for an unprivileged writer on the file system holding `dir`. */
 export async function freeBytes(dir: string): Promise<number> {
   const info = await statfs(dir);
@@ -103,11 +120,12 @@ function failed(error: unknown, uri: string): ClawboxError {
 export async function pullModel(options: PullOptions): Promise<PullResult> {
   const { uri, dir, signal } = options;
   checkModelUri(uri);
+  const shown = displayUri(uri);
   if (options.sha256 !== undefined && !SHA256.test(options.sha256.toLowerCase())) {
     throw new ClawboxError('USAGE', '--sha256 must be 64 hexadecimal characters');
   }
   const expected = options.sha256?.toLowerCase();
-  const progress: PullProgress = { uri, phase: 'resolving', file: null, downloaded_bytes: 0, total_bytes: 0, speed_bps: 0, eta_s: null };
+  const progress: PullProgress = { uri: displayUri(uri), phase: 'resolving', file: null, downloaded_bytes: 0, total_bytes: 0, speed_bps: 0, eta_s: null };
   const emit = (change: Partial<PullProgress>) => {
     Object.assign(progress, change);
     options.onProgress?.({ ...progress });
@@ -139,9 +157,9 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     const file = downloader.entrypointFilePath;
     emit({ file: path.basename(file), total_bytes: downloader.totalSize, downloaded_bytes: downloader.downloadedSize });
     if (downloader.totalFiles !== 1 && expected) {
-      throw new ClawboxError('USAGE', `${uri} is split into ${downloader.totalFiles} files; --sha256 checks a single file`);
+      throw new ClawboxError('USAGE', `${shown} is split into ${downloader.totalFiles} files; --sha256 checks a single file`);
     }
-    await checkSpace(dir, downloader.totalSize - downloader.downloadedSize, options.keepFreeBytes ?? DEFAULT_KEEP_FREE_BYTES, uri);
+    await checkSpace(dir, downloader.totalSize - downloader.downloadedSize, options.keepFreeBytes ?? DEFAULT_KEEP_FREE_BYTES, shown);
     signal?.throwIfAborted();
     emit({ phase: 'downloading' });
     try {
@@ -157,17 +175,17 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     if (expected && sha256 !== expected) {
       // A wrong file must not be picked up by the next pull's "already complete" shortcut.
       await unlink(file).catch(() => {});
-      throw new ClawboxError('MODEL_HASH_MISMATCH', `${uri}: downloaded file has sha256 ${sha256}, expected ${expected}; it was deleted`, {
-        uri,
+      throw new ClawboxError('MODEL_HASH_MISMATCH', `${shown}: downloaded file has sha256 ${sha256}, expected ${expected}; it was deleted`, {
+        uri: shown,
         sha256,
         expected,
       });
     }
     const { summary } = await verifyModelFile(file, undefined, { hash: false });
     emit({ phase: 'done' });
-    return { file, sha256, size: summary.file_size, summary, url: downloadUrl(downloader) ?? uri };
+    return { file, sha256, size: summary.file_size, summary, url: displayUri(downloadUrl(downloader) ?? uri) };
   } catch (error) {
-    const typed = signal?.aborted && !(error instanceof ClawboxError) ? abortedError(uri, signal) : failed(error, uri);
+    const typed = signal?.aborted && !(error instanceof ClawboxError) ? abortedError(shown, signal) : failed(error, shown);
     emit({ phase: 'failed', error: { code: typed.code, message: typed.message } });
     throw typed;
   }
