@@ -66,6 +66,8 @@ export async function startAppWithGateway(
     /** Raw config for the app (as in the YAML file), e.g. `{ http: { token } }`. */
     config?: Record<string, unknown>;
     mode?: 'local' | 'appliance';
+    /** The built web app to serve (see web/build.ts); none by default. */
+    webRoot?: string;
   } = {},
 ): Promise<AppWithGateway> {
   const test = makeTestContext({
@@ -75,7 +77,7 @@ export async function startAppWithGateway(
   });
   const sink = new Writable({ write: (_chunk, _enc, done) => done() });
   const logging = createLogging({ level: 'silent', components: {}, pretty: false, destination: sink });
-  const app = createApp({ config: test.ctx.config, logging, env: {} });
+  const app = createApp({ config: test.ctx.config, logging, env: {}, ...(options.webRoot ? { webRoot: options.webRoot } : {}) });
   await app.start();
   // The test's own gateway (its agent, channel config, safety) replaces the one the app composed.
   await app.channels.stop();

@@ -1,13 +1,17 @@
 /**
  * The WebSocket chat in a real composed runtime (createApp, demo devices, the agent's fast path): a real
- * headless Chromium types into the status page's chat box and sees the reply and the lamp turn ON; raw
+ * headless Chromium types into the web app's chat box and sees the reply and the lamp turn ON; raw
  * `ws` clients get error frames for bad input and keep a usable socket; in appliance mode the socket
  * needs the page's auth, and a cross-origin browser is refused.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { type Browser, chromium } from 'playwright-core';
 import t from 'tap';
 import WebSocket from 'ws';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
+import { buildWebApp } from '../web/build.js';
 import { realAgent, startAppWithGateway } from './test-helpers.js';
 
 declare const document: {
@@ -77,8 +81,11 @@ t.before(async () => {
 });
 t.teardown(() => browser?.close());
 
-t.test('the status page chat box turns on the lamp', async (t) => {
-  const env = await startAppWithGateway({ channels: {} });
+t.test('the web app chat box turns on the lamp', async (t) => {
+  const web = mkdtempSync(path.join(tmpdir(), 'clawbox-web-'));
+  t.teardown(() => rmSync(web, { recursive: true, force: true }));
+  await buildWebApp(web, { quiet: true });
+  const env = await startAppWithGateway({ channels: {}, webRoot: web });
   t.teardown(() => env.stop());
   const { app, gateway } = env;
   t.ok(gateway.channel('ws-chat'), 'the ws chat channel is on by default');
@@ -98,8 +105,8 @@ t.test('the status page chat box turns on the lamp', async (t) => {
   });
   await page.goto(`http://127.0.0.1:${app.http.port}/`);
   await page.locator('#chat').waitFor({ state: 'visible' });
-  await page.locator('#devices tr[data-id="lamp"]').waitFor();
-  t.notMatch(await page.locator('#devices tr[data-id="lamp"]').textContent(), /state ON/, 'the lamp starts off');
+  await page.locator('[data-device="lamp"] [data-control="switch"][aria-checked="false"]').waitFor();
+  t.pass('the lamp starts off');
 
   await page.locator('#chat-input').fill('turn on the lamp');
   await page.locator('#chat-send').click();
@@ -108,8 +115,8 @@ t.test('the status page chat box turns on the lamp', async (t) => {
   await reply.waitFor();
   const replyText = (await reply.locator('.chat-text').textContent()) ?? '';
   t.ok(replyText.trim().length > 0, `a reply is shown: "${replyText}"`);
-  await page.locator('#devices tr[data-id="lamp"]', { hasText: 'state ON' }).waitFor();
-  t.pass('the lamp row shows ON, live');
+  await page.locator('[data-device="lamp"] [data-control="switch"][aria-checked="true"]').waitFor();
+  t.pass('the lamp card shows ON, live');
   t.equal((app.devices.get('lamp')?.state as { state?: string } | undefined)?.state, 'ON', 'the lamp device is ON');
   t.equal(await page.locator('#chat-log li.chat-error').count(), 0, 'no error shown');
   t.equal(gateway.figures().pending_messages, 0, 'the answered message left the inbox');

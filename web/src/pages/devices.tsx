@@ -1,4 +1,5 @@
 /** The start page: every device with its live state, availability and controls, as cards. */
+import { ChatBox } from '../chat.js';
 import { capabilityOf, DeviceControls } from '../controls.js';
 import { useDevices } from '../devices-store.js';
 import { ago } from '../format.js';
@@ -49,6 +50,7 @@ export function DevicesPage() {
           </li>
         ))}
       </ul>
+      <ChatBox />
     </section>
   );
 }
