@@ -30,6 +30,7 @@ Usage:
   clawbox channels pairings | approve CODE                 senders waiting for pairing; approve one
   clawbox audit verify | tail | query [--state-dir DIR]    check or read the audit log (see clawbox audit --help)
   clawbox data inventory | export | erase | opt-out --subject S   people's data rights (see clawbox data --help)
+  clawbox kb add FILE|DIR | list | search QUERY | remove FILE|DIR   the knowledge base (see clawbox kb --help)
   clawbox passwd [PASSWORD]                                print a password hash for broker.users / http
                                                            (asks twice without echo on a terminal, else
                                                            reads the password from stdin)
@@ -177,7 +178,7 @@ function runConfigCheck(file: string | undefined, mode: Mode | undefined): numbe
   return 0;
 }
 
-const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data', 'brain'];
+const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data', 'brain', 'kb'];
 
 /**
  * Takes --config and --mode out of `audit`'s arguments (its own parser knows only --state-dir) and notes
@@ -252,6 +253,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'models') {
     const { runModelsCommand } = await import('../models/cli.js');
     return runModelsCommand(argv.slice(1), loadConfig);
+  }
+  if (argv[0] === 'kb') {
+    const { runKbCommand } = await import('../knowledge/index.js');
+    return runKbCommand(argv.slice(1), loadConfig);
   }
   if (argv[0] === 'data') {
     const { runDataCommand } = await import('../runtime/privacy/cli.js');
