@@ -41,7 +41,8 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-export async function startRedisServer(options: { requirePass?: string } = {}): Promise<RedisServer> {
+/** `replicaOf`: the port of a primary on loopback, to run as its Redis replica. */
+export async function startRedisServer(options: { requirePass?: string; replicaOf?: number } = {}): Promise<RedisServer> {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-redis-'));
   const port = await freePort();
   let child: ChildProcess | null = null;
@@ -49,6 +50,7 @@ export async function startRedisServer(options: { requirePass?: string } = {}): 
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
     '--daemonize', 'no', '--logfile', path.join(dir, 'redis.log'),
     ...(options.requirePass ? ['--requirepass', options.requirePass] : []),
+    ...(options.replicaOf ? ['--replicaof', '127.0.0.1', String(options.replicaOf)] : []),
   ];
   const start = async () => {
     child = spawn('/usr/bin/redis-server', args, { stdio: 'ignore' });
