@@ -4,8 +4,11 @@
  * already in use, and the local-mode guards (Host check, cross-origin writes).
  */
 import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { type Server, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import { type TestContext, makeTestContext } from '../../app/testing/test-context.js';
 import type { Component } from '../context.js';
@@ -199,20 +202,41 @@ t.test('addRoute: params, returned JSON, typed errors, body limits and bad JSON'
   t.equal(head.body, '');
 });
 
-t.test('security headers: page CSP names its inline script by hash, API is not cached', async (t) => {
-  const { port } = await startHttp(t);
+t.test('the web app: served from the folder it is given, own-origin CSP, hashed assets cached, API not cached', async (t) => {
+  const web = mkdtempSync(path.join(tmpdir(), 'clawbox-webroot-'));
+  t.teardown(() => rmSync(web, { recursive: true, force: true }));
+  mkdirSync(path.join(web, 'assets'));
+  writeFileSync(path.join(web, 'index.html'), '<!doctype html><script type="module" src="/assets/main-AB12.js"></script>');
+  writeFileSync(path.join(web, 'assets', 'main-AB12.js'), 'console.log(1)');
+  writeFileSync(path.join(web, 'assets', 'notes.txt'), 'not an asset type');
+  const { port } = await startHttp(t, { webRoot: web });
   const page = await request(port, '/');
   t.equal(page.status, 200);
   t.match(page.headers['content-type'], /^text\/html/);
-  t.match(page.headers['content-security-policy'], /default-src 'none'; script-src 'sha256-[A-Za-z0-9+/=]+'; style-src 'sha256-/);
-  t.notMatch(page.headers['content-security-policy'], /unsafe-inline/);
+  t.equal(page.headers['cache-control'], 'no-cache', 'a new build is picked up at the next load');
+  t.match(page.headers['content-security-policy'], /default-src 'none'; script-src 'self'; style-src 'self'/);
+  t.notMatch(page.headers['content-security-policy'], /unsafe-inline|unsafe-eval/);
   t.equal(page.headers['x-content-type-options'], 'nosniff');
   t.equal(page.headers['x-frame-options'], 'DENY');
-  t.match(page.body, /<script>[\s\S]*EventSource\('api\/events'\)/);
-  t.notMatch(page.body, /(?:src|href|url)\s*[=(]\s*["']?https?:/i, 'nothing loaded from elsewhere');
+  t.match(page.body, /main-AB12\.js/);
+  const script = await request(port, '/assets/main-AB12.js');
+  t.equal(script.status, 200);
+  t.match(script.headers['content-type'], /^text\/javascript/);
+  t.match(script.headers['cache-control'], /immutable/);
+  for (const bad of ['/assets/notes.txt', '/assets/..%2Findex.html', '/assets/missing.js']) {
+    t.equal((await request(port, bad)).status, 404, `${bad} is not served`);
+  }
   const api = await request(port, '/api/status');
   t.equal(api.headers['cache-control'], 'no-store');
   t.equal(api.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'");
+});
+
+t.test('without a built web app, / says how to build it', async (t) => {
+  const { port } = await startHttp(t);
+  const page = await request(port, '/');
+  t.equal(page.status, 200);
+  t.match(page.body, /npm run build/);
+  t.notMatch(page.body, /(?:src|href|url)\s*[=(]\s*["']?https?:/i, 'nothing loaded from elsewhere');
 });
 
 t.test('local mode on loopback: open to loopback Host names only, no cross-origin writes', async (t) => {
