@@ -4,7 +4,8 @@
  * made on one replica drained on another, an agent request served by the replica that has a model,
  * Redis restarted under a QoS 1 stream (readiness fails, nothing acknowledged is lost), and kill -9 of the
  * replica that drives the devices in the middle of a QoS 1 stream: zero acknowledged messages lost, and
- * another replica takes the device leases (the time it took is printed, not asserted).
+ * another replica takes the device leases (the time it took is printed, not asserted); then a clean stop
+ * (SIGTERM) of the new holder hands them to the last replica.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -283,5 +284,17 @@ t.test('edge cluster: three replicas on one Redis', async (t) => {
       })
     ).json();
     t.match(answer, { status: 'ok', data: { state: { state: 'ON' } } }, 'the lamp obeys a command sent through another replica');
+
+    // A clean stop (SIGTERM, as Kubernetes sends after preStop) hands the leases back before it exits.
+    const holder = replicas[newOwner!]!;
+    const stoppedAt = Date.now();
+    holder.child.kill('SIGTERM');
+    const exit = await holder.exited;
+    t.equal(exit.code, 0, `${newOwner} stopped cleanly`);
+    await until('the last replica to take the lamp', async () => {
+      const owner = await db.get('clawbox:lease:device:lamp');
+      return owner !== null && owner !== newOwner;
+    }, 30_000);
+    t.comment(`after SIGTERM of ${newOwner}, ${await db.get('clawbox:lease:device:lamp')} drove the lamp ${Date.now() - stoppedAt} ms later (including the stop itself)`);
   });
 });
