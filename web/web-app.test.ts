@@ -153,7 +153,7 @@ t.test('every control type changes its device, and an MQTT change shows without 
   await screenshot(page, 'phone-device-sensor');
 });
 
-t.test('add a device through the generated form (after a validation error), rename it, remove it', async (t) => {
+t.test('add a device through the generated form (after a validation error), edit, rename and remove it', async (t) => {
   const { context, page } = await openPage({ width: 390, height: 844 });
   t.teardown(() => context.close());
   page.on('dialog', (dialog) => void dialog.accept());
@@ -173,11 +173,23 @@ t.test('add a device through the generated form (after a validation error), rena
   await stateOnMqtt('porch', () => true, 'its first state');
   t.pass('added: its page shows and it publishes on MQTT');
 
+  await page.getByRole('link', { name: 'Edit' }).click();
+  await page.locator('#field-area').fill('garden');
+  await page.getByRole('button', { name: 'Save device' }).click();
+  await page.locator('[data-device-page="porch"] dd', { hasText: 'garden' }).waitFor();
+  t.pass('edited through the same form: the area shows on its page');
+
   await page.getByRole('button', { name: 'Rename' }).click();
   await page.locator('input[name="name"]').fill('Porch light');
   await page.getByRole('button', { name: 'Save name' }).click();
   await page.locator('[data-device-page="porch"] h1', { hasText: 'Porch light' }).waitFor();
   t.pass('renamed');
+  t.equal(await page.getByRole('link', { name: 'Edit' }).count(), 1, 'a device added here can be edited here');
+  await go(page, '#/devices/lamp');
+  await page.locator('[data-device-page="lamp"]').waitFor();
+  t.equal(await page.getByRole('link', { name: 'Edit' }).count(), 0, 'a demo/config device is edited in its config, not here');
+  await go(page, '#/devices/porch');
+  await page.locator('[data-device-page="porch"]').waitFor();
 
   await page.getByRole('button', { name: 'Remove' }).click();
   await page.locator('[data-device="lamp"]').waitFor();

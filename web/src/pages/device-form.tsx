@@ -6,6 +6,14 @@ import { isRecord } from '../format.js';
 import { SchemaForm } from '../schema-form.js';
 import type { Device, JsonSchema } from '../types.js';
 
+/**
+ * Whether the form can edit a device without losing anything: one added at run time (a config-file device
+ * would come back from the file) whose driver has no settings beyond what a snapshot shows.
+ */
+export function editable(device: Device): boolean {
+  return device.origin === 'runtime' && device.driver === 'simulated';
+}
+
 /** The config entry a device snapshot implies (what the form starts from when editing). */
 function entryOf(device: Device): Record<string, unknown> {
   return {
@@ -41,6 +49,7 @@ export function DeviceFormPage(props: { id?: string }) {
   }, []);
 
   if (props.id && !editing) return loaded ? <p class="error">No device "{props.id}".</p> : <p class="muted">Loading…</p>;
+  if (editing && !editable(editing)) return <p class="error">{editing.name} is edited in its config entry, not here.</p>;
   if (!schema) return error ? <p class="error">{error.message}</p> : <p class="muted">Loading the device schema…</p>;
 
   const submit = async (value: Record<string, unknown>) => {

@@ -6,6 +6,7 @@ import { refreshDevices, useDevices } from '../devices-store.js';
 import { ago, dateTime } from '../format.js';
 import type { AuditRecord } from '../types.js';
 import { AuditList } from './audit.js';
+import { editable } from './device-form.js';
 import { AvailabilityBadge } from './devices.js';
 
 export function DevicePage(props: { id: string }) {
@@ -78,13 +79,22 @@ export function DevicePage(props: { id: string }) {
         <button type="button" onClick={() => { setNewName(device.name); setRenaming(!renaming); }}>
           Rename
         </button>
-        <a class="button" href={`#/devices/${encodeURIComponent(device.id)}/edit`}>
-          Edit
-        </a>
+        {editable(device) ? (
+          <a class="button" href={`#/devices/${encodeURIComponent(device.id)}/edit`}>
+            Edit
+          </a>
+        ) : null}
         <button type="button" class="danger" disabled={busy} onClick={() => void remove()}>
           Remove
         </button>
       </div>
+      {editable(device) ? null : (
+        <p class="muted small">
+          {device.origin === 'runtime'
+            ? 'Its driver settings are not shown here, so it is edited in its config entry; rename works here.'
+            : 'Declared in the config file: edit it there (clawbox config check); rename works here.'}
+        </p>
+      )}
       {renaming ? (
         <form class="card inline-form" onSubmit={(e) => void rename(e)}>
           <label class="field">
