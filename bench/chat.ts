@@ -15,7 +15,7 @@
  * failed, and the device-command latency p50/p99 in the same window. A table and JSON under bench/results/.
  *
  * Options (env): BENCH_PHASE_S=30  BENCH_SESSIONS=8  BENCH_CMD_RATE=10  BENCH_MODEL_DIR=<reuse the GGUF>
- *                BENCH_LOADS=0.5,1,2  BENCH_THREADS=auto
+ *                BENCH_LOADS=0.5,1,2  BENCH_THREADS=auto  BENCH_CONTENT_SAFETY=off (see CONTENT_SAFETY)
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,6 +33,11 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 8);
 const CMD_RATE = Number(process.env.BENCH_CMD_RATE ?? 10);
 const LOADS = (process.env.BENCH_LOADS ?? '0.5,1,2').split(',').map(Number);
 const THREADS = process.env.BENCH_THREADS ?? 'auto';
+/**
+ * Content safety screens a streamed reply word by word. Random weights write "words" with no spaces in them,
+ * which would hold the whole reply back, so the screen is off unless BENCH_CONTENT_SAFETY=on.
+ */
+const CONTENT_SAFETY = process.env.BENCH_CONTENT_SAFETY === 'on';
 
 interface ChatSample {
   ttft_ms: number | null;
@@ -170,6 +175,7 @@ async function main(): Promise<void> {
     configFile,
     YAML.stringify({
       devices: [{ id: 'lamp', name: 'Bench lamp', driver: 'simulated', capabilities: ['switch'], agent: 'deny' }],
+      ...(CONTENT_SAFETY ? {} : { plugins: { deny: ['content-safety'] } }),
       models: [{ name: 'synthetic-0.5b', path: modelPath, context_size: 2048, sequences: SESSIONS, threads: THREADS === 'auto' ? 'auto' : Number(THREADS), batch_threads: THREADS === 'auto' ? 'auto' : Number(THREADS) }],
     }),
   );
@@ -232,6 +238,7 @@ async function main(): Promise<void> {
       sessions: SESSIONS,
       phase_s: PHASE_S,
       device_command_rate_per_s: CMD_RATE,
+      content_safety: CONTENT_SAFETY,
       capacity_answers_per_s: Math.round(capacity * 100) / 100,
       rows,
       machine: machineFacts(loadBefore),
