@@ -9,7 +9,6 @@ import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import { generate } from 'selfsigned';
 import { ClawboxError } from '../runtime/errors.js';
 
 export interface CertOptions {
@@ -53,6 +52,7 @@ export async function createLinkCertificates(options: CertOptions): Promise<Cert
   const now = new Date();
   const leafEnd = new Date(now.getTime() + days * DAY);
   const common = { keyType: 'ec', curve: 'P-384', algorithm: 'sha384' } as const;
+  const { generate } = await import('selfsigned'); // loaded only when certificates are made
   const ca = await generate([{ name: 'commonName', value: 'clawbox brain link CA' }], {
     ...common,
     notBeforeDate: now,

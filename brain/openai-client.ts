@@ -157,7 +157,8 @@ export class OpenAiBrainLink implements BrainLink {
   }
 
   #call(method: 'GET' | 'POST', route: string, body: object | null, signal: AbortSignal): Promise<unknown> {
-    const url = new URL(`${this.#url.pathname.replace(/\/v1$/, '')}${route}`, this.#url.origin);
+    // A base URL given with or without /v1 (and trailing slashes) reaches the same routes.
+    const url = new URL(`${this.#url.pathname.replace(/\/+$/, '').replace(/\/v1$/, '')}${route}`, this.#url.origin);
     const payload = body ? Buffer.from(JSON.stringify(body)) : null;
     const https = url.protocol === 'https:';
     const headers: Record<string, string> = { accept: 'application/json' };
