@@ -137,7 +137,11 @@ t.test('clawbox brain certs writes the six files 0600 and refuses to overwrite w
   const dir = await mkdtemp(path.join(tmpdir(), 'clawbox-brain-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   let out = '';
-  const io = { stdout: (text: string) => void (out += text) };
+  const io = {
+    stdout: (text: string) => {
+      out += text;
+    },
+  };
   const loadConfig = (() => {
     throw new Error('not needed with --dir');
   }) as never;
