@@ -40,6 +40,8 @@ app_stage() {
   mkdir -p "$app"
   cp "$SRC_DIR/package.json" "$SRC_DIR/package-lock.json" "$app/"
   cp -r "$SRC_DIR/bin" "$app/bin"
+  # The brain link's wire definition, loaded at run time by @grpc/proto-loader (dist/brain/proto.js finds it here).
+  mkdir -p "$app/brain" && cp -r "$SRC_DIR/brain/proto" "$app/brain/proto"
   # Compiled JavaScript and its source maps (stack traces name the .ts lines); no build info.
 (cd "$SRC_DIR" && find dist -type f \( -name '*.js' -o -name '*.js.map' -o -name '*.json' \) ! -name '.tsbuildinfo' -print0 |
     tar --null -T - -cf -) | tar -xf - -C "$app" || die "copying dist/ failed"
