@@ -137,6 +137,21 @@ t.test('model path: a tool call is checked, run as the caller, and its result ch
   t.match(prompt.prefix, /tool:compute\/evaluate/);
   t.notMatch(prompt.prefix, /tool:iot-control/, 'device tools are not offered twice');
 
+  // The second pass puts the checked result into words, and is used only when it quotes the result.
+  const replies = [
+    { device: 'tool:db-query/query', command: { args: { connection: 'home', sql: 'SELECT COUNT(*) AS n FROM readings', max_rows: 1 } } },
+    { device: 'none', reply: 'There are 3 rows in the readings table.' },
+    { device: 'tool:db-query/query', command: { args: { connection: 'home', sql: 'SELECT COUNT(*) AS n FROM readings', max_rows: 1 } } },
+    { device: 'none', reply: 'There are 5 rows.' },
+  ];
+  output = null;
+  const queue = [...replies];
+  const phrased = scripted(() => queue.shift());
+  const second = await stack(t, phrased);
+  t.match(await second.ask(everything, 'how many rows are in the readings table?'), { text: 'There are 3 rows in the readings table.', tool: { id: 'db-query/query' } });
+  t.match(phrased.requests[1], { maxTokens: 48, prompt: /Tool result: \{"columns":\["n"\],"rows":\[\{"n":3\}\]/ });
+  t.match(await second.ask(everything, 'and how many now?'), { text: '3' }, 'a misquoted result is not used');
+
   output = { device: 'tool:compute/evaluate', command: { args: { expression: '0.15 * 240' } } };
   t.match(await ask(everything, 'what is fifteen percent of two hundred and forty'), { path: 'model', text: '36' });
 
@@ -161,7 +176,7 @@ t.test('a real generated model runs the grammar with the tools offered', async (
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   t.teardown(() => llama.dispose());
   const engine = await ModelEngine.load({
-    entry: withModelDefaults({ name: 'm', path: file.path, context_size: 2048, sequences: 1, threads: 1, batch_threads: 1 }),
+    entry: withModelDefaults({ name: 'm', path: file.path, context_size: 4096, sequences: 1, threads: 1, batch_threads: 1 }),
     logger: quiet,
     llama,
   });

@@ -195,6 +195,13 @@ interface Snapshot {
   briefToolSchema: JsonSchema;
 }
 
+/** The phrasing pass may only reply. */
+const REPLY_ONLY_SCHEMA = {
+  type: 'object',
+  properties: { device: { const: NO_DEVICE }, reply: { type: 'string', maxLength: 120 } },
+  required: ['device', 'reply'],
+};
+
 const ZERO_TIMINGS: Omit<Timings, 'total_ms'> = { queue_ms: 0, prefill_ms: 0, decode_ms: 0 };
 
 export class Agent {
@@ -561,6 +568,10 @@ export class Agent {
         : { text: reply, actions: [], refused: [] };
     } else if (isToolId(call.device)) {
       outcome = await this.#runTool(call.device, call.command, snapshot, request, language);
+      if (outcome.tool) {
+        const prompt = `${passagesPrompt(passages)}${conversationPrompt(history, userText)}${JSON.stringify({ device: call.device, command: call.command })}\n`;
+        outcome.text = (await this.#phrase(engine, snapshot.prefix, prompt, outcome.tool.result, outcome.text, request)) ?? outcome.text;
+      }
     } else {
       outcome = await this.#execute(call.device, call.command, snapshot, request, language);
     }
@@ -612,6 +623,31 @@ export class Agent {
     const timings = { queue_ms: result.timings.queue_ms, prefill_ms: result.timings.prefill_ms, decode_ms: result.timings.decode_ms };
     const tokens = { prompt: result.prompt_tokens, cached: result.cached_tokens, generated: result.generated_tokens, forced: result.forced_tokens };
     return this.#clean(this.#finish({ text, actions: [], path: 'model', timings, tokens, ...(tool_calls.length > 0 ? { tool_calls } : {}) }, request, started));
+  }
+
+  /**
+   * A second, short pass that puts a checked tool result into words ("There are 3 rows in the readings
+   * table."). The model's sentence is used only when it carries the result's own text, so a small model
+   * cannot misquote a number; otherwise (or on any failure, or without time left) null: the plain result.
+   */
+  async #phrase(engine: AgentEngine, prefix: string, prompt: string, result: unknown, plain: string, request: AgentRequest): Promise<string | null> {
+    if (request.signal?.aborted) return null;
+    try {
+      const grammar = await engine.grammarFor(REPLY_ONLY_SCHEMA);
+      const answer = await engine.generate({
+        prefix,
+        prompt: `${prompt}Tool result: ${sanitizeUserText(JSON.stringify(result ?? null), 400)}\nAssistant: `,
+        maxTokens: 48,
+        grammar,
+        ...(request.session ? { session: request.session } : {}),
+        ...(request.signal ? { signal: request.signal } : {}),
+      });
+      const reply = (answer.json as ToolCall | undefined)?.reply?.trim();
+      return reply && plain && reply.includes(plain) ? reply : null;
+    } catch (error) {
+      this.#logger?.debug({ err: error }, 'tool result not phrased; the plain result is the answer');
+      return null;
+    }
   }
 
   /** Compiled jump-forward grammars for this engine and device list. */
