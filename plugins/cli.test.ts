@@ -29,7 +29,9 @@ t.test('list and info', async (t) => {
   t.match(list.stdout, /py-basic\s+1\.0\.0\s+python\s+env\s+add, hello/);
 
   const json = JSON.parse((await cli(['list', '--json'])).stdout) as { plugins: { name: string }[]; refused: unknown[] };
-  t.same(json.plugins.map((p) => p.name).sort(), ['compute', 'content-safety', 'db-query', 'iot-control']);
+  t.same(json.plugins.map((p) => p.name).sort(), ['compute', 'content-safety', 'db-query', 'imessage', 'iot-control', 'telegram', 'whatsapp']);
+  t.match(list.stdout, /telegram\s+1\.0\.0\s+node\s+builtin\s+\(a chat channel, 4096 characters a message\)/);
+  t.match((await cli(['info', 'telegram'])).stdout, /credential bot_token — /, 'a channel plugin names the credentials it needs');
   t.same(json.refused, []);
 
   const info = await cli(['info', 'db-query']);

@@ -82,6 +82,12 @@ export async function runPluginsCommand(
           `  runtime:     ${m.runtime}${m.runtime === 'node' ? ` (${m.isolation})` : ''}, entry ${m.entry}`,
           `  permissions: devices ${JSON.stringify(m.permissions.devices)}, publish ${JSON.stringify(m.permissions.topics.publish)}, subscribe ${JSON.stringify(m.permissions.topics.subscribe)}, network ${JSON.stringify(m.permissions.network)}, database ${m.permissions.database}`,
           `  config:      ${JSON.stringify(m.config)}`,
+          ...(m.kind === 'channel'
+            ? [
+                `  channel:     up to ${m.channel?.max_message_chars} characters a message, media ${m.channel?.media ? 'yes' : 'no'}`,
+                ...(m.channel?.credentials ?? []).map((c) => `    credential ${c.name}${c.required ? '' : ' (optional)'} — ${c.description}`),
+              ]
+            : []),
           '  tools:',
           ...m.tools.flatMap((tool) => [
             `    ${tool.name} — ${tool.description}`,
@@ -139,6 +145,7 @@ function listJson(found: DiscoveryResult) {
       runtime: p.compiled.manifest.runtime,
       origin: p.origin,
       dir: p.dir,
+      kind: p.compiled.manifest.kind,
       tools: [...p.compiled.tools.keys()],
     })),
     refused: found.problems.map((p) => ({ path: p.path, name: p.name ?? null, code: p.error.code, message: p.error.message })),
@@ -152,7 +159,7 @@ function listText(found: DiscoveryResult): string {
     p.compiled.manifest.version,
     p.compiled.manifest.runtime,
     p.origin,
-    [...p.compiled.tools.keys()].join(', '),
+    p.compiled.manifest.kind === 'channel' ? `(a chat channel, ${p.compiled.manifest.channel?.max_message_chars} characters a message)` : [...p.compiled.tools.keys()].join(', '),
   ]);
   const header = ['NAME', 'VERSION', 'RUNTIME', 'FROM', 'TOOLS'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

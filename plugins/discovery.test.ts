@@ -60,7 +60,10 @@ t.test('sources: built-ins, then $PLUGIN_DIR, then config dirs; the first of a n
   t.match(filtered.skipped, [
     { name: 'content-safety', reason: /not in plugins.allow/ },
     { name: 'db-query' },
+    { name: 'imessage' },
     { name: 'iot-control' },
+    { name: 'telegram' },
+    { name: 'whatsapp' },
     { name: 'beta', reason: /plugins.deny/ },
   ]);
   t.same(discoverPlugins(sources, { deny: ['compute'] }).plugins.some((p) => p.name === 'compute'), false, 'deny alone');
