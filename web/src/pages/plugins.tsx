@@ -4,9 +4,10 @@ import { ApiError, api } from '../api.js';
 import { ago, isRecord, num, str } from '../format.js';
 import { section, sectionError, useLive } from '../live.js';
 
-function Qr(props: { text: string; label: string }) {
-  const [svg, setSvg] = useState<string | null>(null);
+function Qr(props: { text: string; svg?: string | null; label: string }) {
+  const [svg, setSvg] = useState<string | null>(props.svg ?? null);
   useEffect(() => {
+    if (props.svg) return setSvg(props.svg);
     let gone = false;
     // Loaded only when a channel asks for pairing: most boxes never download it.
     void import('qrcode').then((qr) =>
@@ -17,7 +18,7 @@ function Qr(props: { text: string; label: string }) {
     return () => {
       gone = true;
     };
-  }, [props.text]);
+  }, [props.text, props.svg]);
   return svg ? <img class="qr" alt={props.label} src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`} /> : <p class="muted">Making the QR code…</p>;
 }
 
@@ -83,7 +84,10 @@ export function PluginsPage() {
   const plugins = section(live.status, 'plugins');
   const channels = section(live.status, 'channels');
   const pluginList = plugins && Array.isArray(plugins.plugins) ? plugins.plugins.filter(isRecord) : [];
-  const channelList = channels && Array.isArray(channels.channels) ? channels.channels : [];
+  const platforms = channels && Array.isArray(channels.platforms) ? channels.platforms.filter(isRecord) : [];
+  const names = channels && Array.isArray(channels.channels) ? channels.channels : [];
+  // Every channel once: the gateway's names, plus platforms it reports that are not among them.
+  const channelList = [...names, ...platforms.filter((p) => !names.some((n) => (isRecord(n) ? n.name : n) === p.name))];
   return (
     <section aria-labelledby="plugins-title">
       <h1 id="plugins-title">Plugins</h1>
@@ -127,26 +131,43 @@ export function PluginsPage() {
             {channelList.map((c) => {
               const channel = isRecord(c) ? c : { name: String(c) };
               const name = str(channel.name) ?? str(channel.id) ?? '?';
-              const state = str(channel.state) ?? 'running';
-              const qr = str(channel.qr) ?? (isRecord(channel.pairing) ? str(channel.pairing.qr) : null);
+              // Platform channels (WhatsApp, Telegram, …) report their state; built-in ones just run.
+              const platform = platforms.find((p) => p.name === name) ?? channel;
+              const state = str(platform.state) ?? 'running';
+              const qrValue = platform.qr;
+              const qr = isRecord(qrValue) ? { text: str(qrValue.text), svg: str(qrValue.svg) } : { text: str(qrValue), svg: null };
+              const process = isRecord(platform.process) ? platform.process : {};
+              const restarts = num(platform.restarts) ?? num(process.restarts);
               return (
                 <li class="card" data-channel={name}>
                   <div class="card-head">
                     <strong>{name}</strong>
                     <span class={`badge ${/fail|error|offline|logged_out/.test(state) ? 'bad' : /connect|run|online|ready/.test(state) ? 'ok' : 'muted'}`}>{state}</span>
                   </div>
-                  {num(channel.restarts) !== null ? <p class="small">{num(channel.restarts)} restarts</p> : null}
-                  {str(channel.error) ? <p class="error small">{str(channel.error)}</p> : null}
-                  {qr ? (
+                  {str(platform.plugin) ? <p class="small muted">plugin {str(platform.plugin)}</p> : null}
+                  {str(platform.detail) ? <p class="small">{str(platform.detail)}</p> : null}
+                  {restarts !== null ? <p class="small">{restarts} restarts</p> : null}
+                  {str(platform.error) ? <p class="error small">{str(platform.error)}</p> : null}
+                  {qr.text ? (
                     <div class="qr-box">
-                      <p>Scan with WhatsApp → Linked devices → Link a device:</p>
-                      <Qr text={qr} label={`Pairing QR code for ${name}`} />
+                      <p>Scan with WhatsApp → Settings → Linked devices → Link a device:</p>
+                      <Qr text={qr.text} svg={qr.svg} label={`Pairing QR code for ${name}`} />
                     </div>
                   ) : null}
                 </li>
               );
             })}
           </ul>
+          {Array.isArray(channels.platform_problems) && channels.platform_problems.length ? (
+            <div class="card error">
+              <strong>Channels not started</strong>
+              <ul>
+                {channels.platform_problems.map((p) => (
+                  <li>{isRecord(p) ? `${String(p.name ?? p.plugin ?? '')}: ${String(p.message ?? p.code ?? '')}` : String(p)}</li>
+                ))}
+              </ul>
+            </div>
+          ) : null}
           <p class="small muted">
             {num(channels.sessions) ?? 0} sessions · {num(channels.pending_messages) ?? 0} messages waiting · {num(channels.paired_senders) ?? 0} paired senders
           </p>
