@@ -22,6 +22,12 @@
  * systems on the same arrival sequence. Latency counts from the intended arrival time. Requests the FIFO
  * still holds 2 s after a level ends are cut (counted as misses) so the run stays bounded.
  *
+ * Remote rung (BENCH_BRAIN=0 leaves it out): a third system, clawbox+brain, is the same scheduler with a
+ * remote lane: a brain in ANOTHER PROCESS ON THIS MACHINE (bench/brain-child.ts, the brain's gRPC service
+ * over mutual TLS 1.3 on loopback) serving the same 0.5B-shape model with BENCH_BRAIN_SEQUENCES (2)
+ * sequences. It shares this machine's cores, so it shows what the rung does to goodput and p99, not
+ * what a separate, bigger brain would add.
+ *
  * Usage: npm run bench:overload [-- --quick]   (--quick: ~1-2 minute smoke run with 4 s levels)
  * Env: BENCH_LEVEL_S (30), BENCH_CAPACITY_S (8), BENCH_CAPACITY_STEPS (6), BENCH_DEADLINE_MS (200),
  *      BENCH_MODEL_DIR (reuse generated models), BENCH_SEQUENCES (4).
@@ -43,6 +49,13 @@ import { ModelLane } from '../agent/scheduler/model-lane.js';
 import { Scheduler } from '../agent/scheduler/scheduler.js';
 import { percentile } from '../agent/scheduler/stats.js';
 import { seededRandom } from '../runtime/seeded-random.js';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { GrpcBrainLink } from '../brain/client.js';
+import { createLinkCertificates } from '../brain/certs.js';
+import { systemClock } from '../agent/scheduler/clock.js';
+import type { Lane } from '../agent/scheduler/scheduler.js';
+import { EwmaServiceModel, type WorkPlan } from '../agent/scheduler/service-model.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -58,6 +71,8 @@ const SHORT_TOKENS = 3;
 const FIFO_MAX_QUEUE = 512;
 const CUT_GRACE_MS = 2000;
 const quiet = pino({ level: 'silent' });
+const BRAIN = process.env.BENCH_BRAIN !== '0';
+const BRAIN_SEQUENCES = Number(process.env.BENCH_BRAIN_SEQUENCES ?? 2);
 
 const SMALL_SHAPE: ModelShape = { n_vocab: 32000, n_embd: 512, n_layer: 8, n_head: 8, n_head_kv: 2, n_ff: 1536, context_length: 4096 };
 
@@ -117,7 +132,7 @@ interface Record_ {
 }
 
 interface LevelFigures {
-  system: 'clawbox' | 'fifo';
+  system: SystemName;
   level: number;
   offered_rps: number;
   seconds: number;
@@ -138,7 +153,7 @@ interface LevelFigures {
   retry_after_ms_p50: number | null;
 }
 
-function figures(system: 'clawbox' | 'fifo', level: number, rate: number, seconds: number, records: Record_[], capacity: number | null): LevelFigures {
+function figures(system: SystemName, level: number, rate: number, seconds: number, records: Record_[], capacity: number | null): LevelFigures {
   const ok = records.filter((r) => r.status === 'ok');
   const lat = ok.map((r) => r.latency_ms).sort((a, b) => a - b);
   const of = (kind: 'fast' | 'model') => ok.filter((r) => r.kind === kind).map((r) => r.latency_ms).sort((a, b) => a - b);
@@ -174,8 +189,11 @@ function figures(system: 'clawbox' | 'fifo', level: number, rate: number, second
 
 // ---- the two systems ------------------------------------------------------------------------------
 
+/** clawbox+brain: the same scheduler with the remote rung, a brain in another process on this machine. */
+type SystemName = 'clawbox' | 'clawbox+brain' | 'fifo';
+
 interface System {
-  name: 'clawbox' | 'fifo';
+  name: SystemName;
   /** Resolves with the record; `cut` aborts what is still outstanding. */
   submit(request: BenchRequest, cut: AbortSignal): Promise<Omit<Record_, 'latency_ms'>>;
 }
@@ -265,6 +283,71 @@ function classify(error: unknown): Omit<Record_, 'latency_ms' | 'kind'> {
   return { status: 'error', rung: 'none', error: error instanceof Error ? error.message : String(error) };
 }
 
+// ---- the remote rung ------------------------------------------------------------------------------
+
+type BenchResult = { text: string; generated: number } | AgentResponse;
+
+/**
+ * clawbox+brain: a second Scheduler over the same local lanes plus a remote lane on a brain process
+ * (bench/brain-child.ts) reached over the real link. Calibrated like the local lanes before the levels.
+ */
+async function brainSystem(
+  modelFile: string,
+  _sequences: number,
+  plan: (request: BenchRequest) => WorkPlan,
+  agent: Agent,
+  local: [Lane<BenchRequest, BenchResult>, Lane<BenchRequest, BenchResult>],
+): Promise<{ system: System; stop(): Promise<void> }> {
+  const certs = await mkdtemp(path.join(os.tmpdir(), 'clawbox-bench-brain-'));
+  await createLinkCertificates({ dir: certs, days: 2 });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'brain-child.ts'), modelFile, certs, String(BRAIN_SEQUENCES)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('READY ') && resolve(Number(line.split(' ')[1])));
+    child.once('exit', (code) => reject(new Error(`brain process exited with ${code}`)));
+  });
+  const link = new GrpcBrainLink({ target: `127.0.0.1:${port}`, tls: { ca: path.join(certs, 'ca.crt'), cert: path.join(certs, 'edge.crt'), key: path.join(certs, 'edge.key') } });
+  await link.start();
+  log(`brain: another process on this machine, port ${port}, link ${JSON.stringify({ protocol: link.status().protocol, cipher: link.status().cipher })}`);
+  const remote: Lane<BenchRequest, BenchResult> = {
+    model: new EwmaServiceModel({ clock: systemClock }),
+    available: () => link.available(),
+    maxSequences: () => link.sequences(),
+    async run(job) {
+      const reply = await link.generate(
+        { prefix: PREFIX, prompt: job.request.prompt, max_tokens: job.grant.max_output_tokens, tool_schema: null, session: '', temperature: 0, stop: [] },
+        { deadline: Date.now() + Math.max(0, job.deadline - performance.now()), signal: job.signal },
+      );
+      job.report.done({ evaluated_tokens: reply.usage.evaluated_tokens, prefill_ms: reply.usage.prefill_ms, generated_tokens: reply.usage.generated_tokens, decode_ms: reply.usage.decode_ms });
+      return { text: reply.text, generated: reply.usage.generated_tokens };
+    },
+  };
+  const scheduler = new Scheduler<BenchRequest, BenchResult>({
+    config: { default_deadline_ms: DEADLINE_MS, max_concurrency: 'auto' },
+    lanes: { main: local[0], small: local[1], remote },
+    tryFastPath: async (request) => ((await agent.match(request.text)) ? () => agent.handle({ text: request.text }, { path: 'fast' }) : null),
+    plan,
+  });
+  // The remote lane learns its service time (network included) from a few requests with long deadlines.
+  const calib = arrivals(1, 1000, 11).filter((r) => r.kind === 'model');
+  for (let i = 0; i < 6; i++) await scheduler.submit({ request: calib[i]!, deadline_ms: 10_000, route: 'remote_first' });
+  log(`brain lane calibrated: ${JSON.stringify(remote.model.snapshot())}`);
+  return {
+    system: {
+      name: 'clawbox+brain',
+      submit: (request) =>
+        scheduler.submit({ request, source: 'mqtt' }).then(
+          (o) => ({ kind: request.kind, status: 'ok' as Status, rung: o.rung === 'none' ? 'none' : o.rung }),
+          (error: unknown) => ({ kind: request.kind, ...classify(error) }),
+        ),
+    },
+    async stop() {
+      scheduler.stop();
+      await link.stop();
+      child.kill();
+    },
+  };
+}
+
 // ---- main -----------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -302,18 +385,19 @@ async function main(): Promise<void> {
   const mainLane = modelLane(main);
   const smallLane = modelLane(small);
   const promptTokens = new Map<string, number>();
+  const plan = (request: BenchRequest): WorkPlan => {
+    let tokens = promptTokens.get(request.prompt);
+    if (tokens === undefined) {
+      tokens = main.tokenize(request.prompt).length;
+      promptTokens.set(request.prompt, tokens);
+    }
+    return { prompt_tokens: tokens, prefix_tokens: 150, prefix_cached: true, max_output_tokens: OUTPUT_TOKENS, short_output_tokens: SHORT_TOKENS, expected_output_tokens: OUTPUT_TOKENS };
+  };
   const scheduler = new Scheduler<BenchRequest, Result>({
     config: { default_deadline_ms: DEADLINE_MS, max_concurrency: 'auto' },
     lanes: { main: mainLane, small: smallLane },
     tryFastPath: async (request) => ((await agent.match(request.text)) ? () => agent.handle({ text: request.text }, { path: 'fast' }) : null),
-    plan: (request) => {
-      let tokens = promptTokens.get(request.prompt);
-      if (tokens === undefined) {
-        tokens = main.tokenize(request.prompt).length;
-        promptTokens.set(request.prompt, tokens);
-      }
-      return { prompt_tokens: tokens, prefix_tokens: 150, prefix_cached: true, max_output_tokens: OUTPUT_TOKENS, short_output_tokens: SHORT_TOKENS, expected_output_tokens: OUTPUT_TOKENS };
-    },
+    plan: (request) => plan(request),
   });
 
   // Calibration: teach the service models and let the auto concurrency explore (long deadlines).
@@ -392,11 +476,13 @@ async function main(): Promise<void> {
       : `capacity NOT FOUND: no probed rate kept the FIFO's p99 <= ${DEADLINE_MS} ms; levels are multiples of ${capacity.toFixed(1)} req/s, the floor of the search`,
   );
 
+  const withBrain = BRAIN ? await brainSystem(mainFile, main.info.sequences, (request) => plan(request), agent, [mainLane, smallLane]) : null;
   const levels: LevelFigures[] = [];
   for (const [index, level] of LEVELS.entries()) {
     const rate = capacity * level;
     const requests = arrivals(rate, LEVEL_S, 2000 + index);
-    const order = index % 2 === 0 ? [clawbox, fifo] : [fifo, clawbox];
+    const pairs = index % 2 === 0 ? [clawbox, fifo] : [fifo, clawbox];
+    const order = withBrain ? [...pairs, withBrain.system] : pairs;
     for (const system of order) {
       const records = await drive(system, requests, LEVEL_S);
       const f = figures(system.name, level, rate, LEVEL_S, records, capacity);
@@ -426,6 +512,7 @@ async function main(): Promise<void> {
       small: { file: 'synthetic 8-layer n_embd 512 Q4_0 (random weights)', sequences: small.info.sequences },
     },
     calibration: { model_request_alone_ms: Math.round(serviceMs * 10) / 10, concurrency, service_model: scheduler.lane('main')!.model.snapshot() },
+    brain: withBrain ? { where: 'another process on this machine (bench/brain-child.ts), gRPC over mutual TLS 1.3 on loopback', model: 'the same synthetic 0.5B-shape Q4_0', sequences: BRAIN_SEQUENCES } : null,
     capacity_rps: Math.round(capacity * 10) / 10,
     capacity_found: capacityFound,
     capacity_runs: capacityRuns,
@@ -464,6 +551,7 @@ async function main(): Promise<void> {
   log(`wrote ${path.relative(process.cwd(), file)}`);
 
   scheduler.stop();
+  await withBrain?.stop();
   agent.close();
   await small.dispose();
   await main.dispose();
