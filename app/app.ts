@@ -17,7 +17,7 @@ import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent } from './agent-wiring.js';
-import { KnowledgeComponent } from '../knowledge/index.js';
+import { KnowledgeComponent, registerKnowledgeRoutes } from '../knowledge/index.js';
 import { BrainLinkService } from '../brain/service.js';
 import { configuredClasses, remoteRung } from './brain-wiring.js';
 import { clusterWiring } from './cluster-wiring.js';
@@ -125,6 +125,7 @@ export function createApp(options: AppOptions): App {
     remoteRung({ brain: brainLink, directory, devices, audit, logger: logging.forComponent('brain-link'), classOf: configuredClasses(config) });
   // The knowledge base: kb.search for callers, and for the agent as its caller.
   const knowledge = new KnowledgeComponent({ frontDoor, mqtt });
+  registerKnowledgeRoutes(http, frontDoor);
   const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, plugins, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({

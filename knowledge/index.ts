@@ -8,3 +8,4 @@ export { KNOWLEDGE_DEFAULTS, type KnowledgeConfig, knowledgeConfigSchema } from 
 export { KB_HELP, runKbCommand } from './cli.js';
 export { KB_SEARCH_INPUT, type KbSearchInput, knowledgeOperations } from './operations.js';
 export { type AddReport, type Embedder, type KnowledgeDocument, KnowledgeBase, type SearchHit, ftsQuery } from './store.js';
+export { registerKnowledgeRoutes } from './http-routes.js';

@@ -67,4 +67,11 @@ t.test('follow-ups per MQTT client, compute and the knowledge base without a mod
   const eco = await alice.ask('What does the manual say about eco mode?');
   t.match(eco, { status: 'ok', data: { path: 'fast', text: /lowers the set point by 3 °C.*\(source: Clawtherm T2 Thermostat — User Manual — Modes > Eco mode\)/ } });
   t.equal(eco.data?.sources?.[0]?.source, path.join(docs, 'thermostat-manual.md'));
+
+  const http = `http://127.0.0.1:${runtime.httpPort}`;
+  const search = (await (await fetch(`${http}/api/kb/search?q=quiet+hours&limit=1`)).json()) as { status: string; data: { hits: Array<{ source: string; heading: string }> } };
+  t.match(search, { status: 'ok', data: { hits: [{ source: path.join(docs, 'house-rules.html'), heading: 'Quiet hours' }] } }, 'GET /api/kb/search');
+  t.equal((await fetch(`${http}/api/kb/search?limit=2`)).status, 400, 'no query: 400');
+  const listed = (await (await fetch(`${http}/api/kb/documents`)).json()) as { data: { documents: unknown[] } };
+  t.equal(listed.data.documents.length, 3, 'GET /api/kb/documents');
 });
