@@ -10,7 +10,6 @@
  * The handle matches channels' `Channel` interface structurally; plugins/ does not import channels/.
  */
 import type { Writable } from 'node:stream';
-import QRCode from 'qrcode';
 import { ClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { DiscoveredPlugin } from './discovery.js';
@@ -232,6 +231,8 @@ export class PluginChannelHandle {
     this.#qr = { text, svg: null };
     const terminal = this.#o.terminal === undefined ? process.stderr : this.#o.terminal;
     try {
+      // qrcode is loaded on the first pairing: most boxes never pair a channel.
+      const { default: QRCode } = await import('qrcode');
       const [svg, drawing] = await Promise.all([
         QRCode.toString(text, { type: 'svg', margin: 2 }),
         terminal ? QRCode.toString(text, { type: 'terminal', small: true }) : Promise.resolve(''),
