@@ -90,7 +90,12 @@ export class BrainLinkService implements Component {
   async start(ctx: RuntimeContext): Promise<void> {
     const config = brainConfigOf(ctx.config);
     this.#config = config;
-    if (config.role !== 'edge' || !config.endpoint) return;
+    if (config.role !== 'edge') return;
+    if (!config.endpoint) {
+      // The status page can say "no brain" rather than guess from a missing section.
+      this.#unregister = ctx.status.register('brain', () => ({ role: 'edge', link: null }));
+      return;
+    }
     const logger = ctx.logger('brain-link');
     const key = await loadPseudonymKey(config.pseudonym_key_file ?? path.join(ctx.stateDir, 'brain', 'pseudonym.key'));
     this.#policy = new DataPolicy(config.local_only, key);
@@ -120,6 +125,7 @@ export class BrainLinkService implements Component {
       // FIPS and certificate problems stop the runtime with their code; an unreachable brain does not.
       if (error instanceof ClawboxError && (error.code === 'FIPS_REQUIRED' || error.code === 'TLS_INVALID')) throw error;
       logger.warn({ err: error }, 'brain link did not start; serving without the remote rung');
+      this.#unregister = ctx.status.register('brain', () => ({ role: 'edge', link: null, error: (error as Error).message }));
       return;
     }
     this.#link = link;
