@@ -16,6 +16,7 @@ import { chunkText } from './chunk.js';
 import { KNOWLEDGE_DEFAULTS } from './config-schema.js';
 import { htmlToText } from './extract.js';
 import { type Embedder, KB_SEARCH_INPUT, KnowledgeBase, ftsQuery, knowledgeOperations, runKbCommand } from './index.js';
+import { cjkTrigramQuery } from './store.js';
 
 const DOCS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-fixtures', 'docs');
 
@@ -69,6 +70,18 @@ t.test('a folder is indexed; search answers with the passage and its source', as
   }
   t.equal(ftsQuery('the of a'), null, 'only stop words: no query');
   t.equal(kb.list().length, 3, 'and nothing changed');
+});
+
+t.test('Chinese documents are found by trigrams of the question', async (t) => {
+  const { dir } = workspace(t);
+  const kb = open(t, path.join(dir, 'zh.sqlite'));
+  await kb.add(path.join(path.dirname(DOCS), 'docs-zh'));
+  t.match((await kb.search('节能模式'))[0], { title: '温控器使用说明', heading: '节能模式', text: /降低 3 度/ });
+  t.match((await kb.search('手册里关于节能模式怎么说'))[0], { heading: '节能模式' }, 'a whole sentence finds the passage too');
+  t.match((await kb.search('怎么设定温度'))[0], { heading: '设定温度' });
+  t.same(await kb.search('洗衣机'), [], 'no shared trigram: nothing');
+  t.equal(cjkTrigramQuery('eco mode'), null);
+  t.equal(cjkTrigramQuery('节能模式'), '"节能模" OR "能模式"');
 });
 
 t.test('re-indexing follows the files: changed, unchanged, touched, removed', async (t) => {

@@ -7,12 +7,16 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { ClawboxError } from '../runtime/errors.js';
 import { chunkText } from './chunk.js';
 import type { KnowledgeConfig } from './config-schema.js';
 import { extractText, isSupported } from './extract.js';
+
+// better-sqlite3 is loaded when a knowledge base is opened, so a box without one never pays for it.
+const requireCjs = createRequire(import.meta.url);
 
 /** Turns texts into vectors (an embedding model); the id names the model, so a new model re-embeds. */
 export interface Embedder {
@@ -66,10 +70,12 @@ export class KnowledgeBase {
 
   constructor(file: string, limits: Limits, embedder: Embedder | null = null) {
     mkdirSync(path.dirname(file), { recursive: true });
-    this.#db = new Database(file);
+    const SQLite = requireCjs('better-sqlite3') as typeof Database;
+    this.#db = new SQLite(file);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('foreign_keys = ON');
+    const hadTrigrams = this.#db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'chunks_tri'").get() !== undefined;
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS documents (
         id INTEGER PRIMARY KEY, source TEXT UNIQUE NOT NULL, title TEXT NOT NULL, sha256 TEXT NOT NULL,
@@ -83,7 +89,14 @@ export class KnowledgeBase {
         INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text); END;
       CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
         INSERT INTO chunks_fts(chunks_fts, rowid, heading, text) VALUES ('delete', old.id, old.heading, old.text); END;
+      -- Chinese and Japanese have no spaces between words: a trigram index finds them by substrings.
+      CREATE VIRTUAL TABLE IF NOT EXISTS chunks_tri USING fts5(heading, text, content='chunks', content_rowid='id', tokenize='trigram');
+      CREATE TRIGGER IF NOT EXISTS chunks_tri_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_tri(rowid, heading, text) VALUES (new.id, new.heading, new.text); END;
+      CREATE TRIGGER IF NOT EXISTS chunks_tri_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_tri(chunks_tri, rowid, heading, text) VALUES ('delete', old.id, old.heading, old.text); END;
     `);
+    if (!hadTrigrams) this.#db.exec("INSERT INTO chunks_tri(chunks_tri) VALUES ('rebuild')");
     this.#limits = limits;
     this.#embedder = embedder;
   }
@@ -242,14 +255,16 @@ export class KnowledgeBase {
 
   /** The best passages for a question: BM25 over passages and headings; hybrid when an embedder is set. */
   async search(query: string, limit = 5, signal?: AbortSignal): Promise<SearchHit[]> {
-    const match = ftsQuery(query);
     const wanted = Math.max(1, Math.min(limit, 50));
+    // Text with Chinese (or Japanese) characters is matched by their trigrams; everything else by words.
+    const trigrams = cjkTrigramQuery(query);
+    const [table, match] = trigrams ? ['chunks_tri', trigrams] : ['chunks_fts', ftsQuery(query)];
     const bm25 = match
       ? (this.#db
           .prepare(
-            `SELECT c.id, d.source, d.title, c.heading, c.text, bm25(chunks_fts, 2.0, 1.0) AS rank
-             FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.document_id
-             WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?`,
+            `SELECT c.id, d.source, d.title, c.heading, c.text, bm25(${table}, 2.0, 1.0) AS rank
+             FROM ${table} JOIN chunks c ON c.id = ${table}.rowid JOIN documents d ON d.id = c.document_id
+             WHERE ${table} MATCH ? ORDER BY rank LIMIT ?`,
           )
           .all(match, this.#embedder ? 50 : wanted) as Array<{ id: number; source: string; title: string; heading: string; text: string; rank: number }>)
       : [];
@@ -285,6 +300,20 @@ export function ftsQuery(query: string): string | null {
   const unique = [...new Set(words)].slice(0, MAX_QUERY_TERMS);
   if (unique.length === 0) return null;
   return unique.map((w) => (w.length >= 3 ? `"${w}"*` : `"${w}"`)).join(' OR ');
+}
+
+const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]+/gu;
+
+/** The Chinese/Japanese runs of a query as overlapping trigrams, quoted and OR-ed; null when it has none. */
+export function cjkTrigramQuery(query: string): string | null {
+  const runs = query.normalize('NFKC').match(CJK) ?? [];
+  const grams = new Set<string>();
+  for (const run of runs) {
+    const chars = [...run];
+    if (chars.length < 3) continue;
+    for (let i = 0; i + 3 <= chars.length && grams.size < 64; i++) grams.add(chars.slice(i, i + 3).join(''));
+  }
+  return grams.size === 0 ? null : [...grams].map((g) => `"${g}"`).join(' OR ');
 }
 
 function embeddingText(title: string, heading: string, text: string): string {
