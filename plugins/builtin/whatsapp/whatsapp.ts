@@ -85,6 +85,7 @@ export class WhatsAppChannel implements ChannelDefinition {
   async connect(ctx: ChannelContext): Promise<void> {
     this.#ctx = ctx;
     this.#stopped = false;
+    this.#auth = null; // read from disk once per connect; reconnects keep the one in memory (saves may be under way)
     await this.#openSocket();
   }
 
@@ -110,7 +111,7 @@ export class WhatsAppChannel implements ChannelDefinition {
 
   async #openSocket(): Promise<void> {
     const ctx = this.#ctx!;
-    this.#auth = await privateAuthState(this.authDir);
+    this.#auth ??= await privateAuthState(this.authDir);
     const makeSocket = this.#options.makeSocket ?? (await defaultFactory());
     ctx.state({ state: 'connecting' });
     const socket = await makeSocket({ auth: this.#auth.state, logger: silentLogger });
@@ -139,6 +140,7 @@ export class WhatsAppChannel implements ChannelDefinition {
     if (code === LOGGED_OUT) {
       this.#stopped = true;
       ctx.state({ state: 'logged_out', detail: 'WhatsApp logged this box out (the device was removed on the phone); restart the channel to pair again with a new QR code' });
+      this.#auth = null;
       void clearAuthState(this.authDir);
       this.#wakeSenders();
       return;
