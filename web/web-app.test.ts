@@ -210,6 +210,47 @@ t.test('the log tail shows a new line without a reload', async (t) => {
   t.equal(await page.locator('.log-line').count(), 1, 'the component filter leaves only that line');
 });
 
+t.test('what other parts report: a WhatsApp pairing QR, a model download, an idle scheduler said plainly', async (t) => {
+  // WhatsApp's servers cannot exist here: the page gets a status document shaped like the gateway's and the
+  // model service's (one served event stream) and must render it.
+  const { context, page } = await openPage({ width: 390, height: 844 });
+  t.teardown(() => context.close());
+  const real = (await (await fetch(`${started.origin}/api/status`)).json()) as { sections: Record<string, unknown> };
+  const doc = {
+    ...real,
+    sections: {
+      ...real.sections,
+      channels: {
+        channels: ['http', 'whatsapp'],
+        platforms: [{ name: 'whatsapp', plugin: 'whatsapp', state: 'pairing', detail: 'scan the QR code', qr: { text: '2@test-pairing-code', svg: null }, process: { restarts: 1 } }],
+        sessions: 0,
+        pending_messages: 0,
+        pairing_requests: 0,
+        paired_senders: 0,
+      },
+      model: { name: null, state: 'no-model', downloads: [{ uri: 'hf:owner/repo/tiny.gguf', phase: 'downloading', file: 'tiny.gguf', downloaded_bytes: 1048576, total_bytes: 4194304, speed_bps: 524288, eta_s: 6 }] },
+      scheduler: { queued: 0, running: 0, concurrency: 1, default_deadline_ms: 200, lanes: {}, stats: { shed: { busy: 4 }, degraded: {}, completed: 0, deadline_misses: 0, recent: { window: 0, shed_rate: 0.4, miss_rate: null, latency_ms: {} } } },
+    },
+  };
+  await page.route('**/api/events', (route) =>
+    route.fulfill({ status: 200, contentType: 'text/event-stream', body: `retry: 60000\n\nevent: status\ndata: ${JSON.stringify(doc)}\n\n` }),
+  );
+  await page.reload();
+  await go(page, '#/plugins');
+  const qr = page.locator('[data-channel="whatsapp"] img.qr');
+  await qr.waitFor();
+  t.match(await qr.getAttribute('src'), /^data:image\/svg\+xml/, 'the QR code is drawn on the page (its chunk loaded under the CSP)');
+  t.match(await page.locator('[data-channel="whatsapp"]').textContent(), /pairing[\s\S]*1 restarts/);
+  await screenshot(page, 'phone-plugins-whatsapp-qr');
+  await go(page, '#/models');
+  await page.locator('[data-download="hf:owner/repo/tiny.gguf"] progress').waitFor();
+  t.match(await page.locator('[data-download="hf:owner/repo/tiny.gguf"]').textContent(), /1\.0 MiB of 4\.0 MiB · 512 KiB\/s · 6s left/);
+  await go(page, '#/system');
+  const shed = page.locator('#scheduler-shed');
+  t.equal(await shed.textContent(), 'none (idle)', 'an idle box shows no shed rate');
+  t.notOk(/\bbad\b/.test((await shed.getAttribute('class')) ?? ''), 'and nothing red');
+});
+
 t.test('axe-core: no serious or critical violations, light and dark', async (t) => {
   for (const colorScheme of ['light', 'dark'] as const) {
     const { context, page } = await openPage({ width: 390, height: 844 }, { colorScheme });

@@ -10,11 +10,13 @@ function Qr(props: { text: string; svg?: string | null; label: string }) {
     if (props.svg) return setSvg(props.svg);
     let gone = false;
     // Loaded only when a channel asks for pairing: most boxes never download it.
-    void import('qrcode').then((qr) =>
-      qr.toString(props.text, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' }).then((s) => {
+    void import('qrcode').then((module) => {
+      // A CommonJS package: its functions sit on the default export of the bundled module.
+      const qr = module.default ?? module;
+      return qr.toString(props.text, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' }).then((s) => {
         if (!gone) setSvg(s);
-      }),
-    );
+      });
+    });
     return () => {
       gone = true;
     };
