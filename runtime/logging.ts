@@ -12,7 +12,8 @@
  */
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import type { LogLevel } from './config/schema.js';
 
 export type { Logger };
@@ -220,7 +221,9 @@ export function createLogging(options: LoggingOptions): Logging {
   const tail = new LogTail();
   const usePretty = options.pretty ?? process.stdout.isTTY === true;
   const out = options.destination ?? process.stdout;
-  const main = usePretty ? pretty({ colorize: true, destination: 1, sync: true }) : out;
+  // pino-pretty is loaded only for a terminal: under systemd the runtime logs JSON and never needs it.
+  const pretty = usePretty ? (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty) : undefined;
+  const main = pretty ? pretty({ colorize: true, destination: 1, sync: true }) : out;
   // The root must pass the most verbose level any component asks for; children filter themselves.
   const levels = [options.level, ...Object.values(options.components)];
   const rootLevel = levels.reduce((a, b) => (ORDER.indexOf(b) < ORDER.indexOf(a) ? b : a));

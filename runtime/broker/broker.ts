@@ -29,7 +29,7 @@ import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
 import { InternalClient } from './internal-client.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
-import { type ClusterBrokerOptions, type ClusterPersistence, openClusterPersistence } from './cluster-persistence.js';
+import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
@@ -163,7 +163,8 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const logger = run.logger!;
     // Bad TLS files fail the start before anything is opened or announced.
     const tlsOptions = config.tls.enabled ? loadTlsOptions(config.tls) : undefined;
-    const cluster = this.#cluster ? await openClusterPersistence(this.#cluster, logger) : undefined;
+    // The Redis packages are loaded in cluster mode only.
+    const cluster = this.#cluster ? await (await import('./cluster-persistence.js')).openClusterPersistence(this.#cluster, logger) : undefined;
     run.persistence = cluster ?? (await openPersistence(ctx.stateDir, config.persistence.enabled));
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
     const stats = new BrokerStats();

@@ -8,8 +8,11 @@
  * connection that was lost. What queues is bounded by back-pressure upstream: aedes reads a client's
  * socket again only when its last packets are done.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import { ClawboxError } from '../errors.js';
+
+const requireCjs = createRequire(import.meta.url);
 
 /** Where the shared Redis is, and how to log in. `password` is a secret: never logged (see describe()). */
 export interface RedisEndpoint {
@@ -49,7 +52,9 @@ export function createRedis(endpoint: RedisEndpoint, name: string, commandTimeou
     // Reconnect quickly at first, then every second: a restarted Redis is back within a second or two.
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };
-  return new Redis(options);
+  // ioredis is loaded here, on the first connection, so a box outside cluster mode never pays for it.
+  const { Redis: RedisClient } = requireCjs('ioredis') as typeof import('ioredis');
+  return new RedisClient(options);
 }
 
 /** Opens a connection made by createRedis; an unreachable Redis or refused credentials is REDIS_UNREACHABLE. */

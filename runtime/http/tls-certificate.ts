@@ -7,7 +7,6 @@
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { generate } from 'selfsigned';
 import { ClawboxError } from '../errors.js';
 
 export interface TlsMaterial {
@@ -62,6 +61,7 @@ export async function loadOrCreateCertificate(options: {
   const existing = await readPair(certPath, keyPath);
   if (existing) return { ...existing, source: 'loaded', certPath };
   const names = certificateNames(options.host);
+  const { generate } = await import('selfsigned'); // loaded only when a certificate is made
   const made = await generate([{ name: 'commonName', value: names[1]! }], {
     // P-256: made in milliseconds even on a small board, and every browser accepts it.
     keyType: 'ec',
