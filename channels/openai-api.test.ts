@@ -124,6 +124,9 @@ t.test('with a model: streamed tokens, 8 concurrent streams, and a disconnect ab
   const app = await startApp(t, {
     devices: [],
     models: [{ name: 'tiny', path: model.path, context_size: 2048, sequences: 8, threads: 1, batch_threads: 1 }],
+    // What is tested here is streaming and tools, not admission: a loaded test machine makes the scheduler's
+    // estimates cautious, so people get a minute rather than 15 s.
+    scheduler: { chat_deadline_ms: 60_000, max_deadline_ms: 60_000 },
   });
   const base = `http://127.0.0.1:${app.http.port}`;
   const lane = async () => {
