@@ -329,7 +329,10 @@ async function brainSystem(
   });
   // The remote lane learns its service time (network included) from a few requests with long deadlines.
   const calib = arrivals(1, 1000, 11).filter((r) => r.kind === 'model');
-  for (let i = 0; i < 6; i++) await scheduler.submit({ request: calib[i]!, deadline_ms: 10_000, route: 'remote_first' });
+  for (const deadline = Date.now() + 60_000; !link.available() && Date.now() < deadline; ) await sleep(200);
+  for (let i = 0; i < 6; i++) {
+    await scheduler.submit({ request: calib[i]!, deadline_ms: 60_000, route: 'remote_first' }).catch((error: unknown) => log(`brain calibration request failed: ${(error as Error).message}`));
+  }
   log(`brain lane calibrated: ${JSON.stringify(remote.model.snapshot())}`);
   return {
     system: {

@@ -64,6 +64,9 @@ export interface GrpcLinkOptions {
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }
 
+/** A health check slower than this counts as a failure (a loaded brain answers well within it). */
+const HEALTH_DEADLINE_MS = 2000;
+
 type BrainStub = grpc.Client & {
   GenerateStream(request: WireGenerateRequest, options: grpc.CallOptions): grpc.ClientReadableStream<WireGenerateChunk>;
   Health(request: object, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: WireHealthReply) => void): grpc.ClientUnaryCall;
@@ -144,7 +147,7 @@ export class GrpcBrainLink implements BrainLink {
     if (!stub) return;
     try {
       const reply = await new Promise<WireHealthReply>((resolve, reject) => {
-        stub.Health({}, { deadline: Date.now() + 1000 }, (error, value) => (error ? reject(error) : resolve(value!)));
+        stub.Health({}, { deadline: Date.now() + HEALTH_DEADLINE_MS }, (error, value) => (error ? reject(error) : resolve(value!)));
       });
       this.#health = reply;
       if (!reply.serving) throw new ClawboxError('BRAIN_UNAVAILABLE', 'the brain has no model loaded');
