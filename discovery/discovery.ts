@@ -3,7 +3,7 @@
  * withdraws the announcements (goodbye packets) when it stops. A network without multicast only costs a
  * warning: the box keeps serving.
  */
-import { Bonjour, type Service } from 'bonjour-service';
+import type { Bonjour, Service } from 'bonjour-service';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { isLoopbackHost } from '../runtime/http/auth.js';
 import type { Logger } from '../runtime/logging.js';
@@ -44,6 +44,8 @@ export class Discovery implements Component {
     const facts = this.#options.facts(ctx);
     const announcements = announcementsFor({ ...facts, name: ctx.config.discovery?.name ?? facts.name });
     const log = this.#log;
+    // bonjour-service is loaded only when the box announces itself (appliance mode on a network).
+    const { Bonjour } = await import('bonjour-service');
     const bonjour = new Bonjour(this.#options.bonjourOptions ?? {}, (error: Error) => log.warn({ err: error }, 'mDNS announcements failed; the box is not found by name on this network'));
     this.#bonjour = bonjour;
     for (const a of announcements) {
