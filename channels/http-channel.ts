@@ -18,6 +18,7 @@
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { HttpMethod, RouteHandler, RouteRequest } from '../runtime/http/http-server.js';
 import type { Logger } from '../runtime/logging.js';
+import { sendError } from '../runtime/http/respond.js';
 import { okEnvelope } from '../runtime/operations/envelope.js';
 import { assertValid } from '../runtime/operations/validator.js';
 import { CHAT_MESSAGE_SCHEMA, type ChatReply, type Converse, type InteractiveChannel, remainderOf } from './channel.js';
@@ -58,13 +59,13 @@ export class HttpChatChannel implements InteractiveChannel {
     const read = async (request: RouteRequest) =>
       assertValid<ChatBody>(CHAT_MESSAGE_SCHEMA, await request.json(BODY_LIMIT), 'PAYLOAD_INVALID', 'a chat request {"text", "session"?}');
     this.#removers = [
-      http.addRoute('POST', '/api/chat', async (request) => {
+      http.addRoute('POST', '/api/chat', this.#answered(async (request) => {
         const body = await read(request);
         const sessionName = body.session ?? 'default';
         const reply = await this.#ask(request, sessionName, body.text);
         return okEnvelope({ ...reply, path: reply.path ?? null, session: `http:${sessionName}` });
-      }),
-      http.addRoute('POST', '/api/chat/stream', async (request) => {
+      })),
+      http.addRoute('POST', '/api/chat/stream', this.#answered(async (request) => {
         const body = await read(request);
         const sessionName = body.session ?? 'default';
         const sse = new SseResponse(request.res);
@@ -86,7 +87,7 @@ export class HttpChatChannel implements InteractiveChannel {
           sse.end();
         }
         return undefined;
-      }),
+      })),
       ...registerOpenAiRoutes({
         http,
         converse: () => this.#converse,
@@ -99,6 +100,29 @@ export class HttpChatChannel implements InteractiveChannel {
   async disconnect(): Promise<void> {
     for (const remove of this.#removers.splice(0)) remove();
     this.#converse = null;
+  }
+
+  /**
+   * Errors answered here with the one envelope and status, so a busy box or a client's mistake is not
+   * logged as a server failure: 4xx at debug, passing conditions (busy, no model, deadline) at info; only
+   * what nobody expected goes on to the server's error log.
+   */
+  #answered(handler: RouteHandler): RouteHandler {
+    return async (request) => {
+      try {
+        return await handler(request);
+      } catch (error) {
+        const err = toClawboxError(error);
+        if (err.code === 'INTERNAL' || request.res.headersSent) throw error;
+        const fields = { code: err.code, path: request.url.pathname };
+        if (err.spec.http < 500) this.#options.logger?.debug(fields, `chat request refused: ${err.message}`);
+        else this.#options.logger?.info(fields, `chat request not answered: ${err.message}`);
+        // A body over the limit may still be arriving: do not keep the connection for another request.
+        if (err.code === 'PAYLOAD_TOO_LARGE') request.res.setHeader('Connection', 'close');
+        sendError(request.res, err);
+        return undefined;
+      }
+    };
   }
 
   /** One message as the HTTP caller's sender; BUSY gets its Retry-After header. */
