@@ -5,8 +5,11 @@
  * only what mathjs cannot; offline or slow, the answer says why; the AppID appears in no error.
  */
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t, { type Test } from 'tap';
 import { redactText } from '../../../runtime/logging.js';
 import { startHost } from '../../test/support.js';
@@ -91,16 +94,13 @@ t.test('errors: a bad AppID, a slow answer, no network — never the AppID in a 
 
 t.test('through the plugin host: the ask tool answers from Wolfram|Alpha with the AppID from a file', async (t) => {
   const { url } = await wolframServer(t);
-  const { tc, host } = await startHost(t, { plugins: { call_timeout_ms: 60_000, start_timeout_ms: 60_000, config: {} } });
-  t.ok(tc, 'host started');
-  await host.stop();
-  const dir = tc.ctx.stateDir;
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(`${dir}/wolfram-appid`, `${APP_ID}\n`, { mode: 0o600 });
-  const { host: configured } = await startHost(t, {
-    plugins: { call_timeout_ms: 60_000, start_timeout_ms: 60_000, config: { compute: { wolfram: { app_id_file: `${dir}/wolfram-appid`, url } } } },
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-wolfram-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'wolfram-appid'), `${APP_ID}\n`, { mode: 0o600 });
+  const { host } = await startHost(t, {
+    plugins: { call_timeout_ms: 60_000, start_timeout_ms: 60_000, config: { compute: { wolfram: { app_id_file: path.join(dir, 'wolfram-appid'), url } } } },
   });
-  t.match(await configured.call('compute', 'ask', { query: 'distance from Earth to the Moon' }), { source: 'wolfram-alpha', text: /384400 km/ });
-  t.match(await configured.call('compute', 'ask', { query: '2^10' }), { source: 'mathjs', text: '1024' });
-  await t.rejects(configured.call('compute', 'ask', { query: '' }), { code: 'PAYLOAD_INVALID' }, 'arguments are checked');
+  t.match(await host.call('compute', 'ask', { query: 'distance from Earth to the Moon' }), { source: 'wolfram-alpha', text: /384400 km/ });
+  t.match(await host.call('compute', 'ask', { query: '2^10' }), { source: 'mathjs', text: '1024' });
+  await t.rejects(host.call('compute', 'ask', { query: '' }), { code: 'PAYLOAD_INVALID' }, 'arguments are checked');
 });
