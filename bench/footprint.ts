@@ -1,0 +1,416 @@
+/**
+ * `npm run bench:footprint`: what the runtime costs in memory, start time and disk, in one run, beside
+ * mosquitto where that applies. Prints a table and writes bench/results/footprint-<time>.json.
+ *
+ * - idle RSS: `node bin/clawbox.js start` with embedded defaults (no model), temp state dir, free loopback
+ *   ports; VmRSS sampled 5 times a second apart after it has been ready for 5 s (median).
+ * - 1,000 idle MQTT clients (mqtt.js, MQTT 3.1.1, clean sessions) connected to the runtime, and the same
+ *   clients to mosquitto (Debian package, started here) in the same run: VmRSS of each broker.
+ * - `npm start` to `/healthz` 200 when built (the build-if-stale step finds nothing to do), median of runs.
+ * - ready after `kill -9` with persisted state: retained messages, offline persistent sessions with queued
+ *   QoS 1 messages and audited device commands are written first, then the runtime is killed and restarted.
+ * - production node_modules: the packages `npm ls --omit=dev --all --parseable` lists (each package's own
+ *   files, nested node_modules counted once), and what is left after the image's prune rules
+ *   (image/lib/app.sh: app_prune and the native addons' build leftovers) on linux-x64.
+ * - import cost of each heavy dependency alone: a fresh `node` imports it; wall time and RSS delta
+ *   (median of runs).
+ * - baseline (optional, BENCH_BASELINE_REF=<git ref>): that commit's runtime (`git archive`, this checkout's
+ *   node_modules linked, tsc-built) measured for idle RSS and start in the same run: a before/after.
+ *
+ * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NO_BUILD=1.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { freePort } from '../test/free-port.js';
+import { ROOT, type RuntimeProcess, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { machineFacts, median } from './stats.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
+const BASELINE_REF = process.env.BENCH_BASELINE_REF;
+const NO_BUILD = process.env.BENCH_NO_BUILD === '1';
+const HEAVY = [
+  'node-llama-cpp',
+  'mathjs',
+  'better-sqlite3',
+  'pg',
+  'mysql2',
+  '@whiskeysockets/baileys',
+  'grammy',
+  '@grpc/grpc-js',
+  'ioredis',
+  'systeminformation',
+  'aedes',
+  'ajv',
+];
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+// ---- memory ------------------------------------------------------------------------------------------
+
+async function settledRss(pid: number): Promise<number> {
+  await sleep(5000);
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(rssBytes(pid));
+    await sleep(1000);
+  }
+  return median(samples);
+}
+
+async function connectClients(port: number, count: number, prefix: string): Promise<MqttClient[]> {
+  const clients: MqttClient[] = [];
+  for (let i = 0; i < count; i += 50) {
+    const batch = Array.from({ length: Math.min(50, count - i) }, (_, j) => {
+      const client = mqtt.connect({ host: '127.0.0.1', port, protocolVersion: 4, clientId: `${prefix}-${i + j}`, reconnectPeriod: 0, keepalive: 300, connectTimeout: 60_000 });
+      return new Promise<MqttClient>((resolve, reject) => {
+        client.once('connect', () => resolve(client));
+        client.once('error', reject);
+      });
+    });
+    clients.push(...(await Promise.all(batch)));
+  }
+  return clients;
+}
+
+async function endClients(clients: MqttClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.endAsync(true)));
+}
+
+async function withClientsRss(pid: number, port: number, prefix: string): Promise<number> {
+  const clients = await connectClients(port, CLIENTS, prefix);
+  const rss = await settledRss(pid);
+  await endClients(clients);
+  return rss;
+}
+
+async function startMosquitto(scratch: string): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const conf = path.join(scratch, 'mosquitto.conf');
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', ''].join('\n'));
+  const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 500; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (open) return { child, port };
+    await sleep(20);
+  }
+  child.kill('SIGKILL');
+  throw new Error('mosquitto did not listen');
+}
+
+// ---- persisted state ---------------------------------------------------------------------------------
+
+const RETAINED = 1000;
+const SESSIONS = 200;
+const QUEUED_PER_SESSION = 20;
+const COMMANDS = 500;
+
+/** Writes realistic state into a running runtime: retained messages, offline sessions with queues, audited commands. */
+async function persistState(rt: RuntimeProcess): Promise<void> {
+  const publisher = (await connectClients(rt.mqttPort, 1, 'fp-state-pub'))[0]!;
+  const payload = JSON.stringify({ value: 'x'.repeat(200) });
+  for (let i = 0; i < RETAINED; i += 100) {
+    await Promise.all(Array.from({ length: 100 }, (_, j) => publisher.publishAsync(`bench/retained/${i + j}`, payload, { qos: 1, retain: true })));
+  }
+  for (let i = 0; i < SESSIONS; i += 50) {
+    const batch = Array.from({ length: Math.min(50, SESSIONS - i) }, async (_, j) => {
+      const c = mqtt.connect({ host: '127.0.0.1', port: rt.mqttPort, clientId: `fp-session-${i + j}`, clean: false, reconnectPeriod: 0 });
+      await new Promise<void>((resolve, reject) => {
+        c.once('connect', () => resolve());
+        c.once('error', reject);
+      });
+      await c.subscribeAsync('bench/queue/#', { qos: 1 });
+      await c.endAsync();
+    });
+    await Promise.all(batch);
+  }
+  for (let i = 0; i < QUEUED_PER_SESSION; i++) await publisher.publishAsync(`bench/queue/${i}`, payload, { qos: 1 });
+  // Device commands: each one is audited.
+  for (let i = 0; i < COMMANDS; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, j) => publisher.publishAsync('clawbox/lamp/set', JSON.stringify({ state: (i + j) % 2 ? 'ON' : 'OFF' }), { qos: 1 })),
+    );
+  }
+  await sleep(1000); // let the store and the audit log write what they were given
+  await publisher.endAsync();
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) total += dirBytes(full);
+    else if (entry.isFile()) total += lstatSync(full).size;
+  }
+  return total;
+}
+
+// ---- node_modules ------------------------------------------------------------------------------------
+
+const NPM_CPU = process.arch === 'arm64' ? 'arm64' : 'x64';
+
+/** Whether the image's prune (image/lib/app.sh) removes this file (path relative to node_modules). */
+function prunedByImage(rel: string, nativeAddons: readonly string[]): boolean {
+  const llama = /^@node-llama-cpp\/([^/]+)\//.exec(rel);
+  if (llama && llama[1] !== `linux-${NPM_CPU}`) return true;
+  if (/^(typescript|@types)\//.test(rel)) return true;
+  const base = path.basename(rel);
+  if (!/^LICENSE/i.test(base) && (/\.md$/i.test(base) || /\.d\.[cm]?ts$/.test(base) || base.endsWith('.map'))) return true;
+  if (rel.startsWith('mathjs/lib/browser/') || rel === 'node-llama-cpp/llama/gitRelease.bundle') return true;
+  const prebuild = /\/prebuilds\/([^/]+)\//.exec(rel);
+  if (prebuild) {
+    const p = prebuild[1]!;
+    if (/^(darwin|win32|android|freebsd)-/.test(p) || ['linux-arm', 'linux-ia32', 'linux-armv7'].includes(p)) return true;
+    if (p.startsWith('linux-') && p !== `linux-${NPM_CPU}`) return true;
+    if (p.includes('musl') || base.includes('musl')) return true;
+  }
+  for (const addon of nativeAddons) {
+    if (!rel.startsWith(`${addon}/`)) continue;
+    const inner = rel.slice(addon.length + 1);
+    if (inner.startsWith('deps/') || inner.startsWith('src/')) return true;
+    if (inner.startsWith('build/') && !(inner.startsWith('build/Release/') && inner.endsWith('.node'))) return true;
+  }
+  return false;
+}
+
+interface ModulesSize {
+  packages: number;
+  production_mb: number;
+  after_image_prune_mb: number;
+  whole_node_modules_mb: number;
+  largest_production: { package: string; mb: number; after_prune_mb: number }[];
+}
+
+function modulesSize(): ModulesSize {
+  const modules = path.join(ROOT, 'node_modules');
+  const listed = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const dirs = [...new Set(listed.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(`${modules}/`)))];
+  const nativeAddons = dirs.filter((d) => existsSync(path.join(d, 'binding.gyp'))).map((d) => path.relative(modules, d));
+  const perPackage = new Map<string, { bytes: number; kept: number }>();
+  let bytes = 0;
+  let kept = 0;
+  const walk = (dir: string, top: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules') walk(full, top); // nested packages are entries of their own
+      } else if (entry.isFile()) {
+        const size = lstatSync(full).size;
+        const rel = path.relative(modules, full);
+        const keep = !prunedByImage(rel, nativeAddons);
+        bytes += size;
+        if (keep) kept += size;
+        const sum = perPackage.get(top) ?? { bytes: 0, kept: 0 };
+        sum.bytes += size;
+        if (keep) sum.kept += size;
+        perPackage.set(top, sum);
+      }
+    }
+  };
+  for (const dir of dirs) {
+    const rel = path.relative(modules, dir);
+    const top = rel.startsWith('@') ? rel.split('/').slice(0, 2).join('/') : rel.split('/')[0]!;
+    walk(dir, top);
+  }
+  const largest = [...perPackage.entries()]
+    .sort((a, b) => b[1].bytes - a[1].bytes)
+    .slice(0, 10)
+    .map(([name, s]) => ({ package: name, mb: mb(s.bytes), after_prune_mb: mb(s.kept) }));
+  return { packages: dirs.length, production_mb: mb(bytes), after_image_prune_mb: mb(kept), whole_node_modules_mb: mb(dirBytes(modules)), largest_production: largest };
+}
+
+// ---- import cost -------------------------------------------------------------------------------------
+
+const IMPORT_SCRIPT = `const r0 = process.memoryUsage().rss; const t0 = performance.now();
+await import(process.argv[1]);
+const ms = performance.now() - t0; const rss = process.memoryUsage().rss - r0;
+process.stdout.write(JSON.stringify({ ms, rss }));`;
+
+function importCost(name: string): { module: string; ms: number; rss_mb: number } {
+  const ms: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', IMPORT_SCRIPT, name], { cwd: ROOT, encoding: 'utf8' });
+    const r = JSON.parse(out) as { ms: number; rss: number };
+    ms.push(r.ms);
+    rss.push(r.rss);
+  }
+  return { module: name, ms: round(median(ms)), rss_mb: mb(median(rss)) };
+}
+
+// ---- main --------------------------------------------------------------------------------------------
+
+interface RuntimeFigures {
+  variant: string;
+  how: string;
+  idle_rss_mb: number;
+  clients_rss_mb: number | null;
+  ready_ms_median: number;
+  ready_ms_runs: number[];
+}
+
+function buildBaseline(ref: string, scratch: string): { dir: string; commit: string } {
+  const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dir = path.join(scratch, 'baseline');
+  mkdirSync(dir);
+  execFileSync('bash', ['-c', `git archive ${commit} | tar -x -C '${dir}'`], { cwd: ROOT });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  log(`building baseline ${commit} (tsc) ...`);
+  spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'ignore' });
+  if (!existsSync(path.join(dir, 'dist/app/main.js'))) throw new Error('the baseline build produced no dist/app/main.js');
+  return { dir, commit };
+}
+
+async function runtimeFigures(variant: string, how: string, command: string[] | undefined, cwd: string, scratch: string, withClients: boolean): Promise<RuntimeFigures> {
+  const stateDir = path.join(scratch, `${variant}-idle-state`);
+  const rt = await startRuntime({ stateDir, command, cwd });
+  let idle: number;
+  let clients: number | null = null;
+  try {
+    idle = await settledRss(rt.pid);
+    log(`${variant}: idle RSS ${mb(idle)} MB`);
+    if (withClients) {
+      clients = await withClientsRss(rt.pid, rt.mqttPort, `fp-${variant}`);
+      log(`${variant}: RSS with ${CLIENTS} clients ${mb(clients)} MB`);
+    }
+  } finally {
+    await rt.kill();
+  }
+  const ready: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const again = await startRuntime({ stateDir, command, cwd });
+    ready.push(round(again.readyMs));
+    await again.kill();
+  }
+  log(`${variant}: ready ${ready.join(', ')} ms`);
+  return { variant, how, idle_rss_mb: mb(idle), clients_rss_mb: clients === null ? null : mb(clients), ready_ms_median: median(ready), ready_ms_runs: ready };
+}
+
+async function main(): Promise<void> {
+  const loadBefore = os.loadavg();
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-footprint-'));
+  try {
+    if (!NO_BUILD) {
+      log('build-if-stale (builds only when sources changed) ...');
+      execFileSync(process.execPath, [path.join(ROOT, 'bin/build-if-stale.js')], { cwd: ROOT, stdio: 'ignore' });
+    }
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    const runtimes: RuntimeFigures[] = [];
+    runtimes.push(await runtimeFigures('clawbox', `node bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
+    if (BASELINE_REF) {
+      const baseline = buildBaseline(BASELINE_REF, scratch);
+      runtimes.push(
+        await runtimeFigures('baseline', `node bin/clawbox.js start at ${baseline.commit}`, [process.execPath, path.join(baseline.dir, 'bin/clawbox.js'), 'start'], baseline.dir, scratch, false),
+      );
+    }
+
+    log(`mosquitto with ${CLIENTS} clients ...`);
+    const mosq = await startMosquitto(scratch);
+    const mosqIdle = await settledRss(mosq.child.pid!);
+    const mosqClients = await withClientsRss(mosq.child.pid!, mosq.port, 'fp-mosq');
+    mosq.child.kill('SIGKILL');
+
+    log('npm start when built ...');
+    // Built right before each run (untimed); a run during which a source changed (a shared tree) rebuilds,
+    // and is reported apart, not in the median.
+    const npmReady: number[] = [];
+    const npmRebuilt: number[] = [];
+    const npmState = path.join(scratch, 'npm-start-state');
+    const stamp = path.join(ROOT, 'dist/.build-stamp');
+    for (let i = 0; i < RUNS; i++) {
+      execFileSync(process.execPath, [path.join(ROOT, 'bin/build-if-stale.js')], { cwd: ROOT, stdio: 'ignore' });
+      const stampBefore = existsSync(stamp) ? lstatSync(stamp).mtimeMs : 0;
+      const rt = await startRuntime({ stateDir: npmState, command: ['npm', 'start', '--silent'], cwd: ROOT });
+      const rebuilt = (existsSync(stamp) ? lstatSync(stamp).mtimeMs : 0) !== stampBefore;
+      (rebuilt ? npmRebuilt : npmReady).push(round(rt.readyMs));
+      await rt.kill();
+    }
+
+    log('ready after kill -9 with persisted state ...');
+    const stateDir = path.join(scratch, 'persisted-state');
+    const first = await startRuntime({ stateDir });
+    await persistState(first);
+    await first.kill();
+    const stateMb = mb(dirBytes(stateDir));
+    const killReady: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const rt = await startRuntime({ stateDir });
+      killReady.push(round(rt.readyMs));
+      await rt.kill();
+    }
+
+    log('node_modules ...');
+    const modules = modulesSize();
+    log('import cost per module ...');
+    const imports = HEAVY.map(importCost);
+
+    const clawbox = runtimes[0]!;
+    const result = {
+      benchmark: 'footprint',
+      at: new Date().toISOString(),
+      machine: { ...machineFacts(loadBefore.map((n) => round(n, 2))), mosquitto: mosquittoVersion() },
+      runs: RUNS,
+      clients: CLIENTS,
+      runtimes,
+      mosquitto: { idle_rss_mb: mb(mosqIdle), clients_rss_mb: mb(mosqClients) },
+      npm_start_ready_ms: { median: npmReady.length ? median(npmReady) : null, runs: npmReady, runs_that_rebuilt: npmRebuilt },
+      kill9_ready_ms: {
+        median: median(killReady),
+        runs: killReady,
+        state: { retained: RETAINED, persistent_sessions: SESSIONS, queued_per_session: QUEUED_PER_SESSION, audited_commands: COMMANDS, state_dir_mb: stateMb },
+      },
+      node_modules: modules,
+      import_cost: imports,
+    };
+    mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+    const file = path.join(ROOT, 'bench/results', `footprint-${result.at.replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+
+    const m = result.machine;
+    const lines = [
+      `Machine: ${m.cpus} vCPU ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}, ${m.mosquitto}; load average ${m.load_average_before[0]} before, ${m.load_average_after[0]} after`,
+      '',
+      `| metric | clawbox | mosquitto | goal |${BASELINE_REF ? ' baseline |' : ''}`,
+      `|---|---:|---:|---:|${BASELINE_REF ? '---:|' : ''}`,
+      `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${runtimes[1]!.idle_rss_mb} |` : ''}`,
+      `| RSS with ${CLIENTS} idle MQTT clients, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients)} | 100 |${BASELINE_REF ? ' |' : ''}`,
+      `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${runtimes[1]!.ready_ms_median} |` : ''}`,
+      `| \`npm start\` to /healthz 200 when built, ms (${npmReady.length} runs; ${npmRebuilt.length} rebuilt, left out) | ${result.npm_start_ready_ms.median ?? 'n/a'} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
+      `| ready after kill -9 with state (${stateMb} MB), ms | ${result.kill9_ready_ms.median} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
+      `| production node_modules, MB (${modules.packages} packages) | ${modules.production_mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
+      `| the same after the image's prune (linux-${NPM_CPU}), MB | ${modules.after_image_prune_mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
+      `| whole node_modules (with dev), MB | ${modules.whole_node_modules_mb} | | |${BASELINE_REF ? ' |' : ''}`,
+      '',
+      '| module imported alone | ms (median of 3) | RSS delta, MB |',
+      '|---|---:|---:|',
+      ...imports.map((i) => `| ${i.module} | ${i.ms} | ${i.rss_mb} |`),
+      '',
+      '| largest production packages | MB | after prune, MB |',
+      '|---|---:|---:|',
+      ...modules.largest_production.map((p) => `| ${p.package} | ${p.mb} | ${p.after_prune_mb} |`),
+      '',
+      `JSON: ${path.relative(ROOT, file)}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function mosquittoVersion(): string {
+  const out = spawnSync('mosquitto', ['-h'], { encoding: 'utf8' });
+  return (out.stdout || out.stderr).split('\n')[0]?.trim() ?? 'unknown';
+}
+
+await main();

@@ -1,0 +1,118 @@
+/**
+ * The runtime as the installed command runs it (`node bin/clawbox.js start`), in its own process, for the
+ * footprint and soak benchmarks: embedded defaults unless a config file is given, a caller's state dir,
+ * broker and HTTP on free loopback ports. Ready means `/healthz` answers 200; the MQTT port is read from
+ * the runtime's "serving" log line.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/free-port.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const READY_TIMEOUT_MS = 120_000;
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const round = (n: number, digits = 0): number => Math.round(n * 10 ** digits) / 10 ** digits;
+export const mb = (bytes: number): number => round(bytes / 1024 / 1024, 1);
+
+export interface RuntimeProcess {
+  child: ChildProcess;
+  pid: number;
+  httpPort: number;
+  mqttPort: number;
+  /** Spawn to the first `/healthz` 200, ms. */
+  readyMs: number;
+  /** SIGKILL (the whole process group when `detached`), resolved once it exited. */
+  kill(): Promise<void>;
+}
+
+export interface StartOptions {
+  stateDir: string;
+  /** Default: `node bin/clawbox.js start` in ROOT. */
+  command?: string[];
+  cwd?: string;
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function healthz(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? null);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+/** VmRSS of a process, bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+/** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
+export async function startRuntime(options: StartOptions): Promise<RuntimeProcess> {
+  const httpPort = await freePort();
+  const command = options.command ?? [process.execPath, path.join(ROOT, 'bin/clawbox.js'), 'start'];
+  const t0 = performance.now();
+  // Its own process group, so `npm start` (npm -> sh -> node) is killed as a whole.
+  const child = spawn(command[0]!, command.slice(1), {
+    cwd: options.cwd ?? ROOT,
+    detached: true,
+    env: {
+      ...process.env,
+      ...options.env,
+      CLAWBOX_CONFIG: options.configFile ?? '',
+      CLAWBOX_STATE_DIR: options.stateDir,
+      CLAWBOX_BROKER_PORT: '0',
+      CLAWBOX_HTTP_PORT: String(httpPort),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let mqttPort = 0;
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (mqttPort) return;
+    stdout += chunk.toString();
+    const found = /"mqttPort":(\d+)/.exec(stdout);
+    if (found) mqttPort = Number(found[1]);
+    if (stdout.length > 1_000_000) stdout = stdout.slice(-10_000);
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    if (stderr.length < 4000) stderr += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+    await exited;
+  };
+  let readyMs = 0;
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`the runtime exited (${child.exitCode ?? child.signalCode}) before it was ready: ${stderr.trim()}`);
+      }
+      if (performance.now() - t0 > READY_TIMEOUT_MS) throw new Error(`the runtime was not ready after ${READY_TIMEOUT_MS} ms`);
+      if (!readyMs && (await healthz(httpPort)) === 200) readyMs = performance.now() - t0;
+      if (readyMs && mqttPort) break;
+      await sleep(10);
+    }
+  } catch (error) {
+    await kill();
+    throw error;
+  }
+  // With `npm start` the runtime is a grandchild: its pid is the one listening, found by the log line's pid.
+  const pid = Number(/"pid":(\d+)/.exec(stdout)?.[1] ?? child.pid);
+  return { child, pid, httpPort, mqttPort, readyMs, kill };
+}
