@@ -32,6 +32,7 @@ t.test('query tokens, headers and secret keys never reach the line', async (t) =
   log.error(new Error('fetch /api?token=SECRET-J failed'));
   log.error({ err: Object.assign(new Error('config error'), { details: { token: 'SECRET-K' } }) }, 'config error');
   log.warn({ note: 'sent Authorization: Bearer SECRET-L.abc' }, 'header in text');
+  log.warn({ channels: { platforms: { telegram: { credentials: { bot_token: 'SECRET-M' } } } }, bot_token: 'SECRET-N' }, 'chat platform');
   const out = text();
   t.notMatch(out, /SECRET/, `no secret in:\n${out}`);
   t.match(out, `?token=${REDACTED}&x=1`, 'the rest of the URL stays');

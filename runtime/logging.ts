@@ -31,6 +31,9 @@ const SECRET_KEYS = new Set([
   'secret',
   'client_secret',
   'api_key',
+  // A chat platform's credentials (channels.platforms.<name>.credentials) and Telegram's bot token.
+  'credentials',
+  'bot_token',
   'app_id',
   'appid',
   'authorization',
