@@ -10,6 +10,11 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchChromium, screenshot, startWebApp } from './testing/web-app.js';
 
+// Run in the browser by page.evaluate (the tests compile without the DOM library).
+declare const location: { hash: string };
+declare const window: { notReloaded?: boolean };
+declare const document: { querySelector(selector: string): unknown };
+
 let browser: Browser;
 let started: StartedApp;
 let mqtt: MqttClient;
@@ -110,7 +115,7 @@ t.test('every control type changes its device, and an MQTT change shows without 
   const { context, page } = await openPage({ width: 390, height: 844 });
   t.teardown(() => context.close());
   await page.evaluate(() => {
-    (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    window.notReloaded = true;
   });
   const lamp = page.locator('[data-device="lamp"] [data-control="switch"]');
   await lamp.click();
@@ -146,7 +151,7 @@ t.test('every control type changes its device, and an MQTT change shows without 
   await page.locator('[data-device="lamp"] [data-control="switch"][aria-checked="false"]').waitFor();
   await mqtt.publishAsync('clawbox/light/set', JSON.stringify({ brightness: 70 }));
   await page.locator('[data-device="light"] output', { hasText: '70 %' }).waitFor();
-  t.ok(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), 'no reload happened');
+  t.ok(await page.evaluate(() => window.notReloaded), 'no reload happened');
 
   await go(page, '#/devices/temperature');
   await page.locator('[data-device-page="temperature"] .reading').first().waitFor();

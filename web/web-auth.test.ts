@@ -18,6 +18,9 @@ import t from 'tap';
 import { hashPassword } from '../runtime/auth/password.js';
 import { buildForTest, launchChromium, screenshot, startWebApp } from './testing/web-app.js';
 
+// Run in the browser by page.evaluate (the tests compile without the DOM library).
+declare const document: { cookie: string };
+
 const TOKEN = 'web-auth-test-token-0123456789';
 let browser: Browser;
 let webRoot: string;

@@ -16,6 +16,11 @@ import { loadConfig } from '../../app/config.js';
 import { createLogging } from '../../runtime/logging.js';
 import { buildWebApp } from '../build.js';
 
+// Callbacks given to page.evaluate run in the browser; the tests compile without the DOM library, so the
+// little they touch is declared here (module scope only).
+declare const document: { documentElement: { scrollWidth: number; clientWidth: number } };
+declare const window: unknown;
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'web');
 
