@@ -49,8 +49,6 @@ export async function createLinkCertificates(options: CertOptions): Promise<Cert
   for (const host of hosts) {
     if (!/^[A-Za-z0-9.:*-]{1,253}$/.test(host)) throw new ClawboxError('USAGE', `--host "${host}" is not a host name or address`);
   }
-  // Loaded when certificates are made, not by whatever imports this feature.
-  const { generate } = await import('selfsigned');
   const now = new Date();
   const leafEnd = new Date(now.getTime() + days * DAY);
   const common = { keyType: 'ec', curve: 'P-384', algorithm: 'sha384' } as const;
