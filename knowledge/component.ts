@@ -11,7 +11,7 @@ import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { KNOWLEDGE_DEFAULTS, type KnowledgeConfig } from './config-schema.js';
 import { type LlamaEmbedder, loadLlamaEmbedder } from './embedder.js';
 import { knowledgeOperations } from './operations.js';
-import { type AddReport, KnowledgeBase } from './store.js';
+import type { AddReport, KnowledgeBase } from './store.js';
 
 export function knowledgeFile(stateDir: string): string {
   return path.join(stateDir, 'knowledge', 'knowledge.sqlite');
@@ -52,6 +52,7 @@ export class KnowledgeComponent implements Component {
         logger.warn({ err: error }, 'embedding model not loaded; the knowledge base searches with BM25 only');
       }
     }
+    const { KnowledgeBase } = await import('./store.js');
     this.#kb = new KnowledgeBase(knowledgeFile(ctx.stateDir), config, this.#embedder);
     const scan = () => {
       if (this.#scan) return;

@@ -5,7 +5,12 @@
  */
 export { KnowledgeComponent, knowledgeFile } from './component.js';
 export { KNOWLEDGE_DEFAULTS, type KnowledgeConfig, knowledgeConfigSchema } from './config-schema.js';
-export { KB_HELP, runKbCommand } from './cli.js';
 export { KB_SEARCH_INPUT, type KbSearchInput, knowledgeOperations } from './operations.js';
-export { type AddReport, type Embedder, type KnowledgeDocument, KnowledgeBase, type SearchHit, ftsQuery } from './store.js';
+// Types only: better-sqlite3 (under store.ts) loads when the knowledge base starts, not with this file.
+export type { AddReport, Embedder, KnowledgeBase, KnowledgeDocument, SearchHit } from './store.js';
+
+/** `clawbox kb …` (cli.ts, loaded on use). */
+export async function runKbCommand(...args: Parameters<typeof import('./cli.js').runKbCommand>): Promise<number> {
+  return (await import('./cli.js')).runKbCommand(...args);
+}
 export { registerKnowledgeRoutes } from './http-routes.js';

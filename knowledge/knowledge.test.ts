@@ -15,8 +15,8 @@ import { principalWithFilters } from '../runtime/operations/principal.js';
 import { chunkText } from './chunk.js';
 import { KNOWLEDGE_DEFAULTS } from './config-schema.js';
 import { htmlToText } from './extract.js';
-import { type Embedder, KB_SEARCH_INPUT, KnowledgeBase, ftsQuery, knowledgeOperations, runKbCommand } from './index.js';
-import { cjkTrigramQuery } from './store.js';
+import { KB_SEARCH_INPUT, knowledgeOperations, runKbCommand } from './index.js';
+import { type Embedder, KnowledgeBase, cjkTrigramQuery, ftsQuery } from './store.js';
 
 const DOCS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'test-fixtures', 'docs');
 
