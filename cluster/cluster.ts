@@ -62,8 +62,8 @@ export class ClusterComponent implements Component {
     this.#deps = deps;
     this.replicaId = replicaIdOf(deps.config);
     const endpoint = redisEndpointOf(deps.config);
-    this.#db = createRedis(endpoint, `clawbox:${this.replicaId}:cluster`, deps.config.heartbeat_ms);
-    this.#pub = createRedis(endpoint, `clawbox:${this.replicaId}:cluster-pub`, deps.config.heartbeat_ms);
+    this.#db = createRedis(endpoint, `clawbox:${this.replicaId}:cluster`, { failFast: true });
+    this.#pub = createRedis(endpoint, `clawbox:${this.replicaId}:cluster-pub`, { failFast: true });
     this.#sub = createRedis(endpoint, `clawbox:${this.replicaId}:cluster-sub`);
     this.rpc = new ClusterRpc(this.#pub, this.#sub, this.replicaId);
     const leases = new LeaseTable(this.#db, this.replicaId, deps.config.lease_ttl_ms);

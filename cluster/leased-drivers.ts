@@ -99,14 +99,21 @@ class LeasedDriver implements DriverLike {
     this.cluster.add(this);
     // The first round resolves start: the device is driven here, or mirrored from its holder.
     await this.cluster.round(this);
-    // The device layer has just published its own last known state and `offline` (retained, for every
-    // replica's clients): ask the holder for the current ones, so that what this start wrote is overwritten.
-    if (!this.#real) {
-      void this.cluster
-        .snapshot(this.id, this.ctx)
-        .then((snapshot) => snapshot && this.mirror({ from: 'holder', id: this.id, ...snapshot }))
-        .catch(() => {});
-    }
+  }
+
+  /**
+   * The device layer published its own last known state and `offline` at its start (retained, for every
+   * replica's clients): until the holder has told this replica the current ones once, each round asks.
+   */
+  synced = false;
+
+  async sync(): Promise<void> {
+    if (this.synced || this.#real) return;
+    const snapshot = await this.cluster.snapshot(this.id, this.ctx);
+    if (!snapshot) return;
+    // An offline answer may come from a holder still starting its driver: ask again next round.
+    this.synced = snapshot.availability === 'online';
+    this.mirror({ from: 'holder', id: this.id, ...snapshot });
   }
 
   async stop(): Promise<void> {
@@ -176,21 +183,33 @@ class LeasedDriver implements DriverLike {
     return { availability: 'online', report: await real.read(null, timeoutMs) };
   }
 
-  /** Runs a command from another replica on the real driver. */
-  serve(call: CommandCall): Promise<State> {
+  /**
+   * Runs a command from another replica on the real driver. What the device confirmed goes to this
+   * replica's device layer and to every replica, as if the device had reported it.
+   */
+  async serve(call: CommandCall): Promise<State> {
+    // A driver this replica has just taken over finishes starting first.
+    await this.#changing;
     const real = this.#real;
     if (!real) throw new ClawboxError('DEVICE_NOT_OWNED', `${this.id} is not driven by this replica any more`, { device: this.id });
-    return call.kind === 'execute' ? real.execute(call.command ?? {}, call.timeout_ms) : real.read(call.properties ?? null, call.timeout_ms);
+    const patch = call.kind === 'execute' ? await real.execute(call.command ?? {}, call.timeout_ms) : await real.read(call.properties ?? null, call.timeout_ms);
+    this.reportFromReal(patch);
+    return patch;
   }
 
   async execute(command: Record<string, unknown>, timeoutMs: number): Promise<State> {
-    if (this.#real) return this.#real.execute(command, timeoutMs);
-    return this.cluster.forward({ id: this.id, kind: 'execute', command, timeout_ms: timeoutMs });
+    if (!this.#real) return this.cluster.forward({ id: this.id, kind: 'execute', command, timeout_ms: timeoutMs });
+    // This replica's device layer applies the result; the others learn it here.
+    const patch = await this.#real.execute(command, timeoutMs);
+    this.cluster.broadcast({ from: '', id: this.id, report: patch });
+    return patch;
   }
 
   async read(properties: readonly string[] | null, timeoutMs: number): Promise<State> {
-    if (this.#real) return this.#real.read(properties, timeoutMs);
-    return this.cluster.forward({ id: this.id, kind: 'read', properties: properties ? [...properties] : null, timeout_ms: timeoutMs });
+    if (!this.#real) return this.cluster.forward({ id: this.id, kind: 'read', properties: properties ? [...properties] : null, timeout_ms: timeoutMs });
+    const patch = await this.#real.read(properties, timeoutMs);
+    this.cluster.broadcast({ from: '', id: this.id, report: patch });
+    return patch;
   }
 }
 
@@ -284,7 +303,10 @@ export class LeasedDrivers {
 
   /** One claim for one device: take or renew its lease when it may run here, and act on the outcome. */
   async round(device: LeasedDriver): Promise<void> {
-    if (!device.claimable) return;
+    if (!device.claimable) {
+      await device.sync().catch(() => {});
+      return;
+    }
     let holding: boolean;
     try {
       holding = await this.leases.claim(device.id);
@@ -295,6 +317,8 @@ export class LeasedDrivers {
       holding = false;
     }
     await device.held(holding);
+    // Every round until the holder has answered once (it may not drive the device yet).
+    if (!holding) void device.sync().catch(() => {});
   }
 
   async #roundAll(): Promise<void> {
@@ -323,7 +347,11 @@ export class LeasedDrivers {
     if (!owner || owner === this.replicaId) {
       throw new ClawboxError('DEVICE_NOT_OWNED', `${call.id}: no replica drives it right now (its lease is free); retry shortly`, { device: call.id, retry_after_ms: this.heartbeatMs });
     }
-    return (await this.rpc.call(owner, 'device.command', call, { timeoutMs: call.timeout_ms + 500, timeoutCode: 'DEVICE_TIMEOUT' })) as State;
+    return (await this.rpc.call(owner, 'device.command', call, {
+      timeoutMs: call.timeout_ms + 500,
+      timeoutCode: 'DEVICE_TIMEOUT',
+      unreachableCode: 'DEVICE_UNAVAILABLE',
+    })) as State;
   }
 
   readonly #onEvent = (channel: string, text: string): void => {

@@ -61,7 +61,13 @@ export class ClusterRpc {
     this.#handlers.set(kind, handler);
   }
 
-  call(replica: string, kind: string, body: unknown, options: { timeoutMs: number; timeoutCode?: ErrorCode; signal?: AbortSignal }): Promise<unknown> {
+  /** `timeoutCode`: the error when no answer comes in time; `unreachableCode`: when Redis cannot take the call. */
+  call(
+    replica: string,
+    kind: string,
+    body: unknown,
+    options: { timeoutMs: number; timeoutCode?: ErrorCode; unreachableCode?: ErrorCode; signal?: AbortSignal },
+  ): Promise<unknown> {
     if (this.#pending.size >= MAX_PENDING) return Promise.reject(new ClawboxError('BUSY', 'too many calls to other replicas in flight', { retry_after_ms: 1000 }));
     const id = randomUUID();
     const message: CallMessage = { t: 'call', id, from: this.replicaId, kind, body, deadline: Date.now() + options.timeoutMs };
@@ -71,10 +77,10 @@ export class ClusterRpc {
         reject(new ClawboxError(options.timeoutCode ?? 'DEADLINE_EXCEEDED', `replica ${replica} did not answer ${kind} within ${options.timeoutMs} ms`, { replica }));
       }, options.timeoutMs);
       this.#pending.set(id, { resolve, reject, timer });
-      this.pub.publish(KEYS.rpc(replica), JSON.stringify(message)).catch((error: unknown) => {
+      this.pub.publish(KEYS.rpc(replica), JSON.stringify(message)).catch(() => {
         clearTimeout(timer);
         this.#pending.delete(id);
-        reject(toClawboxError(error));
+        reject(new ClawboxError(options.unreachableCode ?? 'BUSY', `cannot call replica ${replica}: the cluster's Redis is unreachable`, { replica, retry_after_ms: 1000 }));
       });
     });
   }

@@ -101,7 +101,12 @@ export class AgentWorkSharing {
       } catch (error) {
         const err = toClawboxError(error);
         if ((err.code !== 'BUSY' && err.code !== 'MODEL_NOT_LOADED') || request.signal?.aborted || !this.#options.othersAlive()) throw err;
-        return (await this.#share(request, err)) as A;
+        try {
+          return (await this.#share(request, err)) as A;
+        } catch (shareError) {
+          // Redis unreachable: the caller gets what this replica said, not a Redis error.
+          throw shareError instanceof ClawboxError ? shareError : err;
+        }
       }
     };
   }

@@ -33,11 +33,11 @@ export function describeEndpoint(endpoint: RedisEndpoint): string {
 
 /** A connection that has not connected yet; `connectRedis` opens it. `name` shows in Redis' CLIENT LIST. */
 /**
- * `commandTimeoutMs`: fail a command that gets no answer in time instead of waiting for Redis to come
- * back (the cluster's leases must know at once that they cannot be renewed).
+ * `failFast`: while disconnected, fail commands at once instead of queueing them until Redis is back (the
+ * cluster's leases must know at once that they cannot be renewed, and nothing piles up meanwhile).
  */
-export function createRedis(endpoint: RedisEndpoint, name: string, commandTimeoutMs?: number): Redis {
-  const options: RedisOptions = {
+export function createRedis(endpoint: RedisEndpoint, name: string, options: { failFast?: boolean } = {}): Redis {
+  const settings: RedisOptions = {
     host: endpoint.host,
     port: endpoint.port,
     db: endpoint.db,
@@ -48,13 +48,13 @@ export function createRedis(endpoint: RedisEndpoint, name: string, commandTimeou
     lazyConnect: true,
     connectTimeout: endpoint.connectTimeoutMs,
     maxRetriesPerRequest: null,
-    ...(commandTimeoutMs ? { commandTimeout: commandTimeoutMs } : {}),
+    ...(options.failFast ? { enableOfflineQueue: false } : {}),
     // Reconnect quickly at first, then every second: a restarted Redis is back within a second or two.
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };
   // ioredis is loaded here, on the first connection, so a box outside cluster mode never pays for it.
   const { Redis: RedisClient } = requireCjs('ioredis') as typeof import('ioredis');
-  return new RedisClient(options);
+  return new RedisClient(settings);
 }
 
 /** Opens a connection made by createRedis; an unreachable Redis or refused credentials is REDIS_UNREACHABLE. */
