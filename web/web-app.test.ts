@@ -15,6 +15,9 @@ declare const location: { hash: string };
 declare const window: { notReloaded?: boolean };
 declare const document: { querySelector(selector: string): unknown };
 
+// A real browser against the whole runtime; a loaded CI box stretches it well past tap's default.
+t.setTimeout(300_000);
+
 let browser: Browser;
 let started: StartedApp;
 let mqtt: MqttClient;

@@ -22,6 +22,9 @@ import { buildForTest, launchChromium, screenshot, startWebApp } from './testing
 declare const document: { cookie: string };
 
 const TOKEN = 'web-auth-test-token-0123456789';
+// A real browser against the whole runtime; a loaded CI box stretches it well past tap's default.
+t.setTimeout(300_000);
+
 let browser: Browser;
 let webRoot: string;
 let cleanupBuild: () => void;
