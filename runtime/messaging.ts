@@ -5,6 +5,16 @@
 export interface PublishOptions {
   retain?: boolean;
   qos?: 0 | 1 | 2;
+  /** MQTT 5 properties; MQTT 3.1.1 subscribers get the message without them. */
+  properties?: MessageProperties;
+}
+
+/** The MQTT 5 message properties the runtime reads and writes (request/response, metadata). */
+export interface MessageProperties {
+  responseTopic?: string;
+  correlationData?: Buffer;
+  contentType?: string;
+  userProperties?: Record<string, string | string[]>;
 }
 
 export type MessageHandler = (topic: string, payload: Buffer) => void;
@@ -25,6 +35,8 @@ export interface ClientMessage {
   /** Published with the retain flag: never a request to execute. */
   readonly retain: boolean;
   readonly client: { readonly id: string; readonly username?: string; readonly address?: string };
+  /** MQTT 5 properties of the request (none from MQTT 3.1.1 clients). */
+  readonly properties?: MessageProperties;
   /** Whether the sender's ACL lets it publish to `topic` (what the agent may do on its behalf). */
   mayPublish(topic: string): boolean;
 }

@@ -106,16 +106,18 @@ export async function until(condition: () => boolean, ms = 3000): Promise<boolea
   return true;
 }
 
-/** A bare MQTT 3.1.1 client: sends exactly the packets given and records every packet received. */
+/** A bare MQTT 3.1.1 (or, with `protocolVersion: 5`, MQTT 5) client: sends exactly the packets given and records every packet received. */
 export class RawClient {
   readonly socket: net.Socket;
   readonly received: Packet[] = [];
   closed = false;
   readonly #waiters = new Set<() => void>();
+  readonly #version: 4 | 5;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, version: 4 | 5) {
     this.socket = socket;
-    const p = parser({ protocolVersion: 4 });
+    this.#version = version;
+    const p = parser({ protocolVersion: version });
     p.on('packet', (packet: Packet) => {
       this.received.push(packet);
       this.#wake();
@@ -128,9 +130,9 @@ export class RawClient {
     });
   }
 
-  static connect(port: number): Promise<RawClient> {
+  static connect(port: number, options: { protocolVersion?: 4 | 5 } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawClient(socket)));
+      const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawClient(socket, options.protocolVersion ?? 4)));
       socket.once('error', reject);
     });
   }
@@ -140,7 +142,7 @@ export class RawClient {
   }
 
   send(packet: Packet): void {
-    this.socket.write(generate(packet));
+    this.socket.write(generate(packet, { protocolVersion: this.#version }));
   }
 
   /** Waits for the first received packet (from index `from`) that satisfies `match`. */

@@ -3,10 +3,12 @@
  *
  * - Users from config log in with scrypt password hashes; a client without a username is let in only if the
  *   anonymous policy allows its address (see anonymous.ts), and then has full access except `$SYS`.
- * - A denied or oversized PUBLISH is acknowledged and dropped rather than answered by closing the
- *   connection: MQTT 3.1.1 allows either [MQTT-3.3.5-2], and dropping keeps a misconfigured device from
- *   reconnecting and resending forever. aedes only knows "close", so the policy marks the packet and
- *   the broker's publish entry point drops marked packets (see Broker).
+ * - A denied or oversized PUBLISH from an MQTT 3.1.1 client is acknowledged and dropped rather than
+ *   answered by closing the connection: MQTT 3.1.1 allows either [MQTT-3.3.5-2], and dropping keeps a
+ *   misconfigured device from reconnecting and resending forever. aedes only knows "close" for 3.1.1, so
+ *   the policy marks the packet and the broker's publish entry point drops marked packets (see Broker).
+ *   An MQTT 5 client gets PUBACK/PUBREC 0x87 (not authorized) with a reason string instead; its QoS 0
+ *   PUBLISH is dropped.
  * - A denied subscription gets return code 0x80 in SUBACK [MQTT-3.9.3].
  * - Password logins go through a LoginGuard (../auth/login-guard.ts): bounded scrypt, backoff per username
  *   and address, cheap reconnects. A wrong password gets CONNACK 4; a username or address in backoff gets 5
@@ -95,7 +97,8 @@ export class AccessPolicy {
 
   readonly preConnect = (client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void => {
     // [MQTT-3.1.3-8]: a zero-byte client id needs a clean session; answered in authenticate with 0x02.
-    if (packet.clientId === '' && !packet.clean) this.#emptyIdWithoutCleanSession.add(client);
+    // MQTT 5 allows it: the broker assigns an id and reports it in CONNACK.
+    if (packet.clientId === '' && !packet.clean && packet.protocolVersion !== 5) this.#emptyIdWithoutCleanSession.add(client);
     // The will is published later on the client's behalf, possibly after a restart with no client left to
     // ask, so it is vetted now against the ACL of the username it claims (a wrong password fails anyway).
     if (packet.will) {
@@ -190,7 +193,9 @@ export class AccessPolicy {
     else if (packet.payload.length > max) reason = `payload of ${packet.payload.length} bytes exceeds broker.max_payload_bytes (${max})`;
     else if (session?.acl && !session.acl.mayPublish(packet.topic)) reason = 'topic not allowed by the ACL';
     if (reason) {
-      this.dropped.add(packet);
+      // MQTT 5 has a reason code for it: aedes answers a QoS 1/2 PUBLISH with PUBACK/PUBREC 0x87 and this
+      // reason string, drops a QoS 0 one, and keeps the connection. MQTT 3.1.1 only knows "close".
+      if (client.version !== 5) this.dropped.add(packet);
       const fields = { clientId: client.id, username: session?.username, topic: packet.topic, reason };
       // Warn once per connection; a device that keeps trying would otherwise flood the log.
       if (session && !session.warnedDrop) {
@@ -198,6 +203,10 @@ export class AccessPolicy {
         this.#options.logger.warn(fields, `dropped a PUBLISH: ${reason} (further drops for this client at debug level)`);
       } else {
         this.#options.logger.debug(fields, 'dropped a PUBLISH');
+      }
+      if (client.version === 5) {
+        done(new Error(reason));
+        return;
       }
     }
     done(null);

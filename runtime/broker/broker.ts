@@ -1,5 +1,6 @@
 /**
- * The embedded MQTT 3.1.1 broker (aedes 1.x): TCP, optional TLS, and WebSocket through the HTTP server;
+ * The embedded MQTT broker (aedes 2, MQTT 3.1.1 and 5 on the same listeners, each client answered in its
+ * own protocol): TCP, optional TLS, and WebSocket through the HTTP server;
  * users, ACLs and the anonymous policy (access.ts); retained messages and sessions on disk
  * (persistence.ts); and the runtime's own internal client (internal-client.ts), which is how the rest of
  * the runtime publishes and subscribes (the Messaging interface).
@@ -22,11 +23,14 @@ import type { ClientMessageHandler, ClientRequests, MessageHandler, Messaging, P
 import type { LoginGuard } from '../auth/login-guard.js';
 import { AccessPolicy } from './access.js';
 import { ClientRequestRouter } from './client-requests.js';
+import { hardenBroker, hardenClient } from './aedes-hardening.js';
 import { keepDeliveryOrder } from './delivery-order.js';
 import { holdPubacks, releaseAfterPublish } from './durable-acks.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
-import { frameLimitFor, limitIncomingPackets } from './frame-limit.js';
+import { frameLimitFor, limitIncomingPackets, maximumPacketSizeFor } from './frame-limit.js';
+import { gateInboundPackets } from './inbound-gate.js';
 import { InternalClient } from './internal-client.js';
+import { limitOutgoingPackets } from './outbound-limits.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
@@ -51,6 +55,15 @@ export interface BrokerStatus {
   /** Cluster mode: Redis' persistence policy, i.e. what an acknowledgement survives (cluster-persistence.ts). */
   durability?: ClusterPersistence['durability'];
 }
+
+/**
+ * MQTT 5 limits the broker announces in CONNACK. Receive Maximum: QoS 2 messages a client may have in
+ * flight toward the broker (the bound aedes 1.2 had as `maxInflightInbound`; 3.1.1 clients get it too).
+ * Topic aliases: how many a client may define per connection (a small map each). Server keep alive: the
+ * longest keepalive an MQTT 5 client gets (0 = none is not allowed), so a dead link is noticed; 3.1.1
+ * clients keep theirs (MQTT 3.1.1 has no way to tell them).
+ */
+export const MQTT5_LIMITS = { receiveMaximum: 1000, topicAliasMaximum: 32, serverKeepAliveMax: 600 } as const;
 
 type PublishFn = (packet: AedesPublishPacket, client: Client | null, done?: (error?: Error) => void) => void;
 
@@ -169,10 +182,14 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
     const stats = new BrokerStats();
     run.stats = stats;
+    const frameLimit = frameLimitFor(config.max_payload_bytes);
     const aedes = await Aedes.createBroker({
       ...(cluster ? { id: cluster.brokerId, mq: cluster.mq as never } : {}),
       ...(run.persistence.aedesPersistence ? { persistence: run.persistence.aedesPersistence } : {}),
-      preConnect: policy.preConnect,
+      preConnect: (client, packet, done) => {
+        imposeServerKeepAlive(client, packet);
+        policy.preConnect(client, packet, done);
+      },
       authenticate: policy.authenticate,
       authorizePublish: policy.authorizePublish,
       authorizeSubscribe: (client, sub, callback) =>
@@ -185,8 +202,14 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       // Small devices on flaky links: give a stalled subscriber 10 s, not aedes' 60 s, before dropping it.
       drainTimeout: 10_000,
       connectTimeout: 10_000,
+      receiveMaximum: MQTT5_LIMITS.receiveMaximum,
+      topicAliasMaximum: MQTT5_LIMITS.topicAliasMaximum,
+      maximumPacketSize: maximumPacketSizeFor(frameLimit),
+      // Response Information [MQTT-3.2.2.3.15]: where a client that asks may put its response topics.
+      responseInformation: `${config.base_topic}/response/`,
     });
     run.aedes = aedes;
+    hardenBroker(aedes);
     this.#wrapPublish(aedes, policy, stats, logger);
     markRedeliveries(aedes);
     trackSessions(aedes, run.persistence.sessions);
@@ -199,17 +222,23 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     // Whatever a crashed run left retained here is stale until this run is serving.
     await run.internal.publish(this.stateTopic, 'offline', { retain: true, qos: 1 });
 
-    const frameLimit = frameLimitFor(config.max_payload_bytes);
+    const gate = {
+      receiveMaximum: MQTT5_LIMITS.receiveMaximum,
+      onRefused: (client: Client, why: string) => logger.info({ clientId: client.id }, `client disconnected: ${why}`),
+    };
     const accept = (stream: Duplex, address: string | undefined, req?: IncomingMessage): void => {
       run.connections!.add(stream);
       stream.once('close', () => run.connections!.delete(stream));
       if (stream instanceof Socket) batchWrites(stream);
       const client = aedes.handle(stream, req);
+      hardenClient(client);
       holdPubacks(stream);
+      gateInboundPackets(client, gate);
       policy.noteConnection(client, address);
       limitIncomingPackets(client, frameLimit);
       keepDeliveryOrder(client); // before enforceDeliveryQos: see delivery-order.ts
       enforceDeliveryQos(client);
+      limitOutgoingPackets(client);
     };
     run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));
     const ports: Running['ports'] = { tcp: await listen(run.tcp, config.host, config.port, 'broker') };
@@ -261,6 +290,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
         from = null;
       }
       callback = releaseAfterPublish(packet, from, callback);
+      stripWillDelay(packet);
       if (policy.dropped.has(packet)) {
         policy.dropped.delete(packet);
         callback?.();
@@ -389,4 +419,28 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     if (!this.#running) throw new ClawboxError('INTERNAL', 'the broker is not running');
     return this.#running;
   }
+}
+
+/**
+ * MQTT 5 Server Keep Alive: an MQTT 5 client asking for no keepalive, or a longer one than the broker's
+ * maximum, is told the maximum in CONNACK and held to it. (aedes' `keepaliveLimit` would do this for MQTT 5
+ * but refuse MQTT 3.1.1 clients with the same wish, so the value is set here before aedes' CONNECT
+ * handling reads it.)
+ */
+function imposeServerKeepAlive(client: Client, packet: { protocolVersion?: number; keepalive?: number }): void {
+  if (packet.protocolVersion !== 5) return;
+  const max = MQTT5_LIMITS.serverKeepAliveMax;
+  if (!packet.keepalive || packet.keepalive > max) (client as unknown as { _serverKeepAlive?: number })._serverKeepAlive = max;
+}
+
+/**
+ * A will's Will Delay Interval is a property of the will, not of a PUBLISH: a PUBLISH carrying it is a
+ * protocol error to strict clients (Paho). aedes has waited out the delay by the time it publishes the
+ * will, so the property is dropped here (from a copy: the stored will keeps it).
+ */
+function stripWillDelay(packet: AedesPublishPacket): void {
+  const properties = (packet as { properties?: Record<string, unknown> }).properties;
+  if (properties?.willDelayInterval === undefined) return;
+  const { willDelayInterval: _delay, ...rest } = properties;
+  (packet as { properties?: Record<string, unknown> }).properties = rest;
 }

@@ -5,7 +5,7 @@
  */
 import type { Client, PublishPacket } from 'aedes';
 import type { Logger } from '../logging.js';
-import type { ClientMessageHandler } from '../messaging.js';
+import type { ClientMessageHandler, MessageProperties } from '../messaging.js';
 import type { AccessPolicy } from './access.js';
 import { topicFilterProblem, topicMatches } from './topics.js';
 
@@ -37,6 +37,7 @@ export class ClientRequestRouter {
         payload: Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
         retain: packet.retain === true,
         client: { id: client.id, ...policy.describe(client) },
+        ...requestProperties(packet),
         mayPublish: (topic) => policy.mayPublish(client, topic),
       };
       try {
@@ -46,4 +47,16 @@ export class ClientRequestRouter {
       }
     }
   }
+}
+
+/** The MQTT 5 properties a request may carry (aedes passes them on the packet); none for MQTT 3.1.1. */
+function requestProperties(packet: PublishPacket): { properties?: MessageProperties } {
+  const given = (packet as { properties?: MessageProperties }).properties;
+  if (!given) return {};
+  const properties: MessageProperties = {};
+  if (typeof given.responseTopic === 'string') properties.responseTopic = given.responseTopic;
+  if (Buffer.isBuffer(given.correlationData)) properties.correlationData = given.correlationData;
+  if (typeof given.contentType === 'string') properties.contentType = given.contentType;
+  if (given.userProperties && typeof given.userProperties === 'object') properties.userProperties = given.userProperties;
+  return { properties };
 }

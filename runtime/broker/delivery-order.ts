@@ -35,6 +35,10 @@ interface ClientInternals {
 interface NumberedPacket {
   brokerId?: string | null;
   brokerCounter?: number;
+  /** MQTT 5 no local: set by aedes' subscription wrapper; with `clientId`, the publisher. */
+  nl?: boolean;
+  clientId?: string;
+  properties?: { subscriptionIdentifier?: number | number[] } & Record<string, unknown>;
 }
 
 /** How many recent message numbers each client remembers to drop overlapping-subscription copies. */
@@ -69,11 +73,13 @@ export function keepDeliveryOrder(client: Client): void {
   }
   const localId = internals.broker?.id;
   internals.duplicates = inertDuplicates(localId);
+  const self = client as unknown as { id: string | null };
 
   // aedes wraps a message in a new packet object per subscription, while its deliverQoS hands a QoS 0
   // packet on to deliver0 as the same object, synchronously: that re-entry is not a copy. Only the last
   // admitted packet can re-enter, so it is the only one remembered.
   let lastAdmitted: AedesPublishPacket | undefined;
+  let lastKey: number | string | undefined;
   // The recent message numbers: a Set for lookups and a ring for evicting the oldest. Messages of this
   // broker (all of them with a local mqemitter) are keyed by their number alone, a small integer that
   // hashes without allocating; others by `brokerId:number`.
@@ -83,10 +89,18 @@ export function keepDeliveryOrder(client: Client): void {
   /** True when this message was already delivered to the client (an overlapping subscription's copy). */
   const isCopy = (packet: AedesPublishPacket): boolean => {
     if (packet === lastAdmitted) return false;
-    const { brokerId, brokerCounter } = packet as unknown as NumberedPacket;
+    const numbered = packet as unknown as NumberedPacket;
+    const { brokerId, brokerCounter } = numbered;
     if (!brokerId || !brokerCounter) return false; // retained-on-subscribe: aedes never dedupes these either
+    // A no-local subscription's copy of the client's own message: aedes drops it after this guard, so it
+    // must not count as delivered, or an overlapping subscription without no local loses the message.
+    if (numbered.nl && numbered.clientId === self.id) return false;
     const key = brokerId === localId ? brokerCounter : `${brokerId}:${brokerCounter}`;
-    if (recent.has(key)) return true;
+    if (recent.has(key)) {
+      if (key === lastKey && lastAdmitted) mergeSubscriptionIdentifiers(lastAdmitted as unknown as NumberedPacket, numbered);
+      return true;
+    }
+    lastKey = key;
     const evicted = ring[next];
     if (evicted !== undefined) recent.delete(evicted);
     ring[next] = key;
@@ -103,4 +117,19 @@ export function keepDeliveryOrder(client: Client): void {
     };
   internals.deliver0 = guard(deliver0);
   internals.deliverQoS = guard(deliverQoS);
+}
+
+/**
+ * MQTT 5 [MQTT-3.3.4-4]: the one copy delivered for overlapping subscriptions carries the subscription
+ * identifiers of all of them. The admitted copy is still waiting for its write (aedes writes in a
+ * setImmediate), so its identifiers can be extended; its properties object is replaced, never changed in
+ * place (aedes shares properties objects between the copies of a message).
+ */
+function mergeSubscriptionIdentifiers(admitted: NumberedPacket, copy: NumberedPacket): void {
+  const extra = copy.properties?.subscriptionIdentifier;
+  if (extra === undefined) return;
+  const current = admitted.properties?.subscriptionIdentifier;
+  const ids = current === undefined ? [] : Array.isArray(current) ? [...current] : [current];
+  for (const id of Array.isArray(extra) ? extra : [extra]) if (!ids.includes(id)) ids.push(id);
+  admitted.properties = { ...admitted.properties, subscriptionIdentifier: ids.length === 1 ? ids[0]! : ids };
 }

@@ -1,5 +1,5 @@
 /**
- * PUBACK only once the message is stored. aedes 1.2 answers a QoS 1 PUBLISH with its PUBACK first and
+ * PUBACK only once the message is stored. aedes (1.2 and the 2.0 beta alike) answers a QoS 1 PUBLISH with its PUBACK first and
  * only then publishes it (lib/handlers/publish.js): storing it as retained and queueing it for every
  * matching offline persistent session happen after the client was told the broker has it, so a crash in
  * between loses acknowledged messages. (QoS 2 is already in the right order: aedes stores and publishes
@@ -11,6 +11,8 @@
  *
  * - `writeToStream` is wrapped once: a PUBACK for a connection registered here is not written but
  *   counted as held for its packet identifier (other streams and packets pass straight through);
+ * - an MQTT 5 PUBACK with a reason code (0x87: aedes refused the message and will not publish it) is
+ *   written at once: there is nothing to store and no publish to wait for;
  * - `releaseAfterPublish`, called by the broker's publish wrapper, turns the held PUBACK of that client's
  *   packet into a callback that writes it once aedes' publish has called back (stored, queued and handed
  *   to the online subscribers), and drops it when the publish failed: the client then sends it again.
@@ -25,6 +27,8 @@ import type { Duplex } from 'node:stream';
 interface AckPacket {
   cmd: string;
   messageId?: number;
+  /** MQTT 5: a PUBACK with a reason code other than success (0x87 not authorized, ...) is never held. */
+  reasonCode?: number;
 }
 
 type WriteToStream = (packet: AckPacket, stream: Duplex, options?: unknown) => boolean;
@@ -35,8 +39,15 @@ interface MqttPacketModule {
 
 const HELD = Symbol.for('clawbox.durableAcks');
 
-/** Per registered connection: how many PUBACKs are held, by packet identifier. */
-const heldByStream = new WeakMap<Duplex, Map<number, number>>();
+/** Per registered connection: how many PUBACKs are held, by packet identifier, and the write options (protocol version). */
+interface Held {
+  counts: Map<number, number>;
+  options?: unknown;
+}
+const heldByStream = new WeakMap<Duplex, Held>();
+
+/** Per connection: told the packet identifier of every PUBCOMP written to it (inbound-gate.ts). */
+const ackWatchers = new WeakMap<Duplex, (messageId: number) => void>();
 
 let realWrite: WriteToStream | undefined;
 
@@ -48,13 +59,15 @@ function install(): WriteToStream {
   const original = mqttPacket.writeToStream;
   if (typeof original !== 'function') throw new Error('mqtt-packet has no writeToStream; aedes internals changed');
   const wrapped = function writeToStream(packet: AckPacket, stream: Duplex, options?: unknown): boolean {
-    if (packet.cmd === 'puback' && packet.messageId !== undefined) {
+    if (packet.cmd === 'puback' && packet.messageId !== undefined && !packet.reasonCode) {
       const held = heldByStream.get(stream);
       if (held) {
-        held.set(packet.messageId, (held.get(packet.messageId) ?? 0) + 1);
+        held.counts.set(packet.messageId, (held.counts.get(packet.messageId) ?? 0) + 1);
+        held.options = options;
         return true;
       }
     }
+    if (packet.cmd === 'pubcomp' && packet.messageId !== undefined) ackWatchers.get(stream)?.(packet.messageId);
     return original(packet, stream, options);
   } as MqttPacketModule['writeToStream'];
   wrapped[HELD] = true;
@@ -66,7 +79,13 @@ function install(): WriteToStream {
 /** Holds this connection's PUBACKs until their message is stored. Call right after aedes.handle(stream). */
 export function holdPubacks(stream: Duplex): void {
   install();
-  heldByStream.set(stream, new Map());
+  heldByStream.set(stream, { counts: new Map() });
+}
+
+/** Calls `onComplete` with the packet identifier of each PUBCOMP written to this connection. */
+export function watchAcks(stream: Duplex, onComplete: (messageId: number) => void): void {
+  install();
+  ackWatchers.set(stream, onComplete);
 }
 
 interface ClientLike {
@@ -86,16 +105,16 @@ export function releaseAfterPublish(packet: { qos?: number; messageId?: number }
   if (packet.qos !== 1 || packet.messageId === undefined || !client) return done;
   const { conn } = client as ClientLike;
   const held = conn && heldByStream.get(conn);
-  const count = held?.get(packet.messageId);
+  const count = held?.counts.get(packet.messageId);
   if (!held || !count) return done;
-  if (count === 1) held.delete(packet.messageId);
-  else held.set(packet.messageId, count - 1);
+  if (count === 1) held.counts.delete(packet.messageId);
+  else held.counts.set(packet.messageId, count - 1);
   const messageId = packet.messageId;
   return (error?: Error) => {
     const c = client as ClientLike;
     // The check of aedes' own write(): nothing is written to a connection that has gone. (A client may
     // publish as soon as it has the CONNACK, while aedes still counts it as connecting.)
-    if (!error && (c.connecting || c.connected)) realWrite!({ cmd: 'puback', messageId }, conn!);
+    if (!error && (c.connecting || c.connected)) realWrite!({ cmd: 'puback', messageId }, conn!, held.options);
     done?.(error);
   };
 }

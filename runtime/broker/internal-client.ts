@@ -40,6 +40,7 @@ export class InternalClient {
       qos: options.qos ?? 0,
       retain: options.retain ?? false,
       dup: false,
+      ...(options.properties ? { properties: options.properties } : {}),
     };
     return new Promise((resolve, reject) => {
       // aedes calls back once the message is stored (retained, offline queues) and handed to subscribers.
