@@ -2,10 +2,17 @@
  * The MQTT adapter: transport only. Features declare routes (a topic filter, how a message becomes an
  * operation call, how the outcome is answered); the adapter receives client publishes with their sender,
  * runs them through the front door as that sender, and publishes the answers at QoS 1.
+ *
+ * MQTT 5 request/response: a request with a Response Topic gets its answers (the route's non-retained
+ * replies) on that topic, with the request's Correlation Data, instead of on the route's own answer topic;
+ * the sender must be allowed to publish to that topic itself (the runtime does not publish where its
+ * client could not). MQTT 3.1.1 clients, and MQTT 5 ones without a Response Topic, keep the route's topic
+ * and the `transaction` field, which is echoed either way. User properties reach the operation as `meta`
+ * (bounded), and a `trace-id` user property becomes the call's trace id.
  */
 import { ClawboxError, toClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
-import type { ClientMessage, ClientRequests, Messaging } from '../messaging.js';
+import type { ClientMessage, ClientRequests, MessageProperties, Messaging } from '../messaging.js';
 import { type Envelope, type Transaction, errorEnvelope, okEnvelope, readTransaction } from './envelope.js';
 import type { FrontDoor } from './front-door.js';
 import type { Principal } from './principal.js';
@@ -165,7 +172,7 @@ export class MqttAdapter {
       const outcome: RouteOutcome = refused
         ? { ok: false, error: refused.error, ...(refused.transaction === undefined ? {} : { transaction: refused.transaction }) }
         : { ok: false, error: toClawboxError(error) };
-      await this.#send(route.reply(message.topic, outcome));
+      await this.#send(route.reply(message.topic, outcome), message);
       return;
     }
     if (!call) return;
@@ -174,13 +181,15 @@ export class MqttAdapter {
       const error = new ClawboxError('BUSY', this.#stopped ? 'the runtime is stopping' : `${max} MQTT requests are already being worked on`, {
         retry_after_ms: 250,
       });
-      await this.#send(route.reply(message.topic, { ok: false, error, call }));
+      await this.#send(route.reply(message.topic, { ok: false, error, call }), message);
       return;
     }
     this.#inFlight++;
     const controller = new AbortController();
     this.#controllers.add(controller);
     let outcome: RouteOutcome;
+    const trace = traceOf(message);
+    const meta = metaOf(message);
     try {
       const data = await this.#o.frontDoor.invoke(call.operation, call.input, {
         principal: mqttPrincipal(message, this.#o.messaging.baseTopic),
@@ -190,6 +199,8 @@ export class MqttAdapter {
         // Which connection asked: the agent keeps one conversation per MQTT client.
         meta: { client_id: message.client.id },
         ...(call.deadlineMs === undefined ? {} : { deadlineMs: call.deadlineMs }),
+        ...(trace ? { trace } : {}),
+        ...(meta ? { meta } : {}),
       });
       outcome = { ok: true, data, call };
     } catch (error) {
@@ -198,18 +209,55 @@ export class MqttAdapter {
       this.#inFlight--;
       this.#controllers.delete(controller);
     }
-    await this.#send(route.reply(message.topic, outcome));
+    await this.#send(route.reply(message.topic, outcome), message);
   }
 
-  async #send(messages: OutgoingMessage[]): Promise<void> {
-    for (const m of messages) {
+  async #send(messages: OutgoingMessage[], request: ClientMessage): Promise<void> {
+    const target = responseTarget(request);
+    for (const reply of messages) {
+      const m = target && reply.retain !== true ? { ...reply, topic: target.topic } : reply;
+      const properties: MessageProperties | undefined = target && m !== reply && target.correlationData ? { correlationData: target.correlationData } : undefined;
       try {
-        await this.#o.messaging.publish(m.topic, m.payload, { qos: 1, retain: m.retain === true });
+        await this.#o.messaging.publish(m.topic, m.payload, { qos: 1, retain: m.retain === true, ...(properties ? { properties } : {}) });
       } catch (error) {
         this.#o.logger.debug({ err: error, topic: m.topic }, 'could not publish an MQTT answer');
       }
     }
   }
+}
+
+/** An MQTT 5 request's Response Topic (with its Correlation Data), if the sender may publish there. */
+export function responseTarget(message: ClientMessage): { topic: string; correlationData?: Buffer } | null {
+  const topic = message.properties?.responseTopic;
+  if (!topic || topic.length > 1024 || /[+#\u0000]/.test(topic) || !message.mayPublish(topic)) return null;
+  const correlationData = message.properties?.correlationData;
+  return correlationData ? { topic, correlationData } : { topic };
+}
+
+const TRACE_ID = /^[\w.:-]{1,128}$/;
+const MAX_META_ENTRIES = 16;
+const MAX_META_LENGTH = 256;
+
+/** A `trace-id` user property that looks like one (letters, digits, `._:-`, up to 128). */
+export function traceOf(message: ClientMessage): string | undefined {
+  const value = message.properties?.userProperties?.['trace-id'];
+  const trace = Array.isArray(value) ? value[0] : value;
+  return typeof trace === 'string' && TRACE_ID.test(trace) ? trace : undefined;
+}
+
+/** User properties as operation metadata: the first 16, names and values up to 256 characters, a repeated name's last value. */
+export function metaOf(message: ClientMessage): Record<string, string> | undefined {
+  const given = message.properties?.userProperties;
+  if (!given) return undefined;
+  const meta: Record<string, string> = Object.create(null);
+  let count = 0;
+  for (const [name, value] of Object.entries(given)) {
+    const last = Array.isArray(value) ? value[value.length - 1] : value;
+    if (typeof last !== 'string' || name.length > MAX_META_LENGTH || last.length > MAX_META_LENGTH) continue;
+    meta[name] = last;
+    if (++count >= MAX_META_ENTRIES) break;
+  }
+  return count > 0 ? meta : undefined;
 }
 
 /**
