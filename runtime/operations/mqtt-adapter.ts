@@ -229,7 +229,7 @@ export class MqttAdapter {
 /** An MQTT 5 request's Response Topic (with its Correlation Data), if the sender may publish there. */
 export function responseTarget(message: ClientMessage): { topic: string; correlationData?: Buffer } | null {
   const topic = message.properties?.responseTopic;
-  if (!topic || topic.length > 1024 || /[+#\u0000]/.test(topic) || !message.mayPublish(topic)) return null;
+  if (!topic || topic.length > 1024 || topic.includes('+') || topic.includes('#') || topic.includes('\u0000') || !message.mayPublish(topic)) return null;
   const correlationData = message.properties?.correlationData;
   return correlationData ? { topic, correlationData } : { topic };
 }

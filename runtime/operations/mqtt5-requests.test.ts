@@ -12,7 +12,7 @@ import { FrontDoor } from './front-door.js';
 import { MqttAdapter } from './mqtt-adapter.js';
 import { defineOperation } from './operation.js';
 
-async function setup(t: Tap.Test) {
+async function setup(t: { teardown(fn: () => unknown): void }) {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());
   const logger = createLogging({ level: 'silent', components: {}, pretty: false, destination: new Writable({ write: (_c, _e, d) => d() }) }).forComponent('mqtt');
