@@ -2,7 +2,9 @@
  * Who may connect and what they may do: the aedes preConnect / authenticate / authorize* hooks.
  *
  * - Users from config log in with scrypt password hashes; a client without a username is let in only if the
- *   anonymous policy allows its address (see anonymous.ts), and then has full access except `$SYS`.
+ *   anonymous policy allows its address (see anonymous.ts). Every client gets ordered allow/deny rules
+ *   (acl.ts): a user its own, an anonymous client `broker.anonymous_acl` and then the built-in ones
+ *   (everything except deleting retained state under the base topic and `homeassistant/`, and `$`-topics).
  * - A denied or oversized PUBLISH from an MQTT 3.1.1 client is acknowledged and dropped rather than
  *   answered by closing the connection: MQTT 3.1.1 allows either [MQTT-3.3.5-2], and dropping keeps a
  *   misconfigured device from reconnecting and resending forever. aedes only knows "close" for 3.1.1, so
@@ -20,7 +22,8 @@ import { LoginGuard } from '../auth/login-guard.js';
 import { verifyPassword } from '../auth/password.js';
 import type { BrokerUserConfig, Config } from '../config/schema.js';
 import type { Logger } from '../logging.js';
-import { TopicAcl } from './acl.js';
+import type { AclRuleConfig } from '../config/schema.js';
+import { TopicAcl, anonymousRules, userRules } from './acl.js';
 import { anonymousAllowed } from './anonymous.js';
 
 /** CONNACK return codes of MQTT 3.1.1 (3.2.2.3). */
@@ -33,8 +36,7 @@ const DUMMY_HASH = 'scrypt$16384$8$1$Y2xhd2JveC1kdW1teS1zYWx0$FQ9Xr9S7m6p3b7r1e1
 interface Session {
   address: string | undefined;
   username?: string;
-  /** Undefined for anonymous clients: full access. */
-  acl?: TopicAcl;
+  acl: TopicAcl;
   warnedDrop?: boolean;
 }
 
@@ -52,6 +54,7 @@ export interface AccessPolicyOptions {
 
 export class AccessPolicy {
   readonly #users: Map<string, BrokerUserConfig>;
+  readonly #anonymousRules: AclRuleConfig[];
   readonly #options: AccessPolicyOptions;
   readonly guard: LoginGuard;
   readonly #sessions = new WeakMap<Client, Session>();
@@ -64,6 +67,7 @@ export class AccessPolicy {
     this.#options = options;
     this.guard = options.guard ?? new LoginGuard();
     this.#users = new Map(options.config.users.map((user) => [user.username, user]));
+    this.#anonymousRules = [...(options.config.anonymous_acl ?? []), ...anonymousRules(options.config.base_topic)];
     for (const user of options.config.users) {
       if (user.publish.length === 0 && user.subscribe.length === 0) {
         options.logger.warn(
@@ -92,7 +96,7 @@ export class AccessPolicy {
   mayPublish(client: Client, topic: string): boolean {
     const session = this.#sessions.get(client);
     if (!session) return false;
-    return !topic.startsWith('$') && (session.acl === undefined || session.acl.mayPublish(topic));
+    return !topic.startsWith('$') && session.acl.mayPublish(topic);
   }
 
   readonly preConnect = (client: Client, packet: ConnectPacket, done: (error: Error | null, ok: boolean) => void): void => {
@@ -103,9 +107,10 @@ export class AccessPolicy {
     // ask, so it is vetted now against the ACL of the username it claims (a wrong password fails anyway).
     if (packet.will) {
       const user = packet.username === undefined ? undefined : this.#users.get(packet.username);
-      const acl = user ? new TopicAcl(user, packet.clientId) : undefined;
+      const acl = this.#aclFor(packet.username, user, packet.clientId);
       const tooBig = packet.will.payload.length > this.#options.config.max_payload_bytes;
-      if (tooBig || (acl && !acl.mayPublish(packet.will.topic)) || packet.will.topic.startsWith('$')) {
+      const clear = packet.will.retain === true && packet.will.payload.length === 0;
+      if (tooBig || (acl && !acl.mayPublish(packet.will.topic, clear)) || packet.will.topic.startsWith('$')) {
         this.#options.logger.warn(
           { clientId: packet.clientId, topic: packet.will.topic },
           tooBig ? 'will message exceeds broker.max_payload_bytes; ignored' : 'will topic not allowed for this client; ignored',
@@ -136,7 +141,7 @@ export class AccessPolicy {
         done(authError(CONNACK.NOT_AUTHORIZED, 'anonymous access is not allowed from this address'), null);
         return;
       }
-      this.#sessions.set(client, { address });
+      this.#sessions.set(client, { address, acl: new TopicAcl(this.#anonymousRules, '', client.id) });
       done(null, true);
       return;
     }
@@ -147,7 +152,7 @@ export class AccessPolicy {
     this.guard.attempt(attempt).then(
       (result) => {
         if (result.ok && user && password !== undefined) {
-          this.#sessions.set(client, { address, username, acl: new TopicAcl(user, client.id) });
+          this.#sessions.set(client, { address, username, acl: new TopicAcl(userRules(user), username, client.id) });
           done(null, true);
           return;
         }
@@ -191,7 +196,9 @@ export class AccessPolicy {
     let reason: string | undefined;
     if (packet.topic.startsWith('$')) reason = '$-topics are reserved for the broker';
     else if (packet.payload.length > max) reason = `payload of ${packet.payload.length} bytes exceeds broker.max_payload_bytes (${max})`;
-    else if (session?.acl && !session.acl.mayPublish(packet.topic)) reason = 'topic not allowed by the ACL';
+    else if (session && !session.acl.mayPublish(packet.topic, packet.retain && packet.payload.length === 0)) {
+      reason = packet.retain && packet.payload.length === 0 ? 'deleting this retained message is not allowed by the ACL' : 'topic not allowed by the ACL';
+    }
     if (reason) {
       // MQTT 5 has a reason code for it: aedes answers a QoS 1/2 PUBLISH with PUBACK/PUBREC 0x87 and this
       // reason string, drops a QoS 0 one, and keeps the connection. MQTT 3.1.1 only knows "close".
@@ -218,7 +225,7 @@ export class AccessPolicy {
     done: (error: Error | null, sub?: Subscription | null) => void,
   ): void => {
     const session = this.#sessions.get(client);
-    if (session?.acl && !session.acl.maySubscribe(sub.topic)) {
+    if (session && !session.acl.maySubscribe(sub.topic)) {
       this.#options.logger.info({ clientId: client.id, username: session.username, filter: sub.topic }, 'subscription denied by the ACL');
       done(null, null);
       return;
@@ -230,5 +237,14 @@ export class AccessPolicy {
   mayForward(client: Client, packet: AedesPublishPacket): boolean {
     const acl = this.#sessions.get(client)?.acl;
     return !acl || acl.mayReceive(packet.topic);
+  }
+
+  /**
+   * The ACL a CONNECT's will is vetted against: the claimed user's (a wrong password fails the login
+   * anyway), the anonymous rules without a username, none for an unknown username (refused at login).
+   */
+  #aclFor(username: string | undefined, user: BrokerUserConfig | undefined, clientId: string): TopicAcl | undefined {
+    if (user) return new TopicAcl(userRules(user), user.username, clientId);
+    return username === undefined ? new TopicAcl(this.#anonymousRules, '', clientId) : undefined;
   }
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { TopicAcl, expandPatterns } from './acl.js';
+import { TopicAcl, expandPatterns, userRules } from './acl.js';
 import { anonymousAllowed, isLoopbackAddress } from './anonymous.js';
 import { filterCovers, topicFilterProblem, topicMatches, topicNameProblem } from './topics.js';
 
@@ -53,7 +53,7 @@ t.test('ACL patterns: %u and %c substitution, unsafe values match nothing', asyn
   t.same(expandPatterns(['dev/%u/#', 'cl/%c'], 'ann', 'box1'), ['dev/ann/#', 'cl/box1']);
   t.same(expandPatterns(['cl/%c/#'], 'ann', '#'), [], 'a client id of # does not become a wildcard');
   t.same(expandPatterns(['cl/%c/#'], 'ann', 'a/b'), [], 'nor one with a slash');
-  const acl = new TopicAcl({ username: 'ann', publish: ['dev/%u/#'], subscribe: ['dev/%u/#', 'public/+'] }, 'c1');
+  const acl = new TopicAcl(userRules({ publish: ['dev/%u/#'], subscribe: ['dev/%u/#', 'public/+'] }), 'ann', 'c1');
   t.ok(acl.mayPublish('dev/ann/x'));
   t.notOk(acl.mayPublish('dev/bob/x'));
   t.ok(acl.maySubscribe('dev/ann/+'));
@@ -62,7 +62,7 @@ t.test('ACL patterns: %u and %c substitution, unsafe values match nothing', asyn
   t.notOk(acl.maySubscribe('#'));
   t.ok(acl.mayReceive('public/x'));
   t.notOk(acl.mayReceive('private/x'));
-  const nothing = new TopicAcl({ username: 'z', publish: [], subscribe: [] }, 'c');
+  const nothing = new TopicAcl(userRules({ publish: [], subscribe: [] }), 'z', 'c');
   t.notOk(nothing.mayPublish('a'), 'empty lists allow nothing');
   t.notOk(nothing.maySubscribe('a'));
 });

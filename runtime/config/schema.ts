@@ -12,6 +12,21 @@ import { type DataConfig, dataConfigSchema } from '../privacy/config-schema.js';
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const host = { type: 'string', minLength: 1, maxLength: 253 } as const;
 const topicPattern = { type: 'string', minLength: 1, maxLength: 256 } as const;
+/** One ordered ACL rule (runtime/broker/acl.ts): the first rule whose topic matches decides. */
+const aclRule = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['allow', 'access', 'topic'],
+  properties: {
+    allow: { type: 'boolean', description: 'true: allow, false: deny.' },
+    access: {
+      enum: ['publish', 'subscribe', 'clear', 'all'],
+      description: 'publish, subscribe (and receive), clear (an empty retained PUBLISH, which deletes a retained message), or all three.',
+    },
+    topic: { ...topicPattern, description: 'Topic filter; %u = username, %c = client id. `#` and `+` never cover $-topics ($SYS): name them.' },
+  },
+} as const;
+const aclRules = { type: 'array', items: aclRule, maxItems: 256 } as const;
 const logLevel = { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } as const;
 
 const coreConfigSchema = {
@@ -82,6 +97,11 @@ const coreConfigSchema = {
           description:
             'Who may connect without a username. auto: loopback clients in local mode, nobody in appliance mode.',
         },
+        anonymous_acl: {
+          ...aclRules,
+          description:
+            'Ordered rules for clients without a username, checked before the built-in ones (anonymous clients may do everything but clear retained messages under the base topic and homeassistant/, and nothing on $-topics).',
+        },
         users: {
           type: 'array',
           default: [],
@@ -96,6 +116,7 @@ const coreConfigSchema = {
                 pattern: '^scrypt\\$',
                 description: 'From `clawbox passwd`: scrypt$N$r$p$salt$hash (base64).',
               },
+              acl: { ...aclRules, description: 'Ordered allow/deny rules, checked before `publish` and `subscribe`; the first match decides.' },
               publish: { type: 'array', items: topicPattern, default: [], description: 'Topic filters; %u = username, %c = client id.' },
               subscribe: { type: 'array', items: topicPattern, default: [] },
             },
@@ -153,9 +174,16 @@ const coreConfigSchema = {
 
 export type LogLevel = (typeof logLevel.enum)[number];
 
+export interface AclRuleConfig {
+  allow: boolean;
+  access: 'publish' | 'subscribe' | 'clear' | 'all';
+  topic: string;
+}
+
 export interface BrokerUserConfig {
   username: string;
   password_hash: string;
+  acl?: AclRuleConfig[];
   publish: string[];
   subscribe: string[];
 }
@@ -173,6 +201,7 @@ export interface CoreConfig {
     websocket: { enabled: boolean; path: string };
     tls: { enabled: boolean; host: string; port: number; cert?: string; key?: string; ca?: string };
     anonymous: 'auto' | 'loopback' | 'never' | 'always';
+    anonymous_acl?: AclRuleConfig[];
     users: BrokerUserConfig[];
     persistence: { enabled: boolean };
   };
