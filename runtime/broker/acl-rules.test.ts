@@ -49,8 +49,9 @@ t.test('rule order: the first rule whose topic matches decides; nothing matching
   t.notOk(anonymous.mayPublish('homeassistant/switch/lamp/config', true), 'nor a discovery config');
   t.ok(anonymous.mayPublish('elsewhere/x', true), 'other retained messages may be cleared');
   t.ok(anonymous.maySubscribe('#'));
-  t.notOk(anonymous.maySubscribe('$SYS/#'), 'no $SYS by default');
-  t.notOk(anonymous.mayReceive('$SYS/x'));
+  t.ok(anonymous.maySubscribe('$SYS/#'), 'reads $SYS');
+  t.notOk(anonymous.maySubscribe('$other/#'), 'no other $-topics');
+  t.notOk(anonymous.mayPublish('$SYS/x'), 'publishes to no $-topic');
 
   const failClosed = new TopicAcl([{ allow: false, access: 'all', topic: 'c/%c' }, { allow: true, access: 'all', topic: '#' }], '', 'a/b');
   t.notOk(failClosed.mayPublish('x'), 'a deny rule whose %c cannot be filled in safely denies everything');

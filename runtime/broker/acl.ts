@@ -57,13 +57,14 @@ export function unshared(filter: string): string {
 /**
  * Built-in rules for anonymous clients, after `broker.anonymous_acl`: everything, except deleting
  * retained device state and discovery configs (an empty retained PUBLISH under the base topic or
- * `homeassistant/`), and nothing on `$`-topics.
+ * `homeassistant/`); of the `$`-topics only reading `$SYS` (no client publishes to `$`-topics at all).
  */
 export function anonymousRules(baseTopic: string): AclRuleConfig[] {
   return [
     { allow: false, access: 'clear', topic: `${baseTopic}/#` },
     { allow: false, access: 'clear', topic: 'homeassistant/#' },
     { allow: true, access: 'all', topic: '#' },
+    { allow: true, access: 'subscribe', topic: '$SYS/#' },
   ];
 }
 

@@ -104,11 +104,11 @@ t.test('$-topics are not matched by # or + [MQTT-4.7.2-1]; clients cannot publis
   const allInbox = collect(all);
   const dollarInbox = collect(dollar);
   await all.subscribeAsync(['#', '+/x']);
-  await dollar.subscribeAsync('$clawbox/#');
-  await tb.broker.publish('$clawbox/x', 'internal');
+  await dollar.subscribeAsync('$SYS/clawbox-test/#');
+  await tb.broker.publish('$SYS/clawbox-test/x', 'internal');
   await tb.broker.publish('plain/x', 'marker');
   const [d] = await dollarInbox.next(1);
-  t.equal(d?.topic, '$clawbox/x', 'an explicit $ filter matches');
+  t.equal(d?.topic, '$SYS/clawbox-test/x', 'an explicit $ filter matches');
   // The marker was published after the $ message: once it is here, a $ message to # would be too.
   await until(() => allInbox.all.some((m) => m.topic === 'plain/x'));
   await sleep(100);
@@ -119,7 +119,7 @@ t.test('$-topics are not matched by # or + [MQTT-4.7.2-1]; clients cannot publis
   );
 
   // A client's PUBLISH to a $-topic is acknowledged and dropped; the connection stays up.
-  await all.publishAsync('$clawbox/x', 'forged', { qos: 1 });
+  await all.publishAsync('$SYS/clawbox-test/x', 'forged', { qos: 1 });
   await all.publishAsync('plain/x', 'after', { qos: 1 });
   await allInbox.next(2);
   t.equal(dollarInbox.all.length, 1, 'the forged $ message was not delivered');

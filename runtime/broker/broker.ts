@@ -35,6 +35,7 @@ import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
+import { SessionExpiry } from './session-expiry.js';
 import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
@@ -216,6 +217,12 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     skipCleanSessionAckLookups(aedes);
     guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
+    if (run.persistence.sessionExpiry) {
+      const expiry = new SessionExpiry(aedes, run.persistence.sessionExpiry, (error) => logger.warn({ err: error }, 'could not store a session expiry'));
+      const swept = await expiry.sweep();
+      if (swept.ended > 0) logger.info(swept, `ended ${swept.ended} MQTT 5 session(s) that expired while the broker was stopped`);
+      run.cleanups!.push(() => expiry.stop());
+    }
     if (cluster) run.cleanups!.push(cluster.attach(aedes, logger));
     run.internal = new InternalClient(aedes, logger);
 

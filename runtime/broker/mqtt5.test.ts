@@ -3,6 +3,9 @@
  * socket client that sees the exact packets (reason codes, properties) and can break the rules on purpose.
  * MQTT 3.1.1 behaviour is covered by the other broker tests; where the two differ, both are checked here.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import t from 'tap';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { hashPassword } from '../auth/password.js';
@@ -304,4 +307,30 @@ t.test('server DISCONNECT with a reason: session takeover 0x8E, broker stop 0x8B
   const shutdown = await second.waitFor((p) => p.cmd === 'disconnect');
   t.equal((shutdown as { reasonCode?: number }).reasonCode, 0x8b, 'server shutting down');
   await stopping;
+});
+
+t.test('session expiry survives a restart: an expired session is gone, a live one is still there', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-expiry-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const first = await startTestBroker({ stateDir: dir });
+  const short = await connect(first.url, { ...v5, clientId: 'short-lived', clean: false, properties: { sessionExpiryInterval: 1 } });
+  const long = await connect(first.url, { ...v5, clientId: 'long-lived', clean: false, properties: { sessionExpiryInterval: 3600 } });
+  await short.subscribeAsync('exp/short', { qos: 1 });
+  await long.subscribeAsync('exp/long', { qos: 1 });
+  await closeClient(short);
+  // long-lived is still connected when the broker stops: its deadline is kept too.
+  await first.close();
+  await sleep(1500); // the short session's interval passes while the broker is stopped
+
+  const second = await startTestBroker({ stateDir: dir });
+  t.teardown(() => second.close());
+  const { raw: shortAgain, connack: shortConnack } = await rawV5(second.broker.port, { clientId: 'short-lived', clean: false, properties: { sessionExpiryInterval: 60 } });
+  t.teardown(() => shortAgain.close());
+  t.equal((shortConnack as { sessionPresent?: boolean }).sessionPresent, false, 'the expired session was ended at start');
+  const { raw: longAgain, connack: longConnack } = await rawV5(second.broker.port, { clientId: 'long-lived', clean: false, properties: { sessionExpiryInterval: 60 } });
+  t.teardown(() => longAgain.close());
+  t.equal((longConnack as { sessionPresent?: boolean }).sessionPresent, true, 'the live session is still there');
+  await second.broker.publish('exp/long', 'kept', { qos: 1 });
+  const delivered = await longAgain.waitFor((p) => p.cmd === 'publish');
+  t.equal((delivered as IPublishPacket).topic, 'exp/long', 'with its subscription');
 });

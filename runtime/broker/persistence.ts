@@ -13,6 +13,7 @@ import levelPersistence from 'aedes-persistence-level';
 import { Level } from 'level';
 import { ClawboxError } from '../errors.js';
 import { GroupCommitDb } from './group-commit.js';
+import type { SessionExpiryStore } from './session-expiry.js';
 import { type SessionRegistry, memorySessions } from './session-present.js';
 
 export interface BrokerPersistence {
@@ -21,6 +22,8 @@ export interface BrokerPersistence {
   readonly kind: 'level' | 'memory' | 'redis';
   /** Which persistent sessions exist (session-present.ts). */
   readonly sessions: SessionRegistry;
+  /** MQTT 5 session deadlines that must survive a restart (session-expiry.ts); none where nothing does. */
+  readonly sessionExpiry?: SessionExpiryStore;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,28 @@ function levelSessions(db: GroupCommitDb): SessionRegistry {
     has: async (id) => (await db.get(key(id))) !== undefined,
     add: (id) => db.put(key(id), '1'),
     remove: (id) => db.del(key(id)),
+  };
+}
+
+const EXPIRY_PREFIX = 'clawbox-session-expiry:';
+
+function levelSessionExpiry(db: GroupCommitDb): SessionExpiryStore {
+  const key = (id: string): string => `${EXPIRY_PREFIX}${encodeURIComponent(id)}`;
+  return {
+    set: (id, expiresAt) => db.put(key(id), JSON.stringify({ clientId: id, expiresAt })),
+    remove: (id) => db.del(key(id)),
+    list: async () => {
+      const out: { clientId: string; expiresAt: number }[] = [];
+      for await (const value of db.values({ gt: EXPIRY_PREFIX, lt: `${EXPIRY_PREFIX}\xff`, valueEncoding: 'utf8' })) {
+        try {
+          const entry = JSON.parse(String(value)) as { clientId?: unknown; expiresAt?: unknown };
+          if (typeof entry.clientId === 'string' && typeof entry.expiresAt === 'number') out.push({ clientId: entry.clientId, expiresAt: entry.expiresAt });
+        } catch {
+          // A damaged entry: the session then simply does not expire by itself.
+        }
+      }
+      return out;
+    },
   };
 }
 
@@ -61,6 +86,7 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     aedesPersistence: persistence,
     kind: 'level',
     sessions: levelSessions(committed),
+    sessionExpiry: levelSessionExpiry(committed),
     // destroy() commits what is queued and closes the LevelDB, releasing its lock so that a restart in
     // the same process can reopen it.
     close: () => persistence.destroy(),

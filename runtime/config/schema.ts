@@ -100,7 +100,7 @@ const coreConfigSchema = {
         anonymous_acl: {
           ...aclRules,
           description:
-            'Ordered rules for clients without a username, checked before the built-in ones (anonymous clients may do everything but clear retained messages under the base topic and homeassistant/, and nothing on $-topics).',
+            'Ordered rules for clients without a username, checked before the built-in ones (anonymous clients may do everything but clear retained messages under the base topic and homeassistant/; of the $-topics they may read $SYS).',
         },
         users: {
           type: 'array',
