@@ -15,7 +15,8 @@
  * Measures, per round and broker: QoS 0 and QoS 1 throughput (N x 64-byte messages, one publisher, one
  * subscriber), QoS 1 throughput where the broker has to store every message (the subscriber is a
  * persistent session; and the messages are retained, on 100 topics), and the round-trip time of
- * sequential QoS 1 request/response pairs. Then the RSS of each broker process idle and with 1,000 idle
+ * sequential QoS 1 request/response pairs; the QoS 0/1 throughput and the round trip again with MQTT 5 clients
+ * (mqtt.js `protocolVersion: 5`; a baseline whose broker refuses MQTT 5 shows `–` there). Then the RSS of each broker process idle and with 1,000 idle
  * MQTT clients. Prints medians and ratios and writes everything to bench/results/broker-<time>.json.
  *
  * Environment: BENCH_MESSAGES (default 100000), BENCH_ROUNDS (3), BENCH_PAIRS (2000), BENCH_IDLE_CLIENTS
@@ -213,11 +214,11 @@ function cpuMs(pid: number): number {
 }
 
 /** One publisher and one subscriber; time from the first publish until the subscriber has them all. */
-async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string, stored: Stored = 'none'): Promise<Throughput> {
+async function throughput(broker: BrokerProcess, qos: 0 | 1, topic: string, stored: Stored = 'none', protocolVersion: 4 | 5 = 4): Promise<Throughput> {
   const { port } = broker;
   const clientId = `bench-sub-${topic.replaceAll('/', '-')}`;
-  const sub = await connect(port, stored === 'session' ? { clientId, clean: false } : {});
-  const pub = await connect(port);
+  const sub = await connect(port, { protocolVersion, ...(stored === 'session' ? { clientId, clean: false } : {}) });
+  const pub = await connect(port, { protocolVersion });
   await sub.subscribeAsync(stored === 'retained' ? `${topic}/+` : topic, { qos });
   let received = 0;
   let lastAt = 0;
@@ -284,9 +285,9 @@ interface RoundTrip {
 }
 
 /** Sequential QoS 1 request/response pairs through the broker (requester -> responder -> requester). */
-async function roundTrip(port: number): Promise<RoundTrip> {
-  const requester = await connect(port);
-  const responder = await connect(port);
+async function roundTrip(port: number, protocolVersion: 4 | 5 = 4): Promise<RoundTrip> {
+  const requester = await connect(port, { protocolVersion });
+  const responder = await connect(port, { protocolVersion });
   await responder.subscribeAsync('bench/rtt/req', { qos: 1 });
   responder.on('message', (_topic, payload) => responder.publish('bench/rtt/resp', payload, { qos: 1 }));
   await requester.subscribeAsync('bench/rtt/resp', { qos: 1 });
@@ -343,6 +344,21 @@ interface RoundResult {
   qos1_session: Throughput;
   qos1_retained: Throughput;
   rtt: RoundTrip;
+  /** MQTT 5 clients; null where the broker refuses MQTT 5 (a baseline before aedes 2). */
+  v5: { qos0: Throughput; qos1: Throughput; rtt: RoundTrip } | null;
+}
+
+/** The MQTT 5 measurements, or null when the broker does not speak MQTT 5. */
+async function measureV5(broker: BrokerProcess, r: number): Promise<RoundResult['v5']> {
+  try {
+    await end(await connect(broker.port, { protocolVersion: 5 }));
+  } catch {
+    return null;
+  }
+  const qos0 = await throughput(broker, 0, `bench/v5/${r}/0`, 'none', 5);
+  const qos1 = await throughput(broker, 1, `bench/v5/${r}/1`, 'none', 5);
+  const rtt = await roundTrip(broker.port, 5);
+  return { qos0, qos1, rtt };
 }
 
 async function main(): Promise<void> {
@@ -379,18 +395,23 @@ async function main(): Promise<void> {
         const qos1_session = await throughput(broker, 1, `bench/tp/${r}/session`, 'session');
         const qos1_retained = await throughput(broker, 1, `bench/tp/${r}/retained`, 'retained');
         const rtt = await roundTrip(broker.port);
-        results.push({ round: r, broker: broker.name, qos0, qos1, qos1_session, qos1_retained, rtt });
+        const v5 = await measureV5(broker, r);
+        results.push({ round: r, broker: broker.name, qos0, qos1, qos1_session, qos1_retained, rtt, v5 });
         log(
           `  qos0 ${qos0.msgs_per_s}/s (${qos0.received}/${qos0.messages}, ${qos0.broker_cpu_ms_per_1k} ms CPU/1k)` +
             `  qos1 ${qos1.msgs_per_s}/s (${qos1.broker_cpu_ms_per_1k} ms CPU/1k)` +
             `  qos1 session ${qos1_session.msgs_per_s}/s (${qos1_session.broker_cpu_ms_per_1k} ms CPU/1k)` +
             `  qos1 retained ${qos1_retained.msgs_per_s}/s (${qos1_retained.broker_cpu_ms_per_1k} ms CPU/1k)` +
-            `  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms`,
+            `  rtt p50 ${rtt.p50_ms} ms p99 ${rtt.p99_ms} ms` +
+            (v5 ? `  | MQTT 5: qos0 ${v5.qos0.msgs_per_s}/s qos1 ${v5.qos1.msgs_per_s}/s rtt p50 ${v5.rtt.p50_ms} ms p99 ${v5.rtt.p99_ms} ms` : '  | no MQTT 5'),
         );
       }
     }
 
-    const of = (name: BrokerName, pick: (r: RoundResult) => number): number => median(results.filter((r) => r.broker === name).map(pick));
+    const of = (name: BrokerName, pick: (r: RoundResult) => number): number => {
+      const values = results.filter((r) => r.broker === name).map(pick).filter((v) => !Number.isNaN(v));
+      return values.length > 0 ? median(values) : Number.NaN;
+    };
     const n = `${MESSAGES / 1000}k x 64 B`;
     const rows: [string, (r: RoundResult) => number][] = [
       [`QoS 0 throughput, msg/s (${n})`, (r) => r.qos0.msgs_per_s],
@@ -403,9 +424,15 @@ async function main(): Promise<void> {
       ['broker CPU per 1,000 QoS 1 retained, ms', (r) => r.qos1_retained.broker_cpu_ms_per_1k],
       [`QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.rtt.p50_ms],
       [`QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.rtt.p99_ms],
+      [`MQTT 5: QoS 0 throughput, msg/s (${n})`, (r) => r.v5?.qos0.msgs_per_s ?? Number.NaN],
+      [`MQTT 5: QoS 1 throughput, msg/s (${n})`, (r) => r.v5?.qos1.msgs_per_s ?? Number.NaN],
+      ['MQTT 5: broker CPU per 1,000 QoS 0 messages, ms', (r) => r.v5?.qos0.broker_cpu_ms_per_1k ?? Number.NaN],
+      ['MQTT 5: broker CPU per 1,000 QoS 1 messages, ms', (r) => r.v5?.qos1.broker_cpu_ms_per_1k ?? Number.NaN],
+      [`MQTT 5: QoS 1 round trip p50, ms (${PAIRS} pairs)`, (r) => r.v5?.rtt.p50_ms ?? Number.NaN],
+      [`MQTT 5: QoS 1 round trip p99, ms (${PAIRS} pairs)`, (r) => r.v5?.rtt.p99_ms ?? Number.NaN],
     ];
     const withBaseline = names.includes('baseline');
-    const ratio = (a: number, b: number, digits = 2): string => (a / b).toFixed(digits);
+    const ratio = (a: number, b: number, digits = 2): string => (Number.isNaN(a) || Number.isNaN(b) ? '–' : (a / b).toFixed(digits));
     const table = [
       `| metric (median of rounds) | ${names.join(' | ')} | clawbox/mosquitto |${withBaseline ? ' clawbox/baseline |' : ''}`,
       `|---|${names.map(() => '---:|').join('')}---:|${withBaseline ? '---:|' : ''}`,
@@ -436,7 +463,9 @@ async function main(): Promise<void> {
       load_average_before: loadBefore,
       load_average_after: os.loadavg().map((n) => round(n, 2)),
     };
-    const lossy = results.filter((r) => [r.qos0, r.qos1, r.qos1_session, r.qos1_retained].some((x) => x.received < x.messages));
+    const lossy = results.filter((r) =>
+      [r.qos0, r.qos1, r.qos1_session, r.qos1_retained, ...(r.v5 ? [r.v5.qos0, r.v5.qos1] : [])].some((x) => x.received < x.messages),
+    );
     process.stdout.write(
       `\nBroker benchmark: ${ROUNDS} rounds in rotating order, clawbox as ${how}` +
         `${baselineBuild ? `; baseline: clawbox at ${baselineBuild.commit}, same way` : ''}\n`,
@@ -465,6 +494,7 @@ async function main(): Promise<void> {
 }
 
 function fmt(n: number): string {
+  if (Number.isNaN(n)) return '–';
   return n >= 100 ? String(Math.round(n)) : String(round(n, 3));
 }
 
