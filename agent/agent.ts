@@ -58,6 +58,8 @@ export interface AgentEngine {
 export interface AgentRequest {
   text: string;
   session?: string;
+  /** Who asks (principal kind and id): the data policy decides by it whether the work may leave the box. Never sent out. */
+  caller?: { kind: string; id: string };
   transaction?: string | number;
   /** Device ids this caller may control; all when absent. */
   allow?: readonly string[];

@@ -107,6 +107,7 @@ export function agentOperations(deps: AgentOperationDeps): AnyOperation[] {
         try {
           response = await deps.handle({
             text: input.text,
+            caller: { kind: ctx.principal.kind, id: ctx.principal.id },
             ...(session ? { session } : {}),
             ...(input.deadline_ms ? { deadline_ms: input.deadline_ms } : {}),
             source: ctx.source,

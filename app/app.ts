@@ -122,7 +122,15 @@ export function createApp(options: AppOptions): App {
   // Hybrid deployment: with brain.endpoint set, model work the box cannot do in time goes to the brain.
   const brainLink = new BrainLinkService();
   const remote = (directory: DeviceDirectory) =>
-    remoteRung({ brain: brainLink, directory, devices, audit, logger: logging.forComponent('brain-link'), classOf: configuredClasses(config) });
+    remoteRung({
+      brain: brainLink,
+      directory,
+      devices,
+      audit,
+      logger: logging.forComponent('brain-link'),
+      classOf: configuredClasses(config),
+      mayLeave: (caller, region) => dataRights.mayLeave({ name: 'brain', region }, caller ?? null),
+    });
   // The knowledge base: kb.search for callers, and for the agent as its caller.
   const knowledge = new KnowledgeComponent({ frontDoor, mqtt });
   registerKnowledgeRoutes(http, frontDoor);

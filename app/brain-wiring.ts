@@ -82,6 +82,8 @@ export function remoteRung(deps: {
   audit: AuditLog;
   logger: Logger;
   classOf: ClassOf;
+  /** The people's data policy: whether this caller's work may go to this brain (region, opt-out). */
+  mayLeave: (caller: AgentRequest['caller'], brainRegion: string | null) => boolean;
 }): RemoteRung | null {
   const { brain, devices, audit, logger, classOf } = deps;
   const config = brain.config;
@@ -158,6 +160,7 @@ export function remoteRung(deps: {
     const policy = brain.policy;
     if (!policy) return 'any';
     const text = typeof submission.request.text === 'string' ? submission.request.text : '';
+    if (!deps.mayLeave(submission.request.caller, config.region ?? null)) return 'local_only';
     if (policy.involves(text, devices.list().map((d) => policyDevice(d, classOf)))) return 'local_only';
     const prefer = config.prefer_remote;
     if (submission.source && prefer.sources.includes(submission.source)) return 'remote_first';

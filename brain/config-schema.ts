@@ -58,6 +58,11 @@ export const brainConfigSchema = {
       },
       description: 'Edge: after `threshold` failures in a row the remote rung is skipped for a cool-down (doubling up to max_cooldown_ms).',
     },
+    region: {
+      type: 'string',
+      pattern: '^[a-z]{2}(-[a-z0-9]{1,8})?$',
+      description: "Edge: the data region the brain's operator declares (e.g. eu). Work goes to the brain only when it equals data.region and the person did not opt out of sharing.",
+    },
     prefer_remote: {
       type: 'object',
       additionalProperties: false,
@@ -95,6 +100,7 @@ export interface BrainConfig {
   max_in_flight: number;
   health_interval_ms: number;
   breaker: { threshold: number; cooldown_ms: number; max_cooldown_ms: number };
+  region?: string;
   prefer_remote: { sources: string[]; min_prompt_tokens: number };
   local_only: { devices: string[]; device_classes: string[]; areas: string[]; data: DataClass[] };
   pseudonym_key_file?: string;

@@ -101,7 +101,10 @@ const test = makeTestContext({
       { id: 'fan', name: 'Ceiling fan', driver: 'simulated', capabilities: ['switch'] },
       { id: 'porch', name: 'Porch light', driver: 'simulated', capabilities: ['switch'] },
     ],
+    // Work leaves the box only for a brain in the box's own data region (README, "Your data").
+    data: { region: 'eu' },
     brain: {
+      region: 'eu',
       endpoint: `grpcs://127.0.0.1:${brain.port}`,
       tls: { ca: certs.ca_cert, cert: certs.edge_cert, key: certs.edge_key },
       health_interval_ms: 200,

@@ -231,6 +231,16 @@ export class DataRights implements Component {
     }
   }
 
+  /** checkProcessor as a yes/no, for routing: a refusal keeps the work on the box. */
+  mayLeave(processor: OutboundProcessor, principal: { kind: string; id: string } | null): boolean {
+    try {
+      this.checkProcessor(processor, principal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Runs the retention job now (also what the timer runs); one at a time. */
   sweep(): Promise<SweepReport> {
     this.#sweeping ??= this.#sweepOnce().finally(() => {
