@@ -55,9 +55,16 @@ async function serve(configFile: string): Promise<void> {
   const { DeviceService } = await import('../devices/device-service.js');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
   const tc = makeTestContext({ config, logLevel: 'warn' });
+  const { FrontDoor } = await import('../runtime/operations/front-door.js');
+  const { MqttAdapter } = await import('../runtime/operations/mqtt-adapter.js');
   const broker = new Broker();
   await broker.start(tc.ctx);
-  const devices = new DeviceService({ messaging: broker });
+  tc.setLifecycle('serving');
+  // `<base>/<device>/set` is answered through the front door, as app.ts wires it.
+  const logger = tc.ctx.logger('front-door');
+  const frontDoor = new FrontDoor({ logger });
+  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
+  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
   await devices.start(tc.ctx);
   // Event-loop delay of the runtime process, per run: tells a stall of the runtime from a slow device.
   const { monitorEventLoopDelay } = await import('node:perf_hooks');
