@@ -32,8 +32,8 @@ export interface LogLines {
 /** A whole-word match of the subject's id (`alice` of `mqtt:alice`, or the whole `telegram:42`). */
 function mentions(subject: Subject): (entry: { msg: string }) => boolean {
   const id = subject.slice(subject.indexOf(':') + 1);
-  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(`(^|[^\\w-])(${escape(subject)}|${escape(id)})($|[^\\w-])`);
+  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`(^|[^\\w-])(${literal(subject)}|${literal(id)})($|[^\\w-])`);
   return (entry) => pattern.test(entry.msg);
 }
 

@@ -10,7 +10,7 @@ import { ClawboxError } from '../errors.js';
 
 export type Subject = string;
 
-const SUBJECT = /^[a-z][a-z0-9_-]{0,31}:[^\s\u0000-\u001f]{1,256}$/;
+const SUBJECT = /^[a-z][a-z0-9_-]{0,31}:[^\s\p{Cc}]{1,256}$/u;
 
 /** The subject as given by the owner, checked; PAYLOAD_INVALID when it is not `<kind>:<id>`. */
 export function parseSubject(text: unknown): Subject {
