@@ -238,6 +238,17 @@ t.test('what other parts report: a WhatsApp pairing QR, a model download, an idl
       },
       model: { name: null, state: 'no-model', downloads: [{ uri: 'hf:owner/repo/tiny.gguf', phase: 'downloading', file: 'tiny.gguf', downloaded_bytes: 1048576, total_bytes: 4194304, speed_bps: 524288, eta_s: 6 }] },
       scheduler: { queued: 0, running: 0, concurrency: 1, default_deadline_ms: 200, lanes: {}, stats: { shed: { busy: 4 }, degraded: {}, completed: 0, deadline_misses: 0, recent: { window: 0, shed_rate: 0.4, miss_rate: null, latency_ms: {} } } },
+      // Shaped like the brain link's and the cluster's sections (brain/, cluster/): no brain or Redis runs here.
+      brain: { role: 'edge', link: { kind: 'grpc', target: 'brain.lan:7443', state: 'up', protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', mutual_tls: true, fips: false, certificate: { expires_at: '2027-12-05T00:00:00.000Z' } } },
+      cluster: {
+        replica_id: 'clawbox-0',
+        redis: { url: 'redis://redis:6379/0', connected: true },
+        replicas: [
+          { id: 'clawbox-0', self: true, load: { agent_running: 1, agent_queued: 0, mqtt_clients: 3, devices_owned: 2 } },
+          { id: 'clawbox-1', load: { agent_running: 0, agent_queued: 0, mqtt_clients: 5, devices_owned: 1 } },
+        ],
+        devices: { lamp: 'clawbox-0', blind: 'clawbox-1' },
+      },
     },
   };
   await page.route('**/api/events', (route) =>
@@ -257,6 +268,11 @@ t.test('what other parts report: a WhatsApp pairing QR, a model download, an idl
   const shed = page.locator('#scheduler-shed');
   t.equal(await shed.textContent(), 'none (idle)', 'an idle box shows no shed rate');
   t.notOk(/\bbad\b/.test((await shed.getAttribute('class')) ?? ''), 'and nothing red');
+  t.match(await page.locator('[data-section="brain"]').textContent(), /brain\.lan:7443[\s\S]*up[\s\S]*TLSv1\.3 · TLS_AES_256_GCM_SHA384 · mutual TLS[\s\S]*2027-12-05/, 'the brain link, its cipher and certificate expiry');
+  t.match(await page.locator('#cluster-replicas').textContent(), /clawbox-0 \(this box\)[\s\S]*clawbox-1/, 'the replicas with their load');
+  t.match(await page.locator('[data-section="cluster"]').textContent(), /blind\s*clawbox-1/, 'who drives which device');
+  t.match(await page.locator('[data-section="data"]').textContent(), /Data region/, 'people\'s data: region and retention');
+  await screenshot(page, 'phone-system-brain-cluster');
 });
 
 t.test('axe-core: no serious or critical violations, light and dark', async (t) => {

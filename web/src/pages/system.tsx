@@ -1,12 +1,13 @@
 /**
  * The box: version, uptime, broker, CPU/memory/disk, the agent's scheduler with plain-language labels,
- * recent warnings, and any other section the runtime reports (cluster, brain link, …) as key/value pairs.
+ * the brain link, the cluster, people's data, recent warnings, and any other section the runtime reports
+ * as key/value pairs.
  */
 import type { ComponentChildren } from 'preact';
 import { bytes, clock, duration, isRecord, ms, num, percent, perSecond, str, tokensPerSecond } from '../format.js';
 import { section, sectionError, useLive } from '../live.js';
 
-const KNOWN = new Set(['devices', 'broker', 'system', 'scheduler', 'model', 'plugins', 'channels', 'audit']);
+const KNOWN = new Set(['devices', 'broker', 'system', 'scheduler', 'model', 'plugins', 'channels', 'audit', 'brain', 'cluster', 'data']);
 
 function Fact(props: { label: string; children: ComponentChildren; id?: string; hint?: string }) {
   return (
@@ -84,6 +85,102 @@ function Scheduler(props: { s: Record<string, unknown> }) {
               </Fact>
             );
           })}
+      </dl>
+    </div>
+  );
+}
+
+/** The hybrid brain link: what the edge is connected to and how (the issue's "status page shows the link"). */
+function BrainLink(props: { b: Record<string, unknown> }) {
+  const link = isRecord(props.b.link) ? props.b.link : null;
+  const server = isRecord(props.b.server) ? props.b.server : null;
+  const cert = link && isRecord(link.certificate) ? link.certificate : server && isRecord(server.certificate) ? server.certificate : null;
+  const state = str(link?.state);
+  return (
+    <div class="card" data-section="brain">
+      <h2>Brain link</h2>
+      <dl class="facts">
+        <Fact label="Role">{str(props.b.role) ?? 'edge'}</Fact>
+        {link ? (
+          <>
+            <Fact label="Brain" id="brain-target">
+              {str(link.target) ?? '?'} <span class="muted small">({str(link.kind) ?? '?'})</span>
+            </Fact>
+            <Fact label="State">
+              <span class={state === 'up' ? '' : 'warn'} id="brain-state">
+                {state ?? '?'}
+              </span>
+            </Fact>
+            <Fact label="Encryption" hint="negotiated">
+              {str(link.protocol) ?? '?'} · {str(link.cipher) ?? '?'}
+              {link.mutual_tls === true ? ' · mutual TLS' : ''}
+              {link.fips === true ? ' · FIPS' : ''}
+            </Fact>
+          </>
+        ) : server ? (
+          <Fact label="Serving">
+            {str(server.protocol) ?? '?'} · {str(server.cipher) ?? '?'} · {String(num(server.in_flight) ?? 0)} in flight
+          </Fact>
+        ) : (
+          <Fact label="Link">{str(props.b.error) ?? 'none configured (brain.endpoint)'}</Fact>
+        )}
+        {cert ? <Fact label="Certificate expires">{str(cert.expires_at) ?? '?'}</Fact> : null}
+      </dl>
+    </div>
+  );
+}
+
+/** Cluster mode: the replicas, their load, and which replica drives which device. */
+function Cluster(props: { c: Record<string, unknown> }) {
+  const replicas = Array.isArray(props.c.replicas) ? props.c.replicas.filter(isRecord) : [];
+  const devices = isRecord(props.c.devices) ? Object.entries(props.c.devices) : [];
+  const redis = isRecord(props.c.redis) ? props.c.redis : {};
+  return (
+    <div class="card" data-section="cluster">
+      <h2>Cluster</h2>
+      <p class="small muted">
+        This box is replica <strong>{str(props.c.replica_id) ?? '?'}</strong>; Redis {str(redis.url) ?? '?'} is{' '}
+        <span class={redis.connected === true ? '' : 'bad'}>{redis.connected === true ? 'connected' : 'unreachable'}</span>.
+      </p>
+      <ul class="cards" id="cluster-replicas">
+        {replicas.map((r) => {
+          const load = isRecord(r.load) ? r.load : {};
+          return (
+            <li class="card small">
+              <strong>{str(r.id) ?? '?'}</strong>
+              {r.self === true ? <span class="muted"> (this box)</span> : null} · agent {String(num(load.agent_running) ?? 0)} running, {String(num(load.agent_queued) ?? 0)} queued ·{' '}
+              {String(num(load.mqtt_clients) ?? 0)} MQTT clients · {String(num(load.devices_owned) ?? 0)} devices
+            </li>
+          );
+        })}
+      </ul>
+      {devices.length > 0 ? (
+        <dl class="facts">
+          {devices.slice(0, 64).map(([device, owner]) => (
+            <Fact label={device}>{typeof owner === 'string' ? owner : JSON.stringify(owner)}</Fact>
+          ))}
+        </dl>
+      ) : null}
+    </div>
+  );
+}
+
+/** People's data: region and retention, and what the last sweep removed. */
+function Data(props: { d: Record<string, unknown> }) {
+  const days = isRecord(props.d.retention_days) ? props.d.retention_days : {};
+  const sweep = isRecord(props.d.last_sweep) ? props.d.last_sweep : null;
+  const removed = sweep && isRecord(sweep.removed) ? Object.values(sweep.removed).reduce<number>((n, v) => n + (typeof v === 'number' ? v : 0), 0) : 0;
+  return (
+    <div class="card" data-section="data">
+      <h2>Your data</h2>
+      <dl class="facts">
+        <Fact label="Data region" hint="personal data goes out only to processors in it">
+          {str(props.d.region) ?? 'not set: nothing leaves the box'}
+        </Fact>
+        <Fact label="Kept for">
+          chat {String(num(days.chat) ?? '?')} d · audit {String(num(days.audit) ?? '?')} d · logs {String(num(days.logs) ?? '?')} d
+        </Fact>
+        <Fact label="Last retention sweep">{sweep ? `${clock(str(sweep.at) ?? Date.now())} · ${removed} removed` : 'not yet'}</Fact>
       </dl>
     </div>
   );
@@ -174,6 +271,11 @@ export function SystemPage() {
         ) : null}
       </div>
       {scheduler ? <Scheduler s={scheduler} /> : null}
+      <div class="grid">
+        {section(doc, 'brain') ? <BrainLink b={section(doc, 'brain') as Record<string, unknown>} /> : null}
+        {section(doc, 'cluster') ? <Cluster c={section(doc, 'cluster') as Record<string, unknown>} /> : null}
+        {section(doc, 'data') ? <Data d={section(doc, 'data') as Record<string, unknown>} /> : null}
+      </div>
       {sectionError(doc, 'scheduler') ? <p class="error">Scheduler: {sectionError(doc, 'scheduler')}</p> : null}
       {Object.entries(doc.sections)
         .filter(([name]) => !KNOWN.has(name))
