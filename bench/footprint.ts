@@ -17,7 +17,10 @@
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): that commit's runtime (`git archive`, this checkout's
  *   node_modules linked, tsc-built) measured for idle RSS and start in the same run: a before/after.
  *
- * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NO_BUILD=1.
+ * - with BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=1 --optimize-for-size"): this checkout again, started
+ *   with those node flags, for idle RSS, RSS with clients and start: what V8's settings change.
+ *
+ * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NODE_FLAGS, BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -33,6 +36,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF;
 const NO_BUILD = process.env.BENCH_NO_BUILD === '1';
+const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 const HEAVY = [
   'node-llama-cpp',
   'mathjs',
@@ -308,6 +312,10 @@ async function main(): Promise<void> {
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
     const runtimes: RuntimeFigures[] = [];
     runtimes.push(await runtimeFigures('clawbox', `node bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
+    if (NODE_FLAGS.length) {
+      const command = [process.execPath, ...NODE_FLAGS, path.join(ROOT, 'bin/clawbox.js'), 'start'];
+      runtimes.push(await runtimeFigures('flags', `node ${NODE_FLAGS.join(' ')} bin/clawbox.js start`, command, ROOT, scratch, true));
+    }
     if (BASELINE_REF) {
       const baseline = buildBaseline(BASELINE_REF, scratch);
       runtimes.push(
@@ -360,6 +368,7 @@ async function main(): Promise<void> {
     const imports = HEAVY.map(importCost);
 
     const clawbox = runtimes[0]!;
+    const baselineFigures = runtimes.find((r) => r.variant === 'baseline');
     const result = {
       benchmark: 'footprint',
       at: new Date().toISOString(),
@@ -387,9 +396,9 @@ async function main(): Promise<void> {
       '',
       `| metric | clawbox | mosquitto | goal |${BASELINE_REF ? ' baseline |' : ''}`,
       `|---|---:|---:|---:|${BASELINE_REF ? '---:|' : ''}`,
-      `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${runtimes[1]!.idle_rss_mb} |` : ''}`,
+      `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${baselineFigures!.idle_rss_mb} |` : ''}`,
       `| RSS with ${CLIENTS} idle MQTT clients, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients)} | 100 |${BASELINE_REF ? ' |' : ''}`,
-      `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${runtimes[1]!.ready_ms_median} |` : ''}`,
+      `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${baselineFigures!.ready_ms_median} |` : ''}`,
       `| \`npm start\` to /healthz 200 when built, ms (${npmReady.length} runs; ${npmRebuilt.length} rebuilt, left out) | ${result.npm_start_ready_ms.median ?? 'n/a'} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
       `| ready after kill -9 with state (${stateMb} MB), ms | ${result.kill9_ready_ms.median} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
       `| production node_modules, MB (${modules.packages} packages) | ${modules.production_mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
@@ -404,6 +413,7 @@ async function main(): Promise<void> {
       '|---|---:|---:|',
       ...modules.largest_production.map((p) => `| ${p.package} | ${p.mb} | ${p.after_prune_mb} |`),
       '',
+      ...runtimes.slice(1).map((r) => `${r.variant} (${r.how}): idle RSS ${r.idle_rss_mb} MB, with clients ${r.clients_rss_mb ?? 'n/a'} MB, ready ${r.ready_ms_median} ms`),
       `JSON: ${path.relative(ROOT, file)}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
