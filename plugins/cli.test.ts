@@ -25,7 +25,7 @@ t.test('list and info', async (t) => {
   const list = await cli(['list'], { PLUGIN_DIR: FIXTURES });
   t.equal(list.code, 0);
   t.match(list.stdout, /^NAME\s+VERSION\s+RUNTIME\s+FROM\s+TOOLS\n/);
-  t.match(list.stdout, /compute\s+1\.0\.0\s+node\s+builtin\s+evaluate, convert, statistics/);
+  t.match(list.stdout, /compute\s+1\.0\.0\s+node\s+builtin\s+evaluate, ask, convert/);
   t.match(list.stdout, /py-basic\s+1\.0\.0\s+python\s+env\s+add, hello/);
 
   const json = JSON.parse((await cli(['list', '--json'])).stdout) as { plugins: { name: string }[]; refused: unknown[] };
