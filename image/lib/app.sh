@@ -71,6 +71,9 @@ app_prune() {
   find "$modules" -type f \( -iname '*.md' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' -o -name '*.map' \) \
     ! -iname 'LICENSE*' -delete
   rm -rf "$modules/mathjs/lib/browser"
+  # sharp (a peer of Baileys, with libvips) makes media thumbnails; clawbox's channels refuse media and
+  # Baileys imports it only on demand, ignoring its absence.
+  rm -rf "$modules/sharp" "$modules/@img"
   # llama.cpp's source bundle, used only to build llama.cpp from source.
   rm -f "$modules/node-llama-cpp/llama/gitRelease.bundle"
   # Prebuilt addons for other platforms.
