@@ -14,6 +14,7 @@ import type { ModelRole, ModelService } from '../models/service.js';
 import type { PluginHost } from '../plugins/host.js';
 import type { AgentTool } from '../agent/tools.js';
 import type { Component, RuntimeContext } from '../runtime/context.js';
+import type { DataHolder } from '../runtime/privacy/index.js';
 import type { EventBus } from '../runtime/events.js';
 import type { Messaging } from '../runtime/messaging.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
@@ -188,6 +189,31 @@ export class AgentComponent implements Component {
     this.#closeRemote?.();
     this.#closeRemote = null;
   }
+
+  /** People's data rights: the remembered turns of a conversation (session id), and forgetting them. */
+  conversation(session: string): ReadonlyArray<{ user: string; assistant: string; at: number }> {
+    return this.#agent?.sessions.history(session) ?? [];
+  }
+
+  forgetConversation(session: string): number {
+    const turns = this.conversation(session).length;
+    this.#agent?.sessions.delete(session);
+    return turns;
+  }
+}
+
+/**
+ * The agent's conversation memory as a data holder: a chat sender's and an HTTP user's conversation is
+ * named by their subject (`telegram:4711`, `http:ann`); MQTT conversations are per client id.
+ */
+export function conversationHolder(agent: AgentComponent): DataHolder {
+  return {
+    name: 'conversations',
+    dataClass: 'chat',
+    describes: 'The last turns of each conversation (at most 6 turns, forgotten after 10 minutes idle), in memory only, so follow-ups like "turn it off" work.',
+    exportSubject: async (subject) => ({ turns: agent.conversation(subject) }),
+    eraseSubject: async (subject) => agent.forgetConversation(subject),
+  };
 }
 
 /** Plugins whose tools the model is not offered: the devices are offered directly, content safety screens chat. */

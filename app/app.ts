@@ -16,7 +16,7 @@ import { chatDataHolders } from '../channels/data-holder.js';
 import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
-import { AgentComponent } from './agent-wiring.js';
+import { AgentComponent, conversationHolder } from './agent-wiring.js';
 import { KnowledgeComponent, registerKnowledgeRoutes } from '../knowledge/index.js';
 import { BrainLinkService } from '../brain/service.js';
 import { configuredClasses, remoteRung } from './brain-wiring.js';
@@ -135,6 +135,7 @@ export function createApp(options: AppOptions): App {
   const knowledge = new KnowledgeComponent({ frontDoor, mqtt });
   registerKnowledgeRoutes(http, frontDoor);
   const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, plugins, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
+  dataRights.addHolder(conversationHolder(agent));
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({
     frontDoor,

@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import t from 'tap';
 import { hashPassword } from '../runtime/auth/password.js';
 import { createLogging } from '../runtime/logging.js';
+import { SYSTEM_PRINCIPAL } from '../runtime/operations/principal.js';
 import { runDataCommand } from '../runtime/privacy/cli.js';
 import { createApp } from './app.js';
 import { loadConfig } from './config.js';
@@ -78,6 +79,8 @@ t.test('export, erase and the audit chain', async (t) => {
   await inbox.update((d) => {
     d.pending.push({ id: 'm1', session: 'telegram:4711', sender, text: 'my door code is 2468', received_at: Date.now() });
   });
+  // A chat sender's conversation (the gateway runs agent.request with the sender as session).
+  await app.frontDoor.invoke('agent.request', { text: 'turn on the lamp', session: 'telegram:4711' }, { principal: SYSTEM_PRINCIPAL, source: 'test' });
   const pairing = await app.ctx.store.open<{ approved: string[]; requests: unknown[] }>('chat-pairing', () => ({ approved: [], requests: [] }));
   await pairing.update((d) => {
     d.approved.push('telegram:4711');
@@ -96,6 +99,7 @@ t.test('export, erase and the audit chain', async (t) => {
   const bob = (await api('GET', '/api/data/export?subject=telegram:4711')).body.data;
   t.match(bob.holders['chat-inbox'].data.messages, [{ text: 'my door code is 2468' }], 'his stored message');
   t.equal(bob.holders['chat-pairing'].data.approved, true, 'his pairing');
+  t.match(bob.holders.conversations.data.turns, [{ user: 'turn on the lamp' }], 'his conversation');
 
   // CLI export through the running runtime.
   const out: string[] = [];
@@ -107,7 +111,8 @@ t.test('export, erase and the audit chain', async (t) => {
   const erasedAlice = await api('POST', '/api/data/erase', { subject: 'mqtt:alice-phone' });
   t.equal(erasedAlice.body.data.pseudonym_key_destroyed, true, 'her pseudonym key is destroyed');
   const erasedBob = await api('POST', '/api/data/erase', { subject: 'telegram:4711' });
-  t.match(erasedBob.body.data.removed, { 'chat-inbox': 1, 'chat-pairing': 1 });
+  t.match(erasedBob.body.data.removed, { 'chat-inbox': 1, 'chat-pairing': 1, conversations: 1 });
+  t.same((await api('GET', '/api/data/export?subject=telegram:4711')).body.data.holders.conversations.data.turns, [], 'his conversation is forgotten');
   await closeClient(alice);
   for (const needle of ['alice-phone', '2468', 'telegram:4711']) {
     t.same(filesHolding(stateDir, needle), [], `no file in the state dir holds "${needle}"`);
