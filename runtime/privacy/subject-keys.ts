@@ -104,14 +104,13 @@ export class SubjectKeys {
   pseudonym(subject: Subject): Promise<string> {
     const known = this.#refOf.get(subject);
     if (known) return Promise.resolve(PREFIX + known);
+    const pending = this.#making.get(subject);
+    if (pending) return pending;
     if (this.#refOf.size + this.#making.size >= this.#max) {
       return Promise.resolve(`${PREFIX}x${createHmac('sha256', this.#salt).update(subject).digest('hex').slice(0, REF_HEX - 1)}`);
     }
-    let making = this.#making.get(subject);
-    if (!making) {
-      making = this.#makeKey(subject).finally(() => this.#making.delete(subject));
-      this.#making.set(subject, making);
-    }
+    const making = this.#makeKey(subject).finally(() => this.#making.delete(subject));
+    this.#making.set(subject, making);
     return making;
   }
 
