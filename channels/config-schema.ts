@@ -9,10 +9,11 @@ import { validatorFor } from '../runtime/operations/validator.js';
 
 /**
  * What a chat sender may do unless channels.permissions names it: ask the agent, confirm what it asked
- * about, and (through the agent) command and read devices. Not: add/remove devices, call plugin tools,
- * or any other bridge request.
+ * about, and (through the agent) command and read devices, do arithmetic (compute's offline evaluate) and
+ * search the knowledge base. Not: add/remove devices, other plugin tools (compute's online ask, database
+ * queries), or any other bridge request.
  */
-export const DEFAULT_SENDER_PERMISSIONS = ['agent/request', 'agent/confirm', '+/set', '+/get'];
+export const DEFAULT_SENDER_PERMISSIONS = ['agent/request', 'agent/confirm', '+/set', '+/get', 'bridge/request/plugin/compute/evaluate', 'bridge/request/kb/search'];
 
 const filterList = { type: 'array', maxItems: 256, items: { type: 'string', minLength: 1, maxLength: 256 } } as const;
 
@@ -114,7 +115,7 @@ export const channelsConfigSchema = {
         default: {
           ...filterList,
           default: DEFAULT_SENDER_PERMISSIONS,
-          description: 'For every sender not listed in senders. Default: agent/request, agent/confirm, +/set, +/get.',
+          description: 'For every sender not listed in senders. Default: agent/request, agent/confirm, +/set, +/get, bridge/request/plugin/compute/evaluate, bridge/request/kb/search.',
         },
         senders: {
           type: 'object',
