@@ -31,10 +31,9 @@ import { EventBus } from '../runtime/events.js';
 import { HttpServer } from '../runtime/http/http-server.js';
 import { Lifecycle } from '../runtime/lifecycle.js';
 import { type Logging, createLogging } from '../runtime/logging.js';
-import { StatusRegistry } from '../runtime/status.js';
 import { StateStore } from '../runtime/store/state-store.js';
 import { resolveStateDir } from '../runtime/config/load.js';
-import { VERSION } from '../runtime/version.js';
+import { runtimeContext } from './runtime-context.js';
 import { Discovery } from '../discovery/index.js';
 import { isLoopbackHost } from '../runtime/http/auth.js';
 import { registerWebRoutes, webRoot } from './web-wiring.js';
@@ -167,20 +166,7 @@ export function createApp(options: AppOptions): App {
     ...(cluster ? { cluster: () => cluster.component.ready() } : {}),
   });
 
-  const ctx: RuntimeContext = {
-    config,
-    configSource: options.configSource ?? null,
-    version: VERSION,
-    startedAt: Date.now(),
-    stateDir,
-    store,
-    bus,
-    status: new StatusRegistry(),
-    metrics,
-    logRing: logging.ring,
-    logger: (component) => logging.forComponent(component),
-    lifecycleState: () => lifecycle.state,
-  };
+  const ctx = runtimeContext({ config, configSource: options.configSource, stateDir, store, bus, metrics, logging, lifecycle });
 
   return {
     ctx,

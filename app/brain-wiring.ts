@@ -31,9 +31,8 @@ import { EventBus } from '../runtime/events.js';
 import { HttpServer } from '../runtime/http/http-server.js';
 import { Lifecycle } from '../runtime/lifecycle.js';
 import { type Logger, type Logging, createLogging } from '../runtime/logging.js';
-import { StatusRegistry } from '../runtime/status.js';
 import { StateStore } from '../runtime/store/state-store.js';
-import { VERSION } from '../runtime/version.js';
+import { runtimeContext } from './runtime-context.js';
 
 /** What the data policy judges a device by; the class comes from the config (runtime-added devices have none). */
 type ClassOf = (id: string) => string | undefined;
@@ -207,20 +206,7 @@ export function createBrainApp(options: { config: Config; configSource?: string 
   });
   const components: Component[] = [http, models, brain];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
-  const ctx: RuntimeContext = {
-    config,
-    configSource: options.configSource ?? null,
-    version: VERSION,
-    startedAt: Date.now(),
-    stateDir,
-    store,
-    bus,
-    status: new StatusRegistry(),
-    metrics,
-    logRing: logging.ring,
-    logger: (component) => logging.forComponent(component),
-    lifecycleState: () => lifecycle.state,
-  };
+  const ctx = runtimeContext({ config, configSource: options.configSource, stateDir, store, bus, metrics, logging, lifecycle });
   return { ctx, lifecycle, http, models, brain, start: () => lifecycle.start(ctx), stop: () => lifecycle.stop() };
 }
 
