@@ -66,6 +66,11 @@ export const ERROR_CATALOG = {
   FIPS_REQUIRED: { summary: 'brain.require_fips is set but Node does not run with the OpenSSL FIPS provider', http: 500, exit: 78 },
   LOCAL_ONLY: { summary: 'the request involves local_only devices or data and cannot be answered on this box now', http: 503, exit: 1 },
   DATA_POLICY_REFUSED: { summary: 'the data policy keeps this data on the box (data region, or the person opted out of sharing)', http: 403, exit: 1 },
+  UPDATE_BUNDLE_INVALID: { summary: 'the file is not a valid clawbox update bundle (layout, manifest, or a payload that does not match its checksum)', http: 400, exit: 1 },
+  UPDATE_SIGNATURE_INVALID: { summary: 'the update bundle is not signed by a key this box trusts', http: 400, exit: 1 },
+  UPDATE_ARCH_MISMATCH: { summary: 'the update bundle is built for another CPU architecture', http: 409, exit: 1 },
+  UPDATE_VERSION_REFUSED: { summary: 'the update bundle is not newer than the running version (a downgrade needs --allow-downgrade)', http: 409, exit: 1 },
+  UPDATE_UNAVAILABLE: { summary: 'this system cannot install updates now (not an A/B clawbox OS image, or another update is running)', http: 503, exit: 69 },
   INTERNAL: { summary: 'an unexpected internal error', http: 500, exit: 1 },
 } as const satisfies Record<string, ErrorSpec>;
 
