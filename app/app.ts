@@ -5,11 +5,14 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { DeviceService } from '../devices/device-service.js';
 import { registerDeviceRoutes } from '../devices/http-routes.js';
+import { SensorHistoryComponent, chartedProperties } from '../devices/history.js';
+import { registerHistoryRoute } from '../devices/history-routes.js';
 import { registerModelRoutes } from '../models/http-routes.js';
 import { ModelService } from '../models/service.js';
 import { ChannelGateway, type SafetyCheck } from '../channels/gateway.js';
 import { createContentSafety } from '../plugins/builtin/content-safety/safety.js';
 import { PluginHost } from '../plugins/host.js';
+import { registerPluginRoutes } from '../plugins/http-routes.js';
 import { AuditLog } from '../runtime/audit/index.js';
 import { DataRights, auditHolder, dataOperations, logLinesHolder, registerDataRoutes } from '../runtime/privacy/index.js';
 import { chatDataHolders } from '../channels/data-holder.js';
@@ -111,7 +114,15 @@ export function createApp(options: AppOptions): App {
     ...(cluster ? { loadDriver: cluster.component.leasedDrivers.wrapLoader(loadBuiltinDriver) } : {}),
   });
   registerDeviceRoutes(http, frontDoor);
+  // A short history per sensor reading, so the web app's charts have points when a page opens.
+  const deviceHistory = new SensorHistoryComponent({
+    frontDoor,
+    charted: (id) => chartedProperties(devices.get(id)?.capabilities ?? []),
+    exists: (id) => devices.get(id) !== undefined,
+  });
+  registerHistoryRoute(http, frontDoor);
   const plugins = new PluginHost({ devices, messaging: broker, api: { frontDoor, mqtt } });
+  registerPluginRoutes(http, frontDoor);
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService({ api: { frontDoor, mqtt } });
   registerModelRoutes(http, frontDoor);
@@ -158,7 +169,7 @@ export function createApp(options: AppOptions): App {
       mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
     }),
   });
-  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, devices, plugins, models, knowledge, brainLink, agent, channels, discovery];
+  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, deviceHistory, devices, plugins, models, knowledge, brainLink, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
   // /readyz: serving, and (cluster mode) the shared Redis reachable; /healthz stays liveness only.
   registerReadiness(http, () => lifecycle.state, {

@@ -7,17 +7,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import YAML from 'yaml';
-import { type ConfigLoader, ioReason, localConfigFile, readConfigDocument, resolveStateDir } from '../runtime/config/load.js';
+import { type ConfigLoader, localConfigFile, resolveStateDir } from '../runtime/config/load.js';
 import type { Config } from '../runtime/config/schema.js';
 import { ClawboxError } from '../runtime/errors.js';
-import { writeFileAtomic } from '../runtime/store/atomic-file.js';
-import { type ModelConfigEntry, modelEntrySchema, withModelDefaults } from './config-schema.js';
+import { type ModelConfigEntry, withModelDefaults } from './config-schema.js';
 import { DownloadProgressWriter } from './download-progress.js';
 import { hashCacheKey, stateHashCache } from './hash-cache-file.js';
 import { DEFAULT_KEEP_FREE_BYTES, type PullProgress, checkModelUri, displayUri, pullModel } from './pull.js';
-import { type HashCache, ModelRegistry, defaultModelName, describeModelFile } from './registry.js';
-import { validatorFor } from '../runtime/operations/validator.js';
+import { type HashCache, ModelRegistry, describeModelFile, modelNameFromUri } from './registry.js';
+import { appendModelEntry, checkCanAppend } from './model-config-file.js';
 
 export interface ModelsCliIo {
   stdout: (text: string) => void;
@@ -46,8 +44,6 @@ pull resumes an interrupted download (Ctrl-C keeps the partial file), checks fre
 Without --config or $CLAWBOX_CONFIG, add and pull write the config file the runtime reads: the appliance's
 in appliance mode, <state dir>/config.yaml in local mode (the next \`npm start\` uses it).
 Gated Hugging Face repositories: set HF_TOKEN.`;
-
-const validateEntry = validatorFor(modelEntrySchema, 'check');
 
 const defaultIo: ModelsCliIo = {
   stdout: (text) => process.stdout.write(text),
@@ -261,7 +257,7 @@ async function add(
     },
   });
   const described = `${summary.architecture} ${formatParams(summary.parameters)} ${summary.quantization}, context ${summary.context_length ?? '?'}, sha256 ${entry.sha256}`;
-  await appendToConfig(options.configFile, configEntry(entry));
+  await appendModelEntry(options.configFile, configEntry(entry));
   await recordHash(options.stateDir, entry.path, entry.sha256!);
   io.stdout(`added ${entry.name} to ${options.configFile}: ${described}\n`);
   return 0;
@@ -284,25 +280,6 @@ async function recordHash(stateDir: string, file: string, sha256: string): Promi
   if (key) await stateHashCache(stateDir).set(key, sha256);
 }
 
-/** Refuses what add would refuse before a long download, not after it. */
-function checkCanAdd(file: string, name: string, role: ModelConfigEntry['role']): void {
-  if (!existsSync(file)) return;
-  const models = readConfigDocument(file).get('models');
-  const existing = YAML.isSeq(models) ? (models.toJSON() as Array<{ name?: string; role?: string }>) : [];
-  if (existing.some((m) => m?.name === name)) throw new ClawboxError('USAGE', `a model named "${name}" is already in ${file} (use --name)`);
-  if (role === 'main' && existing.some((m) => (m?.role ?? 'main') === 'main')) {
-    throw new ClawboxError('USAGE', `${file} already has a main model; pull this one with --role small or remove the other`);
-  }
-}
-
-/** The config name for a pulled model: the file's name, or `<repo>-<quant>` for hf:owner/repo:quant. */
-function nameFromUri(uri: string): string {
-  const byQuant = /^hf:[^/]+\/([^/:]+)(?::([^/]+))?$/i.exec(uri);
-  if (byQuant) return defaultModelName(`${byQuant[1]!.replace(/-gguf$/i, '')}${byQuant[2] ? `-${byQuant[2].toUpperCase()}` : ''}`);
-  const last = uri.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? 'model';
-  return defaultModelName(last);
-}
-
 async function pull(
   uri: string,
   options: ConfigTarget & {
@@ -316,8 +293,8 @@ async function pull(
   },
   io: ModelsCliIo,
 ): Promise<number> {
-  const plannedName = options.name ?? nameFromUri(uri);
-  checkCanAdd(options.configFile, plannedName, options.role);
+  const plannedName = options.name ?? modelNameFromUri(uri);
+  checkCanAppend(options.configFile, plannedName, options.role);
   const record = new DownloadProgressWriter(options.stateDir, uri, plannedName);
   const report = progressReporter(io, options.json);
   const controller = new AbortController();
@@ -342,7 +319,7 @@ async function pull(
     const name = plannedName;
     const contextSize = Math.max(128, Math.min(result.summary.context_length ?? 2048, 4096));
     const entry = withModelDefaults({ name, path: result.file, sha256: result.sha256, source: displayUri(uri), role: options.role, context_size: contextSize });
-    await appendToConfig(options.configFile, configEntry(entry));
+    await appendModelEntry(options.configFile, configEntry(entry));
     await recordHash(options.stateDir, result.file, result.sha256);
     const s = result.summary;
     const described = `${s.architecture} ${formatParams(s.parameters)} ${s.quantization}, ${formatBytes(result.size)}, sha256 ${result.sha256}`;
@@ -403,30 +380,4 @@ function progressReporter(io: ModelsCliIo, json: boolean): (progress: PullProgre
       io.stderr(`${progress.phase} ${what}\n`);
     }
   };
-}
-
-/** Appends a model entry to the YAML config, keeping comments and layout, written atomically. */
-async function appendToConfig(file: string, entry: Record<string, unknown>): Promise<void> {
-  if (!validateEntry(entry)) {
-    throw new ClawboxError('USAGE', `the entry would not be valid config: ${(validateEntry.errors ?? []).map((e) => `${e.instancePath || 'entry'} ${e.message}`).join('; ')}`);
-  }
-  // The same limits as loading the config: this file may be the one `clawbox start` reads.
-  const doc = existsSync(file) ? readConfigDocument(file) : new YAML.Document();
-  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
-  if (!YAML.isMap(doc.contents)) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} must hold a mapping of keys at the top level`, { file });
-  const models = doc.get('models');
-  const existing = YAML.isSeq(models) ? (models.toJSON() as Array<{ name?: string; role?: string }>) : [];
-  if (existing.some((m) => m?.name === entry.name)) {
-    throw new ClawboxError('USAGE', `a model named "${entry.name}" is already in ${file} (use --name)`);
-  }
-  if (entry.role === 'main' && existing.some((m) => (m?.role ?? 'main') === 'main')) {
-    throw new ClawboxError('USAGE', `${file} already has a main model; add this one with --role small or remove the other`);
-  }
-  if (YAML.isSeq(models)) models.add(doc.createNode(entry));
-  else doc.set('models', doc.createNode([entry]));
-  try {
-    await writeFileAtomic(file, doc.toString());
-  } catch (error) {
-    throw new ClawboxError('FILE_UNWRITABLE', `cannot write config file ${file}: ${ioReason(error)}`, { file }, { cause: error });
-  }
 }

@@ -1,6 +1,6 @@
 /**
  * The `models:` section of the config file. Owned by the model layer; the runtime's config schema
- * composes it. One entry per local GGUF file; the entry with role `main` is loaded at start.
+ * composes it. One entry per local GGUF file; the entry with role `main` is loaded at start (then `small`).
  */
 
 const autoOr = (schema: Record<string, unknown>, description: string) =>
@@ -26,7 +26,11 @@ export const modelEntrySchema = {
       maxLength: 2048,
       description: 'Where the file came from (the URL or hf: URI `clawbox models pull` fetched); informational.',
     },
-    role: { enum: ['main', 'small'], default: 'main', description: 'main: the agent model; small: the fallback under load.' },
+    role: {
+      enum: ['main', 'small', 'standby'],
+      default: 'main',
+      description: 'main: the agent model; small: the fallback under load; standby: kept, not loaded (the web app can make it main).',
+    },
     context_size: {
       type: 'integer',
       minimum: 128,
@@ -70,7 +74,7 @@ export interface ModelConfigEntry {
   path: string;
   sha256?: string;
   source?: string;
-  role: 'main' | 'small';
+  role: 'main' | 'small' | 'standby';
   context_size: number;
   sequences: number;
   gpu: GpuBackendSetting;

@@ -62,11 +62,11 @@ export async function isSupportedArchitecture(architecture: string | null): Prom
   return architecture !== null && (await architectures()).has(architecture);
 }
 
-/** sha256 of a file, streamed; `onProgress` gets bytes hashed so far. */
-export async function sha256File(file: string, onProgress?: (bytes: number) => void): Promise<string> {
+/** sha256 of a file, streamed; `onProgress` gets bytes hashed so far; the signal stops it between chunks. */
+export async function sha256File(file: string, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20 })) {
+  for await (const chunk of createReadStream(file, { highWaterMark: 4 << 20, ...(signal ? { signal } : {}) })) {
     hash.update(chunk as Buffer);
     bytes += (chunk as Buffer).length;
     onProgress?.(bytes);
@@ -79,6 +79,8 @@ export interface VerifyOptions {
   hash?: boolean | 'if-expected';
   hashCache?: HashCache;
   onHashProgress?: (bytes: number, total: number) => void;
+  /** Stops hashing (a caller that went away); the rejection is the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Verifies one file; throws the specific ClawboxError on the first problem found. */
@@ -97,7 +99,7 @@ export async function verifyModelFile(file: string, expectedSha256?: string, opt
   const key = `${path.resolve(file)}:${info.size}:${info.mtimeMs}`;
   let sha256 = await options.hashCache?.get(key);
   if (!sha256) {
-    sha256 = await sha256File(file, (bytes) => options.onHashProgress?.(bytes, info.size));
+    sha256 = await sha256File(file, (bytes) => options.onHashProgress?.(bytes, info.size), options.signal);
     await options.hashCache?.set(key, sha256);
   }
   if (expectedSha256 && sha256 !== expectedSha256.toLowerCase()) {
@@ -145,6 +147,7 @@ export class ModelRegistry {
     for (const { entry } of this.#records) {
       if (names.has(entry.name)) out.push(`models: duplicate name "${entry.name}"`);
       names.add(entry.name);
+      if (entry.role === 'standby') continue;
       const other = roles.get(entry.role);
       if (other) out.push(`models: "${entry.name}" and "${other}" both have role ${entry.role}; "${other}" is used`);
       else roles.set(entry.role, entry.name);
@@ -193,4 +196,12 @@ export function defaultModelName(file: string): string {
   const base = path.basename(file).replace(/\.gguf$/i, '');
   const cleaned = base.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64);
   return cleaned || 'model';
+}
+
+/** The config name for a pulled model: the file's name, or `<repo>-<quant>` for hf:owner/repo:quant. */
+export function modelNameFromUri(uri: string): string {
+  const byQuant = /^hf:[^/]+\/([^/:]+)(?::([^/]+))?$/i.exec(uri);
+  if (byQuant) return defaultModelName(`${byQuant[1]!.replace(/-gguf$/i, '')}${byQuant[2] ? `-${byQuant[2].toUpperCase()}` : ''}`);
+  const last = uri.replace(/[?#].*$/, '').split('/').filter(Boolean).pop() ?? 'model';
+  return defaultModelName(last);
 }

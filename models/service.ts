@@ -7,15 +7,16 @@
 import path from 'node:path';
 import type { Llama } from 'node-llama-cpp';
 import type { Component, RuntimeContext } from '../runtime/context.js';
-import { type ErrorCode, toClawboxError } from '../runtime/errors.js';
+import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { SelectBackendOptions } from './engine/backend.js';
 import { type EngineStatus, ModelEngine } from './engine/engine.js';
-import { type HashCache, type ModelRecord, ModelRegistry } from './registry.js';
+import { type HashCache, type ModelRecord, ModelRegistry, type VerifiedModel } from './registry.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { modelOperations } from './operations.js';
 import { type DownloadView, downloadsChangedAt, readDownloads } from './download-progress.js';
+import { type MainSlot, ModelManager, type PullJobView } from './management.js';
 
 export type ModelState = 'idle' | 'no-model' | 'verifying' | 'loading' | 'ready' | 'error' | 'stopped';
 export type ModelRole = 'main' | 'small';
@@ -33,6 +34,8 @@ declare module '../runtime/events.js' {
     'model.state': [ModelStateEvent];
     /** A `clawbox models pull` moved on (phase change or another 10 %), seen through the state dir. */
     'model.download': [DownloadView];
+    /** A pull started from the web app or the API moved on (phase change or another 10 %). */
+    'model.pull': [PullJobView];
   }
 }
 
@@ -53,6 +56,8 @@ export interface ModelServiceDeps {
   downloadPollMs?: number;
   /** Where models.list is declared and reached over MQTT (none in unit tests). */
   api?: { frontDoor: FrontDoor; mqtt: MqttAdapter } | null;
+  /** Bytes a pull from the API keeps free (default pull.ts's). */
+  keepFreeBytes?: number;
 }
 
 interface Slot {
@@ -64,7 +69,7 @@ interface Slot {
   engine: ModelEngine | null;
 }
 
-export class ModelService implements Component {
+export class ModelService implements Component, MainSlot {
   readonly name = 'models';
   readonly #deps: ModelServiceDeps;
   readonly #slots: Record<ModelRole, Slot> = {
@@ -80,6 +85,9 @@ export class ModelService implements Component {
   #recheckTimer: NodeJS.Timeout | null = null;
   #downloadTimer: NodeJS.Timeout | null = null;
   #downloads: DownloadView[] = [];
+  #manager: ModelManager | null = null;
+  /** Engines replaced by an activation, unloaded once their requests finished. */
+  readonly #retiring = new Set<Promise<void>>();
   /** Per download id: the phase and tenth last reported, so each step is logged once. */
   readonly #downloadSteps = new Map<string, string>();
 
@@ -95,18 +103,30 @@ export class ModelService implements Component {
     this.#registry = new ModelRegistry(ctx.config.models, baseDir);
     for (const problem of this.#registry.problems()) this.#logger.warn({ code: 'CONFIG_INVALID' }, problem);
     const unregisterStatus = ctx.status.register('model', () => this.status());
+    const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
+    const logger = this.#logger;
+    this.#manager = new ModelManager({
+      configFile: ctx.configSource ? path.resolve(ctx.configSource) : path.join(ctx.stateDir, 'config.yaml'),
+      startEntries: ctx.config.models,
+      stateDir: ctx.stateDir,
+      hashCache,
+      logger,
+      slot: this,
+      onPull: (view) => ctx.bus.emit('model.pull', view),
+      ...(this.#deps.keepFreeBytes !== undefined ? { keepFreeBytes: this.#deps.keepFreeBytes } : {}),
+    });
     const unregisterApi: Array<() => void> = [];
     if (this.#deps.api) {
       const { frontDoor, mqtt } = this.#deps.api;
-      for (const operation of modelOperations(this)) unregisterApi.push(frontDoor.register(operation));
+      for (const operation of modelOperations(this, this.#manager)) unregisterApi.push(frontDoor.register(operation));
       unregisterApi.push(mqtt.bridge('models', 'models.list'));
+      for (const [topic, operation] of MODEL_BRIDGE_REQUESTS) unregisterApi.push(mqtt.bridge(topic, operation));
     }
     this.#unregister = () => {
       unregisterStatus();
       for (const off of unregisterApi) off();
     };
     this.#watchDownloads(ctx.stateDir);
-    const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
     this.#slots.main.record = this.#registry.byRole('main') ?? null;
     this.#slots.small.record = this.#deps.loadSmall === false ? null : (this.#registry.byRole('small') ?? null);
     if (!this.#slots.main.record) {
@@ -253,7 +273,8 @@ export class ModelService implements Component {
           }
         },
       });
-      if (this.#abort.signal.aborted) {
+      // Stopped meanwhile, or an activation put another model in this slot: this one is not needed.
+      if (this.#abort.signal.aborted || slot.record !== record) {
         await engine.dispose();
         return;
       }
@@ -261,7 +282,7 @@ export class ModelService implements Component {
       this.#set(slot, 'ready', { progress: 1 });
       this.#scheduleThreadRecheck();
     } catch (error) {
-      if (this.#abort.signal.aborted) return;
+      if (this.#abort.signal.aborted || slot.record !== record) return;
       const typed = toClawboxError(error);
       slot.error = { code: typed.code, message: typed.message };
       this.#set(slot, 'error');
@@ -303,9 +324,60 @@ export class ModelService implements Component {
     await this.#loading;
   }
 
-  /** The configured models (name, role, path as written in the config). */
-  configured(): Array<{ name: string; role: string; path: string }> {
-    return (this.#registry?.list() ?? []).map((record) => ({ name: record.entry.name, role: record.entry.role, path: record.entry.path }));
+  /** The configured models (name, role, path as written in the config), as the config file has them now. */
+  configured(): Array<{ name: string; role: string; path: string; sha256: string | null; source: string | null }> {
+    const records = this.#manager?.catalogue() ?? this.#registry?.list() ?? [];
+    return records.map(({ entry }) => ({ name: entry.name, role: entry.role, path: entry.path, sha256: entry.sha256 ?? null, source: entry.source ?? null }));
+  }
+
+  mainName(): string | null {
+    return this.#slots.main.record?.entry.name ?? null;
+  }
+
+  /**
+   * Loads `model` beside the main one, which keeps serving; once loaded and `commit` (recording the
+   * change) succeeded, new requests go to it and the old engine is unloaded when its requests finished.
+   */
+  async replaceMain(model: VerifiedModel, signal: AbortSignal, commit: () => Promise<void>): Promise<void> {
+    if (!this.#ctx || this.#abort.signal.aborted) throw new ClawboxError('BUSY', 'the model service is not running');
+    const logger = this.#logger!;
+    const slot = this.#slots.main;
+    logger.info({ model: model.entry.name, file: model.file }, `loading ${model.entry.name} to replace the main model`);
+    const engine = await ModelEngine.load({
+      entry: { ...model.entry, path: model.file },
+      logger,
+      signal: AbortSignal.any([signal, this.#abort.signal]),
+      ...(this.#deps.llama ? { llama: this.#deps.llama } : {}),
+      ...(this.#deps.backend ? { backend: this.#deps.backend } : {}),
+      details: {
+        ...(model.sha256 ? { sha256: model.sha256 } : {}),
+        quantization: model.summary.quantization,
+        architecture: model.summary.architecture,
+        parameters: model.summary.parameters,
+      },
+    });
+    try {
+      signal.throwIfAborted();
+      this.#abort.signal.throwIfAborted();
+      await commit();
+    } catch (error) {
+      await engine.dispose();
+      throw error;
+    }
+    const old = slot.engine;
+    slot.record = { entry: model.entry, file: model.file };
+    slot.engine = engine;
+    this.#set(slot, 'ready', { progress: 1, error: null });
+    this.#scheduleThreadRecheck();
+    if (old) {
+      const retired = retireWhenIdle(old).finally(() => this.#retiring.delete(retired));
+      this.#retiring.add(retired);
+    }
+  }
+
+  /** Pulls, checks and activation for the operations; null before start. */
+  get manager(): ModelManager | null {
+    return this.#manager;
   }
 
   /** The loaded engine for a role, or null (no model, still loading, or failed). */
@@ -351,11 +423,15 @@ export class ModelService implements Component {
     };
     const main = describe(this.#slots.main);
     const downloads = this.#downloads.length > 0 ? { downloads: this.#downloads.map(({ pid: _pid, ...view }) => view) } : {};
-    return this.#slots.small.record ? { ...main, small: describe(this.#slots.small), ...downloads } : { ...main, ...downloads };
+    const managed = this.#manager?.view() ?? { pull: null, work: null };
+    const jobs = { ...(managed.pull ? { pull: managed.pull } : {}), ...(managed.work ? { work: managed.work } : {}) };
+    return this.#slots.small.record ? { ...main, small: describe(this.#slots.small), ...downloads, ...jobs } : { ...main, ...downloads, ...jobs };
   }
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    await this.#manager?.stop();
+    await Promise.allSettled([...this.#retiring]);
     if (this.#recheckTimer) clearInterval(this.#recheckTimer);
     this.#recheckTimer = null;
     if (this.#downloadTimer) clearInterval(this.#downloadTimer);
@@ -370,4 +446,26 @@ export class ModelService implements Component {
     this.#unregister?.();
     this.#unregister = null;
   }
+}
+
+/** Bridge requests (`<base>/bridge/request/<topic>`) for the management operations. */
+const MODEL_BRIDGE_REQUESTS: ReadonlyArray<[string, string]> = [
+  ['models/verify', 'models.verify'],
+  ['models/activate', 'models.activate'],
+  ['models/pull', 'models.pull'],
+  ['models/pull/cancel', 'models.pull.cancel'],
+];
+
+/** How long a replaced engine may finish its requests before it is unloaded anyway. */
+const RETIRE_GRACE_MS = 120_000;
+
+/** Unloads an engine once no request uses or waits for it (or after the grace period). */
+async function retireWhenIdle(engine: ModelEngine): Promise<void> {
+  const until = Date.now() + RETIRE_GRACE_MS;
+  while (Date.now() < until) {
+    const { busy, waiting } = engine.sequences();
+    if (busy === 0 && waiting === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await engine.dispose();
 }

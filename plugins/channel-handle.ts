@@ -126,6 +126,17 @@ export class PluginChannelHandle {
     this.#setState('stopped', null);
   }
 
+  /** A fresh start of the channel's plugin (asked for, not a failure): it logs out politely, restarts and logs in again. */
+  async restart(reason: string): Promise<void> {
+    if (!this.#running) throw new ClawboxError('PLUGIN_FAILED', `channel ${this.name} is not running; it cannot be restarted`, { plugin: this.#o.plugin.name, reason: 'not_running' });
+    if (this.#supervisor.state === 'running') {
+      await this.#supervisor.request('channel.disconnect', {}, { timeoutMs: DISCONNECT_TIMEOUT_MS }).catch(() => {});
+    }
+    this.#qr = null;
+    this.#setState('starting', null);
+    await this.#supervisor.restartNow(reason);
+  }
+
   /** Delivers a reply to the sender of a session (`<channel>:<sender_id>`); throws when it could not. */
   async send(sessionId: string, message: PlatformOutbound): Promise<void> {
     const at = sessionId.indexOf(':');

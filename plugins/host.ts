@@ -340,6 +340,23 @@ export class PluginHost implements Component {
     return result;
   }
 
+  /**
+   * Restarts a plugin or a platform channel now (asked for, so without backoff) and answers with its
+   * figures afterwards. NOT_FOUND for an unknown name.
+   */
+  async restart(kind: 'plugin' | 'channel', name: string, reason: string): Promise<Record<string, unknown>> {
+    if (kind === 'channel') {
+      const handle = this.#channelHandles.get(name);
+      if (!handle) throw new ClawboxError('NOT_FOUND', `no platform channel "${name.slice(0, 64)}" runs on a plugin (built-in channels have nothing to restart)`);
+      await handle.restart(reason);
+      return { kind, name, ...handle.status().process };
+    }
+    const loaded = this.#plugins.get(name);
+    if (!loaded) throw new ClawboxError('NOT_FOUND', `no plugin "${name.slice(0, 64)}" is loaded`);
+    await loaded.supervisor.restartNow(reason);
+    return { kind, name, ...loaded.supervisor.figures() };
+  }
+
   /** Tools the caller may use, with their schemas, for the agent's tool grammar. */
   tools(caller: CallerPermissions = {}): ToolDescription[] {
     const out: ToolDescription[] = [];

@@ -144,6 +144,27 @@ export class PluginSupervisor {
   }
 
   async stop(): Promise<void> {
+    await this.#shutdown('the plugin host is stopping');
+  }
+
+  /**
+   * A fresh start someone asked for (the web app's restart button): the running process is shut down
+   * gracefully (calls in flight fail with PLUGIN_FAILED, reason `stopped`) and started again at once,
+   * without the failure backoff; a waiting backoff is cut short; a lazy plugin not yet started stays
+   * lazy. Counts as a restart. Throws PLUGIN_FAILED when the plugin is stopped for good.
+   */
+  async restartNow(reason: string): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') throw pluginFailed(this.#name, 'not_running', 'the plugin is stopped; it cannot be restarted');
+    const lazy = this.#state === 'idle';
+    this.#o.logger.info({ reason }, `restarting the plugin: ${reason}`);
+    await this.#shutdown(`restarted: ${reason}`);
+    this.#figures.restarts++;
+    this.#consecutiveFailures = 0;
+    if (lazy) this.#state = 'idle';
+    else await this.#spawn();
+  }
+
+  async #shutdown(why: string): Promise<void> {
     if (this.#state === 'stopped') return;
     if (this.#state === 'idle') {
       this.#state = 'stopped';
@@ -160,7 +181,7 @@ export class PluginSupervisor {
       } catch {
         // It will be killed below either way.
       }
-      gen.peer.failAll(pluginFailed(this.#name, 'stopped', 'the plugin host is stopping'));
+      gen.peer.failAll(pluginFailed(this.#name, 'stopped', why));
       await gen.channel.kill();
     }
     this.#gen = undefined;

@@ -1,7 +1,19 @@
 /** A small inline SVG line chart of a sensor's recent values (no library: a polyline is enough). */
-import { historyOf } from './live.js';
+import { useEffect, useState } from 'preact/hooks';
+import { historyOf, loadHistory } from './live.js';
 
 export function Sparkline(props: { deviceId: string; property: string; unit?: string | undefined; label: string }) {
+  // Bumped when the recorded history arrived, so the chart draws it without waiting for a live reading.
+  const [, setLoaded] = useState(0);
+  useEffect(() => {
+    let gone = false;
+    void loadHistory(props.deviceId).then(() => {
+      if (!gone) setLoaded((n) => n + 1);
+    });
+    return () => {
+      gone = true;
+    };
+  }, [props.deviceId]);
   const points = historyOf(props.deviceId, props.property);
   const width = 240;
   const height = 48;
@@ -26,8 +38,8 @@ export function Sparkline(props: { deviceId: string; property: string; unit?: st
       <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`${props.label}: ${points.length} readings from ${lo}${unit} to ${hi}${unit}`} preserveAspectRatio="none">
         <polyline points={line} fill="none" stroke="currentColor" stroke-width="2" vector-effect="non-scaling-stroke" />
       </svg>
-      <figcaption class="muted small">
-        {points.length} readings · min {Math.min(...values)}
+      <figcaption class="muted small" data-history={props.property}>
+        {points.length} readings since {new Date(t0).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })} · min {Math.min(...values)}
         {unit} · max {Math.max(...values)}
         {unit}
       </figcaption>

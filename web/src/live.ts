@@ -1,9 +1,11 @@
 /**
  * The live status: one EventSource on /api/events (the runtime pushes the whole status document about
  * once a second and each new warning as it happens), shared by every page. Sensor readings are kept as a
- * short history per device and property, from the moment the page opened, for the charts.
+ * short history per device and property for the charts: what the box recorded before the page opened
+ * (GET /api/devices/:id/history, loaded when a chart first shows) plus what arrives live.
  */
 import { useEffect, useState } from 'preact/hooks';
+import { api, idPath } from './api.js';
 import { isRecord } from './format.js';
 import type { Device, StatusDocument } from './types.js';
 
@@ -14,7 +16,7 @@ export interface LiveState {
   updatedAt: number;
 }
 
-const HISTORY_POINTS = 120;
+const HISTORY_POINTS = 480;
 type Point = { t: number; v: number };
 const history = new Map<string, Point[]>();
 
@@ -45,6 +47,35 @@ function record(devices: Device[]): void {
 
 export function historyOf(deviceId: string, property: string): readonly Point[] {
   return history.get(`${deviceId}\u0000${property}`) ?? [];
+}
+
+const historyLoads = new Map<string, Promise<void>>();
+
+/**
+ * Merges the box's recorded history of a device into the charts' (once per device and page load);
+ * resolves when done. A failure leaves the live history as it is (the chart still fills as readings arrive).
+ */
+export function loadHistory(deviceId: string): Promise<void> {
+  let pending = historyLoads.get(deviceId);
+  if (!pending) {
+    pending = api<{ series?: Record<string, unknown> }>('GET', `/api/devices/${idPath(deviceId)}/history`).then(
+      (data) => {
+        for (const [property, list] of Object.entries(isRecord(data.series) ? data.series : {})) {
+          if (!Array.isArray(list)) continue;
+          const recorded = list.filter((p): p is Point => isRecord(p) && typeof p.t === 'number' && typeof p.v === 'number');
+          const key = `${deviceId}\u0000${property}`;
+          const live = history.get(key) ?? [];
+          const first = recorded.at(-1)?.t ?? 0;
+          history.set(key, [...recorded, ...live.filter((p) => p.t > first)].slice(-HISTORY_POINTS));
+        }
+      },
+      () => {
+        historyLoads.delete(deviceId);
+      },
+    );
+    historyLoads.set(deviceId, pending);
+  }
+  return pending;
 }
 
 export function startLive(): void {

@@ -1,4 +1,4 @@
-/** Plugins and chat channels: state, failures and restarts, pairing approvals, and a WhatsApp pairing QR code when a channel offers one. */
+/** Plugins and chat channels: state, failures and restarts (with a restart button), pairing approvals, and a WhatsApp pairing QR code when a channel offers one. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from '../api.js';
 import { ago, isRecord, num, str } from '../format.js';
@@ -22,6 +22,38 @@ function Qr(props: { text: string; svg?: string | null; label: string }) {
     };
   }, [props.text, props.svg]);
   return svg ? <img class="qr" alt={props.label} src={`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`} /> : <p class="muted">Making the QR code…</p>;
+}
+
+/** Restarts a plugin or a platform channel (admin only); says what happened or the coded error. */
+function RestartButton(props: { kind: 'plugin' | 'channel'; name: string }) {
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
+  const restart = async () => {
+    setBusy(true);
+    setMessage(null);
+    try {
+      const figures = await api<Record<string, unknown>>('POST', `/api/${props.kind === 'plugin' ? 'plugins' : 'channels'}/${encodeURIComponent(props.name)}/restart`, {});
+      setMessage({ text: `Restarted (${String(figures.state ?? 'starting')}, ${String(figures.restarts ?? '?')} restarts).`, error: false });
+    } catch (e) {
+      setMessage({ text: e instanceof ApiError ? `${e.code}: ${e.message}` : String(e), error: true });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <div class="actions">
+        <button type="button" data-action="restart" disabled={busy} aria-label={`Restart ${props.name}`} onClick={() => void restart()}>
+          {busy ? 'Restarting…' : 'Restart'}
+        </button>
+      </div>
+      {message ? (
+        <p class={`small${message.error ? ' error' : ''}`} role="status" data-restart-message>
+          {message.text}
+        </p>
+      ) : null}
+    </>
+  );
 }
 
 interface Pairing {
@@ -112,6 +144,7 @@ export function PluginsPage() {
                 {num(p.next_start_in_ms) !== null ? ` · next start in ${Math.ceil((num(p.next_start_in_ms) ?? 0) / 1000)} s` : ''}
               </p>
               {error ? <p class="error small">{error}</p> : null}
+              <RestartButton kind="plugin" name={str(p.name) ?? ''} />
             </li>
           );
         })}
@@ -150,6 +183,8 @@ export function PluginsPage() {
                   {str(platform.detail) ? <p class="small">{str(platform.detail)}</p> : null}
                   {restarts !== null ? <p class="small">{restarts} restarts</p> : null}
                   {str(platform.error) ? <p class="error small">{str(platform.error)}</p> : null}
+                  {/* Only platform channels run on a plugin process; built-in ones have nothing to restart. */}
+                  {str(platform.plugin) ? <RestartButton kind="channel" name={name} /> : null}
                   {qr.text ? (
                     <div class="qr-box">
                       <p>Scan with WhatsApp → Settings → Linked devices → Link a device:</p>

@@ -1,0 +1,296 @@
+/**
+ * Model management for a running box (the web app's Models page, `models.*` operations): the catalogue
+ * of configured models, a sha256 + GGUF check of one file, one background pull at a time (cancellable,
+ * with progress), and switching the main model. The config file is the record: a pulled model is
+ * appended to it and activation rewrites the roles there, the way `clawbox models pull` does, so the
+ * next start loads the same model.
+ */
+import path from 'node:path';
+import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import type { Logger } from '../runtime/logging.js';
+import type { ModelConfigEntry } from './config-schema.js';
+import { hashCacheKey } from './hash-cache-file.js';
+import { appendModelEntry, checkCanAppend, readModelEntries, setMainModel } from './model-config-file.js';
+import { type PullProgress, checkModelUri, displayUri, pullModel } from './pull.js';
+import { type HashCache, type ModelRecord, type VerifiedModel, ModelRegistry, modelNameFromUri, verifyModelFile } from './registry.js';
+
+/** The part of ModelService that activation needs. */
+export interface MainSlot {
+  /** Name of the model in the main slot now (loaded or not). */
+  mainName(): string | null;
+  /**
+   * Loads `model` and, once loaded and `commit` succeeded, puts it in the main slot; the model there
+   * before keeps serving until then and is unloaded when its requests finished. Throws the load's
+   * coded error (nothing changed then).
+   */
+  replaceMain(model: VerifiedModel, signal: AbortSignal, commit: () => Promise<void>): Promise<void>;
+}
+
+export type PullPhase = PullProgress['phase'] | 'adding' | 'loading' | 'cancelled';
+
+/** One pull as the status page and GET /api/models show it. */
+export interface PullJobView {
+  id: number;
+  uri: string;
+  name: string;
+  role: ModelConfigEntry['role'];
+  phase: PullPhase;
+  file: string | null;
+  downloaded_bytes: number;
+  total_bytes: number;
+  speed_bps: number;
+  eta_s: number | null;
+  started_at: number;
+  finished_at: number | null;
+  error: { code: string; message: string } | null;
+}
+
+/** Long work on one model (hashing a file, loading one), for progress on the page. */
+export interface ModelWorkView {
+  name: string;
+  phase: 'hashing' | 'loading';
+  done_bytes: number;
+  total_bytes: number;
+}
+
+export interface VerifyResult {
+  name: string;
+  file: string;
+  ok: boolean;
+  sha256: string | null;
+  /** The hash the config expects; null when the entry has none (the computed one is then only reported). */
+  expected: string | null;
+  architecture?: string | null;
+  quantization?: string | null;
+  size_bytes?: number;
+  error?: { code: string; message: string };
+}
+
+export interface ModelManagerOptions {
+  /** The config file that records the models (read for the catalogue, written by pull and activate). */
+  configFile: string;
+  /** The entries the runtime started with (the catalogue while the file has none). */
+  startEntries: readonly ModelConfigEntry[];
+  stateDir: string;
+  hashCache?: HashCache | undefined;
+  logger: Logger;
+  slot: MainSlot;
+  /** Told about every pull step worth showing (phase changes, each 10 %). */
+  onPull?: (view: PullJobView) => void;
+  /** For `hf:` URIs (tests point it at a local server); default node-llama-cpp's. */
+  huggingFaceEndpoint?: string;
+  keepFreeBytes?: number;
+}
+
+export class ModelManager {
+  readonly #o: ModelManagerOptions;
+  #job: PullJobView | null = null;
+  #jobAbort: AbortController | null = null;
+  #jobDone: Promise<void> = Promise.resolve();
+  #nextJobId = 1;
+  #work: ModelWorkView | null = null;
+  #activating = false;
+  #stopped = false;
+
+  constructor(options: ModelManagerOptions) {
+    this.#o = options;
+  }
+
+  /** The configured models: the config file's list, or what the runtime started with when it has none. */
+  catalogue(): ModelRecord[] {
+    let entries: readonly ModelConfigEntry[] = this.#o.startEntries;
+    try {
+      const fromFile = readModelEntries(this.#o.configFile);
+      if (fromFile.length > 0) entries = fromFile;
+    } catch {
+      // An unreadable file: the runtime's own list still describes what it runs.
+    }
+    return new ModelRegistry(entries, path.dirname(path.resolve(this.#o.configFile))).list();
+  }
+
+  #record(name: string): ModelRecord {
+    const record = this.catalogue().find((r) => r.entry.name === name);
+    if (!record) throw new ClawboxError('NOT_FOUND', `no model named "${name.slice(0, 64)}" in the config`);
+    return record;
+  }
+
+  view(): { pull: PullJobView | null; work: ModelWorkView | null } {
+    return { pull: this.#job ? { ...this.#job } : null, work: this.#work ? { ...this.#work } : null };
+  }
+
+  /**
+   * Reads the GGUF header, then hashes the whole file (never the hash cache: the point is to read the
+   * bytes again) and compares with the config's sha256. A problem is reported, not thrown.
+   */
+  async verify(name: string, signal: AbortSignal): Promise<VerifyResult> {
+    const record = this.#record(name);
+    const expected = record.entry.sha256 ?? null;
+    if (this.#work) throw new ClawboxError('BUSY', `${this.#work.name} is being ${this.#work.phase === 'hashing' ? 'checked' : 'loaded'}; try again when it is done`, { retry_after_ms: 5_000 });
+    this.#work = { name, phase: 'hashing', done_bytes: 0, total_bytes: 0 };
+    try {
+      const { summary, sha256 } = await verifyModelFile(record.file, expected ?? undefined, {
+        hash: true,
+        signal,
+        onHashProgress: (bytes, total) => {
+          if (this.#work) Object.assign(this.#work, { done_bytes: bytes, total_bytes: total });
+        },
+      });
+      if (sha256) await this.#remember(record.file, sha256);
+      return { name, file: record.file, ok: true, sha256, expected, architecture: summary.architecture, quantization: summary.quantization, size_bytes: summary.file_size };
+    } catch (error) {
+      // The caller went away: nothing to report to anyone.
+      if (signal.aborted) throw signal.reason instanceof Error ? toClawboxError(signal.reason) : new ClawboxError('DEADLINE_EXCEEDED', 'verification was cancelled');
+      const typed = toClawboxError(error);
+      const sha256 = typeof typed.details.sha256 === 'string' ? typed.details.sha256 : null;
+      return { name, file: record.file, ok: false, sha256, expected, error: { code: typed.code, message: typed.message } };
+    } finally {
+      this.#work = null;
+    }
+  }
+
+  async #remember(file: string, sha256: string): Promise<void> {
+    const key = await hashCacheKey(file);
+    if (key) await Promise.resolve(this.#o.hashCache?.set(key, sha256)).catch(() => {});
+  }
+
+  /**
+   * Makes a configured model the main one: checks the file (header; sha256 when the config has one),
+   * loads it while the current one keeps serving, records the change in the config file, then switches.
+   * Any failure leaves everything as it was, with the coded error.
+   */
+  async activate(name: string, signal: AbortSignal): Promise<{ name: string; previous: string | null; changed: boolean }> {
+    const record = this.#record(name);
+    const previous = this.#o.slot.mainName();
+    if (record.entry.role === 'main' && previous === name) return { name, previous, changed: false };
+    if (record.entry.role === 'small') {
+      throw new ClawboxError('PAYLOAD_INVALID', `"${name}" is the small (fallback) model; give another model that role first, or make it standby in the config`);
+    }
+    if (this.#activating || this.#work) throw new ClawboxError('BUSY', 'another model is being checked or loaded; try again when it is done', { retry_after_ms: 5_000 });
+    this.#activating = true;
+    this.#work = { name, phase: 'hashing', done_bytes: 0, total_bytes: 0 };
+    try {
+      const { summary, sha256 } = await verifyModelFile(record.file, record.entry.sha256, {
+        hash: 'if-expected',
+        signal,
+        ...(this.#o.hashCache ? { hashCache: this.#o.hashCache } : {}),
+        onHashProgress: (bytes, total) => {
+          if (this.#work) Object.assign(this.#work, { done_bytes: bytes, total_bytes: total });
+        },
+      });
+      signal.throwIfAborted();
+      this.#work = { name, phase: 'loading', done_bytes: 0, total_bytes: summary.file_size };
+      const model: VerifiedModel = { entry: { ...record.entry, role: 'main' }, file: record.file, summary, sha256 };
+      await this.#o.slot.replaceMain(model, signal, () => setMainModel(this.#o.configFile, name, this.catalogue().map((r) => r.entry)));
+      this.#o.logger.info({ model: name, previous }, `main model is now ${name}${previous ? ` (was ${previous})` : ''}`);
+      return { name, previous, changed: true };
+    } finally {
+      this.#activating = false;
+      this.#work = null;
+    }
+  }
+
+  /**
+   * Starts downloading `uri` in the background and answers at once with the job; BUSY while another
+   * runs. When it completes the model is added to the config (as `main` when there is none, which then
+   * loads, else as `standby`).
+   */
+  startPull(input: { uri: string; name?: string | undefined; sha256?: string | undefined }): PullJobView {
+    if (this.#stopped) throw new ClawboxError('BUSY', 'the model service is stopping');
+    if (this.#job && !this.#job.finished_at) {
+      throw new ClawboxError('BUSY', `${this.#job.name} is being pulled; cancel it or wait for it to finish`, { retry_after_ms: 10_000 });
+    }
+    checkModelUri(input.uri);
+    const name = input.name ?? modelNameFromUri(input.uri);
+    const role: ModelConfigEntry['role'] = this.catalogue().some((r) => r.entry.role === 'main') ? 'standby' : 'main';
+    checkCanAppend(this.#o.configFile, name, role);
+    if (this.catalogue().some((r) => r.entry.name === name)) throw new ClawboxError('USAGE', `a model named "${name}" is already configured; give this one another name`);
+    const job: PullJobView = {
+      id: this.#nextJobId++,
+      uri: displayUri(input.uri),
+      name,
+      role,
+      phase: 'resolving',
+      file: null,
+      downloaded_bytes: 0,
+      total_bytes: 0,
+      speed_bps: 0,
+      eta_s: null,
+      started_at: Date.now(),
+      finished_at: null,
+      error: null,
+    };
+    const abort = new AbortController();
+    this.#job = job;
+    this.#jobAbort = abort;
+    this.#jobDone = this.#runPull(job, input, abort.signal);
+    return { ...job };
+  }
+
+  /** Stops the running pull (the partial file is kept, so pulling the same URI again resumes it). */
+  cancelPull(): PullJobView {
+    if (!this.#job || this.#job.finished_at) throw new ClawboxError('NOT_FOUND', 'no model is being pulled');
+    this.#jobAbort?.abort(new ClawboxError('MODEL_DOWNLOAD_FAILED', 'the download was cancelled; the partial file is kept and pulling the same URI resumes it', { interrupted: true }));
+    return { ...this.#job };
+  }
+
+  async #runPull(job: PullJobView, input: { uri: string; sha256?: string | undefined }, signal: AbortSignal): Promise<void> {
+    const { logger } = this.#o;
+    let lastStep = '';
+    const step = (change: Partial<PullJobView>) => {
+      Object.assign(job, change);
+      const tenth = job.total_bytes > 0 ? Math.floor((job.downloaded_bytes / job.total_bytes) * 10) : 0;
+      const key = `${job.phase}:${job.phase === 'downloading' ? tenth : ''}`;
+      if (key === lastStep) return;
+      lastStep = key;
+      const fields = { event: 'model.pull', model: job.name, uri: job.uri, phase: job.phase, downloaded_bytes: job.downloaded_bytes, total_bytes: job.total_bytes };
+      if (job.phase === 'failed') logger.warn({ ...fields, code: job.error?.code }, `pull of ${job.name} failed: ${job.error?.code}: ${job.error?.message}`);
+      else logger.info(fields, job.phase === 'downloading' ? `pulling ${job.name}: ${tenth * 10}%` : `pull of ${job.name}: ${job.phase}`);
+      this.#o.onPull?.({ ...job });
+    };
+    try {
+      const result = await pullModel({
+        uri: input.uri,
+        dir: path.join(this.#o.stateDir, 'models'),
+        signal,
+        ...(input.sha256 ? { sha256: input.sha256 } : {}),
+        ...(this.#o.keepFreeBytes !== undefined ? { keepFreeBytes: this.#o.keepFreeBytes } : {}),
+        ...(this.#o.huggingFaceEndpoint ? { huggingFaceEndpoint: this.#o.huggingFaceEndpoint } : {}),
+        onProgress: (p) => {
+          // pullModel's own "done" is ours only once the model is in the config.
+          if (p.phase === 'done' || p.phase === 'failed') return;
+          step({ phase: p.phase, file: p.file, downloaded_bytes: p.downloaded_bytes, total_bytes: p.total_bytes, speed_bps: p.speed_bps, eta_s: p.eta_s });
+        },
+      });
+      signal.throwIfAborted();
+      step({ phase: 'adding' });
+      const contextSize = Math.max(128, Math.min(result.summary.context_length ?? 2048, 4096));
+      await appendModelEntry(this.#o.configFile, { name: job.name, path: result.file, sha256: result.sha256, source: job.uri, role: job.role, context_size: contextSize });
+      await this.#remember(result.file, result.sha256);
+      if (job.role === 'main') {
+        step({ phase: 'loading' });
+        await this.#loadFirstMain(job.name, signal);
+      }
+      step({ phase: 'done', finished_at: Date.now() });
+    } catch (error) {
+      const cancelled = signal.aborted;
+      const typed = cancelled && signal.reason instanceof ClawboxError ? signal.reason : toClawboxError(error);
+      step({ phase: cancelled ? 'cancelled' : 'failed', error: { code: typed.code, message: typed.message }, finished_at: Date.now(), speed_bps: 0, eta_s: null });
+    } finally {
+      if (this.#jobAbort?.signal === signal) this.#jobAbort = null;
+    }
+  }
+
+  /** A box without a main model uses the first one pulled at once. */
+  async #loadFirstMain(name: string, signal: AbortSignal): Promise<void> {
+    const record = this.#record(name);
+    const { summary, sha256 } = await verifyModelFile(record.file, record.entry.sha256, { hash: false, signal });
+    await this.#o.slot.replaceMain({ ...record, summary, sha256: sha256 ?? record.entry.sha256 ?? null }, signal, async () => {});
+  }
+
+  /** Cancels a running pull and waits for it to wind down (the partial file stays for the next pull). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#jobAbort?.abort(new ClawboxError('MODEL_DOWNLOAD_FAILED', 'the runtime stopped during the download; pulling the same URI again resumes it', { interrupted: true }));
+    await this.#jobDone.catch(() => {});
+  }
+}

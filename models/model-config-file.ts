@@ -1,0 +1,94 @@
+/**
+ * The `models:` list in a YAML config file, as `clawbox models add|pull` and the web app's pull and
+ * activate change it: comments and layout kept, every write atomic, every entry checked against the same
+ * schema the config loader uses. A file the runtime reads must stay loadable after any change here.
+ */
+import { existsSync } from 'node:fs';
+import YAML from 'yaml';
+import { ioReason, readConfigDocument } from '../runtime/config/load.js';
+import { ClawboxError } from '../runtime/errors.js';
+import { validatorFor } from '../runtime/operations/validator.js';
+import { writeFileAtomic } from '../runtime/store/atomic-file.js';
+import { type ModelConfigEntry, modelEntrySchema, withModelDefaults } from './config-schema.js';
+
+const checkEntry = validatorFor(modelEntrySchema, 'check');
+
+function describeErrors(): string {
+  return (checkEntry.errors ?? []).map((e) => `${e.instancePath || 'entry'} ${e.message}`).join('; ');
+}
+
+function openDocument(file: string): YAML.Document {
+  const doc = existsSync(file) ? readConfigDocument(file) : new YAML.Document();
+  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+  if (!YAML.isMap(doc.contents)) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file} must hold a mapping of keys at the top level`, { file });
+  return doc;
+}
+
+async function save(file: string, doc: YAML.Document): Promise<void> {
+  try {
+    await writeFileAtomic(file, doc.toString());
+  } catch (error) {
+    throw new ClawboxError('FILE_UNWRITABLE', `cannot write config file ${file}: ${ioReason(error)}`, { file }, { cause: error });
+  }
+}
+
+/** The raw entries of the file's `models:` list (none when the file or the key is missing). */
+function rawEntries(doc: YAML.Document): Array<Record<string, unknown>> {
+  const models = doc.get('models');
+  return YAML.isSeq(models) ? (models.toJSON() as unknown[]).filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null) : [];
+}
+
+/** The file's model entries with defaults applied; entries the schema refuses are left out. */
+export function readModelEntries(file: string): ModelConfigEntry[] {
+  if (!existsSync(file)) return [];
+  return rawEntries(openDocument(file))
+    .filter((entry) => checkEntry(entry))
+    .map((entry) => withModelDefaults(entry as unknown as ModelConfigEntry));
+}
+
+/** Refuses what an append would refuse, before a long download rather than after it. */
+export function checkCanAppend(file: string, name: string, role: ModelConfigEntry['role']): void {
+  if (!existsSync(file)) return;
+  const existing = rawEntries(readConfigDocument(file));
+  if (existing.some((m) => m.name === name)) throw new ClawboxError('USAGE', `a model named "${name}" is already in ${file} (use --name)`);
+  if (role === 'main' && existing.some((m) => (m.role ?? 'main') === 'main')) {
+    throw new ClawboxError('USAGE', `${file} already has a main model; add this one with --role small or remove the other`);
+  }
+}
+
+/** Appends a model entry, refusing a duplicate name or a second main model. */
+export async function appendModelEntry(file: string, entry: Record<string, unknown>): Promise<void> {
+  if (!checkEntry(entry)) throw new ClawboxError('USAGE', `the entry would not be valid config: ${describeErrors()}`);
+  const doc = openDocument(file);
+  const existing = rawEntries(doc);
+  if (existing.some((m) => m.name === entry.name)) throw new ClawboxError('USAGE', `a model named "${String(entry.name)}" is already in ${file} (use --name)`);
+  if (entry.role === 'main' && existing.some((m) => (m.role ?? 'main') === 'main')) {
+    throw new ClawboxError('USAGE', `${file} already has a main model; add this one with --role small or remove the other`);
+  }
+  const models = doc.get('models');
+  if (YAML.isSeq(models)) models.add(doc.createNode(entry));
+  else doc.set('models', doc.createNode([entry]));
+  await save(file, doc);
+}
+
+/**
+ * Makes `name` the main model: its role becomes `main`, the previous main one's `standby` (kept, not
+ * loaded). `entries` are what the runtime knows, written as the file's list when the file has none
+ * (a config that came from defaults or another file).
+ */
+export async function setMainModel(file: string, name: string, entries: readonly ModelConfigEntry[]): Promise<void> {
+  const doc = openDocument(file);
+  let models = doc.get('models');
+  if (!YAML.isSeq(models)) {
+    doc.set('models', doc.createNode(entries.map((e) => ({ name: e.name, path: e.path, ...(e.sha256 ? { sha256: e.sha256 } : {}), role: e.role }))));
+    models = doc.get('models');
+  }
+  if (!YAML.isSeq(models)) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file}: models must be a list`, { file });
+  const items = models.items.filter((item): item is YAML.YAMLMap => YAML.isMap(item));
+  if (!items.some((item) => item.get('name') === name)) throw new ClawboxError('NOT_FOUND', `no model named "${name}" in ${file}`);
+  for (const item of items) {
+    if (item.get('name') === name) item.set('role', 'main');
+    else if ((item.get('role') ?? 'main') === 'main') item.set('role', 'standby');
+  }
+  await save(file, doc);
+}
