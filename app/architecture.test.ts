@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const FEATURES = ['agent', 'channels', 'devices', 'models', 'plugins', 'knowledge', 'discovery', 'cluster', 'brain'] as const;
+const FEATURES = ['agent', 'channels', 'devices', 'models', 'plugins', 'knowledge', 'discovery', 'cluster', 'brain', 'update'] as const;
 const TOP = ['runtime', 'app', ...FEATURES] as const;
 
 /** Test code: never shipped, and free to reach anywhere. */

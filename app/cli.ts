@@ -31,6 +31,7 @@ Usage:
   clawbox audit verify | tail | query [--state-dir DIR]    check or read the audit log (see clawbox audit --help)
   clawbox data inventory | export | erase | opt-out --subject S   people's data rights (see clawbox data --help)
   clawbox kb add FILE|DIR | list | search QUERY | remove FILE|DIR   the knowledge base (see clawbox kb --help)
+  clawbox update FILE|URL | status | health               A/B system update with rollback (see clawbox update --help)
   clawbox passwd [PASSWORD]                                print a password hash for broker.users / http
                                                            (asks twice without echo on a terminal, else
                                                            reads the password from stdin)
@@ -178,7 +179,7 @@ function runConfigCheck(file: string | undefined, mode: Mode | undefined): numbe
   return 0;
 }
 
-const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data', 'brain', 'kb'];
+const GROUPS = ['plugins', 'channels', 'models', 'audit', 'data', 'brain', 'kb', 'update'];
 
 /**
  * Takes --config and --mode out of `audit`'s arguments (its own parser knows only --state-dir) and notes
@@ -261,6 +262,10 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'data') {
     const { runDataCommand } = await import('../runtime/privacy/cli.js');
     return runDataCommand(argv.slice(1), loadConfig);
+  }
+  if (argv[0] === 'update') {
+    const { runUpdateCommand } = await import('../update/index.js');
+    return runUpdateCommand(argv.slice(1), { loadConfig });
   }
   if (argv[0] === 'audit') return runAudit(argv.slice(1));
   if (argv[0] === 'brain') {

@@ -1,0 +1,143 @@
+/**
+ * `clawbox update FILE|URL`, `clawbox update status`, and `clawbox update health` (the boot health
+ * check that clawbox-health.service runs). Installing needs root: it writes the inactive slot's partition
+ * and the EFI partition. `--root DIR` runs against another root (tests, an image mounted elsewhere).
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import type { ConfigLoader } from '../runtime/config/load.js';
+import { ClawboxError } from '../runtime/errors.js';
+import { applyUpdate } from './apply.js';
+import { checkHealth, healthTarget } from './health.js';
+import { formatStatus, recordBootVerdict, updateStatus } from './status.js';
+import { type SystemLayout, systemLayout } from './system.js';
+
+const HELP = `Usage:
+  clawbox update FILE|URL [--allow-downgrade]   install a signed bundle into the inactive slot (as root);
+                                               it boots next, with 3 tries, and falls back on its own
+  clawbox update status [--json]               slots, versions, which runs and which boots next, last results
+  clawbox update health [--boot] [--timeout S] check the local runtime (ready, status page, broker, a
+                                               device command); --boot marks a trial boot good or bad
+Options: --root DIR (another root file system instead of /), --config FILE (health).
+`;
+
+/** Bundles are a few hundred MiB; the bound stops a hostile server from filling the data partition. */
+const MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
+
+function permissionError(error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new ClawboxError('FORBIDDEN', `installing an update needs root (${(error as Error).message})`, {}, { cause: error });
+  }
+  return error;
+}
+
+async function download(url: URL, layout: SystemLayout, signal: AbortSignal): Promise<string> {
+  const dir = path.join(layout.stateDir, 'download');
+  await mkdir(dir, { recursive: true, mode: 0o750 });
+  const file = path.join(dir, 'bundle.tar');
+  let response: Response;
+  try {
+    response = await fetch(url, { signal, redirect: 'follow' });
+  } catch (error) {
+    throw new ClawboxError('NOT_FOUND', `cannot download ${url.href}: ${(error as Error).message}`);
+  }
+  if (!response.ok || !response.body) throw new ClawboxError('NOT_FOUND', `cannot download ${url.href}: HTTP ${response.status}`);
+  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  const fs = await statfs(dir);
+  if (Number.isFinite(length) && length > Math.min(MAX_DOWNLOAD_BYTES, fs.bavail * fs.bsize)) {
+    throw new ClawboxError('NO_SPACE', `the bundle is ${length} bytes; the data partition has ${fs.bavail * fs.bsize} free`);
+  }
+  let received = 0;
+  const counted = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream).on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > MAX_DOWNLOAD_BYTES) counted.destroy(new ClawboxError('PAYLOAD_TOO_LARGE', 'the download is larger than any bundle can be'));
+  });
+  await pipeline(counted, createWriteStream(file, { mode: 0o600 }), { signal });
+  return file;
+}
+
+export async function runUpdateCommand(argv: readonly string[], configs: Pick<ConfigLoader, 'loadConfig'>): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      root: { type: 'string' },
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      boot: { type: 'boolean' },
+      timeout: { type: 'string' },
+      'allow-downgrade': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [first, ...rest] = positionals;
+  if (values.help || first === undefined) {
+    process.stdout.write(HELP);
+    return values.help ? 0 : 64;
+  }
+  if (rest.length > 0) throw new ClawboxError('USAGE', `update: unexpected argument "${rest[0]}"`);
+  if (values.root === '') throw new ClawboxError('USAGE', '--root needs a folder');
+  const layout = systemLayout(values.root ?? '/');
+  const controller = new AbortController();
+  const stop = () => controller.abort(new ClawboxError('DEADLINE_EXCEEDED', 'interrupted'));
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+  try {
+    if (first === 'status') {
+      const status = await updateStatus(layout);
+      process.stdout.write(values.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status));
+      return 0;
+    }
+    if (first === 'health') return await runHealth(layout, configs, values, controller.signal);
+    let bundle: string = first;
+    let downloaded: string | undefined;
+    if (/^https?:\/\//i.test(first)) {
+      process.stdout.write(`downloading ${first}\n`);
+      const file: string = await download(new URL(first), layout, controller.signal).catch((e) => Promise.reject(permissionError(e)));
+      downloaded = file;
+      bundle = file;
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(first)) {
+      throw new ClawboxError('USAGE', `update: only files and http(s) URLs (got "${first.slice(0, 80)}")`);
+    }
+    try {
+      const result = await applyUpdate(bundle, layout, {
+        allowDowngrade: values['allow-downgrade'] ?? false,
+        signal: controller.signal,
+        progress: (message) => process.stdout.write(`${message}\n`),
+      }).catch((e) => Promise.reject(permissionError(e)));
+      process.stdout.write(`done: reboot to start clawbox ${result.version} from slot ${result.slot} (systemctl reboot)\n`);
+      return 0;
+    } finally {
+      if (downloaded) await rm(downloaded, { force: true });
+    }
+  } finally {
+    process.off('SIGINT', stop).off('SIGTERM', stop);
+  }
+}
+
+async function runHealth(
+  layout: SystemLayout,
+  configs: Pick<ConfigLoader, 'loadConfig'>,
+  values: { config?: string | undefined; timeout?: string | undefined; boot?: boolean | undefined },
+  signal: AbortSignal,
+): Promise<number> {
+  const seconds = Number(values.timeout ?? 180);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new ClawboxError('USAGE', '--timeout takes seconds (1-3600)');
+  const { config } = configs.loadConfig({ ...(values.config ? { file: values.config } : {}), mode: 'appliance' });
+  const steps = await checkHealth(healthTarget(config), {
+    timeoutMs: seconds * 1000,
+    signal,
+    onStep: (step) => process.stdout.write(`clawbox-health: ${step.ok ? 'ok' : 'FAILED'}: ${step.name}: ${step.detail}\n`),
+  });
+  const failed = steps.find((s) => !s.ok);
+  if (!values.boot) return failed ? 1 : 0;
+  const verdict = await recordBootVerdict(layout, !failed, failed ? `${failed.name}: ${failed.detail}` : '');
+  process.stdout.write(`clawbox-health: ${verdict}\n`);
+  // Non-zero only when this boot was on trial and failed: the unit then reboots into the other slot.
+  return failed && verdict.includes('marked bad') ? 1 : 0;
+}
