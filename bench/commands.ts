@@ -9,7 +9,9 @@
  * DeviceService, the real components) runs in a child process (`--serve`), as it would in `clawbox start`;
  * socat and the simulators are their own processes. Prints a table, writes bench/results/commands-<time>.json.
  *
- * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10), BENCH_DEVICES (4).
+ * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10, per driver and rate), BENCH_SLICE_SECONDS
+ * (2: the drivers take turns), BENCH_DEVICES (4), BENCH_CPU_PROF
+ * (a folder: the runtime side writes a V8 CPU profile there).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RATES = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 4);
+const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 2);
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +50,43 @@ function serialEntry(id: string, devicePath: string) {
   };
 }
 
+/** Durations of named stages (ms), reported as p50/p99 per run. */
+class StageTimes {
+  #samples = new Map<string, Map<string, number[]>>();
+  /** Which load is running (the driver), so that each stage's times are told apart per driver. */
+  label = 'start';
+
+  time<T>(stage: string, work: Promise<T>): Promise<T> {
+    const start = performance.now();
+    const stages = this.#samples.get(this.label) ?? new Map<string, number[]>();
+    this.#samples.set(this.label, stages);
+    const done = () => {
+      const list = stages.get(stage) ?? [];
+      stages.set(stage, list);
+      if (list.length < 200_000) list.push(performance.now() - start);
+    };
+    work.then(done, done);
+    return work;
+  }
+
+  reset(): void {
+    this.#samples.clear();
+  }
+
+  report(): Record<string, Record<string, { n: number; p50_ms: number; p99_ms: number }>> {
+    const round = (n: number) => Math.round(n * 100) / 100;
+    const out: Record<string, Record<string, { n: number; p50_ms: number; p99_ms: number }>> = {};
+    for (const [label, stages] of this.#samples) {
+      out[label] = {};
+      for (const [stage, list] of stages) {
+        list.sort((a, b) => a - b);
+        out[label][stage] = { n: list.length, p50_ms: round(percentile(list, 50)), p99_ms: round(percentile(list, 99)) };
+      }
+    }
+    return out;
+  }
+}
+
 // ---- the runtime side (child process) -----------------------------------------------------------------
 
 async function serve(configFile: string): Promise<void> {
@@ -64,17 +104,43 @@ async function serve(configFile: string): Promise<void> {
   const logger = tc.ctx.logger('front-door');
   const frontDoor = new FrontDoor({ logger });
   const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
-  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
+  // Where the runtime's time goes, per command: each stage timed from inside the runtime process.
+  const stages = new StageTimes();
+  const { Journal } = await import('../runtime/store/journal.js');
+  type Journal<T> = import('../runtime/store/journal.js').Journal<T>;
+  const { loadBuiltinDriver } = await import('../devices/drivers/index.js');
+  const append = Journal.prototype.append;
+  Journal.prototype.append = function (this: Journal<unknown>, records) {
+    return stages.time('journal append', append.call(this, records) as Promise<void>);
+  };
+  const publish = broker.publish.bind(broker);
+  broker.publish = (topic, payload, options) => stages.time('broker publish', publish(topic, payload, options));
+  const invoke = frontDoor.invoke.bind(frontDoor);
+  frontDoor.invoke = ((name: string, input: unknown, call: never) => stages.time('operation', invoke(name, input, call))) as typeof frontDoor.invoke;
+  const loadDriver = async (name: string) => {
+    const factory = await loadBuiltinDriver(name);
+    return (ctx: Parameters<typeof factory>[0]) => {
+      const driver = factory(ctx);
+      const execute = driver.execute.bind(driver);
+      driver.execute = (command, timeoutMs) => stages.time('driver execute', execute(command, timeoutMs));
+      return driver;
+    };
+  };
+  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt }, loadDriver });
   await devices.start(tc.ctx);
   // Event-loop delay of the runtime process, per run: tells a stall of the runtime from a slow device.
   const { monitorEventLoopDelay } = await import('node:perf_hooks');
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
-  process.on('message', (message: { cmd?: string }) => {
-    if (message.cmd === 'reset') loop.reset();
+  process.on('message', (message: { cmd?: string; label?: string }) => {
+    if (message.cmd === 'label') stages.label = String(message.label);
+    if (message.cmd === 'reset') {
+      loop.reset();
+      stages.reset();
+    }
     if (message.cmd === 'report') {
       const ms = (ns: number) => Math.round(ns / 1e4) / 100;
-      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu: process.cpuUsage() });
+      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu: process.cpuUsage(), stages: stages.report() });
     }
   });
   process.stdout.write(`ready ${broker.port}\n`);
@@ -95,6 +161,8 @@ interface RunResult {
   sent: number;
   answered: number;
   errors: number;
+  /** Answers on the error topic, by error code. */
+  error_codes: Record<string, number>;
   lost: number;
   achieved_rate: number;
   p50_ms: number;
@@ -104,21 +172,42 @@ interface RunResult {
   runtime_loop_p99_ms?: number;
   runtime_loop_max_ms?: number;
   load_avg_1m?: number;
+  /** Inside the runtime: the whole operation, the driver's part, the journal's group commits, the broker's publishes. */
+  stages?: Record<string, { n: number; p50_ms: number; p99_ms: number }>;
+}
+
+function errorCode(payload: Buffer): string {
+  try {
+    return String((JSON.parse(payload.toString()) as { code?: unknown }).code ?? 'NO_CODE');
+  } catch {
+    return 'UNREADABLE';
+  }
+}
+
+/** What one slice of load gave: latencies of the answered commands, errors by code, what never came. */
+interface Slice {
+  sent: number;
+  seconds: number;
+  latencies: number[];
+  errorCodes: Record<string, number>;
+  lost: number;
 }
 
 /** Sends `rate` commands/s for `seconds`, round-robin over `ids`, on a fixed schedule (open loop). */
-async function run(client: MqttClient, driver: string, ids: string[], rate: number, seconds: number): Promise<RunResult> {
+async function runSlice(client: MqttClient, ids: string[], rate: number, seconds: number): Promise<Slice> {
   const waiting = new Map<string, number[]>(ids.map((id) => [id, []]));
   const latencies: number[] = [];
-  let errors = 0;
-  const onMessage = (topic: string) => {
+  const errorCodes: Record<string, number> = {};
+  const onMessage = (topic: string, payload: Buffer) => {
     const [, id, kind] = topic.split('/');
     const queue = id ? waiting.get(id) : undefined;
     if (!queue || (kind !== undefined && kind !== 'error')) return;
     const sentAt = queue.shift();
     if (sentAt === undefined) return;
-    if (kind === 'error') errors++;
-    else latencies.push(performance.now() - sentAt);
+    if (kind === 'error') {
+      const code = errorCode(payload);
+      errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+    } else latencies.push(performance.now() - sentAt);
   };
   client.on('message', onMessage);
   const total = Math.round(rate * seconds);
@@ -140,17 +229,27 @@ async function run(client: MqttClient, driver: string, ids: string[], rate: numb
   while ([...waiting.values()].some((q) => q.length > 0) && Date.now() < until) await sleep(10);
   client.off('message', onMessage);
   const lost = [...waiting.values()].reduce((n, q) => n + q.length, 0);
-  latencies.sort((a, b) => a - b);
+  return { sent, seconds: elapsed, latencies, errorCodes, lost };
+}
+
+/** One driver's slices at one rate, summarised. */
+function summarise(driver: string, rate: number, slices: Slice[]): RunResult {
+  const latencies = slices.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const errorCodes: Record<string, number> = {};
+  for (const slice of slices) for (const [code, n] of Object.entries(slice.errorCodes)) errorCodes[code] = (errorCodes[code] ?? 0) + n;
+  const sent = slices.reduce((n, s) => n + s.sent, 0);
+  const seconds = slices.reduce((n, s) => n + s.seconds, 0);
   const round = (n: number) => Math.round(n * 100) / 100;
   return {
     driver,
     rate,
-    seconds,
+    seconds: round(seconds),
     sent,
     answered: latencies.length,
-    errors,
-    lost,
-    achieved_rate: Math.round(sent / elapsed),
+    errors: Object.values(errorCodes).reduce((a, b) => a + b, 0),
+    error_codes: errorCodes,
+    lost: slices.reduce((n, s) => n + s.lost, 0),
+    achieved_rate: Math.round(sent / seconds),
     p50_ms: round(percentile(latencies, 50)),
     p99_ms: round(percentile(latencies, 99)),
     max_ms: round(latencies.at(-1) ?? Number.NaN),
@@ -174,7 +273,9 @@ async function main(): Promise<void> {
     };
     const configFile = path.join(dir, 'bench-config.json');
     writeFileSync(configFile, JSON.stringify(config));
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve', configFile], {
+    // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the runtime side (open it in Chrome DevTools).
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
+    const child = spawn(process.execPath, [...profile, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', configFile], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
@@ -196,21 +297,42 @@ async function main(): Promise<void> {
     await client.subscribeAsync(['clawbox/+', 'clawbox/+/error']);
     await sleep(500); // retained states arrive on subscribe; they are not answers
     log('warm-up...');
-    await run(client, 'serial-line', serialIds, 100, 1);
-    await run(client, 'simulated', simIds, 100, 1);
+    await runSlice(client, serialIds, 100, 2);
+    await runSlice(client, simIds, 100, 2);
 
+    // The two drivers take turns in slices of SLICE_SECONDS (which goes first alternates), so both see
+    // the same machine: other jobs' load moves the baseline and the serial figures alike.
+    const drivers = [
+      ['simulated', simIds],
+      ['serial-line', serialIds],
+    ] as const;
     const results: RunResult[] = [];
     for (const rate of RATES) {
-      for (const [driver, ids] of [
-        ['simulated', simIds],
-        ['serial-line', serialIds],
-      ] as const) {
-        log(`${driver}: ${rate} cmd/s for ${SECONDS} s...`);
-        child.send({ cmd: 'reset' });
-        const before = os.loadavg()[0]!;
-        const result = await run(client, driver, [...ids], rate, SECONDS);
-        const { loop_p99_ms, loop_max_ms } = await loopReport();
-        results.push({ ...result, runtime_loop_p99_ms: Number(loop_p99_ms), runtime_loop_max_ms: Number(loop_max_ms), load_avg_1m: Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10 });
+      log(`${rate} cmd/s: ${SECONDS} s per driver in ${SLICE_SECONDS} s turns...`);
+      child.send({ cmd: 'reset' });
+      const before = os.loadavg()[0]!;
+      const slices = new Map<string, Slice[]>(drivers.map(([driver]) => [driver, []]));
+      const turns = Math.max(1, Math.round(SECONDS / SLICE_SECONDS));
+      for (let turn = 0; turn < turns; turn++) {
+        for (const [driver, ids] of turn % 2 === 0 ? drivers : [...drivers].reverse()) {
+          child.send({ cmd: 'label', label: driver });
+          slices.get(driver)!.push(await runSlice(client, [...ids], rate, SLICE_SECONDS));
+        }
+      }
+      const { loop_p99_ms, loop_max_ms, stages } = (await loopReport()) as {
+        loop_p99_ms: number;
+        loop_max_ms: number;
+        stages: Record<string, RunResult['stages']>;
+      };
+      const load = Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10;
+      for (const [driver] of drivers) {
+        results.push({
+          ...summarise(driver, rate, slices.get(driver)!),
+          runtime_loop_p99_ms: loop_p99_ms,
+          runtime_loop_max_ms: loop_max_ms,
+          load_avg_1m: load,
+          ...(stages[driver] ? { stages: stages[driver] } : {}),
+        });
       }
     }
     await client.endAsync();
@@ -225,8 +347,28 @@ async function main(): Promise<void> {
     console.log('(loop p99/max: event-loop delay of the runtime process in ms; load: 1-minute load average, all jobs)');
     console.log(line(header));
     for (const row of rows) console.log(line(row));
+    for (const r of results) {
+      const codes = Object.entries(r.error_codes).map(([code, n]) => `${code} ${n}`);
+      if (codes.length > 0) console.log(`errors, ${r.driver} at ${r.rate}/s: ${codes.join(', ')}`);
+    }
+    console.log('\ninside the runtime, p50 / p99 ms (n):');
+    for (const r of results) {
+      const parts = Object.entries(r.stages ?? {}).map(([stage, t]) => `${stage} ${t.p50_ms} / ${t.p99_ms} (${t.n})`);
+      console.log(`  ${r.driver} at ${r.rate}/s: ${parts.join('; ')}`);
+    }
+    console.log('');
+    for (const rate of RATES) {
+      const serial = results.find((r) => r.driver === 'serial-line' && r.rate === rate);
+      const simulated = results.find((r) => r.driver === 'simulated' && r.rate === rate);
+      if (!serial || !simulated) continue;
+      const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : Number.NaN);
+      console.log(
+        `${rate} cmd/s: serial-line / simulated p50 ${ratio(serial.p50_ms, simulated.p50_ms)}x, p99 ${ratio(serial.p99_ms, simulated.p99_ms)}x` +
+          ` (goal <= 1.5x); serial errors + lost ${serial.errors + serial.lost}`,
+      );
+    }
     const at500 = results.find((r) => r.driver === 'serial-line' && r.rate === 500);
-    if (at500) console.log(`\nserial-line p99 at 500 cmd/s: ${at500.p99_ms} ms (target <= 5 ms)`);
+    if (at500) console.log(`serial-line p99 at 500 cmd/s: ${at500.p99_ms} ms (goal <= 5 ms on a quiet box)`);
 
     const out = path.join(ROOT, 'bench', 'results');
     mkdirSync(out, { recursive: true });

@@ -81,6 +81,10 @@ interface DeviceRuntime {
   gone: boolean;
   /** The last availability publish; stopping waits for it (a driver's own `offline` may still be queued). */
   availabilityPublished?: Promise<void>;
+  /** The last state change's write and publish: changes are acknowledged one after another, in order. */
+  acknowledged: Promise<void>;
+  /** This device's messages (state, availability), in order. */
+  publisher: OrderedPublisher;
 }
 
 /** Extra time the service waits beyond a driver's own deadline before declaring the call lost. */
@@ -89,6 +93,8 @@ const BACKSTOP_MS = 500;
 export class DeviceService implements Component {
   readonly name = 'devices';
   readonly #messaging: Messaging;
+  /** The broker itself: each device orders its own messages over it (DeviceRuntime.publisher). */
+  readonly #broker: Messaging;
   readonly #loadDriver: DriverLoader;
   readonly #maxQueue: number;
   readonly #maxPayload: number;
@@ -105,16 +111,19 @@ export class DeviceService implements Component {
   #unregisterApi: Array<() => void> = [];
   #discovery: HaDiscovery | null = null;
   #unregisterStatus: (() => void) | null = null;
-  #persistDirty = false;
   #persisting: Promise<void> | null = null;
+  /** Released when the write that holds the changes made since the last write started is on disk. */
+  #nextCommit: Commit | null = null;
   /** State changes are journaled (one append + fdatasync each batch) and folded into the document now and then. */
   #journal: Journal<StateRecord> | null = null;
   #journalPending: StateRecord[] = [];
   #running = false;
 
   constructor(deps: DeviceServiceDeps) {
-    // Every message of the device layer goes out in order (see ordered-publisher.ts for the aedes reason).
+    // The device layer's messages go out in order (see ordered-publisher.ts for the aedes reason): those
+    // of one device in the order things happened to it, while devices do not wait for one another.
     this.#messaging = new OrderedPublisher(deps.messaging);
+    this.#broker = deps.messaging;
     this.#loadDriver = deps.loadDriver ?? loadBuiltinDriver;
     this.#maxQueue = deps.maxQueuePerDevice ?? 256;
     this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
@@ -220,18 +229,23 @@ export class DeviceService implements Component {
     try {
       const rt = this.#require(id);
       const valid = this.#validator.validate(rt.def, command);
-      return await this.#enqueue(rt, options.signal, async () => {
+      // The device is free for the next command once it answered; this caller's answer waits until the
+      // new state is on disk and published (see #applyState), in the device's order.
+      const { result, acknowledged } = await this.#enqueue(rt, options.signal, async () => {
         const resolved = resolveToggle(valid, rt.state);
         const patch = await this.#withBackstop(rt, rt.driver!.execute(resolved, rt.def.timeout_ms), 'the command');
         // Commands always publish, so a client sees one state message per accepted command.
-        await this.#applyState(rt, patch, options.source, true);
-        return {
+        const applied = this.#applyState(rt, patch, options.source, true);
+        const result: DeviceCommandResult = {
           device: id,
           command: resolved,
-          state: { ...rt.state },
+          state: applied.state,
           ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
         };
+        return { result, acknowledged: applied.acknowledged };
       });
+      await acknowledged;
+      return result;
     } catch (error) {
       throw this.#fail(id, error, options);
     }
@@ -250,11 +264,13 @@ export class DeviceService implements Component {
           });
         }
       }
-      return await this.#enqueue(rt, options.signal, async () => {
+      const { snapshot, acknowledged } = await this.#enqueue(rt, options.signal, async () => {
         const patch = await this.#withBackstop(rt, rt.driver!.read(properties, rt.def.timeout_ms), 'the read');
-        await this.#applyState(rt, patch, options.source, true);
-        return this.#snapshot(rt);
+        const { acknowledged } = this.#applyState(rt, patch, options.source, true);
+        return { snapshot: this.#snapshot(rt), acknowledged };
       });
+      await acknowledged;
+      return snapshot;
     } catch (error) {
       throw this.#fail(id, error, options);
     }
@@ -291,8 +307,8 @@ export class DeviceService implements Component {
     rt.gone = true;
     await this.#discovery?.clearDevice(rt.def);
     const base = this.baseTopic;
-    await this.#publish(`${base}/${id}`, '', true);
-    await this.#publish(`${base}/${id}/availability`, '', true);
+    await this.#publish(rt, `${base}/${id}`, '', true);
+    await this.#publish(rt, `${base}/${id}/availability`, '', true);
     this.#ctx?.bus.emit('device.registry', { action: 'removed', id });
   }
 
@@ -328,12 +344,14 @@ export class DeviceService implements Component {
       queue: new SerialQueue(),
       pending: 0,
       gone: false,
+      acknowledged: Promise.resolve(),
+      publisher: new OrderedPublisher(this.#broker),
     };
     this.#devices.set(def.id, rt);
     const base = this.baseTopic;
-    await this.#publish(`${base}/${def.id}/availability`, 'offline', true);
+    await this.#publish(rt, `${base}/${def.id}/availability`, 'offline', true);
     // The last known state survives restarts: republish it retained before the driver says anything.
-    if (Object.keys(rt.state).length > 0) await this.#publish(`${base}/${def.id}`, JSON.stringify(rt.state), true);
+    if (Object.keys(rt.state).length > 0) await this.#publish(rt, `${base}/${def.id}`, JSON.stringify(rt.state), true);
     await this.#discovery?.publishDevice(def);
 
     const driverCtx: DriverContext = {
@@ -343,7 +361,7 @@ export class DeviceService implements Component {
       initialState: { ...rt.state },
       report: (patch) => {
         if (rt.gone) return;
-        void this.#applyState(rt, patch, 'device', false).catch(() => {});
+        this.#applyState(rt, patch, 'device', false);
       },
       setAvailability: (availability, reason) => {
         if (rt.gone) return;
@@ -368,6 +386,9 @@ export class DeviceService implements Component {
       this.#log?.warn({ device: rt.def.id, err: error }, `driver of ${rt.def.id} failed to stop cleanly`);
     }
     await this.#setAvailability(rt, 'offline', reason);
+    // States the device answered before it stopped are still written and published (a removed device's
+    // retained topics are cleared after this, so no late state lands on them).
+    await rt.acknowledged;
     // A driver that reported `offline` while stopping left that publish in the queue, and the call above
     // returned at once: the broker stops next, so wait until it is out.
     await rt.availabilityPublished;
@@ -383,7 +404,7 @@ export class DeviceService implements Component {
       availability,
       ...(reason === undefined ? {} : { reason }),
     });
-    rt.availabilityPublished = this.#publish(`${this.baseTopic}/${rt.def.id}/availability`, availability, true);
+    rt.availabilityPublished = this.#publish(rt, `${this.baseTopic}/${rt.def.id}/availability`, availability, true);
     await rt.availabilityPublished;
   }
 
@@ -467,17 +488,35 @@ export class DeviceService implements Component {
 
   // ---- state ---------------------------------------------------------------------------------------
 
-  async #applyState(rt: DeviceRuntime, patch: DeviceState, source: DeviceStateEvent['source'], always: boolean) {
+  /**
+   * Takes a state the device reported or confirmed: the in-memory state changes now (so the next command
+   * on the device, TOGGLE say, sees it), while the write and the publish follow in the background. The
+   * caller answers its client only once `acknowledged` resolves: durable first, then announced, so a
+   * state anyone has seen survives kill -9. Acknowledgements of one device run in the order of its changes.
+   */
+  #applyState(
+    rt: DeviceRuntime,
+    patch: DeviceState,
+    source: DeviceStateEvent['source'],
+    always: boolean,
+  ): { state: DeviceState; acknowledged: Promise<void> } {
     const clean = this.#validator.sanitizeState(rt.def, patch);
     const changed = Object.keys(clean).filter((key) => rt.state[key] !== clean[key]);
-    if (changed.length === 0 && !always) return;
+    if (changed.length === 0 && !always) return { state: { ...rt.state }, acknowledged: rt.acknowledged };
     Object.assign(rt.state, clean);
     rt.updatedAt = Date.now();
     const state = { ...rt.state };
     this.#ctx?.bus.emit('device.state', { id: rt.def.id, state, changed, source });
-    // Durable first, then announced: a state anyone has seen on the topic survives kill -9.
-    if (changed.length > 0) await this.#persistState(rt);
-    await this.#publish(`${this.baseTopic}/${rt.def.id}`, JSON.stringify(state), true);
+    const durable = changed.length > 0 ? this.#persistState(rt) : null;
+    const payload = JSON.stringify(state);
+    const previous = rt.acknowledged;
+    const acknowledged = (async () => {
+      await previous;
+      if (durable) await durable;
+      await this.#publish(rt, `${this.baseTopic}/${rt.def.id}`, payload, true);
+    })();
+    rt.acknowledged = acknowledged;
+    return { state: { ...state }, acknowledged };
   }
 
   /** Replays the state journal over the document, then folds it in (the document is written, the journal emptied). */
@@ -493,27 +532,29 @@ export class DeviceService implements Component {
 
   /** Resolves once a write that includes this change is on disk (failures are logged, not thrown). */
   #persistState(rt: DeviceRuntime): Promise<void> {
-    this.#persistDirty = true;
-    if (this.#doc) {
-      // The in-memory document is updated now; writes are coalesced to at most one in flight.
-      const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
-      this.#doc.data.states[rt.def.id] = stored;
-      this.#journalPending.push({ id: rt.def.id, ...stored });
-    }
+    if (!this.#doc) return Promise.resolve();
+    // The in-memory document is updated now; the journal gets the change with the next group commit.
+    const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
+    this.#doc.data.states[rt.def.id] = stored;
+    this.#journalPending.push({ id: rt.def.id, ...stored });
+    this.#nextCommit ??= newCommit();
     this.#persisting ??= this.#writeLoop();
-    return this.#persisting;
+    return this.#nextCommit.promise;
   }
 
   /**
    * Group commit of the last known states: one write in flight; every change made meanwhile goes into
-   * the next write, so a burst of commands costs a few appends, not one each, and no change waits longer
-   * than two writes. Past COMPACT_AFTER records the whole document is written instead and the journal
-   * emptied (the document already holds every change made so far).
+   * the next write, and each change is released as soon as the write that holds it is on disk (a burst
+   * of commands costs a few appends, not one each, and no change waits longer than two writes). Past
+   * COMPACT_AFTER records the whole document is written instead and the journal emptied (the document
+   * already holds every change made so far).
    */
   async #writeLoop(): Promise<void> {
+    // Changes made in the same event-loop turn go into one write.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.#persistDirty && this.#doc) {
-      this.#persistDirty = false;
+    while (this.#nextCommit && this.#doc) {
+      const commit = this.#nextCommit;
+      this.#nextCommit = null;
       const batch = this.#journalPending.splice(0);
       try {
         if (this.#journal && this.#journal.records + batch.length <= COMPACT_AFTER) {
@@ -526,8 +567,13 @@ export class DeviceService implements Component {
         // Kept for the next write (the next change, or stop), so a passing failure loses nothing.
         this.#journalPending.unshift(...batch);
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
+        commit.resolve();
+        // Changes made during the failed write are not held either: they go with the next write.
+        (this.#nextCommit as Commit | null)?.resolve();
+        this.#nextCommit = null;
         break;
       }
+      commit.resolve();
     }
     this.#persisting = null;
   }
@@ -545,9 +591,9 @@ export class DeviceService implements Component {
     }
   }
 
-  async #publish(topic: string, payload: string, retain: boolean): Promise<void> {
+  async #publish(rt: DeviceRuntime, topic: string, payload: string, retain: boolean): Promise<void> {
     try {
-      await this.#messaging.publish(topic, payload, { retain, qos: 0 });
+      await rt.publisher.publish(topic, payload, { retain, qos: 0 });
     } catch (error) {
       this.#limiter?.warn(`publish:${topic}`, { topic, err: error }, `could not publish on ${topic}`);
     }
@@ -578,6 +624,19 @@ export class DeviceService implements Component {
 
 /** Journal records folded into the document after this many (a few hundred KB; replayed in milliseconds). */
 const COMPACT_AFTER = 4096;
+
+interface Commit {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function newCommit(): Commit {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
 
 interface StateRecord extends StoredState {
   id: string;
