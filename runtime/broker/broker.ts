@@ -25,7 +25,7 @@ import { AccessPolicy } from './access.js';
 import { ClientRequestRouter } from './client-requests.js';
 import { hardenBroker, hardenClient } from './aedes-hardening.js';
 import { keepDeliveryOrder } from './delivery-order.js';
-import { holdPubacks, releaseAfterPublish } from './durable-acks.js';
+import { type Synced, holdPubacks, releaseAfterPublish } from './durable-acks.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
 import { frameLimitFor, limitIncomingPackets, maximumPacketSizeFor } from './frame-limit.js';
 import { gateInboundPackets } from './inbound-gate.js';
@@ -211,7 +211,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     });
     run.aedes = aedes;
     hardenBroker(aedes);
-    this.#wrapPublish(aedes, policy, stats, logger);
+    this.#wrapPublish(aedes, policy, stats, logger, run.persistence.synced);
     markRedeliveries(aedes);
     trackSessions(aedes, run.persistence.sessions);
     skipCleanSessionAckLookups(aedes);
@@ -286,7 +286,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
    * (durable-acks.ts), drops the packets the access policy refused (MQTT 3.1.1 acknowledges them anyway),
    * and counts the rest (aedes' own `$SYS` traffic aside).
    */
-  #wrapPublish(aedes: Aedes, policy: AccessPolicy, stats: BrokerStats, logger: Logger): void {
+  #wrapPublish(aedes: Aedes, policy: AccessPolicy, stats: BrokerStats, logger: Logger, synced?: Synced): void {
     const target = aedes as unknown as { publish: PublishFn };
     const publish = target.publish.bind(aedes);
     target.publish = (packet, client, done) => {
@@ -296,7 +296,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
         callback = client as unknown as (error?: Error) => void;
         from = null;
       }
-      callback = releaseAfterPublish(packet, from, callback);
+      callback = releaseAfterPublish(packet, from, callback, synced);
       stripWillDelay(packet);
       if (policy.dropped.has(packet)) {
         policy.dropped.delete(packet);

@@ -11,7 +11,8 @@ import { runCrashRounds } from './testing/crash-harness.js';
 t.test('kill -9 during and right after bursts of acknowledged QoS 1 messages loses none of them', async (t) => {
   const seed = Number(process.env.CLAWBOX_CRASH_SEED ?? Date.now() % 100_000);
   const results = await runCrashRounds({
-    start: (stateDir) => startRuntime({ stateDir, env: { CLAWBOX_LOG_LEVEL: 'info' } }),
+    // A loaded machine (the suite's other files) can take well over 20 s to start the runtime from sources.
+    start: (stateDir) => startRuntime({ stateDir, env: { CLAWBOX_LOG_LEVEL: 'info' }, startTimeoutMs: 60_000 }),
     stateDir: newStateDir(),
     rounds: 2, // one kill in the middle of a burst, one right after it
     burst: 500,

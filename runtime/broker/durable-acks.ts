@@ -15,11 +15,13 @@
  *   written at once: there is nothing to store and no publish to wait for;
  * - `releaseAfterPublish`, called by the broker's publish wrapper, turns the held PUBACK of that client's
  *   packet into a callback that writes it once aedes' publish has called back (stored, queued and handed
- *   to the online subscribers), and drops it when the publish failed: the client then sends it again.
+ *   to the online subscribers) and the store has committed what it queued (`synced`), and drops it when
+ *   the publish failed: the client then sends it again.
  *
- * The broker's stores commit with fsync before they resolve (group-commit.ts), so an acknowledged
- * message is on disk. A client's next packets wait as before: aedes reads its socket again only when
- * every packet of the last read is done, which now includes the store.
+ * The store queues the writes of retained messages and session queues and resolves at once
+ * (group-commit.ts): aedes goes on with the client's next packets while the disk syncs, and the PUBACK
+ * goes out after the commit with fsync, so an acknowledged message is on disk. A commit that fails
+ * closes the connection without the PUBACK: the client sends the message again when it reconnects.
  */
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
@@ -38,6 +40,9 @@ interface MqttPacketModule {
 }
 
 const HELD = Symbol.for('clawbox.durableAcks');
+
+/** Resolves once what the store has queued so far is committed; undefined when nothing waits. */
+export type Synced = () => Promise<void> | undefined;
 
 /** Per registered connection: how many PUBACKs are held, by packet identifier, and the write options (protocol version). */
 interface Held {
@@ -97,12 +102,21 @@ interface ClientLike {
 type Done = (error?: Error) => void;
 
 /**
- * For a QoS 1 PUBLISH from a client whose PUBACK is held: returns the callback to pass to aedes' publish
- * in place of `done`, which sends the PUBACK once the message is stored. Returns `done` unchanged for
- * everything else (QoS 0/2, the runtime's own publishes, wills).
+ * Returns the callback to pass to aedes' publish in place of `done`:
+ * - for a QoS 1 PUBLISH from a client whose PUBACK is held: one that sends the PUBACK once the message is
+ *   stored and `synced` (the store's commit) has resolved, while `done` lets aedes go on at once;
+ * - for the runtime's own publishes, wills and QoS 2 (whose PUBREC aedes writes in `done`): `done`, once
+ *   `synced` has resolved, since for them `done` is what says "stored";
+ * - `done` unchanged for QoS 0 from clients.
  */
-export function releaseAfterPublish(packet: { qos?: number; messageId?: number }, client: unknown, done: Done | undefined): Done | undefined {
-  if (packet.qos !== 1 || packet.messageId === undefined || !client) return done;
+export function releaseAfterPublish(
+  packet: { qos?: number; messageId?: number },
+  client: unknown,
+  done: Done | undefined,
+  synced?: Synced,
+): Done | undefined {
+  if (!client || packet.qos === 2) return synced && done ? afterCommit(done, synced) : done;
+  if (packet.qos !== 1 || packet.messageId === undefined) return done;
   const { conn } = client as ClientLike;
   const held = conn && heldByStream.get(conn);
   const count = held?.counts.get(packet.messageId);
@@ -110,11 +124,26 @@ export function releaseAfterPublish(packet: { qos?: number; messageId?: number }
   if (count === 1) held.counts.delete(packet.messageId);
   else held.counts.set(packet.messageId, count - 1);
   const messageId = packet.messageId;
-  return (error?: Error) => {
-    const c = client as ClientLike;
+  const c = client as ClientLike;
+  const writePuback = (): void => {
     // The check of aedes' own write(): nothing is written to a connection that has gone. (A client may
     // publish as soon as it has the CONNACK, while aedes still counts it as connecting.)
-    if (!error && (c.connecting || c.connected)) realWrite!({ cmd: 'puback', messageId }, conn!, held.options);
+    if (c.connecting || c.connected) realWrite!({ cmd: 'puback', messageId }, conn!, held.options);
+  };
+  return (error?: Error) => {
+    const commit = error ? undefined : synced?.();
+    if (!error && !commit) writePuback();
     done?.(error);
+    // aedes may read the client's next packets meanwhile; PUBACKs keep their order (commits end in order).
+    commit?.then(writePuback, (failure: Error) => conn!.destroy(failure));
+  };
+}
+
+/** `done` once the store has committed what it queued (at once when nothing waits); a failed commit is its error. */
+function afterCommit(done: Done, synced: Synced): Done {
+  return (error?: Error) => {
+    const commit = error ? undefined : synced();
+    if (commit) commit.then(() => done(), done);
+    else done(error);
   };
 }

@@ -1,6 +1,8 @@
 /**
  * GroupCommitDb on a real LevelDB: writes of one turn share a commit, call order is kept (also across a
- * clear), chained batches work, and close() commits what is queued.
+ * clear), chained batches work, and close() commits what is queued; deferred writes resolve before their
+ * commit, reads see them, synced() says when they are committed (or that a commit failed), and beyond
+ * the bound writes wait for their commit again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,12 +11,15 @@ import { Level } from 'level';
 import t from 'tap';
 import { GroupCommitDb } from './group-commit.js';
 
-async function open(t: { teardown(fn: () => unknown): void }): Promise<{ db: GroupCommitDb; dir: string }> {
+async function open(
+  t: { teardown(fn: () => unknown): void },
+  options?: ConstructorParameters<typeof GroupCommitDb>[1],
+): Promise<{ db: GroupCommitDb; dir: string }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-group-commit-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const level = new Level<string, Buffer | string>(dir);
   await level.open();
-  const db = new GroupCommitDb(level);
+  const db = new GroupCommitDb(level, options);
   t.teardown(() => (db.status === 'open' ? db.close() : undefined));
   return { db, dir };
 }
@@ -53,4 +58,80 @@ t.test('close() commits what is queued; later writes are refused', async (t) => 
   const level = new Level<string, string>(dir);
   t.equal(await level.get('last'), 'kept');
   await level.close();
+});
+
+const deferMessages = { deferrable: (key: string) => key.startsWith('m:') };
+
+/** Settles to what the promise did, or 'pending' if it has not by the end of this turn's microtasks. */
+async function state(promise: Promise<unknown>): Promise<'resolved' | 'rejected' | 'pending'> {
+  return Promise.race([
+    promise.then(
+      () => 'resolved' as const,
+      () => 'rejected' as const,
+    ),
+    Promise.resolve().then(() => 'pending' as const),
+  ]);
+}
+
+t.test('a deferred write resolves before its commit; synced() resolves after it; strict writes still wait', async (t) => {
+  const { db } = await open(t, deferMessages);
+  t.equal(db.synced(), undefined, 'nothing queued: nothing to wait for');
+  t.equal(await state(db.put('m:1', 'one')), 'resolved', 'deferred write resolved at once');
+  const strict = db.put('s:1', 'strict');
+  t.equal(await state(strict), 'pending', 'strict write waits for its commit');
+  t.equal(db.stats.commits, 0, 'nothing committed yet');
+  t.equal(db.deferredOps, 1);
+  const synced = db.synced();
+  t.ok(synced, 'something to wait for');
+  await synced;
+  t.equal(await state(strict), 'resolved', 'the strict write of the same batch resolved with it');
+  t.equal(db.stats.commits, 1, 'both in one commit');
+  t.equal(db.deferredOps, 0);
+  t.equal(db.synced(), undefined);
+});
+
+t.test('reads see deferred writes before they are committed (get, encodings, deletes, a clear, range reads)', async (t) => {
+  const { db } = await open(t, deferMessages);
+  await db.put('m:a', Buffer.from('alpha'), { valueEncoding: 'buffer' });
+  await db.put('m:b', 'beta');
+  t.equal(db.stats.commits, 0, 'not committed yet');
+  t.same(await db.get('m:a', { valueEncoding: 'buffer' }), Buffer.from('alpha'));
+  t.equal(await db.get('m:a'), 'alpha', 'utf8 by default, as LevelDB would answer');
+  t.same(await db.get('m:b', { valueEncoding: 'buffer' }), Buffer.from('beta'));
+  await db.del('m:b');
+  t.equal(await db.get('m:b'), undefined, 'a queued delete reads as gone');
+  const values: string[] = [];
+  for await (const value of db.values({ gte: 'm:', lt: 'm;', valueEncoding: 'utf8' })) values.push(String(value));
+  t.same(values, ['alpha'], 'a range read waits for the commit and sees it');
+  await db.put('m:c', 'gamma');
+  const clearing = db.clear({ gte: 'm:', lt: 'm;' });
+  t.equal(await db.get('m:c'), undefined, 'a queued clear hides the queued write in its range');
+  await db.put('m:d', 'after');
+  t.equal(await db.get('m:d'), 'after', 'a write after the clear is seen');
+  await clearing;
+  await db.synced();
+  t.equal(await db.get('m:c'), undefined);
+  t.equal(await db.get('m:a'), undefined);
+  t.equal(await db.get('m:d'), 'after');
+});
+
+t.test('synced() rejects when a commit since the call failed', async (t) => {
+  const { db } = await open(t, deferMessages);
+  // LevelDB refuses an undefined value: the whole batch fails.
+  await db.write([{ type: 'put', key: 'm:bad', value: undefined as never }]);
+  await t.rejects(db.synced()!, 'the failed commit reaches synced()');
+  await db.put('m:good', 'ok');
+  await t.resolves(db.synced()!, 'a later good commit resolves for those who asked after the failure');
+});
+
+t.test('beyond maxDeferredOps writes wait for their commit', async (t) => {
+  const { db } = await open(t, { ...deferMessages, maxDeferredOps: 2 });
+  t.equal(await state(db.put('m:1', '1')), 'resolved');
+  t.equal(await state(db.put('m:2', '2')), 'resolved');
+  const third = db.put('m:3', '3');
+  t.equal(await state(third), 'pending', 'the bound is reached: this one waits');
+  await third;
+  t.equal(db.deferredOps, 0);
+  t.equal(await state(db.put('m:4', '4')), 'resolved', 'deferred again once committed');
+  await db.synced();
 });

@@ -1,13 +1,18 @@
 /**
- * Group commit for the broker's LevelDB: every write the persistence makes resolves only once it is in
- * LevelDB's log and fsynced, and the writes of one event-loop turn (and all that arrive while a commit is
- * being synced) share one batch and one fsync.
+ * Group commit for the broker's LevelDB: writes are committed with fsync, and the writes of one event-loop
+ * turn (and all that arrive while a commit is being synced) share one batch and one fsync.
  *
- * The guarantee: what a write's promise resolved for survives kill -9 of the process and a crash of the
- * OS or a power cut, as far as the disk honours fsync. LevelDB's default (`sync: false`) only survives
- * kill -9 (the log write reaches the OS page cache) and loses the last writes on a power cut; the broker
- * acknowledges messages only after these promises resolve (durable-acks.ts), so the stronger promise is
- * what an acknowledgement means.
+ * Two kinds of write:
+ * - strict (the default): the promise resolves once the write is committed. What it resolved for survives
+ *   kill -9 of the process and a crash of the OS or a power cut, as far as the disk honours fsync
+ *   (LevelDB's default, `sync: false`, loses the last writes on a power cut).
+ * - deferred (keys the `deferrable` option accepts: the message path's retained messages and queues):
+ *   the promise resolves as soon as the write is queued, so aedes goes on with the client's next packets
+ *   instead of waiting for the disk; `synced()` then says when everything queued so far is committed. The
+ *   broker sends the PUBACK of a message only after that (durable-acks.ts), so an acknowledgement still
+ *   means "on disk". Reads see queued writes at once (`get` looks at them first; a range read waits until
+ *   they are committed). At most `maxDeferredOps` deferred operations wait at a time; beyond that a write
+ *   is strict, which slows the publishers down to what the disk takes.
  *
  * Writes are applied in call order (one batch at a time, operations in a batch in order), which LevelDB
  * alone does not ensure for concurrent puts on one key: two retained messages on one topic stored as
@@ -33,7 +38,28 @@ interface Waiter {
 }
 
 /** The next batch to commit, or a clear that must run between two batches (it cannot join one). */
-type Job = { kind: 'batch'; ops: WriteOp[]; waiters: Waiter[] } | { kind: 'clear'; range: Record<string, unknown>; waiters: Waiter[] };
+type Job = (
+  | { kind: 'batch'; ops: WriteOp[]; waiters: Waiter[]; deferred: number }
+  | { kind: 'clear'; range: Record<string, unknown>; waiters: Waiter[]; deferred: 0 }
+) & {
+  /** Callers of synced(), with the failure count when they asked. */
+  syncWaiters?: { resolve: () => void; reject: (error: Error) => void; failures: number }[];
+};
+
+/** A queued write as reads see it until it is committed: the value, or a deletion. */
+interface Pending {
+  job: Job;
+  value: Value | undefined;
+}
+
+export interface GroupCommitOptions {
+  /** Keys whose writes may resolve before they are committed (see above); none by default. */
+  deferrable?: (key: string) => boolean;
+  /** Bound on deferred operations waiting for their commit. */
+  maxDeferredOps?: number;
+}
+
+const DEFAULT_MAX_DEFERRED_OPS = 20_000;
 
 /** What `batch()` without arguments returns: collects operations, `write()` commits them together. */
 export interface ChainedBatch {
@@ -54,12 +80,23 @@ export interface GroupCommitStats {
 export class GroupCommitDb {
   readonly #db: Level<string, Value>;
   readonly #jobs: Job[] = [];
+  /** The job being written, if any. */
+  #current: Job | undefined;
   #running = false;
   #closed = false;
+  /** Queued and in-flight writes by key, for reads. */
+  readonly #pending = new Map<string, Pending>();
+  #deferredOps = 0;
+  /** Failed commits so far: a synced() caller is told if one failed after it asked. */
+  #failures = 0;
+  readonly #deferrable: ((key: string) => boolean) | undefined;
+  readonly #maxDeferredOps: number;
   readonly stats: GroupCommitStats = { commits: 0, ops: 0 };
 
-  constructor(db: Level<string, Value>) {
+  constructor(db: Level<string, Value>, options: GroupCommitOptions = {}) {
     this.#db = db;
+    this.#deferrable = options.deferrable;
+    this.#maxDeferredOps = options.maxDeferredOps ?? DEFAULT_MAX_DEFERRED_OPS;
   }
 
   get status(): string {
@@ -67,11 +104,43 @@ export class GroupCommitDb {
   }
 
   get(key: string, options?: EncodingOptions): Promise<Value | undefined> {
+    const pending = this.#pending.get(key);
+    if (pending) {
+      const value = encode(pending, options?.valueEncoding);
+      if (value !== NOT_CONVERTIBLE) return Promise.resolve(value);
+      return this.#afterPending(() => this.#db.get(key, options as never) as Promise<Value | undefined>);
+    }
     return this.#db.get(key, options as never) as Promise<Value | undefined>;
   }
 
+  /** A range read: if writes in its range are queued, it starts once they are committed, so it sees them. */
   values(options: Record<string, unknown>): AsyncIterable<Value> {
-    return this.#db.values(options as never) as unknown as AsyncIterable<Value>;
+    const db = this.#db;
+    const pending = this.#queuedIn(options) ? this.synced() : undefined;
+    if (!pending) return db.values(options as never) as unknown as AsyncIterable<Value>;
+    return (async function* () {
+      await pending.catch(() => {});
+      yield* db.values(options as never) as unknown as AsyncIterable<Value>;
+    })();
+  }
+
+  /**
+   * Resolves once every write queued so far is committed (rejects if a commit since this call failed);
+   * undefined when nothing is queued, so a caller with nothing to wait for goes on in the same turn.
+   */
+  synced(): Promise<void> | undefined {
+    const last = this.#jobs.at(-1) ?? this.#current;
+    if (!last) return undefined;
+    last.syncWaiters ??= [];
+    const waiters = last.syncWaiters;
+    return new Promise((resolve, reject) => {
+      waiters.push({ resolve, reject, failures: this.#failures });
+    });
+  }
+
+  /** Deferred operations waiting for their commit. */
+  get deferredOps(): number {
+    return this.#deferredOps;
   }
 
   put(key: string, value: Value, options?: EncodingOptions): Promise<void> {
@@ -90,28 +159,45 @@ export class GroupCommitDb {
     return this.write(ops.map((op) => (op.type === 'put' && encoding && !op.valueEncoding ? { ...op, valueEncoding: encoding } : op)));
   }
 
-  /** Queues operations for the next commit; resolves when they are synced. */
+  /**
+   * Queues operations for the next commit. Resolves when they are committed, or at once for deferred
+   * keys (see above).
+   */
   write(ops: readonly WriteOp[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the broker store is closed'));
     if (ops.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      let job = this.#jobs.at(-1);
-      // Only a batch that has not started can take more; the one being written is no longer queued.
-      if (job?.kind !== 'batch') {
-        job = { kind: 'batch', ops: [], waiters: [] };
-        this.#jobs.push(job);
-      }
-      job.ops.push(...ops);
-      job.waiters.push({ resolve, reject });
-      this.#kick();
-    });
+    let job = this.#jobs.at(-1);
+    // Only a batch that has not started can take more; the one being written is no longer queued.
+    if (job?.kind !== 'batch') {
+      job = { kind: 'batch', ops: [], waiters: [], deferred: 0 };
+      this.#jobs.push(job);
+    }
+    for (const op of ops) {
+      job.ops.push(op);
+      this.#pending.set(op.key, { job, value: op.type === 'put' ? op.value : undefined });
+    }
+    this.#kick();
+    if (this.#isDeferred(ops)) {
+      job.deferred += ops.length;
+      this.#deferredOps += ops.length;
+      return Promise.resolve();
+    }
+    const batch = job;
+    return new Promise((resolve, reject) => batch.waiters.push({ resolve, reject }));
   }
 
   /** Runs after the writes queued before it and before those queued after it. */
   clear(range: Record<string, unknown>): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the broker store is closed'));
     return new Promise((resolve, reject) => {
-      this.#jobs.push({ kind: 'clear', range, waiters: [{ resolve, reject }] });
+      const job: Job = { kind: 'clear', range, waiters: [{ resolve, reject }], deferred: 0 };
+      // Queued writes in the range are gone for reads from now on, as they will be once the clear runs.
+      for (const [key, pending] of this.#pending) {
+        if (!inRange(key, range)) continue;
+        pending.job = job;
+        pending.value = undefined;
+      }
+      this.#jobs.push(job);
       this.#kick();
     });
   }
@@ -130,8 +216,27 @@ export class GroupCommitDb {
     setImmediate(() => void this.#drain());
   }
 
+  #isDeferred(ops: readonly WriteOp[]): boolean {
+    const deferrable = this.#deferrable;
+    if (!deferrable || this.#deferredOps + ops.length > this.#maxDeferredOps) return false;
+    for (const op of ops) if (!deferrable(op.key)) return false;
+    return true;
+  }
+
+  #queuedIn(range: Record<string, unknown>): boolean {
+    for (const key of this.#pending.keys()) if (inRange(key, range)) return true;
+    return false;
+  }
+
+  async #afterPending<T>(read: () => Promise<T>): Promise<T> {
+    await this.synced()?.catch(() => {});
+    return read();
+  }
+
   async #drain(): Promise<void> {
     for (let job = this.#jobs.shift(); job; job = this.#jobs.shift()) {
+      this.#current = job;
+      let failure: Error | undefined;
       try {
         if (job.kind === 'batch') {
           await this.#db.batch(job.ops as never, { sync: true });
@@ -141,12 +246,28 @@ export class GroupCommitDb {
           await this.#db.clear(job.range as never);
         }
       } catch (error) {
-        for (const waiter of job.waiters) waiter.reject(error as Error);
-        continue;
+        failure = error as Error;
+        this.#failures++;
       }
-      for (const waiter of job.waiters) waiter.resolve();
+      this.#settle(job, failure);
     }
+    this.#current = undefined;
     this.#running = false;
+  }
+
+  /** After a job: reads go to LevelDB again, and its waiters learn how it went. */
+  #settle(job: Job, failure: Error | undefined): void {
+    if (job.kind === 'batch') {
+      for (const op of job.ops) if (this.#pending.get(op.key)?.job === job) this.#pending.delete(op.key);
+    } else {
+      for (const [key, pending] of this.#pending) if (pending.job === job) this.#pending.delete(key);
+    }
+    this.#deferredOps -= job.deferred;
+    for (const waiter of job.waiters) failure ? waiter.reject(failure) : waiter.resolve();
+    for (const waiter of job.syncWaiters ?? []) {
+      if (this.#failures > waiter.failures) waiter.reject(failure ?? new Error('an earlier commit of the broker store failed'));
+      else waiter.resolve();
+    }
   }
 
   #chained(): ChainedBatch {
@@ -170,6 +291,27 @@ export class GroupCommitDb {
     };
     return chained;
   }
+}
+
+const NOT_CONVERTIBLE = Symbol('not convertible');
+
+/** A queued value as `get` with this encoding would return it from LevelDB. */
+function encode(pending: Pending, encoding = 'utf8'): Value | undefined | typeof NOT_CONVERTIBLE {
+  const { value } = pending;
+  if (value === undefined) return undefined;
+  if (encoding === 'buffer' || encoding === 'binary') return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  if (encoding === 'utf8') return typeof value === 'string' ? value : value.toString('utf8');
+  return NOT_CONVERTIBLE;
+}
+
+/** Whether `key` lies in an abstract-level range (gt/gte/lt/lte; string keys). */
+function inRange(key: string, range: Record<string, unknown>): boolean {
+  const { gt, gte, lt, lte } = range as Record<string, string | undefined>;
+  if (gt !== undefined && !(key > gt)) return false;
+  if (gte !== undefined && !(key >= gte)) return false;
+  if (lt !== undefined && !(key < lt)) return false;
+  if (lte !== undefined && !(key <= lte)) return false;
+  return true;
 }
 
 function putOp(key: string, value: Value, options?: EncodingOptions): WriteOp {

@@ -6,6 +6,11 @@
  * is a GroupCommitDb (group-commit.ts): each write resolves once it is fsynced, in batches, so what the
  * broker acknowledges survives kill -9 and power loss. Without persistence, aedes' in-memory default is
  * used (nothing survives a restart).
+ *
+ * Retained messages and the queues of persistent sessions (`retained:`, `outgoing:`, `outgoing-id:`) are
+ * deferred writes: aedes goes on once they are queued, and the broker holds each acknowledgement until
+ * `synced()` (durable-acks.ts). Subscriptions, wills, QoS 2 state and clawbox's session records resolve
+ * only once committed, as a SUBACK or CONNACK promises them.
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +29,11 @@ export interface BrokerPersistence {
   readonly sessions: SessionRegistry;
   /** MQTT 5 session deadlines that must survive a restart (session-expiry.ts); none where nothing does. */
   readonly sessionExpiry?: SessionExpiryStore;
+  /**
+   * Resolves once every deferred write so far is committed (group-commit.ts); undefined when nothing
+   * waits. Absent for stores whose writes resolve only once done.
+   */
+  synced?(): Promise<void> | undefined;
   close(): Promise<void>;
 }
 
@@ -80,17 +90,23 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
         : (error as Error).message;
     throw new ClawboxError('STATE_UNWRITABLE', `cannot open the broker state in ${dir}: ${why}`, { dir }, { cause: error });
   }
-  const committed = new GroupCommitDb(db);
+  const committed = new GroupCommitDb(db, { deferrable: isMessageKey });
   const persistence = levelPersistence(committed);
   return {
     aedesPersistence: persistence,
     kind: 'level',
     sessions: levelSessions(committed),
     sessionExpiry: levelSessionExpiry(committed),
+    synced: () => committed.synced(),
     // destroy() commits what is queued and closes the LevelDB, releasing its lock so that a restart in
     // the same process can reopen it.
     close: () => persistence.destroy(),
   };
+}
+
+/** aedes-persistence-level's keys of retained messages and of queued messages (`outgoing:`, `outgoing-id:`). */
+function isMessageKey(key: string): boolean {
+  return key.startsWith('retained:') || key.startsWith('outgoing');
 }
 
 interface AckStore {
