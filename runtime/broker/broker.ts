@@ -23,6 +23,7 @@ import type { ClientMessageHandler, ClientRequests, MessageHandler, Messaging, P
 import type { LoginGuard } from '../auth/login-guard.js';
 import { AccessPolicy } from './access.js';
 import { ClientRequestRouter } from './client-requests.js';
+import { ConnectionExtensions } from './connection-extensions.js';
 import { hardenBroker, hardenClient } from './aedes-hardening.js';
 import { keepDeliveryOrder } from './delivery-order.js';
 import { type Synced, holdPubacks, releaseAfterPublish } from './durable-acks.js';
@@ -35,10 +36,11 @@ import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
-import { SessionExpiry } from './session-expiry.js';
+import { SessionExpiry, type SessionExpiryStore } from './session-expiry.js';
 import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
+import { DelayedWills } from './will-persistence.js';
 import { batchWrites } from './write-batching.js';
 
 /** What the HTTP server calls for upgrade requests on a path it hands over. */
@@ -82,6 +84,8 @@ interface Running {
   connections: Set<Duplex>;
   ports: { tcp: number; tls?: number };
   cleanups: (() => void)[];
+  /** MQTT 5 delayed wills that must outlive a restart (will-persistence.ts); with a persistent store only. */
+  wills?: DelayedWills;
 }
 
 export class Broker implements Component, Messaging, ClientRequests, UpgradeHandler {
@@ -211,6 +215,9 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     });
     run.aedes = aedes;
     hardenBroker(aedes);
+    // Shared subscriptions, outbound flow control, topic aliases toward clients, PUBCOMP 0x92.
+    const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger });
+    aedes.authorizeSubscribe = extensions.authorizeSubscribe(aedes.authorizeSubscribe);
     this.#wrapPublish(aedes, policy, stats, logger, run.persistence.synced);
     markRedeliveries(aedes);
     trackSessions(aedes, run.persistence.sessions);
@@ -218,7 +225,15 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
     if (run.persistence.sessionExpiry) {
-      const expiry = new SessionExpiry(aedes, run.persistence.sessionExpiry, (error) => logger.warn({ err: error }, 'could not store a session expiry'));
+      // Before the sweep: a session that ended while the broker was stopped publishes its delayed will first.
+      if (!cluster) run.wills = await restoreDelayedWills(aedes, run.persistence.sessionExpiry, logger);
+      const wills = run.wills;
+      const expiry = new SessionExpiry(
+        aedes,
+        run.persistence.sessionExpiry,
+        (error) => logger.warn({ err: error }, 'could not store a session expiry'),
+        wills && ((clientId) => wills.sessionEnds(clientId)),
+      );
       const swept = await expiry.sweep();
       if (swept.ended > 0) logger.info(swept, `ended ${swept.ended} MQTT 5 session(s) that expired while the broker was stopped`);
       run.cleanups!.push(() => expiry.stop());
@@ -246,6 +261,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       keepDeliveryOrder(client); // before enforceDeliveryQos: see delivery-order.ts
       enforceDeliveryQos(client);
       limitOutgoingPackets(client);
+      extensions.attach(client); // after the delivery wrappers: it is the outermost
     };
     run.tcp = createTcpServer((socket) => accept(socket, socket.remoteAddress));
     const ports: Running['ports'] = { tcp: await listen(run.tcp, config.host, config.port, 'broker') };
@@ -414,6 +430,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       const aedes = run.aedes;
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
     }
+    await run.wills?.stop();
     run.internal?.clear();
     // Connections that never completed CONNECT are not aedes clients; close them too.
     for (const stream of run.connections ?? []) stream.destroy();
@@ -438,6 +455,14 @@ function imposeServerKeepAlive(client: Client, packet: { protocolVersion?: numbe
   if (packet.protocolVersion !== 5) return;
   const max = MQTT5_LIMITS.serverKeepAliveMax;
   if (!packet.keepalive || packet.keepalive > max) (client as unknown as { _serverKeepAlive?: number })._serverKeepAlive = max;
+}
+
+async function restoreDelayedWills(aedes: Aedes, sessions: SessionExpiryStore, logger: Logger): Promise<DelayedWills> {
+  const wills = new DelayedWills(aedes, (error) => logger.warn({ err: error }, 'could not store or publish a delayed will'));
+  const ends = new Map((await sessions.list()).map(({ clientId, expiresAt }) => [clientId, expiresAt]));
+  const restored = await wills.restore(ends);
+  if (restored.published + restored.pending > 0) logger.info(restored, 'delayed wills of sessions from before the restart');
+  return wills;
 }
 
 /**

@@ -47,10 +47,14 @@ export class SessionExpiry {
   /** Deadlines from an earlier run, timed here (aedes knows nothing of them). */
   readonly #timers = new Map<string, NodeJS.Timeout>();
 
-  constructor(aedes: Aedes, store: SessionExpiryStore, onError: (error: Error) => void) {
+  /** Runs before a session of an earlier run is ended here (its delayed will is due: will-persistence.ts). */
+  readonly #beforeEnd: ((clientId: string) => Promise<void>) | undefined;
+
+  constructor(aedes: Aedes, store: SessionExpiryStore, onError: (error: Error) => void, beforeEnd?: (clientId: string) => Promise<void>) {
     this.#aedes = aedes as unknown as AedesInternals;
     this.#store = store;
     this.#onError = onError;
+    this.#beforeEnd = beforeEnd;
     const internals = this.#aedes;
     if (typeof internals.scheduleSessionExpiry !== 'function' || typeof internals.clearSessionExpiry !== 'function') {
       throw new Error('aedes has no scheduleSessionExpiry/clearSessionExpiry; aedes internals changed');
@@ -116,6 +120,7 @@ export class SessionExpiry {
   async #end(clientId: string): Promise<void> {
     const store = this.#aedes.persistence;
     const client = { id: clientId };
+    await this.#beforeEnd?.(clientId);
     await store.cleanSubscriptions(client);
     await store.delWill(client);
     for await (const packet of store.outgoingStream(client)) await store.outgoingClearMessageId(client, packet);
