@@ -224,6 +224,7 @@ export class PluginHost implements Component {
     if (this.#deps.api) {
       const { frontDoor, mqtt } = this.#deps.api;
       for (const operation of pluginOperations(this)) this.#unregisterApi.push(frontDoor.register(operation));
+      this.#unregisterApi.push(mqtt.bridge('plugins/restart', 'plugins.restart'));
       if (config.mqtt.enabled) {
         const baseTopic = this.#deps.messaging?.baseTopic ?? ctx.config.broker.base_topic;
         this.#unregisterApi.push(mqtt.bridgeHandledElsewhere('plugin/'));

@@ -10,6 +10,7 @@
  * At 390×844 and 1280×900 nothing scrolls sideways and axe-core finds nothing serious or critical.
  */
 import { readFile } from 'node:fs/promises';
+import { connectAsync } from 'mqtt';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
@@ -176,6 +177,21 @@ t.test('model operations are admin-only and check their input', async (t) => {
   ] as const) {
     t.equal(await call(name, input), 'FORBIDDEN', `${name} needs its own permission`);
   }
+  // The same operations over MQTT, as bridge requests.
+  const mqtt = await connectAsync(`mqtt://127.0.0.1:${started.app.broker.port}`, { reconnectPeriod: 0 });
+  t.teardown(() => mqtt.endAsync(true));
+  await mqtt.subscribeAsync('clawbox/bridge/response/#');
+  const replies = new Map<string, Record<string, unknown>>();
+  mqtt.on('message', (topic, payload) => replies.set(topic, JSON.parse(payload.toString()) as Record<string, unknown>));
+  const bridge = async (name: string, body: unknown) => {
+    await mqtt.publishAsync(`clawbox/bridge/request/${name}`, JSON.stringify(body));
+    const until = Date.now() + 20_000;
+    while (!replies.has(`clawbox/bridge/response/${name}`) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    return replies.get(`clawbox/bridge/response/${name}`);
+  };
+  t.match(await bridge('models/verify', { name: 'second', transaction: 7 }), { status: 'ok', data: { name: 'second', ok: true }, transaction: 7 }, 'models/verify over MQTT');
+  t.match(await bridge('plugins/restart', { name: 'no-such' }), { status: 'error', error: { code: 'NOT_FOUND' } }, 'plugins/restart over MQTT');
+
   t.equal(errorCode((await api('POST', '/api/models/nope/verify')).json), 'NOT_FOUND');
   t.equal(errorCode((await api('POST', '/api/models/..%2Fx/activate')).json), 'PAYLOAD_INVALID');
   t.equal(errorCode((await api('POST', '/api/models/pull', { uri: 'https://h/x.gguf', extra: 1 })).json), 'PAYLOAD_INVALID');
