@@ -33,9 +33,9 @@ const INTERRUPTED = 130;
 const USAGE = `Usage:
   clawbox models list   [--config FILE] [--json]             models in the config: header facts, verified or not
   clawbox models verify [NAME...] [--config FILE] [--json]    check files: GGUF header, completeness, sha256
-  clawbox models add FILE [--name NAME] [--role main|small] [--config FILE]
+  clawbox models add FILE [--name NAME] [--role main|small|standby] [--config FILE]
                                                              hash FILE, read its header, add it to the config
-  clawbox models pull URI [--name NAME] [--role main|small] [--sha256 HEX] [--dir DIR]
+  clawbox models pull URI [--name NAME] [--role main|small|standby] [--sha256 HEX] [--dir DIR]
                           [--keep-free MIB] [--hf-endpoint URL] [--config FILE] [--json]
                                                              download a GGUF, check it, add it to the config
 URI: https://host/file.gguf, hf:OWNER/REPO/FILE.gguf[#BRANCH] or hf:OWNER/REPO[:QUANT] (e.g. :Q4_K_M).
@@ -110,7 +110,7 @@ export async function runModelsCommand(
   }
   const file = configFile(values.config, io.env);
   const role = values.role ?? 'main';
-  if (role !== 'main' && role !== 'small') throw new ClawboxError('USAGE', `--role must be main or small (got "${role}")`);
+  if (role !== 'main' && role !== 'small' && role !== 'standby') throw new ClawboxError('USAGE', `--role must be main, small or standby (got "${role}")`);
   switch (command) {
     case 'list': {
       if (rest.length > 0) throw new ClawboxError('USAGE', `models list takes no names (got "${rest.join(' ')}"; try models verify NAME)`);
