@@ -12,6 +12,9 @@ import t from 'tap';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { hashPassword } from '../auth/password.js';
 import { RawClient, closeClient, collect, connect, startTestBroker, until } from '../../app/testing/broker.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
+import { freePort } from '../../test/free-port.js';
+import { Broker } from './broker.js';
 
 const v5 = { protocolVersion: 5 } as const;
 type Props = Record<string, unknown>;
@@ -356,4 +359,35 @@ t.test('delayed wills survive a restart: published after the delay, or at sessio
   t.ok(arrived.find((m) => m.topic === 'wills/by-session')!.at - stoppedAt >= 3_900, 'the session-end will not before the session ended');
   t.equal(byDelay.props.contentType, 'text/plain', 'will properties kept');
   t.notOk('willDelayInterval' in byDelay.props, 'no Will Delay Interval on the PUBLISH');
+});
+
+t.test('cluster mode (real redis-server): shared subscriptions announced unavailable and refused', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-redis-'));
+  const port = await freePort();
+  const redis = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  t.teardown(() => {
+    redis.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const test = makeTestContext();
+  const broker = new Broker({
+    cluster: { redis: { host: '127.0.0.1', port, db: 0, connectTimeoutMs: 15_000 }, replicaId: 'replica-a', waitReplicas: 0, waitTimeoutMs: 1000 },
+  });
+  await broker.start(test.ctx);
+  t.teardown(async () => {
+    await broker.stop();
+    test.cleanup();
+  });
+  const { raw, connack } = await rawV5(broker.port);
+  t.teardown(() => raw.close());
+  t.equal(propsOf(connack).sharedSubscriptionAvailable, false, 'CONNACK: Shared Subscription Available = 0');
+  const suback = await rawSubscribe(raw, '$share/g/x/#', 1);
+  t.same((suback as { granted?: number[] }).granted, [0x9e], 'MQTT 5: 0x9E Shared Subscriptions not supported');
+  const old = await connect(`mqtt://127.0.0.1:${broker.port}`);
+  t.teardown(() => closeClient(old));
+  const refused = await old.subscribeAsync('$share/g/x/#', { qos: 1 }).then(
+    (granted) => granted.map((g) => g.qos),
+    (error: { packet?: { granted?: number[] } }) => error.packet?.granted,
+  );
+  t.same(refused, [0x80], 'MQTT 3.1.1: failure 0x80');
 });
