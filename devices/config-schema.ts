@@ -110,6 +110,13 @@ export const serialLineOptionsSchema = {
     values: valueMaps,
     poll_interval_ms: { type: 'integer', minimum: 0, maximum: 86400000, default: 0, description: '0: no polling.' },
     reconnect,
+    pipeline: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 32,
+      default: 1,
+      description: 'Commands on the wire at once; above 1 only for a device that reads its input in order and answers every line.',
+    },
   },
 } as const;
 

@@ -20,7 +20,7 @@ import { type DeviceConfigEntry, devicesConfigSchema } from './config-schema.js'
 import { selectConfiguredDevices } from './demo.js';
 import type { DeviceDriver, DriverContext } from './driver.js';
 import { type DriverLoader, loadBuiltinDriver } from './drivers/index.js';
-import { SerialQueue } from './drivers/common.js';
+import { CommandLane } from './command-lane.js';
 import type { DeviceStateEvent } from './events.js';
 import { HaDiscovery } from './ha-discovery.js';
 import { LogLimiter } from './log-limiter.js';
@@ -75,7 +75,8 @@ interface DeviceRuntime {
   availability: Availability;
   updatedAt: number | null;
   lastError: DeviceErrorInfo | null;
-  queue: SerialQueue;
+  /** Commands in arrival order; as many at once as the driver takes (one, unless it pipelines). */
+  queue: CommandLane;
   pending: number;
   /** Set when the device is removed, so late driver callbacks are ignored. */
   gone: boolean;
@@ -243,7 +244,8 @@ export class DeviceService implements Component {
           ...(options.transaction === undefined ? {} : { transaction: options.transaction }),
         };
         return { result, acknowledged: applied.acknowledged };
-      });
+        // TOGGLE is resolved from the state every earlier command left: it waits until they are answered.
+      }, isToggle(valid));
       await acknowledged;
       return result;
     } catch (error) {
@@ -341,7 +343,7 @@ export class DeviceService implements Component {
       availability: 'offline',
       updatedAt: stored?.updated_at ?? null,
       lastError: null,
-      queue: new SerialQueue(),
+      queue: new CommandLane(() => rt.driver?.maxInFlight ?? 1),
       pending: 0,
       gone: false,
       acknowledged: Promise.resolve(),
@@ -424,7 +426,7 @@ export class DeviceService implements Component {
   }
 
   /** Per-device FIFO with a bound; offline devices fail fast, before and after waiting in line. */
-  async #enqueue<T>(rt: DeviceRuntime, signal: AbortSignal | undefined, job: () => Promise<T>): Promise<T> {
+  async #enqueue<T>(rt: DeviceRuntime, signal: AbortSignal | undefined, job: () => Promise<T>, exclusive = false): Promise<T> {
     notAborted(rt, signal);
     this.#assertOnline(rt);
     if (rt.pending >= this.#maxQueue) {
@@ -440,7 +442,7 @@ export class DeviceService implements Component {
         notAborted(rt, signal);
         this.#assertOnline(rt);
         return job();
-      });
+      }, { exclusive });
     } finally {
       rt.pending--;
     }
@@ -671,6 +673,10 @@ function cmndClash(def: DeviceDefinition, others: readonly DeviceDefinition[]): 
   const other = others.find((o) => remoteTopic(o) === def.id);
   if (other) return `id "${def.id}" is the Tasmota topic of device ${other.id}; cmnd/${def.id}/... would loop`;
   return null;
+}
+
+function isToggle(command: DeviceCommand): boolean {
+  return command.state === 'TOGGLE';
 }
 
 /** TOGGLE becomes ON or OFF from the last known state, just before the driver runs (so order holds). */

@@ -27,6 +27,12 @@ export interface DriverContext {
 
 export interface DeviceDriver {
   readonly availability: Availability;
+  /**
+   * Commands the service may have running on this driver at once (default 1: one after the other). A
+   * driver that pipelines (writes the next command before the last reply) must match each reply to its
+   * own command and time each out on its own.
+   */
+  readonly maxInFlight?: number;
   start(): Promise<void>;
   /** `command` is already validated against the device schema and TOGGLE is resolved. */
   execute(command: DeviceCommand, timeoutMs: number): Promise<DeviceState>;

@@ -79,7 +79,8 @@ t.test('through the service: device errors, pushes, polling, unplug and replug o
   await offline;
   const error = await c.request('clawbox/desk/set', '{"state":"ON","transaction":"u"}', 'clawbox/desk/error');
   t.same(json(error.payload), { code: 'DEVICE_UNAVAILABLE', message: 'desk is offline', transaction: 'u' });
-  const online = c.waitFor('clawbox/desk/availability', (p) => p === 'online', 5000);
+  // Generous: replugging starts socat and a simulator process, slow on a loaded machine.
+  const online = c.waitFor('clawbox/desk/availability', (p) => p === 'online', 15_000);
   await rig.plug();
   await online;
   const result = await stack.service.execute('desk', { brightness: 55 }, { source: 'test' });

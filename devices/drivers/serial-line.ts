@@ -2,8 +2,13 @@
  * serial-line: devices that speak text lines over a serial port (AT-style modems, Arduino sketches).
  * Per property a template (`DIM {brightness}`) and a reply pattern (`^OK DIM (?<brightness>\d+)$`) whose
  * named groups become state; a query for the whole state; patterns for unsolicited lines; an error
- * pattern. One exchange at a time, each under the command deadline. The port going away (close event or
- * the device node vanishing) marks the device offline at once; it reopens with backoff.
+ * pattern. One exchange at a time, each under the command deadline, unless `pipeline` > 1: then up to that
+ * many commands are on the wire at once (for devices that read their input in order and answer every
+ * line), lines written in one event-loop turn go out in one write, and each reply goes to the oldest
+ * waiting command whose reply pattern it matches, preferring one whose values it echoes (`OK DIM 40` for
+ * `DIM 40`), so a reply that never comes times out only its own command. An error line carries no
+ * correlation: it fails the oldest waiting command. The port going away (close event or the device node
+ * vanishing) marks the device offline at once; it reopens with backoff.
  */
 import { existsSync } from 'node:fs';
 import { ReadlineParser } from '@serialport/parser-readline';
@@ -25,15 +30,25 @@ export interface SerialLineOptions {
   values?: Record<string, Record<string, string | number>>;
   poll_interval_ms?: number;
   reconnect?: { initial_ms?: number; max_ms?: number };
+  /** Commands on the wire at once (1: wait for each reply before the next line). */
+  pipeline?: number;
 }
 
 /** How often the device node is checked while open: a vanished node means unplugged (< 2 s to offline). */
 const PRESENCE_CHECK_MS = 250;
 
 interface Waiter {
-  response: RegExp | null;
+  response: RegExp;
+  /** Wire values the command sent, by placeholder name: a reply echoing them is this command's. */
+  sent: Record<string, string>;
   resolve: (groups: Record<string, string>) => void;
   reject: (error: ClawboxError) => void;
+}
+
+/** A line waiting for the next write, and what to tell when the write is done. */
+interface Outgoing {
+  text: string;
+  written: (error: Error | null) => void;
 }
 
 export class ValueCodec {
@@ -55,18 +70,38 @@ export class ValueCodec {
   }
 }
 
+/** True when every value the reply carries for a sent placeholder is the one sent. */
+function echoes(groups: Record<string, string>, sent: Record<string, string>): boolean {
+  for (const [name, wire] of Object.entries(sent)) {
+    const got = groups[name];
+    if (got !== undefined && got !== wire) return false;
+  }
+  return true;
+}
+
 function coerce(text: string): StateValue {
   return /^-?\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : text;
 }
 
-/** Fills `{property}` placeholders; a placeholder with no value is a configuration error. */
-export function renderTemplate(template: string, values: Record<string, StateValue>, codec: ValueCodec, device: string) {
+/**
+ * Fills `{property}` placeholders; a placeholder with no value is a configuration error. `sent`, when
+ * given, collects the wire text of each placeholder (what a reply that echoes the command carries).
+ */
+export function renderTemplate(
+  template: string,
+  values: Record<string, StateValue>,
+  codec: ValueCodec,
+  device: string,
+  sent?: Record<string, string>,
+) {
   return template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => {
     const value = values[name];
     if (value === undefined) {
       throw new ClawboxError('COMMAND_INVALID', `${device}: template "${template}" needs "${name}", which is unknown`);
     }
-    return codec.encode(name, value);
+    const wire = codec.encode(name, value);
+    if (sent) sent[name] = wire;
+    return wire;
   });
 }
 
@@ -80,8 +115,13 @@ class SerialLineDriver implements DeviceDriver {
   readonly #reports: RegExp[];
   readonly #error: RegExp | null;
   readonly #known: DeviceState;
+  /** Compiled once: reply patterns by source. */
+  readonly #patterns = new Map<string, RegExp>();
+  readonly #pipeline: number;
   #port: SerialPort | null = null;
-  #waiter: Waiter | null = null;
+  /** Exchanges written and not yet answered, oldest first. */
+  readonly #waiters: Waiter[] = [];
+  #outbox: Outgoing[] = [];
   #presence: NodeJS.Timeout | null = null;
   readonly #poller: StatePoller;
   #stopped = false;
@@ -98,6 +138,7 @@ class SerialLineDriver implements DeviceDriver {
     );
     this.#error = this.#o.error ? new RegExp(this.#o.error) : null;
     this.#known = { ...ctx.initialState };
+    this.#pipeline = this.#o.pipeline ?? 1;
     const backoff = { initial_ms: this.#o.reconnect?.initial_ms ?? 250, max_ms: this.#o.reconnect?.max_ms ?? 5000 };
     this.#reconnector = new Reconnector(
       () => this.#open(),
@@ -116,6 +157,10 @@ class SerialLineDriver implements DeviceDriver {
     return this.#availability.value;
   }
 
+  get maxInFlight(): number {
+    return this.#pipeline;
+  }
+
   async start(): Promise<void> {
     this.#stopped = false;
     await this.#reconnector.start();
@@ -132,26 +177,33 @@ class SerialLineDriver implements DeviceDriver {
   async execute(command: DeviceCommand, timeoutMs: number): Promise<DeviceState> {
     this.#availability.assertOnline();
     const deadline = Date.now() + timeoutMs;
-    return this.#queue.run(async () => {
+    const run = async () => {
       const values = { ...this.#known, ...command };
-      const patch: DeviceState = {};
-      const sent = new Set<string>();
+      const lines = new Map<string, { response: string | null; what: string; sent: Record<string, string> }>();
       for (const property of Object.keys(command)) {
         const spec = this.#o.commands?.[property];
         if (!spec) {
           throw new ClawboxError('COMMAND_INVALID', `${this.#id} has no serial template for "${property}"`);
         }
-        const line = renderTemplate(spec.template, values, this.#codec, this.#id);
-        if (sent.has(line)) continue; // one template may carry several properties
-        sent.add(line);
-        const groups = await this.#exchange(line, spec.response ?? null, deadline, `${property}`);
-        Object.assign(patch, this.#decode(groups));
+        const sent: Record<string, string> = {};
+        const line = renderTemplate(spec.template, values, this.#codec, this.#id, sent);
+        // One template may carry several properties.
+        if (!lines.has(line)) lines.set(line, { response: spec.response ?? null, what: property, sent });
+      }
+      const patch: DeviceState = {};
+      if (this.#pipeline > 1) {
+        // Every line of the command goes out now; the replies are matched as they come.
+        const replies = [...lines].map(([line, l]) => this.#exchange(line, l.response, deadline, l.what, l.sent));
+        for (const groups of await Promise.all(replies)) Object.assign(patch, this.#decode(groups));
+      } else {
+        for (const [line, l] of lines) Object.assign(patch, this.#decode(await this.#exchange(line, l.response, deadline, l.what, l.sent)));
       }
       // A bare confirmation ("OK") confirms what was asked for.
       const confirmed = { ...impliedState(this.ctx.definition.capabilities, command), ...patch };
       Object.assign(this.#known, confirmed);
       return confirmed;
-    });
+    };
+    return this.#pipeline > 1 ? run() : this.#queue.run(run);
   }
 
   async read(properties: readonly string[] | null, timeoutMs: number): Promise<DeviceState> {
@@ -166,7 +218,8 @@ class SerialLineDriver implements DeviceDriver {
     const query = this.#o.query;
     if (query) {
       const deadline = Date.now() + timeoutMs;
-      const groups = await this.#queue.run(() => this.#exchange(query.template, query.response, deadline, 'the query'));
+      const ask = () => this.#exchange(query.template, query.response, deadline, 'the query', {});
+      const groups = await (this.#pipeline > 1 ? ask() : this.#queue.run(ask));
       Object.assign(this.#known, this.#decode(groups));
     }
     return { ...this.#known };
@@ -215,7 +268,7 @@ class SerialLineDriver implements DeviceDriver {
     this.#port = null;
     if (this.#presence) clearInterval(this.#presence);
     this.#presence = null;
-    this.#failWaiter(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} went offline (${reason})`));
+    this.#failWaiters(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} went offline (${reason})`));
     this.#availability.set('offline', reason);
     void closeQuietly(port);
     if (!this.#stopped) this.#reconnector.lost();
@@ -233,51 +286,90 @@ class SerialLineDriver implements DeviceDriver {
   // ---- exchanges -----------------------------------------------------------------------------------
 
   /** Writes one line and waits for the reply pattern (or just the write, when there is none). */
-  async #exchange(line: string, response: string | null, deadline: number, what: string) {
+  #exchange(line: string, response: string | null, deadline: number, what: string, sent: Record<string, string>) {
     const port = this.#port;
-    if (!port) throw new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} is offline`, { device: this.#id });
+    if (!port) return Promise.reject(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} is offline`, { device: this.#id }));
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw timeoutError(this.#id, what, 0);
+    if (remaining <= 0) return Promise.reject(timeoutError(this.#id, what, 0));
     return new Promise<Record<string, string>>((resolve, reject) => {
+      let waiter: Waiter | null = null;
+      const done = () => {
+        clearTimeout(timer);
+        if (!waiter) return;
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+      };
       const timer = setTimeout(() => {
-        this.#waiter = null;
+        done();
         reject(timeoutError(this.#id, what, remaining));
       }, remaining);
-      const settle = {
-        resolve: (groups: Record<string, string>) => {
-          clearTimeout(timer);
-          this.#waiter = null;
-          resolve(groups);
-        },
-        reject: (error: ClawboxError) => {
-          clearTimeout(timer);
-          this.#waiter = null;
-          reject(error);
-        },
-      };
-      if (response) this.#waiter = { response: new RegExp(response), ...settle };
-      port.write(line + (this.#o.delimiter ?? '\n'), (error) => {
-        if (error) settle.reject(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id}: write failed: ${error.message}`));
-        else if (!response) settle.resolve({});
+      if (response) {
+        waiter = {
+          response: this.#pattern(response),
+          sent,
+          resolve: (groups) => {
+            done();
+            resolve(groups);
+          },
+          reject: (error) => {
+            done();
+            reject(error);
+          },
+        };
+        this.#waiters.push(waiter);
+      }
+      this.#send(port, line + (this.#o.delimiter ?? '\n'), (error) => {
+        if (error) {
+          done();
+          reject(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id}: write failed: ${error.message}`));
+        } else if (!response) {
+          done();
+          resolve({});
+        }
       });
     });
   }
 
+  /** Lines written in one event-loop turn go out in one write. */
+  #send(port: SerialPort, text: string, written: (error: Error | null) => void): void {
+    this.#outbox.push({ text, written });
+    if (this.#outbox.length > 1) return;
+    queueMicrotask(() => {
+      const batch = this.#outbox;
+      this.#outbox = [];
+      if (this.#port !== port) {
+        for (const out of batch) out.written(new Error('the port closed'));
+        return;
+      }
+      port.write(batch.length === 1 ? batch[0]!.text : batch.map((out) => out.text).join(''), (error) => {
+        for (const out of batch) out.written(error ?? null);
+      });
+    });
+  }
+
+  #pattern(source: string): RegExp {
+    let pattern = this.#patterns.get(source);
+    if (!pattern) {
+      pattern = new RegExp(source);
+      this.#patterns.set(source, pattern);
+    }
+    return pattern;
+  }
+
   #onLine(line: string): void {
-    const waiter = this.#waiter;
-    if (waiter) {
+    if (this.#waiters.length > 0) {
       const error = this.#error?.exec(line);
       if (error) {
-        waiter.reject(
+        this.#waiters[0]!.reject(
           new ClawboxError('DEVICE_ERROR', `${this.#id} answered: ${error.groups?.message ?? line}`.slice(0, 300), {
             device: this.#id,
           }),
         );
         return;
       }
-      const match = waiter.response?.exec(line);
-      if (match) {
-        waiter.resolve({ ...match.groups });
+      const reply = this.#matchReply(line);
+      if (reply) {
+        reply.waiter.resolve(reply.groups);
         return;
       }
     }
@@ -293,9 +385,23 @@ class SerialLineDriver implements DeviceDriver {
     this.ctx.logger.debug({ line: line.slice(0, 200) }, 'ignored a line from the device');
   }
 
-  #failWaiter(error: ClawboxError): void {
-    this.#waiter?.reject(error);
-    this.#waiter = null;
+  /** The waiting exchange a reply belongs to: the oldest one it echoes, else the oldest whose pattern it matches. */
+  #matchReply(line: string): { waiter: Waiter; groups: Record<string, string> } | null {
+    let first: { waiter: Waiter; groups: Record<string, string> } | null = null;
+    for (const waiter of this.#waiters) {
+      const match = waiter.response.exec(line);
+      if (!match) continue;
+      const groups = { ...match.groups };
+      if (this.#waiters.length === 1) return { waiter, groups };
+      if (echoes(groups, waiter.sent)) return { waiter, groups };
+      first ??= { waiter, groups };
+    }
+    return first;
+  }
+
+  #failWaiters(error: ClawboxError): void {
+    for (const waiter of [...this.#waiters]) waiter.reject(error);
+    this.#waiters.length = 0;
   }
 
   #decode(groups: Record<string, string>): DeviceState {
