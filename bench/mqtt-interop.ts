@@ -110,7 +110,7 @@ async function startClawbox(scratch: string): Promise<Target> {
   mkdirSync(stateDir);
   const { command, how } = runtimeCommand();
   log(`starting clawbox: ${how}`);
-  const runtime: RuntimeProcess = await startRuntime({ stateDir, configFile, command, env: { CLAWBOX_LOG_LEVEL: 'warn' } });
+  const runtime: RuntimeProcess = await startRuntime({ stateDir, configFile, command });
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   return {

@@ -25,6 +25,7 @@ import { AccessPolicy } from './access.js';
 import { ClientRequestRouter } from './client-requests.js';
 import { ConnectionExtensions } from './connection-extensions.js';
 import { hardenBroker, hardenClient } from './aedes-hardening.js';
+import { deliverQueueOnResume } from './session-resume.js';
 import { keepDeliveryOrder } from './delivery-order.js';
 import { type Synced, holdPubacks, releaseAfterPublish } from './durable-acks.js';
 import { enforceDeliveryQos } from './delivery-qos.js';
@@ -215,6 +216,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     });
     run.aedes = aedes;
     hardenBroker(aedes);
+    deliverQueueOnResume(aedes);
     // Shared subscriptions, outbound flow control, topic aliases toward clients, PUBCOMP 0x92.
     const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger });
     aedes.authorizeSubscribe = extensions.authorizeSubscribe(aedes.authorizeSubscribe);
