@@ -210,6 +210,7 @@ export class ConnectionExtensions {
           tag = counter === undefined ? undefined : connection.tags.get(counter);
           if (tag) connection.tags.delete(counter!);
         }
+        if (connection.flow.passes(tag)) return next(aliases ? aliases.apply(packet) : packet);
         return connection.flow.send(packet, tag, (out) => {
           if (client.conn.destroyed) return false;
           return next(aliases ? aliases.apply(out) : out);

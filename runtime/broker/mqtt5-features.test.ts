@@ -156,6 +156,32 @@ t.test('shared subscriptions: a member that leaves without acknowledging hands i
   t.same(all.map((m) => Number(m.payload)).sort(), [0, 1, 2, 3, 4, 5], 'the remaining member ends up with every message');
 });
 
+t.test('shared subscriptions in a persistent session: restored at reconnect; an unacknowledged message stays in the session', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const session = { clientId: 'shared-keeper', clean: false, properties: { sessionExpiryInterval: 300 } };
+  const first = await rawV5(tb.broker.port, session);
+  await rawSubscribe(first.raw, '$share/p/pers/#', 1);
+  const pub = await connect(tb.url, v5);
+  t.teardown(() => closeClient(pub));
+  await pub.publishAsync('pers/1', 'one', { qos: 1 });
+  const sent = (await first.raw.waitFor((p) => p.cmd === 'publish')) as IPublishPacket;
+  t.equal(sent.payload.toString(), 'one', 'the only member gets it, and does not acknowledge it');
+  first.raw.close();
+  await first.raw.waitForClose();
+
+  const again = await rawV5(tb.broker.port, session);
+  t.teardown(() => again.raw.close());
+  t.equal((again.connack as { sessionPresent?: boolean }).sessionPresent, true, 'session present');
+  const resent = (await again.raw.waitFor((p) => p.cmd === 'publish')) as IPublishPacket;
+  t.equal(resent.payload.toString(), 'one', 'the unacknowledged message comes again from the session');
+  t.equal(resent.dup, true, 'as a duplicate');
+  again.raw.send({ cmd: 'puback', messageId: resent.messageId! } as Packet);
+  await pub.publishAsync('pers/2', 'two', { qos: 1 });
+  const live = (await again.raw.waitFor((p) => p.cmd === 'publish' && (p as IPublishPacket).payload.toString() === 'two')) as IPublishPacket;
+  t.equal(live.qos, 1, 'the restored shared subscription delivers without a new SUBSCRIBE');
+});
+
 t.test('shared subscriptions with mosquitto_sub -V 5 as a member', async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());

@@ -35,6 +35,8 @@ export class OutboundFlow<Tag = unknown> {
   readonly #receiveMaximum: number;
   readonly #queueLimit: number;
   readonly #onDropped: OutboundFlowOptions['onDropped'];
+  /** A window to keep (the client named a Receive Maximum below the protocol's limit). */
+  readonly #windowed: boolean;
   /** Sent and not yet acknowledged, by packet identifier. Only tagged ones while no window is kept. */
   readonly #inFlight = new Map<number, Entry<Tag>>();
   readonly #queue: (Entry<Tag> & { write: (packet: WrittenPacket) => boolean })[] = [];
@@ -45,10 +47,7 @@ export class OutboundFlow<Tag = unknown> {
     this.#receiveMaximum = options.receiveMaximum;
     this.#queueLimit = options.queueLimit;
     this.#onDropped = options.onDropped;
-  }
-
-  get #windowed(): boolean {
-    return this.#receiveMaximum < RECEIVE_MAXIMUM_UNLIMITED;
+    this.#windowed = options.receiveMaximum < RECEIVE_MAXIMUM_UNLIMITED;
   }
 
   /** QoS 1/2 PUBLISH packets waiting for a slot. */
@@ -58,6 +57,11 @@ export class OutboundFlow<Tag = unknown> {
 
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /** True when a packet with this tag would be written at once and not tracked: the caller may skip send(). */
+  passes(tag: Tag | undefined): boolean {
+    return tag === undefined && !this.#windowed;
   }
 
   /**
