@@ -3,15 +3,17 @@
  * (a line-protocol simulator process on the far end of each), at 100, 500 and 1,000 commands/s for 10 s
  * each. Latency is command published -> state published on `clawbox/<device>` (or the error), as seen
  * by the MQTT client. Baseline in the same run: the same load on simulated devices (no serial I/O), so
- * the serial path's own cost is visible.
+ * the serial path's own cost is visible; a third set of serial devices runs with `serial.pipeline`. The
+ * sets take turns in short slices, so other jobs on the machine load all of them alike.
  *
  * Processes: this one is the load generator and MQTT client; the runtime part (embedded broker +
  * DeviceService, the real components) runs in a child process (`--serve`), as it would in `clawbox start`;
- * socat and the simulators are their own processes. Prints a table, writes bench/results/commands-<time>.json.
+ * socat and the simulators are their own processes. Prints a table, the ratios to the baseline and, per
+ * driver, where the time went inside the runtime; writes bench/results/commands-<time>.json.
  *
- * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10, per driver and rate), BENCH_SLICE_SECONDS
- * (2: the drivers take turns), BENCH_DEVICES (4), BENCH_CPU_PROF
- * (a folder: the runtime side writes a V8 CPU profile there).
+ * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10, per driver and rate),
+ * BENCH_SLICE_SECONDS (2), BENCH_DEVICES (4 per set), BENCH_PIPELINE (8; 0 leaves the pipelined set out),
+ * BENCH_CPU_PROF (a folder: the runtime side writes a V8 CPU profile there).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,11 +29,13 @@ const RATES = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 4);
 const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 2);
+/** A third set of serial devices with `serial.pipeline` this high takes turns too (0: none). */
+const PIPELINE = Number(process.env.BENCH_PIPELINE ?? 8);
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function serialEntry(id: string, devicePath: string) {
+function serialEntry(id: string, devicePath: string, pipeline = 1) {
   return {
     id,
     driver: 'serial-line',
@@ -40,6 +44,7 @@ function serialEntry(id: string, devicePath: string) {
     serial: {
       path: devicePath,
       baud_rate: 115200,
+      ...(pipeline > 1 ? { pipeline } : {}),
       commands: {
         state: { template: 'POWER {state}', response: '^OK POWER (?<state>ON|OFF)$' },
         brightness: { template: 'DIM {brightness}', response: '^OK DIM (?<brightness>\\d+)$' },
@@ -259,15 +264,18 @@ function summarise(driver: string, rate: number, slices: Slice[]): RunResult {
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-commands-'));
   const rigs = Array.from({ length: DEVICES }, (_, i) => new SerialRig(dir, `dev${i}`, LINE_SIM));
+  const pipelinedRigs = Array.from({ length: PIPELINE > 1 ? DEVICES : 0 }, (_, i) => new SerialRig(dir, `pip${i}`, LINE_SIM));
   let server: ChildProcess | null = null;
   try {
     log(`starting ${DEVICES} socat pty pairs with line-protocol simulators...`);
-    await Promise.all(rigs.map((rig) => rig.plug()));
+    await Promise.all([...rigs, ...pipelinedRigs].map((rig) => rig.plug()));
     const serialIds = rigs.map((_, i) => `serial-${i}`);
+    const pipelinedIds = pipelinedRigs.map((_, i) => `pipelined-${i}`);
     const simIds = rigs.map((_, i) => `sim-${i}`);
     const config = {
       devices: [
         ...rigs.map((rig, i) => serialEntry(serialIds[i]!, rig.devicePath)),
+        ...pipelinedRigs.map((rig, i) => serialEntry(pipelinedIds[i]!, rig.devicePath, PIPELINE)),
         ...simIds.map((id) => ({ id, driver: 'simulated', capabilities: ['switch', 'dimmer'] })),
       ],
     };
@@ -298,14 +306,16 @@ async function main(): Promise<void> {
     await sleep(500); // retained states arrive on subscribe; they are not answers
     log('warm-up...');
     await runSlice(client, serialIds, 100, 2);
+    if (pipelinedIds.length > 0) await runSlice(client, pipelinedIds, 100, 2);
     await runSlice(client, simIds, 100, 2);
 
-    // The two drivers take turns in slices of SLICE_SECONDS (which goes first alternates), so both see
+    // The drivers take turns in slices of SLICE_SECONDS (which goes first rotates), so all see
     // the same machine: other jobs' load moves the baseline and the serial figures alike.
-    const drivers = [
+    const drivers: Array<readonly [string, string[]]> = [
       ['simulated', simIds],
       ['serial-line', serialIds],
-    ] as const;
+      ...(pipelinedIds.length > 0 ? [[`serial-line pipeline ${PIPELINE}`, pipelinedIds] as const] : []),
+    ];
     const results: RunResult[] = [];
     for (const rate of RATES) {
       log(`${rate} cmd/s: ${SECONDS} s per driver in ${SLICE_SECONDS} s turns...`);
@@ -314,7 +324,8 @@ async function main(): Promise<void> {
       const slices = new Map<string, Slice[]>(drivers.map(([driver]) => [driver, []]));
       const turns = Math.max(1, Math.round(SECONDS / SLICE_SECONDS));
       for (let turn = 0; turn < turns; turn++) {
-        for (const [driver, ids] of turn % 2 === 0 ? drivers : [...drivers].reverse()) {
+        const order = [...drivers.slice(turn % drivers.length), ...drivers.slice(0, turn % drivers.length)];
+        for (const [driver, ids] of order) {
           child.send({ cmd: 'label', label: driver });
           slices.get(driver)!.push(await runSlice(client, [...ids], rate, SLICE_SECONDS));
         }
@@ -358,14 +369,15 @@ async function main(): Promise<void> {
     }
     console.log('');
     for (const rate of RATES) {
-      const serial = results.find((r) => r.driver === 'serial-line' && r.rate === rate);
       const simulated = results.find((r) => r.driver === 'simulated' && r.rate === rate);
-      if (!serial || !simulated) continue;
-      const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : Number.NaN);
-      console.log(
-        `${rate} cmd/s: serial-line / simulated p50 ${ratio(serial.p50_ms, simulated.p50_ms)}x, p99 ${ratio(serial.p99_ms, simulated.p99_ms)}x` +
-          ` (goal <= 1.5x); serial errors + lost ${serial.errors + serial.lost}`,
-      );
+      for (const serial of results.filter((r) => r.driver.startsWith('serial-line') && r.rate === rate)) {
+        if (!simulated) continue;
+        const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : Number.NaN);
+        console.log(
+          `${rate} cmd/s: ${serial.driver} / simulated p50 ${ratio(serial.p50_ms, simulated.p50_ms)}x, p99 ${ratio(serial.p99_ms, simulated.p99_ms)}x` +
+            ` (goal <= 1.5x); errors + lost ${serial.errors + serial.lost}`,
+        );
+      }
     }
     const at500 = results.find((r) => r.driver === 'serial-line' && r.rate === 500);
     if (at500) console.log(`serial-line p99 at 500 cmd/s: ${at500.p99_ms} ms (goal <= 5 ms on a quiet box)`);
@@ -382,7 +394,7 @@ async function main(): Promise<void> {
       server.kill('SIGTERM');
       await Promise.race([exited, sleep(5000)]);
     }
-    await Promise.all(rigs.map((rig) => rig.unplug()));
+    await Promise.all([...rigs, ...pipelinedRigs].map((rig) => rig.unplug()));
     rmSync(dir, { recursive: true, force: true });
   }
 }
