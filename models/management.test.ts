@@ -10,7 +10,6 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type Llama, LlamaLogLevel, getLlama } from 'node-llama-cpp';
 import t, { type Test } from 'tap';
-import YAML from 'yaml';
 import { makeTestContext } from '../app/testing/test-context.js';
 import { generateModel } from './gguf/generate.js';
 import { inspectGguf } from './gguf/reader.js';
@@ -38,8 +37,8 @@ function sharedCpu(): Llama {
 
 const SMALL = { context_size: 256, sequences: 1, threads: 1, batch_threads: 1, gpu: 'cpu' };
 
-async function start(t: Test, models: unknown[]) {
-  const test = makeTestContext({ config: { models } });
+async function start(t: Test, models: unknown[], stateDir?: string) {
+  const test = makeTestContext({ config: { models }, ...(stateDir ? { stateDir } : {}) });
   const pulls: PullJobView[] = [];
   test.ctx.bus.on('model.pull', (view) => pulls.push(view));
   const service = new ModelService({ llama: sharedCpu(), keepFreeBytes: 0, downloadPollMs: 0, threadRecheckMs: 0 });
@@ -52,7 +51,7 @@ async function start(t: Test, models: unknown[]) {
   return { service, ctx: test.ctx, pulls, configFile: test.ctx.configSource! };
 }
 
-const rolesIn = async (file: string) => (YAML.parse(await readFile(file, 'utf8')) as { models: Array<{ name: string; role?: string }> }).models.map((m) => [m.name, m.role ?? 'main']);
+const roles = (service: ModelService) => service.configured().map((m) => [m.name, m.role]);
 
 async function finished(service: ModelService): Promise<PullJobView> {
   for (;;) {
@@ -62,14 +61,18 @@ async function finished(service: ModelService): Promise<PullJobView> {
   }
 }
 
-t.test('standby does not load; activation swaps only once the new model is loaded, and retires the old one', async (t) => {
+t.test('standby does not load; activation swaps only once the new model is loaded, retires the old one, and lasts', async (t) => {
   const dir = await tempDir(t);
+  const stateDir = path.join(dir, 'state');
   const a = await generateModel({ path: path.join(dir, 'a.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 1 });
   const b = await generateModel({ path: path.join(dir, 'b.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 2 });
-  const { service, configFile } = await start(t, [
+  const c = await generateModel({ path: path.join(dir, 'c.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 3 });
+  const models = [
     { name: 'a', path: a.path, sha256: a.sha256, role: 'main', ...SMALL },
     { name: 'b', path: b.path, sha256: b.sha256, role: 'standby', ...SMALL },
-  ]);
+  ];
+  const { service, configFile } = await start(t, models, stateDir);
+  const configBefore = await readFile(configFile, 'utf8');
   t.match(service.status(), { name: 'a', state: 'ready' });
   t.notOk('small' in service.status(), 'a standby model is not loaded');
   const old = service.engine('main')!;
@@ -85,18 +88,27 @@ t.test('standby does not load; activation swaps only once the new model is loade
     (error: unknown) => error,
   );
   t.notOk(answer instanceof Error, `the request in flight on the old model finished (${answer instanceof Error ? answer.message : 'ok'})`);
-  t.same(await rolesIn(configFile), [
+  t.same(roles(service), [
     ['a', 'standby'],
     ['b', 'main'],
   ]);
   t.match(await service.manager!.activate('b', new AbortController().signal), { changed: false }, 'activating the main model again changes nothing');
+  t.equal(await readFile(configFile, 'utf8'), configBefore, 'the config file is not rewritten (read-only on the appliance)');
+  await service.stop();
+
+  const restarted = await start(t, models, stateDir);
+  t.match(restarted.service.status(), { name: 'b', state: 'ready' }, 'after a restart the chosen model is main again');
+  await restarted.service.stop();
+  // The admin names another main model in the config: that edit wins over the older choice.
+  const edited = await start(t, [{ ...models[0], role: 'standby' }, models[1], { name: 'c', path: c.path, role: 'main', ...SMALL }], stateDir);
+  t.match(edited.service.status(), { name: 'c', state: 'ready' }, 'a later config edit wins');
 });
 
 t.test('the old model serves while the new one loads; a switch that cannot be recorded changes nothing', async (t) => {
   const dir = await tempDir(t);
   const a = await generateModel({ path: path.join(dir, 'a.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 3 });
   const b = await generateModel({ path: path.join(dir, 'b.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 4 });
-  const { service, configFile } = await start(t, [
+  const { service, ctx } = await start(t, [
     { name: 'a', path: a.path, role: 'main', ...SMALL },
     { name: 'b', path: b.path, sha256: b.sha256, role: 'standby', ...SMALL },
   ]);
@@ -114,10 +126,11 @@ t.test('the old model serves while the new one loads; a switch that cannot be re
   const answer = await running!.catch((error: unknown) => error);
   t.notOk(answer instanceof Error, `the old model finished the request it had begun before it was unloaded (${answer instanceof Error ? answer.message : 'ok'})`);
 
-  // The config file turned into a folder: the switch cannot be recorded, so it does not happen.
+  // The record turned into a folder: the switch cannot be recorded, so it does not happen.
   const before = service.engine('main');
-  await rm(configFile);
-  await mkdir(configFile);
+  const record = path.join(ctx.stateDir, 'model-choices.json');
+  await rm(record, { force: true });
+  await mkdir(record);
   const c = await generateModel({ path: path.join(dir, 'c.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 5 });
   const modelC = { entry: { ...model.entry, name: 'c', path: c.path }, file: c.path, summary: await inspectGguf(c.path), sha256: c.sha256 };
   await t.rejects(
@@ -128,8 +141,12 @@ t.test('the old model serves while the new one loads; a switch that cannot be re
   );
   t.equal(service.engine('main'), before, 'the model serving is unchanged');
   t.match(service.status(), { name: 'b', state: 'ready' });
-  await t.rejects(service.manager!.activate('a', new AbortController().signal), { code: 'CONFIG_UNREADABLE' }, 'through the manager: the coded error');
+  await t.rejects(service.manager!.activate('a', new AbortController().signal), { code: 'STATE_UNWRITABLE' }, 'through the manager: the coded error');
   t.equal(service.engine('main'), before);
+  t.same(roles(service), [
+    ['a', 'main'],
+    ['b', 'standby'],
+  ], 'and the catalogue as it was');
 });
 
 t.test('the first model pulled onto an empty box becomes main and loads; a wrong sha256 adds nothing', async (t) => {
@@ -137,7 +154,7 @@ t.test('the first model pulled onto an empty box becomes main and loads; a wrong
   const served = await generateModel({ path: path.join(dir, 'served.gguf'), shape: 'tiny', quant: 'Q8_0', seed: 6 });
   const server = await startModelServer({ file: served.path });
   t.teardown(() => server.close());
-  const { service, configFile, pulls, ctx } = await start(t, []);
+  const { service, pulls, ctx } = await start(t, []);
   t.match(service.status(), { state: 'no-model' });
 
   service.manager!.startPull({ uri: `${server.url}/files/wrong.gguf`, sha256: 'a'.repeat(64) });
@@ -152,7 +169,7 @@ t.test('the first model pulled onto an empty box becomes main and loads; a wrong
   const done = await finished(service);
   t.match(done, { phase: 'done', total_bytes: served.bytes, error: null });
   t.match(service.status(), { name: 'tiny', state: 'ready' }, 'loaded as the main model');
-  t.same(await rolesIn(configFile), [['tiny', 'main']]);
+  t.same(roles(service), [['tiny', 'main']]);
   t.ok(
     ['resolving', 'downloading', 'verifying', 'adding', 'loading', 'done'].every((phase) => pulls.some((p) => p.phase === phase && p.name === 'tiny')),
     `every phase reported on the bus (${[...new Set(pulls.map((p) => p.phase))].join(', ')})`,

@@ -1,16 +1,16 @@
 /**
  * Model management for a running box (the web app's Models page, `models.*` operations): the catalogue
  * of configured models, a sha256 + GGUF check of one file, one background pull at a time (cancellable,
- * with progress), and switching the main model. The config file is the record: a pulled model is
- * appended to it and activation rewrites the roles there, the way `clawbox models pull` does, so the
- * next start loads the same model.
+ * with progress), and switching the main model. Pulled models and the chosen main model are recorded in
+ * the state directory (model-choices.ts), so the next start loads the same model; the config file is
+ * not rewritten (on the appliance it is read-only to the runtime).
  */
 import path from 'node:path';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
-import type { ModelConfigEntry } from './config-schema.js';
+import { type ModelConfigEntry, withModelDefaults } from './config-schema.js';
 import { hashCacheKey } from './hash-cache-file.js';
-import { appendModelEntry, checkCanAppend, readModelEntries, setMainModel } from './model-config-file.js';
+import { MAX_MODELS, type ModelChoices, applyChoices, configMainName } from './model-choices.js';
 import { type PullProgress, checkModelUri, displayUri, pullModel } from './pull.js';
 import { type HashCache, type ModelRecord, type VerifiedModel, ModelRegistry, modelNameFromUri, verifyModelFile } from './registry.js';
 
@@ -66,11 +66,18 @@ export interface VerifyResult {
   error?: { code: string; message: string };
 }
 
+/** Where the run-time choices live (a state-store document; a plain object in tests). */
+export interface ChoicesStore {
+  readonly data: ModelChoices;
+  update(change: (data: ModelChoices) => void): Promise<void>;
+}
+
 export interface ModelManagerOptions {
-  /** The config file that records the models (read for the catalogue, written by pull and activate). */
-  configFile: string;
-  /** The entries the runtime started with (the catalogue while the file has none). */
-  startEntries: readonly ModelConfigEntry[];
+  /** The config's `models:` entries (as the runtime loaded them). */
+  configEntries: readonly ModelConfigEntry[];
+  /** Folder that relative model paths resolve against (the config file's). */
+  baseDir: string;
+  choices: ChoicesStore;
   stateDir: string;
   hashCache?: HashCache | undefined;
   logger: Logger;
@@ -96,16 +103,9 @@ export class ModelManager {
     this.#o = options;
   }
 
-  /** The configured models: the config file's list, or what the runtime started with when it has none. */
+  /** The models the box knows: the config's, with the pulled ones and the chosen main model laid over them. */
   catalogue(): ModelRecord[] {
-    let entries: readonly ModelConfigEntry[] = this.#o.startEntries;
-    try {
-      const fromFile = readModelEntries(this.#o.configFile);
-      if (fromFile.length > 0) entries = fromFile;
-    } catch {
-      // An unreadable file: the runtime's own list still describes what it runs.
-    }
-    return new ModelRegistry(entries, path.dirname(path.resolve(this.#o.configFile))).list();
+    return new ModelRegistry(applyChoices(this.#o.configEntries, this.#o.choices.data), this.#o.baseDir).list();
   }
 
   #record(name: string): ModelRecord {
@@ -155,7 +155,7 @@ export class ModelManager {
 
   /**
    * Makes a configured model the main one: checks the file (header; sha256 when the config has one),
-   * loads it while the current one keeps serving, records the change in the config file, then switches.
+   * loads it while the current one keeps serving, records the choice in the state directory, then switches.
    * Any failure leaves everything as it was, with the coded error.
    */
   async activate(name: string, signal: AbortSignal): Promise<{ name: string; previous: string | null; changed: boolean }> {
@@ -180,12 +180,24 @@ export class ModelManager {
       signal.throwIfAborted();
       this.#work = { name, phase: 'loading', done_bytes: 0, total_bytes: summary.file_size };
       const model: VerifiedModel = { entry: { ...record.entry, role: 'main' }, file: record.file, summary, sha256 };
-      await this.#o.slot.replaceMain(model, signal, () => setMainModel(this.#o.configFile, name, this.catalogue().map((r) => r.entry)));
+      await this.#o.slot.replaceMain(model, signal, () => this.#recordMain(name));
       this.#o.logger.info({ model: name, previous }, `main model is now ${name}${previous ? ` (was ${previous})` : ''}`);
       return { name, previous, changed: true };
     } finally {
       this.#activating = false;
       this.#work = null;
+    }
+  }
+
+  /** The config's own main model needs no record; any other is remembered with the one it replaced. */
+  async #recordMain(name: string): Promise<void> {
+    const over = configMainName(this.#o.configEntries);
+    try {
+      await this.#o.choices.update((data) => {
+        data.main = name === over ? null : { name, over };
+      });
+    } catch (error) {
+      throw new ClawboxError('STATE_UNWRITABLE', `cannot record the main model in the state directory: ${(error as Error).message}`, {}, { cause: error });
     }
   }
 
@@ -201,9 +213,10 @@ export class ModelManager {
     }
     checkModelUri(input.uri);
     const name = input.name ?? modelNameFromUri(input.uri);
-    const role: ModelConfigEntry['role'] = this.catalogue().some((r) => r.entry.role === 'main') ? 'standby' : 'main';
-    checkCanAppend(this.#o.configFile, name, role);
-    if (this.catalogue().some((r) => r.entry.name === name)) throw new ClawboxError('USAGE', `a model named "${name}" is already configured; give this one another name`);
+    const catalogue = this.catalogue();
+    const role: ModelConfigEntry['role'] = catalogue.some((r) => r.entry.role === 'main') ? 'standby' : 'main';
+    if (catalogue.some((r) => r.entry.name === name)) throw new ClawboxError('USAGE', `a model named "${name}" is already configured; give this one another name`);
+    if (catalogue.length >= MAX_MODELS) throw new ClawboxError('LIMIT_REACHED', `the box knows ${catalogue.length} models, the most it keeps; remove one from the config first`);
     const job: PullJobView = {
       id: this.#nextJobId++,
       uri: displayUri(input.uri),
@@ -264,7 +277,10 @@ export class ModelManager {
       signal.throwIfAborted();
       step({ phase: 'adding' });
       const contextSize = Math.max(128, Math.min(result.summary.context_length ?? 2048, 4096));
-      await appendModelEntry(this.#o.configFile, { name: job.name, path: result.file, sha256: result.sha256, source: job.uri, role: job.role, context_size: contextSize });
+      const entry = withModelDefaults({ name: job.name, path: result.file, sha256: result.sha256, source: job.uri, role: 'standby', context_size: contextSize });
+      await this.#o.choices.update((data) => {
+        data.added = [...data.added.filter((e) => e.name !== entry.name), entry].slice(-MAX_MODELS);
+      });
       await this.#remember(result.file, result.sha256);
       if (job.role === 'main') {
         step({ phase: 'loading' });
@@ -284,7 +300,7 @@ export class ModelManager {
   async #loadFirstMain(name: string, signal: AbortSignal): Promise<void> {
     const record = this.#record(name);
     const { summary, sha256 } = await verifyModelFile(record.file, record.entry.sha256, { hash: false, signal });
-    await this.#o.slot.replaceMain({ ...record, summary, sha256: sha256 ?? record.entry.sha256 ?? null }, signal, async () => {});
+    await this.#o.slot.replaceMain({ entry: { ...record.entry, role: 'main' }, file: record.file, summary, sha256: sha256 ?? record.entry.sha256 ?? null }, signal, () => this.#recordMain(name));
   }
 
   /** Cancels a running pull and waits for it to wind down (the partial file stays for the next pull). */

@@ -1,7 +1,7 @@
 /**
- * The `models:` list in a YAML config file, as `clawbox models add|pull` and the web app's pull and
- * activate change it: comments and layout kept, every write atomic, every entry checked against the same
- * schema the config loader uses. A file the runtime reads must stay loadable after any change here.
+ * The `models:` list in a YAML config file, as `clawbox models add|pull` change it: comments and layout
+ * kept, every write atomic, every entry checked against the same schema the config loader uses, and the
+ * list's own limit kept. A file the runtime reads must stay loadable after any change here.
  */
 import { existsSync } from 'node:fs';
 import YAML from 'yaml';
@@ -9,7 +9,7 @@ import { ioReason, readConfigDocument } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { validatorFor } from '../runtime/operations/validator.js';
 import { writeFileAtomic } from '../runtime/store/atomic-file.js';
-import { type ModelConfigEntry, modelEntrySchema, withModelDefaults } from './config-schema.js';
+import { type ModelConfigEntry, modelEntrySchema, modelsConfigSchema } from './config-schema.js';
 
 const checkEntry = validatorFor(modelEntrySchema, 'check');
 
@@ -38,14 +38,6 @@ function rawEntries(doc: YAML.Document): Array<Record<string, unknown>> {
   return YAML.isSeq(models) ? (models.toJSON() as unknown[]).filter((m): m is Record<string, unknown> => typeof m === 'object' && m !== null) : [];
 }
 
-/** The file's model entries with defaults applied; entries the schema refuses are left out. */
-export function readModelEntries(file: string): ModelConfigEntry[] {
-  if (!existsSync(file)) return [];
-  return rawEntries(openDocument(file))
-    .filter((entry) => checkEntry(entry))
-    .map((entry) => withModelDefaults(entry as unknown as ModelConfigEntry));
-}
-
 /** Refuses what an append would refuse, before a long download rather than after it. */
 export function checkCanAppend(file: string, name: string, role: ModelConfigEntry['role']): void {
   if (!existsSync(file)) return;
@@ -65,30 +57,11 @@ export async function appendModelEntry(file: string, entry: Record<string, unkno
   if (entry.role === 'main' && existing.some((m) => (m.role ?? 'main') === 'main')) {
     throw new ClawboxError('USAGE', `${file} already has a main model; add this one with --role small or remove the other`);
   }
+  if (existing.length >= modelsConfigSchema.maxItems) {
+    throw new ClawboxError('LIMIT_REACHED', `${file} already lists ${existing.length} models, the most a config may; remove one first`);
+  }
   const models = doc.get('models');
   if (YAML.isSeq(models)) models.add(doc.createNode(entry));
   else doc.set('models', doc.createNode([entry]));
-  await save(file, doc);
-}
-
-/**
- * Makes `name` the main model: its role becomes `main`, the previous main one's `standby` (kept, not
- * loaded). `entries` are what the runtime knows, written as the file's list when the file has none
- * (a config that came from defaults or another file).
- */
-export async function setMainModel(file: string, name: string, entries: readonly ModelConfigEntry[]): Promise<void> {
-  const doc = openDocument(file);
-  let models = doc.get('models');
-  if (!YAML.isSeq(models)) {
-    doc.set('models', doc.createNode(entries.map((e) => ({ name: e.name, path: e.path, ...(e.sha256 ? { sha256: e.sha256 } : {}), role: e.role }))));
-    models = doc.get('models');
-  }
-  if (!YAML.isSeq(models)) throw new ClawboxError('CONFIG_UNREADABLE', `config file ${file}: models must be a list`, { file });
-  const items = models.items.filter((item): item is YAML.YAMLMap => YAML.isMap(item));
-  if (!items.some((item) => item.get('name') === name)) throw new ClawboxError('NOT_FOUND', `no model named "${name}" in ${file}`);
-  for (const item of items) {
-    if (item.get('name') === name) item.set('role', 'main');
-    else if ((item.get('role') ?? 'main') === 'main') item.set('role', 'standby');
-  }
   await save(file, doc);
 }

@@ -16,7 +16,8 @@ import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { modelOperations } from './operations.js';
 import { type DownloadView, downloadsChangedAt, readDownloads } from './download-progress.js';
-import { type MainSlot, ModelManager, type PullJobView } from './management.js';
+import { type ChoicesStore, type MainSlot, ModelManager, type PullJobView } from './management.js';
+import { type ModelChoices, applyChoices, emptyChoices, sanitizeChoices } from './model-choices.js';
 
 export type ModelState = 'idle' | 'no-model' | 'verifying' | 'loading' | 'ready' | 'error' | 'stopped';
 export type ModelRole = 'main' | 'small';
@@ -100,14 +101,20 @@ export class ModelService implements Component, MainSlot {
     this.#logger = ctx.logger('models');
     this.#abort = new AbortController();
     const baseDir = this.#deps.baseDir ?? (ctx.configSource ? path.dirname(path.resolve(ctx.configSource)) : process.cwd());
-    this.#registry = new ModelRegistry(ctx.config.models, baseDir);
+    // Models pulled and the main model chosen in the web app, laid over the config (model-choices.ts).
+    const choices = await this.#openChoices(ctx);
+    this.#registry = new ModelRegistry(applyChoices(ctx.config.models, choices.data), baseDir);
     for (const problem of this.#registry.problems()) this.#logger.warn({ code: 'CONFIG_INVALID' }, problem);
+    if (choices.data.main && this.#registry.byRole('main')?.entry.name === choices.data.main.name) {
+      this.#logger.info({ model: choices.data.main.name }, `main model ${choices.data.main.name} as chosen in the web app (the config names ${choices.data.main.over ?? 'none'})`);
+    }
     const unregisterStatus = ctx.status.register('model', () => this.status());
     const hashCache = this.#deps.hashCache ?? (await this.#storeHashCache(ctx));
     const logger = this.#logger;
     this.#manager = new ModelManager({
-      configFile: ctx.configSource ? path.resolve(ctx.configSource) : path.join(ctx.stateDir, 'config.yaml'),
-      startEntries: ctx.config.models,
+      configEntries: ctx.config.models,
+      baseDir,
+      choices,
       stateDir: ctx.stateDir,
       hashCache,
       logger,
@@ -140,6 +147,29 @@ export class ModelService implements Component, MainSlot {
         if (slot.record && !this.#abort.signal.aborted) await this.#load(slot, hashCache);
       }
     })();
+  }
+
+  async #openChoices(ctx: RuntimeContext): Promise<ChoicesStore> {
+    try {
+      const doc = await ctx.store.open<ModelChoices>('model-choices', emptyChoices);
+      let current = sanitizeChoices(doc.data);
+      return {
+        get data() {
+          return current;
+        },
+        // Changed in a copy, taken only once written: a failed write leaves the choices as they were.
+        update: async (change) => {
+          const next = structuredClone(current);
+          change(next);
+          await doc.update((data) => Object.assign(data, next));
+          current = next;
+        },
+      };
+    } catch (error) {
+      this.#logger?.warn({ err: error }, 'model choices unavailable; models pulled or chosen in the web app last until the next restart');
+      const data = emptyChoices();
+      return { data, update: async (change) => change(data) };
+    }
   }
 
   async #storeHashCache(ctx: RuntimeContext): Promise<HashCache | undefined> {

@@ -3,8 +3,9 @@
  * real node-llama-cpp on the CPU with generated tiny GGUF models, nothing downloaded from outside: a
  * loopback HTTP server serves the model that is pulled):
  * - Models: check a file (ok, and a missing file's coded error), a refused URI, a pull with progress that
- *   is cancelled and then pulled again to completion (resuming by range is pull.test.ts's), and making the pulled model the main one (recorded in
- *   the config file); a model whose file is missing cannot be made main and the old one keeps serving.
+ *   is cancelled and then pulled again to completion (resuming by range is pull.test.ts's), and making
+ *   the pulled model the main one (recorded in the state directory, the config file left alone); a model
+ *   whose file is missing cannot be made main and the old one keeps serving.
  * - Plugins: the restart button restarts a plugin (its restart count goes up); bad names get coded errors.
  * - Sensor history: a device page opened late shows the readings the box recorded before it opened.
  * At 390×844 and 1280×900 nothing scrolls sideways and axe-core finds nothing serious or critical.
@@ -14,7 +15,6 @@ import { connectAsync } from 'mqtt';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
-import YAML from 'yaml';
 import { generateModel } from '../models/gguf/generate.js';
 import { tempDir } from '../models/testing/fixtures.js';
 import { type ModelServer, startModelServer } from '../models/testing/model-server.js';
@@ -146,17 +146,18 @@ t.test('models page: check a file, refuse bad input, pull with progress, cancel,
   await card('second').locator('[data-action="activate"]').click();
   t.match(await card('second').locator('[data-activate="ok"]').textContent(), /second is now the main model \(was first\)/);
   t.match(await mainModel(), { name: 'second', state: 'ready' }, 'the pulled model serves as main');
-  const config = YAML.parse(await readFile(started.app.ctx.configSource!, 'utf8')) as { models: Array<{ name: string; role: string; sha256?: string }> };
-  t.match(
-    config.models.map((m) => [m.name, m.role]),
+  const models = ((await api('GET', '/api/models')).json.data as { configured: Array<{ name: string; role: string; sha256: string | null }> }).configured;
+  t.same(
+    models.map((m) => [m.name, m.role]),
     [
       ['first', 'standby'],
       ['broken', 'standby'],
       ['second', 'main'],
     ],
-    'the config file records the switch, so the next start loads the same model',
+    'the switch is recorded (in the state directory, so the next start loads the same model)',
   );
-  t.equal(config.models[2]!.sha256, pulledSha256, 'with the sha256 of the file served, pulled whole after the cancel');
+  t.equal(models[2]!.sha256, pulledSha256, 'with the sha256 of the file served, pulled whole after the cancel');
+  t.notMatch(await readFile(started.app.ctx.configSource!, 'utf8'), /second/, 'the config file is left alone');
   await card('second').locator('.badge.ok').waitFor();
 });
 
