@@ -176,3 +176,15 @@ t.test('the first model pulled onto an empty box becomes main and loads; a wrong
   );
   t.throws(() => service.manager!.startPull({ uri: `${server.url}/files/tiny.gguf` }), { code: 'USAGE' }, 'a second model of the same name is refused before downloading');
 });
+
+t.test('a main model that failed to load loads again once its file is fixed', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'late.gguf');
+  const { service } = await start(t, [{ name: 'late', path: file, role: 'main', ...SMALL }]);
+  t.match(service.status(), { name: 'late', state: 'error', error: { code: 'MODEL_FILE_MISSING' } });
+  await t.rejects(service.manager!.activate('late', new AbortController().signal), { code: 'MODEL_FILE_MISSING' }, 'still missing: the coded error');
+  await generateModel({ path: file, shape: 'tiny', quant: 'Q8_0', seed: 8 });
+  t.match(await service.manager!.activate('late', new AbortController().signal), { name: 'late', changed: true });
+  t.match(service.status(), { name: 'late', state: 'ready' });
+  t.notOk('error' in service.status(), 'the old error is gone');
+});

@@ -18,6 +18,8 @@ import { type HashCache, type ModelRecord, type VerifiedModel, ModelRegistry, mo
 export interface MainSlot {
   /** Name of the model in the main slot now (loaded or not). */
   mainName(): string | null;
+  /** Whether that model is loaded and answering. */
+  mainReady(): boolean;
   /**
    * Loads `model` and, once loaded and `commit` succeeded, puts it in the main slot; the model there
    * before keeps serving until then and is unloaded when its requests finished. Throws the load's
@@ -161,7 +163,8 @@ export class ModelManager {
   async activate(name: string, signal: AbortSignal): Promise<{ name: string; previous: string | null; changed: boolean }> {
     const record = this.#record(name);
     const previous = this.#o.slot.mainName();
-    if (record.entry.role === 'main' && previous === name) return { name, previous, changed: false };
+    // The main model already serving: nothing to do. One that failed to load (a file since fixed) loads again.
+    if (record.entry.role === 'main' && previous === name && this.#o.slot.mainReady()) return { name, previous, changed: false };
     if (record.entry.role === 'small') {
       throw new ClawboxError('PAYLOAD_INVALID', `"${name}" is the small (fallback) model; give another model that role first, or make it standby in the config`);
     }

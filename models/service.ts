@@ -364,6 +364,10 @@ export class ModelService implements Component, MainSlot {
     return this.#slots.main.record?.entry.name ?? null;
   }
 
+  mainReady(): boolean {
+    return this.#slots.main.state === 'ready' && this.#slots.main.engine !== null;
+  }
+
   /**
    * Loads `model` beside the main one, which keeps serving; once loaded and `commit` (recording the
    * change) succeeded, new requests go to it and the old engine is unloaded when its requests finished.

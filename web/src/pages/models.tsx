@@ -129,7 +129,7 @@ function PullJob(props: { job: Record<string, unknown>; onCancel: () => void; bu
 }
 
 /** One configured model: its role, and the check and make-main buttons. */
-function ConfiguredModel(props: { model: Record<string, unknown>; working: Record<string, unknown> | null; onActivated: () => void }) {
+function ConfiguredModel(props: { model: Record<string, unknown>; working: Record<string, unknown> | null; mainFailed: boolean; onActivated: () => void }) {
   const { model } = props;
   const name = str(model.name) ?? '?';
   const role = str(model.role) ?? 'main';
@@ -193,9 +193,9 @@ function ConfiguredModel(props: { model: Record<string, unknown>; working: Recor
         <button type="button" data-action="verify" disabled={busy} onClick={() => void run('verify')}>
           Check file
         </button>
-        {role !== 'main' ? (
+        {role !== 'main' || props.mainFailed ? (
           <button type="button" class="primary" data-action="activate" disabled={busy} onClick={() => void run('activate')}>
-            Make main model
+            {role === 'main' ? 'Load again' : 'Make main model'}
           </button>
         ) : null}
       </div>
@@ -307,7 +307,7 @@ export function ModelsPage() {
       ) : (
         <ul class="cards">
           {list.map((m) => (
-            <ConfiguredModel model={m} working={work} onActivated={() => void load()} />
+            <ConfiguredModel model={m} working={work} mainFailed={model !== null && model.state === 'error' && model.name === m.name} onActivated={() => void load()} />
           ))}
         </ul>
       )}
