@@ -7,9 +7,10 @@
  * - clawbox: the runtime as `npm start` runs it (bin/build-if-stale.js, then `node bin/clawbox.js start`;
  *   the sources through tsx when the build fails), its own process, free loopback ports, a temp state dir,
  *   and a config file with what the suite needs of a broker: a topic filter it may not subscribe to
- *   ("test/nosubscribe", an anonymous ACL deny rule) and no devices (`devices: []`: the demo devices'
- *   retained state, e.g. clawbox/lamp, matches the suite's "+/+" and is protected from anonymous clearing,
- *   so the retained-message tests would count it).
+ *   ("test/nosubscribe", an anonymous ACL deny rule), `broker.max_keepalive: 60` (the server keep alive the
+ *   MQTT 5 suite expects) and no devices (`devices: []`: the demo devices' retained state, e.g.
+ *   clawbox/lamp, matches the suite's "+/+" and is protected from anonymous clearing, so the
+ *   retained-message tests would count it).
  * - mosquitto: the Debian package on a free loopback port, anonymous, no persistence, an ACL file that
  *   denies "test/nosubscribe" and allows the rest, and `max_keepalive 60` (the server keep alive the MQTT 5
  *   suite expects).
@@ -104,7 +105,14 @@ async function startClawbox(scratch: string): Promise<Target> {
   const configFile = path.join(scratch, 'clawbox.yaml');
   writeFileSync(
     configFile,
-    ['broker:', '  anonymous_acl:', '    - { allow: false, access: subscribe, topic: test/nosubscribe }', 'devices: []', ''].join('\n'),
+    [
+      'broker:',
+      '  max_keepalive: 60',
+      '  anonymous_acl:',
+      '    - { allow: false, access: subscribe, topic: test/nosubscribe }',
+      'devices: []',
+      '',
+    ].join('\n'),
   );
   const stateDir = path.join(scratch, 'clawbox-state');
   mkdirSync(stateDir);
@@ -116,7 +124,7 @@ async function startClawbox(scratch: string): Promise<Target> {
   return {
     name: 'clawbox',
     version: `clawbox ${commit}${dirty ? ' (with uncommitted changes)' : ''}`,
-    how: `${how}; config: anonymous ACL deny subscribe test/nosubscribe, devices: []`,
+    how: `${how}; config: max_keepalive 60, anonymous ACL deny subscribe test/nosubscribe, devices: []`,
     port: runtime.mqttPort,
     stop: () => runtime.kill(),
   };

@@ -64,8 +64,8 @@ export interface BrokerStatus {
  * MQTT 5 limits the broker announces in CONNACK. Receive Maximum: QoS 2 messages a client may have in
  * flight toward the broker (the bound aedes 1.2 had as `maxInflightInbound`; 3.1.1 clients get it too).
  * Topic aliases: how many a client may define per connection (a small map each). Server keep alive: the
- * longest keepalive an MQTT 5 client gets (0 = none is not allowed), so a dead link is noticed; 3.1.1
- * clients keep theirs (MQTT 3.1.1 has no way to tell them).
+ * default of `broker.max_keepalive`, the longest keepalive an MQTT 5 client gets (0 = none is not
+ * allowed), so a dead link is noticed; 3.1.1 clients keep theirs (MQTT 3.1.1 has no way to tell them).
  */
 export const MQTT5_LIMITS = { receiveMaximum: 1000, topicAliasMaximum: 32, serverKeepAliveMax: 600 } as const;
 
@@ -193,7 +193,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       ...(cluster ? { id: cluster.brokerId, mq: cluster.mq as never } : {}),
       ...(run.persistence.aedesPersistence ? { persistence: run.persistence.aedesPersistence } : {}),
       preConnect: (client, packet, done) => {
-        imposeServerKeepAlive(client, packet);
+        imposeServerKeepAlive(client, packet, config.max_keepalive ?? MQTT5_LIMITS.serverKeepAliveMax);
         policy.preConnect(client, packet, done);
       },
       authenticate: policy.authenticate,
@@ -453,9 +453,8 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
  * but refuse MQTT 3.1.1 clients with the same wish, so the value is set here before aedes' CONNECT
  * handling reads it.)
  */
-function imposeServerKeepAlive(client: Client, packet: { protocolVersion?: number; keepalive?: number }): void {
+function imposeServerKeepAlive(client: Client, packet: { protocolVersion?: number; keepalive?: number }, max: number): void {
   if (packet.protocolVersion !== 5) return;
-  const max = MQTT5_LIMITS.serverKeepAliveMax;
   if (!packet.keepalive || packet.keepalive > max) (client as unknown as { _serverKeepAlive?: number })._serverKeepAlive = max;
 }
 

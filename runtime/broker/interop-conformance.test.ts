@@ -114,3 +114,23 @@ t.test('a fast subset of the Paho interoperability suites passes', async (t) => 
     for (const result of run.results) t.ok(result.passed, `${suite} ${result.name}${result.passed ? '' : `: ${result.reason}`}`);
   }
 });
+
+t.test('broker.max_keepalive bounds the keepalive of MQTT 5 clients (Server Keep Alive), as test_server_keep_alive expects of a broker set to 60', async (t) => {
+  const tb = await startTestBroker({ config: { broker: { max_keepalive: 60 } } });
+  t.teardown(() => tb.close());
+  t.teardown(() => Client.closeAll());
+  const at = { host: '127.0.0.1', port: tb.broker.port };
+  const client = new Client('keepalive-bound', 5);
+  const asked = async (keepalive: number) => {
+    const connack = await client.connect({ ...at, keepalive });
+    await client.disconnect();
+    return connack.properties.serverKeepAlive;
+  };
+  t.equal(await asked(120), 60, 'more than the bound: told the bound');
+  t.equal(await asked(0), 60, 'no keepalive: told the bound');
+  t.equal(await asked(30), undefined, 'within the bound: no Server Keep Alive, the client keeps its own');
+  const v311 = new Client('keepalive-311', 4);
+  const old = await v311.connect({ ...at, keepalive: 120 });
+  t.same(old.properties, {}, 'MQTT 3.1.1 has no way to say it');
+  await v311.disconnect();
+});

@@ -68,6 +68,14 @@ const coreConfigSchema = {
         port: { ...port, default: 1883 },
         base_topic: { type: 'string', pattern: '^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$', default: 'clawbox' },
         max_payload_bytes: { type: 'integer', minimum: 64, maximum: 268435455, default: 65536 },
+        max_keepalive: {
+          type: 'integer',
+          minimum: 10,
+          maximum: 65535,
+          default: 600,
+          description:
+            'Longest keepalive (seconds) an MQTT 5 client gets: one asking for more, or for none, is told this as Server Keep Alive, so a dead link is noticed. MQTT 3.1.1 clients keep theirs (3.1.1 cannot say it).',
+        },
         websocket: {
           type: 'object',
           additionalProperties: false,
@@ -198,6 +206,7 @@ export interface CoreConfig {
     port: number;
     base_topic: string;
     max_payload_bytes: number;
+    max_keepalive: number;
     websocket: { enabled: boolean; path: string };
     tls: { enabled: boolean; host: string; port: number; cert?: string; key?: string; ca?: string };
     anonymous: 'auto' | 'loopback' | 'never' | 'always';
