@@ -4,10 +4,11 @@
  * PUBCOMP 0x92 and delayed wills across a restart, each with real clients: mqtt.js (`protocolVersion: 5` and 3.1.1), mosquitto_sub -V 5, and
  * a raw socket client that sees the exact packets and can withhold its acknowledgements.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
 import { hashPassword } from '../auth/password.js';
@@ -16,6 +17,7 @@ import { makeTestContext } from '../../app/testing/test-context.js';
 import { freePort } from '../../test/free-port.js';
 import { Broker } from './broker.js';
 
+const run = promisify(execFile);
 const v5 = { protocolVersion: 5 } as const;
 type Props = Record<string, unknown>;
 const propsOf = (packet: Packet): Props => ((packet as { properties?: Props }).properties ?? {}) as Props;
@@ -210,6 +212,18 @@ t.test('shared subscriptions with mosquitto_sub -V 5 as a member', async (t) => 
   await inbox.next(i - 2);
   const js = inbox.all.map((m) => Number(m.payload));
   t.same([...cli, ...js].sort((x, y) => x - y), [...Array(i).keys()], 'each message to exactly one of the two');
+});
+
+t.test('shared subscriptions with paho-mqtt (MQTTv5 and 3.1.1 members)', async (t) => {
+  const tb = await startTestBroker();
+  t.teardown(() => tb.close());
+  const script = path.join(import.meta.dirname, 'testing', 'paho_shared_check.py');
+  const { stdout } = await run('/usr/bin/python3', [script, String(tb.broker.port)], { timeout: 60_000 });
+  const seen = JSON.parse(stdout.trim().split('\n').pop()!) as { shared_available: number; members: number[][]; no_local_disconnect_rc: number };
+  t.equal(seen.shared_available, 1, 'paho reads Shared Subscription Available = 1');
+  t.same(seen.members.map((m) => m.length), [4, 4, 4], 'three members, a third each');
+  t.same(seen.members.flat().sort((x, y) => x - y), [...Array(12).keys()], 'every message to exactly one member');
+  t.equal(seen.no_local_disconnect_rc, 0x82, 'No Local on a shared subscription: paho is disconnected with 0x82');
 });
 
 t.test("outbound flow control: never more unacknowledged QoS 1/2 messages than the client's Receive Maximum", async (t) => {
