@@ -1,14 +1,17 @@
 /**
  * plugins.restart against real plugins (a Node worker and a python3 child): the plugin comes back as a
  * new instance at once (no backoff), a call in flight fails with PLUGIN_FAILED naming the restart, the
- * restart is counted, a waiting backoff is cut short, a lazy plugin stays lazy, and the operation is
- * admin-only with coded errors for unknown names.
+ * restart is counted, a waiting backoff is cut short, a lazy plugin stays lazy, a platform channel (the
+ * channel-echo fixture) logs in again on a new process, and the operation is admin-only with coded errors.
  */
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { makeTestContext } from '../app/testing/test-context.js';
+import { eventually } from '../channels/testing/conformance.js';
 import { isClawboxError } from '../runtime/errors.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
 import { SYSTEM_PRINCIPAL, principalWithFilters } from '../runtime/operations/principal.js';
-import type { PluginHost } from './host.js';
+import { PluginHost } from './host.js';
 import { pluginOperations } from './operations.js';
 import { startHost } from './test/support.js';
 
@@ -64,4 +67,24 @@ t.test('plugins.restart through the front door: admin only, coded errors', async
   await t.rejects(run({ name: 'telegram', kind: 'channel' }), { code: 'NOT_FOUND', message: /no platform channel "telegram"/ });
   t.match(await run({ name: 'node-basic' }), { kind: 'plugin', name: 'node-basic', restarts: 1 });
   t.equal(figures(host, 'node-basic').restarts, 1);
+});
+
+t.test('a platform channel restarts: it logs out, its process starts again and it logs in again', async (t) => {
+  const test = makeTestContext();
+  const host = new PluginHost({ env: { PLUGIN_DIR: fileURLToPath(new URL('./testing/channel-echo', import.meta.url)) } });
+  await host.start(test.ctx);
+  t.teardown(async () => {
+    await host.stop();
+    test.cleanup();
+  });
+  const channel = host.openChannel('echo', { plugin: 'channel-echo', config: {}, credentials: { secret: 's' } });
+  channel.onMessage(async () => ({ status: 'ignored', reason: 'test' }));
+  await channel.connect();
+  t.ok(await channel.waitForState(['connected'], 30_000), 'connected');
+  const before = channel.status().process.pid;
+  const restarted = await host.restart('channel', 'echo', 'test');
+  t.match(restarted, { kind: 'channel', name: 'echo', restarts: 1 });
+  t.ok(await eventually(() => channel.status().state === 'connected' && channel.status().process.pid !== before, 30_000), 'a new process, logged in again');
+  await channel.disconnect();
+  await t.rejects(host.restart('channel', 'echo', 'test'), { code: 'PLUGIN_FAILED', message: /not running/ }, 'a disconnected channel is not restarted');
 });
