@@ -10,7 +10,8 @@
  *
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): clawbox as it was at that commit (`git archive`
  *   into a temp folder, this checkout's node_modules linked, built there), run the same way: the before
- *   of a before/after in one run.
+ *   of a before/after in one run. BENCH_REF=<git ref> does the same for the "clawbox" side (default: this
+ *   working tree), so that a shared checkout's uncommitted edits stay out of an A/B of two commits.
  *
  * Measures, per round and broker: QoS 0 and QoS 1 throughput (N x 64-byte messages, one publisher, one
  * subscriber), QoS 1 throughput where the broker has to store every message (the subscriber is a
@@ -20,7 +21,7 @@
  * MQTT clients. Prints medians and ratios and writes everything to bench/results/broker-<time>.json.
  *
  * Environment: BENCH_MESSAGES (default 100000), BENCH_ROUNDS (3), BENCH_PAIRS (2000), BENCH_IDLE_CLIENTS
- * (1000), BENCH_BASELINE_REF (none).
+ * (1000), BENCH_BASELINE_REF (none), BENCH_REF (none: the working tree).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 2000);
 const IDLE_CLIENTS = Number(process.env.BENCH_IDLE_CLIENTS ?? 1000);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF;
+const REF = process.env.BENCH_REF;
 /** Retained messages go to this many topics in turn. */
 const RETAINED_TOPICS = 100;
 const PAYLOAD = Buffer.alloc(64, 0x61);
@@ -123,14 +125,14 @@ function buildRuntime(root = ROOT): { command: string[]; how: string } {
   };
 }
 
-/** The tree of `ref` in `<scratch>/baseline`, with this checkout's node_modules, built. */
-function buildBaseline(ref: string, scratch: string): { command: string[]; how: string; commit: string } {
+/** The tree of `ref` in `<scratch>/<name>`, with this checkout's node_modules, built. */
+function buildAt(ref: string, scratch: string, name: BrokerName): { command: string[]; how: string; commit: string; dir: string } {
   const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const dir = path.join(scratch, 'baseline');
+  const dir = path.join(scratch, name);
   mkdirSync(dir);
   execFileSync('bash', ['-c', `git archive ${commit} | tar -x -C '${dir}'`], { cwd: ROOT });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  return { ...buildRuntime(dir), commit };
+  return { ...buildRuntime(dir), commit, dir };
 }
 
 async function startClawbox(command: string[], scratch: string, name: BrokerName = 'clawbox', cwd = ROOT): Promise<BrokerProcess> {
@@ -364,18 +366,20 @@ async function measureV5(broker: BrokerProcess, r: number): Promise<RoundResult[
 async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((n) => round(n, 2));
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-'));
-  const { command, how } = buildRuntime();
+  const refBuild = REF ? buildAt(REF, scratch, 'clawbox') : undefined;
+  const { command, how: builtAs } = refBuild ?? buildRuntime();
+  const how = refBuild ? `${builtAs}, at ${refBuild.commit}` : builtAs;
   log(`clawbox runs as: ${how}`);
-  const baselineBuild = BASELINE_REF ? buildBaseline(BASELINE_REF, scratch) : undefined;
+  const baselineBuild = BASELINE_REF ? buildAt(BASELINE_REF, scratch, 'baseline') : undefined;
   const brokers: BrokerProcess[] = [];
   try {
-    const clawbox = await startClawbox(command, scratch);
+    const clawbox = await startClawbox(command, scratch, 'clawbox', refBuild?.dir);
     brokers.push(clawbox);
     const mosquitto = await startMosquitto(scratch);
     brokers.push(mosquitto);
     if (baselineBuild) {
       log(`baseline: clawbox at ${baselineBuild.commit}`);
-      brokers.push(await startClawbox(baselineBuild.command, scratch, 'baseline', path.join(scratch, 'baseline')));
+      brokers.push(await startClawbox(baselineBuild.command, scratch, 'baseline', baselineBuild.dir));
     }
     const names = brokers.map((b) => b.name);
 

@@ -15,7 +15,7 @@ interface RetainedReader {
 }
 
 t.test('SIGTERM: every device is offline, retained, before the broker closes', async (t) => {
-  const runtime = await startRuntime();
+  const runtime = await startRuntime({ startTimeoutMs: 60_000 });
   t.teardown(() => runtime.child.kill('SIGKILL'));
   const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${runtime.mqttPort}`, { reconnectPeriod: 0 });
   const last = new Map<string, string>();

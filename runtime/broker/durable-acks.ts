@@ -41,8 +41,8 @@ interface MqttPacketModule {
 
 const HELD = Symbol.for('clawbox.durableAcks');
 
-/** Resolves once what the store has queued so far is committed; undefined when nothing waits. */
-export type Synced = () => Promise<void> | undefined;
+/** Resolves once what the store queued for this publish is committed; undefined when nothing waits. */
+export type Synced = (packet: { payload?: unknown }) => Promise<void> | undefined;
 
 /** Per registered connection: how many PUBACKs are held, by packet identifier, and the write options (protocol version). */
 interface Held {
@@ -110,12 +110,12 @@ type Done = (error?: Error) => void;
  * - `done` unchanged for QoS 0 from clients.
  */
 export function releaseAfterPublish(
-  packet: { qos?: number; messageId?: number },
+  packet: { qos?: number; messageId?: number; payload?: unknown },
   client: unknown,
   done: Done | undefined,
   synced?: Synced,
 ): Done | undefined {
-  if (!client || packet.qos === 2) return synced && done ? afterCommit(done, synced) : done;
+  if (!client || packet.qos === 2) return synced && done ? afterCommit(done, () => synced(packet)) : done;
   if (packet.qos !== 1 || packet.messageId === undefined) return done;
   const { conn } = client as ClientLike;
   const held = conn && heldByStream.get(conn);
@@ -131,7 +131,7 @@ export function releaseAfterPublish(
     if (c.connecting || c.connected) realWrite!({ cmd: 'puback', messageId }, conn!, held.options);
   };
   return (error?: Error) => {
-    const commit = error ? undefined : synced?.();
+    const commit = error ? undefined : synced?.(packet);
     if (!error && !commit) writePuback();
     done?.(error);
     // aedes may read the client's next packets meanwhile; PUBACKs keep their order (commits end in order).
@@ -140,7 +140,7 @@ export function releaseAfterPublish(
 }
 
 /** `done` once the store has committed what it queued (at once when nothing waits); a failed commit is its error. */
-function afterCommit(done: Done, synced: Synced): Done {
+function afterCommit(done: Done, synced: () => Promise<void> | undefined): Done {
   return (error?: Error) => {
     const commit = error ? undefined : synced();
     if (commit) commit.then(() => done(), done);

@@ -135,3 +135,33 @@ t.test('beyond maxDeferredOps writes wait for their commit', async (t) => {
   t.equal(await state(db.put('m:4', '4')), 'resolved', 'deferred again once committed');
   await db.synced();
 });
+
+t.test('recently committed values of deferrable keys are read from memory, within the bound; a clear drops them', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-group-commit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const level = new Level<string, Buffer | string>(dir);
+  await level.open();
+  let levelReads = 0;
+  const get = level.get.bind(level);
+  level.get = ((...args: Parameters<typeof level.get>) => {
+    levelReads++;
+    return get(...args);
+  }) as typeof level.get;
+  const db = new GroupCommitDb(level, { ...deferMessages, recentValues: 2 });
+  t.teardown(() => db.close());
+  await db.put('m:1', Buffer.from('one'), { valueEncoding: 'buffer' });
+  await db.put('m:2', 'two');
+  await db.del('m:3');
+  await db.put('s:1', 'strict');
+  await db.synced();
+  t.equal(await db.get('m:3'), undefined, 'a committed delete is remembered');
+  t.equal(await db.get('m:2'), 'two');
+  t.equal(levelReads, 0, 'both answered from memory');
+  t.equal(await db.get('m:1', { valueEncoding: 'buffer' }).then(String), 'one', 'beyond the bound: from LevelDB, same value');
+  t.equal(await db.get('s:1'), 'strict', 'strict keys: from LevelDB');
+  t.equal(levelReads, 2);
+  const clearing = db.clear({ gte: 'm:', lt: 'm;' });
+  t.equal(await db.get('m:2'), undefined, 'a queued clear hides a remembered value');
+  await clearing;
+  t.equal(await db.get('m:2'), undefined, 'and it stays gone');
+});

@@ -14,6 +14,11 @@
  *   they are committed). At most `maxDeferredOps` deferred operations wait at a time; beyond that a write
  *   is strict, which slows the publishers down to what the disk takes.
  *
+ * The last `recentValues` committed values of deferrable keys are kept for `get`: a message queued for a
+ * persistent session is read back twice right after it was written (when it is sent, when its PUBACK
+ * comes), and each LevelDB read is a round trip through the thread pool. Every write goes through here,
+ * so what is kept cannot be stale.
+ *
  * Writes are applied in call order (one batch at a time, operations in a batch in order), which LevelDB
  * alone does not ensure for concurrent puts on one key: two retained messages on one topic stored as
  * two quick puts could land in either order.
@@ -57,9 +62,12 @@ export interface GroupCommitOptions {
   deferrable?: (key: string) => boolean;
   /** Bound on deferred operations waiting for their commit. */
   maxDeferredOps?: number;
+  /** How many committed values of deferrable keys `get` answers from memory (deletions count too). */
+  recentValues?: number;
 }
 
 const DEFAULT_MAX_DEFERRED_OPS = 20_000;
+const DEFAULT_RECENT_VALUES = 4096;
 
 /** What `batch()` without arguments returns: collects operations, `write()` commits them together. */
 export interface ChainedBatch {
@@ -86,6 +94,9 @@ export class GroupCommitDb {
   #closed = false;
   /** Queued and in-flight writes by key, for reads. */
   readonly #pending = new Map<string, Pending>();
+  /** Recently committed values of deferrable keys (undefined: deleted), oldest first. */
+  readonly #recent = new Map<string, Value | undefined>();
+  readonly #recentMax: number;
   #deferredOps = 0;
   /** Failed commits so far: a synced() caller is told if one failed after it asked. */
   #failures = 0;
@@ -97,6 +108,7 @@ export class GroupCommitDb {
     this.#db = db;
     this.#deferrable = options.deferrable;
     this.#maxDeferredOps = options.maxDeferredOps ?? DEFAULT_MAX_DEFERRED_OPS;
+    this.#recentMax = options.recentValues ?? DEFAULT_RECENT_VALUES;
   }
 
   get status(): string {
@@ -106,9 +118,13 @@ export class GroupCommitDb {
   get(key: string, options?: EncodingOptions): Promise<Value | undefined> {
     const pending = this.#pending.get(key);
     if (pending) {
-      const value = encode(pending, options?.valueEncoding);
+      const value = encode(pending.value, options?.valueEncoding);
       if (value !== NOT_CONVERTIBLE) return Promise.resolve(value);
       return this.#afterPending(() => this.#db.get(key, options as never) as Promise<Value | undefined>);
+    }
+    if (this.#recent.has(key)) {
+      const value = encode(this.#recent.get(key), options?.valueEncoding);
+      if (value !== NOT_CONVERTIBLE) return Promise.resolve(value);
     }
     return this.#db.get(key, options as never) as Promise<Value | undefined>;
   }
@@ -197,6 +213,11 @@ export class GroupCommitDb {
         pending.job = job;
         pending.value = undefined;
       }
+      for (const key of this.#recent.keys()) {
+        if (!inRange(key, range)) continue;
+        this.#recent.delete(key);
+        if (!this.#pending.has(key)) this.#pending.set(key, { job, value: undefined });
+      }
       this.#jobs.push(job);
       this.#kick();
     });
@@ -214,6 +235,14 @@ export class GroupCommitDb {
     this.#running = true;
     // One turn's writes (every message of a socket read, say) join the first batch.
     setImmediate(() => void this.#drain());
+  }
+
+  /** Keeps a committed value of a deferrable key for `get`, dropping the oldest beyond the bound. */
+  #remember(key: string, value: Value | undefined): void {
+    if (this.#recentMax <= 0 || !this.#deferrable?.(key)) return;
+    this.#recent.delete(key);
+    this.#recent.set(key, value);
+    if (this.#recent.size > this.#recentMax) this.#recent.delete(this.#recent.keys().next().value!);
   }
 
   #isDeferred(ops: readonly WriteOp[]): boolean {
@@ -258,7 +287,12 @@ export class GroupCommitDb {
   /** After a job: reads go to LevelDB again, and its waiters learn how it went. */
   #settle(job: Job, failure: Error | undefined): void {
     if (job.kind === 'batch') {
-      for (const op of job.ops) if (this.#pending.get(op.key)?.job === job) this.#pending.delete(op.key);
+      for (const op of job.ops) {
+        const pending = this.#pending.get(op.key);
+        if (pending?.job !== job) continue;
+        this.#pending.delete(op.key);
+        if (!failure) this.#remember(op.key, pending.value);
+      }
     } else {
       for (const [key, pending] of this.#pending) if (pending.job === job) this.#pending.delete(key);
     }
@@ -295,9 +329,8 @@ export class GroupCommitDb {
 
 const NOT_CONVERTIBLE = Symbol('not convertible');
 
-/** A queued value as `get` with this encoding would return it from LevelDB. */
-function encode(pending: Pending, encoding = 'utf8'): Value | undefined | typeof NOT_CONVERTIBLE {
-  const { value } = pending;
+/** A queued or recent value as `get` with this encoding would return it from LevelDB. */
+function encode(value: Value | undefined, encoding = 'utf8'): Value | undefined | typeof NOT_CONVERTIBLE {
   if (value === undefined) return undefined;
   if (encoding === 'buffer' || encoding === 'binary') return typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
   if (encoding === 'utf8') return typeof value === 'string' ? value : value.toString('utf8');
