@@ -13,12 +13,13 @@
  * 0x00; a PUBREL whose identifier has no stored QoS 2 message is noted where aedes looks it up
  * (`incomingGetPacket`) and its PUBCOMP carries 0x92 for an MQTT 5 client.
  */
+import type { Duplex } from 'node:stream';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Logger } from '../logging.js';
 import { OutboundFlow, RECEIVE_MAXIMUM_UNLIMITED } from './outbound-flow.js';
 import { SharedSubscriptions, fromInternal, isInternal, isShared, parseShared, toInternal } from './shared-subscriptions.js';
 import { TopicAliasesOut } from './topic-alias-out.js';
-import { type WrittenPacket, interceptWrites } from './write-hook.js';
+import { type WriteToStream, type WrittenPacket, interceptWrites } from './write-hook.js';
 
 /** MQTT 5 reason codes used here. */
 const REASON = { PROTOCOL_ERROR: 0x82, PACKET_IDENTIFIER_NOT_FOUND: 0x92, FAILURE_THRESHOLD: 0x80 } as const;
@@ -52,7 +53,7 @@ interface ClientInternals {
   id: string;
   clean: boolean;
   version: number | null;
-  conn: import('node:stream').Duplex;
+  conn: Duplex;
   connecting: boolean;
   connected: boolean;
   _parser?: NodeJS.EventEmitter;
@@ -135,7 +136,7 @@ export class ConnectionExtensions {
     };
     this.#connections.set(client, connection);
     this.#watchPackets(internals, connection);
-    interceptWrites(internals.conn, (packet, _options, next) => this.#write(connection, internals, packet, next));
+    interceptWrites(internals.conn, (packet, write, stream, options) => this.#write(connection, packet, write, stream, options));
     if (this.#shared) this.#wrapDelivery(internals, connection, this.#shared);
   }
 
@@ -199,33 +200,33 @@ export class ConnectionExtensions {
     if (aliasMaximum > 0) connection.aliases = new TopicAliasesOut(aliasMaximum);
   }
 
-  #write(connection: Connection, client: ClientInternals, packet: WrittenPacket, next: (packet: WrittenPacket) => boolean): boolean {
+  #write(connection: Connection, packet: WrittenPacket, write: WriteToStream, stream: Duplex, options: unknown): boolean {
     switch (packet.cmd) {
       case 'publish': {
         const aliases = connection.aliases;
-        if (!packet.qos) return next(aliases ? aliases.apply(packet) : packet);
+        if (!packet.qos) return write(aliases ? aliases.apply(packet) : packet, stream, options);
         let tag: SharedTag | undefined;
         if (connection.tags.size > 0) {
           const counter = packet.brokerCounter as number | undefined;
           tag = counter === undefined ? undefined : connection.tags.get(counter);
           if (tag) connection.tags.delete(counter!);
         }
-        if (connection.flow.passes(tag)) return next(aliases ? aliases.apply(packet) : packet);
+        if (connection.flow.passes(tag)) return write(aliases ? aliases.apply(packet) : packet, stream, options);
         return connection.flow.send(packet, tag, (out) => {
-          if (client.conn.destroyed) return false;
-          return next(aliases ? aliases.apply(out) : out);
+          if (stream.destroyed) return false;
+          return write(aliases ? aliases.apply(out) : out, stream, options);
         });
       }
       case 'connack':
         if (this.#shared && packet.properties && connection.version === 5) packet.properties.sharedSubscriptionAvailable = true;
-        return next(packet);
+        return write(packet, stream, options);
       case 'pubcomp':
         if (connection.unknownPubrels.delete(packet.messageId!) && connection.version === 5) {
-          return next({ ...packet, reasonCode: REASON.PACKET_IDENTIFIER_NOT_FOUND });
+          return write({ ...packet, reasonCode: REASON.PACKET_IDENTIFIER_NOT_FOUND }, stream, options);
         }
-        return next(packet);
+        return write(packet, stream, options);
       default:
-        return next(packet);
+        return write(packet, stream, options);
     }
   }
 

@@ -22,8 +22,11 @@ export interface WrittenPacket {
 
 export type WriteToStream = (packet: WrittenPacket, stream: Duplex, options?: unknown) => boolean;
 
-/** Decides what happens to one packet written to its stream; `next` writes a packet for real. */
-export type StreamWriter = (packet: WrittenPacket, options: unknown, next: (packet: WrittenPacket) => boolean) => boolean;
+/**
+ * Decides what happens to one packet written to its stream; `write(packet, stream, options)` writes a packet
+ * for real (passed through rather than bound in a closure: this runs for every packet the broker sends).
+ */
+export type StreamWriter = (packet: WrittenPacket, write: WriteToStream, stream: Duplex, options: unknown) => boolean;
 
 const writers = new WeakMap<Duplex, StreamWriter>();
 let installed = false;
@@ -37,7 +40,7 @@ function install(): void {
   mqttPacket.writeToStream = function writeToStream(packet, stream, options) {
     const writer = writers.get(stream);
     if (!writer) return original(packet, stream, options);
-    return writer(packet, options, (out) => original(out, stream, options));
+    return writer(packet, original, stream, options);
   };
   installed = true;
 }
