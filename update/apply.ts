@@ -35,6 +35,7 @@ export interface ApplyResult {
 
 /** Room left on the ESP beyond the new kernel and initramfs (FAT needs some slack to rename files). */
 const ESP_RESERVE = 1024 * 1024;
+const WRITE_BATCH = 4 * 1024 * 1024;
 
 /** The checks that need no payload bytes: architecture, version, the running slot's state, space. */
 export async function preflight(bundle: OpenBundle, layout: SystemLayout, running: RunningSystem, allowDowngrade = false): Promise<Slot> {
@@ -78,26 +79,38 @@ async function writeRootfs(bundle: OpenBundle, device: string, capacity: number,
   const hash = createHash('sha256');
   let written = 0;
   let reported = 0;
+  // Decompressed chunks are small; the partition is written in batches of a few MiB.
+  let batch: Buffer[] = [];
+  let batched = 0;
+  const flush = async () => {
+    const data = Buffer.concat(batch, batched);
+    let offset = 0;
+    while (offset < data.length) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset, written + offset);
+      offset += bytesWritten;
+    }
+    written += data.length;
+    batch = [];
+    batched = 0;
+    const percent = Math.floor((written / expected.installed_size) * 100);
+    if (percent >= reported + 10) {
+      reported = percent - (percent % 10);
+      progress(`writing the root file system: ${reported}% (${mib(written)} of ${mib(expected.installed_size)})`);
+    }
+  };
   try {
     const source = payloadStream(bundle, 'rootfs', signal).pipe(createZstdDecompress());
     for await (const chunk of source as AsyncIterable<Buffer>) {
       signal?.throwIfAborted();
-      if (written + chunk.length > Math.min(expected.installed_size, capacity)) {
+      if (written + batched + chunk.length > Math.min(expected.installed_size, capacity)) {
         throw new ClawboxError('UPDATE_BUNDLE_INVALID', 'the root file system is larger than its manifest says');
       }
       hash.update(chunk);
-      let offset = 0;
-      while (offset < chunk.length) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset, written + offset);
-        offset += bytesWritten;
-      }
-      written += chunk.length;
-      const percent = Math.floor((written / expected.installed_size) * 100);
-      if (percent >= reported + 10) {
-        reported = percent - (percent % 10);
-        progress(`writing the root file system: ${reported}% (${mib(written)} of ${mib(expected.installed_size)})`);
-      }
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) await flush();
     }
+    if (batched > 0) await flush();
     await handle.sync();
   } catch (error) {
     if (error instanceof ClawboxError || (error as Error).name === 'AbortError') throw error;

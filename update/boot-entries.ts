@@ -69,7 +69,8 @@ export async function removeEntries(espDir: string, slot: Slot): Promise<void> {
 
 /** Replaces the root and slot on a command line, keeping every other option (console, quiet, ...). */
 export function slotOptions(options: string, slot: Slot): string {
-  const kept = options.split(/\s+/).filter((o) => o && !/^(root|clawbox\.slot|BOOT_IMAGE|initrd)=/.test(o));
+  // An update started from the command line (systemd.wants=clawbox-update@…) must not start again.
+  const kept = options.split(/\s+/).filter((o) => o && !/^(root|clawbox\.slot|BOOT_IMAGE|initrd)=/.test(o) && !/^systemd\.wants=clawbox-update@/.test(o));
   return [`root=PARTLABEL=clawbox-root-${slot}`, `clawbox.slot=${slot}`, ...kept].join(' ');
 }
 

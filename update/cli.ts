@@ -3,6 +3,7 @@
  * check that clawbox-health.service runs). Installing needs root: it writes the inactive slot's partition
  * and the EFI partition. `--root DIR` runs against another root (tests, an image mounted elsewhere).
  */
+import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,7 +18,8 @@ import { formatStatus, recordBootVerdict, updateStatus } from './status.js';
 import { type SystemLayout, systemLayout } from './system.js';
 
 const HELP = `Usage:
-  clawbox update FILE|URL [--allow-downgrade]   install a signed bundle into the inactive slot (as root);
+  clawbox update FILE|URL [--allow-downgrade] [--reboot]
+                                               install a signed bundle into the inactive slot (as root);
                                                it boots next, with 3 tries, and falls back on its own
   clawbox update status [--json]               slots, versions, which runs and which boots next, last results
   clawbox update health [--boot] [--timeout S] check the local runtime (ready, status page, broker, a
@@ -73,6 +75,7 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
       boot: { type: 'boolean' },
       timeout: { type: 'string' },
       'allow-downgrade': { type: 'boolean' },
+      reboot: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -110,7 +113,13 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
         signal: controller.signal,
         progress: (message) => process.stdout.write(`${message}\n`),
       }).catch((e) => Promise.reject(permissionError(e)));
-      process.stdout.write(`done: reboot to start clawbox ${result.version} from slot ${result.slot} (systemctl reboot)\n`);
+      if (!values.reboot) {
+        process.stdout.write(`done: reboot to start clawbox ${result.version} from slot ${result.slot} (systemctl reboot)\n`);
+        return 0;
+      }
+      process.stdout.write(`done: rebooting into clawbox ${result.version} (slot ${result.slot})\n`);
+      const reboot = spawnSync('systemctl', ['reboot'], { stdio: 'inherit' });
+      if (reboot.status !== 0) throw new ClawboxError('INTERNAL', 'installed, but systemctl reboot failed: reboot by hand');
       return 0;
     } finally {
       if (downloaded) await rm(downloaded, { force: true });
@@ -133,6 +142,8 @@ async function runHealth(
     timeoutMs: seconds * 1000,
     signal,
     onStep: (step) => process.stdout.write(`clawbox-health: ${step.ok ? 'ok' : 'FAILED'}: ${step.name}: ${step.detail}\n`),
+    // On the box, a clawbox.service that systemd gave up on will not answer however long we wait.
+    ...(values.boot ? { hopeless: () => spawnSync('systemctl', ['is-failed', '--quiet', 'clawbox.service']).status === 0 } : {}),
   });
   const failed = steps.find((s) => !s.ok);
   if (!values.boot) return failed ? 1 : 0;

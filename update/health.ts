@@ -132,6 +132,8 @@ export interface HealthOptions {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
   readonly onStep?: (step: HealthStep) => void;
+  /** True once waiting longer cannot help (the runtime's service has failed for good). */
+  readonly hopeless?: () => boolean;
 }
 
 export async function checkHealth(target: Target, options: HealthOptions): Promise<HealthStep[]> {
@@ -155,7 +157,7 @@ export async function checkHealth(target: Target, options: HealthOptions): Promi
       } catch (error) {
         last = (error as Error).message;
       }
-      if (Date.now() + 2000 > deadline) break;
+      if (Date.now() + 2000 > deadline || options.hopeless?.()) break;
       await sleep(2000, undefined, options.signal ? { signal: options.signal } : {});
     }
     const step = { name, ok, detail: last };
