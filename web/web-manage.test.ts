@@ -6,13 +6,15 @@
  *   is cancelled and then pulled again to completion (resuming by range is pull.test.ts's), and making
  *   the pulled model the main one (recorded in the state directory, the config file left alone); a model
  *   whose file is missing cannot be made main and the old one keeps serving.
- * - Plugins: the restart button restarts a plugin (its restart count goes up); bad names get coded errors.
+ * - Plugins: the restart buttons restart a plugin (its restart count goes up) and a platform chat channel
+ *   (the channel-echo test plugin, which logs in again); bad names get coded errors.
  * - Sensor history: a device page opened late shows the readings the box recorded before it opened.
  * At 390×844 and 1280×900 nothing scrolls sideways and axe-core finds nothing serious or critical.
  */
 import { readFile } from 'node:fs/promises';
 import { connectAsync } from 'mqtt';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { generateModel } from '../models/gguf/generate.js';
@@ -23,6 +25,8 @@ import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchC
 
 // Run in the browser by page.evaluate (the tests compile without the DOM library).
 declare const location: { hash: string };
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // A real browser, a model load or two and a download on a loaded CI box.
 t.setTimeout(300_000);
@@ -54,6 +58,9 @@ t.before(async () => {
           { name: 'first', path: first.path, sha256: first.sha256, role: 'main', ...small },
           { name: 'broken', path: path.join(dir, 'not-there.gguf'), role: 'standby', ...small },
         ],
+        // A platform chat channel on the channel-echo test plugin: its card gets a restart button.
+        plugins: { dirs: [path.join(ROOT, 'plugins', 'testing')] },
+        channels: { platforms: { echo: { plugin: 'channel-echo', credentials: { secret: 's' } } } },
         devices: [
           {
             id: 'probe',
@@ -212,6 +219,13 @@ t.test('plugins page: the restart button restarts a plugin; bad names get coded 
   t.pass('the live status shows the new restart count');
   const call = await api('POST', `/api/plugins/${name}/restart`);
   t.match(call.json, { status: 'ok', data: { kind: 'plugin', name, restarts: 2 } }, 'the API answers with the figures');
+  const channel = page.locator('[data-channel="echo"]');
+  await channel.locator('.badge', { hasText: /^connected$/ }).waitFor();
+  await channel.locator('[data-action="restart"]').click();
+  t.match(await channel.locator('[data-restart-message]').textContent(), /^Restarted \(\w+, 1 restarts\)\.$/, 'the echo channel restarted');
+  // The same live snapshot shows the restart counted and the channel logged in again.
+  await page.locator('[data-channel="echo"]', { hasText: '1 restarts' }).locator('.badge', { hasText: /^connected$/ }).waitFor();
+  t.pass('and it is connected again');
   t.equal(errorCode((await api('POST', '/api/plugins/Not_A_Name/restart')).json), 'PAYLOAD_INVALID');
   t.equal(errorCode((await api('POST', '/api/plugins/no-such/restart')).json), 'NOT_FOUND');
   t.equal(errorCode((await api('POST', '/api/channels/no-such/restart')).json), 'NOT_FOUND', 'no platform channel of that name');
