@@ -19,7 +19,8 @@ export interface ModelChoices {
 /** The configured models plus pulled ones, at most the config's own limit. */
 export const MAX_MODELS = modelsConfigSchema.maxItems;
 
-const checkEntry = validatorFor(modelEntrySchema, 'check');
+// Compiled on first use (validatorFor keeps it), not when the module loads.
+const checkEntry = (entry: unknown): boolean => validatorFor(modelEntrySchema, 'check')(entry);
 
 export function emptyChoices(): ModelChoices {
   return { added: [], main: null };

@@ -11,10 +11,11 @@ import { validatorFor } from '../runtime/operations/validator.js';
 import { writeFileAtomic } from '../runtime/store/atomic-file.js';
 import { type ModelConfigEntry, modelEntrySchema, modelsConfigSchema } from './config-schema.js';
 
-const checkEntry = validatorFor(modelEntrySchema, 'check');
+// Compiled on first use (validatorFor keeps it): only commands that write the config file need it.
+const checkEntry = () => validatorFor(modelEntrySchema, 'check');
 
 function describeErrors(): string {
-  return (checkEntry.errors ?? []).map((e) => `${e.instancePath || 'entry'} ${e.message}`).join('; ');
+  return (checkEntry().errors ?? []).map((e) => `${e.instancePath || 'entry'} ${e.message}`).join('; ');
 }
 
 function openDocument(file: string): YAML.Document {
@@ -50,7 +51,7 @@ export function checkCanAppend(file: string, name: string, role: ModelConfigEntr
 
 /** Appends a model entry, refusing a duplicate name or a second main model. */
 export async function appendModelEntry(file: string, entry: Record<string, unknown>): Promise<void> {
-  if (!checkEntry(entry)) throw new ClawboxError('USAGE', `the entry would not be valid config: ${describeErrors()}`);
+  if (!checkEntry()(entry)) throw new ClawboxError('USAGE', `the entry would not be valid config: ${describeErrors()}`);
   const doc = openDocument(file);
   const existing = rawEntries(doc);
   if (existing.some((m) => m.name === entry.name)) throw new ClawboxError('USAGE', `a model named "${String(entry.name)}" is already in ${file} (use --name)`);

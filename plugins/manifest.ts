@@ -163,7 +163,7 @@ export interface PluginManifest {
   permissions: PluginPermissions;
 }
 
-/** A tool with its schemas compiled. */
+/** A tool with its schemas (compiled on first use). */
 export interface CompiledTool {
   readonly manifest: ToolManifest;
   readonly validateArgs: ValidateFunction;
@@ -188,7 +188,7 @@ function schemaAjv(): Ajv {
   return ajv;
 }
 
-/** Parses and checks a manifest's text; every schema in it is compiled. Throws PLUGIN_INVALID. */
+/** Parses and checks a manifest's text; every schema in it is checked now and compiled on first use. Throws PLUGIN_INVALID. */
 export function parseManifest(text: string, where: string): CompiledManifest {
   if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
@@ -212,24 +212,55 @@ export function parseManifest(text: string, where: string): CompiledManifest {
   if (manifest.kind === 'channel' && manifest.tools.length > 0) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: a channel plugin offers no tools`);
   }
-  const ajv = schemaAjv();
-  const compile = (schema: Record<string, unknown>, what: string): ValidateFunction => {
-    try {
-      return ajv.compile(schema);
-    } catch (error) {
-      throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
+  // Every schema is checked against the JSON Schema meta-schema now, and compiled on first use: compiling
+  // all of them made up a large share of the runtime's start, for tools most boxes never call.
+  let ajv: Ajv | undefined;
+  const lazy = (schema: Record<string, unknown>, what: string): (() => ValidateFunction) => {
+    if (!schemaChecker().validateSchema(schema)) {
+      throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${schemaChecker().errorsText()}`);
     }
+    let compiled: ValidateFunction | undefined;
+    return () => {
+      if (compiled) return compiled;
+      ajv ??= schemaAjv();
+      try {
+        compiled = ajv.compile(schema);
+      } catch (error) {
+        throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
+      }
+      return compiled;
+    };
   };
   const tools = new Map<string, CompiledTool>();
   for (const tool of manifest.tools) {
     if (tools.has(tool.name)) throw new ClawboxError('PLUGIN_INVALID', `${where}: tool "${tool.name}" is declared twice`);
+    const args = lazy(tool.arguments, `tools.${tool.name}.arguments`);
+    const result = tool.result ? lazy(tool.result, `tools.${tool.name}.result`) : null;
     tools.set(tool.name, {
       manifest: tool,
-      validateArgs: compile(tool.arguments, `tools.${tool.name}.arguments`),
-      validateResult: tool.result ? compile(tool.result, `tools.${tool.name}.result`) : null,
+      get validateArgs() {
+        return args();
+      },
+      get validateResult() {
+        return result ? result() : null;
+      },
     });
   }
-  return { manifest, tools, validateConfig: compile(manifest.config, 'config') };
+  const config = lazy(manifest.config, 'config');
+  return {
+    manifest,
+    tools,
+    get validateConfig() {
+      return config();
+    },
+  };
+}
+
+let checker: Ajv | undefined;
+/** One instance for meta-schema checks: it compiles the meta-schema once, not once per plugin. */
+function schemaChecker(): Ajv {
+  checker ??= new Ajv({ strict: false, allowUnionTypes: true, validateFormats: false });
+  return checker;
 }
 
 /** One line naming each problem, e.g. `/tools/0/name must match pattern "..."`. */

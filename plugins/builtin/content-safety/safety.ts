@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { ClawboxError } from '../../../runtime/errors.js';
 import { type CheckContext, ContentFilter, type ContentSafetyConfig, ContentSafetyConfigError, type SafetyDecision } from './filter.js';
 
@@ -38,11 +38,17 @@ export interface ContentSafety {
 const manifest = JSON.parse(readFileSync(new URL('./clawbox.plugin.json', import.meta.url), 'utf8')) as {
   config: Record<string, unknown>;
 };
-const validateConfig = new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(manifest.config);
+// Compiled on first use: importing this module (the app does, for chat) should not cost a schema compile.
+let compiled: ValidateFunction | undefined;
+const configValidator = (): ValidateFunction => {
+  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(manifest.config);
+  return compiled;
+};
 
 /** Checks a raw `plugins.config.content-safety` section; throws CONFIG_INVALID naming the problem. */
 export function resolveContentSafetyConfig(raw: unknown): ContentSafetyConfig {
   const config = structuredClone(raw ?? {});
+  const validateConfig = configValidator();
   if (!validateConfig(config)) {
     const first = validateConfig.errors?.[0];
     throw new ClawboxError('CONFIG_INVALID', `plugins.config.content-safety${first?.instancePath ?? ''} ${first?.message ?? 'is invalid'}`);
