@@ -9,21 +9,27 @@
  * - `npm start` to `/healthz` 200 when built (the build-if-stale step finds nothing to do), median of runs.
  * - ready after `kill -9` with persisted state: retained messages, offline persistent sessions with queued
  *   QoS 1 messages and audited device commands are written first, then the runtime is killed and restarted.
- * - production node_modules: the packages `npm ls --omit=dev --all --parseable` lists (each package's own
- *   files, nested node_modules counted once), and what is left after the image's prune rules
- *   (image/lib/app.sh: app_prune and the native addons' build leftovers) on linux-x64.
+ * - production node_modules: a real `npm ci --omit=dev --ignore-scripts` of this package.json and lockfile
+ *   into a temp folder (from npm's cache where it can), plus the compiled binaries of the native addons that
+ *   have no prebuild for this platform (their build/Release/*.node in this checkout; install scripts would
+ *   build or download them); the packages `npm ls --omit=dev --all --parseable` lists in this checkout
+ *   (each package's own files, nested node_modules counted once), and what is left of those after the
+ *   image's prune rules (image/lib/app.sh: app_prune and the native addons' build leftovers) on linux-x64.
  * - import cost of each heavy dependency alone: a fresh `node` imports it; wall time and RSS delta
  *   (median of runs).
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): that commit's runtime (`git archive`, this checkout's
  *   node_modules linked, tsc-built) measured for idle RSS and start in the same run: a before/after.
  *
- * - with BENCH_NODE_FLAGS (e.g. "--max-semi-space-size=1 --optimize-for-size"): this checkout again, started
- *   with those node flags, for idle RSS, RSS with clients and start: what V8's settings change.
+ * - with BENCH_NODE_FLAGS (flag sets separated by commas, e.g. "--max-semi-space-size=1,--max-semi-space-size=1
+ *   --optimize-for-size"): this checkout again per set, started with those node flags, for idle RSS, RSS with
+ *   clients and start: what V8's settings change; and what they cost: a runtime without flags and one per set
+ *   take turns at broker throughput and device command latency (bench/throughput-probe.ts, BENCH_TP_ROUNDS
+ *   rounds, default 6).
  *
  * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NODE_FLAGS, BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,12 +37,17 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
 import { ROOT, type RuntimeProcess, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
+import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF;
 const NO_BUILD = process.env.BENCH_NO_BUILD === '1';
-const NODE_FLAGS = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const FLAG_SETS = (process.env.BENCH_NODE_FLAGS ?? '')
+  .split(',')
+  .map((set) => set.split(/\s+/).filter(Boolean))
+  .filter((set) => set.length > 0);
+const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);
 const HEAVY = [
   'node-llama-cpp',
   'mathjs',
@@ -187,6 +198,39 @@ function prunedByImage(rel: string, nativeAddons: readonly string[]): boolean {
   return false;
 }
 
+/** `npm ci --omit=dev` of this package.json and lockfile in a temp folder: MB on disk and packages installed. */
+function productionInstall(scratch: string): { mb: number; packages: number; native_binaries_mb: number; largest: { package: string; mb: number }[] } | { error: string } {
+  const dir = path.join(scratch, 'production-install');
+  mkdirSync(dir);
+  for (const file of ['package.json', 'package-lock.json']) writeFileSync(path.join(dir, file), readFileSync(path.join(ROOT, file)));
+  const installed = spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: dir,
+    encoding: 'utf8',
+  });
+  if (installed.status !== 0) return { error: `npm ci --omit=dev failed: ${installed.stderr.slice(-500)}` };
+  const modules = path.join(dir, 'node_modules');
+  const tops = readdirSync(modules).flatMap((name) => (name.startsWith('@') ? readdirSync(path.join(modules, name)).map((n) => `${name}/${n}`) : name.startsWith('.') ? [] : [name]));
+  const perPackage = tops.map((name) => ({ package: name, bytes: dirBytes(path.join(modules, name)) }));
+  // Addons without a prebuild for this platform are compiled (or fetched) by their install script.
+  let nativeBytes = 0;
+  for (const { package: name } of perPackage) {
+    if (!existsSync(path.join(modules, name, 'binding.gyp')) || existsSync(path.join(modules, name, 'prebuilds', `linux-${NPM_CPU}`))) continue;
+    const release = path.join(ROOT, 'node_modules', name, 'build', 'Release');
+    if (!existsSync(release)) continue;
+    for (const file of readdirSync(release)) if (file.endsWith('.node')) nativeBytes += lstatSync(path.join(release, file)).size;
+  }
+  const counted = JSON.parse(readFileSync(path.join(modules, '.package-lock.json'), 'utf8')) as { packages: Record<string, unknown> };
+  return {
+    mb: mb(dirBytes(modules) + nativeBytes),
+    packages: Object.keys(counted.packages).length,
+    native_binaries_mb: mb(nativeBytes),
+    largest: perPackage
+      .sort((a, b) => b.bytes - a.bytes)
+      .slice(0, 8)
+      .map((p) => ({ package: p.package, mb: mb(p.bytes) })),
+  };
+}
+
 interface ModulesSize {
   packages: number;
   production_mb: number;
@@ -312,9 +356,22 @@ async function main(): Promise<void> {
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
     const runtimes: RuntimeFigures[] = [];
     runtimes.push(await runtimeFigures('clawbox', `node bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
-    if (NODE_FLAGS.length) {
-      const command = [process.execPath, ...NODE_FLAGS, path.join(ROOT, 'bin/clawbox.js'), 'start'];
-      runtimes.push(await runtimeFigures('flags', `node ${NODE_FLAGS.join(' ')} bin/clawbox.js start`, command, ROOT, scratch, true));
+    const flagCommand = (flags: string[]) => [process.execPath, ...flags, path.join(ROOT, 'bin/clawbox.js'), 'start'];
+    for (const [i, flags] of FLAG_SETS.entries()) {
+      runtimes.push(await runtimeFigures(`flags-${i + 1}`, `node ${flags.join(' ')} bin/clawbox.js start`, flagCommand(flags), ROOT, scratch, true));
+    }
+    let throughput: ({ flags: string } & ThroughputFigures)[] | null = null;
+    if (FLAG_SETS.length) {
+      log(`throughput, without flags and with each set, ${TP_ROUNDS} alternating rounds ...`);
+      const contenders: RuntimeProcess[] = [];
+      try {
+        contenders.push(await startRuntime({ stateDir: path.join(scratch, 'tp-default') }));
+        for (const [i, flags] of FLAG_SETS.entries()) contenders.push(await startRuntime({ stateDir: path.join(scratch, `tp-flags-${i + 1}`), command: flagCommand(flags) }));
+        const figures = await compareThroughput(contenders, TP_ROUNDS, log);
+        throughput = figures.map((f, i) => ({ flags: i === 0 ? '(none)' : FLAG_SETS[i - 1]!.join(' '), ...f }));
+      } finally {
+        await Promise.all(contenders.map((c) => c.kill()));
+      }
     }
     if (BASELINE_REF) {
       const baseline = buildBaseline(BASELINE_REF, scratch);
@@ -362,7 +419,8 @@ async function main(): Promise<void> {
       await rt.kill();
     }
 
-    log('node_modules ...');
+    log('node_modules (npm ci --omit=dev into a temp folder) ...');
+    const production = productionInstall(scratch);
     const modules = modulesSize();
     log('import cost per module ...');
     const imports = HEAVY.map(importCost);
@@ -384,7 +442,9 @@ async function main(): Promise<void> {
         state: { retained: RETAINED, persistent_sessions: SESSIONS, queued_per_session: QUEUED_PER_SESSION, audited_commands: COMMANDS, state_dir_mb: stateMb },
       },
       node_modules: modules,
+      production_install: production,
       import_cost: imports,
+      node_flags_throughput: throughput && { rounds: TP_ROUNDS, runtimes: throughput },
     };
     mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
     const file = path.join(ROOT, 'bench/results', `footprint-${result.at.replace(/[:.]/g, '-')}.json`);
@@ -401,7 +461,10 @@ async function main(): Promise<void> {
       `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${baselineFigures!.ready_ms_median} |` : ''}`,
       `| \`npm start\` to /healthz 200 when built, ms (${npmReady.length} runs; ${npmRebuilt.length} rebuilt, left out) | ${result.npm_start_ready_ms.median ?? 'n/a'} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
       `| ready after kill -9 with state (${stateMb} MB), ms | ${result.kill9_ready_ms.median} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
-      `| production node_modules, MB (${modules.packages} packages) | ${modules.production_mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
+      'error' in production
+        ? `| \`npm ci --omit=dev\` node_modules, MB | ${production.error.replace(/\s+/g, ' ').slice(0, 200)} | | 300 |${BASELINE_REF ? ' |' : ''}`
+        : `| \`npm ci --omit=dev\` node_modules, MB (${production.packages} packages; ${production.native_binaries_mb} MB of it native addon binaries) | ${production.mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
+      `| production packages in this checkout, MB (\`npm ls --omit=dev\`: ${modules.packages}) | ${modules.production_mb} | | |${BASELINE_REF ? ' |' : ''}`,
       `| the same after the image's prune (linux-${NPM_CPU}), MB | ${modules.after_image_prune_mb} | | 300 |${BASELINE_REF ? ' |' : ''}`,
       `| whole node_modules (with dev), MB | ${modules.whole_node_modules_mb} | | |${BASELINE_REF ? ' |' : ''}`,
       '',
@@ -409,11 +472,20 @@ async function main(): Promise<void> {
       '|---|---:|---:|',
       ...imports.map((i) => `| ${i.module} | ${i.ms} | ${i.rss_mb} |`),
       '',
+      ...('error' in production ? [] : ['| largest packages of `npm ci --omit=dev` | MB |', '|---|---:|', ...production.largest.map((p) => `| ${p.package} | ${p.mb} |`), '']),
       '| largest production packages | MB | after prune, MB |',
       '|---|---:|---:|',
       ...modules.largest_production.map((p) => `| ${p.package} | ${p.mb} | ${p.after_prune_mb} |`),
       '',
       ...runtimes.slice(1).map((r) => `${r.variant} (${r.how}): idle RSS ${r.idle_rss_mb} MB, with clients ${r.clients_rss_mb ?? 'n/a'} MB, ready ${r.ready_ms_median} ms`),
+      ...(throughput
+        ? [
+            '',
+            `| node flags (throughput: ${TP_ROUNDS} alternating rounds) | broker QoS 0, msgs/s (median of rounds) | device command round trip p50, ms | p99, ms |`,
+            '|---|---:|---:|---:|',
+            ...throughput.map((t) => `| ${t.flags} | ${t.broker_msgs_per_s} | ${t.command_p50_ms} | ${t.command_p99_ms} |`),
+          ]
+        : []),
       `JSON: ${path.relative(ROOT, file)}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
