@@ -28,9 +28,9 @@ export const KB_SEARCH_INPUT = {
   },
 } as const;
 
-export function knowledgeOperations(kb: () => KnowledgeSearcher | null): AnyOperation[] {
-  const open = () => {
-    const base = kb();
+export function knowledgeOperations(kb: () => KnowledgeSearcher | null | Promise<KnowledgeSearcher | null>): AnyOperation[] {
+  const open = async (): Promise<KnowledgeSearcher> => {
+    const base = await kb();
     if (!base) throw new ClawboxError('NOT_FOUND', 'the knowledge base is not running (knowledge.enabled is false)');
     return base;
   };
@@ -42,7 +42,7 @@ export function knowledgeOperations(kb: () => KnowledgeSearcher | null): AnyOper
       permission: () => 'bridge/request/kb/search',
       changesWorld: false,
       deadlineMs: 10_000,
-      handler: async (input, ctx) => ({ hits: await open().search(input.query, input.limit ?? 5, ctx.signal) }),
+      handler: async (input, ctx) => ({ hits: await (await open()).search(input.query, input.limit ?? 5, ctx.signal) }),
     }),
     defineOperation<Record<string, never>, { documents: KnowledgeDocument[] }>({
       name: 'kb.list',
@@ -51,7 +51,7 @@ export function knowledgeOperations(kb: () => KnowledgeSearcher | null): AnyOper
       permission: () => 'bridge/request/kb/list',
       changesWorld: false,
       deadlineMs: 5_000,
-      handler: async () => ({ documents: open().list() }),
+      handler: async () => ({ documents: (await open()).list() }),
     }),
   ];
 }
