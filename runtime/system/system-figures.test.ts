@@ -8,7 +8,7 @@ const childProcess = createRequire(import.meta.url)('node:child_process') as Rec
 
 t.test('fast figures every sample; temperature and disk (which start processes) every 6th, kept between', async (t) => {
   let started = 0;
-  for (const name of ['exec', 'execFile', 'spawn']) {
+  for (const name of ['exec', 'execFile', 'spawn', 'execSync', 'spawnSync']) {
     const real = childProcess[name]!;
     childProcess[name] = function (this: unknown, ...args: unknown[]) {
       started++;
@@ -26,6 +26,7 @@ t.test('fast figures every sample; temperature and disk (which start processes) 
   const afterFirst = started;
   t.ok(afterFirst > 0, `the first sample reads disk and temperature (${afterFirst} processes)`);
   t.match(first.disk, { mount: String, total_bytes: Number });
+  t.ok(first.cpu.load_percent !== null && first.cpu.load_percent >= 0 && first.cpu.load_percent <= 100, `CPU load ${first.cpu.load_percent} %`);
   // The next samples start (almost) no processes, and the disk figure stays in between.
   const seen = new Set<string>([String(first.sampled_at)]);
   let diskMissing = 0;

@@ -1,7 +1,7 @@
 /**
  * Host figures for the status page and /api/status: CPU load and temperature, memory, the disk that holds
  * the state directory, and this process's own memory. systeminformation calls take from milliseconds to
- * half a second (currentLoad), so they run on a background timer and the status provider only reads the
+ * half a second, so they run on a background timer and the status provider only reads the
  * last sample: no request ever waits for them. Temperature and disk space are read on every SLOW_EVERY-th
  * sample only: systeminformation gets them by starting processes (df, a shell loop over hwmon, sensors),
  * and forking the runtime every 5 s showed up in its CPU profile under load; they change slowly anyway.
@@ -61,6 +61,27 @@ export function diskFor(path: string, filesystems: readonly si.Systeminformation
   };
 }
 
+/**
+ * Share of all cores busy since the previous call (since boot on the first), from node:os counters.
+ * systeminformation's currentLoad() reads the same counters through `execSync('cat /proc/stat | grep
+ * cpu')`: a fork of the runtime that blocks its event loop (and every MQTT client's round trip) on every
+ * sample.
+ */
+function cpuLoadMeter(): () => number {
+  let last = { idle: 0, total: 0 };
+  return () => {
+    let idle = 0;
+    let total = 0;
+    for (const { times } of cpus()) {
+      idle += times.idle;
+      total += times.user + times.nice + times.sys + times.idle + times.irq;
+    }
+    const busy = total - last.total > 0 ? (100 * (total - last.total - (idle - last.idle))) / (total - last.total) : Number.NaN;
+    last = { idle, total };
+    return busy;
+  };
+}
+
 export class SystemSampler {
   readonly #intervalMs: number;
   readonly #diskPath: string;
@@ -69,6 +90,7 @@ export class SystemSampler {
   #running = false;
   #firstSample: Promise<void> | undefined;
   #samples = 0;
+  readonly #cpuLoad = cpuLoadMeter();
 
   constructor(options: { intervalMs?: number; diskPath: string }) {
     this.#intervalMs = options.intervalMs ?? 5000;
@@ -105,8 +127,8 @@ export class SystemSampler {
     const slow = this.#samples++ % SLOW_EVERY === 0;
     const previous = this.#sample;
     // Each figure fails on its own: a board without a thermal sensor still reports memory and disk.
-    const [load, memory, temperature, filesystems] = await Promise.allSettled([
-      si.currentLoad(),
+    const loadPercent = this.#cpuLoad();
+    const [memory, temperature, filesystems] = await Promise.allSettled([
       si.mem(),
       slow ? si.cpuTemperature() : Promise.reject(new Error('not sampled this time')),
       slow ? si.fsSize() : Promise.reject(new Error('not sampled this time')),
@@ -115,7 +137,7 @@ export class SystemSampler {
     const main = temperature.status === 'fulfilled' ? temperature.value.main : null;
     this.#sample = {
       at: Date.now(),
-      loadPercent: load.status === 'fulfilled' && Number.isFinite(load.value.currentLoad) ? round1(load.value.currentLoad) : Number.NaN,
+      loadPercent: Number.isFinite(loadPercent) ? round1(loadPercent) : Number.NaN,
       // systeminformation reports -1 or null where there is no sensor.
       temperature: slow ? (typeof main === 'number' && Number.isFinite(main) && main > 0 ? round1(main) : null) : (previous?.temperature ?? null),
       memory:
