@@ -26,7 +26,8 @@
  *   take turns at broker throughput and device command latency (bench/throughput-probe.ts, BENCH_TP_ROUNDS
  *   rounds, default 6).
  *
- * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NODE_FLAGS, BENCH_NO_BUILD=1.
+ * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NODE_FLAGS, BENCH_TP_ROUNDS,
+ * BENCH_FLAGS_ONLY=1 (only the node-flags comparison), BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -48,6 +49,8 @@ const FLAG_SETS = (process.env.BENCH_NODE_FLAGS ?? '')
   .map((set) => set.split(/\s+/).filter(Boolean))
   .filter((set) => set.length > 0);
 const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);
+/** Only the node-flags comparison (RSS, start, throughput), for trying flag sets quickly. */
+const FLAGS_ONLY = process.env.BENCH_FLAGS_ONLY === '1';
 const HEAVY = [
   'node-llama-cpp',
   'mathjs',
@@ -380,6 +383,11 @@ async function main(): Promise<void> {
       );
     }
 
+    if (FLAGS_ONLY && throughput) {
+      printFlagsOnly(runtimes, throughput, loadBefore);
+      return;
+    }
+
     log(`mosquitto with ${CLIENTS} clients ...`);
     const mosq = await startMosquitto(scratch);
     const mosqIdle = await settledRss(mosq.child.pid!);
@@ -492,6 +500,26 @@ async function main(): Promise<void> {
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+}
+
+function printFlagsOnly(runtimes: RuntimeFigures[], throughput: ({ flags: string } & ThroughputFigures)[], loadBefore: number[]): void {
+  const result = { benchmark: 'footprint-flags', at: new Date().toISOString(), machine: machineFacts(loadBefore.map((n) => round(n, 2))), clients: CLIENTS, runtimes, throughput };
+  mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+  const file = path.join(ROOT, 'bench/results', `footprint-flags-${result.at.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  const m = result.machine;
+  const lines = [
+    `Machine: ${m.cpus} vCPU ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}; load average ${m.load_average_before[0]} before, ${m.load_average_after[0]} after`,
+    '',
+    `| node flags | idle RSS, MB | with ${CLIENTS} clients, MB | ready, ms | broker QoS 0, msgs/s | command p50, ms | command p99, ms |`,
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...throughput.map((t, i) => {
+      const r = runtimes[i]!;
+      return `| ${t.flags} | ${r.idle_rss_mb} | ${r.clients_rss_mb ?? ''} | ${r.ready_ms_median} | ${t.broker_msgs_per_s} | ${t.command_p50_ms} | ${t.command_p99_ms} |`;
+    }),
+    `JSON: ${path.relative(ROOT, file)}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** `npm start`'s build step; false when the build failed (e.g. someone's type errors in a shared tree). */
