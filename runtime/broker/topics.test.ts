@@ -87,3 +87,39 @@ t.test('anonymous policy', async (t) => {
   t.notOk(anonymousAllowed('never', 'local', '127.0.0.1'));
   t.ok(anonymousAllowed('always', 'local', lan));
 });
+
+t.test('topicMatches agrees with level-by-level matching of split topics on random filters and topics', async (t) => {
+  const reference = (filter: string, topic: string): boolean => {
+    if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+    const f = filter.split('/');
+    const levels = topic.split('/');
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '#') return true;
+      if (i >= levels.length) return false;
+      if (f[i] !== '+' && f[i] !== levels[i]) return false;
+    }
+    return f.length === levels.length;
+  };
+  let seed = 7;
+  const next = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const words = ['a', 'b', 'ab', '', '$SYS', 'clawbox'];
+  const topicOf = (): string => Array.from({ length: 1 + next(4) }, () => words[next(words.length)]).join('/');
+  const filterOf = (): string => {
+    const levels = Array.from({ length: 1 + next(4) }, () => (next(3) === 0 ? '+' : words[next(words.length)]!));
+    if (next(3) === 0) levels.push('#');
+    return levels.join('/');
+  };
+  let disagreements = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const filter = filterOf();
+    const topic = topicOf();
+    if (topicMatches(filter, topic) !== reference(filter, topic)) {
+      disagreements++;
+      t.fail(`${filter} vs ${topic}`);
+    }
+  }
+  t.equal(disagreements, 0);
+});
