@@ -404,7 +404,7 @@ export class ModelService implements Component, MainSlot {
     this.#set(slot, 'ready', { progress: 1, error: null });
     this.#scheduleThreadRecheck();
     if (old) {
-      const retired = retireWhenIdle(old).finally(() => this.#retiring.delete(retired));
+      const retired = retireWhenIdle(old, this.#abort.signal).finally(() => this.#retiring.delete(retired));
       this.#retiring.add(retired);
     }
   }
@@ -493,10 +493,10 @@ const MODEL_BRIDGE_REQUESTS: ReadonlyArray<[string, string]> = [
 /** How long a replaced engine may finish its requests before it is unloaded anyway. */
 const RETIRE_GRACE_MS = 120_000;
 
-/** Unloads an engine once no request uses or waits for it (or after the grace period). */
-async function retireWhenIdle(engine: ModelEngine): Promise<void> {
+/** Unloads an engine once no request uses or waits for it (or after the grace period, or at once when the service stops). */
+async function retireWhenIdle(engine: ModelEngine, stopping: AbortSignal): Promise<void> {
   const until = Date.now() + RETIRE_GRACE_MS;
-  while (Date.now() < until) {
+  while (Date.now() < until && !stopping.aborted) {
     const { busy, waiting } = engine.sequences();
     if (busy === 0 && waiting === 0) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
