@@ -2,8 +2,8 @@
  * `npm run bench:footprint`: what the runtime costs in memory, start time and disk, in one run, beside
  * mosquitto where that applies. Prints a table and writes bench/results/footprint-<time>.json.
  *
- * - idle RSS: `node bin/clawbox.js start` with embedded defaults (no model), temp state dir, free loopback
- *   ports; VmRSS sampled 5 times a second apart after it has been ready for 5 s (median).
+ * - idle RSS: `node <flags> bin/clawbox.js start` (the node flags on bin/clawbox.js's first line, as the installed
+ *   command runs) with embedded defaults (no model), temp state dir, free loopback ports; VmRSS sampled 5 times a second apart after it has been ready for 5 s (median).
  * - 1,000 idle MQTT clients (mqtt.js, MQTT 3.1.1, clean sessions) connected to the runtime, and the same
  *   clients to mosquitto (Debian package, started here) in the same run: VmRSS of each broker.
  * - `npm start` to `/healthz` 200 when built (the build-if-stale step finds nothing to do), median of runs.
@@ -20,8 +20,8 @@
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): that commit's runtime (`git archive`, this checkout's
  *   node_modules linked, tsc-built) measured for idle RSS and start in the same run: a before/after.
  *
- * - with BENCH_NODE_FLAGS (flag sets separated by commas, e.g. "--max-semi-space-size=1,--max-semi-space-size=1
- *   --optimize-for-size"): this checkout again per set, started with those node flags, for idle RSS, RSS with
+ * - with BENCH_NODE_FLAGS (flag sets separated by commas, e.g. "--max-semi-space-size=16,--optimize-for-size";
+ *   V8's own default semi-space is 16 MB): this checkout again per set, started with those node flags instead of the installed ones, for idle RSS, RSS with
  *   clients and start: what V8's settings change; and what they cost: a runtime without flags and one per set
  *   take turns at broker throughput and device command latency (bench/throughput-probe.ts, BENCH_TP_ROUNDS
  *   rounds, default 6).
@@ -36,7 +36,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
-import { ROOT, type RuntimeProcess, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, type RuntimeProcess, installedNodeFlags, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
 import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
@@ -358,7 +358,8 @@ async function main(): Promise<void> {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
     const runtimes: RuntimeFigures[] = [];
-    runtimes.push(await runtimeFigures('clawbox', `node bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
+    const installed = installedNodeFlags().join(' ');
+    runtimes.push(await runtimeFigures('clawbox', `node ${installed} bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
     const flagCommand = (flags: string[]) => [process.execPath, ...flags, path.join(ROOT, 'bin/clawbox.js'), 'start'];
     for (const [i, flags] of FLAG_SETS.entries()) {
       runtimes.push(await runtimeFigures(`flags-${i + 1}`, `node ${flags.join(' ')} bin/clawbox.js start`, flagCommand(flags), ROOT, scratch, true));
@@ -371,7 +372,7 @@ async function main(): Promise<void> {
         contenders.push(await startRuntime({ stateDir: path.join(scratch, 'tp-default') }));
         for (const [i, flags] of FLAG_SETS.entries()) contenders.push(await startRuntime({ stateDir: path.join(scratch, `tp-flags-${i + 1}`), command: flagCommand(flags) }));
         const figures = await compareThroughput(contenders, TP_ROUNDS, log);
-        throughput = figures.map((f, i) => ({ flags: i === 0 ? '(none)' : FLAG_SETS[i - 1]!.join(' '), ...f }));
+        throughput = figures.map((f, i) => ({ flags: i === 0 ? `as installed (${installed || 'no flags'})` : FLAG_SETS[i - 1]!.join(' '), ...f }));
       } finally {
         await Promise.all(contenders.map((c) => c.kill()));
       }

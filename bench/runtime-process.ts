@@ -12,6 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/free-port.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The node flags on bin/clawbox.js's `#!/usr/bin/env -S node ...` line: what the installed command runs with. */
+export function installedNodeFlags(bin = path.join(ROOT, 'bin/clawbox.js')): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
+  const found = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first);
+  return found ? found[1]!.trim().split(/\s+/) : [];
+}
 const READY_TIMEOUT_MS = 120_000;
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -31,7 +38,7 @@ export interface RuntimeProcess {
 
 export interface StartOptions {
   stateDir: string;
-  /** Default: `node bin/clawbox.js start` in ROOT. */
+  /** Default: `node <bin/clawbox.js's flags> bin/clawbox.js start` in ROOT, as the installed command runs. */
   command?: string[];
   cwd?: string;
   configFile?: string;
@@ -58,7 +65,7 @@ export function rssBytes(pid: number): number {
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
 export async function startRuntime(options: StartOptions): Promise<RuntimeProcess> {
   const httpPort = await freePort();
-  const command = options.command ?? [process.execPath, path.join(ROOT, 'bin/clawbox.js'), 'start'];
+  const command = options.command ?? [process.execPath, ...installedNodeFlags(), path.join(ROOT, 'bin/clawbox.js'), 'start'];
   const t0 = performance.now();
   // Its own process group, so `npm start` (npm -> sh -> node) is killed as a whole.
   const child = spawn(command[0]!, command.slice(1), {

@@ -3,7 +3,7 @@
  * restarted after `kill -9` (the goal is 2 s), with no model configured.
  *
  * - clawbox: this checkout, built first (`npm run build`), run as the installed command runs it:
- *   `node bin/clawbox.js start`, temp state dir (CLAWBOX_STATE_DIR), broker on port 0, HTTP on a free
+ *   `node <flags> bin/clawbox.js start` (the node flags on bin/clawbox.js's first line), temp state dir (CLAWBOX_STATE_DIR), broker on port 0, HTTP on a free
  *   loopback port, no config file.
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): clawbox as it was at that commit (`git archive`
  *   into a temp folder, this checkout's node_modules linked, built there), run the same way.
@@ -25,6 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineFacts, median } from './stats.js';
+import { installedNodeFlags } from './runtime-process.js';
 import { freePort } from '../test/free-port.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -155,8 +156,8 @@ async function main(): Promise<void> {
     const variants: Variant[] = [
       {
         name: 'clawbox',
-        how: `node bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`,
-        command: [process.execPath, path.join(ROOT, 'bin/clawbox.js'), 'start'],
+        how: `node ${installedNodeFlags().join(' ')} bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`,
+        command: [process.execPath, ...installedNodeFlags(), path.join(ROOT, 'bin/clawbox.js'), 'start'],
         cwd: ROOT,
         stateDir: path.join(scratch, 'clawbox-state'),
       },
