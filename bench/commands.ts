@@ -136,16 +136,19 @@ async function serve(configFile: string): Promise<void> {
   // Event-loop delay of the runtime process, per run: tells a stall of the runtime from a slow device.
   const { monitorEventLoopDelay } = await import('node:perf_hooks');
   const loop = monitorEventLoopDelay({ resolution: 1 });
+  let cpuAtReset = process.cpuUsage();
+  const usedMs = (cpu: NodeJS.CpuUsage) => (cpu.user + cpu.system) / 1000;
   loop.enable();
   process.on('message', (message: { cmd?: string; label?: string }) => {
     if (message.cmd === 'label') stages.label = String(message.label);
     if (message.cmd === 'reset') {
+      cpuAtReset = process.cpuUsage();
       loop.reset();
       stages.reset();
     }
     if (message.cmd === 'report') {
       const ms = (ns: number) => Math.round(ns / 1e4) / 100;
-      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu: process.cpuUsage(), stages: stages.report() });
+      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu_ms: Math.round(usedMs(process.cpuUsage(cpuAtReset))), stages: stages.report() });
     }
   });
   process.stdout.write(`ready ${broker.port}\n`);
@@ -177,6 +180,8 @@ interface RunResult {
   runtime_loop_p99_ms?: number;
   runtime_loop_max_ms?: number;
   load_avg_1m?: number;
+  /** CPU time of the runtime process per command at this rate (user + system, every driver's turns together). */
+  runtime_cpu_us_per_command?: number;
   /** Inside the runtime: the whole operation, the driver's part, the journal's group commits, the broker's publishes. */
   stages?: Record<string, { n: number; p50_ms: number; p99_ms: number }>;
 }
@@ -330,18 +335,22 @@ async function main(): Promise<void> {
           slices.get(driver)!.push(await runSlice(client, [...ids], rate, SLICE_SECONDS));
         }
       }
-      const { loop_p99_ms, loop_max_ms, stages } = (await loopReport()) as {
+      const { loop_p99_ms, loop_max_ms, cpu_ms, stages } = (await loopReport()) as {
         loop_p99_ms: number;
         loop_max_ms: number;
+        cpu_ms: number;
         stages: Record<string, RunResult['stages']>;
       };
       const load = Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10;
+      const commands = [...slices.values()].flat().reduce((n, slice) => n + slice.sent, 0);
+      log(`${rate} cmd/s: the runtime process used ${cpu_ms} ms of CPU for ${commands} commands (${Math.round((cpu_ms / commands) * 1000)} us each, all drivers)`);
       for (const [driver] of drivers) {
         results.push({
           ...summarise(driver, rate, slices.get(driver)!),
           runtime_loop_p99_ms: loop_p99_ms,
           runtime_loop_max_ms: loop_max_ms,
           load_avg_1m: load,
+          runtime_cpu_us_per_command: Math.round((cpu_ms / commands) * 1000),
           ...(stages[driver] ? { stages: stages[driver] } : {}),
         });
       }
