@@ -15,12 +15,16 @@
  *   denies "test/nosubscribe" and allows the rest, and `max_keepalive 60` (the server keep alive the MQTT 5
  *   suite expects).
  *
+ * - baseline (optional, INTEROP_BASELINE_REF=<git ref>): clawbox as it was at that commit (`git archive`
+ *   into a temp folder, this checkout's node_modules linked, the sources run through tsx), with the same
+ *   config (less the settings that tree does not know yet): the before of a before/after in one run.
+ *
  * Environment: INTEROP_SUITES (default "mqtt311,mqtt5"), INTEROP_ONLY (comma-separated test names),
- * INTEROP_BROKERS (default "clawbox,mosquitto"), INTEROP_LIMIT_S (per-test limit, default 60),
- * INTEROP_TRACE=1 (every packet on stderr).
+ * INTEROP_BROKERS (default "clawbox,mosquitto"), INTEROP_BASELINE_REF (none), INTEROP_LIMIT_S (per-test
+ * limit, default 60), INTEROP_TRACE=1 (every packet on stderr).
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +37,7 @@ const SUITE_NAMES = (process.env.INTEROP_SUITES ?? 'mqtt311,mqtt5').split(',').f
 const ONLY = process.env.INTEROP_ONLY ? process.env.INTEROP_ONLY.split(',') : undefined;
 const BROKERS = (process.env.INTEROP_BROKERS ?? 'clawbox,mosquitto').split(',').filter(Boolean);
 const LIMIT_S = Number(process.env.INTEROP_LIMIT_S ?? 60);
+const BASELINE_REF = process.env.INTEROP_BASELINE_REF;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -71,6 +76,9 @@ async function startMosquitto(scratch: string): Promise<Target> {
   const port = await freePort();
   const acl = path.join(scratch, 'mosquitto.acl');
   writeFileSync(acl, ['topic deny test/nosubscribe', 'topic readwrite #', ''].join('\n'));
+  // mosquitto started as root reads its ACL file after it dropped to the mosquitto user.
+  chmodSync(scratch, 0o755);
+  chmodSync(acl, 0o644);
   const conf = path.join(scratch, 'mosquitto.conf');
   writeFileSync(
     conf,
@@ -101,30 +109,46 @@ function runtimeCommand(): { command: string[]; how: string } {
   return { command: [process.execPath, '--import', 'tsx', path.join(ROOT, 'app/main.ts'), 'start'], how: 'node --import tsx app/main.ts start (no build)' };
 }
 
-async function startClawbox(scratch: string): Promise<Target> {
-  const configFile = path.join(scratch, 'clawbox.yaml');
+/** The tree of `ref` in `<scratch>/baseline`, with this checkout's node_modules. */
+function checkout(ref: string, scratch: string): { dir: string; commit: string } {
+  const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dir = path.join(scratch, 'baseline');
+  mkdirSync(dir);
+  execFileSync('bash', ['-c', `git archive ${commit} | tar -x -C '${dir}'`], { cwd: ROOT });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return { dir, commit };
+}
+
+async function startClawbox(scratch: string, baseline?: { dir: string; commit: string }): Promise<Target> {
+  const name = baseline ? 'baseline' : 'clawbox';
+  const root = baseline?.dir ?? ROOT;
+  // A baseline from before broker.max_keepalive cannot be told it (and is refused an unknown key).
+  const knowsMaxKeepalive = readFileSync(path.join(root, 'runtime/config/schema.ts'), 'utf8').includes('max_keepalive');
+  const configFile = path.join(scratch, `${name}.yaml`);
   writeFileSync(
     configFile,
     [
       'broker:',
-      '  max_keepalive: 60',
+      ...(knowsMaxKeepalive ? ['  max_keepalive: 60'] : []),
       '  anonymous_acl:',
       '    - { allow: false, access: subscribe, topic: test/nosubscribe }',
       'devices: []',
       '',
     ].join('\n'),
   );
-  const stateDir = path.join(scratch, 'clawbox-state');
+  const stateDir = path.join(scratch, `${name}-state`);
   mkdirSync(stateDir);
-  const { command, how } = runtimeCommand();
-  log(`starting clawbox: ${how}`);
-  const runtime: RuntimeProcess = await startRuntime({ stateDir, configFile, command });
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const { command, how } = baseline
+    ? { command: [process.execPath, '--import', 'tsx', path.join(root, 'app/main.ts'), 'start'], how: 'node --import tsx app/main.ts start (sources)' }
+    : runtimeCommand();
+  log(`starting ${name}: ${how}`);
+  const runtime: RuntimeProcess = await startRuntime({ stateDir, configFile, command, cwd: root });
+  const commit = baseline?.commit ?? execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = !baseline && execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
   return {
-    name: 'clawbox',
+    name,
     version: `clawbox ${commit}${dirty ? ' (with uncommitted changes)' : ''}`,
-    how: `${how}; config: max_keepalive 60, anonymous ACL deny subscribe test/nosubscribe, devices: []`,
+    how: `${how}; config: ${knowsMaxKeepalive ? 'max_keepalive 60, ' : ''}anonymous ACL deny subscribe test/nosubscribe, devices: []`,
     port: runtime.mqttPort,
     stop: () => runtime.kill(),
   };
@@ -163,8 +187,10 @@ async function main(): Promise<void> {
   const targets: Omit<Target, 'stop' | 'port'>[] = [];
   const began = Date.now();
   try {
-    for (const name of BROKERS) {
-      const target = name === 'mosquitto' ? await startMosquitto(scratch) : await startClawbox(scratch);
+    const baseline = BASELINE_REF ? checkout(BASELINE_REF, scratch) : undefined;
+    for (const name of [...BROKERS, ...(baseline ? ['baseline'] : [])]) {
+      const target =
+        name === 'mosquitto' ? await startMosquitto(scratch) : await startClawbox(scratch, name === 'baseline' ? baseline : undefined);
       targets.push({ name: target.name, version: target.version, how: target.how });
       byBroker[name] = [];
       try {
