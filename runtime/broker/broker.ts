@@ -218,7 +218,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     hardenBroker(aedes);
     deliverQueueOnResume(aedes);
     // Shared subscriptions, outbound flow control, topic aliases toward clients, PUBCOMP 0x92.
-    const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger });
+    const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger, queueLimit: config.max_queued_messages });
     aedes.authorizeSubscribe = extensions.authorizeSubscribe(aedes.authorizeSubscribe);
     this.#wrapPublish(aedes, policy, stats, logger, run.persistence.synced);
     markRedeliveries(aedes);

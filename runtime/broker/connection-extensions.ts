@@ -16,6 +16,7 @@
 import type { Duplex } from 'node:stream';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import type { Logger } from '../logging.js';
+import { lingerOnClose } from './linger.js';
 import { OutboundFlow, RECEIVE_MAXIMUM_UNLIMITED } from './outbound-flow.js';
 import { SharedSubscriptions, fromInternal, isInternal, isShared, parseShared, toInternal } from './shared-subscriptions.js';
 import { TopicAliasesOut } from './topic-alias-out.js';
@@ -129,7 +130,7 @@ export class ConnectionExtensions {
     const internals = client as unknown as ClientInternals;
     const connection: Connection = {
       version: 4,
-      flow: this.#flow(RECEIVE_MAXIMUM_UNLIMITED),
+      flow: this.#flow(RECEIVE_MAXIMUM_UNLIMITED, internals),
       aliases: undefined,
       tags: new Map(),
       unknownPubrels: new Set(),
@@ -140,12 +141,19 @@ export class ConnectionExtensions {
     if (this.#shared) this.#wrapDelivery(internals, connection, this.#shared);
   }
 
-  #flow(receiveMaximum: number): OutboundFlow<SharedTag> {
+  #flow(receiveMaximum: number, client: ClientInternals): OutboundFlow<SharedTag> {
+    let reported = false;
     return new OutboundFlow<SharedTag>({
       receiveMaximum,
       queueLimit: this.#queueLimit,
       onDropped: () => {
         this.dropped++;
+        if (reported) return;
+        reported = true; // once per connection: a stalled client would otherwise log every message
+        this.#logger.info(
+          { clientId: client.id, receiveMaximum, queueLimit: this.#queueLimit, persistent: !client.clean },
+          'a client acknowledges too slowly: QoS 1/2 messages beyond its flow-control queue are not sent on this connection',
+        );
       },
     });
   }
@@ -159,6 +167,7 @@ export class ConnectionExtensions {
     const refuse = (why: string): void => {
       refused = true;
       this.#logger.info({ clientId: client.id }, `client disconnected: ${why}`);
+      lingerOnClose(client.conn);
       const send = (): void => client.disconnect({ reasonCode: REASON.PROTOCOL_ERROR, properties: { reasonString: why } });
       if (client.connecting && !client.connected) (client as unknown as NodeJS.EventEmitter).once('connected', send);
       else send();
@@ -168,7 +177,7 @@ export class ConnectionExtensions {
       if (refused) return;
       switch (packet.cmd) {
         case 'connect':
-          this.#connected(connection, packet);
+          this.#connected(connection, client, packet);
           break;
         case 'subscribe': {
           const why = this.#shared ? renameShared(packet, connection.version) : undefined;
@@ -191,11 +200,11 @@ export class ConnectionExtensions {
     });
   }
 
-  #connected(connection: Connection, packet: DecodedPacket): void {
+  #connected(connection: Connection, client: ClientInternals, packet: DecodedPacket): void {
     connection.version = packet.protocolVersion ?? 4;
     if (connection.version !== 5) return;
     const receiveMaximum = packet.properties?.receiveMaximum;
-    if (receiveMaximum) connection.flow = this.#flow(receiveMaximum);
+    if (receiveMaximum) connection.flow = this.#flow(receiveMaximum, client);
     const aliasMaximum = packet.properties?.topicAliasMaximum ?? 0;
     if (aliasMaximum > 0) connection.aliases = new TopicAliasesOut(aliasMaximum);
   }

@@ -20,6 +20,7 @@
 import type { Duplex } from 'node:stream';
 import type { Client } from 'aedes';
 import { watchAcks } from './durable-acks.js';
+import { lingerOnClose } from './linger.js';
 
 /** MQTT 5 reason codes used here. */
 export const REASON = { PROTOCOL_ERROR: 0x82, RECEIVE_MAXIMUM_EXCEEDED: 0x93 } as const;
@@ -57,6 +58,8 @@ export function gateInboundPackets(client: Client, options: InboundGateOptions):
     refused = true;
     options.onRefused(client, why);
     // v5: DISCONNECT with the reason, then close; aedes sends no DISCONNECT to a 3.1.1 client, only closes.
+    // Closed with a FIN, not a reset, so the client can read the DISCONNECT (linger.ts).
+    lingerOnClose(internals.conn);
     const send = (): void => internals.disconnect({ reasonCode, properties: { reasonString: why } });
     // A client may send right after its CONNACK, before aedes counts it as connected (and would only close).
     if (internals.connecting && !internals.connected) (client as unknown as NodeJS.EventEmitter).once('connected', send);

@@ -278,6 +278,29 @@ t.test("outbound flow control: never more unacknowledged QoS 1/2 messages than t
   t.ok(await until(() => publishes(old).length === 5), '3.1.1: all five without acknowledgements');
 });
 
+t.test('outbound flow control: a full queue (broker.max_queued_messages) drops what comes beyond it, in order before it', async (t) => {
+  const limit = 20;
+  const tb = await startTestBroker({ config: { broker: { max_queued_messages: limit } } });
+  t.teardown(() => tb.close());
+  const { raw } = await rawV5(tb.broker.port, { properties: { receiveMaximum: 1 } });
+  t.teardown(() => raw.close());
+  await rawSubscribe(raw, 'full/#', 1);
+  const pub = await connect(tb.url, v5);
+  t.teardown(() => closeClient(pub));
+  const total = 1 + limit + 1; // one in flight, a full queue, one too many
+  await Promise.all(Array.from({ length: total }, (_, k) => pub.publishAsync('full/q', String(k), { qos: 1 })));
+  // Acknowledge each message as it comes: the queue drains one by one.
+  for (let n = 1; n <= total - 1; n++) {
+    const p = (await raw.waitFor((q) => q.cmd === 'publish' && publishes(raw).length >= n, 20_000)) && publishes(raw)[n - 1]!;
+    raw.send({ cmd: 'puback', messageId: p.messageId! } as Packet);
+  }
+  await pub.publishAsync('full/marker', 'marker', { qos: 0 });
+  await raw.waitFor((p) => p.cmd === 'publish' && (p as IPublishPacket).topic === 'full/marker');
+  const got = publishes(raw).filter((p) => p.topic === 'full/q').map((p) => Number(p.payload.toString()));
+  t.equal(got.length, total - 1, 'everything up to the limit arrived');
+  t.same(got, [...Array(total - 1).keys()], 'in order; the one beyond the queue was not sent (a clean session loses it)');
+});
+
 t.test('broker → client topic aliases: assigned when the client allows them, least recently used reused', async (t) => {
   const tb = await startTestBroker();
   t.teardown(() => tb.close());

@@ -76,6 +76,14 @@ const coreConfigSchema = {
           description:
             'Longest keepalive (seconds) an MQTT 5 client gets: one asking for more, or for none, is told this as Server Keep Alive, so a dead link is noticed. MQTT 3.1.1 clients keep theirs (3.1.1 cannot say it).',
         },
+        max_queued_messages: {
+          type: 'integer',
+          minimum: 1,
+          maximum: 100000,
+          default: 1000,
+          description:
+            "QoS 1/2 messages that wait, per connection, for a slot in an MQTT 5 client's Receive Maximum. Beyond it a message is not sent on that connection: a clean session loses it, a persistent session gets it at its next connection.",
+        },
         websocket: {
           type: 'object',
           additionalProperties: false,
@@ -207,6 +215,7 @@ export interface CoreConfig {
     base_topic: string;
     max_payload_bytes: number;
     max_keepalive: number;
+    max_queued_messages: number;
     websocket: { enabled: boolean; path: string };
     tls: { enabled: boolean; host: string; port: number; cert?: string; key?: string; ca?: string };
     anonymous: 'auto' | 'loopback' | 'never' | 'always';
