@@ -17,9 +17,11 @@ import { startHost } from './test/support.js';
 
 const whoami = async (host: PluginHost, plugin: string) => ((await host.call(plugin, 'whoami', {})) as { instance: string }).instance;
 const figures = (host: PluginHost, plugin: string) => host.list().find((p) => p.name === plugin)!.figures;
+/** A minute of backoff after a failure (so an answer right after a restart shows it did not wait), and time to start on a loaded box. */
+const SLOW_BACKOFF = { restart: { initial_ms: 60_000, max_ms: 60_000, stable_ms: 60_000 }, start_timeout_ms: 30_000, call_timeout_ms: 30_000 };
 
 t.test('a restart gives a new instance at once and fails the call in flight with the reason', async (t) => {
-  const { host } = await startHost(t, { plugins: { allow: ['node-basic', 'py-basic'], restart: { initial_ms: 60_000, max_ms: 60_000, stable_ms: 60_000 } } });
+  const { host } = await startHost(t, { plugins: { allow: ['node-basic', 'py-basic'], ...SLOW_BACKOFF } });
   for (const plugin of ['node-basic', 'py-basic']) {
     const before = await whoami(host, plugin);
     // Only the Node fixture has a tool that takes its time without blocking.
@@ -43,7 +45,7 @@ t.test('a restart gives a new instance at once and fails the call in flight with
 });
 
 t.test('a plugin waiting in backoff restarts now; a lazy one stays lazy', async (t) => {
-  const { host } = await startHost(t, { plugins: { allow: ['node-basic'], restart: { initial_ms: 60_000, max_ms: 60_000, stable_ms: 60_000 } } });
+  const { host } = await startHost(t, { plugins: { allow: ['node-basic'], ...SLOW_BACKOFF } });
   await host.call('node-basic', 'exit', {}).catch(() => {});
   while (figures(host, 'node-basic').state !== 'backoff') await new Promise((resolve) => setTimeout(resolve, 20));
   t.match(await host.restart('plugin', 'node-basic', 'test'), { state: 'running' }, 'out of a minute of backoff at once');
