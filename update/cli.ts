@@ -129,13 +129,23 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
   }
 }
 
+/** Whether systemd gave up on clawbox.service; asked at most every 30 s (each ask starts systemctl). */
+function gaveUp(): () => boolean {
+  let askedAt = 0;
+  return () => {
+    if (Date.now() - askedAt < 30_000) return false;
+    askedAt = Date.now();
+    return spawnSync('systemctl', ['is-failed', '--quiet', 'clawbox.service']).status === 0;
+  };
+}
+
 async function runHealth(
   layout: SystemLayout,
   configs: Pick<ConfigLoader, 'loadConfig'>,
   values: { config?: string | undefined; timeout?: string | undefined; boot?: boolean | undefined },
   signal: AbortSignal,
 ): Promise<number> {
-  const seconds = Number(values.timeout ?? 180);
+  const seconds = Number(values.timeout ?? 600);
   if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new ClawboxError('USAGE', '--timeout takes seconds (1-3600)');
   const { config } = configs.loadConfig({ ...(values.config ? { file: values.config } : {}), mode: 'appliance' });
   const steps = await checkHealth(healthTarget(config), {
@@ -143,12 +153,15 @@ async function runHealth(
     signal,
     onStep: (step) => process.stdout.write(`clawbox-health: ${step.ok ? 'ok' : 'FAILED'}: ${step.name}: ${step.detail}\n`),
     // On the box, a clawbox.service that systemd gave up on will not answer however long we wait.
-    ...(values.boot ? { hopeless: () => spawnSync('systemctl', ['is-failed', '--quiet', 'clawbox.service']).status === 0 } : {}),
+    ...(values.boot ? { hopeless: gaveUp() } : {}),
   });
   const failed = steps.find((s) => !s.ok);
   if (!values.boot) return failed ? 1 : 0;
   const verdict = await recordBootVerdict(layout, !failed, failed ? `${failed.name}: ${failed.detail}` : '');
   process.stdout.write(`clawbox-health: ${verdict}\n`);
-  // Non-zero only when this boot was on trial and failed: the unit then reboots into the other slot.
-  return failed && verdict.includes('marked bad') ? 1 : 0;
+  if (!(failed && verdict.includes('marked bad'))) return 0;
+  // A trial boot that failed: restart now, so systemd-boot starts the other slot.
+  process.stdout.write('clawbox-health: rebooting into the other slot\n');
+  spawnSync('systemctl', ['reboot'], { stdio: 'inherit' });
+  return 1;
 }

@@ -17,6 +17,9 @@ export interface HealthStep {
   readonly detail: string;
 }
 
+/** Between tries of a step; each try is cheap, but the box may be a slow board still starting clawbox. */
+const RETRY_MS = 3000;
+
 interface DeviceEntry {
   readonly id: string;
   readonly driver?: string;
@@ -157,8 +160,8 @@ export async function checkHealth(target: Target, options: HealthOptions): Promi
       } catch (error) {
         last = (error as Error).message;
       }
-      if (Date.now() + 2000 > deadline || options.hopeless?.()) break;
-      await sleep(2000, undefined, options.signal ? { signal: options.signal } : {});
+      if (Date.now() + RETRY_MS > deadline || options.hopeless?.()) break;
+      await sleep(RETRY_MS, undefined, options.signal ? { signal: options.signal } : {});
     }
     const step = { name, ok, detail: last };
     results.push(step);
