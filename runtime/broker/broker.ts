@@ -58,6 +58,11 @@ export interface BrokerStatus {
   persistence: 'level' | 'memory' | 'redis';
   /** Cluster mode: Redis' persistence policy, i.e. what an acknowledgement survives (cluster-persistence.ts). */
   durability?: ClusterPersistence['durability'];
+  /**
+   * Shared subscription groups and their connected members (null in cluster mode, where they are refused),
+   * and QoS 1/2 messages not sent because a client's flow-control queue was full (connection-extensions.ts).
+   */
+  mqtt5: { shared_groups: number | null; shared_members: number | null; flow_queue_dropped: number };
 }
 
 /**
@@ -87,6 +92,7 @@ interface Running {
   cleanups: (() => void)[];
   /** MQTT 5 delayed wills that must outlive a restart (will-persistence.ts); with a persistent store only. */
   wills?: DelayedWills;
+  extensions: ConnectionExtensions;
 }
 
 export class Broker implements Component, Messaging, ClientRequests, UpgradeHandler {
@@ -219,6 +225,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     deliverQueueOnResume(aedes);
     // Shared subscriptions, outbound flow control, topic aliases toward clients, PUBCOMP 0x92.
     const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger, queueLimit: config.max_queued_messages });
+    run.extensions = extensions;
     aedes.authorizeSubscribe = extensions.authorizeSubscribe(aedes.authorizeSubscribe);
     this.#wrapPublish(aedes, policy, stats, logger, run.persistence.synced);
     markRedeliveries(aedes);
@@ -338,6 +345,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
   }
 
   #status(run: Running): BrokerStatus {
+    const shared = run.extensions.sharedSubscriptions?.counts();
     let subscriptions = 0;
     const clients = (run.aedes as unknown as { clients: Record<string, { subscriptions: object }> }).clients;
     for (const id in clients) subscriptions += Object.keys(clients[id]!.subscriptions).length;
@@ -353,6 +361,11 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       },
       persistence: run.persistence.kind,
       ...(run.persistence.kind === 'redis' ? { durability: (run.persistence as ClusterPersistence).durability } : {}),
+      mqtt5: {
+        shared_groups: shared ? shared.groups : null,
+        shared_members: shared ? shared.members : null,
+        flow_queue_dropped: run.extensions.dropped,
+      },
     };
   }
 

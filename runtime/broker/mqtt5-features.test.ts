@@ -72,6 +72,8 @@ t.test('shared subscriptions: round-robin within each group, ordinary subscriber
   t.ok(ic.all.every((m) => m.qos === 0), 'QoS 0 member: QoS 0');
   t.equal(ih.all.length, 30, 'the other group gets every message too');
   t.equal(iplain.all.length, 30, 'an ordinary subscriber gets every message');
+  const status = (await tb.test.ctx.status.snapshot()).broker as { mqtt5: { shared_groups: number; shared_members: number } };
+  t.same(status.mqtt5, { shared_groups: 2, shared_members: 4, flow_queue_dropped: 0 }, 'status: groups and members');
 
   // Unsubscribing leaves the group to the others.
   await b.unsubscribeAsync('$share/workers/jobs/#');
@@ -299,6 +301,8 @@ t.test('outbound flow control: a full queue (broker.max_queued_messages) drops w
   const got = publishes(raw).filter((p) => p.topic === 'full/q').map((p) => Number(p.payload.toString()));
   t.equal(got.length, total - 1, 'everything up to the limit arrived');
   t.same(got, [...Array(total - 1).keys()], 'in order; the one beyond the queue was not sent (a clean session loses it)');
+  const status = (await tb.test.ctx.status.snapshot()).broker as { mqtt5: { flow_queue_dropped: number } };
+  t.equal(status.mqtt5.flow_queue_dropped, 1, 'counted in the status');
 });
 
 t.test('broker → client topic aliases: assigned when the client allows them, least recently used reused', async (t) => {
