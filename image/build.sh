@@ -17,6 +17,8 @@ SRC_DIR=$(cd "$IMAGE_DIR/.." && pwd)
 . "$IMAGE_DIR/lib/install.sh"
 # shellcheck source=lib/disk.sh
 . "$IMAGE_DIR/lib/disk.sh"
+# shellcheck source=lib/bundle.sh
+. "$IMAGE_DIR/lib/bundle.sh"
 
 usage() {
   cat <<USAGE
@@ -26,6 +28,9 @@ Usage: npm run image -- --arch amd64|arm64 [--out DIR] [options]
   --cache DIR        download and rootfs cache (default: \$CLAWBOX_IMAGE_CACHE or ~/.cache/clawbox-image)
   --src DIR          the clawbox checkout to build (default: this one)
   --seed FILE        put FILE on the boot partition as clawbox/config.yaml (first boot uses it)
+  --signing-key FILE ed25519 private key (PEM): the image trusts its public half for updates, and the
+                     build also writes clawbox-<version>-<arch>.bundle (see image/bundle.sh)
+  --update-key FILE  another trusted public key (PEM) for update bundles (repeatable)
   --refresh          rebuild the cached Debian base (new package versions)
   --no-compress      skip the .zst
   --keep-work        keep the work directory (for debugging)
@@ -34,7 +39,8 @@ USAGE
 }
 
 ARCH='' OUT_DIR=$IMAGE_DIR/out CACHE_DIR=${CLAWBOX_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clawbox-image}
-SEED='' REFRESH=0 COMPRESS=1 KEEP_WORK=0
+SEED='' REFRESH=0 COMPRESS=1 KEEP_WORK=0 SIGNING_KEY=''
+UPDATE_KEYS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCH=${2:-}; shift 2 ;;
@@ -46,6 +52,8 @@ while [ $# -gt 0 ]; do
     --src) SRC_DIR=$(cd "${2:-}" && pwd); shift 2 ;;
     --seed) SEED=${2:-}; shift 2 ;;
     --seed=*) SEED=${1#*=}; shift ;;
+    --signing-key) SIGNING_KEY=${2:-}; shift 2 ;;
+    --update-key) UPDATE_KEYS+=("${2:-}"); shift 2 ;;
     --refresh) REFRESH=1; shift ;;
     --no-compress) COMPRESS=0; shift ;;
     --keep-work) KEEP_WORK=1; shift ;;
@@ -57,6 +65,11 @@ done
 arch_facts "$ARCH"
 [ -z "$SEED" ] || [ -f "$SEED" ] || die "--seed $SEED: no such file"
 [ -z "$SEED" ] || SEED=$(cd "$(dirname "$SEED")" && pwd)/$(basename "$SEED")
+[ -z "$SIGNING_KEY" ] || [ -f "$SIGNING_KEY" ] || die "--signing-key $SIGNING_KEY: no such file"
+for key in "${UPDATE_KEYS[@]}"; do
+  [ -f "$key" ] || die "--update-key $key: no such file"
+  case "$key" in *.pem) ;; *) die "--update-key $key: the file name must end in .pem" ;; esac
+done
 [ "$(id -u)" = 0 ] || die "building the image needs root (debootstrap and chroot)"
 
 # Node: the project's major (package.json engines), pinned to a patch release published as node-linux-*.
@@ -90,6 +103,11 @@ trap 'exit 130' INT TERM
 say "clawbox image $NAME (node $NODE_VERSION, debian $SUITE, SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
 say "    out: $OUT_DIR  cache: $CACHE_DIR"
 
+if [ -n "$SIGNING_KEY" ]; then
+  bundle_public_key "$SIGNING_KEY" "$WORK/signing-key.pem"
+  UPDATE_KEYS+=("$WORK/signing-key.pem")
+fi
+
 step "check the build tools"
 for tool in debootstrap mke2fs e2fsck mkfs.vfat mmd mcopy sfdisk zstd tar npm node unshare chroot sha256sum systemctl systemd-sysusers; do
   command -v "$tool" >/dev/null || die "$tool is missing: apt-get install debootstrap e2fsprogs dosfstools mtools fdisk zstd systemd (npm/node from the project)"
@@ -120,28 +138,35 @@ INSTALLED_BYTES=$(du -sb "$ROOTFS/opt/clawbox" | cut -f1)
 say "    installed runtime (/opt/clawbox: node + app + production deps): $(human "$INSTALLED_BYTES")"
 clamp_times "$ROOTFS"
 
-step "file systems: ESP (FAT32, systemd-boot) and root (ext4, mke2fs -d)"
+step "file systems: ESP (FAT32, systemd-boot), root of slot A and data (ext4, mke2fs -d)"
 disk_esp "$ROOTFS" "$WORK/esp.img" "$SEED"
 disk_root "$ROOTFS" "$WORK/root.img"
-say "    rootfs content: ${ROOTFS_USED_MIB} MiB; root file system: $(human "$(stat -c %s "$WORK/root.img")")"
+disk_data "$ROOTFS" "$WORK/data.img"
+say "    rootfs content: ${ROOTFS_USED_MIB} MiB; root file system: $(human "$(stat -c %s "$WORK/root.img")") in a slot of $SLOT_MIB MiB"
 
-step "GPT disk image"
-disk_assemble "$WORK/esp.img" "$WORK/root.img" "$WORK/$NAME.img"
-rm -f "$WORK/esp.img" "$WORK/root.img"
+step "GPT disk image (ESP, slot A, slot B, data)"
+disk_assemble "$WORK/esp.img" "$WORK/root.img" "$WORK/data.img" "$WORK/$NAME.img"
+rm -f "$WORK/esp.img" "$WORK/root.img" "$WORK/data.img"
 IMG_BYTES=$(stat -c %s "$WORK/$NAME.img")
 say "    $NAME.img: $(human "$IMG_BYTES")"
 
-step "compress and checksum"
+step "compress, bundle and checksum"
 if [ "$COMPRESS" = 1 ]; then
   zstd -q -T0 -6 --long=27 "$WORK/$NAME.img" -o "$WORK/$NAME.img.zst" || die "zstd failed"
   say "    $NAME.img.zst: $(human "$(stat -c %s "$WORK/$NAME.img.zst")")"
 fi
-(cd "$WORK" && sha256sum "$NAME.img" $([ "$COMPRESS" = 1 ] && echo "$NAME.img.zst") >"$NAME.sha256")
+if [ -n "$SIGNING_KEY" ]; then
+  bundle_extract "$WORK/$NAME.img" "$WORK/bundle"
+  bundle_pack "$WORK/bundle" "$SIGNING_KEY" "$WORK/$NAME.bundle"
+  rm -rf "$WORK/bundle"
+  say "    $NAME.bundle (signed update bundle): $(human "$(stat -c %s "$WORK/$NAME.bundle")")"
+fi
+(cd "$WORK" && sha256sum "$NAME.img" $([ "$COMPRESS" = 1 ] && echo "$NAME.img.zst") $([ -n "$SIGNING_KEY" ] && echo "$NAME.bundle") >"$NAME.sha256")
 
 step "publish to $OUT_DIR"
 # The checksum file goes last: its presence means the other files are complete.
 rm -f "$OUT_DIR/$NAME.sha256"
-for file in "$NAME.img" "$NAME.img.zst" "$NAME.manifest.json" "$NAME.sha256"; do
+for file in "$NAME.img" "$NAME.img.zst" "$NAME.bundle" "$NAME.manifest.json" "$NAME.sha256"; do
   [ -f "$WORK/$file" ] && mv -f "$WORK/$file" "$OUT_DIR/$file"
 done
 [ "$COMPRESS" = 1 ] || rm -f "$OUT_DIR/$NAME.img.zst"

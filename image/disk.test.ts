@@ -1,8 +1,8 @@
 /**
- * The disk layer of the image build (lib/disk.sh), run for real on a tiny fake root: GPT layout and
- * partition types, the ESP's boot loader, boot entry and seed, the ext4 root found by its label, identical
- * bytes for identical inputs, and a clear failure when the root has no kernel. No debootstrap, no root
- * file system of a real OS, no loop devices.
+ * The disk layer of the image build (lib/disk.sh), run for real on a tiny fake root: GPT layout (ESP,
+ * root slots A and B, data) and partition types, the ESP's boot loader, slot A's boot entry and seed,
+ * the ext4 root and data file systems, identical bytes for identical inputs, and a clear failure when the
+ * root has no kernel. No debootstrap, no root file system of a real OS, no loop devices.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,6 +14,7 @@ import t from 'tap';
 const IMAGE_DIR = import.meta.dirname;
 const ESP_TYPE = 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B';
 const ROOT_X86_64 = '4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709';
+const LINUX_DATA = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
 
 const work = mkdtempSync(path.join(tmpdir(), 'clawbox-disk-test-'));
 t.teardown(() => rmSync(work, { recursive: true, force: true }));
@@ -30,6 +31,8 @@ function fakeRoot(dir: string, withKernel = true): string {
   }
   writeFileSync(path.join(root, 'usr/lib/systemd/boot/efi/systemd-bootx64.efi'), bootloader);
   writeFileSync(path.join(root, 'etc/hostname'), 'clawbox\n');
+  writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nclawbox:x:999:999::/var/lib/clawbox:/usr/sbin/nologin\n');
+  writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nsystemd-journal:x:101:\nclawbox:x:999:\n');
   // What install.sh's clamp_times does to a real root.
   spawnSync('bash', ['-c', 'find "$1" -exec touch -h -d @1700000000 {} +', 'clamp', root]);
   return root;
@@ -41,11 +44,12 @@ function buildDisk(root: string, out: string, seed = '') {
     set -euo pipefail
     . "${IMAGE_DIR}/lib/common.sh"; . "${IMAGE_DIR}/lib/install.sh"; . "${IMAGE_DIR}/lib/disk.sh"
     arch_facts amd64
-    ESP_MIB=64  # smaller than the image's 256 MiB: faster, same code path
+    ESP_MIB=64 SLOT_MIB=24 ROOT_FREE_MIB=8 DATA_MIB=16  # smaller than the image's: faster, same code path
     VERSION=9.9.9 SOURCE_DATE_EPOCH=1700000000 WORK=$(mktemp -d "${work}/w.XXXXXX")
     disk_esp "$1" "$WORK/esp.img" "$3"
     disk_root "$1" "$WORK/root.img"
-    disk_assemble "$WORK/esp.img" "$WORK/root.img" "$2"
+    disk_data "$1" "$WORK/data.img"
+    disk_assemble "$WORK/esp.img" "$WORK/root.img" "$WORK/data.img" "$2"
   `;
   return spawnSync('bash', ['-c', script, 'disk-test', root, out, seed], { encoding: 'utf8' });
 }
@@ -74,33 +78,54 @@ const built = buildDisk(fakeRoot('rootA'), imgA, seedFile);
 const imgB = path.join(work, 'b.img');
 const builtB = buildDisk(fakeRoot('rootB'), imgB, seedFile);
 
-t.test('builds a GPT image with an ESP and an x86-64 root partition, 1 MiB aligned', async (t) => {
+t.test('builds a GPT image with an ESP, root slots A and B and a data partition, 1 MiB aligned', async (t) => {
   t.equal(built.status, 0, built.stderr);
   const table = partitions(imgA);
   t.equal(table.label, 'gpt');
-  t.equal(table.partitions.length, 2);
-  const [esp, root] = table.partitions;
+  t.same(table.partitions.map((p) => p.name), ['esp', 'clawbox-root-a', 'clawbox-root-b', 'clawbox-data']);
+  const [esp, root, rootB, data] = table.partitions;
   t.equal(esp?.type, ESP_TYPE);
   t.equal(esp?.start, 2048);
   t.equal(esp?.size, 64 * 2048, 'ESP of ESP_MIB');
   t.equal(root?.type, ROOT_X86_64, 'discoverable root partition type');
+  t.equal(rootB?.type, ROOT_X86_64);
+  t.equal(root?.size, 24 * 2048, 'slot of SLOT_MIB');
+  t.equal(rootB?.size, 24 * 2048, 'both slots alike');
+  t.equal(data?.type, LINUX_DATA);
   t.equal((root?.start ?? 1) % 2048, 0, 'root starts on a MiB boundary');
   t.equal(root?.start, (esp?.start ?? 0) + (esp?.size ?? 0));
+  t.equal(rootB?.start, (root?.start ?? 0) + (root?.size ?? 0));
+  t.equal(data?.start, (rootB?.start ?? 0) + (rootB?.size ?? 0), 'data is last (first boot grows it)');
   t.equal(spawnSync('sfdisk', ['--verify', imgA]).status, 0, 'sfdisk --verify');
 });
 
-t.test('the ESP boots systemd-boot into the kernel with root=LABEL=', async (t) => {
+t.test('the data partition is ext4 labelled clawbox-data with the shared folders, owned right', async (t) => {
+  const data = partitions(imgA).partitions[3]!;
+  const at = `${imgA}?offset=${data.start * 512}`;
+  t.match(spawnSync('dumpe2fs', ['-h', at], { encoding: 'utf8' }).stdout, /Filesystem volume name:\s+clawbox-data/);
+  const stat = (p: string) => spawnSync('debugfs', ['-R', `stat ${p}`, at], { encoding: 'utf8' }).stdout;
+  const owner = (p: string) => /Mode:\s+(\d+)[\s\S]*User:\s+(\d+)\s+Group:\s+(\d+)/.exec(stat(p))?.slice(1);
+  t.same(owner('/config'), ['0750', '0', '999'], 'config: root:clawbox 0750');
+  t.same(owner('/state'), ['0750', '999', '999'], 'state: clawbox 0750');
+  t.same(owner('/state/models'), ['0750', '999', '999']);
+  t.same(owner('/journal'), ['02755', '0', '101'], 'journal: systemd-journal, setgid');
+  t.same(owner('/update'), ['0750', '0', '0']);
+});
+
+t.test('the ESP boots systemd-boot into slot A by partition label, not counted', async (t) => {
   const offset = 2048 * 512;
-  const entry = mtools('mtype', imgA, offset, '::/loader/entries/clawbox.conf');
+  const entry = mtools('mtype', imgA, offset, '::/loader/entries/clawbox-1-a.conf');
   t.equal(entry.status, 0, entry.stderr);
-  t.match(entry.stdout, /^linux +\/vmlinuz$/m);
-  t.match(entry.stdout, /^initrd +\/initrd\.img$/m);
-  t.match(entry.stdout, /^options .*root=LABEL=clawbox-root .*console=ttyS0,115200/m);
-  t.match(mtools('mtype', imgA, offset, '::/loader/loader.conf').stdout, /^default clawbox\.conf$/m);
+  t.match(entry.stdout, /^title +clawbox 9\.9\.9 \(slot a\)$/m);
+  t.match(entry.stdout, /^linux +\/clawbox\/a\/vmlinuz$/m);
+  t.match(entry.stdout, /^initrd +\/clawbox\/a\/initrd\.img$/m);
+  t.match(entry.stdout, /^options root=PARTLABEL=clawbox-root-a clawbox\.slot=a .*console=ttyS0,115200/m);
+  t.match(mtools('mtype', imgA, offset, '::/loader/loader.conf').stdout, /^default clawbox-\*$/m);
+  t.same(mtools('mdir', imgA, offset, '-b', '::/loader/entries').stdout.trim().split('\n'), ['::/loader/entries/clawbox-1-a.conf'], 'one entry');
   const copied = path.join(work, 'BOOTX64.EFI');
   t.equal(mtools('mcopy', imgA, offset, '::/EFI/BOOT/BOOTX64.EFI', copied).status, 0);
   t.ok(readFileSync(copied).equals(bootloader), 'the fallback boot path holds systemd-boot');
-  t.equal(mtools('mtype', imgA, offset, '::/vmlinuz').stdout, 'kernel');
+  t.equal(mtools('mtype', imgA, offset, '::/clawbox/a/vmlinuz').stdout, 'kernel');
   t.equal(mtools('mtype', imgA, offset, '::/clawbox/config.yaml').stdout, 'mode: appliance\n', 'seed on the ESP');
   t.match(spawnSync('blkid', ['-p', '-O', String(offset), '-o', 'export', imgA], { encoding: 'utf8' }).stdout, /LABEL=CLAWBOX-EFI/);
 });

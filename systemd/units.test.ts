@@ -4,7 +4,8 @@
  * below an exposure threshold in systemd-analyze security.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { SYSTEMD_DIR, buildUnitRoot, parseUnit, unitFiles, valuesOf } from './unit-root.js';
@@ -19,10 +20,12 @@ const root = buildUnitRoot();
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 
 t.test('there are units to check', async (t) => {
-  t.same(unitFiles(), ['clawbox-banner.service', 'clawbox-firstboot.service', 'clawbox.service']);
+  t.same(unitFiles(), ['clawbox-banner.service', 'clawbox-firstboot.service', 'clawbox-health.service', 'clawbox-update@.service', 'clawbox.service']);
 });
 
-for (const unit of unitFiles()) {
+for (const file of unitFiles()) {
+  // A template is verified as one of its instances.
+  const unit = file.replace('@.', '@test.');
   t.test(`systemd-analyze verify ${unit}: exit 0, empty stderr`, async (t) => {
     const result = analyze(['verify', `--root=${root}`, unit]);
     t.equal(result.stderr, '', 'no warnings');
@@ -114,6 +117,40 @@ t.test('clawbox-firstboot.service runs once, before clawbox', async (t) => {
   t.ok(valuesOf(entries, 'Before').join(' ').split(/\s+/).includes('clawbox.service'));
   t.same(valuesOf(entries, 'ConditionPathExists'), ['!/etc/clawbox/config.yaml']);
   t.same(valuesOf(entries, 'StandardOutput'), ['journal'], 'the password never goes to the console via the journal');
+});
+
+t.test('clawbox-health.service judges the boot after clawbox started, only when there is a verdict to give', async (t) => {
+  const entries = parseUnit(readFileSync(path.join(SYSTEMD_DIR, 'clawbox-health.service'), 'utf8'));
+  t.same(valuesOf(entries, 'Type'), ['oneshot']);
+  t.ok(valuesOf(entries, 'After').join(' ').split(/\s+/).includes('clawbox.service'));
+  t.ok(valuesOf(entries, 'Before').join(' ').split(/\s+/).includes('boot-complete.target'));
+  t.same(valuesOf(entries, 'FailureAction'), [], 'a failed or timed-out check never reboots a good slot');
+  t.same(valuesOf(entries, 'ExecCondition'), ['/usr/lib/clawbox/clawbox-health-needed']);
+  t.match(valuesOf(entries, 'ExecStart')[0], /^\/usr\/bin\/clawbox update health --boot /);
+  const security = analyze(['security', '--offline=true', `--root=${root}`, '--threshold=40', '--no-pager', 'clawbox-health.service']);
+  const score = /Overall exposure level for clawbox-health\.service: ([\d.]+)/.exec(security.stdout);
+  t.ok(Number(score?.[1]) < 4.0, `exposure ${score?.[1]} < 4.0`);
+});
+
+t.test('clawbox-health-needed: the check runs on a trial boot or with an open update, and is skipped otherwise', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-health-needed-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(path.join(dir, 'loader/entries'), { recursive: true });
+  const env = { ...process.env, HEALTH_ESP: dir, HEALTH_HISTORY: path.join(dir, 'history.json'), HEALTH_CMDLINE: path.join(dir, 'cmdline') };
+  const needed = () => spawnSync(path.join(SYSTEMD_DIR, 'clawbox-health-needed'), { env }).status;
+  writeFileSync(path.join(dir, 'cmdline'), 'root=PARTLABEL=clawbox-root-b clawbox.slot=b rw\n');
+  writeFileSync(path.join(dir, 'loader/entries/clawbox-1-a.conf'), '');
+  writeFileSync(path.join(dir, 'loader/entries/clawbox-2-b.conf'), '');
+  t.equal(needed(), 1, 'a good slot, no history: skipped');
+  writeFileSync(path.join(dir, 'history.json'), JSON.stringify([{ result: 'good' }, { result: 'installed' }], null, 2));
+  t.equal(needed(), 1, 'the last update is closed: skipped');
+  writeFileSync(path.join(dir, 'history.json'), JSON.stringify([{ result: 'bad' }], null, 2));
+  t.equal(needed(), 0, 'after a bad trial: runs (records the rollback)');
+  rmSync(path.join(dir, 'history.json'));
+  renameSync(path.join(dir, 'loader/entries/clawbox-2-b.conf'), path.join(dir, 'loader/entries/clawbox-2-b+2-1.conf'));
+  t.equal(needed(), 0, 'on trial: runs');
+  writeFileSync(path.join(dir, 'cmdline'), 'root=/dev/sda2 rw\n');
+  t.equal(needed(), 1, 'not booted from a slot: skipped');
 });
 
 t.test('systemd-analyze security rates clawbox.service below 3.0 (offline, against the root)', async (t) => {

@@ -27,9 +27,10 @@ install_app() {
 install_system() {
   local root=$1 sd=$SRC_DIR/systemd
   local unitdir=$root/usr/lib/systemd/system
-  install -m 0644 "$sd/clawbox.service" "$sd/clawbox-firstboot.service" "$sd/clawbox-banner.service" "$unitdir/"
+  install -m 0644 "$sd/clawbox.service" "$sd/clawbox-firstboot.service" "$sd/clawbox-banner.service" \
+    "$sd/clawbox-health.service" "$sd/clawbox-update@.service" "$unitdir/"
   install -d -m 0755 "$root/usr/lib/clawbox" "$root/usr/share/clawbox" "$root/usr/share/doc/clawbox"
-  install -m 0755 "$sd/clawbox-firstboot" "$sd/clawbox-banner" "$root/usr/lib/clawbox/"
+  install -m 0755 "$sd/clawbox-firstboot" "$sd/clawbox-banner" "$sd/clawbox-health-needed" "$root/usr/lib/clawbox/"
   install -m 0644 "$sd/config.template.yaml" "$root/usr/share/clawbox/config.template.yaml"
   install -m 0644 "$sd/gpu.conf.example" "$root/usr/share/doc/clawbox/gpu.conf.example"
   install -D -m 0644 "$sd/clawbox.sysusers.conf" "$root/usr/lib/sysusers.d/clawbox.conf"
@@ -39,11 +40,25 @@ install_system() {
   tar -C "$IMAGE_DIR/overlay" --owner=0 --group=0 --mode=go-w -cf - . |
     tar -C "$root" --no-overwrite-dir -xpf - || die "copying the overlay failed"
 
+  # No line for /: the slot's root comes from the kernel command line (root=PARTLABEL=clawbox-root-a|b)
+  # and both slots' file systems carry the same label. Config, state and the journal live on the data
+  # partition that both slots share; x-systemd.growfs grows its ext4 once systemd-repart (repart.d in the
+  # overlay) has grown the partition to the end of the disk on first boot.
   cat >"$root/etc/fstab" <<FSTAB
-# <file system>      <mount point>  <type>  <options>                   <dump> <pass>
-LABEL=$ROOT_LABEL    /              ext4    defaults,noatime,commit=30  0      1
-LABEL=$ESP_LABEL     /boot/efi      vfat    umask=0077,nofail           0      2
+# <file system>              <mount point>     <type>  <options>                                          <dump> <pass>
+PARTLABEL=$DATA_PART_LABEL   /data             ext4    defaults,noatime,commit=30,x-systemd.growfs        0      2
+/data/config                 /etc/clawbox      none    bind,x-systemd.requires-mounts-for=/data           0      0
+/data/state                  /var/lib/clawbox  none    bind,x-systemd.requires-mounts-for=/data           0      0
+/data/journal                /var/log/journal  none    bind,x-systemd.requires-mounts-for=/data,nofail    0      0
+LABEL=$ESP_LABEL             /boot/efi         vfat    umask=0077,nofail                                  0      2
 FSTAB
+  install -d -m 0755 "$root/data" "$root/etc/clawbox" "$root/var/log/journal"
+  # The public halves of the keys that sign update bundles (clawbox update checks against these only).
+  install -d -m 0755 "$root/usr/share/clawbox/update-keys"
+  local key
+  for key in "${UPDATE_KEYS[@]}"; do
+    install -m 0644 "$key" "$root/usr/share/clawbox/update-keys/$(basename "$key")"
+  done
   install -d -m 0700 "$root/boot/efi"
   # systemd makes the machine id on first boot (and ConditionFirstBoot= holds then).
   echo uninitialized >"$root/etc/machine-id"
@@ -55,8 +70,10 @@ FSTAB
   # The user exists in the image already; systemd-sysusers would also create it on boot.
   systemd-sysusers --root="$root" >/dev/null 2>&1 || die "systemd-sysusers failed"
   systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/clawbox.conf" || die "systemd-tmpfiles failed"
+  # The state lives on the data partition (bind-mounted here at boot): the slot's own folder stays an empty mount point.
+  rm -rf "$root/var/lib/clawbox/models"
 
-  systemctl --root="$root" enable clawbox.service clawbox-firstboot.service clawbox-banner.service \
+  systemctl --root="$root" enable clawbox.service clawbox-firstboot.service clawbox-banner.service clawbox-health.service \
     systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null 2>&1 ||
     die "systemctl enable in the rootfs failed"
   systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
@@ -108,6 +125,7 @@ install_manifest() {
   node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$file" || die "the manifest is not valid JSON"
   install -D -m 0644 "$file" "$root/usr/share/clawbox/manifest.json"
   printf 'CLAWBOX_VERSION=%s\nCLAWBOX_ARCH=%s\nCLAWBOX_COMMIT=%s\n' "$VERSION" "$DEB_ARCH" "$GIT_COMMIT" >"$root/etc/clawbox-release"
+  printf 'CLAWBOX_KERNEL=%s\n' "$(ls "$root/lib/modules" | sort -V | tail -n 1)" >>"$root/etc/clawbox-release"
 }
 
 # clamp_times ROOT: no file newer than SOURCE_DATE_EPOCH, so equal inputs give equal file systems.
