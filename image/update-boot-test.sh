@@ -224,7 +224,12 @@ wait_healthz() {
   done
   fail "/healthz did not answer within $STEP_TIMEOUT s (boot $BOOT; host load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
-running_version() { node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).version' "$WORK/healthz.json"; }
+# The running version, from the status document (the public /healthz names none).
+running_version() {
+  curl -kfsS -m 60 -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$HTTP_PORT/api/status" >"$WORK/status.json" ||
+    fail "/api/status with the first-boot token failed (boot $BOOT)"
+  node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).version' "$WORK/status.json"
+}
 # config_and_state_survived: the first-boot password (config) and the retained message (broker state).
 config_and_state_survived() {
   local code kept
@@ -240,10 +245,11 @@ config_and_state_survived() {
 set_options a "$(update_unit good)"
 boot "slot A $VERSION, first boot, then the update to $GOOD_VERSION"
 wait_healthz
-[ "$(running_version)" = "$VERSION" ] || fail "slot A runs $(running_version), expected $VERSION"
 wait_console 'HTTP API token: *[0-9a-f]{64}' 'the first-boot banner'
 PASSWORD=$(console | sed -n 's/^ *Admin password: *\([^ ]*\).*/\1/p' | tail -n 1)
-[ -n "$PASSWORD" ] || fail "no admin password on the console"
+TOKEN=$(console | sed -n 's/^ *HTTP API token: *\([0-9a-f]*\).*/\1/p' | tail -n 1)
+[ -n "$PASSWORD" ] && [ -n "$TOKEN" ] || fail "no admin password or token on the console"
+[ "$(running_version)" = "$VERSION" ] || fail "slot A runs $(running_version), expected $VERSION"
 STATE_MARK="kept-$$-$RANDOM"
 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -u admin -P "$PASSWORD" -q 1 -r -t boot-test/persist -m "$STATE_MARK" ||
   fail "could not publish the retained message (did the update reboot first?)"
@@ -258,7 +264,7 @@ set_options a
 set_options b "$(update_unit bad)"
 boot "slot B $GOOD_VERSION on trial, then the update to $BAD_VERSION"
 wait_healthz
-[ "$(running_version)" = "$GOOD_VERSION" ] || fail "after the update /healthz reports $(running_version), expected $GOOD_VERSION"
+[ "$(running_version)" = "$GOOD_VERSION" ] || fail "after the update /api/status reports $(running_version), expected $GOOD_VERSION"
 say "ok: slot B runs $GOOD_VERSION after the reboot"
 config_and_state_survived
 wait_console "clawbox-health: slot b \\($GOOD_VERSION\\) passed its health check: marked good" 'slot B marked good'
@@ -279,7 +285,7 @@ say "ok: slot A marked bad ($(entry_of a))"
 # 4. systemd-boot falls back to slot B by itself; the untrusted bundle is refused.
 boot "fallback to slot B, then the bundle with an untrusted signature"
 wait_healthz
-[ "$(running_version)" = "$GOOD_VERSION" ] || fail "after the fallback /healthz reports $(running_version), expected $GOOD_VERSION"
+[ "$(running_version)" = "$GOOD_VERSION" ] || fail "after the fallback /api/status reports $(running_version), expected $GOOD_VERSION"
 say "ok: fell back to slot B: $GOOD_VERSION runs"
 config_and_state_survived
 wait_console "clawbox-health: update to $BAD_VERSION rolled back: slot b runs $GOOD_VERSION" 'the rollback recorded'
