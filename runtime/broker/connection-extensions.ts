@@ -302,6 +302,8 @@ export class ConnectionExtensions {
 /** Renames the SUBSCRIBE's shared filters for aedes; returns why the SUBSCRIBE is a protocol error, if it is. */
 function renameShared(packet: DecodedPacket, version: number): string | undefined {
   for (const sub of packet.subscriptions ?? []) {
+    // U+0000 makes a packet malformed [MQTT-1.5.4-2]; it would also pass for an internal name here.
+    if (isInternal(sub.topic)) return 'a topic filter must not contain U+0000';
     if (!isShared(sub.topic)) continue;
     if (!parseShared(sub.topic)) return `malformed shared subscription ${JSON.stringify(sub.topic)}`;
     if (version === 5 && sub.nl) return 'no local is not allowed on a shared subscription';

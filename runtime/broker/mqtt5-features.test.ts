@@ -110,11 +110,11 @@ t.test('shared subscriptions: no retained messages on subscribe; no local and ma
   t.equal(reasonOf(disconnect), 0x82, 'no local on a shared subscription: DISCONNECT 0x82');
   t.match(propsOf(disconnect).reasonString, /no local/);
 
-  for (const bad of ['$share/g', '$share//x', '$share/g+/x']) {
+  for (const bad of ['$share/g', '$share//x', '$share/g+/x', '\u0000share/g/x']) {
     const { raw } = await rawV5(tb.broker.port);
     t.teardown(() => raw.close());
     raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: bad, qos: 0 }] } as Packet);
-    t.equal(reasonOf(await raw.waitFor((p) => p.cmd === 'disconnect')), 0x82, `${bad}: DISCONNECT 0x82`);
+    t.equal(reasonOf(await raw.waitFor((p) => p.cmd === 'disconnect')), 0x82, `${JSON.stringify(bad)}: DISCONNECT 0x82`);
   }
 });
 

@@ -28,7 +28,7 @@
 import type { AedesPublishPacket } from 'aedes';
 
 export const SHARE_PREFIX = '$share/';
-/** What aedes sees in place of `$share/`: U+0000 cannot appear in a client's topic filter [MQTT-1.5.4-2]. */
+/** What aedes sees in place of `$share/`: U+0000 must not appear in a client's topic filter [MQTT-1.5.4-2] (refused in connection-extensions.ts). */
 const INTERNAL_PREFIX = '\u0000share/';
 
 type Deliver = (packet: AedesPublishPacket, done: () => void) => void;
