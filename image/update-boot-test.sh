@@ -192,7 +192,7 @@ boot() {
     >"$WORK/qemu-$BOOT.log" 2>&1 &
   QEMU_PID=$!
 }
-console() { tr -d '\r' <"$WORK/console-$BOOT.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+console() { tr -d '\r' 2>/dev/null <"$WORK/console-$BOOT.log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
 running() { [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; }
 # wait_console REGEX WHAT: until the console of this boot shows REGEX (extended), bounded.
 wait_console() {
