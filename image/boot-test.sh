@@ -261,6 +261,15 @@ done
 say "ok: serial console: systemctl is-active clawbox = active"
 
 TOTAL=$(elapsed)
+
+# 7. First boot deleted the seed config from the boot partition (it may carry secrets).
+kill "$QEMU_PID" 2>/dev/null || true
+wait "$QEMU_PID" 2>/dev/null || true
+QEMU_PID=''
+if MTOOLS_SKIP_CHECK=1 mtype -i "$DISK@@$ESP_OFFSET" ::/clawbox/config.yaml >/dev/null 2>&1; then
+  fail "the seed config is still on the boot partition after first boot"
+fi
+say "ok: first boot deleted the seed config from the boot partition"
 mkdir -p "$(dirname "$RESULT_FILE")"
 cat >"$RESULT_FILE" <<JSON
 {"image": "$(basename "$IMAGE")", "arch": "$ARCH", "image_bytes": $(stat -c %s "$IMAGE"), "accel": "tcg", "vcpus": 2, "memory_mb": $MEMORY,
