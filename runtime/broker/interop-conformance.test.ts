@@ -101,7 +101,8 @@ t.test('a fast subset of the Paho interoperability suites passes', async (t) => 
   const target = { host: '127.0.0.1', port: tb.broker.port };
   const subsets = {
     mqtt311: ['testBasic', 'test_subscribe_failure'],
-    mqtt5: ['test_assigned_clientid', 'test_basic', 'test_flow_control2', 'test_offline_message_queueing', 'test_payload_format', 'test_user_properties'],
+    // test_offline_message_queueing's bug has its own, stricter test above.
+    mqtt5: ['test_assigned_clientid', 'test_basic', 'test_flow_control2', 'test_payload_format', 'test_user_properties'],
   } as const;
   for (const [suite, only] of Object.entries(subsets) as [keyof typeof subsets, readonly string[]][]) {
     const run = await runSuite(suite, target, { only, limitSeconds: 60 });
