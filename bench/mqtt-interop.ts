@@ -23,14 +23,13 @@
  * INTEROP_BROKERS (default "clawbox,mosquitto"), INTEROP_BASELINE_REF (none), INTEROP_LIMIT_S (per-test
  * limit, default 60), INTEROP_TRACE=1 (every packet on stderr).
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/free-port.js';
 import { type SuiteName, type SuiteResults, SUITES, runSuite } from './interop/run.js';
-import { type RuntimeProcess, ROOT, startRuntime } from './runtime-process.js';
+import { type RuntimeProcess, ROOT, startRuntime, waitForPort } from './runtime-process.js';
 import { machineFacts } from './stats.js';
 
 const SUITE_NAMES = (process.env.INTEROP_SUITES ?? 'mqtt311,mqtt5').split(',').filter(Boolean) as SuiteName[];
@@ -40,7 +39,6 @@ const LIMIT_S = Number(process.env.INTEROP_LIMIT_S ?? 60);
 const BASELINE_REF = process.env.INTEROP_BASELINE_REF;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Target {
   name: string;
@@ -48,23 +46,6 @@ interface Target {
   how: string;
   port: number;
   stop(): Promise<void>;
-}
-
-async function waitForPort(port: number, child: ChildProcess, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode} before listening`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host: '127.0.0.1', port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listening on ${port} after ${ms} ms`);
 }
 
 function mosquittoVersion(): string {

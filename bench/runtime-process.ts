@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/free-port.js';
@@ -43,6 +44,24 @@ export interface StartOptions {
   cwd?: string;
   configFile?: string;
   env?: NodeJS.ProcessEnv;
+}
+
+/** Resolves once something accepts TCP connections on the loopback port; fails if `child` exits first. */
+export async function waitForPort(port: number, child: ChildProcess, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`nothing listening on ${port} after ${ms} ms`);
 }
 
 export function healthz(port: number): Promise<number | null> {
