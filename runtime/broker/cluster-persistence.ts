@@ -122,11 +122,17 @@ export async function openClusterPersistence(options: ClusterBrokerOptions, logg
   }
   // A connection that drops later reconnects on its own; without a listener its error would crash us.
   const down = new Set<string>();
+  const reported = new Set<string>();
   for (const n of names) {
     conns[n].on('error', (error: Error) => {
-      if (!down.has(n)) logger.warn({ connection: n, err: redactedMessage(error) }, `lost the cluster's Redis (${describeEndpoint(redis)})`);
+      if (!reported.has(n)) logger.warn({ connection: n, err: redactedMessage(error) }, `lost the cluster's Redis (${describeEndpoint(redis)})`);
+      reported.add(n);
       down.add(n);
     });
+    conns[n].on('ready', () => reported.delete(n));
+    // A Redis that stops and is back before this connection's next try leaves no error behind, yet what was
+    // published meanwhile never reached this replica's pub/sub: a closed connection counts as an outage too.
+    conns[n].on('close', () => down.add(n));
   }
   const durability = await readDurability(conns.store);
   if (durability !== 'fsync-always') {
