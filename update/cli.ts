@@ -5,9 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { mkdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { ConfigLoader } from '../runtime/config/load.js';
@@ -38,28 +40,54 @@ function permissionError(error: unknown): unknown {
   return error;
 }
 
+/**
+ * GET with redirects through node:http(s). Not fetch: on a slow disk its body stream is paused under
+ * backpressure, and undici's parser then failed an internal assertion when the server ended the response
+ * (the process died mid-download inside the image).
+ */
+function get(url: URL, signal: AbortSignal, redirectsLeft = 5): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const failed = (why: string) => new ClawboxError('NOT_FOUND', `cannot download ${url.href}: ${why}`);
+    const request = (url.protocol === 'https:' ? https : http).get(url, { signal }, (response) => {
+      const status = response.statusCode ?? 0;
+      const location = response.headers.location;
+      if (status >= 300 && status < 400 && location) {
+        response.resume();
+        if (redirectsLeft === 0) reject(failed('too many redirects'));
+        else resolve(get(new URL(location, url), signal, redirectsLeft - 1));
+        return;
+      }
+      if (status !== 200) {
+        response.resume();
+        reject(failed(`HTTP ${status}`));
+        return;
+      }
+      resolve(response);
+    });
+    request.on('error', (error) => reject(failed(error.message)));
+  });
+}
+
 async function download(url: URL, layout: SystemLayout, signal: AbortSignal): Promise<string> {
   const dir = path.join(layout.stateDir, 'download');
   await mkdir(dir, { recursive: true, mode: 0o750 });
   const file = path.join(dir, 'bundle.tar');
-  let response: Response;
-  try {
-    response = await fetch(url, { signal, redirect: 'follow' });
-  } catch (error) {
-    throw new ClawboxError('NOT_FOUND', `cannot download ${url.href}: ${(error as Error).message}`);
-  }
-  if (!response.ok || !response.body) throw new ClawboxError('NOT_FOUND', `cannot download ${url.href}: HTTP ${response.status}`);
-  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  const response = await get(url, signal);
+  const length = Number(response.headers['content-length'] ?? Number.NaN);
   const fs = await statfs(dir);
   if (Number.isFinite(length) && length > Math.min(MAX_DOWNLOAD_BYTES, fs.bavail * fs.bsize)) {
+    response.destroy();
     throw new ClawboxError('NO_SPACE', `the bundle is ${length} bytes; the data partition has ${fs.bavail * fs.bsize} free`);
   }
   let received = 0;
-  const counted = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream).on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (received > MAX_DOWNLOAD_BYTES) counted.destroy(new ClawboxError('PAYLOAD_TOO_LARGE', 'the download is larger than any bundle can be'));
+  const bounded = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.length;
+      if (received > MAX_DOWNLOAD_BYTES) callback(new ClawboxError('PAYLOAD_TOO_LARGE', 'the download is larger than any bundle can be'));
+      else callback(null, chunk);
+    },
   });
-  await pipeline(counted, createWriteStream(file, { mode: 0o600 }), { signal });
+  await pipeline(response, bounded, createWriteStream(file, { mode: 0o600 }), { signal });
   return file;
 }
 

@@ -5,6 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -186,4 +188,38 @@ t.test('versions order by number, a pre-release before its release', async (t) =
   t.equal(compareVersions('1.0.0-rc.1', '1.0.0'), -1);
   t.equal(compareVersions('1.0.0-rc.10', '1.0.0-rc.9'), 1);
   t.equal(compareVersions('1.2.3', '1.2.3'), 0);
+});
+
+t.test('clawbox update URL: downloads through a redirect at a slow pace, and a missing bundle is NOT_FOUND', async (t) => {
+  const system = setup(t);
+  const good = makeBundle(system.root, { signer: system.privateKey, version: '0.2.0' });
+  const body = readFileSync(good.file);
+  let served = 0;
+  const server = http.createServer((request, response) => {
+    if (request.url === '/latest') {
+      response.writeHead(302, { location: '/bundle' }).end();
+    } else if (request.url === '/bundle') {
+      served++;
+      // Small chunks with pauses: the client's stream runs empty and fills again many times.
+      response.writeHead(200, { 'content-length': body.length });
+      void (async () => {
+        for (let at = 0; at < body.length; at += 16_384) {
+          response.write(body.subarray(at, at + 16_384));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        response.end();
+      })();
+    } else {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const missing = await runInProcess(['update', `${base}/nothing`, '--root', system.root]);
+  t.match(missing.stderr, /NOT_FOUND: cannot download .*HTTP 404/);
+  const applied = await runInProcess(['update', `${base}/latest`, '--root', system.root]);
+  t.equal(applied.code, 0, applied.stderr);
+  t.equal(served, 1, 'the redirect was followed to the bundle');
+  t.match(applied.stdout, /downloading [\s\S]*signature ok[\s\S]*reboot to start clawbox 0\.2\.0 from slot b/);
 });
