@@ -18,7 +18,8 @@ export interface SessionExpiryStore {
 /** 0xFFFFFFFF: the session never expires. */
 const NEVER = 0xffffffff;
 
-interface ExpiringClient {
+/** What aedes 2 keeps on a client about its session's lifetime (also read by will-persistence.ts). */
+export interface ExpiringClient {
   id: string;
   version: number | null;
   sessionExpiryInterval: number;

@@ -15,6 +15,7 @@
  * Single node only: in cluster mode other replicas' wills are theirs (aedes' sweep handles dead ones).
  */
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { ExpiringClient } from './session-expiry.js';
 
 interface StoredWill extends Omit<AedesPublishPacket, 'brokerId' | 'properties'> {
   clientId: string;
@@ -33,11 +34,7 @@ interface WillStore {
   streamWill(brokers?: Record<string, unknown>): AsyncIterable<StoredWill>;
 }
 
-interface WillClient {
-  id: string;
-  version: number | null;
-  sessionExpiryInterval: number;
-}
+type WillClient = ExpiringClient;
 
 interface AedesInternals {
   closed: boolean;
