@@ -95,20 +95,12 @@ class StageTimes {
 // ---- the runtime side (child process) -----------------------------------------------------------------
 
 async function serve(configFile: string): Promise<void> {
-  const { makeTestContext } = await import('../app/testing/test-context.js');
-  const { Broker } = await import('../runtime/broker/broker.js');
+  const { startFrontDoorStack } = await import('../app/testing/front-door-stack.js');
   const { DeviceService } = await import('../devices/device-service.js');
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
-  const tc = makeTestContext({ config, logLevel: 'warn' });
-  const { FrontDoor } = await import('../runtime/operations/front-door.js');
-  const { MqttAdapter } = await import('../runtime/operations/mqtt-adapter.js');
-  const broker = new Broker();
-  await broker.start(tc.ctx);
-  tc.setLifecycle('serving');
   // `<base>/<device>/set` is answered through the front door, as app.ts wires it.
-  const logger = tc.ctx.logger('front-door');
-  const frontDoor = new FrontDoor({ logger });
-  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
+  const stack = await startFrontDoorStack({ config, logLevel: 'warn' });
+  const { broker, frontDoor } = stack;
   // Where the runtime's time goes, per command: each stage timed from inside the runtime process.
   const stages = new StageTimes();
   const { Journal } = await import('../runtime/store/journal.js');
@@ -131,8 +123,7 @@ async function serve(configFile: string): Promise<void> {
       return driver;
     };
   };
-  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt }, loadDriver });
-  await devices.start(tc.ctx);
+  await stack.add(new DeviceService({ messaging: broker, api: stack.api, loadDriver }));
   // Event-loop delay of the runtime process, per run: tells a stall of the runtime from a slow device.
   const { monitorEventLoopDelay } = await import('node:perf_hooks');
   const loop = monitorEventLoopDelay({ resolution: 1 });
@@ -153,9 +144,7 @@ async function serve(configFile: string): Promise<void> {
   });
   process.stdout.write(`ready ${broker.port}\n`);
   process.on('SIGTERM', async () => {
-    await devices.stop();
-    await broker.stop();
-    tc.cleanup();
+    await stack.close();
     process.exit(0);
   });
 }

@@ -7,12 +7,10 @@ import type { MqttClient } from 'mqtt';
 import t from 'tap';
 import { DeviceService } from '../devices/device-service.js';
 import { hashPassword } from '../runtime/auth/password.js';
-import { Broker } from '../runtime/broker/broker.js';
-import { makeTestContext } from '../app/testing/test-context.js';
 import { closeClient, collect, connect } from '../app/testing/broker.js';
+import { startFrontDoorStack } from '../app/testing/front-door-stack.js';
 import type { ClientMessage } from '../runtime/messaging.js';
-import { FrontDoor } from '../runtime/operations/front-door.js';
-import { MqttAdapter, mqttPrincipal } from '../runtime/operations/mqtt-adapter.js';
+import { mqttPrincipal } from '../runtime/operations/mqtt-adapter.js';
 import { SYSTEM_PRINCIPAL, principalWithFilters } from '../runtime/operations/principal.js';
 import { PluginHost } from './host.js';
 import { FIXTURES, startHost } from './test/support.js';
@@ -28,27 +26,16 @@ interface Teardown {
 
 /** A broker, the front door with its MQTT adapter, and a plugin host wired to both, as app.ts does. */
 async function startBridge(t: Teardown, options: { plugins?: Record<string, unknown>; runtime?: Record<string, unknown> } = {}) {
-  const tc = makeTestContext({ config: { devices: [], ...options.runtime } });
-  const broker = new Broker();
-  await broker.start(tc.ctx);
-  tc.setLifecycle('serving');
-  const logger = tc.ctx.logger('front-door');
-  const frontDoor = new FrontDoor({ logger });
-  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
-  const host = new PluginHost({
-    messaging: broker,
-    env: {},
-    api: { frontDoor, mqtt },
-    config: { dirs: [FIXTURES], call_timeout_ms: 3000, restart: { initial_ms: 50, max_ms: 400, stable_ms: 60_000 }, ...options.plugins },
-  });
-  t.teardown(async () => {
-    mqtt.stop();
-    await host.stop();
-    await broker.stop();
-    tc.cleanup();
-  });
-  await host.start(tc.ctx);
-  return { host, frontDoor, broker, url: `mqtt://127.0.0.1:${broker.port}` };
+  const stack = await startFrontDoorStack({ config: { devices: [], ...options.runtime }, teardown: t });
+  const host = await stack.add(
+    new PluginHost({
+      messaging: stack.broker,
+      env: {},
+      api: stack.api,
+      config: { dirs: [FIXTURES], call_timeout_ms: 3000, restart: { initial_ms: 50, max_ms: 400, stable_ms: 60_000 }, ...options.plugins },
+    }),
+  );
+  return { host, frontDoor: stack.frontDoor, broker: stack.broker, url: stack.url };
 }
 
 /** Asks over MQTT and waits for the answer on the matching response topic. */
@@ -241,23 +228,10 @@ t.test('MQTT through the host: topic permissions on publish and subscribe', asyn
 });
 
 t.test("a plugin acts on devices as its caller: the caller's device permissions bound what the tool may do", async (t) => {
-  const tc = makeTestContext({ config: { devices: DEVICES } });
-  const broker = new Broker();
-  await broker.start(tc.ctx);
-  const logger = tc.ctx.logger('front-door');
-  const frontDoor = new FrontDoor({ logger });
-  const mqtt = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes: tc.ctx.config.broker.max_payload_bytes });
-  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt } });
-  await devices.start(tc.ctx);
-  const host = new PluginHost({ devices, messaging: broker, env: {}, api: { frontDoor, mqtt }, config: { allow: ['iot-control'], lazy: false } });
-  t.teardown(async () => {
-    mqtt.stop();
-    await host.stop();
-    await devices.stop();
-    await broker.stop();
-    tc.cleanup();
-  });
-  await host.start(tc.ctx);
+  const stack = await startFrontDoorStack({ config: { devices: DEVICES }, serving: false, teardown: t });
+  const { frontDoor, broker } = stack;
+  const devices = await stack.add(new DeviceService({ messaging: broker, api: stack.api }));
+  await stack.add(new PluginHost({ devices, messaging: broker, env: {}, api: stack.api, config: { allow: ['iot-control'], lazy: false } }));
   const panel = principalWithFilters('mqtt', 'panel', ['bridge/request/plugin/iot-control/+', 'lamp/set', 'lamp/get']);
   const send = (id: string) =>
     frontDoor.invoke('plugin.call', { plugin: 'iot-control', tool: 'send_command', args: { id, command: { state: 'ON' } } }, { principal: panel, source: 'mqtt' });
