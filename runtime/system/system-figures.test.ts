@@ -3,40 +3,82 @@ import { tmpdir } from 'node:os';
 import t from 'tap';
 import { SystemSampler } from './system-figures.js';
 
+const require = createRequire(import.meta.url);
 // systeminformation starts processes through the CommonJS child_process module; count them there.
-const childProcess = createRequire(import.meta.url)('node:child_process') as Record<string, (...args: unknown[]) => unknown>;
+const childProcess = require('node:child_process') as Record<string, (...args: unknown[]) => unknown>;
+let started = 0;
+for (const name of ['exec', 'execFile', 'spawn', 'execSync', 'spawnSync']) {
+  const real = childProcess[name]!;
+  childProcess[name] = function (this: unknown, ...args: unknown[]) {
+    started++;
+    return real.apply(this, args);
+  };
+  t.teardown(() => {
+    childProcess[name] = real;
+  });
+}
+const systemInformationLoaded = (): boolean => require.resolve('systeminformation') in require.cache;
 
-t.test('fast figures every sample; temperature and disk (which start processes) every 6th, kept between', async (t) => {
-  let started = 0;
-  for (const name of ['exec', 'execFile', 'spawn', 'execSync', 'spawnSync']) {
-    const real = childProcess[name]!;
-    childProcess[name] = function (this: unknown, ...args: unknown[]) {
-      started++;
-      return real.apply(this, args);
-    };
-    t.teardown(() => {
-      childProcess[name] = real;
-    });
-  }
+const tick = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// First in this file: nothing else may have loaded systeminformation yet.
+t.test('a sampler nobody reads neither loads systeminformation nor starts processes', async (t) => {
+  const sampler = new SystemSampler({ intervalMs: 5, diskPath: tmpdir() });
+  t.teardown(() => sampler.stop());
+  sampler.start();
+  await tick(100); // 20 ticks: the CPU load is sampled, nothing else
+  t.equal(started, 0, 'no process started');
+  t.notOk(systemInformationLoaded(), 'systeminformation not imported');
+});
+
+t.test('the first read starts the slow sample; later reads get temperature and disk from it', async (t) => {
+  const sampler = new SystemSampler({ intervalMs: 10, diskPath: tmpdir() });
+  t.teardown(() => sampler.stop());
+  sampler.start();
+  const unread = sampler.figures();
+  t.equal(unread.sampled_at, null, 'the first read does not wait for systeminformation');
+  t.equal(unread.disk, null);
+  t.match(unread.memory, { total_bytes: Number, available_bytes: Number, used_percent: Number }, 'memory comes from node:os at once');
+  await sampler.whenSampled();
+  t.ok(systemInformationLoaded(), 'systeminformation imported on first need');
+  const first = sampler.figures();
+  t.type(first.sampled_at, 'string');
+  t.match(first.disk, { mount: String, total_bytes: Number });
+  t.ok(first.cpu.load_percent !== null && first.cpu.load_percent >= 0 && first.cpu.load_percent <= 100, `CPU load ${first.cpu.load_percent} %`);
+  t.ok(first.memory.available_bytes > 0 && first.memory.available_bytes <= first.memory.total_bytes);
+});
+
+t.test('slow samples: at most every 6th tick, and only while someone reads', async (t) => {
   const sampler = new SystemSampler({ intervalMs: 10, diskPath: tmpdir() });
   t.teardown(() => sampler.stop());
   sampler.start();
   await sampler.whenSampled();
-  const first = sampler.figures();
-  const afterFirst = started;
-  t.ok(afterFirst > 0, `the first sample reads disk and temperature (${afterFirst} processes)`);
-  t.match(first.disk, { mount: String, total_bytes: Number });
-  t.ok(first.cpu.load_percent !== null && first.cpu.load_percent >= 0 && first.cpu.load_percent <= 100, `CPU load ${first.cpu.load_percent} %`);
-  // The next samples start (almost) no processes, and the disk figure stays in between.
-  const seen = new Set<string>([String(first.sampled_at)]);
+  const firstAt = sampler.figures().sampled_at;
+  t.ok(started > 0, 'the slow sample started processes (df, sensors)');
+
+  // Read on every tick: a new slow sample comes after about 6 ticks, not on each one.
+  const seen = new Set<string>([String(firstAt)]);
+  let reads = 0;
   let diskMissing = 0;
-  while (seen.size < 6) {
+  while (seen.size < 3) {
     const figures = sampler.figures();
-    seen.add(String(figures.sampled_at));
     if (!figures.disk) diskMissing++;
-    await new Promise((r) => setTimeout(r, 2));
+    seen.add(String(figures.sampled_at));
+    reads++;
+    await tick(2);
   }
   t.equal(diskMissing, 0, 'the disk figure is kept between slow samples');
-  // Without the slow cadence each of these 5 samples would start as many processes as the first.
-  t.ok(started - afterFirst <= afterFirst, `5 more samples started ${started - afterFirst} processes (at most one slow sample's worth)`);
+  t.ok(reads > 10, `2 more slow samples took ${reads} reads, not one each`);
+
+  // Nobody reads from here on. The last read may still bring one more slow sample: wait until no process
+  // has started for a second, then 60 ticks (10 slow periods) must start none.
+  let last = started;
+  for (let quietSince = Date.now(); Date.now() - quietSince < 1000; await tick(50)) {
+    if (started !== last) {
+      last = started;
+      quietSince = Date.now();
+    }
+  }
+  await tick(600);
+  t.equal(started, last, 'no process started while nobody read the figures');
 });

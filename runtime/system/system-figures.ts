@@ -1,14 +1,15 @@
 /**
  * Host figures for the status page and /api/status: CPU load and temperature, memory, the disk that holds
- * the state directory, and this process's own memory. systeminformation calls take from milliseconds to
- * half a second, so they run on a background timer and the status provider only reads the
- * last sample: no request ever waits for them. Temperature and disk space are read on every SLOW_EVERY-th
- * sample only: systeminformation gets them by starting processes (df, a shell loop over hwmon, sensors),
- * and forking the runtime every 5 s showed up in its CPU profile under load; they change slowly anyway.
+ * the state directory, and this process's own memory. CPU load and memory come from node:os counters on a
+ * background timer (cheap, no processes). Temperature and disk come from systeminformation, which gets
+ * them by starting processes (df, a shell loop over hwmon, sensors) and costs about 17 MB of RSS to load:
+ * it is imported the first time someone reads the figures, and sampled again only while someone keeps
+ * reading them (at most every SLOW_EVERY-th tick), so an appliance nobody is looking at neither loads it
+ * nor forks every 30 s. No read ever waits for a sample: it gets the last one.
  */
-import { loadavg, totalmem, freemem, cpus } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { resolve } from 'node:path';
-import si from 'systeminformation';
+import type si from 'systeminformation';
 
 export interface SystemFigures {
   /** When the last systeminformation sample finished (ISO time), or null before the first one. */
@@ -27,16 +28,23 @@ export interface SystemFigures {
   process: { rss_bytes: number; heap_used_bytes: number };
 }
 
-interface Sample {
+/** What systeminformation reported: the figures that need it. */
+interface SlowSample {
   at: number;
-  loadPercent: number;
   temperature: number | null;
-  memory: { total: number; available: number } | null;
   disk: SystemFigures['disk'];
 }
 
-/** Temperature and disk are sampled every this many samples (30 s at the default 5 s interval). */
+/** Temperature and disk are sampled at most every this many ticks (30 s at the default 5 s interval). */
 const SLOW_EVERY = 6;
+
+type SystemInformation = typeof si;
+let systemInformation: Promise<SystemInformation> | undefined;
+/** systeminformation, imported once, on first need. */
+function loadSystemInformation(): Promise<SystemInformation> {
+  systemInformation ??= import('systeminformation').then((m) => m.default);
+  return systemInformation;
+}
 
 const round1 = (n: number): number => Math.round(n * 10) / 10;
 const round2 = (n: number): number => Math.round(n * 100) / 100;
@@ -85,23 +93,26 @@ function cpuLoadMeter(): () => number {
 export class SystemSampler {
   readonly #intervalMs: number;
   readonly #diskPath: string;
-  #sample: Sample | undefined;
+  readonly #cpuLoad = cpuLoadMeter();
+  #loadPercent = Number.NaN;
+  #slow: SlowSample | undefined;
+  /** The slow sample under way, if any: never two at once. */
+  #slowSampling: Promise<void> | undefined;
+  /** Someone read the figures since the last slow sample started. */
+  #readSinceSlow = false;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
-  #firstSample: Promise<void> | undefined;
-  #samples = 0;
-  readonly #cpuLoad = cpuLoadMeter();
 
   constructor(options: { intervalMs?: number; diskPath: string }) {
     this.#intervalMs = options.intervalMs ?? 5000;
     this.#diskPath = options.diskPath;
   }
 
-  /** Starts sampling in the background; returns at once. */
+  /** Starts the cheap background ticks (CPU load); returns at once. */
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#firstSample = this.#loop();
+    this.#tick();
   }
 
   stop(): void {
@@ -110,59 +121,70 @@ export class SystemSampler {
     this.#timer = undefined;
   }
 
-  /** Resolves after the first sample (tests and the CLI use it; the server never waits for it). */
-  whenSampled(): Promise<void> {
-    return this.#firstSample ?? Promise.resolve();
+  /**
+   * Resolves once temperature and disk have been sampled (tests use it; the server never waits). Counts
+   * as a read: it starts the first slow sample if none has run.
+   */
+  async whenSampled(): Promise<void> {
+    this.#wanted();
+    await this.#slowSampling;
   }
 
-  async #loop(): Promise<void> {
-    await this.#takeSample();
-    if (!this.#running) return;
-    // Chained timeouts, not setInterval: a slow sample never overlaps the next.
-    this.#timer = setTimeout(() => void this.#loop(), this.#intervalMs);
+  #tick(): void {
+    const load = this.#cpuLoad();
+    if (Number.isFinite(load)) this.#loadPercent = round1(load);
+    if (this.#readSinceSlow && this.#slow && Date.now() - this.#slow.at >= SLOW_EVERY * this.#intervalMs) this.#sampleSlow();
+    // Chained timeouts, not setInterval: a stopped sampler leaves nothing behind.
+    this.#timer = setTimeout(() => this.#running && this.#tick(), this.#intervalMs);
     this.#timer.unref();
   }
 
-  async #takeSample(): Promise<void> {
-    const slow = this.#samples++ % SLOW_EVERY === 0;
-    const previous = this.#sample;
-    // Each figure fails on its own: a board without a thermal sensor still reports memory and disk.
-    const loadPercent = this.#cpuLoad();
-    const [memory, temperature, filesystems] = await Promise.allSettled([
-      si.mem(),
-      slow ? si.cpuTemperature() : Promise.reject(new Error('not sampled this time')),
-      slow ? si.fsSize() : Promise.reject(new Error('not sampled this time')),
+  /** A read: the first one starts the first slow sample; later ones keep the slow samples going. */
+  #wanted(): void {
+    this.#readSinceSlow = true;
+    if (!this.#slow && this.#running) this.#sampleSlow();
+  }
+
+  #sampleSlow(): void {
+    if (this.#slowSampling) return;
+    this.#readSinceSlow = false;
+    this.#slowSampling = this.#takeSlowSample().finally(() => {
+      this.#slowSampling = undefined;
+    });
+  }
+
+  async #takeSlowSample(): Promise<void> {
+    // Each figure fails on its own: a board without a thermal sensor still reports its disk.
+    const [temperature, filesystems] = await Promise.allSettled([
+      loadSystemInformation().then((s) => s.cpuTemperature()),
+      loadSystemInformation().then((s) => s.fsSize()),
     ]);
     if (!this.#running) return;
     const main = temperature.status === 'fulfilled' ? temperature.value.main : null;
-    this.#sample = {
+    this.#slow = {
       at: Date.now(),
-      loadPercent: Number.isFinite(loadPercent) ? round1(loadPercent) : Number.NaN,
       // systeminformation reports -1 or null where there is no sensor.
-      temperature: slow ? (typeof main === 'number' && Number.isFinite(main) && main > 0 ? round1(main) : null) : (previous?.temperature ?? null),
-      memory:
-        memory.status === 'fulfilled' && memory.value.total > 0
-          ? { total: memory.value.total, available: memory.value.available }
-          : null,
-      disk: slow ? (filesystems.status === 'fulfilled' ? diskFor(this.#diskPath, filesystems.value) : null) : (previous?.disk ?? null),
+      temperature: typeof main === 'number' && Number.isFinite(main) && main > 0 ? round1(main) : null,
+      disk: filesystems.status === 'fulfilled' ? diskFor(this.#diskPath, filesystems.value) : null,
     };
   }
 
-  /** The status section: cheap figures from node:os now, systeminformation ones from the last sample. */
+  /** The status section: node:os figures now, temperature and disk from the last slow sample. */
   figures(): SystemFigures {
-    const sample = this.#sample;
-    const total = sample?.memory?.total ?? totalmem();
-    // `available` counts reclaimable cache, unlike os.freemem(); prefer it once sampled.
-    const available = sample?.memory?.available ?? freemem();
+    this.#wanted();
+    const slow = this.#slow;
+    const total = totalmem();
+    // On Linux, libuv reads MemAvailable, which counts reclaimable cache (what `free` calls available).
+    const available = freemem();
     const usage = process.memoryUsage();
     const [one = 0, five = 0, fifteen = 0] = loadavg();
     return {
-      sampled_at: sample ? new Date(sample.at).toISOString() : null,
+      sampled_at: slow ? new Date(slow.at).toISOString() : null,
       cpu: {
         cores: cpus().length,
-        load_percent: sample && Number.isFinite(sample.loadPercent) ? sample.loadPercent : null,
+        load_percent: Number.isFinite(this.#loadPercent) ? this.#loadPercent : null,
         load_avg: [round2(one), round2(five), round2(fifteen)],
-        temperature_c: sample?.temperature ?? null,
+        temperature_c: slow?.temperature ?? null,
       },
       memory: {
         total_bytes: total,
@@ -170,7 +192,7 @@ export class SystemSampler {
         available_bytes: available,
         used_percent: round1(((total - available) / total) * 100),
       },
-      disk: sample?.disk ?? null,
+      disk: slow?.disk ?? null,
       process: { rss_bytes: usage.rss, heap_used_bytes: usage.heapUsed },
     };
   }
