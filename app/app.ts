@@ -14,7 +14,7 @@ import { createContentSafety } from '../plugins/builtin/content-safety/safety.js
 import { PluginHost } from '../plugins/host.js';
 import { registerPluginRoutes } from '../plugins/http-routes.js';
 import { AuditLog } from '../runtime/audit/index.js';
-import { DataRights, auditHolder, dataOperations, logLinesHolder, registerDataRoutes } from '../runtime/privacy/index.js';
+import { DataRights, auditHolder, dataOperations, logLinesHolder, mqttSessionsHolder, registerDataRoutes } from '../runtime/privacy/index.js';
 import { chatDataHolders } from '../channels/data-holder.js';
 import { LoginGuard } from '../runtime/auth/login-guard.js';
 import { FrontDoor } from '../runtime/operations/front-door.js';
@@ -40,6 +40,7 @@ import { runtimeContext } from './runtime-context.js';
 import { Discovery } from '../discovery/index.js';
 import { isLoopbackHost } from '../runtime/http/auth.js';
 import { registerWebRoutes, webRoot } from './web-wiring.js';
+import { UpdateComponent, registerUpdateRoutes } from '../update/index.js';
 
 
 export interface AppOptions {
@@ -50,6 +51,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** The built web app (tests build their own); default: dist/web when it was built. */
   webRoot?: string;
+  /** The update helper's socket (tests start their own); default the OS image's. */
+  updateSocket?: string;
 }
 
 export interface App {
@@ -60,6 +63,7 @@ export interface App {
   readonly devices: DeviceService;
   readonly plugins: PluginHost;
   readonly models: ModelService;
+  readonly update: UpdateComponent;
   readonly agent: AgentComponent;
   readonly channels: ChannelGateway;
   readonly frontDoor: FrontDoor;
@@ -98,6 +102,8 @@ export function createApp(options: AppOptions): App {
   for (const operation of dataOperations(dataRights)) frontDoor.register(operation);
   registerDataRoutes(http, frontDoor);
   dataRights.addHolder(auditHolder(audit));
+  // Before the log lines: disconnecting the person's clients may log lines that the next holder erases.
+  dataRights.addHolder(mqttSessionsHolder(broker));
   dataRights.addHolder(logLinesHolder(logging.tail ? [logging.ring, logging.tail] : [logging.ring]));
   for (const holder of chatDataHolders(store)) dataRights.addHolder(holder);
   const mqtt = new MqttAdapter({
@@ -126,6 +132,9 @@ export function createApp(options: AppOptions): App {
   // The model loads in the background; until it is ready the agent answers on its fast path only.
   const models = new ModelService({ api: { frontDoor, mqtt } });
   registerModelRoutes(http, frontDoor);
+  // Updates from the web app: the runtime downloads, the root update helper checks and installs.
+  const update = new UpdateComponent({ api: { frontDoor, mqtt }, socketPath: options.updateSocket });
+  registerUpdateRoutes(http, frontDoor);
   // The web app's log view, audit view and device form.
   registerWebRoutes({ http, frontDoor, stateDir, tail: logging.tail });
   const sharing = cluster?.component.workSharing;
@@ -169,7 +178,7 @@ export function createApp(options: AppOptions): App {
       mqtts: broker.tlsPort === undefined ? null : { port: broker.tlsPort },
     }),
   });
-  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, deviceHistory, devices, plugins, models, knowledge, brainLink, agent, channels, discovery];
+  const components: Component[] = [dataRights, audit, http, ...(cluster ? [cluster.component] : []), broker, deviceHistory, devices, plugins, models, update, knowledge, brainLink, agent, channels, discovery];
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
   // /readyz: serving, and (cluster mode) the shared Redis reachable; /healthz stays liveness only.
   registerReadiness(http, () => lifecycle.state, {
@@ -187,6 +196,7 @@ export function createApp(options: AppOptions): App {
     devices,
     plugins,
     models,
+    update,
     agent,
     channels,
     frontDoor,

@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
+import mqtt from 'mqtt';
 import t from 'tap';
 import { hashPassword } from '../runtime/auth/password.js';
 import { createLogging } from '../runtime/logging.js';
@@ -72,6 +73,11 @@ t.test('export, erase and the audit chain', async (t) => {
   await alice.subscribeAsync(`${BASE}/lamp`, { qos: 1 });
   await alice.publishAsync(`${BASE}/lamp/set`, JSON.stringify({ state: 'ON' }), { qos: 1 });
   await reply;
+  // Her tablet keeps a persistent session with a note queued for it while it is away.
+  const tablet = await connect(`mqtt://127.0.0.1:${app.broker.port}`, { username: 'alice-phone', password: 'alice-secret', clientId: 'alice-tablet', clean: false });
+  await tablet.subscribeAsync('notes/alice', { qos: 1 });
+  await closeClient(tablet);
+  await alice.publishAsync('notes/alice', 'buy milk', { qos: 1 });
   t.equal((await api('POST', '/api/devices/lamp/set', { state: 'OFF' })).status, 200, 'the owner switches the lamp over HTTP');
 
   const inbox = await app.ctx.store.open<{ pending: unknown[] }>('chat-inbox', () => ({ pending: [] }));
@@ -96,6 +102,14 @@ t.test('export, erase and the audit chain', async (t) => {
   t.equal(exported.body.data.region, 'eu', 'the region is in the export');
   t.match(exported.body.data.holders.audit.data.records, [{ op: 'device.set', device: 'lamp', principal: { id: 'alice-phone' } }], 'her audit records');
   t.equal(exported.body.data.holders.audit.data.records.length, 1, 'only hers (the owner\'s HTTP set is not)');
+  t.match(
+    exported.body.data.holders['mqtt-sessions'].data.sessions,
+    [
+      { client_id: 'alice-client', connected: true, persistent: false },
+      { client_id: 'alice-tablet', connected: false, persistent: true, subscriptions: [{ topic: 'notes/alice', qos: 1 }], queued_messages: [{ topic: 'notes/alice', payload: 'buy milk' }] },
+    ],
+    'her MQTT clients: the connected one, and the persistent session with its queued message',
+  );
   const bob = (await api('GET', '/api/data/export?subject=telegram:4711')).body.data;
   t.match(bob.holders['chat-inbox'].data.messages, [{ text: 'my door code is 2468' }], 'his stored message');
   t.equal(bob.holders['chat-pairing'].data.approved, true, 'his pairing');
@@ -108,8 +122,11 @@ t.test('export, erase and the audit chain', async (t) => {
   t.match(JSON.parse(out.join('')), { subject: 'telegram:4711', holders: { 'chat-inbox': { data: { messages: [{ id: 'm1' }] } } } });
 
   // Erase both: nothing readable is left, the chain still verifies.
+  const aliceClosed = new Promise<void>((resolve) => alice.once('close', () => resolve()));
   const erasedAlice = await api('POST', '/api/data/erase', { subject: 'mqtt:alice-phone' });
   t.equal(erasedAlice.body.data.pseudonym_key_destroyed, true, 'her pseudonym key is destroyed');
+  t.equal(erasedAlice.body.data.removed['mqtt-sessions'], 2, 'both her MQTT clients');
+  await aliceClosed;
   const erasedBob = await api('POST', '/api/data/erase', { subject: 'telegram:4711' });
   t.match(erasedBob.body.data.removed, { 'chat-inbox': 1, 'chat-pairing': 1, conversations: 1 });
   t.same((await api('GET', '/api/data/export?subject=telegram:4711')).body.data.holders.conversations.data.turns, [], 'his conversation is forgotten');
@@ -124,7 +141,16 @@ t.test('export, erase and the audit chain', async (t) => {
   t.ok(records.some((r) => r.principal.kind === 'mqtt' && r.principal.id.startsWith('erased-')), 'her record stays, naming nobody');
   const after = (await api('GET', '/api/data/export?subject=mqtt:alice-phone')).body.data;
   t.same(after.holders.audit.data.records, [], 'a new export finds nothing');
+  t.same(after.holders['mqtt-sessions'].data.sessions, [], 'no MQTT session of hers');
   t.equal(after.pseudonym, null);
+  // Her tablet comes back (Clean Start 0): no session, so nothing queued.
+  const back = await new Promise<{ sessionPresent: boolean; client: import('mqtt').MqttClient }>((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${app.broker.port}`, { username: 'alice-phone', password: 'alice-secret', clientId: 'alice-tablet', clean: false, reconnectPeriod: 0 });
+    client.once('connect', (connack) => resolve({ sessionPresent: connack.sessionPresent, client }));
+    client.once('error', reject);
+  });
+  t.teardown(() => closeClient(back.client));
+  t.equal(back.sessionPresent, false, 'her tablet finds no session after the erasure');
 
   // Bad subjects change nothing and say why.
   const bad = await api('POST', '/api/data/erase', { subject: 'no colon here' });

@@ -90,6 +90,16 @@ export class AccessPolicy {
   }
 
   /**
+   * Who a connected client is, as its MQTT principal is named (runtime/operations/mqtt-adapter.ts): the
+   * username, or `anonymous@<address>`; null until it has logged in.
+   */
+  ownerOf(client: Client): string | null {
+    const session = this.#sessions.get(client);
+    if (!session) return null;
+    return session.username ?? `anonymous@${session.address ?? client.id}`;
+  }
+
+  /**
    * Whether this connected client may publish to `topic`: what the front door asks before the agent acts
    * for it. Anonymous clients that were let in have full access; an unknown client has none.
    */

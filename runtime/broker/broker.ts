@@ -38,6 +38,8 @@ import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions }
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
 import { SessionExpiry, type SessionExpiryStore } from './session-expiry.js';
+import { type MqttSessionExport, SessionErasure } from './session-erasure.js';
+import { SessionOwners } from './session-owners.js';
 import { isSessionMarker, trackSessions } from './session-present.js';
 import { type BrokerMetrics, BrokerStats, registerBrokerMetrics } from './stats.js';
 import { WebSocketListener, refuseUpgrade } from './websocket.js';
@@ -93,6 +95,8 @@ interface Running {
   /** MQTT 5 delayed wills that must outlive a restart (will-persistence.ts); with a persistent store only. */
   wills?: DelayedWills;
   extensions: ConnectionExtensions;
+  /** One person's sessions, for data rights. */
+  sessionErasure: SessionErasure;
 }
 
 export class Broker implements Component, Messaging, ClientRequests, UpgradeHandler {
@@ -230,6 +234,10 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     this.#wrapPublish(aedes, policy, stats, logger, run.persistence.synced);
     markRedeliveries(aedes);
     trackSessions(aedes, run.persistence.sessions);
+    const ownerOf = (client: Client): string | null => policy.ownerOf(client);
+    const owners = await SessionOwners.attach(aedes, run.persistence.sessionOwners, ownerOf, (error) =>
+      logger.warn({ err: error }, 'could not record whose MQTT session this is'),
+    );
     skipCleanSessionAckLookups(aedes);
     guardStoreStreams(aedes, (error) => logger.debug({ err: error.message }, 'retained-message read ended early'));
     this.#watch(aedes, logger);
@@ -248,6 +256,13 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       run.cleanups!.push(() => expiry.stop());
     }
     if (cluster) run.cleanups!.push(cluster.attach(aedes, logger));
+    const delayedWills = run.wills;
+    run.sessionErasure = new SessionErasure(aedes, {
+      owners,
+      ownerOf,
+      ...(delayedWills ? { cancelDelayedWill: (id: string) => delayedWills.cancel(id) } : {}),
+      ...(run.persistence.compact ? { compact: run.persistence.compact } : {}),
+    });
     run.internal = new InternalClient(aedes, logger);
 
     // Whatever a crashed run left retained here is stale until this run is serving.
@@ -367,6 +382,25 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
         flow_queue_dropped: run.extensions.dropped,
       },
     };
+  }
+
+  /**
+   * Data rights: the MQTT sessions of one person (`owner`: their MQTT username, or `anonymous@<address>`
+   * as the MQTT principal names them), connected or kept in the store (session-erasure.ts).
+   */
+  mqttSessionsOf(owner: string, signal: AbortSignal): Promise<MqttSessionExport[]> {
+    return this.#sessionErasure('export MQTT sessions').export(owner, signal);
+  }
+
+  /** Disconnects the person's clients (no will) and deletes their sessions; how many client ids went. */
+  eraseMqttSessionsOf(owner: string, signal: AbortSignal): Promise<number> {
+    return this.#sessionErasure('erase MQTT sessions').erase(owner, signal);
+  }
+
+  #sessionErasure(what: string): SessionErasure {
+    const run = this.#running;
+    if (!run || this.#closing) throw this.#notRunning(what);
+    return run.sessionErasure;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {

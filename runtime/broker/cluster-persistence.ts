@@ -34,6 +34,7 @@ import type { Logger } from '../logging.js';
 import type { BrokerPersistence } from './persistence.js';
 import { type RedisEndpoint, connectRedis, createRedis, describeEndpoint, redactedMessage, redisReady } from './redis-connection.js';
 import type { SessionRegistry } from './session-present.js';
+import { redisSessionOwners } from './session-owners.js';
 
 export interface ClusterBrokerOptions {
   redis: RedisEndpoint;
@@ -155,6 +156,7 @@ export async function openClusterPersistence(options: ClusterBrokerOptions, logg
     mq,
     durability,
     sessions: redisSessions(conns.store),
+    sessionOwners: redisSessionOwners(conns.store),
     ready: () => names.every((n) => redisReady(conns[n])),
     attach(aedes, log) {
       const reconnected = (name: string) => () => {

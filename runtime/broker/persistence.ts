@@ -20,6 +20,7 @@ import { Level } from 'level';
 import { ClawboxError } from '../errors.js';
 import { GroupCommitDb } from './group-commit.js';
 import type { SessionExpiryStore } from './session-expiry.js';
+import { type SessionOwnerStore, levelSessionOwners, memorySessionOwners } from './session-owners.js';
 import { type SessionRegistry, memorySessions } from './session-present.js';
 
 export interface BrokerPersistence {
@@ -28,6 +29,8 @@ export interface BrokerPersistence {
   readonly kind: 'level' | 'memory' | 'redis';
   /** Which persistent sessions exist (session-present.ts). */
   readonly sessions: SessionRegistry;
+  /** Whose they are (session-owners.ts), so that a person's erasure finds them. */
+  readonly sessionOwners: SessionOwnerStore;
   /** MQTT 5 session deadlines that must survive a restart (session-expiry.ts); none where nothing does. */
   readonly sessionExpiry?: SessionExpiryStore;
   /**
@@ -36,6 +39,11 @@ export interface BrokerPersistence {
    * stores whose writes resolve only once done.
    */
   synced?(packet: { payload?: unknown }): Promise<void> | undefined;
+  /**
+   * Rewrites the store so that deleted records leave the disk too (LevelDB keeps them in its log and
+   * tables until a compaction): after a person's erasure. Absent where there is nothing to rewrite.
+   */
+  compact?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,7 +82,7 @@ function levelSessionExpiry(db: GroupCommitDb): SessionExpiryStore {
 }
 
 export async function openPersistence(stateDir: string, enabled: boolean): Promise<BrokerPersistence> {
-  if (!enabled) return { aedesPersistence: undefined, kind: 'memory', sessions: memorySessions(), close: async () => {} };
+  if (!enabled) return { aedesPersistence: undefined, kind: 'memory', sessions: memorySessions(), sessionOwners: memorySessionOwners(), close: async () => {} };
   const dir = path.join(stateDir, 'broker');
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -100,8 +108,17 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     aedesPersistence: persistence,
     kind: 'level',
     sessions: levelSessions(committed),
+    sessionOwners: levelSessionOwners(committed),
     sessionExpiry: levelSessionExpiry(committed),
     synced: (packet) => (storing.has(packet.payload as object) ? committed.synced() : undefined),
+    compact: async () => {
+      await committed.synced();
+      const [first] = await db.keys({ limit: 1 }).all();
+      const [last] = await db.keys({ limit: 1, reverse: true }).all();
+      // classic-level's (the `level` package's Node backend); its browser-neutral type leaves it out.
+      const compactRange = (db as unknown as { compactRange(start: string, end: string): Promise<void> }).compactRange.bind(db);
+      if (first !== undefined && last !== undefined) await compactRange(first, last);
+    },
     // destroy() commits what is queued and closes the LevelDB, releasing its lock so that a restart in
     // the same process can reopen it.
     close: () => persistence.destroy(),

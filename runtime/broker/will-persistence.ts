@@ -74,7 +74,7 @@ export class DelayedWills {
       if (client.id) this.#track(putWill({ id: client.id }, { ...will, clawboxDisconnectedAt: Date.now() }));
       scheduleWill(client, will, delaySeconds);
     };
-    aedes.on('client', (client: Client) => this.#cancel(client.id));
+    aedes.on('client', (client: Client) => this.cancel(client.id));
   }
 
   /**
@@ -134,7 +134,8 @@ export class DelayedWills {
     await Promise.all(this.#writes);
   }
 
-  #cancel(clientId: string): void {
+  /** Drops the timer of a will of an earlier run: its client came back, or its session was erased. */
+  cancel(clientId: string): void {
     const pending = this.#timers.get(clientId);
     if (!pending) return;
     clearTimeout(pending.timer);

@@ -23,6 +23,34 @@ export function auditHolder(audit: AuditLog, maxRecords = 10_000): DataHolder {
   };
 }
 
+/** The broker's side (runtime/broker/session-erasure.ts): one person's sessions by their MQTT username. */
+export interface MqttSessions {
+  mqttSessionsOf(owner: string, signal: AbortSignal): Promise<unknown[]>;
+  eraseMqttSessionsOf(owner: string, signal: AbortSignal): Promise<number>;
+}
+
+/**
+ * `mqtt:<username>` (or `mqtt:anonymous@<address>`): the persistent sessions of the clients they logged in
+ * with, and their connected clients. Other subjects have none.
+ */
+export function mqttSessionsHolder(broker: MqttSessions): DataHolder {
+  const ownerOf = (subject: Subject): string | null => (subject.startsWith('mqtt:') ? subject.slice('mqtt:'.length) : null);
+  return {
+    name: 'mqtt-sessions',
+    dataClass: 'identity',
+    describes:
+      "MQTT sessions in the broker's store (<state_dir>/broker): the client ids a person logs in with, their subscriptions, the messages queued for them while away, and their will. Kept until the client ends its session (a clean connect, or its MQTT 5 session expiry); an erasure disconnects their clients and deletes it.",
+    exportSubject: async (subject, signal) => {
+      const owner = ownerOf(subject);
+      return { sessions: owner === null ? [] : await broker.mqttSessionsOf(owner, signal) };
+    },
+    eraseSubject: async (subject, signal) => {
+      const owner = ownerOf(subject);
+      return owner === null ? 0 : broker.eraseMqttSessionsOf(owner, signal);
+    },
+  };
+}
+
 /** Anything holding log lines in memory: they mention people by MQTT client id, username or sender. */
 export interface LogLines {
   entries(): Array<{ time: number; msg: string }>;

@@ -1,6 +1,6 @@
 /** People's data rights: the public surface for the composition root and for features that keep personal data. */
 export { type DataConfig, DATA_DEFAULTS, dataConfigSchema } from './config-schema.js';
-export { auditHolder, type LogLines, logLinesHolder } from './core-holders.js';
+export { auditHolder, type LogLines, logLinesHolder, type MqttSessions, mqttSessionsHolder } from './core-holders.js';
 export {
   DATA_CLASSES,
   type DataClass,
