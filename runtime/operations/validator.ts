@@ -8,15 +8,26 @@
  * the first problem. Schemas written by plugin authors are compiled by the plugin host on an instance of
  * their own per plugin (their $ids must not collide with ours or each other's), and the agent checks model
  * proposals against device schemas by content (agent/validate.ts), since each snapshot is a fresh copy.
+ *
+ * Compiling is the costly part of a start (the composed config schema most of all), so the build
+ * precompiles the schemas a start compiles (bin/precompile-validators.js, Ajv's standalone code, one
+ * CommonJS file per schema named by its key) into dist. A schema's key hashes the schema, its profile's
+ * options and Ajv's version: a changed schema has another key and is compiled here as before, so a stale
+ * file is never used. Ajv itself is loaded only when something has to be compiled.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { ClawboxError, type ErrorCode } from '../errors.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
 export type ValidatorProfile = 'request' | 'config' | 'check' | 'command';
 
-const OPTIONS: Record<ValidatorProfile, ConstructorParameters<typeof Ajv>[0]> = {
+export const VALIDATOR_OPTIONS: Readonly<Record<ValidatorProfile, Options>> = {
   request: { allErrors: false, strict: true, allowUnionTypes: true, useDefaults: true, coerceTypes: false },
   // verbose: errors carry the offending value and schema, so config messages can name both.
   config: { allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true, useDefaults: true, verbose: true },
@@ -25,8 +36,52 @@ const OPTIONS: Record<ValidatorProfile, ConstructorParameters<typeof Ajv>[0]> = 
   command: { allErrors: false, strict: true, multipleOfPrecision: 6 },
 };
 
+const require = createRequire(import.meta.url);
+
+/** Bumped when the precompiled files change shape, so older ones stop matching. */
+const KEY_FORMAT = 1;
+
+/** Where the build writes the precompiled validators: beside this module in dist, absent in the sources. */
+export const PRECOMPILED_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'precompiled');
+
+/** null: compile everything; undefined: not looked at yet (the folder exists only in a build). */
+let precompiledDir: string | null | undefined;
+let ajvVersion: string | undefined;
 const instances = new Map<ValidatorProfile, Ajv>();
 const compiled = new Map<ValidatorProfile, WeakMap<JsonSchema, ValidateFunction>>();
+const fromPrecompiled = new WeakSet<ValidateFunction>();
+const observers = new Set<(schema: JsonSchema, profile: ValidatorProfile) => void>();
+
+/** The name of a schema's precompiled file: a hash of everything that shapes the compiled code. */
+export function validatorKey(schema: JsonSchema, profile: ValidatorProfile): string {
+  ajvVersion ??= (require('ajv/package.json') as { version: string }).version;
+  return createHash('sha256')
+    .update(`${KEY_FORMAT}\0${ajvVersion}\0${profile}\0${JSON.stringify(VALIDATOR_OPTIONS[profile])}\0${JSON.stringify(schema)}`)
+    .digest('hex')
+    .slice(0, 40);
+}
+
+/** The precompiled validator for `key`, or undefined (none, or unreadable: then it is compiled). */
+function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined {
+  const file = path.join(dir, `${key}.js`);
+  if (!existsSync(file)) return undefined;
+  try {
+    const validate = require(file) as ValidateFunction;
+    return typeof validate === 'function' ? validate : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function compile(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction {
+  let ajv = instances.get(profile);
+  if (!ajv) {
+    const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+    ajv = new AjvClass(VALIDATOR_OPTIONS[profile]);
+    instances.set(profile, ajv);
+  }
+  return ajv.compile(schema as Record<string, unknown>);
+}
 
 export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 'request'): ValidateFunction<T> {
   let cache = compiled.get(profile);
@@ -36,15 +91,34 @@ export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 
   }
   let validate = cache.get(schema);
   if (!validate) {
-    let ajv = instances.get(profile);
-    if (!ajv) {
-      ajv = new Ajv(OPTIONS[profile]);
-      instances.set(profile, ajv);
-    }
-    validate = ajv.compile(schema as Record<string, unknown>);
+    for (const observe of observers) observe(schema, profile);
+    if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
+    validate = precompiledDir ? loadPrecompiled(precompiledDir, validatorKey(schema, profile)) : undefined;
+    if (validate) fromPrecompiled.add(validate);
+    else validate = compile(schema, profile);
     cache.set(schema, validate);
   }
   return validate as ValidateFunction<T>;
+}
+
+/** Whether a validator came from a precompiled file (true) or was compiled at run time. */
+export function isPrecompiled(validate: ValidateFunction): boolean {
+  return fromPrecompiled.has(validate);
+}
+
+/**
+ * Reads precompiled validators from `dir` from now on (null: compile everything). Validators handed out
+ * already stay as they are. The build and the tests use it; the runtime keeps the default.
+ */
+export function usePrecompiledValidators(dir: string | null): void {
+  precompiledDir = dir;
+  compiled.clear();
+}
+
+/** Calls `observe` with every schema the factory is asked for the first time (the build records a start with it). */
+export function observeSchemas(observe: (schema: JsonSchema, profile: ValidatorProfile) => void): () => void {
+  observers.add(observe);
+  return () => observers.delete(observe);
 }
 
 /** Validates in place (defaults applied) or throws `code` naming the first problem. */

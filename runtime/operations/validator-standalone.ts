@@ -1,0 +1,52 @@
+/**
+ * Build time only: writes precompiled validators for the factory in ./validator.ts, with Ajv's own
+ * standalone code generation (`ajv/dist/standalone`) rather than a serializer of our own. Each schema gets
+ * a fresh Ajv instance with its profile's options (so $ids never collide) and one CommonJS file named by
+ * its key; the folder gets a package.json that makes its .js files CommonJS, so the factory can load one
+ * synchronously. The generated code requires Ajv's small runtime helpers (ajv/dist/runtime/*), resolved
+ * from the node_modules above the folder.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Ajv } from 'ajv';
+import { type JsonSchema, VALIDATOR_OPTIONS, type ValidatorProfile, validatorKey } from './validator.js';
+
+const require = createRequire(import.meta.url);
+
+export interface SchemaToPrecompile {
+  schema: JsonSchema;
+  profile: ValidatorProfile;
+}
+
+export interface PrecompileResult {
+  /** Keys written. */
+  written: string[];
+  /** Schemas Ajv could not turn into standalone code; the runtime compiles those as before. */
+  failed: { profile: ValidatorProfile; key: string; error: string }[];
+}
+
+/** Replaces `dir` with one file per distinct schema (same key, one file). */
+export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[], dir: string): PrecompileResult {
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const standaloneCode = require('ajv/dist/standalone').default as (ajv: Ajv, validate: unknown) => string;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify({ type: 'commonjs' })}\n`);
+  const result: PrecompileResult = { written: [], failed: [] };
+  const seen = new Set<string>();
+  for (const { schema, profile } of schemas) {
+    const key = validatorKey(schema, profile);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    try {
+      const ajv = new AjvClass({ ...VALIDATOR_OPTIONS[profile], code: { source: true } });
+      const code = standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>));
+      writeFileSync(path.join(dir, `${key}.js`), `// Generated at build time for the ${profile} profile; see runtime/operations/validator.ts.\n${code}\n`);
+      result.written.push(key);
+    } catch (error) {
+      result.failed.push({ profile, key, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return result;
+}

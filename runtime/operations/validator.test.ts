@@ -1,0 +1,132 @@
+/**
+ * The validator factory's two paths: precompiled validators (Ajv standalone code written at build time,
+ * here written by the same generator into a temp folder) and compiling at run time. The precompiled path
+ * must give the same results and the same coded errors; a schema that changed since the build, or a
+ * broken file, must be compiled instead.
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
+import { createConfigLoader } from '../config/load.js';
+import { composeConfigSchema } from '../config/schema.js';
+import { ClawboxError } from '../errors.js';
+import { assertValid, isPrecompiled, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
+import { writePrecompiledValidators } from './validator-standalone.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const requestSchema = {
+  type: 'object',
+  required: ['device', 'value'],
+  additionalProperties: false,
+  properties: { device: { type: 'string', minLength: 1 }, value: { type: 'integer', minimum: 0, maximum: 10, default: 5 } },
+} as const;
+
+/** A folder like dist's: the generated files require Ajv's runtime helpers from the node_modules above. */
+function precompiledFolder(t: Test): string {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-validators-'));
+  t.teardown(() => {
+    usePrecompiledValidators(null);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(scratch, 'node_modules'));
+  const dir = path.join(scratch, 'dist', 'precompiled');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const badConfig = ['broker:', '  port: 70000', '  bogus: 1', 'mode: sideways', 'log:', '  level: loud', 'http:', '  token: short'].join('\n');
+
+function configOutcome(schema: ReturnType<typeof composeConfigSchema>, file: string) {
+  const loader = createConfigLoader(schema);
+  const checked = loader.checkConfig({ file, env: {} });
+  let thrown: unknown;
+  try {
+    loader.loadConfig({ file, env: {} });
+  } catch (error) {
+    thrown = error;
+  }
+  const empty = loader.checkConfig({ env: { CLAWBOX_MODE: 'local' } });
+  return { issues: checked.issues, thrown, defaults: empty.loaded?.config };
+}
+
+t.test('a precompiled config validator is used and gives the compiled one\'s defaults, issues and coded error', async (t) => {
+  const dir = precompiledFolder(t);
+  const configFile = path.join(path.dirname(dir), 'config.yaml');
+  writeFileSync(configFile, badConfig);
+
+  usePrecompiledValidators(null);
+  const compiledSchema = composeConfigSchema({});
+  const compiled = configOutcome(compiledSchema, configFile);
+  t.notOk(isPrecompiled(validatorFor(compiledSchema, 'config')), 'without a folder the schema is compiled');
+
+  const precompiledSchema = composeConfigSchema({});
+  const { written, failed } = writePrecompiledValidators([{ schema: precompiledSchema, profile: 'config' }], dir);
+  t.same(failed, []);
+  t.same(written, [validatorKey(precompiledSchema, 'config')]);
+  usePrecompiledValidators(dir);
+  const precompiled = configOutcome(precompiledSchema, configFile);
+  t.ok(isPrecompiled(validatorFor(precompiledSchema, 'config')), 'the precompiled file is used');
+
+  t.ok(compiled.issues.length >= 4, `the bad file has several problems (${compiled.issues.length})`);
+  t.same(precompiled.issues, compiled.issues, 'the same issues, in the same order');
+  t.ok(precompiled.thrown instanceof ClawboxError && compiled.thrown instanceof ClawboxError);
+  t.equal((precompiled.thrown as ClawboxError).code, 'CONFIG_INVALID');
+  t.equal((precompiled.thrown as ClawboxError).message, (compiled.thrown as ClawboxError).message);
+  t.ok(precompiled.defaults, 'an empty config is complete with defaults');
+  t.same(precompiled.defaults, compiled.defaults, 'the same defaults applied');
+});
+
+t.test('request profile: the same PAYLOAD_INVALID messages and defaults from the precompiled validator', async (t) => {
+  const dir = precompiledFolder(t);
+  const inputs = [{ device: 'lamp' }, { device: '', value: 3 }, { device: 'lamp', value: 11 }, { device: 'lamp', value: 1, extra: true }, { value: 1 }, 'text'];
+  const outcome = () =>
+    inputs.map((input) => {
+      const copy = structuredClone(input);
+      try {
+        return { ok: assertValid(requestSchema, copy, 'PAYLOAD_INVALID', 'thing.set') };
+      } catch (error) {
+        return { code: (error as ClawboxError).code, message: (error as Error).message };
+      }
+    });
+  usePrecompiledValidators(null);
+  const compiled = outcome();
+  writePrecompiledValidators([{ schema: requestSchema, profile: 'request' }], dir);
+  usePrecompiledValidators(dir);
+  const precompiled = outcome();
+  t.ok(isPrecompiled(validatorFor(requestSchema)));
+  t.same(precompiled, compiled);
+  t.same(precompiled[0], { ok: { device: 'lamp', value: 5 } }, 'default applied');
+  t.match(precompiled[2], { code: 'PAYLOAD_INVALID', message: /value/ });
+});
+
+t.test('a schema changed since the build is compiled, never served by the stale file', async (t) => {
+  const dir = precompiledFolder(t);
+  const built = { ...requestSchema, properties: { ...requestSchema.properties, value: { type: 'integer', minimum: 0, maximum: 10 } } };
+  writePrecompiledValidators([{ schema: built, profile: 'request' }], dir);
+  usePrecompiledValidators(dir);
+  t.ok(isPrecompiled(validatorFor(built)), 'the schema as built is precompiled');
+
+  const changed = { ...requestSchema, properties: { ...requestSchema.properties, value: { type: 'integer', minimum: 0, maximum: 100 } } };
+  t.not(validatorKey(changed, 'request'), validatorKey(built, 'request'), 'another schema, another key');
+  const validate = validatorFor(changed);
+  t.notOk(isPrecompiled(validate), 'compiled at run time');
+  t.ok(validate({ device: 'lamp', value: 50 }), 'the changed maximum applies');
+  t.notOk(validatorFor(built)({ device: 'lamp', value: 50 }), 'the built one still refuses it');
+
+  t.not(validatorKey(built, 'check'), validatorKey(built, 'request'), 'another profile, another key');
+  t.notOk(isPrecompiled(validatorFor(built, 'check')), 'a profile it was not built for is compiled');
+});
+
+t.test('a broken precompiled file is ignored and the schema compiled', async (t) => {
+  const dir = precompiledFolder(t);
+  writeFileSync(path.join(dir, 'package.json'), '{"type":"commonjs"}\n');
+  writeFileSync(path.join(dir, `${validatorKey(requestSchema, 'request')}.js`), 'this is not javascript (\n');
+  usePrecompiledValidators(dir);
+  const validate = validatorFor(requestSchema);
+  t.notOk(isPrecompiled(validate));
+  t.ok(validate({ device: 'lamp', value: 1 }));
+  t.notOk(validate({ device: 'lamp', value: 11 }));
+});
