@@ -4,6 +4,7 @@
  *   listener failed · 73 state directory or an output file not writable · 78 config invalid or unreadable ·
  *   130 Ctrl-C at a prompt.
  */
+import module from 'node:module';
 import type { ReadStream } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../runtime/auth/password.js';
@@ -111,6 +112,8 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   // Loaded here, not at the top: `config check` and friends should not pay for the broker and drivers.
   const { createApp } = await import('./app.js');
   const { createBrainApp, isBrainRole } = await import('./brain-wiring.js');
+  // Imported before the app exists: it borrows V8's gc once, before any worker thread can be made.
+  const { settleMemoryAfterStart } = await import('../runtime/system/settle-memory.js');
   // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
   const app = brainMode || isBrainRole(config) ? createBrainApp({ config, configSource: source, logging }) : createApp({ config, configSource: source, logging });
 
@@ -146,6 +149,7 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
     throw error;
   }
   notifier.ready();
+  settleMemoryAfterStart(logging.forComponent('system'));
   if (!('broker' in app)) {
     log.info(
       { version: VERSION, role: 'brain', config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir, brainPort: app.brain.port, httpPort: app.http.port },
@@ -162,6 +166,9 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
     },
     `clawbox ${VERSION} serving: mqtt://${config.broker.host}:${app.broker.port} http://${config.http.host}:${app.http.port}`,
   );
+  // Node writes its compile cache (enabled by bin/clawbox.js) at exit; a kill -9 or a power cut would lose
+  // it, so what a start compiled is written now, once serving.
+  module.flushCompileCache?.();
   await new Promise<void>((resolve) => {
     app.ctx.bus.on('lifecycle', ({ state }) => state === 'stopped' && resolve());
   });
