@@ -22,6 +22,8 @@ export interface ApplyOptions {
   readonly allowDowngrade?: boolean;
   readonly signal?: AbortSignal;
   readonly progress?: Progress;
+  /** Bytes of the root file system written to the slot so far, and its installed size. */
+  readonly onWritten?: (written: number, total: number) => void;
   /** Trusted keys; read from the layout's keys folder when not given. */
   readonly keys?: readonly KeyObject[];
 }
@@ -73,7 +75,14 @@ async function sizeOf(file: string): Promise<number> {
 }
 
 /** Decompresses the root file system into the slot, hashing what is written; checks size and sha256. */
-async function writeRootfs(bundle: OpenBundle, device: string, capacity: number, progress: Progress, signal?: AbortSignal): Promise<void> {
+async function writeRootfs(
+  bundle: OpenBundle,
+  device: string,
+  capacity: number,
+  progress: Progress,
+  signal?: AbortSignal,
+  onWritten?: ApplyOptions['onWritten'],
+): Promise<void> {
   const expected = bundle.manifest.payloads.rootfs;
   const handle = await open(device, 'r+');
   const hash = createHash('sha256');
@@ -92,6 +101,7 @@ async function writeRootfs(bundle: OpenBundle, device: string, capacity: number,
     written += data.length;
     batch = [];
     batched = 0;
+    onWritten?.(written, expected.installed_size);
     const percent = Math.floor((written / expected.installed_size) * 100);
     if (percent >= reported + 10) {
       reported = percent - (percent % 10);
@@ -198,7 +208,7 @@ export async function applyUpdate(bundlePath: string, layout: SystemLayout, opti
       const generation = Math.max(0, ...entries.map((e) => e.generation)) + 1;
       await removeEntries(layout.espDir, target);
       progress(`writing slot ${target} (${layout.slotDevice(target)})`);
-      await writeRootfs(bundle, layout.slotDevice(target), await slotCapacity(layout, target), progress, signal);
+      await writeRootfs(bundle, layout.slotDevice(target), await slotCapacity(layout, target), progress, signal, options.onWritten);
       progress('installing the kernel and initramfs on the EFI partition');
       const slotDir = path.join(layout.espDir, 'clawbox', target);
       await installEspFile(bundle, 'kernel', path.join(slotDir, 'vmlinuz'), signal);

@@ -4,18 +4,15 @@
  * and the EFI partition. `--root DIR` runs against another root (tests, an image mounted elsewhere).
  */
 import { spawnSync } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
-import { mkdir, rm, statfs } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { ConfigLoader } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 import { applyUpdate } from './apply.js';
+import { downloadBundle } from './download.js';
 import { checkHealth, healthTarget } from './health.js';
+import { createUpdateHelper } from './helper.js';
 import { formatStatus, recordBootVerdict, updateStatus } from './status.js';
 import { type SystemLayout, systemLayout } from './system.js';
 
@@ -26,11 +23,11 @@ const HELP = `Usage:
   clawbox update status [--json]               slots, versions, which runs and which boots next, last results
   clawbox update health [--boot] [--timeout S] check the local runtime (ready, status page, broker, a
                                                device command); --boot marks a trial boot good or bad
+  clawbox update serve [--socket PATH] [--bundle FILE]
+                                               the update helper for the web app (as root; systemd starts
+                                               it from clawbox-updater.socket)
 Options: --root DIR (another root file system instead of /), --config FILE (health).
 `;
-
-/** Bundles are a few hundred MiB; the bound stops a hostile server from filling the data partition. */
-const MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
 
 function permissionError(error: unknown): unknown {
   const code = (error as NodeJS.ErrnoException).code;
@@ -38,57 +35,6 @@ function permissionError(error: unknown): unknown {
     return new ClawboxError('FORBIDDEN', `installing an update needs root (${(error as Error).message})`, {}, { cause: error });
   }
   return error;
-}
-
-/**
- * GET with redirects through node:http(s). Not fetch: on a slow disk its body stream is paused under
- * backpressure, and undici's parser then failed an internal assertion when the server ended the response
- * (the process died mid-download inside the image).
- */
-function get(url: URL, signal: AbortSignal, redirectsLeft = 5): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const failed = (why: string) => new ClawboxError('NOT_FOUND', `cannot download ${url.href}: ${why}`);
-    const request = (url.protocol === 'https:' ? https : http).get(url, { signal }, (response) => {
-      const status = response.statusCode ?? 0;
-      const location = response.headers.location;
-      if (status >= 300 && status < 400 && location) {
-        response.resume();
-        if (redirectsLeft === 0) reject(failed('too many redirects'));
-        else resolve(get(new URL(location, url), signal, redirectsLeft - 1));
-        return;
-      }
-      if (status !== 200) {
-        response.resume();
-        reject(failed(`HTTP ${status}`));
-        return;
-      }
-      resolve(response);
-    });
-    request.on('error', (error) => reject(failed(error.message)));
-  });
-}
-
-async function download(url: URL, layout: SystemLayout, signal: AbortSignal): Promise<string> {
-  const dir = path.join(layout.stateDir, 'download');
-  await mkdir(dir, { recursive: true, mode: 0o750 });
-  const file = path.join(dir, 'bundle.tar');
-  const response = await get(url, signal);
-  const length = Number(response.headers['content-length'] ?? Number.NaN);
-  const fs = await statfs(dir);
-  if (Number.isFinite(length) && length > Math.min(MAX_DOWNLOAD_BYTES, fs.bavail * fs.bsize)) {
-    response.destroy();
-    throw new ClawboxError('NO_SPACE', `the bundle is ${length} bytes; the data partition has ${fs.bavail * fs.bsize} free`);
-  }
-  let received = 0;
-  const bounded = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      received += chunk.length;
-      if (received > MAX_DOWNLOAD_BYTES) callback(new ClawboxError('PAYLOAD_TOO_LARGE', 'the download is larger than any bundle can be'));
-      else callback(null, chunk);
-    },
-  });
-  await pipeline(response, bounded, createWriteStream(file, { mode: 0o600 }), { signal });
-  return file;
 }
 
 export async function runUpdateCommand(argv: readonly string[], configs: Pick<ConfigLoader, 'loadConfig'>): Promise<number> {
@@ -104,6 +50,8 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
       timeout: { type: 'string' },
       'allow-downgrade': { type: 'boolean' },
       reboot: { type: 'boolean' },
+      socket: { type: 'string' },
+      bundle: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -125,11 +73,14 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
       return 0;
     }
     if (first === 'health') return await runHealth(layout, configs, values, controller.signal);
+    if (first === 'serve') return await serveHelper(layout, values, controller.signal);
     let bundle: string = first;
     let downloaded: string | undefined;
     if (/^https?:\/\//i.test(first)) {
       process.stdout.write(`downloading ${first}\n`);
-      const file: string = await download(new URL(first), layout, controller.signal).catch((e) => Promise.reject(permissionError(e)));
+      const file: string = await downloadBundle(new URL(first), path.join(layout.stateDir, 'download', 'bundle.tar'), controller.signal).catch((e) =>
+        Promise.reject(permissionError(e)),
+      );
       downloaded = file;
       bundle = file;
     } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(first)) {
@@ -155,6 +106,46 @@ export async function runUpdateCommand(argv: readonly string[], configs: Pick<Co
   } finally {
     process.off('SIGINT', stop).off('SIGTERM', stop);
   }
+}
+
+/** The runtime's download folder on the box (clawbox.service's StateDirectory); the helper installs only from there. */
+const RUNTIME_BUNDLE = '/var/lib/clawbox/update/bundle.tar';
+/** A socket-activated helper leaves after this long without a connection; systemd starts it again on the next. */
+const HELPER_IDLE_MS = 60_000;
+
+/**
+ * `clawbox update serve`: the update helper (helper.ts) on the socket systemd passes (LISTEN_FDS, fd 3),
+ * or on --socket PATH. Exits when idle (socket activation) or on SIGTERM.
+ */
+async function serveHelper(layout: SystemLayout, values: { socket?: string | undefined; bundle?: string | undefined }, signal: AbortSignal): Promise<number> {
+  const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
+  if (!activated && !values.socket) throw new ClawboxError('USAGE', 'update serve: --socket PATH (or start it from clawbox-updater.socket)');
+  const server = createUpdateHelper({
+    layout,
+    bundleFile: values.bundle ?? RUNTIME_BUNDLE,
+    reboot: async () => {
+      const reboot = spawnSync('systemctl', ['reboot'], { stdio: 'inherit' });
+      if (reboot.status !== 0) throw new ClawboxError('INTERNAL', 'systemctl reboot failed');
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (activated) server.listen({ fd: 3 }, resolve);
+    else server.listen(values.socket, resolve);
+  });
+  process.stdout.write(`clawbox update helper: listening on ${activated ? 'the socket from systemd' : values.socket}\n`);
+  let idle: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    if (!activated) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => server.getConnections((_e, count) => (count === 0 ? server.close() : armIdle())), HELPER_IDLE_MS);
+  };
+  server.on('connection', armIdle);
+  armIdle();
+  signal.addEventListener('abort', () => server.close(), { once: true });
+  await new Promise((resolve) => server.once('close', resolve));
+  clearTimeout(idle);
+  return 0;
 }
 
 /** Whether systemd gave up on clawbox.service; asked at most every 30 s (each ask starts systemctl). */

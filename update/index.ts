@@ -4,3 +4,6 @@ export { BUNDLE_FORMAT, checkPayloads, loadTrustedKeys, type Manifest, MANIFEST_
 export { runUpdateCommand } from './cli.js';
 export { formatStatus, recordBootVerdict, type UpdateStatus, updateStatus } from './status.js';
 export { type Slot, type SystemLayout, systemLayout } from './system.js';
+export { UpdateComponent, type UpdateComponentDeps } from './component.js';
+export { registerUpdateRoutes } from './http-routes.js';
+export { createUpdateHelper, type UpdateHelperOptions } from './helper.js';
