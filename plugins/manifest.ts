@@ -4,11 +4,10 @@
  * Parsing checks the manifest itself and compiles every schema in it, so a bad schema fails at load, not at
  * the first call.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
 import { PLUGIN_NAME_PATTERN, TOOL_NAME_PATTERN } from './config-schema.js';
-import { validatorFor } from '../runtime/operations/validator.js';
+import { schemaProblem, validatorFor } from '../runtime/operations/validator.js';
 
 export const MANIFEST_FILE = 'clawbox.plugin.json';
 const MAX_MANIFEST_BYTES = 256 * 1024;
@@ -178,16 +177,6 @@ export interface CompiledManifest {
 
 const validateManifest = validatorFor(manifestSchema, 'config');
 
-/**
- * Plugin-supplied schemas: not strict (authors use annotations freely), defaults applied to arguments and
- * config, and one instance per plugin so that their $ids cannot collide with ours or each other's.
- */
-function schemaAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true });
-  addFormats.default(ajv);
-  return ajv;
-}
-
 /** Parses and checks a manifest's text; every schema in it is checked now and compiled on first use. Throws PLUGIN_INVALID. */
 export function parseManifest(text: string, where: string): CompiledManifest {
   if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
@@ -213,18 +202,18 @@ export function parseManifest(text: string, where: string): CompiledManifest {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: a channel plugin offers no tools`);
   }
   // Every schema is checked against the JSON Schema meta-schema now, and compiled on first use: compiling
-  // all of them made up a large share of the runtime's start, for tools most boxes never call.
-  let ajv: Ajv | undefined;
+  // all of them made up a large share of the runtime's start, for tools most boxes never call. Plugin
+  // schemas have the factory's plugin profile: not strict (authors use annotations freely), formats known,
+  // defaults applied to arguments and config, an Ajv instance per schema so that $ids cannot collide; the
+  // built-in plugins' schemas are precompiled at build time.
   const lazy = (schema: Record<string, unknown>, what: string): (() => ValidateFunction) => {
-    if (!schemaChecker().validateSchema(schema)) {
-      throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${schemaChecker().errorsText()}`);
-    }
+    const problem = schemaProblem(schema, 'plugin');
+    if (problem) throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${problem}`);
     let compiled: ValidateFunction | undefined;
     return () => {
       if (compiled) return compiled;
-      ajv ??= schemaAjv();
       try {
-        compiled = ajv.compile(schema);
+        compiled = validatorFor(schema, 'plugin');
       } catch (error) {
         throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
       }
@@ -254,13 +243,6 @@ export function parseManifest(text: string, where: string): CompiledManifest {
       return config();
     },
   };
-}
-
-let checker: Ajv | undefined;
-/** One instance for meta-schema checks: it compiles the meta-schema once, not once per plugin. */
-function schemaChecker(): Ajv {
-  checker ??= new Ajv({ strict: false, allowUnionTypes: true, validateFormats: false });
-  return checker;
 }
 
 /** One line naming each problem, e.g. `/tools/0/name must match pattern "..."`. */

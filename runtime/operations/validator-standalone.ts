@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Ajv } from 'ajv';
-import { type JsonSchema, VALIDATOR_OPTIONS, type ValidatorProfile, validatorKey } from './validator.js';
+import { type JsonSchema, type ValidatorProfile, WITH_FORMATS, newAjv, validatorKey } from './validator.js';
 
 const require = createRequire(import.meta.url);
 
@@ -28,7 +28,9 @@ export interface PrecompileResult {
 
 /** Replaces `dir` with one file per distinct schema (same key, one file). */
 export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[], dir: string): PrecompileResult {
-  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const { _ } = require('ajv') as typeof import('ajv');
+  // Generated code for a schema with `format` takes ajv-formats' functions from the installed package.
+  const formats = _`require("ajv-formats/dist/formats").fullFormats`;
   const standaloneCode = require('ajv/dist/standalone').default as (ajv: Ajv, validate: unknown) => string;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -40,7 +42,7 @@ export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[
     if (seen.has(key)) continue;
     seen.add(key);
     try {
-      const ajv = new AjvClass({ ...VALIDATOR_OPTIONS[profile], code: { source: true } });
+      const ajv = newAjv(profile, { code: WITH_FORMATS.has(profile) ? { source: true, formats } : { source: true } });
       const code = standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>));
       writeFileSync(path.join(dir, `${key}.js`), `// Generated at build time for the ${profile} profile; see runtime/operations/validator.ts.\n${code}\n`);
       result.written.push(key);

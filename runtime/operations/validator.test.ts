@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { createConfigLoader } from '../config/load.js';
 import { composeConfigSchema } from '../config/schema.js';
 import { ClawboxError } from '../errors.js';
-import { assertValid, isPrecompiled, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
+import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
 import { writePrecompiledValidators } from './validator-standalone.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -129,4 +129,33 @@ t.test('a broken precompiled file is ignored and the schema compiled', async (t)
   t.notOk(isPrecompiled(validate));
   t.ok(validate({ device: 'lamp', value: 1 }));
   t.notOk(validate({ device: 'lamp', value: 11 }));
+});
+
+t.test('plugin profile: formats and defaults on both paths; schemaProblem refuses a bad schema without compiling', async (t) => {
+  const dir = precompiledFolder(t);
+  const pluginSchema = {
+    type: 'object',
+    'x-note': 'an annotation',
+    properties: { url: { type: 'string', format: 'uri' }, retries: { type: 'integer', default: 3 } },
+  };
+  const inputs = [{ url: 'https://example.org/a' }, { url: 'not a uri' }, { url: 'https://example.org', retries: 'many' }];
+  const outcome = () =>
+    inputs.map((input) => {
+      const copy = structuredClone(input) as Record<string, unknown>;
+      const validate = validatorFor(pluginSchema, 'plugin');
+      return { ok: validate(copy), value: copy, errors: validate.errors?.map((e) => `${e.instancePath} ${e.message}`) ?? null };
+    });
+  usePrecompiledValidators(null);
+  t.equal(schemaProblem(pluginSchema, 'plugin'), undefined, 'a usable schema has no problem');
+  const compiled = outcome();
+  t.match(schemaProblem({ type: 'object', properties: { a: { type: 'nonsense' } } }, 'plugin'), /must be equal to one of the allowed values|must match/, 'a bad type is named');
+
+  writePrecompiledValidators([{ schema: pluginSchema, profile: 'plugin' }], dir);
+  usePrecompiledValidators(dir);
+  t.equal(schemaProblem(pluginSchema, 'plugin'), undefined);
+  t.ok(isPrecompiled(validatorFor(pluginSchema, 'plugin')), 'the precompiled file is used');
+  const precompiled = outcome();
+  t.same(precompiled, compiled);
+  t.same(precompiled.map((r) => r.ok), [true, false, false], 'format uri is checked');
+  t.equal((precompiled[0]!.value as { retries: number }).retries, 3, 'default applied');
 });

@@ -5,9 +5,9 @@
  *
  * Profiles differ only where the data needs it: config lists every problem and applies defaults; check
  * leaves the value as it is; device commands compare multipleOf with a float tolerance; requests stop at
- * the first problem. Schemas written by plugin authors are compiled by the plugin host on an instance of
- * their own per plugin (their $ids must not collide with ours or each other's), and the agent checks model
- * proposals against device schemas by content (agent/validate.ts), since each snapshot is a fresh copy.
+ * the first problem; plugin schemas (written by plugin authors: not strict, formats known) are compiled
+ * each on an instance of its own, so their $ids cannot collide with ours or each other's. The agent checks
+ * model proposals against device schemas by content (agent/validate.ts), since each snapshot is a fresh copy.
  *
  * Compiling is the costly part of a start (the composed config schema most of all), so the build
  * precompiles the schemas a start compiles (bin/precompile-validators.js, Ajv's standalone code, one
@@ -25,7 +25,7 @@ import { ClawboxError, type ErrorCode } from '../errors.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
-export type ValidatorProfile = 'request' | 'config' | 'check' | 'command';
+export type ValidatorProfile = 'request' | 'config' | 'check' | 'command' | 'plugin';
 
 export const VALIDATOR_OPTIONS: Readonly<Record<ValidatorProfile, Options>> = {
   request: { allErrors: false, strict: true, allowUnionTypes: true, useDefaults: true, coerceTypes: false },
@@ -34,7 +34,14 @@ export const VALIDATOR_OPTIONS: Readonly<Record<ValidatorProfile, Options>> = {
   // Validates without changing the value (no defaults), e.g. an entry about to be written to the config.
   check: { allErrors: true, strict: true, allowUnionTypes: true },
   command: { allErrors: false, strict: true, multipleOfPrecision: 6 },
+  // Plugin authors use annotations freely; defaults are applied to tool arguments and plugin config.
+  plugin: { allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true },
 };
+
+/** Profiles whose schemas may use `format` (ajv-formats' full set). */
+export const WITH_FORMATS: ReadonlySet<ValidatorProfile> = new Set(['plugin']);
+/** Profiles whose schemas each get an Ajv instance of their own (schemas from outside, $ids unknown). */
+const ISOLATED: ReadonlySet<ValidatorProfile> = new Set(['plugin']);
 
 const require = createRequire(import.meta.url);
 
@@ -73,32 +80,72 @@ function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined
   }
 }
 
+/** A new Ajv instance with a profile's options (and formats where the profile has them); `extra` for the build. */
+export function newAjv(profile: ValidatorProfile, extra: Options = {}): Ajv {
+  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+  const ajv = new AjvClass({ ...VALIDATOR_OPTIONS[profile], ...extra });
+  if (WITH_FORMATS.has(profile)) (require('ajv-formats') as typeof import('ajv-formats')).default(ajv);
+  return ajv;
+}
+
 function compile(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction {
   let ajv = instances.get(profile);
-  if (!ajv) {
-    const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
-    ajv = new AjvClass(VALIDATOR_OPTIONS[profile]);
-    instances.set(profile, ajv);
+  if (!ajv || ISOLATED.has(profile)) {
+    ajv = newAjv(profile);
+    if (!ISOLATED.has(profile)) instances.set(profile, ajv);
   }
   return ajv.compile(schema as Record<string, unknown>);
 }
 
-export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 'request'): ValidateFunction<T> {
+function precompiledFor(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction | undefined {
+  for (const observe of observers) observe(schema, profile);
+  if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
+  return precompiledDir ? loadPrecompiled(precompiledDir, validatorKey(schema, profile)) : undefined;
+}
+
+function cacheOf(profile: ValidatorProfile): WeakMap<JsonSchema, ValidateFunction> {
   let cache = compiled.get(profile);
   if (!cache) {
     cache = new WeakMap();
     compiled.set(profile, cache);
   }
+  return cache;
+}
+
+export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 'request'): ValidateFunction<T> {
+  const cache = cacheOf(profile);
   let validate = cache.get(schema);
   if (!validate) {
-    for (const observe of observers) observe(schema, profile);
-    if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
-    validate = precompiledDir ? loadPrecompiled(precompiledDir, validatorKey(schema, profile)) : undefined;
+    validate = precompiledFor(schema, profile);
     if (validate) fromPrecompiled.add(validate);
     else validate = compile(schema, profile);
     cache.set(schema, validate);
   }
   return validate as ValidateFunction<T>;
+}
+
+let metaChecker: Ajv | undefined;
+
+/**
+ * Why a schema from outside (a plugin's) cannot be compiled for `profile`, or undefined when it can: checked
+ * against the JSON Schema meta-schema without compiling it, so a caller can refuse a bad schema early and
+ * still compile it on first use. A schema precompiled at build time compiled then: it needs no check, and
+ * its file is kept for validatorFor.
+ */
+export function schemaProblem(schema: JsonSchema, profile: ValidatorProfile): string | undefined {
+  const cache = cacheOf(profile);
+  if (cache.has(schema)) return undefined;
+  const precompiled = precompiledFor(schema, profile);
+  if (precompiled) {
+    fromPrecompiled.add(precompiled);
+    cache.set(schema, precompiled);
+    return undefined;
+  }
+  if (!metaChecker) {
+    const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
+    metaChecker = new AjvClass({ strict: false, allowUnionTypes: true, validateFormats: false });
+  }
+  return metaChecker.validateSchema(schema as Record<string, unknown>) ? undefined : metaChecker.errorsText(metaChecker.errors);
 }
 
 /** Whether a validator came from a precompiled file (true) or was compiled at run time. */

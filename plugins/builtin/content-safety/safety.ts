@@ -12,8 +12,9 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../../../runtime/errors.js';
+import { validatorFor } from '../../../runtime/operations/validator.js';
 import { type CheckContext, ContentFilter, type ContentSafetyConfig, ContentSafetyConfigError, type SafetyDecision } from './filter.js';
 
 export type { CheckContext, ContentSafetyConfig, SafetyAction, SafetyDecision, SafetyMatch } from './filter.js';
@@ -38,12 +39,9 @@ export interface ContentSafety {
 const manifest = JSON.parse(readFileSync(new URL('./clawbox.plugin.json', import.meta.url), 'utf8')) as {
   config: Record<string, unknown>;
 };
-// Compiled on first use: importing this module (the app does, for chat) should not cost a schema compile.
-let compiled: ValidateFunction | undefined;
-const configValidator = (): ValidateFunction => {
-  compiled ??= new Ajv({ allErrors: true, useDefaults: true, strict: false }).compile(manifest.config);
-  return compiled;
-};
+// On first use: importing this module (the app does, for chat) should not cost a schema compile. The plugin
+// profile is the one the plugin host checks this same config with (precompiled at build time).
+const configValidator = (): ValidateFunction => validatorFor(manifest.config, 'plugin');
 
 /** Checks a raw `plugins.config.content-safety` section; throws CONFIG_INVALID naming the problem. */
 export function resolveContentSafetyConfig(raw: unknown): ContentSafetyConfig {
