@@ -2,7 +2,7 @@
  * The shell: decides between setup, sign-in and the app (from GET /api/session), then a header with the
  * box's name and live indicator, the navigation (a bottom bar on phones), and the page the hash names.
  * Hash routes need no server support and survive a reload: #/ devices, #/devices/<id>, #/devices/new,
- * #/devices/<id>/edit, #/logs, #/models, #/plugins, #/audit, #/system.
+ * #/devices/<id>/edit, #/logs, #/models, #/plugins, #/audit, #/system, #/system/update.
  */
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, onUnauthorized } from './api.js';
@@ -17,6 +17,7 @@ import { ModelsPage } from './pages/models.js';
 import { PluginsPage } from './pages/plugins.js';
 import { SetupPage } from './pages/setup.js';
 import { SystemPage } from './pages/system.js';
+import { UpdatePage } from './pages/update.js';
 import type { Session } from './types.js';
 
 const NAV = [
@@ -49,6 +50,7 @@ function route(hash: string) {
   if (first === 'models') return <ModelsPage />;
   if (first === 'plugins') return <PluginsPage />;
   if (first === 'audit') return <AuditPage />;
+  if (first === 'system' && second === 'update') return <UpdatePage />;
   if (first === 'system') return <SystemPage />;
   return <p>No such page. <a href="#/">Devices</a></p>;
 }

@@ -64,6 +64,8 @@ export async function startWebApp(options: {
   mode?: 'local' | 'appliance';
   /** Reuse a state directory (a restart); it is left in place at stop. */
   stateDir?: string;
+  /** The update helper's socket (update/testing/runtime-fixture.ts starts one). */
+  updateSocket?: string;
 }): Promise<StartedApp> {
   const scratch = mkdtempSync(path.join(tmpdir(), 'clawbox-webapp-'));
   const stateDir = options.stateDir ?? path.join(scratch, 'state');
@@ -83,7 +85,7 @@ export async function startWebApp(options: {
       },
     }),
   });
-  const app = createApp({ config, configSource: source, logging, webRoot: options.webRoot, env: {} });
+  const app = createApp({ config, configSource: source, logging, webRoot: options.webRoot, env: {}, ...(options.updateSocket ? { updateSocket: options.updateSocket } : {}) });
   await app.start();
   const scheme = app.http.tls ? 'https' : 'http';
   return {

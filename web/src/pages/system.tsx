@@ -7,7 +7,7 @@ import type { ComponentChildren } from 'preact';
 import { bytes, clock, duration, isRecord, ms, num, percent, perSecond, str, tokensPerSecond } from '../format.js';
 import { section, sectionError, useLive } from '../live.js';
 
-const KNOWN = new Set(['devices', 'broker', 'system', 'scheduler', 'model', 'plugins', 'channels', 'audit', 'brain', 'cluster', 'data']);
+const KNOWN = new Set(['devices', 'broker', 'system', 'scheduler', 'model', 'plugins', 'channels', 'audit', 'brain', 'cluster', 'data', 'update']);
 
 function Fact(props: { label: string; children: ComponentChildren; id?: string; hint?: string }) {
   return (
@@ -229,6 +229,12 @@ export function SystemPage() {
               {duration(doc.uptime_s)}
             </Fact>
           </dl>
+          <p class="small">
+            <a href="#/system/update" data-link="update">
+              Update…
+            </a>{' '}
+            <span class="muted">slots, versions, install a new version</span>
+          </p>
         </div>
         {broker ? (
           <div class="card">
