@@ -33,6 +33,7 @@ import { frameLimitFor, limitIncomingPackets, maximumPacketSizeFor } from './fra
 import { gateInboundPackets } from './inbound-gate.js';
 import { InternalClient } from './internal-client.js';
 import { limitOutgoingPackets } from './outbound-limits.js';
+import { writeMqttNumbersUncached } from './packet-numbers.js';
 import { markRedeliveries } from './redelivery.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
@@ -196,6 +197,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const cluster = this.#cluster ? await (await import('./cluster-persistence.js')).openClusterPersistence(this.#cluster, logger) : undefined;
     run.persistence = cluster ?? (await openPersistence(ctx.stateDir, config.persistence.enabled));
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
+    writeMqttNumbersUncached();
     const stats = new BrokerStats();
     run.stats = stats;
     const frameLimit = frameLimitFor(config.max_payload_bytes);

@@ -84,7 +84,8 @@ export function keepDeliveryOrder(client: Client): void {
   // broker (all of them with a local mqemitter) are keyed by their number alone, a small integer that
   // hashes without allocating; others by `brokerId:number`.
   const recent = new Set<number | string>();
-  const ring: (number | string | undefined)[] = new Array(RECENT_WINDOW);
+  // Grown as messages arrive (most clients never receive RECENT_WINDOW messages), then reused in a circle.
+  const ring: (number | string)[] = [];
   let next = 0;
   /** True when this message was already delivered to the client (an overlapping subscription's copy). */
   const isCopy = (packet: AedesPublishPacket): boolean => {
