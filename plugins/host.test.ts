@@ -11,8 +11,24 @@ import { startHost } from './test/support.js';
 
 const ALL = ['node-basic', 'node-process', 'py-basic'];
 
+/**
+ * The deadline of a call whose time is not what the test checks: it includes waiting for the plugin to
+ * (re)start, which on a loaded machine can take longer than the host's 3 s default in these tests.
+ */
+const UNHURRIED = { timeoutMs: 60_000 };
+
 async function instance(host: PluginHost, plugin: string): Promise<string> {
-  return ((await host.call(plugin, 'whoami', {})) as { instance: string }).instance;
+  return ((await host.call(plugin, 'whoami', {}, UNHURRIED)) as { instance: string }).instance;
+}
+
+/** Waits until each plugin reports `running` (started eagerly: `lazy: false`). */
+async function running(host: PluginHost, plugins: string[]): Promise<void> {
+  const deadline = Date.now() + UNHURRIED.timeoutMs;
+  const states = () => plugins.map((name) => `${name}: ${host.list().find((p) => p.name === name)?.figures.state}`);
+  while (!states().every((line) => line.endsWith(': running'))) {
+    if (Date.now() > deadline) throw new Error(`plugins not running: ${states().join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Waits until the plugin answers again (after a restart with backoff), as another instance than `before`. */
@@ -49,12 +65,13 @@ async function expectFailure(t: Test, work: Promise<unknown>, reason: string, pa
 /** The host is fine: every other plugin answers. */
 async function othersFine(t: Test, host: PluginHost, except: string): Promise<void> {
   for (const plugin of ALL.filter((p) => p !== except)) {
-    t.same(await host.call(plugin, 'add', { a: 2, b: 3 }), { sum: 5 }, `${plugin} unaffected`);
+    t.same(await host.call(plugin, 'add', { a: 2, b: 3 }, UNHURRIED), { sum: 5 }, `${plugin} unaffected`);
   }
 }
 
 t.test('valid and invalid arguments, results checked both ways, caller permissions', async (t) => {
-  const { host } = await startHost(t, { plugins: { allow: ALL, config: { 'node-basic': { greeting: 'hey' } } } });
+  const { host } = await startHost(t, { plugins: { allow: ALL, lazy: false, config: { 'node-basic': { greeting: 'hey' } } } });
+  await running(host, ALL);
   for (const plugin of ALL) t.same(await host.call(plugin, 'add', { a: 1, b: 2.5 }), { sum: 3.5 }, `${plugin} adds`);
   t.same(await host.call('node-basic', 'hello', {}), { text: 'hey, world' }, 'plugin config and argument defaults applied');
   t.same(await host.call('py-basic', 'hello', { who: 'you' }), { text: 'hi, you' }, 'manifest config default');
@@ -87,18 +104,19 @@ t.test('valid and invalid arguments, results checked both ways, caller permissio
 });
 
 t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the plugin restarts, the host carries on', async (t) => {
-  const { host, tc } = await startHost(t, { plugins: { allow: ALL, memory_limit_mb: 48 } });
+  const { host, tc } = await startHost(t, { plugins: { allow: ALL, lazy: false, memory_limit_mb: 48 } });
+  await running(host, ALL);
   const calls: unknown[] = [];
   tc.ctx.bus.on('plugin.call', (e) => calls.push(e));
 
   await t.test('throws: that call fails, the plugin keeps running', async (t) => {
     for (const plugin of ['node-basic', 'node-process', 'py-basic']) {
       const before = await instance(host, plugin);
-      await expectFailure(t, host.call(plugin, 'throws', {}), 'threw', /boom/);
+      await expectFailure(t, host.call(plugin, 'throws', {}, UNHURRIED), 'threw', /boom/);
       t.equal(await instance(host, plugin), before, `${plugin} was not restarted for a thrown error`);
     }
-    await t.rejects(host.call('node-basic', 'coded', {}), { code: 'FORBIDDEN', message: 'not for you' }, 'a coded error keeps its code');
-    await t.rejects(host.call('py-basic', 'coded', {}), { code: 'FORBIDDEN', message: 'not for you' });
+    await t.rejects(host.call('node-basic', 'coded', {}, UNHURRIED), { code: 'FORBIDDEN', message: 'not for you' }, 'a coded error keeps its code');
+    await t.rejects(host.call('py-basic', 'coded', {}, UNHURRIED), { code: 'FORBIDDEN', message: 'not for you' });
   });
 
   await t.test('hangs: timeout, then a restart', async (t) => {
@@ -107,7 +125,7 @@ t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the pl
       await expectFailure(t, host.call(plugin, 'hang', {}, { timeoutMs: 300 }), 'timeout', /did not answer within 300 ms/);
       await othersFine(t, host, plugin);
       t.not(await backUp(host, plugin), before, `${plugin} was restarted`);
-      t.same(await host.call(plugin, 'add', { a: 1, b: 1 }), { sum: 2 });
+      t.same(await host.call(plugin, 'add', { a: 1, b: 1 }, UNHURRIED), { sum: 2 });
     }
     // Slow but alive is not hung: the call times out, the plugin is not restarted.
     const before = await instance(host, 'node-basic');
@@ -119,7 +137,7 @@ t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the pl
   await t.test('exits: the call fails with the exit, the plugin restarts', async (t) => {
     for (const [plugin, code] of [['node-basic', 3], ['node-process', 4], ['py-basic', 3]] as const) {
       const before = await instance(host, plugin);
-      await expectFailure(t, host.call(plugin, 'exit', {}), 'exited', new RegExp(`exited with code ${code}`));
+      await expectFailure(t, host.call(plugin, 'exit', {}, UNHURRIED), 'exited', new RegExp(`exited with code ${code}`));
       await othersFine(t, host, plugin);
       t.not(await backUp(host, plugin), before, `${plugin} restarted`);
     }
@@ -127,7 +145,7 @@ t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the pl
 
   await t.test('throws outside a call: restarted', async (t) => {
     const before = await instance(host, 'node-basic');
-    t.same(await host.call('node-basic', 'crash_later', {}), { ok: true });
+    t.same(await host.call('node-basic', 'crash_later', {}, UNHURRIED), { ok: true });
     const after = await backUp(host, 'node-basic', before);
     t.not(after, before, 'restarted');
     t.match(host.list().find((p) => p.name === 'node-basic')?.figures.last_error, { reason: 'crashed', message: /late boom/ });
@@ -135,22 +153,22 @@ t.test('throw, hang, exit, crash, flood, garbage, memory: the call fails, the pl
 
   await t.test('floods: stdout flood is drained, protocol flood and garbage restart the plugin', async (t) => {
     const before = await instance(host, 'node-basic');
-    t.same(await host.call('node-basic', 'flood', { mb: 64 }), { written_mb: 64 }, 'a worker writing 64 MB to stdout still answers');
+    t.same(await host.call('node-basic', 'flood', { mb: 64 }, UNHURRIED), { written_mb: 64 }, 'a worker writing 64 MB to stdout still answers');
     t.equal(await instance(host, 'node-basic'), before, 'and is not restarted for it');
-    t.same(await host.call('py-basic', 'chatty', {}), { ok: true }, 'print() and fd 1 writes go to the log, not the protocol');
+    t.same(await host.call('py-basic', 'chatty', {}, UNHURRIED), { ok: true }, 'print() and fd 1 writes go to the log, not the protocol');
 
     for (const tool of ['garbage', 'flood']) {
       const py = await instance(host, 'py-basic');
-      await expectFailure(t, host.call('py-basic', tool, {}), 'protocol', tool === 'garbage' ? /not JSON/ : /without a newline/);
+      await expectFailure(t, host.call('py-basic', tool, {}, UNHURRIED), 'protocol', tool === 'garbage' ? /not JSON/ : /without a newline/);
       await othersFine(t, host, 'py-basic');
       t.not(await backUp(host, 'py-basic'), py, `py-basic restarted after ${tool}`);
     }
-    await t.rejects(host.call('node-basic', 'huge_result', {}), { code: 'PAYLOAD_TOO_LARGE' }, 'an oversized result fails the call');
+    await t.rejects(host.call('node-basic', 'huge_result', {}, UNHURRIED), { code: 'PAYLOAD_TOO_LARGE' }, 'an oversized result fails the call');
   });
 
   await t.test('runs out of memory: restarted', async (t) => {
     const before = await instance(host, 'node-basic');
-    await expectFailure(t, host.call('node-basic', 'eat_memory', {}, { timeoutMs: 20_000 }), 'memory', /48 MB heap/);
+    await expectFailure(t, host.call('node-basic', 'eat_memory', {}, UNHURRIED), 'memory', /48 MB heap/);
     await othersFine(t, host, 'node-basic');
     t.not(await backUp(host, 'node-basic'), before);
   });
@@ -183,7 +201,7 @@ t.test('lazy: nothing runs until the first call', async (t) => {
       ['py-basic', 'idle', null],
     ],
   );
-  t.same(await host.call('py-basic', 'add', { a: 2, b: 2 }), { sum: 4 }, 'the first call starts it');
+  t.same(await host.call('py-basic', 'add', { a: 2, b: 2 }, UNHURRIED), { sum: 4 }, 'the first call starts it');
   t.match(host.list().find((p) => p.name === 'py-basic')?.figures, { state: 'running', pid: Number });
   t.equal(host.list().find((p) => p.name === 'node-basic')?.figures.state, 'idle', 'the other is still idle');
 });

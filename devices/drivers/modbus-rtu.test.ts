@@ -16,11 +16,17 @@ import { createModbusRtuDriver } from './modbus-rtu.js';
 const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-modbus-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * How long a test waits for something whose timing it does not check (a device coming online, a slave's
+ * answer): it only ends a test that would hang, so it is generous for a loaded machine.
+ */
+const UNHURRIED_MS = 30_000;
+
 function modbusEntry(id: string, devicePath: string) {
   return {
     id,
     driver: 'modbus-rtu',
-    timeout_ms: 1000,
+    timeout_ms: UNHURRIED_MS,
     capabilities: [
       'switch',
       'dimmer',
@@ -48,6 +54,8 @@ runDriverConformance(t, 'modbus-rtu', createModbusRtuDriver, async (t) => {
   // The conformance device: switch + dimmer only, polled so that a change at the slave is reported.
   const entry = modbusEntry('conf', rig.devicePath);
   entry.capabilities = ['switch', 'dimmer'];
+  // The suite checks the driver's own timing (a silent device, offline within 2 s) against this timeout.
+  entry.timeout_ms = 1000;
   const registers = entry.modbus.registers as Record<string, unknown>;
   delete registers.target_temperature;
   delete registers.current_temperature;
@@ -60,12 +68,15 @@ t.test('through the service: scaled registers, read-only input register, Modbus 
   await rig.plug();
   t.teardown(() => rig.unplug());
   const stack = await startStack(t, { config: { devices: [modbusEntry('boiler', rig.devicePath)] } });
-  t.ok(await eventually(() => stack.service.get('boiler')?.availability === 'online', 3000), 'online');
+  t.ok(await eventually(() => stack.service.get('boiler')?.availability === 'online', UNHURRIED_MS), 'online');
   t.match(stack.service.get('boiler')?.state, { state: 'OFF', brightness: 100, target_temperature: 20.5, current_temperature: 21.5 });
   const result = await stack.service.execute('boiler', { target_temperature: 22.5, state: 'ON' }, { source: 'test' });
   t.match(result.state, { target_temperature: 22.5, state: 'ON' });
   t.match(await simulatorState(rig), { target: 22.5, state: 'ON' }, 'raw 225 in holding register 2');
   rig.sim!.control('temp -3.5');
+  // The simulator reads stdin and the serial port separately: its answer to `dump` (stdin, in order) is the
+  // marker that the new temperature is in place before the driver asks over the wire.
+  t.match(await simulatorState(rig), { temperature: -3.5 }, 'the slave measures -3.5 now');
   const read = await stack.service.read('boiler', ['current_temperature'], { source: 'test' });
   t.equal(read.state.current_temperature, -3.5, 'signed, scaled input register');
   await t.rejects(stack.service.execute('boiler', { current_temperature: 3 }, { source: 'test' }), { code: 'PROPERTY_READ_ONLY' });
@@ -81,7 +92,7 @@ t.test('a Modbus exception from the slave is DEVICE_ERROR and changes nothing', 
   const entry = modbusEntry('bad', rig.devicePath);
   entry.modbus.registers.brightness = { type: 'holding', address: 1, scale: 0.5 } as never;
   const stack = await startStack(t, { config: { devices: [entry] } });
-  t.ok(await eventually(() => stack.service.get('bad')?.availability === 'online', 3000), 'online');
+  t.ok(await eventually(() => stack.service.get('bad')?.availability === 'online', UNHURRIED_MS), 'online');
   t.equal(stack.service.get('bad')?.state.brightness, 50);
   await stack.service.execute('bad', { brightness: 40 }, { source: 'test' });
   await t.rejects(stack.service.execute('bad', { brightness: 60 }, { source: 'test' }), { code: 'DEVICE_ERROR', message: /exception 3/ });
