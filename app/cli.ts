@@ -113,7 +113,7 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   const { createApp } = await import('./app.js');
   const { createBrainApp, isBrainRole } = await import('./brain-wiring.js');
   // Imported before the app exists: it borrows V8's gc once, before any worker thread can be made.
-  const { settleMemoryAfterStart } = await import('../runtime/system/settle-memory.js');
+  const { settleMemory } = await import('../runtime/system/settle-memory.js');
   // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
   const app = brainMode || isBrainRole(config) ? createBrainApp({ config, configSource: source, logging }) : createApp({ config, configSource: source, logging });
 
@@ -149,7 +149,7 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
     throw error;
   }
   notifier.ready();
-  settleMemoryAfterStart(logging.forComponent('system'));
+  settleMemory(logging.forComponent('system'));
   if (!('broker' in app)) {
     log.info(
       { version: VERSION, role: 'brain', config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir, brainPort: app.brain.port, httpPort: app.http.port },

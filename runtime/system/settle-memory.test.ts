@@ -2,22 +2,35 @@ import { Writable } from 'node:stream';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import t from 'tap';
-import { settleMemoryAfterStart } from './settle-memory.js';
+import { settleMemory, shouldSettle } from './settle-memory.js';
 
 function recordingLogger() {
   const lines: Record<string, unknown>[] = [];
-  let arrived: () => void = () => {};
-  const logged = new Promise<void>((resolve) => {
-    arrived = resolve;
-  });
+  const waiters: (() => void)[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
       lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      arrived();
+      for (const w of waiters.splice(0)) w();
       done();
     },
   });
+  /** Resolves once `count` lines were logged. */
+  const logged = async (count: number): Promise<void> => {
+    const alive = setInterval(() => {}, 1000); // the settler's timers are unref'd
+    while (lines.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+    clearInterval(alive);
+  };
   return { log: pino({ level: 'debug' }, stream), lines, logged };
+}
+
+type Settled = { msg: string; why: string; heapTotalMb: [number, number] };
+
+/** Garbage that has lived through scavenges: the old generation holds it, as after a start or a burst. */
+function makeOldGarbage(): void {
+  let garbage: { id: number; text: string }[] | undefined = Array.from({ length: 300_000 }, (_, id) => ({ id, text: `item ${id}` }));
+  for (let i = 0; i < 20; i++) garbage.push(...Array.from({ length: 1000 }, (_, id) => ({ id, text: `more ${id}` })));
+  if (garbage.length < 300_000) throw new Error('unreachable');
+  garbage = undefined;
 }
 
 t.test('gc stays private: neither this context nor a new one gets it', async (t) => {
@@ -25,28 +38,36 @@ t.test('gc stays private: neither this context nor a new one gets it', async (t)
   t.equal(runInNewContext('typeof gc'), 'undefined');
 });
 
-t.test('the collection after start gives the garbage back', async (t) => {
-  // Garbage that has lived through scavenges: the old generation holds it, as after a start.
-  let garbage: { id: number; text: string }[] | undefined = Array.from({ length: 300_000 }, (_, id) => ({ id, text: `item ${id}` }));
-  for (let i = 0; i < 20; i++) garbage.push(...Array.from({ length: 1000 }, (_, id) => ({ id, text: `more ${id}` })));
-  t.ok(garbage.length > 300_000);
-  garbage = undefined;
-
+t.test('after start, then after the heap grew on a quiet process: the garbage is given back', async (t) => {
+  makeOldGarbage();
   const { log, lines, logged } = recordingLogger();
-  settleMemoryAfterStart(log, 0);
-  await logged;
-  const entry = lines.find((l) => l.msg === 'startup garbage collected') as { ms: number; heapTotalMb: [number, number] } | undefined;
-  t.ok(entry, 'logged at debug level');
-  const [before, after] = entry!.heapTotalMb;
-  t.ok(after < before - 10, `V8's heap went from ${before} to ${after} MB`);
+  const stop = settleMemory(log, { firstAfterMs: 0, checkEveryMs: 50 });
+  t.teardown(stop);
+  await logged(1);
+  const first = lines[0] as Settled;
+  t.match(first, { msg: 'memory settled', why: 'after start' });
+  t.ok(first.heapTotalMb[1] < first.heapTotalMb[0] - 10, `after start: V8's heap went from ${first.heapTotalMb[0]} to ${first.heapTotalMb[1]} MB`);
+
+  makeOldGarbage(); // a burst
+  await logged(2);
+  const second = lines[1] as Settled;
+  t.match(second, { msg: 'memory settled', why: 'heap grew while the process was quiet' });
+  t.ok(second.heapTotalMb[1] < second.heapTotalMb[0] - 8, `after the burst: ${second.heapTotalMb[0]} to ${second.heapTotalMb[1]} MB`);
 });
 
 t.test('cancelled before it runs: no collection', async (t) => {
   const { log, lines } = recordingLogger();
-  const cancel = settleMemoryAfterStart(log, 50);
+  const cancel = settleMemory(log, { firstAfterMs: 50 });
   cancel();
   const { log: marker, logged } = recordingLogger();
-  settleMemoryAfterStart(marker, 100); // a later one that does run: by then the first would have
-  await logged;
+  t.teardown(settleMemory(marker, { firstAfterMs: 100 })); // a later one that does run: by then the first would have
+  await logged(1);
   t.equal(lines.length, 0);
+});
+
+t.test('only when the heap grew enough and the event loop was quiet', async (t) => {
+  const mb = 1 << 20;
+  t.ok(shouldSettle(20 * mb, 0.01), 'grown and quiet');
+  t.notOk(shouldSettle(20 * mb, 0.5), 'grown but busy: V8 keeps up on its own, and a pause would hit clients');
+  t.notOk(shouldSettle(2 * mb, 0.01), 'quiet but hardly grown');
 });

@@ -1,9 +1,11 @@
 /**
- * One memory-reducing garbage collection shortly after the runtime is ready. Starting leaves the old
- * generation full of garbage (module sources parsed once, config and schema work, the broker's restore)
- * that V8 keeps until its first major GC, and an idle appliance may not reach one for hours: the pages
- * stay in RSS. V8's last-resort collection (full GCs with compaction until nothing more is freed) gives
- * them back once; afterwards V8 sizes the old generation from what is really live.
+ * Memory-reducing garbage collections at quiet moments: once shortly after the runtime is ready, and
+ * again whenever the heap grew and the process went quiet. Starting (module sources, config and schema
+ * work, the broker's restore) and bursts (a thousand clients connecting) grow V8's heap; its regular
+ * major GCs free the objects but keep the pages committed, so RSS stays at the peak. A memory-reducing
+ * collection (V8's last-resort one: full GCs with compaction until nothing more is freed) gives the pages
+ * back. V8's own memory reducer should do that on an idle process, but here it keeps judging by the
+ * start's allocation rate (--trace-memory-reducer: "high alloc") and never runs.
  *
  * Node gives JavaScript no GC call without `--expose-gc`, and that flag on the command line would put
  * `gc()` on the global object of every context and worker in the process, plugins included. Instead the
@@ -34,26 +36,67 @@ function privateGc(): Collect | undefined {
 
 const collect = privateGc();
 
-/** How long after ready: past the work a start defers (first status sample, drivers connecting). */
-export const SETTLE_AFTER_MS = 3000;
+/** When: a while after ready (past the work a start defers: first status sample, drivers connecting), then
+ * whenever the process has gone quiet after its heap grew (a burst of connections, a plugin run). */
+export interface SettleOptions {
+  /** After ready, ms. */
+  firstAfterMs?: number;
+  /** How often to look, ms. */
+  checkEveryMs?: number;
+  /** The heap must have grown this much since the last collection, bytes. */
+  minGrowthBytes?: number;
+  /** And the event loop must have been busy less than this share of the last check interval. */
+  maxUtilization?: number;
+}
+
+const DEFAULTS: Required<SettleOptions> = { firstAfterMs: 3000, checkEveryMs: 10_000, minGrowthBytes: 8 << 20, maxUtilization: 0.05 };
 
 /**
- * Schedules the collection `delayMs` after now (call it once the runtime is ready). The pause is one
- * stop-the-world of about a tenth of a second on a slow box, once per process. Returns a cancel function.
+ * Whether to collect now. Only on a quiet event loop: under load V8's own GCs keep up and an extra pause
+ * would land on clients' round trips; once the load is gone, what it left in the old generation is given
+ * back (V8's own memory reducer does not do this here: it keeps judging the allocation rate of the start).
  */
-export function settleMemoryAfterStart(log: Logger, delayMs = SETTLE_AFTER_MS): () => void {
+export function shouldSettle(heapGrowthBytes: number, utilization: number, options: Required<SettleOptions> = DEFAULTS): boolean {
+  return heapGrowthBytes >= options.minGrowthBytes && utilization < options.maxUtilization;
+}
+
+/**
+ * Starts collecting as described above (call it once the runtime is ready). Each collection is one
+ * stop-the-world of about a tenth of a second per 20 MB of live heap on a slow box. Returns a stop function.
+ */
+export function settleMemory(log: Logger, settings: SettleOptions = {}): () => void {
   if (!collect) return () => {};
-  const timer = setTimeout(() => {
+  const options = { ...DEFAULTS, ...settings };
+  let settledHeap = Number.POSITIVE_INFINITY; // the first collection does not wait for growth
+  let lastLoop = performance.eventLoopUtilization();
+  const settle = (why: string): void => {
     const before = process.memoryUsage();
     const started = performance.now();
     collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const after = process.memoryUsage();
+    settledHeap = after.heapTotal;
     const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
     log.debug(
-      { ms: Math.round(performance.now() - started), heapTotalMb: [mb(before.heapTotal), mb(after.heapTotal)], rssMb: [mb(before.rss), mb(after.rss)] },
-      'startup garbage collected',
+      { why, ms: Math.round(performance.now() - started), heapTotalMb: [mb(before.heapTotal), mb(after.heapTotal)], rssMb: [mb(before.rss), mb(after.rss)] },
+      'memory settled',
     );
-  }, delayMs);
-  timer.unref();
-  return () => clearTimeout(timer);
+  };
+  const check = (): void => {
+    const loop = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(loop, lastLoop).utilization;
+    lastLoop = loop;
+    if (shouldSettle(process.memoryUsage().heapTotal - settledHeap, utilization, options)) settle('heap grew while the process was quiet');
+  };
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    settle('after start');
+    lastLoop = performance.eventLoopUtilization();
+    interval = setInterval(check, options.checkEveryMs);
+    interval.unref();
+  }, options.firstAfterMs);
+  first.unref();
+  return () => {
+    clearTimeout(first);
+    clearInterval(interval);
+  };
 }
