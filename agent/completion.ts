@@ -7,10 +7,11 @@
  *
  * Output: `{"function": "<name>", "arguments": {...}}` or `{"reply": "<text>"}` (the reply streams).
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
 import type { GenerateResult } from '../models/index.js';
 import { type AnyOperation, defineOperation } from '../runtime/operations/operation.js';
+import { loadAjv } from '../runtime/operations/validator.js';
 import type { AgentEngine, AgentRequest } from './agent.js';
 import type { JsonSchema } from './directory.js';
 import { grammarSubset, sanitizeUserText } from './prompt.js';
@@ -214,7 +215,7 @@ export async function runCompletion(
  * request, like plugin schemas, so their $ids cannot collide with ours and nothing of them stays behind.
  */
 function clientValidators(tools: readonly ClientTool[]): Map<string, ValidateFunction> {
-  const ajv = new Ajv({ strict: false, allErrors: false, allowUnionTypes: true });
+  const ajv = new (loadAjv().Ajv)({ strict: false, allErrors: false, allowUnionTypes: true });
   const out = new Map<string, ValidateFunction>();
   for (const tool of tools) {
     if (!tool.parameters) continue;

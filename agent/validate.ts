@@ -3,20 +3,23 @@
  * the model's output; ranges (minimum/maximum/multipleOf) are enforced here, for the fast path and the
  * model path alike, and a failure is explained in words ("brightness must be <= 100 (got 150)").
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import { loadAjv } from '../runtime/operations/validator.js';
 import type { JsonSchema } from './directory.js';
 
 export type Validation = { ok: true } | { ok: false; reason: string };
 
 export class CommandValidator {
   // strict: false — device schemas may carry keywords (e.g. unit hints) this validator does not know.
-  readonly #ajv = new Ajv({ allErrors: true, strict: false, verbose: true });
+  // Made on the first check, so that a start does not load Ajv for it.
+  #ajv: Ajv | undefined;
   readonly #cache = new Map<string, ValidateFunction>();
 
   #compile(schema: JsonSchema): ValidateFunction {
     const key = JSON.stringify(schema);
     let fn = this.#cache.get(key);
     if (!fn) {
+      this.#ajv ??= new (loadAjv().Ajv)({ allErrors: true, strict: false, verbose: true });
       fn = this.#ajv.compile(schema);
       this.#cache.set(key, fn);
       if (this.#cache.size > 256) this.#cache.delete(this.#cache.keys().next().value as string);

@@ -80,10 +80,17 @@ function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined
   }
 }
 
+/**
+ * Ajv's module, loaded on first use: a start that finds every schema precompiled never loads it. Code that
+ * needs an Ajv instance of its own (schemas it checks by content, a client's schemas) takes it from here.
+ */
+export function loadAjv(): typeof import('ajv') {
+  return require('ajv') as typeof import('ajv');
+}
+
 /** A new Ajv instance with a profile's options (and formats where the profile has them); `extra` for the build. */
 export function newAjv(profile: ValidatorProfile, extra: Options = {}): Ajv {
-  const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
-  const ajv = new AjvClass({ ...VALIDATOR_OPTIONS[profile], ...extra });
+  const ajv = new (loadAjv().Ajv)({ ...VALIDATOR_OPTIONS[profile], ...extra });
   if (WITH_FORMATS.has(profile)) (require('ajv-formats') as typeof import('ajv-formats')).default(ajv);
   return ajv;
 }
@@ -141,10 +148,7 @@ export function schemaProblem(schema: JsonSchema, profile: ValidatorProfile): st
     cache.set(schema, precompiled);
     return undefined;
   }
-  if (!metaChecker) {
-    const { Ajv: AjvClass } = require('ajv') as typeof import('ajv');
-    metaChecker = new AjvClass({ strict: false, allowUnionTypes: true, validateFormats: false });
-  }
+  metaChecker ??= new (loadAjv().Ajv)({ strict: false, allowUnionTypes: true, validateFormats: false });
   return metaChecker.validateSchema(schema as Record<string, unknown>) ? undefined : metaChecker.errorsText(metaChecker.errors);
 }
 
