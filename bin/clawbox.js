@@ -8,6 +8,14 @@ import { existsSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 
+// `npm start` in a checkout: rebuild first when a source changed (bin/build-if-stale.js), in this process.
+if (process.argv[2] === '--build-if-stale') {
+  process.argv.splice(2, 1);
+  const { buildIfStale } = await import('./build-if-stale.js');
+  const status = buildIfStale();
+  if (status !== 0) process.exit(status);
+}
+
 const entry = new URL('../dist/app/main.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('clawbox: the runtime is not built; run `npm run build` (npm ci does it for you)\n');
