@@ -35,31 +35,17 @@ while [ $# -gt 0 ]; do
 done
 IMAGE=${IMAGE:-$IMAGE_DIR/out/clawbox-$VERSION-$ARCH.img}
 RESULT_FILE=${BOOT_TEST_RESULT:-$IMAGE_DIR/out/boot-test-$ARCH.json}
-case "$ARCH" in
-  # The CI boot test: q35 + OVMF. KVM is deliberately not used.
-  amd64)
-    QEMU=qemu-system-x86_64
-    FIRMWARE_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
-    FIRMWARE_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
-    MACHINE=(-machine q35,accel=tcg -cpu max)
-    ;;
-  # Optional (not in CI): the arm64 image on qemu's virt board with AAVMF, fully emulated (slow).
-  arm64)
-    QEMU=qemu-system-aarch64
-    FIRMWARE_CODE=${AAVMF_CODE:-/usr/share/AAVMF/AAVMF_CODE.fd}
-    FIRMWARE_VARS=${AAVMF_VARS:-/usr/share/AAVMF/AAVMF_VARS.fd}
-    MACHINE=(-machine virt,accel=tcg -cpu cortex-a72)
-    ;;
-  *) echo "boot-test: --arch must be amd64 or arm64" >&2; exit 64 ;;
-esac
-
 say() { printf 'boot-test: %s\n' "$*" >&2; }
 fail() {
   say "FAIL: $*"
   exit 1
 }
-for tool in "$QEMU" mcopy sfdisk curl mosquitto_pub mosquitto_sub openssl; do
-  command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 ovmf mtools fdisk curl mosquitto-clients openssl; arm64: qemu-system-arm qemu-efi-aarch64)"
+# shellcheck source=lib/boot-vm.sh
+. "$IMAGE_DIR/lib/boot-vm.sh"
+# amd64 is the CI boot test (q35 + OVMF); arm64 (virt + AAVMF, fully emulated, slow) is optional.
+vm_machine "$ARCH"
+for tool in "$QEMU" mcopy sfdisk debugfs python3 curl mosquitto_pub mosquitto_sub openssl; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 ovmf mtools fdisk e2fsprogs python3 curl mosquitto-clients openssl; arm64: qemu-system-arm qemu-efi-aarch64)"
 done
 [ -f "$FIRMWARE_CODE" ] && [ -f "$FIRMWARE_VARS" ] || fail "UEFI firmware not found at $FIRMWARE_CODE (apt-get install ovmf / qemu-efi-aarch64)"
 
@@ -75,44 +61,34 @@ fi
 BUILD_SECONDS=$(($(date +%s) - START_ALL))
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-boot-test.XXXXXX")
-QEMU_PID=''
+CONSOLE_LOG=$WORK/console-1.log
 finish() {
   local status=$?
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-    kill "$QEMU_PID" 2>/dev/null || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$QEMU_PID" 2>/dev/null || true
-    wait "$QEMU_PID" 2>/dev/null || true
+  vm_stop
+  if [ -f "$VM_CONSOLE" ] && [ $status -ne 0 ]; then
+    say "last 80 lines of the serial console:"
+    vm_console | tail -n 80 >&2
   fi
-  if [ -f "$WORK/console.log" ]; then
-    if [ $status -ne 0 ]; then
-      say "last 80 lines of the serial console:"
-      tr -d '\r' <"$WORK/console.log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tail -n 80 >&2
-    fi
-    mkdir -p "$(dirname "$RESULT_FILE")"
-    cp "$WORK/console.log" "${RESULT_FILE%.json}-console.log" 2>/dev/null || true
-  fi
+  mkdir -p "$(dirname "$RESULT_FILE")"
+  # The console of each boot: <result>-console.log (first boot), <result>-console-2.log (second).
+  [ -f "$WORK/console-1.log" ] && cp "$WORK/console-1.log" "${RESULT_FILE%.json}-console.log" 2>/dev/null
+  [ -f "$WORK/console-2.log" ] && cp "$WORK/console-2.log" "${RESULT_FILE%.json}-console-2.log" 2>/dev/null
   rm -rf "$WORK"
   exit $status
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
 HTTP_PORT=$(free_port)
 MQTT_PORT=$(free_port)
 MQTTS_PORT=$(free_port)
+HOSTFWD="hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883,hostfwd=tcp:127.0.0.1:$MQTTS_PORT-:8883"
 
 # A copy of the image (sparse, so cheap) with a seed config on its ESP: the template plus one simulated
 # switch. The image itself stays as built.
 DISK=$WORK/disk.img
 cp --sparse=always "$IMAGE" "$DISK"
-ESP_OFFSET=$(sfdisk -J "$DISK" | node -e '
-  const t = JSON.parse(require("fs").readFileSync(0, "utf8")).partitiontable;
-  const esp = t.partitions.find((p) => p.type === "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
-  process.stdout.write(String(esp.start * (t.sectorsize ?? 512)));')
+read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
 cat "$SRC_DIR/systemd/config.template.yaml" - >"$WORK/seed.yaml" <<'SEED'
 devices:
   - id: bootcheck
@@ -120,52 +96,57 @@ devices:
     driver: simulated
     capabilities: [switch]
 SEED
-MTOOLS_SKIP_CHECK=1 mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/seed.yaml" ::/clawbox/config.yaml ||
+esp mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/seed.yaml" ::/clawbox/config.yaml ||
   fail "could not put the seed config on the ESP of the copy"
 # Waits below are generous on purpose: on a loaded host a TCG guest (and Node in it) runs many times
 # slower, and every wait ends as soon as its positive marker arrives.
-# The journal goes to the serial console too, so a failure here shows its cause in the CI log.
+# The journal goes to the serial console too, so a failure here shows its cause in the CI log; the boot
+# report (systemd-analyze from inside the guest, see lib/boot-vm.sh) is added to the copy's slot A.
 KERNEL_ARGS=${BOOT_TEST_KERNEL_ARGS-systemd.journald.forward_to_console=1 systemd.show_status=1}
-if [ -n "$KERNEL_ARGS" ]; then
-  MTOOLS_SKIP_CHECK=1 mcopy -i "$DISK@@$ESP_OFFSET" ::/loader/entries/clawbox-1-a.conf "$WORK/entry.conf" &&
-    sed -i "s|^options .*|& $KERNEL_ARGS|" "$WORK/entry.conf" &&
-    MTOOLS_SKIP_CHECK=1 mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/entry.conf" ::/loader/entries/clawbox-1-a.conf ||
-    fail "could not add kernel arguments to the boot entry of the copy"
+if [ "$SLOT_A_OFFSET" -ge 0 ] && [ "${BOOT_TEST_REPORT:-1}" = 1 ]; then
+  vm_add_boot_report "$DISK" "$SLOT_A_OFFSET"
+  KERNEL_ARGS="$KERNEL_ARGS systemd.wants=$VM_REPORT_UNIT"
 fi
+vm_set_options "$DISK" "$ESP_OFFSET" clawbox-1-a.conf $KERNEL_ARGS
 cp "$FIRMWARE_VARS" "$WORK/VARS.fd"
+
+# boot_figures N: the guest's own account of boot N (systemd-analyze, from the boot report on its
+# console) as JSON fields, and printed; nothing if the report did not arrive.
+boot_figures() {
+  local n=$1 report part value unit
+  local fields="\"host_loader_start_seconds\": ${VM_T_LOADER:-null}, \"host_systemd_start_seconds\": ${VM_T_SYSTEMD:-null}, \"qemu_cpu_seconds_at_healthz\": ${VM_CPU_AT_READY:-null}, "
+  if ! vm_wait_console '^boot-report: -- end' 180; then
+    say "WARNING: no boot report from boot $n on the console (systemd-analyze figures missing)"
+    printf '%s' "$fields" >"$WORK/figures-$n"
+    return 0
+  fi
+  report=$(vm_boot_report "$VM_CONSOLE")
+  printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | head -n 16 | sed "s/^/boot-test: boot $n: /" >&2
+  for part in firmware loader kernel userspace total; do
+    value=$(vm_startup_seconds "$report" "$part")
+    fields="$fields\"guest_${part}_seconds\": ${value:-null}, "
+  done
+  for unit in clawbox.service clawbox-firstboot.service; do
+    value=$(printf '%s\n' "$report" | awk -v u="$unit" '$NF == u { $NF = ""; print; exit }' | node -e '
+      let s = 0;
+      for (const [, n, unit] of require("fs").readFileSync(0, "utf8").matchAll(/([\d.]+)(min|ms|us|s)/g)) s += Number(n) * { min: 60, s: 1, ms: 1e-3, us: 1e-6 }[unit];
+      if (s) process.stdout.write(s.toFixed(1));')
+    fields="$fields\"guest_${unit%.service}_seconds\": ${value:-null}, "
+  done
+  printf '%s' "$fields" | sed 's/-/_/g' >"$WORK/figures-$n"
+}
 
 say "booting $(basename "$IMAGE") ($QEMU, TCG, 2 vCPUs, $MEMORY MB); http 127.0.0.1:$HTTP_PORT, mqtt 127.0.0.1:$MQTT_PORT, mqtts 127.0.0.1:$MQTTS_PORT"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-QEMU_START=$(date +%s.%N)
-"$QEMU" "${MACHINE[@]}" -smp 2 -m "$MEMORY" \
-  -drive if=pflash,format=raw,unit=0,readonly=on,file="$FIRMWARE_CODE" \
-  -drive if=pflash,format=raw,unit=1,file="$WORK/VARS.fd" \
-  -drive file="$DISK",format=raw,if=virtio,cache=unsafe \
-  -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883,hostfwd=tcp:127.0.0.1:$MQTTS_PORT-:8883" \
-  -device virtio-net-pci,netdev=net0 \
-  -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0 \
-  -display none -monitor none -serial "file:$WORK/console.log" -no-reboot \
-  >"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
-
-elapsed() { awk -v a="$QEMU_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-console() { tr -d '\r' <"$WORK/console.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
-alive() { kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited early: $(cat "$WORK/qemu.log")"; }
+vm_start "$CONSOLE_LOG" "$DISK" "$WORK/VARS.fd" "$HOSTFWD"
+console() { vm_console; }
+alive() { vm_running || fail "qemu exited early: $(vm_qemu_log)"; }
 
 # 1. /healthz, bounded.
-READY=''
-deadline=$(($(date +%s) + READY_TIMEOUT))
-while [ "$(date +%s)" -lt "$deadline" ]; do
-  alive
-  # The web app and API speak HTTPS in appliance mode (-k here; the certificate is checked against the banner below).
-  if curl -kfsS -m 3 "https://127.0.0.1:$HTTP_PORT/healthz" >"$WORK/healthz.json" 2>/dev/null; then
-    READY=$(elapsed)
-    break
-  fi
-  sleep 1
-done
-[ -n "$READY" ] || fail "/healthz did not answer within $READY_TIMEOUT s (host load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; TCG guests slow down in proportion, BOOT_TEST_TIMEOUT raises the bound)"
-say "ok: /healthz answered $(cat "$WORK/healthz.json") after $READY s"
+vm_wait_healthz "$HTTP_PORT" "$READY_TIMEOUT" ||
+  fail "/healthz did not answer within $READY_TIMEOUT s (host load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs; TCG guests slow down in proportion, BOOT_TEST_TIMEOUT raises the bound)"
+READY=$(vm_elapsed)
+say "ok: /healthz answered $VM_HEALTHZ after $READY s"
 
 # 2. First-boot credentials from the serial console.
 PASSWORD=$(console | sed -n 's/^ *Admin password: *\([^ ]*\).*/\1/p' | tail -n 1)
@@ -260,20 +241,41 @@ done
 [ "$ACTIVE" = active ] || fail "the console says systemctl is-active clawbox = '${ACTIVE:-nothing}'"
 say "ok: serial console: systemctl is-active clawbox = active"
 
-TOTAL=$(elapsed)
+TOTAL=$(vm_elapsed)
+boot_figures 1
 
-# 7. First boot deleted the seed config from the boot partition (it may carry secrets).
-kill "$QEMU_PID" 2>/dev/null || true
-wait "$QEMU_PID" 2>/dev/null || true
-QEMU_PID=''
-if MTOOLS_SKIP_CHECK=1 mtype -i "$DISK@@$ESP_OFFSET" ::/clawbox/config.yaml >/dev/null 2>&1; then
+# 7. A clean shutdown (the ACPI power button), then first boot's deletion of the seed config from the
+#    boot partition (it may carry secrets) is on the disk.
+vm_poweroff 180 || say "WARNING: the guest did not power off within 180 s of the ACPI power button; qemu was killed"
+if esp mtype -i "$DISK@@$ESP_OFFSET" ::/clawbox/config.yaml >/dev/null 2>&1; then
   fail "the seed config is still on the boot partition after first boot"
 fi
 say "ok: first boot deleted the seed config from the boot partition"
+
+# 8. The second boot (no first-boot work): ready again, with the config first boot wrote.
+READY2=null
+if [ "${BOOT_TEST_SECOND_BOOT:-1}" = 1 ]; then
+  say "second boot of the same disk"
+  vm_start "$WORK/console-2.log" "$DISK" "$WORK/VARS.fd" "$HOSTFWD"
+  vm_wait_healthz "$HTTP_PORT" "$READY_TIMEOUT" ||
+    fail "/healthz did not answer within $READY_TIMEOUT s on the second boot (host load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+  READY2=$(vm_elapsed)
+  say "ok: second boot: /healthz answered after $READY2 s"
+  code=$(curl -ks -o /dev/null -w '%{http_code}' -m 60 -u "admin:$PASSWORD" "https://127.0.0.1:$HTTP_PORT/api/status")
+  [ "$code" = 200 ] || fail "after the second boot /api/status with admin:<password> answered $code (the config did not survive?)"
+  say "ok: second boot: the first-boot admin password still works"
+  boot_figures 2
+  vm_stop
+fi
+
 mkdir -p "$(dirname "$RESULT_FILE")"
 cat >"$RESULT_FILE" <<JSON
 {"image": "$(basename "$IMAGE")", "arch": "$ARCH", "image_bytes": $(stat -c %s "$IMAGE"), "accel": "tcg", "vcpus": 2, "memory_mb": $MEMORY,
  "build_seconds": $BUILD_SECONDS, "boot_to_healthz_seconds": $READY, "checks_done_seconds": $TOTAL, "device_check": "$DEVICE_CHECK",
+ "first_boot": {$(cat "$WORK/figures-1" 2>/dev/null)"healthz_seconds": $READY},
+ "second_boot": {$(cat "$WORK/figures-2" 2>/dev/null)"healthz_seconds": $READY2},
+ "kernel_args": "$KERNEL_ARGS", "host_cpu": "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)",
  "host_cpus": $(nproc), "host_loadavg_at_start": "$LOAD_AT_START", "host_loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 JSON
-say "PASS: ready (/healthz) $READY s after qemu started; all checks done at $TOTAL s; host load $LOAD_AT_START (result: $RESULT_FILE)"
+node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$RESULT_FILE" || fail "the result $RESULT_FILE is not valid JSON"
+say "PASS: ready (/healthz) $READY s after qemu started (second boot: $READY2 s); all checks done at $TOTAL s; host load $LOAD_AT_START (result: $RESULT_FILE)"

@@ -79,6 +79,12 @@ FSTAB
   systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
   # Without unattended-upgrades these only download package lists every day.
   systemctl --root="$root" mask apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1
+  # What an appliance does not use and a slow board pays for at boot: e2scrub (online checks of LVM
+  # snapshots; there is no LVM), the daily dpkg database backup (its timer catches up at boot), and the
+  # kernel's debug, tracing, hugepage and FUSE control file systems.
+  systemctl --root="$root" mask e2scrub_all.timer e2scrub_reap.service dpkg-db-backup.timer \
+    sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount sys-fs-fuse-connections.mount >/dev/null 2>&1 ||
+    die "systemctl mask in the rootfs failed"
   # Nobody logs in with a password: root stays locked (console access is physical access anyway).
   grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
 }
