@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ConfigLoader } from '../runtime/config/load.js';
@@ -140,9 +141,22 @@ async function serveHelper(layout: SystemLayout, values: { socket?: string | und
     clearTimeout(idle);
     idle = setTimeout(() => server.getConnections((_e, count) => (count === 0 ? server.close() : armIdle())), HELPER_IDLE_MS);
   };
-  server.on('connection', armIdle);
+  const connections = new Set<Socket>();
+  server.on('connection', (socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+    armIdle();
+  });
   armIdle();
-  signal.addEventListener('abort', () => server.close(), { once: true });
+  // Stopped (SIGTERM): an install still running is aborted the way a caller hanging up aborts it.
+  signal.addEventListener(
+    'abort',
+    () => {
+      server.close();
+      for (const socket of connections) socket.destroy();
+    },
+    { once: true },
+  );
   await new Promise((resolve) => server.once('close', resolve));
   clearTimeout(idle);
   return 0;

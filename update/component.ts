@@ -3,6 +3,7 @@
  * MQTT bridge requests, the `update` section of the status document (the running job, so the web app shows
  * progress live), and the job's `update.job` event on the bus.
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
@@ -47,6 +48,8 @@ export class UpdateComponent implements Component {
       onJob: (job) => ctx.bus.emit('update.job', job),
     });
     this.#service = service;
+    // No job outlives the runtime: a bundle left by one that was killed mid-download only takes space.
+    await rm(service.bundleFile, { force: true }).catch(() => {});
     const { frontDoor, mqtt } = this.#deps.api;
     this.#unregister = [
       ctx.status.register('update', () => service.view()),

@@ -6,7 +6,7 @@
  * root rights, systemd's socket activation and the reboot (the helper counts reboot requests).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
@@ -50,7 +50,7 @@ interface Rig {
   settled(id: number): Promise<UpdateJobView>;
 }
 
-async function rig(t: { teardown(fn: () => unknown): void }, options: { helper?: boolean; slotBytes?: number } = {}): Promise<Rig> {
+async function rig(t: { teardown(fn: () => unknown): void }, options: { helper?: boolean; slotBytes?: number; leftBundle?: boolean } = {}): Promise<Rig> {
   const system = fakeSystem(options.slotBytes ? { slotBytes: options.slotBytes } : {});
   const tc = makeTestContext();
   const bundleFile = path.join(tc.stateDir, 'update', 'bundle.tar');
@@ -62,6 +62,10 @@ async function rig(t: { teardown(fn: () => unknown): void }, options: { helper?:
     api: { frontDoor, mqtt: { bridge: () => () => {} } },
     socketPath: helper?.socketPath ?? path.join(system.root, 'no-helper.sock'),
   });
+  if (options.leftBundle) {
+    mkdirSync(path.dirname(bundleFile), { recursive: true });
+    writeFileSync(bundleFile, 'left by a runtime killed mid-download');
+  }
   await component.start(tc.ctx);
   t.teardown(async () => {
     await component.stop();
@@ -89,7 +93,8 @@ async function rig(t: { teardown(fn: () => unknown): void }, options: { helper?:
 }
 
 t.test('off the OS image: the status says why, and an apply fails before downloading anything', async (t) => {
-  const r = await rig(t, { helper: false });
+  const r = await rig(t, { helper: false, leftBundle: true });
+  t.notOk(existsSync(r.bundleFile), 'a bundle left by an earlier run is removed at start');
   const status = await r.call<UpdateStatusView>('system.update.status');
   t.match(status, { available: false, reason: { code: 'UPDATE_UNAVAILABLE', message: /update helper does not answer .*ENOENT/ }, job: null });
   const job = await r.call<UpdateJobView>('system.update.apply', { url: `${r.server.base}/b.tar` });
