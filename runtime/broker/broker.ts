@@ -33,8 +33,9 @@ import { frameLimitFor, limitIncomingPackets, maximumPacketSizeFor } from './fra
 import { gateInboundPackets } from './inbound-gate.js';
 import { InternalClient } from './internal-client.js';
 import { limitOutgoingPackets } from './outbound-limits.js';
-import { writeMqttNumbersUncached } from './packet-numbers.js';
+import { leanMqttPacket } from './mqtt-packet-memory.js';
 import { markRedeliveries } from './redelivery.js';
+import { wipeWholeSessions } from './queued-messages.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
 import type { ClusterBrokerOptions, ClusterPersistence } from './cluster-persistence.js';
 import { type BrokerPersistence, guardStoreStreams, openPersistence, skipCleanSessionAckLookups } from './persistence.js';
@@ -197,7 +198,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const cluster = this.#cluster ? await (await import('./cluster-persistence.js')).openClusterPersistence(this.#cluster, logger) : undefined;
     run.persistence = cluster ?? (await openPersistence(ctx.stateDir, config.persistence.enabled));
     const policy = new AccessPolicy({ config, mode: ctx.config.mode, logger, ...(this.#loginGuard ? { guard: this.#loginGuard } : {}) });
-    writeMqttNumbersUncached();
+    leanMqttPacket();
     const stats = new BrokerStats();
     run.stats = stats;
     const frameLimit = frameLimitFor(config.max_payload_bytes);
@@ -229,6 +230,7 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     run.aedes = aedes;
     hardenBroker(aedes);
     deliverQueueOnResume(aedes);
+    wipeWholeSessions(aedes);
     // Shared subscriptions, outbound flow control, topic aliases toward clients, PUBCOMP 0x92.
     const extensions = new ConnectionExtensions(aedes, { sharedSubscriptions: !cluster, logger, queueLimit: config.max_queued_messages });
     run.extensions = extensions;

@@ -188,3 +188,34 @@ t.test('owners are remembered across restarts and follow a client id to its last
   const back = await connectSession(t, second.url, login('bob', 'shared-panel'));
   t.equal(back.sessionPresent, false);
 });
+
+t.test('an MQTT 5 session that expired leaves none of its queued messages behind', async (t) => {
+  // Not an erasure, the same deletion: a queued message never sent has no packet id, which is all aedes'
+  // store clears a queued message by (queued-messages.ts); it stayed and reached the next session.
+  const stateDir = tempState(t);
+  const first = await startTestBroker({ stateDir });
+  t.teardown(() => first.close());
+  const { client } = await connectSession(t, first.url, { clientId: 'short-lived', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 1 } });
+  await client.subscribeAsync('jobs/#', { qos: 1 });
+  await closeClient(client);
+  const pub = await connect(first.url);
+  await pub.publishAsync('jobs/old', 'stale', { qos: 1 });
+  await closeClient(pub);
+  await first.close();
+  // The session's deadline passes while the broker is stopped; the next start ends it before clients connect.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const queued = async () => (await storedKeysWith(stateDir, 'short-lived')).filter((key) => key.startsWith('outgoing'));
+  t.equal((await queued()).length, 1, 'one message is queued for it before the restart');
+
+  const second = await startTestBroker({ stateDir });
+  t.teardown(() => second.close());
+  const back = await connectSession(t, second.url, { clientId: 'short-lived', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 60 } });
+  t.equal(back.sessionPresent, false, 'the session had ended');
+  await back.client.subscribeAsync('marker', { qos: 1 });
+  await back.client.publishAsync('marker', 'marker', { qos: 1 });
+  const [firstMessage] = await back.inbox.next(1, 10_000);
+  t.equal(firstMessage?.payload, 'marker', 'nothing of the ended session was delivered before the marker');
+  await closeClient(back.client);
+  await second.close();
+  t.same(await queued(), [], 'and nothing is queued for it in the store');
+});

@@ -10,6 +10,7 @@
  * present 0) and nothing queued.
  */
 import type { Aedes, Client } from 'aedes';
+import { type QueueStore, type QueuedPacket, clearQueuedMessages } from './queued-messages.js';
 import { isSessionMarker } from './session-present.js';
 import type { SessionOwners } from './session-owners.js';
 
@@ -26,27 +27,20 @@ export interface MqttSessionExport {
   will: { topic: string; payload: string; retain: boolean } | null;
 }
 
-/** A bound on what one export lists per session, and on what one erasure pass reads at a time. */
+/** A bound on what one export lists per session. */
 const MAX_QUEUED_LISTED = 1000;
-/** aedes clears a queued message by its packet id; one it never sent gets this one first (see #clearQueue). */
-const PLACEHOLDER_ID = 1;
 
-interface StoredPacket {
+interface StoredPacket extends QueuedPacket {
   topic: string;
   qos?: number;
   payload?: unknown;
   retain?: boolean;
-  messageId?: number | null;
-  brokerId?: string;
-  brokerCounter?: number;
 }
 
-interface SessionStore {
+interface SessionStore extends QueueStore {
   subscriptionsByClient(client: { id: string }): Promise<{ topic: string; qos: number }[]>;
   cleanSubscriptions(client: { id: string }): Promise<void>;
   outgoingStream(client: { id: string }): AsyncIterable<StoredPacket>;
-  outgoingUpdate(client: { id: string }, packet: StoredPacket): Promise<unknown>;
-  outgoingClearMessageId(client: { id: string }, packet: { messageId?: number | null }): Promise<unknown>;
   getWill(client: { id: string }): Promise<StoredPacket | undefined | null>;
   delWill(client: { id: string; brokerId?: string }): Promise<unknown>;
   cleanIncoming?(client: { id: string }): Promise<void>;
@@ -156,44 +150,9 @@ export class SessionErasure {
     this.#options.cancelDelayedWill?.(clientId);
     await store.cleanSubscriptions(client); // also the session registry and the owner record
     await store.delWill({ id: clientId, brokerId: aedes.id });
-    await this.#clearQueue(client, signal);
+    await clearQueuedMessages(store, client, signal);
     await store.cleanIncoming?.(client);
   }
-
-  /**
-   * aedes' persistence clears a queued message by its packet id, which a message never sent to the client
-   * does not have yet (in LevelDB it would stay). Such a message is given one first, as aedes' own connect
-   * step does before it sends or drops a queued message; the sent ones go first, so the id is free.
-   */
-  async #clearQueue(client: { id: string }, signal: AbortSignal): Promise<void> {
-    const store = this.#aedes.persistence;
-    let left = Number.POSITIVE_INFINITY;
-    for (;;) {
-      const batch: StoredPacket[] = [];
-      for await (const packet of store.outgoingStream(client)) {
-        batch.push(packet);
-        if (batch.length >= MAX_QUEUED_LISTED) break;
-      }
-      if (batch.length === 0) return;
-      if (batch.length >= left && batch.length < MAX_QUEUED_LISTED) throw new Error(`could not clear the queued messages of an MQTT session (${batch.length} stay)`);
-      left = batch.length;
-      batch.sort((a, b) => Number(unsent(a)) - Number(unsent(b)));
-      for (const packet of batch) {
-        signal.throwIfAborted();
-        if (unsent(packet)) {
-          await store.outgoingUpdate(client, { ...packet, messageId: PLACEHOLDER_ID });
-          await store.outgoingClearMessageId(client, { messageId: PLACEHOLDER_ID });
-        } else {
-          await store.outgoingClearMessageId(client, packet);
-        }
-      }
-    }
-  }
-}
-
-/** Never sent to the client: no packet id yet (msgpack stores a missing one as null). */
-function unsent(packet: StoredPacket): boolean {
-  return packet.messageId === undefined || packet.messageId === null;
 }
 
 function text(payload: unknown): string {

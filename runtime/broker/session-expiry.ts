@@ -7,6 +7,7 @@
  * (subscriptions, queue, QoS 2 state, will), a future one gets its timer again.
  */
 import type { Aedes } from 'aedes';
+import { type QueueStore, clearQueuedMessages } from './queued-messages.js';
 
 /** Where the deadlines live (LevelDB beside the session registry; see persistence.ts). */
 export interface SessionExpiryStore {
@@ -31,11 +32,9 @@ interface AedesInternals {
   _takingOver: Set<string>;
   scheduleSessionExpiry(client: ExpiringClient): void;
   clearSessionExpiry(clientId: string): void;
-  persistence: {
+  persistence: QueueStore & {
     cleanSubscriptions(client: { id: string }): Promise<void>;
     delWill(client: { id: string; brokerId?: string }): Promise<unknown>;
-    outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
-    outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>;
   };
 }
 
@@ -124,7 +123,7 @@ export class SessionExpiry {
     await this.#beforeEnd?.(clientId);
     await store.cleanSubscriptions(client);
     await store.delWill(client);
-    for await (const packet of store.outgoingStream(client)) await store.outgoingClearMessageId(client, packet);
+    await clearQueuedMessages(store, client);
     this.#forget(clientId);
   }
 }
