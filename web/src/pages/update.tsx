@@ -203,7 +203,12 @@ export function UpdatePage() {
           {message.text}
         </p>
       ) : null}
-      {shownJob ? <Job job={shownJob} busy={busy} onCancel={() => void act('/api/system/update/cancel', {}, 'Cancelling…')} /> : null}
+      {shownJob ? (
+        <>
+          <h2>{RUNNING.has(str(shownJob.phase) ?? '') ? 'In progress' : 'Last check or install'}</h2>
+          <Job job={shownJob} busy={busy} onCancel={() => void act('/api/system/update/cancel', {}, 'Cancelling…')} />
+        </>
+      ) : null}
       <p class="small muted">
         Check downloads the bundle and verifies its signature, architecture, version, the space it needs and every checksum without installing anything; Apply installs it into the inactive slot.
         The running system is never touched.
