@@ -1,12 +1,14 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
 // The installed command runs the compiled runtime (npm ci builds it; `npm run build` rebuilds it).
 // --max-semi-space-size=4 caps V8's young generation at 8 MB instead of letting it grow to 32 MB, which
-// the runtime's start fills once and never gives back: about 20 MB less RSS for the same broker throughput
-// (npm run bench:footprint with BENCH_NODE_FLAGS compares flag sets; bench/README.md has the figures).
+// the runtime's start fills once and never gives back: about 20 MB less RSS for the same broker throughput.
+// MALLOC_ARENA_MAX=2: glibc gives each thread that mallocs (libuv's pool, V8's workers) an arena of its own,
+// up to 8 per core, and each keeps what it freed; two are enough for one JavaScript thread: about 5 MB less
+// RSS, broker throughput the same (npm run bench:footprint with BENCH_NODE_FLAGS compares flag and
+// environment sets; bench/README.md has the figures). The systemd unit runs this file, so it gets both.
 // `npm start` runs this file through this line and the benchmarks read the flags from it: one place for them.
 import { existsSync } from 'node:fs';
-import module from 'node:module';
-import path from 'node:path';
+import { enableCompileCache } from './compile-cache.js';
 
 // `npm start` in a checkout: rebuild first when a source changed (bin/build-if-stale.js), in this process.
 if (process.argv[2] === '--build-if-stale') {
@@ -22,32 +24,7 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 
-/**
- * Node's on-disk compile cache (V8 code for every module loaded) in `<state dir>/cache/node-compile`, so a
- * start after the first one, a reboot or a kill -9 skips compiling the runtime's JavaScript again. Node
- * checks each entry against the file's contents and its own version. The state dir comes from the
- * environment only, as no config is read yet ($CLAWBOX_STATE_DIR, systemd's $STATE_DIRECTORY, else the
- * mode's default), and only an existing one is used: a command run elsewhere creates no folder.
- * $NODE_COMPILE_CACHE, when set, has already enabled Node's cache there, and NODE_DISABLE_COMPILE_CACHE=1
- * turns it off. An unwritable folder only costs the speed-up, never the start.
- */
-function stateDirFromEnvironment() {
-  const { CLAWBOX_STATE_DIR, STATE_DIRECTORY, CLAWBOX_MODE } = process.env;
-  if (CLAWBOX_STATE_DIR) return path.resolve(CLAWBOX_STATE_DIR);
-  const fromSystemd = STATE_DIRECTORY?.split(':')[0];
-  if (fromSystemd) return fromSystemd;
-  const args = process.argv.slice(2);
-  const mode = args.find((arg, i) => args[i - 1] === '--mode' || arg.startsWith('--mode='))?.replace('--mode=', '') ?? CLAWBOX_MODE;
-  return mode === 'appliance' ? '/var/lib/clawbox' : path.resolve('.clawbox');
-}
-
-if (!process.env.NODE_COMPILE_CACHE && typeof module.enableCompileCache === 'function') {
-  try {
-    const stateDir = stateDirFromEnvironment();
-    if (existsSync(stateDir)) module.enableCompileCache(path.join(stateDir, 'cache', 'node-compile'));
-  } catch {
-    // A cache is an optimisation: the runtime starts without it.
-  }
-}
+// Node's compile cache in the state dir: a start after the first one compiles little (see the file).
+enableCompileCache();
 
 await import(entry.href);
