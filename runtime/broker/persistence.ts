@@ -20,7 +20,7 @@ import { Level } from 'level';
 import { ClawboxError } from '../errors.js';
 import { GroupCommitDb } from './group-commit.js';
 import type { SessionExpiryStore } from './session-expiry.js';
-import { type SessionOwnerStore, levelSessionOwners, memorySessionOwners } from './session-owners.js';
+import { type SessionOwnerStore, memorySessionOwners } from './session-owners.js';
 import { type SessionRegistry, memorySessions } from './session-present.js';
 
 export interface BrokerPersistence {
@@ -59,26 +59,39 @@ function levelSessions(db: GroupCommitDb): SessionRegistry {
   };
 }
 
-const EXPIRY_PREFIX = 'clawbox-session-expiry:';
-
-function levelSessionExpiry(db: GroupCommitDb): SessionExpiryStore {
-  const key = (id: string): string => `${EXPIRY_PREFIX}${encodeURIComponent(id)}`;
+/**
+ * JSON records of clawbox's own about sessions, one per client id under a key prefix: expiry deadlines
+ * (session-expiry.ts) and owners (session-owners.ts). A damaged record is skipped when listed.
+ */
+function levelRecords<T extends { clientId: string }>(db: GroupCommitDb, prefix: string, valid: (entry: Record<string, unknown>) => boolean) {
+  const key = (id: string): string => `${prefix}${encodeURIComponent(id)}`;
   return {
-    set: (id, expiresAt) => db.put(key(id), JSON.stringify({ clientId: id, expiresAt })),
-    remove: (id) => db.del(key(id)),
-    list: async () => {
-      const out: { clientId: string; expiresAt: number }[] = [];
-      for await (const value of db.values({ gt: EXPIRY_PREFIX, lt: `${EXPIRY_PREFIX}\xff`, valueEncoding: 'utf8' })) {
+    put: (record: T): Promise<void> => db.put(key(record.clientId), JSON.stringify(record)),
+    remove: (id: string): Promise<void> => db.del(key(id)),
+    list: async (): Promise<T[]> => {
+      const out: T[] = [];
+      for await (const value of db.values({ gt: prefix, lt: `${prefix}\xff`, valueEncoding: 'utf8' })) {
         try {
-          const entry = JSON.parse(String(value)) as { clientId?: unknown; expiresAt?: unknown };
-          if (typeof entry.clientId === 'string' && typeof entry.expiresAt === 'number') out.push({ clientId: entry.clientId, expiresAt: entry.expiresAt });
+          const entry = JSON.parse(String(value)) as Record<string, unknown>;
+          if (typeof entry.clientId === 'string' && valid(entry)) out.push(entry as T);
         } catch {
-          // A damaged entry: the session then simply does not expire by itself.
+          // Skipped: a session without its deadline does not expire by itself, one without its owner is not
+          // found by that person's erasure; both still end as sessions do.
         }
       }
       return out;
     },
   };
+}
+
+function levelSessionExpiry(db: GroupCommitDb): SessionExpiryStore {
+  const records = levelRecords<{ clientId: string; expiresAt: number }>(db, 'clawbox-session-expiry:', (entry) => typeof entry.expiresAt === 'number');
+  return { set: (clientId, expiresAt) => records.put({ clientId, expiresAt }), remove: records.remove, list: records.list };
+}
+
+function levelSessionOwners(db: GroupCommitDb): SessionOwnerStore {
+  const records = levelRecords<{ clientId: string; owner: string }>(db, 'clawbox-session-owner:', (entry) => typeof entry.owner === 'string');
+  return { set: (clientId, owner) => records.put({ clientId, owner }), remove: records.remove, list: records.list };
 }
 
 export async function openPersistence(stateDir: string, enabled: boolean): Promise<BrokerPersistence> {

@@ -9,7 +9,7 @@
  */
 import type { Aedes, Client } from 'aedes';
 
-/** One record per client id with a persistent session (bounded by those sessions). */
+/** One record per client id with a persistent session (bounded by those sessions); LevelDB's is in persistence.ts. */
 export interface SessionOwnerStore {
   set(clientId: string, owner: string): Promise<void>;
   remove(clientId: string): Promise<void>;
@@ -26,36 +26,6 @@ export function memorySessionOwners(): SessionOwnerStore {
       owners.delete(id);
     },
     list: async () => [...owners].map(([clientId, owner]) => ({ clientId, owner })),
-  };
-}
-
-const LEVEL_PREFIX = 'clawbox-session-owner:';
-
-/** The part of GroupCommitDb (group-commit.ts) the records need. */
-interface KeyValueDb {
-  put(key: string, value: string): Promise<void>;
-  del(key: string): Promise<void>;
-  values(range: { gt: string; lt: string; valueEncoding: 'utf8' }): AsyncIterable<unknown>;
-}
-
-/** Beside aedes-persistence-level's keys and the session registry's (persistence.ts). */
-export function levelSessionOwners(db: KeyValueDb): SessionOwnerStore {
-  const key = (id: string): string => `${LEVEL_PREFIX}${encodeURIComponent(id)}`;
-  return {
-    set: (id, owner) => db.put(key(id), JSON.stringify({ clientId: id, owner })),
-    remove: (id) => db.del(key(id)),
-    list: async () => {
-      const out: { clientId: string; owner: string }[] = [];
-      for await (const value of db.values({ gt: LEVEL_PREFIX, lt: `${LEVEL_PREFIX}\xff`, valueEncoding: 'utf8' })) {
-        try {
-          const entry = JSON.parse(String(value)) as { clientId?: unknown; owner?: unknown };
-          if (typeof entry.clientId === 'string' && typeof entry.owner === 'string') out.push({ clientId: entry.clientId, owner: entry.owner });
-        } catch {
-          // A damaged record: that session cannot be found by its owner; it still ends as sessions do.
-        }
-      }
-      return out;
-    },
   };
 }
 
