@@ -219,3 +219,19 @@ t.test('an MQTT 5 session that expired leaves none of its queued messages behind
   await second.close();
   t.same(await queued(), [], 'and nothing is queued for it in the store');
 });
+
+t.test('an anonymous client is the person at its address, as its MQTT principal is named', async (t) => {
+  const tb = await startTestBroker({ config: { broker: { anonymous: 'loopback' } } });
+  t.teardown(() => tb.close());
+  const { client } = await connectSession(t, tb.url, { clientId: 'hall-sensor', clean: false });
+  // The broker sees the client's own end of the connection.
+  const address = (client.stream as unknown as { localAddress: string }).localAddress;
+  await client.subscribeAsync('hall/#', { qos: 1 });
+  await closeClient(client);
+  const signal = new AbortController().signal;
+  t.match(await tb.broker.mqttSessionsOf(`anonymous@${address}`, signal), [{ client_id: 'hall-sensor', persistent: true }]);
+  t.equal(await tb.broker.eraseMqttSessionsOf('anonymous@192.0.2.1', signal), 0, 'another address is someone else');
+  t.equal(await tb.broker.eraseMqttSessionsOf(`anonymous@${address}`, signal), 1);
+  const back = await connectSession(t, tb.url, { clientId: 'hall-sensor', clean: false });
+  t.equal(back.sessionPresent, false);
+});
