@@ -133,7 +133,7 @@ export function createApp(options: AppOptions): App {
   const models = new ModelService({ api: { frontDoor, mqtt } });
   registerModelRoutes(http, frontDoor);
   // Updates from the web app: the runtime downloads, the root update helper checks and installs.
-  const update = new UpdateComponent({ api: { frontDoor, mqtt }, socketPath: options.updateSocket });
+  const update = new UpdateComponent({ api: { frontDoor, mqtt }, messaging: broker, socketPath: options.updateSocket });
   registerUpdateRoutes(http, frontDoor);
   // The web app's log view, audit view and device form.
   registerWebRoutes({ http, frontDoor, stateDir, tail: logging.tail });

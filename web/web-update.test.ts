@@ -5,8 +5,8 @@
  * plain files, the ESP a folder. Not real here, because only the appliance has them: root rights,
  * systemd's socket activation, and the reboot (the helper counts reboot requests instead).
  * The page: slots and versions, a refused bundle's coded error, a download with progress that is
- * cancelled, check then apply with progress, the staged slot and the restart button; the same status over
- * MQTT; the page off the OS image; 390×844 and 1280×900 without sideways scrolling, axe-core clean.
+ * cancelled, check then apply with progress, the staged slot and the restart button; the same status and
+ * progress events over MQTT; the page off the OS image; 390×844 and 1280×900 without sideways scrolling, axe-core clean.
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -139,6 +139,26 @@ t.test('over MQTT: the update status and a refused input, as bridge requests', a
     { status: 'ok', transaction: 3, data: { available: true, booted: 'a', slots: [{ slot: 'a' }, { slot: 'b', version: '0.2.0', state: 'trying' }], job: { phase: 'installed' } } },
     'system/update over MQTT',
   );
+  // Progress events for MQTT clients while a check runs.
+  const events: Array<Record<string, unknown>> = [];
+  let checked: () => void = () => {};
+  const whenChecked = new Promise<void>((resolve) => {
+    checked = resolve;
+  });
+  mqtt.on('message', (topic, payload) => {
+    if (topic !== 'clawbox/bridge/event/update') return;
+    const event = JSON.parse(payload.toString()) as Record<string, unknown>;
+    events.push(event);
+    if (event.phase === 'checked') checked();
+  });
+  await mqtt.subscribeAsync('clawbox/bridge/event/update');
+  t.match(await bridge('system/update/check', { url: `${server.base}/clawbox-0.2.0-amd64.bundle` }), { status: 'ok', data: { action: 'check', phase: 'downloading' } });
+  await whenChecked;
+  t.ok(
+    events.some((e) => e.phase === 'downloading' && Number(e.downloaded_bytes) > 0),
+    `progress events on clawbox/bridge/event/update (${events.length}, ${events.map((e) => e.phase).filter((p, i, a) => a.indexOf(p) === i).join(' → ')})`,
+  );
+  t.match(events.at(-1), { phase: 'checked', bundle: { version: '0.2.0' } });
   t.match(await bridge('system/update/apply', { url: 'file:///etc/passwd' }), { status: 'error', error: { code: 'PAYLOAD_INVALID' } });
   t.match(await bridge('system/update/cancel', {}), { status: 'error', error: { code: 'NOT_FOUND' } });
 });
