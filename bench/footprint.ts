@@ -2,10 +2,13 @@
  * `npm run bench:footprint`: what the runtime costs in memory, start time and disk, in one run, beside
  * mosquitto where that applies. Prints a table and writes bench/results/footprint-<time>.json.
  *
- * - idle RSS: `node <flags> bin/clawbox.js start` (the node flags on bin/clawbox.js's first line, as the installed
- *   command runs) with embedded defaults (no model), temp state dir, free loopback ports; VmRSS sampled 5 times a second apart after it has been ready for 5 s (median).
+ * - idle RSS: `bin/clawbox.js start` as its `#!` line runs it (`env -S NAME=value ... node <flags>`: the installed
+ *   command) with embedded defaults (no model), temp state dir, free loopback ports; VmRSS sampled 5 times a
+ *   second apart after it has been ready for 5 s (median).
  * - 1,000 idle MQTT clients (mqtt.js, MQTT 3.1.1, clean sessions) connected to the runtime, and the same
- *   clients to mosquitto (Debian package, started here) in the same run: VmRSS of each broker.
+ *   clients to mosquitto (Debian package, started here) in the same run: VmRSS of each broker, 5-10 s after
+ *   the last client connected and again BENCH_CLIENTS_SETTLE_MS (25 s) after (the runtime gives a burst's
+ *   garbage back once quiet, checking every 10 s: runtime/system/settle-memory.ts).
  * - `npm start` to `/healthz` 200 when built (the build-if-stale step finds nothing to do), median of runs.
  * - ready after `kill -9` with persisted state: retained messages, offline persistent sessions with queued
  *   QoS 1 messages and audited device commands are written first, then the runtime is killed and restarted.
@@ -18,16 +21,18 @@
  * - import cost of each heavy dependency alone: a fresh `node` imports it; wall time and RSS delta
  *   (median of runs).
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): that commit's runtime (`git archive`, this checkout's
- *   node_modules linked, tsc-built) measured for idle RSS and start in the same run: a before/after.
+ *   node_modules linked, tsc-built), started as its own `#!` line says, measured for idle RSS, RSS with clients
+ *   and start in the same run: a before/after.
  *
- * - with BENCH_NODE_FLAGS (flag sets separated by commas, e.g. "--max-semi-space-size=16,--optimize-for-size";
- *   V8's own default semi-space is 16 MB): this checkout again per set, started with those node flags instead of the installed ones, for idle RSS, RSS with
- *   clients and start: what V8's settings change; and what they cost: a runtime without flags and one per set
- *   take turns at broker throughput and device command latency (bench/throughput-probe.ts, BENCH_TP_ROUNDS
- *   rounds, default 6).
+ * - with BENCH_NODE_FLAGS (sets separated by commas, each of node flags and NAME=value environment words,
+ *   e.g. "--max-semi-space-size=16,MALLOC_ARENA_MAX=2 --max-semi-space-size=4"; V8's own default semi-space
+ *   is 16 MB): this checkout again per set, started with exactly that set instead of the `#!` line's, for idle
+ *   RSS, RSS with clients and start: what V8's and glibc's settings change; and what they cost: the installed
+ *   runtime and one per set take turns at broker throughput and device command latency
+ *   (bench/throughput-probe.ts, BENCH_TP_ROUNDS rounds, default 6).
  *
- * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_BASELINE_REF, BENCH_NODE_FLAGS, BENCH_TP_ROUNDS,
- * BENCH_FLAGS_ONLY=1 (only the node-flags comparison), BENCH_NO_BUILD=1.
+ * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_CLIENTS_SETTLE_MS (25000), BENCH_BASELINE_REF,
+ * BENCH_NODE_FLAGS, BENCH_TP_ROUNDS, BENCH_FLAGS_ONLY=1 (only the node-flags comparison), BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -36,7 +41,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
-import { ROOT, type RuntimeProcess, installedNodeFlags, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, type RuntimeProcess, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
 import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
@@ -44,10 +49,23 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 1000);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF;
 const NO_BUILD = process.env.BENCH_NO_BUILD === '1';
-const FLAG_SETS = (process.env.BENCH_NODE_FLAGS ?? '')
+/** A flag set: node flags, and NAME=value words for the environment (glibc's MALLOC_ARENA_MAX and such). */
+interface FlagSet {
+  label: string;
+  flags: string[];
+  env: Record<string, string>;
+}
+const FLAG_SETS: FlagSet[] = (process.env.BENCH_NODE_FLAGS ?? '')
   .split(',')
   .map((set) => set.split(/\s+/).filter(Boolean))
-  .filter((set) => set.length > 0);
+  .filter((words) => words.length > 0)
+  .map((words) => {
+    const isEnv = (w: string) => /^[A-Z_][A-Z0-9_]*=/.test(w);
+    const env = Object.fromEntries(words.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
+    return { label: words.join(' '), flags: words.filter((w) => !isEnv(w)), env };
+  });
+/** How long after the last client connected the RSS with clients is read: the runtime gives a burst's garbage back once quiet (runtime/system/settle-memory.ts, checks every 10 s). */
+const CLIENTS_SETTLE_MS = Number(process.env.BENCH_CLIENTS_SETTLE_MS ?? 25_000);
 const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);
 /** Only the node-flags comparison (RSS, start, throughput), for trying flag sets quickly. */
 const FLAGS_ONLY = process.env.BENCH_FLAGS_ONLY === '1';
@@ -70,8 +88,8 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 // ---- memory ------------------------------------------------------------------------------------------
 
-async function settledRss(pid: number): Promise<number> {
-  await sleep(5000);
+async function settledRss(pid: number, waitMs = 5000): Promise<number> {
+  await sleep(waitMs);
   const samples: number[] = [];
   for (let i = 0; i < 5; i++) {
     samples.push(rssBytes(pid));
@@ -99,11 +117,13 @@ async function endClients(clients: MqttClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.endAsync(true)));
 }
 
-async function withClientsRss(pid: number, port: number, prefix: string): Promise<number> {
+/** RSS with the clients connected: 5 s after the last one connected, and once the runtime had time to settle. */
+async function withClientsRss(pid: number, port: number, prefix: string): Promise<{ early: number; settled: number }> {
   const clients = await connectClients(port, CLIENTS, prefix);
-  const rss = await settledRss(pid);
+  const early = await settledRss(pid);
+  const settled = await settledRss(pid, Math.max(0, CLIENTS_SETTLE_MS - 10_000));
   await endClients(clients);
-  return rss;
+  return { early, settled };
 }
 
 async function startMosquitto(scratch: string): Promise<{ child: ChildProcess; port: number }> {
@@ -305,12 +325,15 @@ interface RuntimeFigures {
   variant: string;
   how: string;
   idle_rss_mb: number;
+  /** With the clients, once settled (CLIENTS_SETTLE_MS after the last one connected). */
   clients_rss_mb: number | null;
+  /** With the clients, 5-10 s after the last one connected. */
+  clients_rss_early_mb: number | null;
   ready_ms_median: number;
   ready_ms_runs: number[];
 }
 
-function buildBaseline(ref: string, scratch: string): { dir: string; commit: string } {
+function buildBaseline(ref: string, scratch: string): { dir: string; commit: string; line: ReturnType<typeof installedCommandLine>; installed: string } {
   const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
   const dir = path.join(scratch, 'baseline');
   mkdirSync(dir);
@@ -319,32 +342,49 @@ function buildBaseline(ref: string, scratch: string): { dir: string; commit: str
   log(`building baseline ${commit} (tsc) ...`);
   spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'ignore' });
   if (!existsSync(path.join(dir, 'dist/app/main.js'))) throw new Error('the baseline build produced no dist/app/main.js');
-  return { dir, commit };
+  const line = installedCommandLine(path.join(dir, 'bin/clawbox.js'));
+  return { dir, commit, line, installed: [...Object.entries(line.env).map(([k, v]) => `${k}=${v}`), 'node', ...line.flags].join(' ') };
 }
 
-async function runtimeFigures(variant: string, how: string, command: string[] | undefined, cwd: string, scratch: string, withClients: boolean): Promise<RuntimeFigures> {
+async function runtimeFigures(
+  variant: string,
+  how: string,
+  command: string[] | undefined,
+  cwd: string,
+  scratch: string,
+  withClients: boolean,
+  env: Record<string, string> = {},
+): Promise<RuntimeFigures> {
   const stateDir = path.join(scratch, `${variant}-idle-state`);
-  const rt = await startRuntime({ stateDir, command, cwd });
+  const rt = await startRuntime({ stateDir, command, cwd, env });
   let idle: number;
-  let clients: number | null = null;
+  let clients: { early: number; settled: number } | null = null;
   try {
     idle = await settledRss(rt.pid);
     log(`${variant}: idle RSS ${mb(idle)} MB`);
     if (withClients) {
       clients = await withClientsRss(rt.pid, rt.mqttPort, `fp-${variant}`);
-      log(`${variant}: RSS with ${CLIENTS} clients ${mb(clients)} MB`);
+      log(`${variant}: RSS with ${CLIENTS} clients ${mb(clients.early)} MB, ${mb(clients.settled)} MB ${CLIENTS_SETTLE_MS / 1000} s after they connected`);
     }
   } finally {
     await rt.kill();
   }
   const ready: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const again = await startRuntime({ stateDir, command, cwd });
+    const again = await startRuntime({ stateDir, command, cwd, env });
     ready.push(round(again.readyMs));
     await again.kill();
   }
   log(`${variant}: ready ${ready.join(', ')} ms`);
-  return { variant, how, idle_rss_mb: mb(idle), clients_rss_mb: clients === null ? null : mb(clients), ready_ms_median: median(ready), ready_ms_runs: ready };
+  return {
+    variant,
+    how,
+    idle_rss_mb: mb(idle),
+    clients_rss_mb: clients === null ? null : mb(clients.settled),
+    clients_rss_early_mb: clients === null ? null : mb(clients.early),
+    ready_ms_median: median(ready),
+    ready_ms_runs: ready,
+  };
 }
 
 async function main(): Promise<void> {
@@ -358,11 +398,12 @@ async function main(): Promise<void> {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
     const runtimes: RuntimeFigures[] = [];
-    const installed = installedNodeFlags().join(' ');
-    runtimes.push(await runtimeFigures('clawbox', `node ${installed} bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
-    const flagCommand = (flags: string[]) => [process.execPath, ...flags, path.join(ROOT, 'bin/clawbox.js'), 'start'];
-    for (const [i, flags] of FLAG_SETS.entries()) {
-      runtimes.push(await runtimeFigures(`flags-${i + 1}`, `node ${flags.join(' ')} bin/clawbox.js start`, flagCommand(flags), ROOT, scratch, true));
+    const installedLine = installedCommandLine();
+    const installed = [...Object.entries(installedLine.env).map(([k, v]) => `${k}=${v}`), 'node', ...installedLine.flags].join(' ');
+    runtimes.push(await runtimeFigures('clawbox', `${installed} bin/clawbox.js start at ${head}${dirty ? ' + working tree' : ''}`, undefined, ROOT, scratch, true));
+    const flagCommand = (set: FlagSet) => [process.execPath, ...set.flags, path.join(ROOT, 'bin/clawbox.js'), 'start'];
+    for (const [i, set] of FLAG_SETS.entries()) {
+      runtimes.push(await runtimeFigures(`flags-${i + 1}`, `${set.label} bin/clawbox.js start`, flagCommand(set), ROOT, scratch, true, set.env));
     }
     let throughput: ({ flags: string } & ThroughputFigures)[] | null = null;
     if (FLAG_SETS.length) {
@@ -370,9 +411,11 @@ async function main(): Promise<void> {
       const contenders: RuntimeProcess[] = [];
       try {
         contenders.push(await startRuntime({ stateDir: path.join(scratch, 'tp-default') }));
-        for (const [i, flags] of FLAG_SETS.entries()) contenders.push(await startRuntime({ stateDir: path.join(scratch, `tp-flags-${i + 1}`), command: flagCommand(flags) }));
+        for (const [i, set] of FLAG_SETS.entries()) {
+          contenders.push(await startRuntime({ stateDir: path.join(scratch, `tp-flags-${i + 1}`), command: flagCommand(set), env: set.env }));
+        }
         const figures = await compareThroughput(contenders, TP_ROUNDS, log);
-        throughput = figures.map((f, i) => ({ flags: i === 0 ? `as installed (${installed || 'no flags'})` : FLAG_SETS[i - 1]!.join(' '), ...f }));
+        throughput = figures.map((f, i) => ({ flags: i === 0 ? `as installed (${installed})` : FLAG_SETS[i - 1]!.label, ...f }));
       } finally {
         await Promise.all(contenders.map((c) => c.kill()));
       }
@@ -380,7 +423,15 @@ async function main(): Promise<void> {
     if (BASELINE_REF) {
       const baseline = buildBaseline(BASELINE_REF, scratch);
       runtimes.push(
-        await runtimeFigures('baseline', `node bin/clawbox.js start at ${baseline.commit}`, [process.execPath, path.join(baseline.dir, 'bin/clawbox.js'), 'start'], baseline.dir, scratch, false),
+        await runtimeFigures(
+          'baseline',
+          `${baseline.installed} bin/clawbox.js start at ${baseline.commit}, as installed there`,
+          [process.execPath, ...baseline.line.flags, path.join(baseline.dir, 'bin/clawbox.js'), 'start'],
+          baseline.dir,
+          scratch,
+          true,
+          baseline.line.env,
+        ),
       );
     }
 
@@ -443,7 +494,7 @@ async function main(): Promise<void> {
       runs: RUNS,
       clients: CLIENTS,
       runtimes,
-      mosquitto: { idle_rss_mb: mb(mosqIdle), clients_rss_mb: mb(mosqClients) },
+      mosquitto: { idle_rss_mb: mb(mosqIdle), clients_rss_mb: mb(mosqClients.settled), clients_rss_early_mb: mb(mosqClients.early) },
       npm_start_ready_ms: { median: npmReady.length ? median(npmReady) : null, runs: npmReady, runs_that_rebuilt: npmRebuilt },
       kill9_ready_ms: {
         median: median(killReady),
@@ -466,7 +517,8 @@ async function main(): Promise<void> {
       `| metric | clawbox | mosquitto | goal |${BASELINE_REF ? ' baseline |' : ''}`,
       `|---|---:|---:|---:|${BASELINE_REF ? '---:|' : ''}`,
       `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${baselineFigures!.idle_rss_mb} |` : ''}`,
-      `| RSS with ${CLIENTS} idle MQTT clients, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients)} | 100 |${BASELINE_REF ? ' |' : ''}`,
+      `| RSS with ${CLIENTS} idle MQTT clients, ${CLIENTS_SETTLE_MS / 1000} s after they connected, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients.settled)} | 100 |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_mb} |` : ''}`,
+      `| the same 5 s after they connected, MB | ${clawbox.clients_rss_early_mb} | ${mb(mosqClients.early)} | |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_early_mb} |` : ''}`,
       `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${baselineFigures!.ready_ms_median} |` : ''}`,
       `| \`npm start\` to /healthz 200 when built, ms (${npmReady.length} runs; ${npmRebuilt.length} rebuilt, left out) | ${result.npm_start_ready_ms.median ?? 'n/a'} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
       `| ready after kill -9 with state (${stateMb} MB), ms | ${result.kill9_ready_ms.median} | | 2000 |${BASELINE_REF ? ' |' : ''}`,
@@ -486,7 +538,7 @@ async function main(): Promise<void> {
       '|---|---:|---:|',
       ...modules.largest_production.map((p) => `| ${p.package} | ${p.mb} | ${p.after_prune_mb} |`),
       '',
-      ...runtimes.slice(1).map((r) => `${r.variant} (${r.how}): idle RSS ${r.idle_rss_mb} MB, with clients ${r.clients_rss_mb ?? 'n/a'} MB, ready ${r.ready_ms_median} ms`),
+      ...runtimes.slice(1).map((r) => `${r.variant} (${r.how}): idle RSS ${r.idle_rss_mb} MB, with clients ${r.clients_rss_mb ?? 'n/a'} MB (${r.clients_rss_early_mb ?? 'n/a'} MB at 5 s), ready ${r.ready_ms_median} ms`),
       ...(throughput
         ? [
             '',
@@ -512,11 +564,11 @@ function printFlagsOnly(runtimes: RuntimeFigures[], throughput: ({ flags: string
   const lines = [
     `Machine: ${m.cpus} vCPU ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}; load average ${m.load_average_before[0]} before, ${m.load_average_after[0]} after`,
     '',
-    `| node flags | idle RSS, MB | with ${CLIENTS} clients, MB | ready, ms | broker QoS 0, msgs/s | command p50, ms | command p99, ms |`,
+    `| node flags | idle RSS, MB | with ${CLIENTS} clients (5 s / ${CLIENTS_SETTLE_MS / 1000} s after), MB | ready, ms | broker QoS 0, msgs/s | command p50, ms | command p99, ms |`,
     '|---|---:|---:|---:|---:|---:|---:|',
     ...throughput.map((t, i) => {
       const r = runtimes[i]!;
-      return `| ${t.flags} | ${r.idle_rss_mb} | ${r.clients_rss_mb ?? ''} | ${r.ready_ms_median} | ${t.broker_msgs_per_s} | ${t.command_p50_ms} | ${t.command_p99_ms} |`;
+      return `| ${t.flags} | ${r.idle_rss_mb} | ${r.clients_rss_early_mb ?? ''} / ${r.clients_rss_mb ?? ''} | ${r.ready_ms_median} | ${t.broker_msgs_per_s} | ${t.command_p50_ms} | ${t.command_p99_ms} |`;
     }),
     `JSON: ${path.relative(ROOT, file)}`,
   ];

@@ -14,11 +14,27 @@ import { freePort } from '../test/free-port.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The node flags on bin/clawbox.js's `#!/usr/bin/env -S node ...` line: what the installed command runs with. */
-export function installedNodeFlags(bin = path.join(ROOT, 'bin/clawbox.js')): string[] {
+/**
+ * bin/clawbox.js's `#!/usr/bin/env -S [NAME=value ...] node [flags]` line: the environment variables (glibc
+ * malloc settings) and node flags the installed command runs with.
+ */
+export function installedCommandLine(bin = path.join(ROOT, 'bin/clawbox.js')): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
-  const found = /^#!\/usr\/bin\/env -S node\s+(.*)$/.exec(first);
-  return found ? found[1]!.trim().split(/\s+/) : [];
+  const found = /^#!\/usr\/bin\/env -S (.*)$/.exec(first);
+  const words = found ? found[1]!.trim().split(/\s+/) : [];
+  const node = words.indexOf('node');
+  const env = Object.fromEntries(
+    words.slice(0, Math.max(node, 0)).map((word) => {
+      const at = word.indexOf('=');
+      return [word.slice(0, at), word.slice(at + 1)];
+    }),
+  );
+  return { env, flags: node < 0 ? [] : words.slice(node + 1) };
+}
+
+/** The node flags on bin/clawbox.js's `#!` line. */
+export function installedNodeFlags(bin = path.join(ROOT, 'bin/clawbox.js')): string[] {
+  return installedCommandLine(bin).flags;
 }
 const READY_TIMEOUT_MS = 120_000;
 
@@ -39,7 +55,7 @@ export interface RuntimeProcess {
 
 export interface StartOptions {
   stateDir: string;
-  /** Default: `node <bin/clawbox.js's flags> bin/clawbox.js start` in ROOT, as the installed command runs. */
+  /** Default: `node <bin/clawbox.js's flags> bin/clawbox.js start` in ROOT with its `#!` line's environment, as the installed command runs. */
   command?: string[];
   cwd?: string;
   configFile?: string;
@@ -84,7 +100,8 @@ export function rssBytes(pid: number): number {
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
 export async function startRuntime(options: StartOptions): Promise<RuntimeProcess> {
   const httpPort = await freePort();
-  const command = options.command ?? [process.execPath, ...installedNodeFlags(), path.join(ROOT, 'bin/clawbox.js'), 'start'];
+  const installed = installedCommandLine();
+  const command = options.command ?? [process.execPath, ...installed.flags, path.join(ROOT, 'bin/clawbox.js'), 'start'];
   const t0 = performance.now();
   // Its own process group, so `npm start` (npm -> sh -> node) is killed as a whole.
   const child = spawn(command[0]!, command.slice(1), {
@@ -92,6 +109,7 @@ export async function startRuntime(options: StartOptions): Promise<RuntimeProces
     detached: true,
     env: {
       ...process.env,
+      ...(options.command ? {} : installed.env),
       ...options.env,
       CLAWBOX_CONFIG: options.configFile ?? '',
       CLAWBOX_STATE_DIR: options.stateDir,
