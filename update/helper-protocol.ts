@@ -17,7 +17,7 @@ export const HELPER_REQUEST_SCHEMA: JsonSchema = {
 
 export interface HelperProgress {
   readonly type: 'progress';
-  readonly phase: 'verifying' | 'writing' | 'installing';
+  readonly phase: 'verifying' | 'writing';
   readonly message?: string;
   readonly written_bytes?: number;
   readonly total_bytes?: number;

@@ -122,7 +122,8 @@ export function createUpdateHelper(options: UpdateHelperOptions): net.Server {
         return install(await bundleFileOf(options.bundleFile), layout, {
           allowDowngrade: request.allow_downgrade ?? false,
           signal,
-          progress: (message) => send({ type: 'progress', phase: /^writing|^installed/.test(message) ? 'writing' : 'verifying', message }),
+          // applyUpdate's messages: the bundle and payload checks first, then writing, installing, installed.
+          progress: (message) => send({ type: 'progress', phase: /^(writing|installing|installed)/.test(message) ? 'writing' : 'verifying', message }),
           onWritten: (written, total) => {
             // One line per percent is smooth enough for a progress bar and bounded for any size.
             const percent = Math.floor((written / Math.max(1, total)) * 100);

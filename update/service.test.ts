@@ -129,6 +129,12 @@ t.test('check, then apply the same URL: one download, slot b written and next to
   t.equal(installed.written_bytes, rootfs.length, 'progress reached the installed size');
   const writes = events.filter((e) => e.id === applying.id && e.phase === 'writing' && e.written_bytes > 0);
   t.ok(writes.length >= 2, `progress in bytes written (${writes.length} steps)`);
+  const phases = events.filter((e) => e.id === applying.id).map((e) => e.phase);
+  t.same(
+    phases.filter((p, i) => p !== phases[i - 1]),
+    ['verifying', 'writing', 'installed'],
+    'apply after check: no second download; checks, then writing (kernel and entry included), then installed',
+  );
   t.ok(readFileSync(r.system.layout.slotDevice('b')).subarray(0, rootfs.length).equals(rootfs), 'slot b holds the new root file system');
   t.notOk(existsSync(r.bundleFile), 'the downloaded bundle is removed once installed');
 

@@ -188,7 +188,7 @@ export class UpdateService {
           signal,
           onProgress: (p) => {
             if (p.written_bytes !== undefined) step({ phase: 'writing', written_bytes: p.written_bytes, write_total_bytes: p.total_bytes ?? 0 });
-            else if (p.message) step({ phase: p.phase === 'verifying' ? 'verifying' : 'writing', message: p.message });
+            else if (p.message) step({ phase: p.phase, message: p.message });
           },
         },
       );
