@@ -117,6 +117,11 @@ t.test('update page: slots, a refused bundle, a cancelled download, check, apply
   t.equal(await page.locator('[data-last-result]').getAttribute('data-last-result'), 'installed');
   await screenshot(page, 'phone-update-staged');
   await page.locator('[data-staged="0.2.0"] [data-action="reboot"]').click();
+  await page.locator('[data-action="keep-running"]').click();
+  await page.locator('[data-staged="0.2.0"] [data-action="reboot"]').waitFor();
+  t.equal(helper.reboots(), 0, 'Keep running restarts nothing');
+  await page.locator('[data-staged="0.2.0"] [data-action="reboot"]').click();
+  await page.locator('[data-action="confirm-reboot"]').click();
   t.match(await page.locator('[data-update-message]').textContent(), /Restarting/);
   t.equal(helper.reboots(), 1, 'the helper was asked to restart the box');
 });

@@ -114,6 +114,8 @@ export function UpdatePage() {
   const [allowDowngrade, setAllowDowngrade] = useState(false);
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
   const [busy, setBusy] = useState(false);
+  // A restart interrupts everything the box does: one more tap to confirm it.
+  const [confirmReboot, setConfirmReboot] = useState(false);
   const load = () =>
     api<Record<string, unknown>>('GET', '/api/system/update').then(
       (data) => {
@@ -173,11 +175,32 @@ export function UpdatePage() {
             clawbox {str(staged.version) ?? '?'} is installed in slot {str(staged.slot) ?? '?'} and starts on the next restart (on trial: if it does not come up healthy, the box goes back to{' '}
             {str(status?.version) ?? 'the running version'} on its own).
           </p>
-          <div class="actions">
-            <button type="button" class="primary" data-action="reboot" disabled={busy || running} onClick={() => void act('/api/system/reboot', {}, 'Restarting: the box is back in a minute or two.')}>
-              Restart now
-            </button>
-          </div>
+          {confirmReboot ? (
+            <div class="actions wrap" data-confirm-reboot>
+              <span>Restart the box now? Devices and chats pause for a minute or two.</span>
+              <button
+                type="button"
+                class="primary"
+                data-action="confirm-reboot"
+                disabled={busy || running}
+                onClick={() => {
+                  setConfirmReboot(false);
+                  void act('/api/system/reboot', {}, 'Restarting: the box is back in a minute or two.');
+                }}
+              >
+                Restart
+              </button>
+              <button type="button" data-action="keep-running" onClick={() => setConfirmReboot(false)}>
+                Keep running
+              </button>
+            </div>
+          ) : (
+            <div class="actions">
+              <button type="button" class="primary" data-action="reboot" disabled={busy || running} onClick={() => setConfirmReboot(true)}>
+                Restart now
+              </button>
+            </div>
+          )}
         </div>
       ) : null}
       <h2>Install an update</h2>
