@@ -75,8 +75,11 @@ export function wipeWholeSessions(aedes: Aedes): void {
     internals.emit('error', error);
   };
   internals._wipeSession = (client) => {
-    store.cleanSubscriptions(client).catch(onError);
     store.delWill({ id: client.id, brokerId: internals.id }).catch(onError);
-    clearQueuedMessages(store, client).catch(onError);
+    // The queue before the subscriptions: aedes-persistence-redis drops a client's queue list with its last
+    // subscription, leaving the queued messages themselves behind.
+    clearQueuedMessages(store, client)
+      .then(() => store.cleanSubscriptions(client))
+      .catch(onError);
   };
 }

@@ -11,8 +11,12 @@ import path from 'node:path';
 import { Level } from 'level';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import t from 'tap';
+import { Redis } from 'ioredis';
 import { closeClient, collect, connect, startTestBroker } from '../../app/testing/broker.js';
+import { makeTestContext } from '../../app/testing/test-context.js';
+import { startRedisServer } from '../../cluster/testing/redis-server.js';
 import { hashPassword } from '../auth/password.js';
+import { Broker } from './broker.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -234,4 +238,42 @@ t.test('an anonymous client is the person at its address, as its MQTT principal 
   t.equal(await tb.broker.eraseMqttSessionsOf(`anonymous@${address}`, signal), 1);
   const back = await connectSession(t, tb.url, { clientId: 'hall-sensor', clean: false });
   t.equal(back.sessionPresent, false);
+});
+
+t.test('cluster mode (real redis-server): the same erasure through aedes-persistence-redis', async (t) => {
+  const redis = await startRedisServer();
+  t.teardown(() => redis.destroy());
+  const test = makeTestContext({ config: { broker: { anonymous: 'never', users: await users() } } });
+  const broker = new Broker({
+    cluster: { redis: { host: '127.0.0.1', port: redis.port, db: 0, connectTimeoutMs: 15_000 }, replicaId: 'replica-a', waitReplicas: 0, waitTimeoutMs: 1000 },
+  });
+  await broker.start(test.ctx);
+  t.teardown(async () => {
+    await broker.stop();
+    test.cleanup();
+  });
+  const url = `mqtt://127.0.0.1:${broker.port}`;
+  const { client } = await connectSession(t, url, login('alice', 'alice-phone'));
+  await client.subscribeAsync('home/+/alerts', { qos: 1 });
+  await closeClient(client);
+  const pub = await connect(url, { username: 'bob', password: 'bob-secret' });
+  t.teardown(() => closeClient(pub));
+  for (const n of [1, 2]) await pub.publishAsync('home/door/alerts', `door opened ${n}`, { qos: 1 });
+
+  const signal = new AbortController().signal;
+  t.match(await broker.mqttSessionsOf('alice', signal), [{ client_id: 'alice-phone', persistent: true, subscriptions: [{ topic: 'home/+/alerts' }], queued_messages: [{}, {}] }]);
+  const db = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
+  await db.connect();
+  t.teardown(() => db.disconnect());
+  t.ok((await db.keys('*alice-phone*')).length > 0, 'her session is in Redis');
+  t.equal(await broker.eraseMqttSessionsOf('alice', signal), 1);
+  t.same((await db.keys('*alice-phone*')).sort(), [], 'no Redis key names her client id');
+  t.equal(await db.hexists('clawbox:session-owners', 'alice-phone'), 0, 'nor the owners hash');
+  t.same(await db.keys('packet:*'), [], 'nor the messages queued only for her');
+
+  const back = await connectSession(t, url, login('alice', 'alice-phone'));
+  t.equal(back.sessionPresent, false, 'session present 0');
+  await back.client.subscribeAsync('marker/alice', { qos: 1 });
+  await back.client.publishAsync('marker/alice', 'marker', { qos: 1 });
+  t.equal((await back.inbox.next(1, 10_000))[0]?.payload, 'marker', 'nothing queued arrived before the marker');
 });

@@ -148,9 +148,11 @@ export class SessionErasure {
     aedes.clearSessionExpiry(clientId); // also the stored deadline (session-expiry.ts)
     aedes.clearDelayedWill?.(clientId);
     this.#options.cancelDelayedWill?.(clientId);
+    // The queue first: aedes-persistence-redis drops a client's queue list with its last subscription,
+    // leaving the queued messages themselves behind.
+    await clearQueuedMessages(store, client, signal);
     await store.cleanSubscriptions(client); // also the session registry and the owner record
     await store.delWill({ id: clientId, brokerId: aedes.id });
-    await clearQueuedMessages(store, client, signal);
     await store.cleanIncoming?.(client);
   }
 }

@@ -121,9 +121,9 @@ export class SessionExpiry {
     const store = this.#aedes.persistence;
     const client = { id: clientId };
     await this.#beforeEnd?.(clientId);
+    await clearQueuedMessages(store, client); // before the subscriptions: see queued-messages.ts
     await store.cleanSubscriptions(client);
     await store.delWill(client);
-    await clearQueuedMessages(store, client);
     this.#forget(clientId);
   }
 }
