@@ -240,19 +240,23 @@ t.test('an anonymous client is the person at its address, as its MQTT principal 
   t.equal(back.sessionPresent, false);
 });
 
-t.test('cluster mode (real redis-server): the same erasure through aedes-persistence-redis', async (t) => {
+t.test('cluster mode (real redis-server): a session made on one replica is erased through another', async (t) => {
   const redis = await startRedisServer();
   t.teardown(() => redis.destroy());
-  const test = makeTestContext({ config: { broker: { anonymous: 'never', users: await users() } } });
-  const broker = new Broker({
-    cluster: { redis: { host: '127.0.0.1', port: redis.port, db: 0, connectTimeoutMs: 15_000 }, replicaId: 'replica-a', waitReplicas: 0, waitTimeoutMs: 1000 },
-  });
-  await broker.start(test.ctx);
-  t.teardown(async () => {
-    await broker.stop();
-    test.cleanup();
-  });
-  const url = `mqtt://127.0.0.1:${broker.port}`;
+  const replica = async (replicaId: string) => {
+    const test = makeTestContext({ config: { broker: { anonymous: 'never', users: await users() } } });
+    const broker = new Broker({
+      cluster: { redis: { host: '127.0.0.1', port: redis.port, db: 0, connectTimeoutMs: 15_000 }, replicaId, waitReplicas: 0, waitTimeoutMs: 1000 },
+    });
+    await broker.start(test.ctx);
+    t.teardown(async () => {
+      await broker.stop();
+      test.cleanup();
+    });
+    return broker;
+  };
+  const [a, b] = [await replica('replica-a'), await replica('replica-b')];
+  const url = `mqtt://127.0.0.1:${a.port}`;
   const { client } = await connectSession(t, url, login('alice', 'alice-phone'));
   await client.subscribeAsync('home/+/alerts', { qos: 1 });
   await closeClient(client);
@@ -261,12 +265,12 @@ t.test('cluster mode (real redis-server): the same erasure through aedes-persist
   for (const n of [1, 2]) await pub.publishAsync('home/door/alerts', `door opened ${n}`, { qos: 1 });
 
   const signal = new AbortController().signal;
-  t.match(await broker.mqttSessionsOf('alice', signal), [{ client_id: 'alice-phone', persistent: true, subscriptions: [{ topic: 'home/+/alerts' }], queued_messages: [{}, {}] }]);
+  t.match(await b.mqttSessionsOf('alice', signal), [{ client_id: 'alice-phone', persistent: true, subscriptions: [{ topic: 'home/+/alerts' }], queued_messages: [{}, {}] }], 'the other replica exports it');
   const db = new Redis({ host: '127.0.0.1', port: redis.port, lazyConnect: true });
   await db.connect();
   t.teardown(() => db.disconnect());
   t.ok((await db.keys('*alice-phone*')).length > 0, 'her session is in Redis');
-  t.equal(await broker.eraseMqttSessionsOf('alice', signal), 1);
+  t.equal(await b.eraseMqttSessionsOf('alice', signal), 1, 'and erases it');
   t.same((await db.keys('*alice-phone*')).sort(), [], 'no Redis key names her client id');
   t.equal(await db.hexists('clawbox:session-owners', 'alice-phone'), 0, 'nor the owners hash');
   t.same(await db.keys('packet:*'), [], 'nor the messages queued only for her');

@@ -76,7 +76,7 @@ export class SessionErasure {
   async export(owner: string, signal: AbortSignal): Promise<MqttSessionExport[]> {
     const store = this.#aedes.persistence;
     const connected = this.#connectedOf(owner);
-    const persistent = new Set(this.#options.owners.clientsOf(owner));
+    const persistent = new Set(await this.#options.owners.clientsOf(owner));
     const ids = [...new Set([...connected.map((c) => c.id), ...persistent])].sort();
     const out: MqttSessionExport[] = [];
     for (const id of ids) {
@@ -121,7 +121,7 @@ export class SessionErasure {
       ids.add(client.id);
       await this.#disconnect(client);
     }
-    for (const id of this.#options.owners.clientsOf(owner)) ids.add(id);
+    for (const id of await this.#options.owners.clientsOf(owner)) ids.add(id);
     for (const id of ids) {
       signal.throwIfAborted();
       await this.#wipe(id, signal);

@@ -11,6 +11,8 @@ import type { Aedes, Client } from 'aedes';
 
 /** One record per client id with a persistent session (bounded by those sessions); LevelDB's is in persistence.ts. */
 export interface SessionOwnerStore {
+  /** Shared with other brokers (cluster mode): what this one remembers is not the whole truth. */
+  readonly shared?: boolean;
   set(clientId: string, owner: string): Promise<void>;
   remove(clientId: string): Promise<void>;
   list(): Promise<{ clientId: string; owner: string }[]>;
@@ -40,6 +42,7 @@ const REDIS_KEY = 'clawbox:session-owners';
 
 export function redisSessionOwners(db: RedisHash): SessionOwnerStore {
   return {
+    shared: true,
     set: async (id, owner) => {
       await db.hset(REDIS_KEY, id, owner);
     },
@@ -59,6 +62,8 @@ export class SessionOwners {
   /** The store's records, read once at start: a connect writes only when its owner changes. */
   readonly #owners = new Map<string, string>();
   readonly #onError: (error: Error) => void;
+  /** Records being written: a lookup waits for them. */
+  readonly #writes = new Set<Promise<void>>();
 
   private constructor(store: SessionOwnerStore, onError: (error: Error) => void) {
     this.#store = store;
@@ -88,19 +93,22 @@ export class SessionOwners {
     return owners;
   }
 
-  /** The client ids of the persistent sessions that belong to `owner`. */
-  clientsOf(owner: string): string[] {
-    return [...this.#owners].filter(([, o]) => o === owner).map(([id]) => id);
+  /** The client ids of the persistent sessions that belong to `owner`, as the store has them (all replicas'). */
+  async clientsOf(owner: string): Promise<string[]> {
+    await Promise.all(this.#writes);
+    return (await this.#store.list()).filter((record) => record.owner === owner).map((record) => record.clientId);
   }
 
   async forget(clientId: string): Promise<void> {
-    if (!this.#owners.delete(clientId)) return;
+    if (!this.#owners.delete(clientId) && !this.#store.shared) return;
     await this.#store.remove(clientId);
   }
 
   #remember(clientId: string, owner: string): void {
-    if (this.#owners.get(clientId) === owner) return;
+    if (this.#owners.get(clientId) === owner && !this.#store.shared) return;
     this.#owners.set(clientId, owner);
-    this.#store.set(clientId, owner).catch(this.#onError);
+    const write = this.#store.set(clientId, owner).catch(this.#onError);
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
   }
 }
