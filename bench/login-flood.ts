@@ -35,30 +35,16 @@ const round = (n: number) => Math.round(n * 100) / 100;
 async function serve(configFile: string, guard: string): Promise<void> {
   const { configureLoginGuards, loginTotals, sharedHashLimiter } = await import('../runtime/auth/login-guard.js');
   configureLoginGuards({ enabled: guard === 'on' });
-  const { makeTestContext } = await import('../app/testing/test-context.js');
-  const { Broker } = await import('../runtime/broker/broker.js');
-  const tc = makeTestContext({ config: JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>, logLevel: 'error' });
+  const { startFrontDoorStack } = await import('../app/testing/front-door-stack.js');
   const { DeviceService } = await import('../devices/device-service.js');
-  const { FrontDoor } = await import('../runtime/operations/front-door.js');
-  const { MqttAdapter } = await import('../runtime/operations/mqtt-adapter.js');
-  const broker = new Broker();
-  await broker.start(tc.ctx);
   // Wired as app/app.ts wires it, so `clawbox/<id>/set` reaches the device.
-  const logger = tc.ctx.logger('front-door');
-  const frontDoor = new FrontDoor({ logger });
-  const maxPayloadBytes = tc.ctx.config.broker.max_payload_bytes;
-  const mqttApi = new MqttAdapter({ frontDoor, messaging: broker, requests: broker, logger, maxPayloadBytes });
-  const devices = new DeviceService({ messaging: broker, api: { frontDoor, mqtt: mqttApi } });
-  await devices.start(tc.ctx);
-  tc.setLifecycle('serving');
+  const stack = await startFrontDoorStack({ config: JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>, logLevel: 'error' });
+  await stack.add(new DeviceService({ messaging: stack.broker, api: stack.api }));
   process.on('message', () => process.send?.({ totals: { ...loginTotals }, limiter: { ...sharedHashLimiter.stats } }));
   process.once('SIGTERM', () => {
-    void devices.stop().then(() => broker.stop()).then(() => {
-      tc.cleanup();
-      process.exit(0);
-    });
+    void stack.close().then(() => process.exit(0));
   });
-  process.stdout.write(`ready ${broker.port}\n`);
+  process.stdout.write(`ready ${stack.broker.port}\n`);
 }
 
 // ---- child: the flood -----------------------------------------------------------------------------------
