@@ -4,7 +4,7 @@
  * start. Each case runs in a Node process of its own (a process can enable the cache once).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,11 +17,11 @@ const { stateDirFromEnvironment } = (await import(MODULE)) as {
 };
 
 /** Enables the cache in a fresh Node, loads a module, flushes; returns what enableCompileCache said. */
-function runEnable(env: NodeJS.ProcessEnv, cwd: string, moduleFile: string): { status: number | null; dir: string | null; stderr: string } {
+function runEnable(env: NodeJS.ProcessEnv, cwd: string, moduleFile: string, args = ['start', '--mode', 'local']): { status: number | null; dir: string | null; stderr: string } {
   const script = `
     import module from 'node:module';
     const { enableCompileCache } = await import(${JSON.stringify(MODULE)});
-    const dir = enableCompileCache();
+    const dir = enableCompileCache(process.env, ${JSON.stringify(args)});
     await import(${JSON.stringify(pathToFileURL(moduleFile).href)});
     module.flushCompileCache?.();
     process.stdout.write(JSON.stringify({ dir }));
@@ -57,6 +57,26 @@ t.test('no state dir yet: nothing enabled, nothing created', async (t) => {
   t.equal(result.status, 0, result.stderr);
   t.equal(result.dir, null);
   t.notOk(existsSync(path.join(dir, '.clawbox')), 'no ./.clawbox made by a command run here');
+});
+
+t.test('only `clawbox start` uses it; root leaves a state dir another user owns alone', async (t) => {
+  const dir = scratch(t);
+  const state = path.join(dir, 'state');
+  mkdirSync(state);
+  for (const args of [['config', 'check'], ['--config', 'start', 'passwd'], ['update', 'status']]) {
+    const result = runEnable({ CLAWBOX_STATE_DIR: state }, dir, path.join(dir, 'some-module.mjs'), args);
+    t.equal(result.status, 0, result.stderr);
+    t.equal(result.dir, null, `not for: clawbox ${args.join(' ')}`);
+  }
+  t.notOk(existsSync(path.join(state, 'cache')), 'nothing written');
+  t.ok(runEnable({ CLAWBOX_STATE_DIR: state }, dir, path.join(dir, 'some-module.mjs'), ['--config', 'x.yaml', 'start']).dir, 'start after options');
+  if (process.getuid?.() !== 0) return;
+  const owned = path.join(dir, 'owned-by-someone');
+  mkdirSync(owned);
+  chownSync(owned, 4242, 4242);
+  const asRoot = runEnable({ CLAWBOX_STATE_DIR: owned }, dir, path.join(dir, 'some-module.mjs'));
+  t.equal(asRoot.dir, null, 'root does not write into it');
+  t.notOk(existsSync(path.join(owned, 'cache')), 'no root-owned files left there');
 });
 
 t.test('an unwritable cache location costs the cache, not the start', async (t) => {

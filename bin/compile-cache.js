@@ -6,10 +6,13 @@
  *
  * The state dir comes from the environment only, as no config is read yet ($CLAWBOX_STATE_DIR, systemd's
  * $STATE_DIRECTORY, else the mode's default), and only an existing one is used: a command run elsewhere
- * creates no folder. $NODE_COMPILE_CACHE, when set, has already enabled Node's cache there, and
- * NODE_DISABLE_COMPILE_CACHE=1 turns it off. An unwritable folder only costs the speed-up, never the start.
+ * creates no folder. Only `clawbox start` uses it: other commands are short, and one run as root (first
+ * boot, an update) would leave root-owned entries the runtime could not replace; for the same reason root
+ * never writes into a state dir another user owns. $NODE_COMPILE_CACHE, when set, has already enabled
+ * Node's cache there, and NODE_DISABLE_COMPILE_CACHE=1 turns it off. An unwritable folder only costs the
+ * speed-up, never the start.
  */
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import module from 'node:module';
 import path from 'node:path';
 
@@ -22,12 +25,18 @@ export function stateDirFromEnvironment(env = process.env, args = process.argv.s
   return mode === 'appliance' ? '/var/lib/clawbox' : path.resolve(cwd, '.clawbox');
 }
 
+/** The command: the first argument that is neither an option nor an option's value. */
+function commandOf(args) {
+  return args.find((arg, i) => !arg.startsWith('-') && !['--config', '-c', '--mode'].includes(args[i - 1] ?? ''));
+}
+
 /** Enables the cache; returns its folder, or null when it is not used (never throws). */
 export function enableCompileCache(env = process.env, args = process.argv.slice(2)) {
-  if (env.NODE_COMPILE_CACHE || typeof module.enableCompileCache !== 'function') return null;
+  if (env.NODE_COMPILE_CACHE || typeof module.enableCompileCache !== 'function' || commandOf(args) !== 'start') return null;
   try {
     const stateDir = stateDirFromEnvironment(env, args);
-    if (!existsSync(stateDir)) return null;
+    const owner = statSync(stateDir, { throwIfNoEntry: false })?.uid;
+    if (owner === undefined || (process.getuid?.() === 0 && owner !== 0)) return null;
     const result = module.enableCompileCache(path.join(stateDir, 'cache', 'node-compile'));
     return result.status === module.constants.compileCacheStatus.ENABLED ? (result.directory ?? null) : null;
   } catch {
