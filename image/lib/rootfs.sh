@@ -79,8 +79,7 @@ APT::Install-Suggests "false";
 Acquire::Languages "none";
 APT
   mkdir -p "$root/etc/initramfs-tools/conf.d"
-  # A generic initramfs (any disk controller) compressed with zstd; the root is found by LABEL.
-  printf 'MODULES=most\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/clawbox"
+  initramfs_config "$root"
   # update-initramfs would run after every package touching it (very slow under qemu-user): divert it
   # and build the initramfs once at the end.
   in_root "$root" dpkg-divert --local --rename --add /usr/sbin/update-initramfs >/dev/null
@@ -118,6 +117,55 @@ APT
   tar --numeric-owner --xattrs --xattrs-include='*' -I 'zstd -T0 -3' -cf "$work/base.tar.zst" -C "$root" .
   mv -f "$work/base.tar.zst" "$cache"
   rm -rf "$work"
+}
+
+# initramfs_config ROOT: what the initramfs holds (compressed with zstd; the root is found by partition label).
+# amd64: only what finds and mounts the root on a PC or VM (storage controllers, USB storage, SD/eMMC
+# readers, ext4) and a USB keyboard for its emergency shell: MODULES=most would put ~1,100 modules
+# (130 MB unpacked) in it, which the boot loader reads and the kernel unpacks on every boot. Everything
+# else loads from the root file system. arm64 boards differ too much in their SD/eMMC controllers for a
+# list, so they keep the generic initramfs.
+initramfs_config() {
+  local root=$1
+  if [ "$DEB_ARCH" = amd64 ]; then
+    printf 'MODULES=list\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/clawbox"
+    cat >>"$root/etc/initramfs-tools/modules" <<'MODULES'
+# clawbox (image/lib/rootfs.sh): storage controllers and buses a PC or VM boots from
+virtio_pci
+virtio_blk
+virtio_scsi
+nvme
+vmd
+ahci
+ata_piix
+ata_generic
+pata_acpi
+sd_mod
+usb-storage
+uas
+xhci-pci
+ehci-pci
+ohci-pci
+uhci-hcd
+mmc_block
+sdhci-pci
+sdhci-acpi
+rtsx_pci_sdmmc
+hv_vmbus
+hv_storvsc
+vmw_pvscsi
+mptspi
+# the root file system
+ext4
+crc32c-intel
+crc32c_generic
+# a keyboard for the initramfs emergency shell
+usbhid
+hid-generic
+MODULES
+  else
+    printf 'MODULES=most\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/clawbox"
+  fi
 }
 
 check_binfmt() {
