@@ -33,8 +33,6 @@ while [ $# -gt 0 ]; do
 done
 IMAGE=${IMAGE:-$IMAGE_DIR/out/clawbox-$VERSION-amd64.img}
 RESULT_FILE=${UPDATE_TEST_RESULT:-$(dirname "$IMAGE")/update-boot-test.json}
-FIRMWARE_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
-FIRMWARE_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
 say() { printf 'update-test: %s\n' "$*" >&2; }
 fail() {
@@ -45,6 +43,9 @@ fail() {
 die() { fail "$*"; }
 # shellcheck source=lib/bundle.sh
 . "$IMAGE_DIR/lib/bundle.sh"
+# shellcheck source=lib/boot-vm.sh
+. "$IMAGE_DIR/lib/boot-vm.sh"
+vm_machine amd64
 for tool in qemu-system-x86_64 mcopy mdir sfdisk debugfs dumpe2fs curl mosquitto_pub mosquitto_sub openssl python3 zstd; do
   command -v "$tool" >/dev/null || fail "$tool is missing (apt-get install qemu-system-x86 ovmf mtools fdisk e2fsprogs curl mosquitto-clients openssl python3 zstd)"
 done
@@ -52,19 +53,10 @@ done
 [ -f "$FIRMWARE_CODE" ] || fail "OVMF not found at $FIRMWARE_CODE (apt-get install ovmf)"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-update-test.XXXXXX")
-QEMU_PID='' SERVER_PID='' BOOT=0
-stop_qemu() {
-  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-    kill "$QEMU_PID" 2>/dev/null || true
-    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -9 "$QEMU_PID" 2>/dev/null || true
-  fi
-  [ -n "$QEMU_PID" ] && wait "$QEMU_PID" 2>/dev/null || true
-  QEMU_PID=''
-}
+SERVER_PID='' BOOT=0
 finish() {
   local status=$?
-  stop_qemu
+  vm_stop
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
   if [ $status -ne 0 ] && [ -f "$WORK/console-$BOOT.log" ]; then
     say "last 100 lines of the serial console of boot $BOOT:"
@@ -80,9 +72,6 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'
-}
 next_patch() { node -e 'const [a, b, c] = process.argv[1].split(/[.-]/).map(Number); console.log(`${a}.${b}.${c + Number(process.argv[2])}`)' "$VERSION" "$1"; }
 GOOD_VERSION=$(next_patch 1)
 BAD_VERSION=$(next_patch 2)
@@ -144,11 +133,7 @@ update_unit() { printf 'systemd.wants=clawbox-update@%s.service' "$(systemd-esca
 # --- the disk copy: seed config, console arguments, the test key trusted by slot A ---
 DISK=$WORK/disk.img
 cp --sparse=always "$IMAGE" "$DISK"
-read -r ESP_OFFSET SLOT_A_OFFSET < <(sfdisk -J "$DISK" | node -e '
-  const t = JSON.parse(require("fs").readFileSync(0, "utf8")).partitiontable;
-  const esp = t.partitions.find((p) => p.type === "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
-  const a = t.partitions.find((p) => p.name === "clawbox-root-a");
-  console.log(esp.start * 512, a.start * 512);')
+read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
 debugfs -w -R "write $WORK/test-key.pem /usr/share/clawbox/update-keys/test-key.pem" "$DISK?offset=$SLOT_A_OFFSET" >/dev/null 2>&1 ||
   fail "could not add the test key to slot A of the copy"
 cat "$SRC_DIR/systemd/config.template.yaml" - >"$WORK/seed.yaml" <<'SEED'
@@ -158,19 +143,15 @@ devices:
     driver: simulated
     capabilities: [switch]
 SEED
-esp() { MTOOLS_SKIP_CHECK=1 "$@"; }
 esp mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/seed.yaml" ::/clawbox/config.yaml || fail "could not seed the ESP"
 entries() { esp mdir -b -i "$DISK@@$ESP_OFFSET" ::/loader/entries 2>/dev/null | sed 's|.*/||' | tr -d '\r' | sort; }
 entry_of() { entries | grep "^clawbox-[0-9]*-$1[.+]" || fail "slot $1 has no boot entry (entries: $(entries | tr '\n' ' '))"; }
 # set_options SLOT ARGS...: the slot's entry gets its image options plus ARGS (replacing earlier test ones).
 BASE_ARGS='systemd.journald.forward_to_console=1 systemd.show_status=1'
 set_options() {
-  local slot=$1 file
+  local slot=$1
   shift
-  file=$(entry_of "$slot")
-  esp mcopy -n -i "$DISK@@$ESP_OFFSET" "::/loader/entries/$file" "$WORK/entry.conf" || fail "cannot read $file"
-  sed -i -E "s/ (systemd\\.journald\\.forward_to_console|systemd\\.show_status|systemd\\.wants)=[^ ]*//g; s|^options .*|& $BASE_ARGS $*|" "$WORK/entry.conf"
-  esp mcopy -o -i "$DISK@@$ESP_OFFSET" "$WORK/entry.conf" "::/loader/entries/$file" || fail "cannot write $file"
+  vm_set_options "$DISK" "$ESP_OFFSET" "$(entry_of "$slot")" $BASE_ARGS "$@"
 }
 cp "$FIRMWARE_VARS" "$WORK/VARS.fd"
 HTTP_PORT=$(free_port)
@@ -181,27 +162,15 @@ boot() {
   BOOT=$((BOOT + 1))
   BOOT_START=$(date +%s)
   say "boot $BOOT: $1 (entries: $(entries | tr '\n' ' '))"
-  qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m "$MEMORY" \
-    -drive if=pflash,format=raw,unit=0,readonly=on,file="$FIRMWARE_CODE" \
-    -drive if=pflash,format=raw,unit=1,file="$WORK/VARS.fd" \
-    -drive file="$DISK",format=raw,if=virtio,cache=unsafe \
-    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883" \
-    -device virtio-net-pci,netdev=net0 \
-    -object rng-random,filename=/dev/urandom,id=rng0 -device virtio-rng-pci,rng=rng0 \
-    -display none -monitor none -serial "file:$WORK/console-$BOOT.log" -no-reboot \
-    >"$WORK/qemu-$BOOT.log" 2>&1 &
-  QEMU_PID=$!
+  vm_start "$WORK/console-$BOOT.log" "$DISK" "$WORK/VARS.fd" \
+    "hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT-:1883"
 }
-console() { tr -d '\r' 2>/dev/null <"$WORK/console-$BOOT.log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
-running() { [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; }
+console() { vm_console; }
+running() { vm_running; }
 # wait_console REGEX WHAT: until the console of this boot shows REGEX (extended), bounded.
 wait_console() {
-  local until=$(($(date +%s) + STEP_TIMEOUT))
-  while [ "$(date +%s)" -lt "$until" ]; do
-    console | grep -Eq "$1" && return 0
-    running || { console | grep -Eq "$1" && return 0; fail "qemu ended before the console showed: $2"; }
-    sleep 2
-  done
+  vm_wait_console "$1" "$STEP_TIMEOUT" && return 0
+  running || fail "qemu ended before the console showed: $2"
   fail "the console did not show '$2' within $STEP_TIMEOUT s (host load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 # wait_exit WHAT: the guest rebooted (qemu ends with -no-reboot), bounded.
@@ -211,18 +180,12 @@ wait_exit() {
     [ "$(date +%s)" -lt "$until" ] || fail "the guest did not reboot within $STEP_TIMEOUT s: $1"
     sleep 2
   done
-  wait "$QEMU_PID" 2>/dev/null || true
-  QEMU_PID=''
+  vm_stop
   say "ok: boot $BOOT ended ($1) after $(($(date +%s) - BOOT_START)) s"
 }
 wait_healthz() {
-  local until=$(($(date +%s) + STEP_TIMEOUT))
-  while [ "$(date +%s)" -lt "$until" ]; do
-    running || fail "qemu ended before /healthz answered (boot $BOOT)"
-    curl -kfsS -m 3 "https://127.0.0.1:$HTTP_PORT/healthz" >"$WORK/healthz.json" 2>/dev/null && return 0
-    sleep 2
-  done
-  fail "/healthz did not answer within $STEP_TIMEOUT s (boot $BOOT; host load $(cut -d' ' -f1-3 /proc/loadavg))"
+  vm_wait_healthz "$HTTP_PORT" "$STEP_TIMEOUT" ||
+    fail "/healthz did not answer within $STEP_TIMEOUT s (boot $BOOT; host load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 # The running version, from the status document (the public /healthz names none).
 running_version() {
@@ -293,7 +256,7 @@ wait_console 'UPDATE_SIGNATURE_INVALID' 'the untrusted bundle refused'
 say "ok: the bundle with an untrusted signature was refused (UPDATE_SIGNATURE_INVALID)"
 # Give the refused unit a moment to be done, then power off and look at the ESP: nothing changed.
 sleep 5
-stop_qemu
+vm_stop
 [ "$(entries | tr '\n' ' ')" = "$(printf '%s ' clawbox-2-b.conf "$(entries | grep '^clawbox-3-a+0-')")" ] &&
   [ "$(entries | wc -l)" = 2 ] || fail "the refused bundle changed the boot entries: $(entries | tr '\n' ' ')"
 say "ok: boot entries unchanged after the refusal: $(entries | tr '\n' ' ')"
