@@ -13,9 +13,12 @@
 #     partition of the copy); if the runtime announces no devices at all, a plain publish/subscribe
 #     round trip is checked instead and a warning says so,
 #   - /api/status answers with the token (and 401 without), and
-#   - `systemctl is-active clawbox` printed "active" on the serial console (clawbox-banner.service).
-# qemu is always killed by its own PID at the end. Needs: qemu-system-x86, ovmf, mtools, fdisk, curl,
-# mosquitto-clients, openssl.
+#   - `systemctl is-active clawbox` printed "active" on the serial console (clawbox-banner.service),
+#   - the ACPI power button shuts it down and first boot deleted the seed from the boot partition, and
+#   - a second boot (no first-boot work) is ready again with the same config.
+# Each boot's own account (systemd-analyze, printed on the console by a unit added to the copy) and the
+# timings go to the JSON result (image/README.md, "Boot test"). qemu is always killed by its own PID at the
+# end. Needs: qemu-system-x86, ovmf, mtools, fdisk, e2fsprogs, python3, curl, mosquitto-clients, openssl.
 set -euo pipefail
 
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
