@@ -179,6 +179,15 @@ node -e '
 code=$(curl -ks -o /dev/null -w '%{http_code}' -m 60 -u "admin:$PASSWORD" "https://127.0.0.1:$HTTP_PORT/api/status")
 [ "$code" = 200 ] || fail "/api/status with admin:<password> answered $code"
 say "ok: the admin password works for the status page (HTTP Basic)"
+# The web app's updates go through the root update helper (clawbox-updater.socket, started on demand):
+# the runtime, an unprivileged user, must reach it and read the slots through it.
+curl -kfsS -m 120 -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$HTTP_PORT/api/system/update" >"$WORK/update.json" ||
+  fail "/api/system/update with the first-boot token failed"
+node -e '
+  const { data } = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (data?.available !== true) throw new Error(`update helper not available: ${JSON.stringify(data?.reason ?? data)}`);
+  console.log(`boot-test: ok: the update helper answers through its socket (${JSON.stringify(data).slice(0, 200)})`);' "$WORK/update.json" ||
+  fail "the update helper did not answer the runtime: $(head -c 400 "$WORK/update.json")"
 
 # 4. MQTT with the first-boot password.
 MQTT=(-h 127.0.0.1 -p "$MQTT_PORT" -u admin -P "$PASSWORD")
