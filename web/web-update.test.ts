@@ -16,7 +16,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { type FakeSystem, fakeSystem, keyPair, makeBundle, rootfsBytes } from '../update/testing/fixture.js';
 import { type BundleServer, type StartedHelper, startBundleServer, startHelper } from '../update/testing/runtime-fixture.js';
-import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchChromium, screenshot, startWebApp } from './testing/web-app.js';
+import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchChromium, openAppPage, screenshot, startWebApp } from './testing/web-app.js';
 
 // Run in the browser by page.evaluate (the tests compile without the DOM library).
 declare const location: { hash: string };
@@ -55,18 +55,8 @@ t.teardown(async () => {
   rmSync(system.root, { recursive: true, force: true });
 });
 
-async function openPage(viewport: { width: number; height: number }, hash: string, colorScheme: 'light' | 'dark' = 'light'): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ viewport, colorScheme });
-  const page = await context.newPage();
-  page.setDefaultTimeout(30_000);
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (msg) => {
-    // The coded errors the tests provoke are logged by Chromium as failed resources; nothing else may be.
-    if (msg.type() === 'error' && !/Failed to load resource/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  await page.goto(`${started.origin}/${hash}`);
-  await page.locator('main h1').first().waitFor();
-  return { context, page };
+function openPage(viewport: { width: number; height: number }, hash: string, colorScheme: 'light' | 'dark' = 'light'): Promise<{ context: BrowserContext; page: Page }> {
+  return openAppPage({ browser, origin: started.origin, problems }, viewport, hash, colorScheme);
 }
 
 const entries = () => readdirSync(path.join(system.layout.espDir, 'loader', 'entries')).sort();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import YAML from 'yaml';
 import { type App, createApp } from '../../app/app.js';
 import { loadConfig } from '../../app/config.js';
@@ -98,6 +98,29 @@ export async function startWebApp(options: {
       if (!stopOptions.keepState && !options.stateDir) rmSync(scratch, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Opens the app at `hash` in a new browser context and waits for its heading. Page errors and console
+ * errors go to `problems` (a test checks it is empty at the end); the coded errors a test provokes reach
+ * Chromium's console as failed resources and are not problems.
+ */
+export async function openAppPage(
+  on: { browser: Browser; origin: string; problems: string[] },
+  viewport: { width: number; height: number },
+  hash: string,
+  colorScheme: 'light' | 'dark' = 'light',
+): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await on.browser.newContext({ viewport, colorScheme });
+  const page = await context.newPage();
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (error) => on.problems.push(`page error: ${error.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/Failed to load resource/.test(msg.text())) on.problems.push(`console: ${msg.text()}`);
+  });
+  await page.goto(`${on.origin}/${hash}`);
+  await page.locator('main h1').first().waitFor();
+  return { context, page };
 }
 
 /** The page is no wider than the viewport: nothing scrolls sideways. */
