@@ -12,7 +12,6 @@
  * At 390×844 and 1280×900 nothing scrolls sideways and axe-core finds nothing serious or critical.
  */
 import { readFile } from 'node:fs/promises';
-import { connectAsync } from 'mqtt';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -21,7 +20,7 @@ import { generateModel } from '../models/gguf/generate.js';
 import { tempDir } from '../models/testing/fixtures.js';
 import { type ModelServer, startModelServer } from '../models/testing/model-server.js';
 import { principalWithFilters } from '../runtime/operations/principal.js';
-import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchChromium, openAppPage, screenshot, startWebApp } from './testing/web-app.js';
+import { type StartedApp, axeProblems, bridgeClient, buildForTest, horizontalOverflow, launchChromium, openAppPage, screenshot, startWebApp } from './testing/web-app.js';
 
 // Run in the browser by page.evaluate (the tests compile without the DOM library).
 declare const location: { hash: string };
@@ -176,17 +175,8 @@ t.test('model operations are admin-only and check their input', async (t) => {
     t.equal(await call(name, input), 'FORBIDDEN', `${name} needs its own permission`);
   }
   // The same operations over MQTT, as bridge requests.
-  const mqtt = await connectAsync(`mqtt://127.0.0.1:${started.app.broker.port}`, { reconnectPeriod: 0 });
-  t.teardown(() => mqtt.endAsync(true));
-  await mqtt.subscribeAsync('clawbox/bridge/response/#');
-  const replies = new Map<string, Record<string, unknown>>();
-  mqtt.on('message', (topic, payload) => replies.set(topic, JSON.parse(payload.toString()) as Record<string, unknown>));
-  const bridge = async (name: string, body: unknown) => {
-    await mqtt.publishAsync(`clawbox/bridge/request/${name}`, JSON.stringify(body));
-    const until = Date.now() + 20_000;
-    while (!replies.has(`clawbox/bridge/response/${name}`) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
-    return replies.get(`clawbox/bridge/response/${name}`);
-  };
+  const { request: bridge, close } = await bridgeClient(started.app.broker.port);
+  t.teardown(close);
   t.match(await bridge('models/verify', { name: 'second', transaction: 7 }), { status: 'ok', data: { name: 'second', ok: true }, transaction: 7 }, 'models/verify over MQTT');
   t.match(await bridge('plugins/restart', { name: 'no-such' }), { status: 'error', error: { code: 'NOT_FOUND' } }, 'plugins/restart over MQTT');
 

@@ -11,12 +11,11 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connectAsync } from 'mqtt';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import t from 'tap';
 import { type FakeSystem, fakeSystem, keyPair, makeBundle, rootfsBytes } from '../update/testing/fixture.js';
 import { type BundleServer, type StartedHelper, startBundleServer, startHelper } from '../update/testing/runtime-fixture.js';
-import { type StartedApp, axeProblems, buildForTest, horizontalOverflow, launchChromium, openAppPage, screenshot, startWebApp } from './testing/web-app.js';
+import { type StartedApp, axeProblems, bridgeClient, buildForTest, horizontalOverflow, launchChromium, openAppPage, screenshot, startWebApp } from './testing/web-app.js';
 
 // Run in the browser by page.evaluate (the tests compile without the DOM library).
 declare const location: { hash: string };
@@ -117,18 +116,8 @@ t.test('update page: slots, a refused bundle, a cancelled download, check, apply
 });
 
 t.test('over MQTT: the update status and a refused input, as bridge requests', async (t) => {
-  const mqtt = await connectAsync(`mqtt://127.0.0.1:${started.app.broker.port}`, { reconnectPeriod: 0 });
-  t.teardown(() => mqtt.endAsync(true));
-  await mqtt.subscribeAsync('clawbox/bridge/response/#');
-  const replies = new Map<string, Record<string, unknown>>();
-  mqtt.on('message', (topic, payload) => replies.set(topic, JSON.parse(payload.toString()) as Record<string, unknown>));
-  const bridge = async (name: string, body: unknown) => {
-    replies.delete(`clawbox/bridge/response/${name}`);
-    await mqtt.publishAsync(`clawbox/bridge/request/${name}`, JSON.stringify(body));
-    const until = Date.now() + 20_000;
-    while (!replies.has(`clawbox/bridge/response/${name}`) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
-    return replies.get(`clawbox/bridge/response/${name}`);
-  };
+  const { mqtt, request: bridge, close } = await bridgeClient(started.app.broker.port);
+  t.teardown(close);
   t.match(
     await bridge('system/update', { transaction: 3 }),
     { status: 'ok', transaction: 3, data: { available: true, booted: 'a', slots: [{ slot: 'a' }, { slot: 'b', version: '0.2.0', state: 'trying' }], job: { phase: 'installed' } } },

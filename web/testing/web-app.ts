@@ -10,6 +10,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import { type MqttClient, connectAsync } from 'mqtt';
 import YAML from 'yaml';
 import { type App, createApp } from '../../app/app.js';
 import { loadConfig } from '../../app/config.js';
@@ -121,6 +122,32 @@ export async function openAppPage(
   await page.goto(`${on.origin}/${hash}`);
   await page.locator('main h1').first().waitFor();
   return { context, page };
+}
+
+/**
+ * An mqtt.js client on the app's broker that sends bridge requests (`clawbox/bridge/request/<name>`) and
+ * waits up to 20 s for their response; undefined when none came. `mqtt` stays usable for other topics.
+ */
+export async function bridgeClient(port: number): Promise<{
+  mqtt: MqttClient;
+  request(name: string, body: unknown): Promise<Record<string, unknown> | undefined>;
+  close(): Promise<void>;
+}> {
+  const mqtt = await connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+  await mqtt.subscribeAsync('clawbox/bridge/response/#');
+  const replies = new Map<string, Record<string, unknown>>();
+  mqtt.on('message', (topic, payload) => {
+    if (topic.startsWith('clawbox/bridge/response/')) replies.set(topic, JSON.parse(payload.toString()) as Record<string, unknown>);
+  });
+  const request = async (name: string, body: unknown) => {
+    const topic = `clawbox/bridge/response/${name}`;
+    replies.delete(topic);
+    await mqtt.publishAsync(`clawbox/bridge/request/${name}`, JSON.stringify(body));
+    const until = Date.now() + 20_000;
+    while (!replies.has(topic) && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    return replies.get(topic);
+  };
+  return { mqtt, request, close: () => mqtt.endAsync(true) };
 }
 
 /** The page is no wider than the viewport: nothing scrolls sideways. */
