@@ -1,9 +1,9 @@
 #!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
 // The installed command runs the compiled runtime (npm ci builds it; `npm run build` rebuilds it).
 // --max-semi-space-size=4 caps V8's young generation at 8 MB instead of letting it grow to 32 MB, which
-// the runtime's start fills once and never gives back: about 20 MB less RSS for the same broker throughput.
+// the runtime's start fills once and never gives back: less RSS for the same broker throughput.
 // MALLOC_ARENA_MAX=2: glibc gives each thread that mallocs (libuv's pool, V8's workers) an arena of its own,
-// up to 8 per core, and each keeps what it freed; two are enough for one JavaScript thread: about 5 MB less
+// up to 8 per core, and each keeps what it freed; two are enough for one JavaScript thread: less
 // RSS, broker throughput the same (npm run bench:footprint with BENCH_NODE_FLAGS compares flag and
 // environment sets; bench/README.md has the figures). The systemd unit runs this file, so it gets both.
 // `npm start` runs this file through this line and the benchmarks read the flags from it: one place for them.

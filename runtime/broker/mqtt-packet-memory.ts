@@ -3,7 +3,7 @@
  * loads, before the first connection, and fail loudly if an mqtt-packet upgrade moved them.
  *
  * - The number cache: mqtt-packet writes every 2-byte number (packet identifiers, topic and string lengths)
- *   from 65,536 two-byte Buffers that it builds when it writes its first packet, about 6 MB of V8 heap (a
+ *   from 65,536 two-byte Buffers that it builds when it writes its first packet, megabytes of V8 heap (a
  *   Buffer object each) that a box with a handful of clients never gives back. Without it the two bytes come
  *   from Node's shared buffer pool per number written, one or two per packet. Switched off through
  *   mqtt-packet's own `cacheNumbers` setter.

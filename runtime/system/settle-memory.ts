@@ -62,8 +62,8 @@ export function shouldSettle(heapGrowthBytes: number, utilization: number, optio
 
 /**
  * Starts collecting as described above (call it once the runtime is ready). Each collection is one
- * stop-the-world pause, at a quiet moment by construction: 0.2-0.4 s after a start and 0.8 s with a
- * thousand idle clients on a loaded 2-vCPU box (--trace-gc). Returns a stop function.
+ * stop-the-world pause (longer the more live heap; bench/README.md, "Footprint", has measured ones), at a
+ * quiet moment by construction. Returns a stop function.
  */
 export function settleMemory(log: Logger, settings: SettleOptions = {}): () => void {
   if (!collect) return () => {};

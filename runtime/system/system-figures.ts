@@ -2,7 +2,7 @@
  * Host figures for the status page and /api/status: CPU load and temperature, memory, the disk that holds
  * the state directory, and this process's own memory. CPU load and memory come from node:os counters on a
  * background timer (cheap, no processes). Temperature and disk come from systeminformation, which gets
- * them by starting processes (df, a shell loop over hwmon, sensors) and costs about 17 MB of RSS to load:
+ * them by starting processes (df, a shell loop over hwmon, sensors) and is costly in RSS to load:
  * it is imported the first time someone reads the figures, and sampled again only while someone keeps
  * reading them (at most every SLOW_EVERY-th tick), so an appliance nobody is looking at neither loads it
  * nor forks every 30 s. No read ever waits for a sample: it gets the last one.
