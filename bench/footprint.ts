@@ -41,7 +41,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
-import { ROOT, type RuntimeProcess, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, type RuntimeProcess, fileBackedRssBytes, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
 import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
@@ -325,6 +325,8 @@ interface RuntimeFigures {
   variant: string;
   how: string;
   idle_rss_mb: number;
+  /** Of the idle RSS, pages of mapped files (the node binary, shared libraries, addons). */
+  idle_file_backed_rss_mb: number;
   /** With the clients, once settled (CLIENTS_SETTLE_MS after the last one connected). */
   clients_rss_mb: number | null;
   /** With the clients, 5-10 s after the last one connected. */
@@ -358,10 +360,12 @@ async function runtimeFigures(
   const stateDir = path.join(scratch, `${variant}-idle-state`);
   const rt = await startRuntime({ stateDir, command, cwd, env });
   let idle: number;
+  let idleFileBacked: number;
   let clients: { early: number; settled: number } | null = null;
   try {
     idle = await settledRss(rt.pid);
-    log(`${variant}: idle RSS ${mb(idle)} MB`);
+    idleFileBacked = fileBackedRssBytes(rt.pid);
+    log(`${variant}: idle RSS ${mb(idle)} MB (${mb(idleFileBacked)} MB of it mapped files: node, libraries, addons)`);
     if (withClients) {
       clients = await withClientsRss(rt.pid, rt.mqttPort, `fp-${variant}`);
       log(`${variant}: RSS with ${CLIENTS} clients ${mb(clients.early)} MB, ${mb(clients.settled)} MB ${CLIENTS_SETTLE_MS / 1000} s after they connected`);
@@ -380,6 +384,7 @@ async function runtimeFigures(
     variant,
     how,
     idle_rss_mb: mb(idle),
+    idle_file_backed_rss_mb: mb(idleFileBacked),
     clients_rss_mb: clients === null ? null : mb(clients.settled),
     clients_rss_early_mb: clients === null ? null : mb(clients.early),
     ready_ms_median: median(ready),
@@ -517,6 +522,7 @@ async function main(): Promise<void> {
       `| metric | clawbox | mosquitto | goal |${BASELINE_REF ? ' baseline |' : ''}`,
       `|---|---:|---:|---:|${BASELINE_REF ? '---:|' : ''}`,
       `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${baselineFigures!.idle_rss_mb} |` : ''}`,
+      `| of the idle RSS: mapped files (node binary, libraries, addons), MB | ${clawbox.idle_file_backed_rss_mb} | | |${BASELINE_REF ? ` ${baselineFigures!.idle_file_backed_rss_mb} |` : ''}`,
       `| RSS with ${CLIENTS} idle MQTT clients, ${CLIENTS_SETTLE_MS / 1000} s after they connected, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients.settled)} | 100 |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_mb} |` : ''}`,
       `| the same 5 s after they connected, MB | ${clawbox.clients_rss_early_mb} | ${mb(mosqClients.early)} | |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_early_mb} |` : ''}`,
       `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${baselineFigures!.ready_ms_median} |` : ''}`,

@@ -97,6 +97,16 @@ export function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
+/**
+ * The part of a process's RSS that maps files (the `node` binary, shared libraries, native addons) rather
+ * than memory it allocated, bytes: Rss minus Anonymous of /proc/<pid>/smaps_rollup (Linux 4.14+).
+ */
+export function fileBackedRssBytes(pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
+  return (kb('Rss') - kb('Anonymous')) * 1024;
+}
+
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
 export async function startRuntime(options: StartOptions): Promise<RuntimeProcess> {
   const httpPort = await freePort();
