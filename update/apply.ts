@@ -8,10 +8,11 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { createZstdDecompress } from 'node:zlib';
 import { ClawboxError } from '../runtime/errors.js';
 import { BOOT_TRIES, listEntries, removeEntries, slotOptions, writeEntry } from './boot-entries.js';
-import { checkPayloads, loadTrustedKeys, type Manifest, type OpenBundle, openBundle, type PayloadName, payloadStream } from './bundle.js';
+import { type BundleFile, checkPayloads, loadTrustedKeys, type Manifest, type OpenBundle, openBundle, type PayloadName, payloadStream, withBundleFile } from './bundle.js';
 import { record } from './record.js';
 import { otherSlot, type RunningSystem, runningSystem, type Slot, slotCapacity, type SystemLayout } from './system.js';
 import { compareVersions } from './version.js';
@@ -109,21 +110,24 @@ async function writeRootfs(
     }
   };
   try {
-    const source = payloadStream(bundle, 'rootfs', signal).pipe(createZstdDecompress());
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      signal?.throwIfAborted();
-      if (written + batched + chunk.length > Math.min(expected.installed_size, capacity)) {
-        throw new ClawboxError('UPDATE_BUNDLE_INVALID', 'the root file system is larger than its manifest says');
+    // pipeline, not pipe: a failed read of the bundle (or an abort) must end the loop, not leave it waiting.
+    await pipeline(payloadStream(bundle, 'rootfs', signal), createZstdDecompress(), async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) {
+        signal?.throwIfAborted();
+        if (written + batched + chunk.length > Math.min(expected.installed_size, capacity)) {
+          throw new ClawboxError('UPDATE_BUNDLE_INVALID', 'the root file system is larger than its manifest says');
+        }
+        hash.update(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= WRITE_BATCH) await flush();
       }
-      hash.update(chunk);
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched >= WRITE_BATCH) await flush();
-    }
+    });
     if (batched > 0) await flush();
     await handle.sync();
   } catch (error) {
-    if (error instanceof ClawboxError || (error as Error).name === 'AbortError') throw error;
+    if (signal?.aborted) throw signal.reason;
+    if (error instanceof ClawboxError) throw error;
     throw new ClawboxError('UPDATE_BUNDLE_INVALID', `the root file system could not be unpacked: ${(error as Error).message}`, {}, { cause: error });
   } finally {
     await handle.close();
@@ -185,50 +189,56 @@ async function withLock<T>(stateDir: string, work: () => Promise<T>): Promise<T>
   }
 }
 
-export async function applyUpdate(bundlePath: string, layout: SystemLayout, options: ApplyOptions = {}): Promise<ApplyResult> {
+/**
+ * Installs the bundle `source`: a path (opened once here) or a file already open (the update helper's).
+ * Every byte of it is read through that one descriptor.
+ */
+export async function applyUpdate(source: string | BundleFile, layout: SystemLayout, options: ApplyOptions = {}): Promise<ApplyResult> {
   const progress = options.progress ?? (() => {});
-  const { signal } = options;
   const running = await runningSystem(layout);
-  return withLock(layout.stateDir, async () => {
-    const keys = options.keys ?? (await loadTrustedKeys(layout.keysDir));
-    const bundle = await openBundle(bundlePath, keys);
-    const manifest: Manifest = bundle.manifest;
-    progress(`bundle: clawbox ${manifest.version} (${manifest.arch}, kernel ${manifest.kernel_version}), signature ok`);
-    const target = await preflight(bundle, layout, running, options.allowDowngrade);
-    progress('checking the payloads against the signed manifest');
-    await checkPayloads(bundle, signal);
-    signal?.throwIfAborted();
+  return withLock(layout.stateDir, () => withBundleFile(source, (file) => install(file, layout, running, options, progress)));
+}
 
-    // From here on the inactive slot changes; the running one stays what boots until the very end.
-    const base = { slot: target, version: manifest.version, from: running.version };
-    await record(layout.stateDir, { ...base, result: 'installing', message: `writing ${manifest.version} into slot ${target}` });
-    try {
-      const entries = await listEntries(layout.espDir);
-      const current = entries.find((e) => e.slot === running.booted);
-      const generation = Math.max(0, ...entries.map((e) => e.generation)) + 1;
-      await removeEntries(layout.espDir, target);
-      progress(`writing slot ${target} (${layout.slotDevice(target)})`);
-      await writeRootfs(bundle, layout.slotDevice(target), await slotCapacity(layout, target), progress, signal, options.onWritten);
-      progress('installing the kernel and initramfs on the EFI partition');
-      const slotDir = path.join(layout.espDir, 'clawbox', target);
-      await installEspFile(bundle, 'kernel', path.join(slotDir, 'vmlinuz'), signal);
-      await installEspFile(bundle, 'initrd', path.join(slotDir, 'initrd.img'), signal);
-      signal?.throwIfAborted();
-      const entry = await writeEntry(layout.espDir, {
-        slot: target,
-        generation,
-        version: manifest.version,
-        kernelVersion: manifest.kernel_version,
-        options: slotOptions(current?.options ?? (await readFile(layout.cmdlineFile, 'utf8')), target),
-        tries: BOOT_TRIES,
-      });
-      await record(layout.stateDir, { ...base, result: 'installed', message: `slot ${target} boots ${manifest.version} next (${BOOT_TRIES} tries, then back to slot ${running.booted})` });
-      progress(`installed: slot ${target} boots clawbox ${manifest.version} on the next start (boot entry ${entry}); reboot to use it`);
-      return { ...base, entry };
-    } catch (error) {
-      await removeEntries(layout.espDir, target).catch(() => {});
-      await record(layout.stateDir, { ...base, result: 'failed', message: (error as Error).message }).catch(() => {});
-      throw error;
-    }
-  });
+async function install(file: BundleFile, layout: SystemLayout, running: RunningSystem, options: ApplyOptions, progress: Progress): Promise<ApplyResult> {
+  const { signal } = options;
+  const keys = options.keys ?? (await loadTrustedKeys(layout.keysDir));
+  const bundle = await openBundle(file, keys);
+  const manifest: Manifest = bundle.manifest;
+  progress(`bundle: clawbox ${manifest.version} (${manifest.arch}, kernel ${manifest.kernel_version}), signature ok`);
+  const target = await preflight(bundle, layout, running, options.allowDowngrade);
+  progress('checking the payloads against the signed manifest');
+  await checkPayloads(bundle, signal);
+  signal?.throwIfAborted();
+
+  // From here on the inactive slot changes; the running one stays what boots until the very end.
+  const base = { slot: target, version: manifest.version, from: running.version };
+  await record(layout.stateDir, { ...base, result: 'installing', message: `writing ${manifest.version} into slot ${target}` });
+  try {
+    const entries = await listEntries(layout.espDir);
+    const current = entries.find((e) => e.slot === running.booted);
+    const generation = Math.max(0, ...entries.map((e) => e.generation)) + 1;
+    await removeEntries(layout.espDir, target);
+    progress(`writing slot ${target} (${layout.slotDevice(target)})`);
+    await writeRootfs(bundle, layout.slotDevice(target), await slotCapacity(layout, target), progress, signal, options.onWritten);
+    progress('installing the kernel and initramfs on the EFI partition');
+    const slotDir = path.join(layout.espDir, 'clawbox', target);
+    await installEspFile(bundle, 'kernel', path.join(slotDir, 'vmlinuz'), signal);
+    await installEspFile(bundle, 'initrd', path.join(slotDir, 'initrd.img'), signal);
+    signal?.throwIfAborted();
+    const entry = await writeEntry(layout.espDir, {
+      slot: target,
+      generation,
+      version: manifest.version,
+      kernelVersion: manifest.kernel_version,
+      options: slotOptions(current?.options ?? (await readFile(layout.cmdlineFile, 'utf8')), target),
+      tries: BOOT_TRIES,
+    });
+    await record(layout.stateDir, { ...base, result: 'installed', message: `slot ${target} boots ${manifest.version} next (${BOOT_TRIES} tries, then back to slot ${running.booted})` });
+    progress(`installed: slot ${target} boots clawbox ${manifest.version} on the next start (boot entry ${entry}); reboot to use it`);
+    return { ...base, entry };
+  } catch (error) {
+    await removeEntries(layout.espDir, target).catch(() => {});
+    await record(layout.stateDir, { ...base, result: 'failed', message: (error as Error).message }).catch(() => {});
+    throw error;
+  }
 }

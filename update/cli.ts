@@ -4,7 +4,7 @@
  * and the EFI partition. `--root DIR` runs against another root (tests, an image mounted elsewhere).
  */
 import { spawnSync } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -121,9 +121,14 @@ const HELPER_IDLE_MS = 60_000;
 async function serveHelper(layout: SystemLayout, values: { socket?: string | undefined; bundle?: string | undefined }, signal: AbortSignal): Promise<number> {
   const activated = process.env.LISTEN_FDS === '1' && process.env.LISTEN_PID === String(process.pid);
   if (!activated && !values.socket) throw new ClawboxError('USAGE', 'update serve: --socket PATH (or start it from clawbox-updater.socket)');
+  const bundleFile = values.bundle ?? RUNTIME_BUNDLE;
+  // The runtime's user owns its state folder, the folder above the download folder; that folder's own parent
+  // (/var/lib) is root's, so the runtime cannot swap it. Without it, no uid matches (-1) and nothing installs.
+  const bundleOwner = (await stat(path.dirname(path.dirname(bundleFile))).catch(() => undefined))?.uid ?? -1;
   const server = createUpdateHelper({
     layout,
-    bundleFile: values.bundle ?? RUNTIME_BUNDLE,
+    bundleFile,
+    bundleOwner,
     reboot: async () => {
       const reboot = spawnSync('systemctl', ['reboot'], { stdio: 'inherit' });
       if (reboot.status !== 0) throw new ClawboxError('INTERNAL', 'systemctl reboot failed');

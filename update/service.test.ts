@@ -298,7 +298,7 @@ t.test('the helper: a caller that goes away cancels the install; bad requests ge
   t.match(await ask('{"op":"status"}\n'), [{ type: 'result', data: { booted: 'a', version: '0.1.0' } }]);
   rmSync(bundleFile);
   symlinkSync(system.layout.slotDevice('a'), bundleFile);
-  t.match(await ask('{"op":"check"}\n'), [{ type: 'progress' }, { type: 'error', code: 'UPDATE_BUNDLE_INVALID', message: /not a plain file/ }], 'a link is not followed');
+  t.match(await ask('{"op":"check"}\n'), [{ type: 'progress' }, { type: 'error', code: 'UPDATE_BUNDLE_INVALID', message: /is a symbolic link/ }], 'a link is not followed');
   rmSync(bundleFile);
   t.match(await ask('{"op":"apply"}\n'), [{ type: 'error', code: 'NOT_FOUND', message: /no bundle/ }]);
 });

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { ApplyOptions, ApplyResult } from '../apply.js';
+import type { BundleFile } from '../bundle.js';
 import { createUpdateHelper } from '../helper.js';
 import type { SystemLayout } from '../system.js';
 
@@ -85,11 +86,15 @@ export interface StartedHelper {
   close(): Promise<void>;
 }
 
-/** The update helper on a fresh socket, installing `bundleFile` into `layout`'s fake system. */
+/**
+ * The update helper on a fresh socket, installing `bundleFile` into `layout`'s fake system; the bundle must
+ * belong to `bundleOwner` (this process's user unless given).
+ */
 export async function startHelper(
   layout: SystemLayout,
   bundleFile: string,
-  install?: (bundle: string, layout: SystemLayout, options: ApplyOptions) => Promise<ApplyResult>,
+  install?: (bundle: BundleFile, layout: SystemLayout, options: ApplyOptions) => Promise<ApplyResult>,
+  bundleOwner: number = process.getuid?.() ?? 0,
 ): Promise<StartedHelper> {
   const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-updater-'));
   const socketPath = path.join(dir, 'updater.sock');
@@ -97,6 +102,7 @@ export async function startHelper(
   const server = createUpdateHelper({
     layout,
     bundleFile,
+    bundleOwner,
     reboot: async () => {
       reboots++;
     },
