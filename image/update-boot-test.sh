@@ -4,11 +4,14 @@
 # From the built image it makes three bundles signed with a key made here (never committed): 0.x.y+1
 # (good), 0.x.y+2 whose runtime fails (a drop-in makes clawbox.service exit 78), and the good one
 # re-signed with a key the box does not trust. Each boot is one qemu run (-no-reboot: a guest reboot ends
-# qemu); between runs the test edits only the ESP of its copy (mtools), to start an update through the
-# kernel command line: systemd.wants=clawbox-update@<escaped URL>.service. The bundles are served from
-# the host (10.0.2.2 inside the guest). Four boots:
-#   1. slot A, first boot: credentials from the console, a retained MQTT message as state; the good
-#      update installs into slot B and reboots (the health check is skipped: nothing to decide);
+# qemu); between runs the test edits only the ESP of its copy (mtools). The good update goes the web app's
+# way (the HTTP API with the session cookie of /api/login: the runtime downloads, the root update helper
+# installs, system.reboot restarts); the other two the command line's, started through the kernel command
+# line: systemd.wants=clawbox-update@<escaped URL>.service (clawbox update URL --reboot). The bundles are
+# served from the host (10.0.2.2 inside the guest). Four boots:
+#   1. slot A, first boot: credentials from the console, a retained MQTT message as state; signed in as the
+#      web app is, POST /api/system/update/apply of the good bundle, GET /api/system/update until the job
+#      is installed and slot B boots next, POST /api/system/reboot (no health check: nothing to decide);
 #   2. slot B on trial: /healthz reports the new version, password and retained message survived, the
 #      health check marks it good; the failing update installs into slot A and reboots;
 #   3. slot A on trial: clawbox fails, the health check marks the slot bad and reboots;
@@ -193,6 +196,52 @@ running_version() {
     fail "/api/status with the first-boot token failed (boot $BOOT)"
   node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).version' "$WORK/status.json"
 }
+# web_api METHOD PATH [JSON]: the HTTP API as the web app calls it (web/src/api.ts): the session cookie
+# from /api/login, JSON, and the page's Origin on a state change (the runtime refuses other origins).
+# The answer goes to $WORK/api.json; prints the HTTP status.
+COOKIES=$WORK/cookies.txt
+web_api() {
+  local method=$1 path=$2 body=${3:-}
+  local args=(-ks -m 60 -b "$COOKIES" -c "$COOKIES" -X "$method" -H 'Accept: application/json' -o "$WORK/api.json" -w '%{http_code}')
+  [ "$method" = GET ] || args+=(-H "Origin: https://127.0.0.1:$HTTP_PORT")
+  [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data "$body")
+  curl "${args[@]}" "https://127.0.0.1:$HTTP_PORT$path" || true
+}
+# api_field EXPR: a field of the last answer's envelope (`d` is its data), as text.
+api_field() { node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).data; const v = eval(process.argv[2]); console.log(typeof v === "object" ? JSON.stringify(v) : String(v))' "$WORK/api.json" "$1"; }
+# web_update NAME: System → Update's Apply for the bundle NAME, then waits for the job to be installed.
+web_update() {
+  local code phase='' shown='' until
+  code=$(web_api POST /api/login "$(node -p 'JSON.stringify({ secret: process.argv[1] })' "$PASSWORD")")
+  [ "$code" = 200 ] || fail "signing in with the first-boot password failed (HTTP $code: $(cat "$WORK/api.json"))"
+  grep -q . "$COOKIES" || fail "/api/login set no session cookie"
+  code=$(web_api POST /api/system/update/apply "{\"url\": \"http://10.0.2.2:$WWW_PORT/$1.bundle\"}")
+  [ "$code" = 200 ] && [ "$(api_field d.phase)" = downloading ] ||
+    fail "POST /api/system/update/apply answered HTTP $code: $(cat "$WORK/api.json")"
+  say "ok: signed in with the session cookie; POST /api/system/update/apply started job $(api_field d.id) for $1.bundle"
+  until=$(($(date +%s) + STEP_TIMEOUT))
+  while :; do
+    [ "$(date +%s)" -lt "$until" ] || fail "the web update was not installed within $STEP_TIMEOUT s (last phase: $phase; host load $(cut -d' ' -f1-3 /proc/loadavg))"
+    code=$(web_api GET /api/system/update)
+    if [ "$code" = 200 ]; then
+      phase=$(api_field 'd.job && d.job.phase')
+      if [ "$phase" != "$shown" ]; then
+        say "    job: $phase ($(api_field '`${d.job.downloaded_bytes} of ${d.job.download_total_bytes} bytes downloaded, ${d.job.written_bytes} of ${d.job.write_total_bytes} written`'))"
+        shown=$phase
+      fi
+      case "$phase" in
+        installed) break ;;
+        failed | cancelled) fail "the web update ended $phase: $(api_field d.job.error)" ;;
+      esac
+    fi
+    sleep 5
+  done
+  [ "$(api_field 'd.slots.find((s) => s.slot === "b").next_boot')" = true ] &&
+    [ "$(api_field 'd.slots.find((s) => s.slot === "b").tries_left')" = 3 ] &&
+    [ "$(api_field 'd.last.result')" = installed ] ||
+    fail "after the web update the status does not say slot B boots next with 3 tries: $(api_field d.slots) last: $(api_field d.last)"
+  say "ok: the web update is installed: $(api_field d.job.message)"
+}
 # config_and_state_survived: the first-boot password (config) and the retained message (broker state).
 config_and_state_survived() {
   local code kept
@@ -204,9 +253,9 @@ config_and_state_survived() {
   say "ok: config (first-boot password) and state (retained MQTT message) survived"
 }
 
-# 1. Slot A, first boot; then the good update.
-set_options a "$(update_unit good)"
-boot "slot A $VERSION, first boot, then the update to $GOOD_VERSION"
+# 1. Slot A, first boot; then the good update the web app's way.
+set_options a
+boot "slot A $VERSION, first boot, then the update to $GOOD_VERSION through the HTTP API"
 wait_healthz
 wait_console 'HTTP API token: *[0-9a-f]{64}' 'the first-boot banner'
 PASSWORD=$(console | sed -n 's/^ *Admin password: *\([^ ]*\).*/\1/p' | tail -n 1)
@@ -215,12 +264,14 @@ TOKEN=$(console | sed -n 's/^ *HTTP API token: *\([0-9a-f]*\).*/\1/p' | tail -n 
 [ "$(running_version)" = "$VERSION" ] || fail "slot A runs $(running_version), expected $VERSION"
 STATE_MARK="kept-$$-$RANDOM"
 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -u admin -P "$PASSWORD" -q 1 -r -t boot-test/persist -m "$STATE_MARK" ||
-  fail "could not publish the retained message (did the update reboot first?)"
+  fail "could not publish the retained message"
 say "ok: slot A runs $VERSION; retained message boot-test/persist published as state"
-wait_console "done: rebooting into clawbox $GOOD_VERSION \\(slot b\\)" "the update to $GOOD_VERSION installed"
-wait_exit "rebooting into slot B"
+web_update good
+code=$(web_api POST /api/system/reboot)
+[ "$code" = 200 ] && [ "$(api_field d.rebooting)" = true ] || fail "POST /api/system/reboot answered HTTP $code: $(cat "$WORK/api.json")"
+wait_exit "POST /api/system/reboot: rebooting into slot B"
 entries | grep -qx 'clawbox-2-b+3.conf' || fail "slot B's entry is not clawbox-2-b+3.conf: $(entries | tr '\n' ' ')"
-say "ok: the good bundle was installed into slot B with 3 tries (clawbox-2-b+3.conf)"
+say "ok: the good bundle was installed into slot B with 3 tries (clawbox-2-b+3.conf) through the web app's API"
 
 # 2. Slot B on trial: marked good; then the failing update into slot A.
 set_options a
