@@ -18,6 +18,10 @@ import { impliedState } from '../capabilities.js';
 import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
 import type { Availability, DeviceCommand, DeviceState, StateValue } from '../model.js';
 import { AvailabilityState, Reconnector, SerialQueue, StatePoller, timeoutError } from './common.js';
+import { eventLoopBinding } from './event-loop-binding.js';
+
+/** Reads and writes on the event loop instead of libuv's thread pool (see event-loop-binding.ts). */
+const BINDING = eventLoopBinding();
 
 export interface SerialLineOptions {
   path: string;
@@ -230,7 +234,9 @@ class SerialLineDriver implements DeviceDriver {
   async #open(): Promise<void> {
     if (this.#stopped) return;
     if (!existsSync(this.#o.path)) throw new Error(`${this.#o.path} does not exist`);
-    const port = new SerialPort({ path: this.#o.path, baudRate: this.#o.baud_rate ?? 9600, autoOpen: false });
+    // SerialPort's typings leave `binding` out, but its constructor takes one (it only fills in the default).
+    const options = { path: this.#o.path, baudRate: this.#o.baud_rate ?? 9600, autoOpen: false, binding: BINDING };
+    const port = new SerialPort(options as ConstructorParameters<typeof SerialPort>[0]);
     await new Promise<void>((resolve, reject) => port.open((error) => (error ? reject(error) : resolve())));
     if (this.#stopped) {
       await closeQuietly(port);
