@@ -115,7 +115,7 @@ export class DeviceService implements Component {
   #persisting: Promise<void> | null = null;
   /** Released when the write that holds the changes made since the last write started is on disk. */
   #nextCommit: Commit | null = null;
-  /** State changes are journaled (one append + fdatasync each batch) and folded into the document now and then. */
+  /** State changes are journaled (one synchronous append each batch) and folded into the document now and then. */
   #journal: Journal<StateRecord> | null = null;
   #journalPending: StateRecord[] = [];
   #running = false;

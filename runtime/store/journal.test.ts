@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -59,4 +59,23 @@ t.test('a torn last line is dropped and cut off; bad lines are skipped with a wa
   const reopened = await Journal.open<Entry>(file, { logger, valid });
   t.same(reopened.records.at(-1), { id: 'c', n: 3 });
   await reopened.journal.close();
+});
+
+// `append` resolves without an fdatasync of its own where the descriptor syncs every write: that
+// guarantee is the kernel's open flags, read back from /proc (Linux only).
+t.test('the journal is opened for synchronous data writes', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const { file, logger } = setup(t);
+  const { journal } = await Journal.open<Entry>(file, { logger, valid });
+  t.teardown(() => journal.close());
+  const fds = readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false;
+    }
+  });
+  t.equal(fds.length, 1, 'one descriptor holds the journal');
+  const flags = Number.parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))?.[1] ?? '0', 8);
+  t.ok(flags & constants.O_DSYNC, 'O_DSYNC: each append is on disk when its write returns');
+  t.ok(flags & constants.O_APPEND, 'O_APPEND');
 });
