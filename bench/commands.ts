@@ -1,6 +1,6 @@
 /**
- * `npm run bench:commands`: open-loop MQTT `set` commands to serial-line devices over socat pty pairs
- * (a line-protocol simulator process on the far end of each), at 100, 500 and 1,000 commands/s for 10 s
+ * `npm run bench:commands`: open-loop MQTT `set` commands to serial-line devices over pseudo-terminals
+ * (a line-protocol simulator on the far end of each), at 100, 500 and 1,000 commands/s for 10 s
  * each. Latency is command published -> state published on `clawbox/<device>` (or the error), as seen
  * by the MQTT client. Baseline in the same run: the same load on simulated devices (no serial I/O), so
  * the serial path's own cost is visible; a third set of serial devices runs with `serial.pipeline`. The
@@ -8,12 +8,15 @@
  *
  * Processes: this one is the load generator and MQTT client; the runtime part (embedded broker +
  * DeviceService, the real components) runs in a child process (`--serve`), as it would in `clawbox start`;
- * socat and the simulators are their own processes. Prints a table, the ratios to the baseline and, per
+ * the device simulator is its own process: by default one process holding the pty master of every device
+ * (devices/fixtures/pty-links.py: the runtime opens a tty as it opens a USB adapter, with no relay between),
+ * or with BENCH_LINK=socat a socat pty pair and a simulator process per device (the harness of the conformance
+ * tests: 2 processes per device that wake on every line and share the cores with the runtime). Prints a table, the ratios to the baseline and, per
  * driver, where the time went inside the runtime; writes bench/results/commands-<time>.json.
  *
  * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10, per driver and rate),
  * BENCH_SLICE_SECONDS (2), BENCH_DEVICES (4 per set), BENCH_PIPELINE (8; 0 leaves the pipelined set out),
- * BENCH_CPU_PROF (a folder: the runtime side writes a V8 CPU profile there).
+ * BENCH_CPU_PROF (a folder: the runtime side writes a V8 CPU profile there), BENCH_LINK ("pty" or "socat").
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
+import { PtyLinks } from '../devices/fixtures/pty-links.js';
 import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
 import { percentile } from './stats.js';
 
@@ -31,6 +35,13 @@ const DEVICES = Number(process.env.BENCH_DEVICES ?? 4);
 const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 2);
 /** A third set of serial devices with `serial.pipeline` this high takes turns too (0: none). */
 const PIPELINE = Number(process.env.BENCH_PIPELINE ?? 8);
+/** How the serial devices are attached: one simulator process on pty masters, or socat + a simulator per device. */
+const LINK = process.env.BENCH_LINK ?? 'pty';
+if (LINK !== 'pty' && LINK !== 'socat') throw new Error('BENCH_LINK must be "pty" or "socat"');
+const HARNESS =
+  LINK === 'pty'
+    ? 'one simulator process holding every pty master (no relay)'
+    : 'a socat pty pair and a simulator process per device';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -257,19 +268,21 @@ function summarise(driver: string, rate: number, slices: Slice[]): RunResult {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-commands-'));
-  const rigs = Array.from({ length: DEVICES }, (_, i) => new SerialRig(dir, `dev${i}`, LINE_SIM));
-  const pipelinedRigs = Array.from({ length: PIPELINE > 1 ? DEVICES : 0 }, (_, i) => new SerialRig(dir, `pip${i}`, LINE_SIM));
+  const serialIds = Array.from({ length: DEVICES }, (_, i) => `serial-${i}`);
+  const pipelinedIds = Array.from({ length: PIPELINE > 1 ? DEVICES : 0 }, (_, i) => `pipelined-${i}`);
+  const simIds = Array.from({ length: DEVICES }, (_, i) => `sim-${i}`);
+  const rigs = LINK === 'socat' ? [...serialIds, ...pipelinedIds].map((id) => new SerialRig(dir, id, LINE_SIM)) : [];
+  const links = LINK === 'pty' ? new PtyLinks(dir, [...serialIds, ...pipelinedIds], LINE_SIM) : null;
+  const devicePath = (id: string) => links?.path(id) ?? rigs.find((rig) => rig.name === id)!.devicePath;
   let server: ChildProcess | null = null;
   try {
-    log(`starting ${DEVICES} socat pty pairs with line-protocol simulators...`);
-    await Promise.all([...rigs, ...pipelinedRigs].map((rig) => rig.plug()));
-    const serialIds = rigs.map((_, i) => `serial-${i}`);
-    const pipelinedIds = pipelinedRigs.map((_, i) => `pipelined-${i}`);
-    const simIds = rigs.map((_, i) => `sim-${i}`);
+    log(`attaching ${serialIds.length + pipelinedIds.length} serial devices: ${HARNESS}...`);
+    await Promise.all(rigs.map((rig) => rig.plug()));
+    await links?.start();
     const config = {
       devices: [
-        ...rigs.map((rig, i) => serialEntry(serialIds[i]!, rig.devicePath)),
-        ...pipelinedRigs.map((rig, i) => serialEntry(pipelinedIds[i]!, rig.devicePath, PIPELINE)),
+        ...serialIds.map((id) => serialEntry(id, devicePath(id))),
+        ...pipelinedIds.map((id) => serialEntry(id, devicePath(id), PIPELINE)),
         ...simIds.map((id) => ({ id, driver: 'simulated', capabilities: ['switch', 'dimmer'] })),
       ],
     };
@@ -353,6 +366,7 @@ async function main(): Promise<void> {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
     console.log(`\ncommand -> state published latency, ${DEVICES} devices per driver, open loop, ${SECONDS} s per rate`);
+    console.log(`(serial devices: ${HARNESS}; simulated: in the runtime, no I/O)`);
     console.log('(loop p99/max: event-loop delay of the runtime process in ms; load: 1-minute load average, all jobs)');
     console.log(line(header));
     for (const row of rows) console.log(line(row));
@@ -384,7 +398,7 @@ async function main(): Promise<void> {
     mkdirSync(out, { recursive: true });
     const file = path.join(out, `commands-${new Date().toISOString().replaceAll(':', '-').replace('.', '-')}.json`);
     const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version };
-    writeFileSync(file, `${JSON.stringify({ benchmark: 'commands', machine, devices: DEVICES, seconds: SECONDS, results }, null, 2)}\n`);
+    writeFileSync(file, `${JSON.stringify({ benchmark: 'commands', machine, harness: HARNESS, devices: DEVICES, seconds: SECONDS, results }, null, 2)}\n`);
     console.log(`results: ${path.relative(ROOT, file)}`);
   } finally {
     if (server && server.exitCode === null) {
@@ -392,7 +406,8 @@ async function main(): Promise<void> {
       server.kill('SIGTERM');
       await Promise.race([exited, sleep(5000)]);
     }
-    await Promise.all([...rigs, ...pipelinedRigs].map((rig) => rig.unplug()));
+    await Promise.all(rigs.map((rig) => rig.unplug()));
+    await links?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
