@@ -22,7 +22,8 @@ t.test('--version and --help', async (t) => {
   const version = await runCli(['--version']);
   t.equal(version.code, 0);
   t.equal(version.stdout.trim(), pkg.version);
-  const help = await runCli(['--help']);
+  // The entry and its exit status are proven by the spawned --version; the text comes from execute().
+  const help = await runInProcess(['--help']);
   t.equal(help.code, 0);
   t.match(help.stdout, /clawbox start/);
   t.match(help.stdout, /78 +the configuration is invalid/);
@@ -38,7 +39,7 @@ t.test('config check prints every problem with its path and exits 1', async (t) 
   t.match(result.stderr, /http\.port: must be integer/);
   t.notMatch(result.stderr, /at .*\.ts:\d+/, 'no stack trace');
 
-  const ok = await runCli(['config', 'check', configFile('broker:\n  port: 1999\n')]);
+  const ok = await runInProcess(['config', 'check', configFile('broker:\n  port: 1999\n')]);
   t.equal(ok.code, 0);
   t.match(ok.stdout, /config ok/);
 });
@@ -47,14 +48,15 @@ t.test('start with a bad config exits 78 with a clear message', async (t) => {
   const result = await runCli(['start', '--config', configFile('mode: banana\n')]);
   t.equal(result.code, 78);
   t.match(result.stderr, /CONFIG_INVALID: configuration is invalid:\n {2}mode: must be one of "local", "appliance"/);
-  const missing = await runCli(['start', '--config', '/nonexistent/config.yaml']);
+  const missing = await runInProcess(['start', '--config', '/nonexistent/config.yaml']);
   t.equal(missing.code, 78);
   t.match(missing.stderr, /CONFIG_UNREADABLE: cannot read config file \/nonexistent\/config.yaml: file not found/);
 });
 
+// In this process: a spawned USAGE error (exit 64 from the real process) is in 'bad arguments to any command'.
 t.test('usage errors exit 64', async (t) => {
   for (const args of [['frobnicate'], ['start', '--mode', 'cloud'], ['start', '--nope'], ['config', 'edit']]) {
-    const result = await runCli(args);
+    const result = await runInProcess(args);
     t.equal(result.code, 64, args.join(' '));
     t.match(result.stderr, /^clawbox: USAGE: /);
   }
@@ -74,7 +76,7 @@ t.test('passwd prints a hash that verifies', async (t) => {
   t.match(hash, /^scrypt\$/);
   t.ok(await verifyPassword('correct horse battery', hash));
   t.notOk(await verifyPassword('wrong horse battery', hash));
-  const short = await runCli(['passwd', 'short']);
+  const short = await runInProcess(['passwd', 'short']);
   t.equal(short.code, 64);
 });
 
@@ -102,15 +104,19 @@ t.test('a config that cannot be parsed safely stops start with exit 78 and one l
     ['2000-deep nesting', `broker: ${'['.repeat(2000)}${']'.repeat(2000)}\n`, /nested more than 64 levels deep/],
     ['huge file', `# ${'x'.repeat(2 * 1024 * 1024)}\n`, /larger than 1048576 bytes/],
   ];
+  // The files in this process (each refused before anything starts); the same refusal through a real
+  // process, exit 78 and one line on stderr, is the $CLAWBOX_CONFIG case below.
   for (const [what, text, reason] of cases) {
     const file = configFile(text);
-    const result = await runCli(['start', '--config', file]);
+    const result = await runInProcess(['start', '--config', file]);
     assertCatalogError(t, result, 'CONFIG_UNREADABLE', what);
     t.match(result.stderr, reason, what);
     t.equal(result.stderr.trim().split('\n').length, 1, `${what}: one line`);
   }
   const fromEnv = await runCli(['start'], { env: { CLAWBOX_CONFIG: configFile(cases[0]![1]) } });
   assertCatalogError(t, fromEnv, 'CONFIG_UNREADABLE', 'an alias bomb via $CLAWBOX_CONFIG');
+  t.match(fromEnv.stderr, /aliases expand too far/, 'an alias bomb via $CLAWBOX_CONFIG');
+  t.equal(fromEnv.stderr.trim().split('\n').length, 1, 'an alias bomb via $CLAWBOX_CONFIG: one line');
   const hostileEnv = await runCli(['start'], { env: { CLAWBOX_BROKER_USERS: `${'['.repeat(5000)}${']'.repeat(5000)}` } });
   assertCatalogError(t, hostileEnv, 'CONFIG_INVALID', 'nested environment value');
   t.match(hostileEnv.stderr, /CLAWBOX_BROKER_USERS: cannot be parsed as YAML or JSON: nested more than 64 levels deep/);
