@@ -45,7 +45,16 @@ function wait(port: UnixPort, event: 'readable' | 'writable'): Promise<void> {
   });
 }
 
+/** Ports whose last read returned less than asked: nothing is left, so the next read waits for data first. */
+const drained = new WeakSet<UnixPort>();
+
 async function read(port: UnixPort, buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }> {
+  // The stream asks again right after every chunk; a read then would only find EAGAIN (a thrown error
+  // per reply). The poller is level-triggered: data that came meanwhile makes it fire at once.
+  if (drained.delete(port)) {
+    if (port.fd === null) throw notOpen();
+    await wait(port, 'readable');
+  }
   for (;;) {
     if (port.fd === null) throw notOpen();
     let bytesRead: number;
@@ -56,7 +65,10 @@ async function read(port: UnixPort, buffer: Buffer, offset: number, length: numb
       if (!WOULD_BLOCK.has(err.code ?? '')) throw ioFailure(err);
       bytesRead = 0;
     }
-    if (bytesRead > 0) return { buffer, bytesRead };
+    if (bytesRead > 0) {
+      if (bytesRead < length) drained.add(port);
+      return { buffer, bytesRead };
+    }
     await wait(port, 'readable');
   }
 }
