@@ -1,6 +1,8 @@
 // Process entry: `node dist/app/main.js <args>` (what bin/clawbox.js loads) or, from the sources,
 // `node --import tsx app/main.ts <args>` (what the tests spawn).
-// First, before anything can load mqtt-packet: its disabled debug loggers are made cheap (see the file).
+// First, before any module imports node:http: its getters that load Node's bundled undici go (see the file).
+import '../runtime/system/lean-builtins.js';
+// Then, before anything can load mqtt-packet: its disabled debug loggers are made cheap (see the file).
 import '../runtime/broker/quiet-debug.js';
 import { run } from './cli.js';
 

@@ -3,7 +3,20 @@
  * alias expansion and work, so a hostile file or environment value is refused with one clear reason
  * instead of exhausting the stack, the memory or the CPU.
  */
-import YAML, { type CST, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type { CST, Document, LineCounter } from 'yaml';
+
+type YamlPackage = typeof import('yaml');
+let loaded: YamlPackage | undefined;
+/**
+ * The `yaml` package, loaded the first time a text is parsed: a box on embedded defaults with no
+ * `CLAWBOX_*` object value reads no YAML and need not hold the parser.
+ * require() because the parse is synchronous; the package's `node` export is CommonJS either way.
+ */
+function yaml(): YamlPackage {
+  loaded ??= createRequire(import.meta.url)('yaml') as YamlPackage;
+  return loaded;
+}
 
 export const YAML_LIMITS = {
   /** A hand-written config is a few KiB; this leaves room for long device lists. */
@@ -50,7 +63,8 @@ function tooDeepAt(tokens: readonly CST.Token[], max: number): number {
 }
 
 /** The first key that appears twice in one mapping, compared as the JS object will see it. */
-function duplicateKey(doc: Document.Parsed, lines: YAML.LineCounter): string | undefined {
+function duplicateKey(doc: Document.Parsed, lines: LineCounter): string | undefined {
+  const YAML = yaml();
   let found: string | undefined;
   // Depth is already bounded, so visit's recursion is safe. The parser's own uniqueKeys check compares
   // every key with every other one, which a file of 100k keys turns into minutes of CPU.
@@ -95,6 +109,7 @@ export function parseYamlSafely(text: string): { doc: Document.Parsed; value: un
   if (bytes > YAML_LIMITS.maxBytes) {
     throw new YamlRejected('limit', [`${bytes} bytes is more than the ${YAML_LIMITS.maxBytes} allowed`]);
   }
+  const YAML = yaml();
   const lines = new YAML.LineCounter();
   const tokens = Array.from(new YAML.Parser(lines.addNewLine).parse(text));
   const deepAt = tooDeepAt(tokens, YAML_LIMITS.maxDepth);
