@@ -87,8 +87,27 @@ FSTAB
   systemctl --root="$root" mask e2scrub_all.timer e2scrub_reap.service dpkg-db-backup.timer \
     sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount sys-fs-fuse-connections.mount >/dev/null 2>&1 ||
     die "systemctl mask in the rootfs failed"
+  # The first processes systemd starts, all at once, while journald is still coming up: modules an
+  # appliance does not use (configfs and its mount: USB gadgets, targets; dm_mod and loop: device mapper
+  # and loop images for systemd-repart, which grows a plain partition; drm: displays for logind;
+  # efi_pstore: crash records), and the static nodes of modules that are not loaded (/dev/fuse,
+  # /dev/net/tun, /dev/loop-control, ...). A driver a device needs is still loaded by udev when it appears.
+  systemctl --root="$root" mask modprobe@configfs.service sys-kernel-config.mount modprobe@dm_mod.service \
+    modprobe@loop.service modprobe@drm.service modprobe@efi_pstore.service kmod-static-nodes.service >/dev/null 2>&1 ||
+    die "systemctl mask in the rootfs failed"
   # Nobody logs in with a password: root stays locked (console access is physical access anyway).
   grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
+  install_initramfs "$root"
+}
+
+# install_initramfs ROOT: the base's initramfs again, now with the overlay's hook and script that mount
+# the data partition before systemd starts (etc/initramfs-tools in the overlay; kept by later kernel updates).
+install_initramfs() {
+  local root=$1 kver
+  for kver in $(ls "$root/usr/lib/modules"); do
+    in_root "$root" update-initramfs -u -k "$kver" >"$WORK/initramfs.log" 2>&1 ||
+      { tail -n 30 "$WORK/initramfs.log" >&2; die "update-initramfs in the rootfs failed"; }
+  done
 }
 
 # install_smoke_test ROOT: the installed app runs on the target's own Node (under qemu-user for arm64):
