@@ -140,17 +140,39 @@ async function serve(configFile: string): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 1 });
   let cpuAtReset = process.cpuUsage();
   const usedMs = (cpu: NodeJS.CpuUsage) => (cpu.user + cpu.system) / 1000;
+  // CPU time per driver: the drivers take turns, so the time between two label switches is one driver's
+  // (its commands, their answers, and the runtime's idle work meanwhile). Load on other processes does
+  // not move it much, unlike latency.
+  const cpuByLabel = new Map<string, number>();
+  let cpuMark = process.cpuUsage();
+  const chargeCpu = () => {
+    cpuByLabel.set(stages.label, (cpuByLabel.get(stages.label) ?? 0) + usedMs(process.cpuUsage(cpuMark)));
+    cpuMark = process.cpuUsage();
+  };
   loop.enable();
   process.on('message', (message: { cmd?: string; label?: string }) => {
-    if (message.cmd === 'label') stages.label = String(message.label);
+    if (message.cmd === 'label') {
+      chargeCpu();
+      stages.label = String(message.label);
+    }
     if (message.cmd === 'reset') {
       cpuAtReset = process.cpuUsage();
+      cpuMark = cpuAtReset;
+      cpuByLabel.clear();
       loop.reset();
       stages.reset();
     }
     if (message.cmd === 'report') {
+      chargeCpu();
       const ms = (ns: number) => Math.round(ns / 1e4) / 100;
-      process.send?.({ loop_p50_ms: ms(loop.percentile(50)), loop_p99_ms: ms(loop.percentile(99)), loop_max_ms: ms(loop.max), cpu_ms: Math.round(usedMs(process.cpuUsage(cpuAtReset))), stages: stages.report() });
+      process.send?.({
+        loop_p50_ms: ms(loop.percentile(50)),
+        loop_p99_ms: ms(loop.percentile(99)),
+        loop_max_ms: ms(loop.max),
+        cpu_ms: Math.round(usedMs(process.cpuUsage(cpuAtReset))),
+        cpu_ms_by_driver: Object.fromEntries(cpuByLabel),
+        stages: stages.report(),
+      });
     }
   });
   process.stdout.write(`ready ${broker.port}\n`);
@@ -182,6 +204,8 @@ interface RunResult {
   load_avg_1m?: number;
   /** CPU time of the runtime process per command at this rate (user + system, every driver's turns together). */
   runtime_cpu_us_per_command?: number;
+  /** The same for this driver's turns alone: the runtime's work per command on this path. */
+  runtime_cpu_us_per_command_driver?: number;
   /** Inside the runtime: the whole operation, the driver's part, the journal's group commits, the broker's publishes. */
   stages?: Record<string, { n: number; p50_ms: number; p99_ms: number }>;
 }
@@ -337,18 +361,21 @@ async function main(): Promise<void> {
           slices.get(driver)!.push(await runSlice(client, [...ids], rate, SLICE_SECONDS));
         }
       }
-      const { loop_p99_ms, loop_max_ms, cpu_ms, stages } = (await loopReport()) as {
+      const { loop_p99_ms, loop_max_ms, cpu_ms, cpu_ms_by_driver, stages } = (await loopReport()) as {
         loop_p99_ms: number;
         loop_max_ms: number;
         cpu_ms: number;
+        cpu_ms_by_driver: Record<string, number>;
         stages: Record<string, RunResult['stages']>;
       };
       const load = Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10;
       const commands = [...slices.values()].flat().reduce((n, slice) => n + slice.sent, 0);
       log(`${rate} cmd/s: the runtime process used ${cpu_ms} ms of CPU for ${commands} commands (${Math.round((cpu_ms / commands) * 1000)} us each, all drivers)`);
       for (const [driver] of drivers) {
+        const summary = summarise(driver, rate, slices.get(driver)!);
         results.push({
-          ...summarise(driver, rate, slices.get(driver)!),
+          ...summary,
+          runtime_cpu_us_per_command_driver: Math.round(((cpu_ms_by_driver[driver] ?? 0) / summary.sent) * 1000),
           runtime_loop_p99_ms: loop_p99_ms,
           runtime_loop_max_ms: loop_max_ms,
           load_avg_1m: load,
@@ -359,15 +386,16 @@ async function main(): Promise<void> {
     }
     await client.endAsync();
 
-    const header = ['driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'loop p99', 'loop max', 'load'];
+    const header = ['driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'cpu us/cmd', 'loop p99', 'loop max', 'load'];
     const rows = results.map((r) =>
-      [r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms, r.runtime_loop_p99_ms, r.runtime_loop_max_ms, r.load_avg_1m].map(String),
+      [r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms, r.runtime_cpu_us_per_command_driver, r.runtime_loop_p99_ms, r.runtime_loop_max_ms, r.load_avg_1m].map(String),
     );
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
     console.log(`\ncommand -> state published latency, ${DEVICES} devices per driver, open loop, ${SECONDS} s per rate`);
     console.log(`(serial devices: ${HARNESS}; simulated: in the runtime, no I/O)`);
-    console.log('(loop p99/max: event-loop delay of the runtime process in ms; load: 1-minute load average, all jobs)');
+    console.log('(cpu us/cmd: CPU time of the runtime process per command during this driver\'s turns; loop p99/max: its');
+    console.log(' event-loop delay in ms; load: 1-minute load average, all jobs)');
     console.log(line(header));
     for (const row of rows) console.log(line(row));
     for (const r of results) {
