@@ -27,6 +27,18 @@ export interface PrecompileResult {
 }
 
 /** Replaces `dir` with one file per distinct schema (same key, one file). */
+/**
+ * The generated code with every non-ASCII character written as a `\u` escape. V8 keeps a loaded file's
+ * source for as long as its functions live, and one character above U+00FF (an em dash in a schema's
+ * description) makes it keep the whole text at two bytes per character instead of one. Ajv writes schema
+ * text as JSON string literals, where an escape means the same character; a non-ASCII character right after
+ * a backslash (which JSON never writes) is refused rather than guessed at.
+ */
+export function asciiOnly(code: string): string {
+  if (/(^|[^\\])(\\\\)*\\[\u0080-\uffff]/.test(code)) throw new Error('a non-ASCII character follows a backslash');
+  return code.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[], dir: string): PrecompileResult {
   const { _ } = require('ajv') as typeof import('ajv');
   // Generated code for a schema with `format` takes ajv-formats' functions from the installed package.
@@ -43,7 +55,7 @@ export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[
     seen.add(key);
     try {
       const ajv = newAjv(profile, { code: WITH_FORMATS.has(profile) ? { source: true, formats } : { source: true } });
-      const code = standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>));
+      const code = asciiOnly(standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>)));
       writeFileSync(path.join(dir, `${key}.js`), `// Generated at build time for the ${profile} profile; see runtime/operations/validator.ts.\n${code}\n`);
       result.written.push(key);
     } catch (error) {

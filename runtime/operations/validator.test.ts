@@ -4,7 +4,7 @@
  * must give the same results and the same coded errors; a schema that changed since the build, or a
  * broken file, must be compiled instead.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { createConfigLoader } from '../config/load.js';
 import { composeConfigSchema } from '../config/schema.js';
 import { ClawboxError } from '../errors.js';
 import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
-import { writePrecompiledValidators } from './validator-standalone.js';
+import { asciiOnly, writePrecompiledValidators } from './validator-standalone.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -158,4 +158,47 @@ t.test('plugin profile: formats and defaults on both paths; schemaProblem refuse
   t.same(precompiled, compiled);
   t.same(precompiled.map((r) => r.ok), [true, false, false], 'format uri is checked');
   t.equal((precompiled[0]!.value as { retries: number }).retries, 3, 'default applied');
+});
+
+t.test('non-ASCII schema text: the precompiled file is ASCII and validates as the compiled one', async (t) => {
+  const dir = precompiledFolder(t);
+  const schema = {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      room: { enum: ['küche', 'salle à manger', '客厅', 'garden 🌱'], description: 'where it is — one of four' },
+      label: { type: 'string', pattern: '^[a-zé—]+$', default: 'café—bar' },
+    },
+  };
+  const inputs = [{ room: 'küche' }, { room: '客厅', label: 'école—x' }, { room: 'garden 🌱' }, { room: 'kuche' }, { room: 'küche', label: 'Ü' }];
+  const outcome = () =>
+    inputs.map((input) => {
+      const copy = structuredClone(input) as Record<string, unknown>;
+      const validate = validatorFor(schema, 'request');
+      return { ok: validate(copy), value: copy, errors: validate.errors?.map((e) => `${e.instancePath} ${e.message}`) ?? null };
+    });
+  usePrecompiledValidators(null);
+  const compiled = outcome();
+  const { written } = writePrecompiledValidators([{ schema, profile: 'request' }], dir);
+  const text = readFileSync(path.join(dir, `${written[0]}.js`), 'utf8');
+  t.notOk(/[\u0080-\uffff]/.test(text), 'only ASCII in the file (V8 then keeps its source at one byte per character)');
+  usePrecompiledValidators(dir);
+  t.ok(isPrecompiled(validatorFor(schema, 'request')));
+  const precompiled = outcome();
+  t.same(precompiled, compiled);
+  t.same(precompiled.map((r) => r.ok), [true, true, true, false, false]);
+  t.equal((precompiled[0]!.value as { label: string }).label, 'café—bar', 'the default keeps its characters');
+});
+
+t.test('asciiOnly escapes non-ASCII characters and refuses one escaped by a backslash', async (t) => {
+  const source = 'module.exports = ["é—🌱", /ü+/u.test("üü"), "\\\\—"];';
+  const escaped = asciiOnly(source);
+  t.notOk(/[\u0080-\uffff]/.test(escaped));
+  const run = (code: string) => {
+    const module = { exports: undefined as unknown };
+    new Function('module', code)(module);
+    return module.exports;
+  };
+  t.same(run(escaped), run(source));
+  t.throws(() => asciiOnly('x = "\\—";'), /follows a backslash/);
 });
