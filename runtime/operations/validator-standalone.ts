@@ -10,6 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Ajv } from 'ajv';
+import { asciiOnly } from '../system/ascii-source.js';
 import { type JsonSchema, type ValidatorProfile, WITH_FORMATS, newAjv, validatorKey } from './validator.js';
 
 const require = createRequire(import.meta.url);
@@ -27,18 +28,6 @@ export interface PrecompileResult {
 }
 
 /** Replaces `dir` with one file per distinct schema (same key, one file). */
-/**
- * The generated code with every non-ASCII character written as a `\u` escape. V8 keeps a loaded file's
- * source for as long as its functions live, and one character above U+00FF (an em dash in a schema's
- * description) makes it keep the whole text at two bytes per character instead of one. Ajv writes schema
- * text as JSON string literals, where an escape means the same character; a non-ASCII character right after
- * a backslash (which JSON never writes) is refused rather than guessed at.
- */
-export function asciiOnly(code: string): string {
-  if (/(^|[^\\])(\\\\)*\\[\u0080-\uffff]/.test(code)) throw new Error('a non-ASCII character follows a backslash');
-  return code.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[], dir: string): PrecompileResult {
   const { _ } = require('ajv') as typeof import('ajv');
   // Generated code for a schema with `format` takes ajv-formats' functions from the installed package.
@@ -55,7 +44,9 @@ export function writePrecompiledValidators(schemas: readonly SchemaToPrecompile[
     seen.add(key);
     try {
       const ajv = newAjv(profile, { code: WITH_FORMATS.has(profile) ? { source: true, formats } : { source: true } });
-      const code = asciiOnly(standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>)));
+      // ASCII: V8 then keeps the file's source at one byte per character (see ascii-source.ts). Ajv writes
+      // schema text as JSON strings, never as templates.
+      const code = asciiOnly(standaloneCode(ajv, ajv.compile(schema as Record<string, unknown>)), { withoutTemplates: true });
       writeFileSync(path.join(dir, `${key}.js`), `// Generated at build time for the ${profile} profile; see runtime/operations/validator.ts.\n${code}\n`);
       result.written.push(key);
     } catch (error) {
