@@ -13,7 +13,7 @@ import { createConfigLoader } from '../config/load.js';
 import { composeConfigSchema } from '../config/schema.js';
 import { ClawboxError } from '../errors.js';
 import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
-import { asciiOnly, writePrecompiledValidators } from './validator-standalone.js';
+import { writePrecompiledValidators } from './validator-standalone.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -188,17 +188,4 @@ t.test('non-ASCII schema text: the precompiled file is ASCII and validates as th
   t.same(precompiled, compiled);
   t.same(precompiled.map((r) => r.ok), [true, true, true, false, false]);
   t.equal((precompiled[0]!.value as { label: string }).label, 'café—bar', 'the default keeps its characters');
-});
-
-t.test('asciiOnly escapes non-ASCII characters and refuses one escaped by a backslash', async (t) => {
-  const source = 'module.exports = ["é—🌱", /ü+/u.test("üü"), "\\\\—"];';
-  const escaped = asciiOnly(source);
-  t.notOk(/[\u0080-\uffff]/.test(escaped));
-  const run = (code: string) => {
-    const module = { exports: undefined as unknown };
-    new Function('module', code)(module);
-    return module.exports;
-  };
-  t.same(run(escaped), run(source));
-  t.throws(() => asciiOnly('x = "\\—";'), /follows a backslash/);
 });
