@@ -316,4 +316,4 @@ TOTAL=$(($(date +%s) - START_ALL))
 mkdir -p "$(dirname "$RESULT_FILE")"
 printf '{"image": "%s", "from": "%s", "good": "%s", "failing": "%s", "boots": %s, "seconds": %s, "host_cpus": %s, "host_loadavg_at_end": "%s"}\n' \
   "$(basename "$IMAGE")" "$VERSION" "$GOOD_VERSION" "$BAD_VERSION" "$BOOT" "$TOTAL" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$RESULT_FILE"
-say "PASS: update to a good bundle, automatic rollback from a failing one, untrusted bundle refused; config and state kept ($TOTAL s, $BOOT boots)"
+say "PASS: update to a good bundle through the HTTP API, automatic rollback from a failing one, untrusted bundle refused; config and state kept ($TOTAL s, $BOOT boots)"
