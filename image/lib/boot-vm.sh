@@ -80,6 +80,9 @@ systemctl is-system-running --wait >/dev/null 2>&1
   systemctl show clawbox.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic
   # printf, not echo: the command line holds backslashes (initrd=\clawbox\a\...), which dash's echo interprets.
   printf -- '-- kernel command line: %s\n' "$(cat /proc/cmdline)"
+  # The kernel and initramfs part of the boot, with the kernel's time stamps (quiet keeps it off the console).
+  echo "-- dmesg until systemd starts"
+  dmesg | sed '/systemd\[1\]: systemd [0-9]/q'
   echo "-- end"
 } 2>&1 | sed 's/^/boot-report: /'
 SCRIPT

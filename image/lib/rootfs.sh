@@ -121,7 +121,7 @@ APT
 
 # initramfs_config ROOT: what the initramfs holds (compressed with zstd; the root is found by partition label).
 # amd64: only what finds and mounts the root on a PC or VM (storage controllers, USB storage, SD/eMMC
-# readers, ext4) and a USB keyboard for its emergency shell: MODULES=most would put ~1,100 modules
+# readers, ext4) and a USB keyboard for its emergency shell, loaded by udev as the hardware needs them: MODULES=most would put ~1,100 modules
 # (130 MB unpacked) in it, which the boot loader reads and the kernel unpacks on every boot. Everything
 # else loads from the root file system. arm64 boards differ too much in their SD/eMMC controllers for a
 # list, so they keep the generic initramfs.
@@ -129,7 +129,15 @@ initramfs_config() {
   local root=$1
   if [ "$DEB_ARCH" = amd64 ]; then
     printf 'MODULES=list\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/clawbox"
-    cat >>"$root/etc/initramfs-tools/modules" <<'MODULES'
+    # A hook, not /etc/initramfs-tools/modules: the initramfs would modprobe every module listed there on
+    # every boot, whatever the hardware (a process and a driver probe each, slow on a small board); this
+    # only puts them in, and udev loads those the machine's devices ask for, as with MODULES=most.
+    mkdir -p "$root/etc/initramfs-tools/hooks"
+    {
+      printf '#!/bin/sh\n# clawbox (image/lib/rootfs.sh): storage drivers a PC or VM boots from, loaded by udev when present.\n'
+      printf '[ "$1" = prereqs ] && exit 0\n. /usr/share/initramfs-tools/hook-functions\n'
+      sed -e '/^#/d' -e 's/^/manual_add_modules /'
+    } >"$root/etc/initramfs-tools/hooks/clawbox-storage" <<'MODULES'
 # clawbox (image/lib/rootfs.sh): storage controllers and buses a PC or VM boots from
 virtio_pci
 virtio_blk
@@ -163,6 +171,7 @@ crc32c_generic
 usbhid
 hid-generic
 MODULES
+    chmod 0755 "$root/etc/initramfs-tools/hooks/clawbox-storage"
   else
     printf 'MODULES=most\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/clawbox"
   fi
