@@ -87,7 +87,18 @@ function recordStart(recordFile: string, stateDir: string): Promise<void> {
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CLAWBOX_') && !['NOTIFY_SOCKET', 'WATCHDOG_USEC'].includes(name)));
     const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--import', import.meta.url, path.join(ROOT, 'app', 'main.ts'), 'start'], {
       cwd: stateDir,
-      env: { ...env, [RECORD_ENV]: recordFile, CLAWBOX_CONFIG: '', CLAWBOX_MODE: 'local', CLAWBOX_STATE_DIR: stateDir, CLAWBOX_BROKER_PORT: '0', CLAWBOX_HTTP_PORT: '0' },
+      env: {
+        ...env,
+        [RECORD_ENV]: recordFile,
+        CLAWBOX_CONFIG: '',
+        CLAWBOX_MODE: 'local',
+        CLAWBOX_STATE_DIR: stateDir,
+        CLAWBOX_BROKER_PORT: '0',
+        CLAWBOX_HTTP_PORT: '0',
+        // tap runs this file with V8 coverage on (it does not pass `disable-coverage` to `before`); the
+        // recording start needs none, and would otherwise add a coverage table to every run's output.
+        _TAPJS_PROCESSINFO_COVERAGE_: '0',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
