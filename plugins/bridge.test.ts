@@ -13,7 +13,7 @@ import type { ClientMessage } from '../runtime/messaging.js';
 import { mqttPrincipal } from '../runtime/operations/mqtt-adapter.js';
 import { SYSTEM_PRINCIPAL, principalWithFilters } from '../runtime/operations/principal.js';
 import { PluginHost } from './host.js';
-import { FIXTURES, startHost } from './test/support.js';
+import { FIXTURES, startHost, waitRunning } from './test/support.js';
 
 const DEVICES = [
   { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
@@ -200,7 +200,8 @@ t.test('devices through the host: manifest and caller permissions, real DeviceSe
 });
 
 t.test('MQTT through the host: topic permissions on publish and subscribe', async (t) => {
-  const { url, host } = await startHost(t, { broker: true, plugins: { allow: ['node-basic'] } });
+  const { url, host } = await startHost(t, { broker: true, plugins: { allow: ['node-basic'], lazy: false } });
+  await waitRunning(host, ['node-basic']);
   const client = await connect(url!);
   t.teardown(() => closeClient(client));
   const inbox = collect(client);

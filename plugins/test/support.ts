@@ -50,3 +50,16 @@ export async function startHost(
   await host.start(tc.ctx);
   return { host, tc, ...(broker ? { broker, url: `mqtt://127.0.0.1:${broker.port}` } : {}) };
 }
+
+/**
+ * Waits until each plugin reports `running` (start them eagerly: `lazy: false`), so a call that follows
+ * does not also wait for a start, which a loaded machine can stretch past the host's call deadline.
+ */
+export async function waitRunning(host: PluginHost, plugins: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const states = () => plugins.map((name) => `${name}: ${host.list().find((p) => p.name === name)?.figures.state}`);
+  while (!states().every((line) => line.endsWith(': running'))) {
+    if (Date.now() > deadline) throw new Error(`plugins not running: ${states().join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
