@@ -2,7 +2,7 @@
  * The composition root: builds the context and the components in start order, and wires their public
  * services to each other. This is the one place that knows every part of the runtime.
  */
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { RuntimeRegistry } from '../runtime/metrics.js';
 import { DeviceService } from '../devices/device-service.js';
 import { registerDeviceRoutes } from '../devices/http-routes.js';
 import { SensorHistoryComponent, chartedProperties } from '../devices/history.js';
@@ -78,8 +78,8 @@ export function createApp(options: AppOptions): App {
   const env = options.env ?? process.env;
   const logging = options.logging ?? createLogging({ level: config.log.level, components: config.log.components });
   const bus = new EventBus();
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: 'clawbox_' });
+  // Process figures (CPU, memory, event loop, GC) join on the first scrape (runtime/metrics.ts).
+  const metrics = new RuntimeRegistry('clawbox_');
   const stateDir = resolveStateDir(config, env);
   const store = new StateStore(stateDir, logging.forComponent('store'));
 

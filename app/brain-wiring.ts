@@ -10,7 +10,7 @@
  *   devices.
  */
 import { randomUUID } from 'node:crypto';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { RuntimeRegistry } from '../runtime/metrics.js';
 import { Agent, type AgentRequest, type AgentResponse } from '../agent/agent.js';
 import type { DeviceDirectory } from '../agent/directory.js';
 import { EwmaServiceModel, type Lane, systemClock, type LaneJob, type Route, type Submission, type WorkPlan } from '../agent/scheduler/index.js';
@@ -189,8 +189,8 @@ export function createBrainApp(options: { config: Config; configSource?: string 
   const { config } = options;
   const logging = options.logging ?? createLogging({ level: config.log.level, components: config.log.components });
   const bus = new EventBus();
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: 'clawbox_' });
+  // Process figures (CPU, memory, event loop, GC) join on the first scrape (runtime/metrics.ts).
+  const metrics = new RuntimeRegistry('clawbox_');
   const stateDir = resolveStateDir(config, options.env ?? process.env);
   const store = new StateStore(stateDir, logging.forComponent('store'));
   const http = new HttpServer({ upgrades: {} });

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Counter } from 'prom-client';
+import { Counter } from '../runtime/metrics.js';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { Messaging } from '../runtime/messaging.js';

@@ -2,7 +2,8 @@
  * The scheduler's Prometheus figures in the runtime registry (ctx.metrics), fed from scheduler events.
  * Labels are bounded: decision, rung, shed reason and path each come from a fixed set.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../../runtime/metrics.js';
 import type { SchedulerEvent } from './stats.js';
 
 const NAMES = [

@@ -1,5 +1,6 @@
 /** The audit log's Prometheus figures in the runtime registry (ctx.metrics). */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from '../metrics.js';
 import type { VerifyResult } from './verify.js';
 
 const NAMES = ['clawbox_audit_records_total', 'clawbox_audit_queue_length', 'clawbox_audit_verify_result', 'clawbox_audit_verify_timestamp_seconds'];

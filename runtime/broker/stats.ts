@@ -2,7 +2,8 @@
  * Broker traffic figures: plain integer counters on the hot path, rates over the last ~10 s from one
  * sample per second, and Prometheus metrics that read the counters only when scraped.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge } from '../metrics.js';
 
 const WINDOW_S = 10;
 

@@ -2,7 +2,8 @@
  * The HTTP server's own Prometheus figures, registered in the runtime's registry (ctx.metrics) while the
  * server runs. Labels are bounded: the route *pattern* (or "unmatched"), a known method, the status code.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../metrics.js';
 
 const METRIC_NAMES = ['clawbox_http_requests_total', 'clawbox_http_request_duration_seconds', 'clawbox_http_event_streams'];
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
