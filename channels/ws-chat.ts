@@ -14,9 +14,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { CallerUpgradeHandler } from '../runtime/http/http-server.js';
+import { wsLibrary } from '../runtime/http/ws-library.js';
 import type { Principal } from '../runtime/operations/principal.js';
 import { validatorFor } from '../runtime/operations/validator.js';
 import { CHAT_MESSAGE_SCHEMA, type Converse, type InteractiveChannel, remainderOf } from './channel.js';
@@ -55,10 +56,14 @@ export class WsChatChannel implements InteractiveChannel {
   }
 
   async connect(): Promise<void> {
-    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
-    this.#wss = wss;
+    // The server (and the `ws` library) is made on the first upgrade: most boxes never open the chat.
+    const server = (): WebSocketServer => {
+      this.#wss ??= new (wsLibrary().WebSocketServer)({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: true });
+      return this.#wss;
+    };
     const handler: CallerUpgradeHandler = {
       handleUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer, caller: Principal) => {
+        const wss = server();
         if (wss.clients.size >= MAX_CLIENTS) {
           socket.write('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
           return;

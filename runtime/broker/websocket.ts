@@ -5,30 +5,38 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { WebSocketServer } from 'ws';
+import { wsLibrary } from '../http/ws-library.js';
 
 export type StreamHandler = (stream: Duplex, req: IncomingMessage) => void;
 
 export class WebSocketListener {
-  readonly #wss: WebSocketServer;
+  /** Made on the first upgrade: the `ws` library is loaded only when someone connects this way. */
+  #wss: WebSocketServer | undefined;
   readonly #onStream: StreamHandler;
+  readonly #maxMessageBytes: number;
 
   constructor(onStream: StreamHandler, maxMessageBytes: number) {
     this.#onStream = onStream;
-    this.#wss = new WebSocketServer({
+    this.#maxMessageBytes = maxMessageBytes;
+  }
+
+  #server(): WebSocketServer {
+    this.#wss ??= new (wsLibrary().WebSocketServer)({
       noServer: true,
-      maxPayload: maxMessageBytes,
+      maxPayload: this.#maxMessageBytes,
       // MQTT clients offer "mqtt" (and old ones "mqttv3.1"); answer with the one they offer.
       handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
       perMessageDeflate: false,
     });
+    return this.#wss;
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Same reason as for TCP: no Nagle delay on small MQTT packets.
     if (typeof (socket as Socket).setNoDelay === 'function') (socket as Socket).setNoDelay(true);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      const stream = createWebSocketStream(ws);
+    this.#server().handleUpgrade(req, socket, head, (ws) => {
+      const stream = wsLibrary().createWebSocketStream(ws);
       // A reset from the peer surfaces here; aedes also listens, but the stream must never go unhandled.
       stream.on('error', () => {});
       this.#onStream(stream, req);
@@ -36,6 +44,7 @@ export class WebSocketListener {
   }
 
   close(): void {
+    if (!this.#wss) return;
     for (const ws of this.#wss.clients) ws.terminate();
     this.#wss.close();
   }
