@@ -12,7 +12,7 @@ import { applyOverride, collectEnvOverrides } from './env.js';
 import { type ConfigIssue, formatIssues, issuesFromAjv } from './issues.js';
 import type { Config, ConfigSchema } from './schema.js';
 import { parseYamlSafely, YAML_LIMITS, YamlRejected } from './yaml.js';
-import { validatorFor } from '../operations/validator.js';
+import { validatorForOneUse } from '../operations/validator.js';
 
 export const APPLIANCE_CONFIG_PATH = '/etc/clawbox/config.yaml';
 
@@ -195,8 +195,9 @@ function coreCrossChecks(config: Config): ConfigIssue[] {
 
 /** A loader for one composed schema; the feature sections' own cross-checks run after the core's. */
 export function createConfigLoader(schema: ConfigSchema, crossChecks: readonly ConfigCrossCheck[] = []): ConfigLoader {
-  // Compiled on first use: commands such as `clawbox passwd` never validate.
-  const validator = (): ValidateFunction => validatorFor(schema, 'config');
+  // Made on each use: commands such as `clawbox passwd` never validate, and a running box validates only
+  // when its config changes, so it need not keep the (large) config validator in memory.
+  const validator = (): ValidateFunction => validatorForOneUse(schema, 'config');
 
   const checkConfig = (options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } => {
     const env = options.env ?? process.env;

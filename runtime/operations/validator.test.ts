@@ -12,7 +12,7 @@ import t, { type Test } from 'tap';
 import { createConfigLoader } from '../config/load.js';
 import { composeConfigSchema } from '../config/schema.js';
 import { ClawboxError } from '../errors.js';
-import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorKey } from './validator.js';
+import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorForOneUse, validatorKey } from './validator.js';
 import { writePrecompiledValidators } from './validator-standalone.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -61,6 +61,7 @@ t.test('a precompiled config validator is used and gives the compiled one\'s def
   const compiledSchema = composeConfigSchema({});
   const compiled = configOutcome(compiledSchema, configFile);
   t.notOk(isPrecompiled(validatorFor(compiledSchema, 'config')), 'without a folder the schema is compiled');
+  t.equal(validatorForOneUse(compiledSchema, 'config'), validatorFor(compiledSchema, 'config'), 'and kept: compiling is what costs');
 
   const precompiledSchema = composeConfigSchema({});
   const { written, failed } = writePrecompiledValidators([{ schema: precompiledSchema, profile: 'config' }], dir);
@@ -68,7 +69,11 @@ t.test('a precompiled config validator is used and gives the compiled one\'s def
   t.same(written, [validatorKey(precompiledSchema, 'config')]);
   usePrecompiledValidators(dir);
   const precompiled = configOutcome(precompiledSchema, configFile);
-  t.ok(isPrecompiled(validatorFor(precompiledSchema, 'config')), 'the precompiled file is used');
+  const once = validatorForOneUse(precompiledSchema, 'config');
+  t.ok(isPrecompiled(once), 'the config loader uses the precompiled file');
+  t.not(validatorForOneUse(precompiledSchema, 'config'), once, 'made again for each use, not kept');
+  t.ok(isPrecompiled(validatorFor(precompiledSchema, 'config')), 'validatorFor keeps one from the same file');
+  t.equal(validatorForOneUse(precompiledSchema, 'config'), validatorFor(precompiledSchema, 'config'), 'once kept, that one is used');
 
   t.ok(compiled.issues.length >= 4, `the bad file has several problems (${compiled.issues.length})`);
   t.same(precompiled.issues, compiled.issues, 'the same issues, in the same order');

@@ -16,10 +16,11 @@
  * file is never used. Ajv itself is loaded only when something has to be compiled.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileFunction } from 'node:vm';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { ClawboxError, type ErrorCode } from '../errors.js';
 
@@ -81,6 +82,27 @@ function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined
 }
 
 /**
+ * A precompiled validator compiled for one use, outside the module cache: once the caller drops it, V8
+ * can free its code and source. undefined: no file, or unreadable (then it is compiled and kept).
+ */
+function loadPrecompiledForOneUse(dir: string, key: string): ValidateFunction | undefined {
+  const file = path.join(dir, `${key}.js`);
+  if (!existsSync(file)) return undefined;
+  try {
+    const module = { exports: undefined as unknown };
+    // The same wrapper CommonJS gives a file; `require` resolves Ajv's runtime helpers from the folder.
+    compileFunction(readFileSync(file, 'utf8'), ['module', 'exports', 'require'], { filename: file })(
+      module,
+      undefined,
+      createRequire(file),
+    );
+    return typeof module.exports === 'function' ? (module.exports as ValidateFunction) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Ajv's module, loaded on first use: a start that finds every schema precompiled never loads it. Code that
  * needs an Ajv instance of its own (schemas it checks by content, a client's schemas) takes it from here.
  */
@@ -128,6 +150,24 @@ export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 
     else validate = compile(schema, profile);
     cache.set(schema, validate);
   }
+  return validate as ValidateFunction<T>;
+}
+
+/**
+ * A validator for a schema checked rarely (the config: at start and when it changes), not kept by the
+ * factory: a precompiled one is compiled from its file for this use, so once the caller lets go of it V8
+ * can free it (the config validator is the largest file a start loads, and an idle box holds it for
+ * nothing). Without a precompiled file this is validatorFor's, compiled once and kept: compiling with Ajv
+ * is what costs.
+ */
+export function validatorForOneUse<T>(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction<T> {
+  const kept = cacheOf(profile).get(schema);
+  if (kept) return kept as ValidateFunction<T>;
+  for (const observe of observers) observe(schema, profile);
+  if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
+  const validate = precompiledDir ? loadPrecompiledForOneUse(precompiledDir, validatorKey(schema, profile)) : undefined;
+  if (!validate) return validatorFor<T>(schema, profile);
+  fromPrecompiled.add(validate);
   return validate as ValidateFunction<T>;
 }
 
