@@ -6,8 +6,7 @@
  * is UPDATE_BUNDLE_INVALID with the reason and leaves the slots, the ESP and the history as they were.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
@@ -17,22 +16,12 @@ import type { BundleCheck } from './helper.js';
 import { askHelper } from './helper-client.js';
 import type { HelperRequest } from './helper-protocol.js';
 import { indexTar } from './tar-index.js';
-import { type FakeSystem, fakeSystem, makeBundle, rootfsBytes } from './testing/fixture.js';
+import { type FakeSystem, fakeSystem, makeBundle, rootfsBytes, systemSnapshot } from './testing/fixture.js';
 import { startHelper } from './testing/runtime-fixture.js';
 
 t.setTimeout(120_000);
 
-const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-function snapshot(system: FakeSystem) {
-  const { layout } = system;
-  return {
-    slotA: digest(layout.slotDevice('a')),
-    slotB: digest(layout.slotDevice('b')),
-    esp: (readdirSync(layout.espDir, { recursive: true }) as string[]).sort(),
-    history: existsSync(path.join(layout.stateDir, 'history.json')) ? readFileSync(path.join(layout.stateDir, 'history.json'), 'utf8') : '',
-  };
-}
 
 /** A fake box, a good 0.2.0 bundle elsewhere, and the runtime's download path (not there yet). */
 function setup(t: { teardown(fn: () => unknown): void }, rootfs = rootfsBytes()) {
@@ -65,7 +54,7 @@ t.test('refused at the open, for check and apply: a link, a FIFO, a hard link, a
     await helper.close();
     await stranger.close();
   });
-  const before = snapshot(system);
+  const before = systemSnapshot(system);
   // Each case points at (or is) a correctly signed bundle: only the way the file is reached refuses it.
   const cases: [string, () => void, RegExp, string?][] = [
     ['a symbolic link to a good bundle', () => symlinkSync(good.file, bundleFile), /is a symbolic link/],
@@ -87,7 +76,7 @@ t.test('refused at the open, for check and apply: a link, a FIFO, a hard link, a
     const socketPath = (which === 'stranger' ? stranger : helper).socketPath;
     for (const op of ['check', 'apply'] as const) {
       await t.rejects(ask(socketPath, { op }), { code: 'UPDATE_BUNDLE_INVALID', message }, `${what}: ${op} refused`);
-      t.same(snapshot(system), before, `${what}: ${op} changed nothing`);
+      t.same(systemSnapshot(system), before, `${what}: ${op} changed nothing`);
     }
   }
   rmSync(bundleFile, { force: true });

@@ -5,7 +5,6 @@
  * socket against a fake system root (slot partitions are plain files, the ESP a folder). Not real here:
  * root rights, systemd's socket activation and the reboot (the helper counts reboot requests).
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -17,25 +16,14 @@ import { createLogging } from '../runtime/logging.js';
 import { applyUpdate } from './apply.js';
 import { UpdateComponent } from './component.js';
 import type { UpdateJobView, UpdateStatusView } from './service.js';
-import { type FakeSystem, fakeSystem, keyPair, makeBundle, rootfsBytes } from './testing/fixture.js';
+import { type FakeSystem, fakeSystem, keyPair, makeBundle, rootfsBytes, systemSnapshot } from './testing/fixture.js';
 import { type BundleServer, startBundleServer, startHelper, type StartedHelper } from './testing/runtime-fixture.js';
 
 t.setTimeout(120_000);
 
 const admin = principalWithFilters('http', 'admin', ['#']);
 const viewer = principalWithFilters('http', 'viewer', ['bridge/request/system/update']);
-const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-/** Everything an update may touch, to prove a refusal or a cancel touched nothing. */
-function snapshot(system: FakeSystem) {
-  const { layout } = system;
-  return {
-    slotA: digest(layout.slotDevice('a')),
-    slotB: digest(layout.slotDevice('b')),
-    esp: (readdirSync(layout.espDir, { recursive: true }) as string[]).sort(),
-    history: existsSync(path.join(layout.stateDir, 'history.json')) ? readFileSync(path.join(layout.stateDir, 'history.json'), 'utf8') : '',
-  };
-}
 
 interface Rig {
   system: FakeSystem;
@@ -110,7 +98,7 @@ t.test('check, then apply the same URL: one download, slot b written and next to
   const bundle = makeBundle(r.system.root, { signer: r.system.privateKey, version: '0.2.0', rootfs });
   r.server.serve('clawbox-0.2.0.bundle', bundle.file);
   const url = `${r.server.base}/clawbox-0.2.0.bundle?token=secret`;
-  const before = snapshot(r.system);
+  const before = systemSnapshot(r.system);
   const events: UpdateJobView[] = [];
   r.tc.ctx.bus.on('update.job', (job) => events.push(job));
 
@@ -120,7 +108,7 @@ t.test('check, then apply the same URL: one download, slot b written and next to
   const checked = await r.settled(started.id);
   t.match(checked, { phase: 'checked', bundle: { version: '0.2.0', arch: 'amd64', from: '0.1.0', slot: 'b' }, error: null });
   t.equal(checked.downloaded_bytes, readFileSync(bundle.file).length, 'every byte downloaded');
-  t.same(snapshot(r.system), before, 'a check writes nothing');
+  t.same(systemSnapshot(r.system), before, 'a check writes nothing');
 
   const applying = await r.call<UpdateJobView>('system.update.apply', { url });
   const installed = await r.settled(applying.id);
@@ -174,7 +162,7 @@ t.test('refusals: coded errors, nothing changed, the download removed', async (t
     ],
     ['a URL that is not there', null, 'NOT_FOUND', /HTTP 404/],
   ];
-  const before = snapshot(r.system);
+  const before = systemSnapshot(r.system);
   for (const [what, spec, code, message] of cases) {
     const name = what.replaceAll(' ', '-');
     if (spec) r.server.serve(name, makeBundle(r.system.root, spec).file);
@@ -182,7 +170,7 @@ t.test('refusals: coded errors, nothing changed, the download removed', async (t
       const job = await r.call<UpdateJobView>(action, { url: `${r.server.base}/${name}` });
       const done = await r.settled(job.id);
       t.match(done, { phase: 'failed', error: { code, message } }, `${what}: ${action} refused`);
-      t.same(snapshot(r.system), before, `${what}: ${action} changed nothing`);
+      t.same(systemSnapshot(r.system), before, `${what}: ${action} changed nothing`);
       t.notOk(existsSync(r.bundleFile), `${what}: the download is removed`);
     }
   }
@@ -205,7 +193,7 @@ t.test('cancel during the download: the job ends cancelled, the slot keeps no en
   const bundle = makeBundle(r.system.root, { signer: r.system.privateKey, version: '0.2.0' });
   r.server.serve('b', bundle.file);
   r.server.holdAfter(64 * 1024);
-  const before = snapshot(r.system);
+  const before = systemSnapshot(r.system);
   const job = await r.call<UpdateJobView>('system.update.apply', { url: `${r.server.base}/b` });
   await r.server.whenHolding();
   // Cancelled once the runtime has received some of what the server sent before holding.
@@ -223,7 +211,7 @@ t.test('cancel during the download: the job ends cancelled, the slot keeps no en
   const done = await r.settled(job.id);
   t.match(done, { phase: 'cancelled', error: null });
   t.ok(done.downloaded_bytes > 0 && done.downloaded_bytes < readFileSync(bundle.file).length, `stopped mid-download (${done.downloaded_bytes} bytes)`);
-  t.same(snapshot(r.system), before, 'slots, ESP and history unchanged');
+  t.same(systemSnapshot(r.system), before, 'slots, ESP and history unchanged');
   t.notOk(existsSync(r.bundleFile), 'the partial download is removed');
   r.server.release();
   r.server.holdAfter(undefined);

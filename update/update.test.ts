@@ -3,7 +3,6 @@
  * system root in a temporary folder (slot partitions are plain files, the ESP a folder). Every refusal
  * must leave the slots, the boot entries and the history exactly as they were.
  */
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,29 +14,10 @@ import { applyUpdate } from './apply.js';
 import { listEntries } from './boot-entries.js';
 import { readHistory } from './record.js';
 import { recordBootVerdict, updateStatus } from './status.js';
-import { type FakeSystem, fakeSystem, keyPair, makeBundle, OPTIONS } from './testing/fixture.js';
+import { fakeSystem, keyPair, makeBundle, OPTIONS, systemSnapshot } from './testing/fixture.js';
 import { compareVersions } from './version.js';
 
-const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-/** Everything an update may touch, to prove a refusal touched nothing. */
-function snapshot(system: FakeSystem) {
-  const { layout } = system;
-  const esp = (readdirSync(layout.espDir, { recursive: true }) as string[]).sort();
-  return {
-    slotA: digest(layout.slotDevice('a')),
-    slotB: digest(layout.slotDevice('b')),
-    esp,
-    entries: readdirSync(path.join(layout.espDir, 'loader', 'entries')).sort(),
-    history: (() => {
-      try {
-        return readFileSync(path.join(layout.stateDir, 'history.json'), 'utf8');
-      } catch {
-        return '';
-      }
-    })(),
-  };
-}
 
 function setup(t: { teardown(fn: () => unknown): void }, options: Parameters<typeof fakeSystem>[0] = {}) {
   const system = fakeSystem(options);
@@ -88,17 +68,17 @@ t.test('refusals change nothing', async (t) => {
       /needs 1024\.0 MiB, slot b holds 0\.5 MiB/,
     ],
   ];
-  const before = snapshot(system);
+  const before = systemSnapshot(system);
   for (const [what, spec, code, message] of cases) {
     const bundle = makeBundle(system.root, spec);
     await t.rejects(applyUpdate(bundle.file, system.layout), { code, message }, what);
-    t.same(snapshot(system), before, `${what}: slots, ESP and history unchanged`);
+    t.same(systemSnapshot(system), before, `${what}: slots, ESP and history unchanged`);
   }
 });
 
 t.test('files that are not bundles are refused with UPDATE_BUNDLE_INVALID', async (t) => {
   const system = setup(t);
-  const before = snapshot(system);
+  const before = systemSnapshot(system);
   const good = makeBundle(system.root, { signer: system.privateKey });
   const bytes = readFileSync(good.file);
   const files: [string, Buffer, RegExp][] = [
@@ -112,7 +92,7 @@ t.test('files that are not bundles are refused with UPDATE_BUNDLE_INVALID', asyn
     await t.rejects(applyUpdate(file, system.layout), { code: 'UPDATE_BUNDLE_INVALID', message }, what);
   }
   await t.rejects(applyUpdate(path.join(system.root, 'missing.tar'), system.layout), { code: 'NOT_FOUND' });
-  t.same(snapshot(system), before);
+  t.same(systemSnapshot(system), before);
 });
 
 t.test('a system without slots or without trusted keys refuses before reading the bundle', async (t) => {

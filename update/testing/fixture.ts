@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync, type KeyObject, randomFillSync, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
@@ -48,6 +48,18 @@ export function fakeSystem(options: { version?: string; arch?: string; slotBytes
     `title   clawbox ${options.version ?? '0.1.0'} (slot a)\nlinux   /clawbox/a/vmlinuz\ninitrd  /clawbox/a/initrd.img\noptions ${OPTIONS}\n`,
   );
   return { root, layout, publicKey, privateKey };
+}
+
+/** Everything an update may touch (both slots, the ESP's files, the history), to prove a refusal touched nothing. */
+export function systemSnapshot(system: FakeSystem): { slotA: string; slotB: string; esp: string[]; history: string } {
+  const { layout } = system;
+  const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+  return {
+    slotA: digest(layout.slotDevice('a')),
+    slotB: digest(layout.slotDevice('b')),
+    esp: (readdirSync(layout.espDir, { recursive: true }) as string[]).sort(),
+    history: existsSync(path.join(layout.stateDir, 'history.json')) ? readFileSync(path.join(layout.stateDir, 'history.json'), 'utf8') : '',
+  };
 }
 
 export interface BundleSpec {
