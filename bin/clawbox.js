@@ -10,6 +10,13 @@
 import { existsSync } from 'node:fs';
 import { enableCompileCache } from './compile-cache.js';
 
+// The runtime uses Node 22's APIs (zstd, the module compile cache): say so plainly on an older Node.
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+if (NODE_MAJOR < 22) {
+  process.stderr.write(`clawbox: needs Node.js 22 or later (this is ${process.version}); see README, "Quick start"\n`);
+  process.exit(1);
+}
+
 // `npm start` in a checkout: rebuild first when a source changed (bin/build-if-stale.js), in this process.
 if (process.argv[2] === '--build-if-stale') {
   process.argv.splice(2, 1);
