@@ -41,7 +41,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
-import { ROOT, type RuntimeProcess, fileBackedRssBytes, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, type RuntimeProcess, executableRssBytes, fileBackedRssBytes, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
 import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
@@ -118,6 +118,18 @@ async function endClients(clients: MqttClient[]): Promise<void> {
 }
 
 /** RSS with the clients connected: 5 s after the last one connected, and once the runtime had time to settle. */
+/** A bare `node` with the installed flags and environment, idle: what any Node process costs here. */
+async function bareNodeRss(): Promise<{ rss_mb: number; node_binary_mb: number }> {
+  const line = installedCommandLine();
+  const child = spawn(process.execPath, [...line.flags, '-e', 'setInterval(() => {}, 1000)'], { env: { ...process.env, ...line.env }, stdio: 'ignore' });
+  try {
+    const rss = await settledRss(child.pid!);
+    return { rss_mb: mb(rss), node_binary_mb: mb(executableRssBytes(child.pid!)) };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
 async function withClientsRss(pid: number, port: number, prefix: string): Promise<{ early: number; settled: number }> {
   const clients = await connectClients(port, CLIENTS, prefix);
   const early = await settledRss(pid);
@@ -327,6 +339,8 @@ interface RuntimeFigures {
   idle_rss_mb: number;
   /** Of the idle RSS, pages of mapped files (the node binary, shared libraries, addons). */
   idle_file_backed_rss_mb: number;
+  /** Of the mapped files, the `node` binary's own pages. */
+  idle_node_binary_rss_mb: number;
   /** With the clients, once settled (CLIENTS_SETTLE_MS after the last one connected). */
   clients_rss_mb: number | null;
   /** With the clients, 5-10 s after the last one connected. */
@@ -361,10 +375,12 @@ async function runtimeFigures(
   const rt = await startRuntime({ stateDir, command, cwd, env });
   let idle: number;
   let idleFileBacked: number;
+  let idleNodeBinary: number;
   let clients: { early: number; settled: number } | null = null;
   try {
     idle = await settledRss(rt.pid);
     idleFileBacked = fileBackedRssBytes(rt.pid);
+    idleNodeBinary = executableRssBytes(rt.pid);
     log(`${variant}: idle RSS ${mb(idle)} MB (${mb(idleFileBacked)} MB of it mapped files: node, libraries, addons)`);
     if (withClients) {
       clients = await withClientsRss(rt.pid, rt.mqttPort, `fp-${variant}`);
@@ -385,6 +401,7 @@ async function runtimeFigures(
     how,
     idle_rss_mb: mb(idle),
     idle_file_backed_rss_mb: mb(idleFileBacked),
+    idle_node_binary_rss_mb: mb(idleNodeBinary),
     clients_rss_mb: clients === null ? null : mb(clients.settled),
     clients_rss_early_mb: clients === null ? null : mb(clients.early),
     ready_ms_median: median(ready),
@@ -445,6 +462,9 @@ async function main(): Promise<void> {
       return;
     }
 
+    log('a bare node process, idle ...');
+    const bare = await bareNodeRss();
+
     log(`mosquitto with ${CLIENTS} clients ...`);
     const mosq = await startMosquitto(scratch);
     const mosqIdle = await settledRss(mosq.child.pid!);
@@ -500,6 +520,7 @@ async function main(): Promise<void> {
       clients: CLIENTS,
       runtimes,
       mosquitto: { idle_rss_mb: mb(mosqIdle), clients_rss_mb: mb(mosqClients.settled), clients_rss_early_mb: mb(mosqClients.early) },
+      bare_node: bare,
       npm_start_ready_ms: { median: npmReady.length ? median(npmReady) : null, runs: npmReady, runs_that_rebuilt: npmRebuilt },
       kill9_ready_ms: {
         median: median(killReady),
@@ -523,6 +544,8 @@ async function main(): Promise<void> {
       `|---|---:|---:|---:|${BASELINE_REF ? '---:|' : ''}`,
       `| idle RSS, MB (no model) | ${clawbox.idle_rss_mb} | ${mb(mosqIdle)} | 60 |${BASELINE_REF ? ` ${baselineFigures!.idle_rss_mb} |` : ''}`,
       `| of the idle RSS: mapped files (node binary, libraries, addons), MB | ${clawbox.idle_file_backed_rss_mb} | | |${BASELINE_REF ? ` ${baselineFigures!.idle_file_backed_rss_mb} |` : ''}`,
+      `| of those, the \`node\` binary's own pages, MB | ${clawbox.idle_node_binary_rss_mb} | | |${BASELINE_REF ? ` ${baselineFigures!.idle_node_binary_rss_mb} |` : ''}`,
+      `| a bare \`node\` (same flags, an idle timer) for comparison: RSS / of it the binary's pages, MB | ${bare.rss_mb} / ${bare.node_binary_mb} | | |${BASELINE_REF ? ' |' : ''}`,
       `| RSS with ${CLIENTS} idle MQTT clients, ${CLIENTS_SETTLE_MS / 1000} s after they connected, MB | ${clawbox.clients_rss_mb} | ${mb(mosqClients.settled)} | 100 |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_mb} |` : ''}`,
       `| the same 5 s after they connected, MB | ${clawbox.clients_rss_early_mb} | ${mb(mosqClients.early)} | |${BASELINE_REF ? ` ${baselineFigures!.clients_rss_early_mb} |` : ''}`,
       `| spawn to /healthz 200, ms (median of ${RUNS}) | ${clawbox.ready_ms_median} | | 2000 |${BASELINE_REF ? ` ${baselineFigures!.ready_ms_median} |` : ''}`,

@@ -5,7 +5,7 @@
  * the runtime's "serving" log line.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -105,6 +105,19 @@ export function fileBackedRssBytes(pid: number): number {
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? 0);
   return (kb('Rss') - kb('Anonymous')) * 1024;
+}
+
+/** Of a process's RSS, the pages of its own executable (the `node` binary), bytes: /proc/<pid>/smaps. */
+export function executableRssBytes(pid: number): number {
+  const exe = readlinkSync(`/proc/${pid}/exe`);
+  let kb = 0;
+  let inExe = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    // A mapping's header line starts with its address range; its path, if any, is the last field.
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inExe = line.endsWith(` ${exe}`);
+    else if (inExe && line.startsWith('Rss:')) kb += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+  }
+  return kb * 1024;
 }
 
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
