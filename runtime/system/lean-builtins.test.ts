@@ -39,6 +39,12 @@ console.log(JSON.stringify({ undici: loaded('internal/deps/undici/undici'), http
   t.equal(result.named, 'undefined', 'http.WebSocket is gone');
 });
 
+t.test('without it, the same import loads undici (what this module is for)', async (t) => {
+  const result = inFreshNode(`${LOADED}\nawait import('node:http');\nconsole.log(JSON.stringify({ undici: loaded('internal/deps/undici/undici') }));`, false);
+  // When a later Node stops doing this, this test says the module can go.
+  t.equal(result.undici, true, 'Node 22 loads undici for an ES module import of node:http');
+});
+
 t.test('the platform WebSocket and fetch classes still load on first use', async (t) => {
   const result = inFreshNode(
     `${LOADED}
