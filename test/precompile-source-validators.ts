@@ -13,18 +13,16 @@
  *
  * Whatever fails here, the tests still run: every schema is then compiled at run time, as without it.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RECORD_ENV, recordStart } from '../runtime/operations/schema-recording.js';
 import { observeSchemas, PRECOMPILED_DIR } from '../runtime/operations/validator.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RECORD_ENV = 'PRECOMPILE_VALIDATORS_RECORD';
 const STAMP = '.sources-fingerprint';
-const START_TIMEOUT_MS = 120_000;
 /** The folders whose code can define a schema a start uses (tsconfig.build.json's). */
 const SOURCE_DIRS = ['runtime', 'app', 'agent', 'channels', 'devices', 'plugins', 'models', 'knowledge', 'discovery', 'brain', 'cluster', 'update'];
 
@@ -46,7 +44,14 @@ async function main(): Promise<void> {
   const fresh = `${PRECOMPILED_DIR}.${process.pid}.tmp`;
   try {
     const recordFile = path.join(scratch, 'schemas.jsonl');
-    await recordStart(recordFile, scratch);
+    await recordStart({
+      nodeArgs: ['--import', import.meta.resolve('tsx'), '--import', import.meta.url, path.join(ROOT, 'app', 'main.ts'), 'start'],
+      recordFile,
+      stateDir: scratch,
+      // tap runs this file with V8 coverage on (it does not pass `disable-coverage` to `before`); the
+      // recording start needs none, and would otherwise add a coverage table to every run's output.
+      env: { _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    });
     const schemas = readFileSync(recordFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
     const { writePrecompiledValidators } = await import('../runtime/operations/validator-standalone.js');
     const { written, failed } = writePrecompiledValidators(schemas, fresh);
@@ -79,47 +84,4 @@ function sourcesFingerprint(): string {
   };
   for (const dir of SOURCE_DIRS) if (existsSync(path.join(ROOT, dir))) walk(path.join(ROOT, dir));
   return hash.digest('hex');
-}
-
-/** Starts the runtime from the sources with this module recording, and stops it once it serves. */
-function recordStart(recordFile: string, stateDir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CLAWBOX_') && !['NOTIFY_SOCKET', 'WATCHDOG_USEC'].includes(name)));
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), '--import', import.meta.url, path.join(ROOT, 'app', 'main.ts'), 'start'], {
-      cwd: stateDir,
-      env: {
-        ...env,
-        [RECORD_ENV]: recordFile,
-        CLAWBOX_CONFIG: '',
-        CLAWBOX_MODE: 'local',
-        CLAWBOX_STATE_DIR: stateDir,
-        CLAWBOX_BROKER_PORT: '0',
-        CLAWBOX_HTTP_PORT: '0',
-        // tap runs this file with V8 coverage on (it does not pass `disable-coverage` to `before`); the
-        // recording start needs none, and would otherwise add a coverage table to every run's output.
-        _TAPJS_PROCESSINFO_COVERAGE_: '0',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    let serving = false;
-    const timer = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS);
-    child.stdout.on('data', (chunk: Buffer) => {
-      out = (out + chunk.toString()).slice(-20_000);
-      if (!serving && /"mqttPort":\d+/.test(out)) {
-        serving = true;
-        child.kill('SIGTERM');
-      }
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      err = (err + chunk.toString()).slice(-4000);
-    });
-    child.once('error', reject);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (serving && existsSync(recordFile)) resolve();
-      else reject(new Error(`the recording start exited (${code ?? signal}) before serving: ${(err || out).trim().slice(-500)}`));
-    });
-  });
 }
