@@ -1,11 +1,18 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --invocation-count-for-turbofan=1000000
 // The installed command runs the compiled runtime (npm ci builds it; `npm run build` rebuilds it).
 // --max-semi-space-size=4 caps V8's young generation at 8 MB instead of letting it grow to 32 MB, which
 // the runtime's start fills once and never gives back: less RSS for the same broker throughput.
 // MALLOC_ARENA_MAX=2: glibc gives each thread that mallocs (libuv's pool, V8's workers) an arena of its own,
 // up to 8 per core, and each keeps what it freed; two are enough for one JavaScript thread: less
 // RSS, broker throughput the same (npm run bench:footprint with BENCH_NODE_FLAGS compares flag and
-// environment sets; bench/README.md has the figures). The systemd unit runs this file, so it gets both.
+// environment sets; bench/README.md has the figures).
+// --invocation-count-for-turbofan=1000000 (V8's default 3000): starting, Node's own module loader (path and
+// URL parsing, the CommonJS lexer) calls a few functions often enough for V8 to hand them to TurboFan, and
+// that first optimising compile pages much of the compiler's code out of the node binary into every idle
+// process for good. Many times the calls keeps the start and an idle box in the interpreter and the
+// baseline compiler; code that is really hot (a busy broker's per-message path) still reaches TurboFan,
+// later: what it costs in warm-up is in bench/README.md ("Footprint", the flag runs).
+// The systemd unit runs this file, so it gets all three.
 // `npm start` runs this file through this line and the benchmarks read the flags from it: one place for them.
 import { existsSync } from 'node:fs';
 import { enableCompileCache } from './compile-cache.js';
