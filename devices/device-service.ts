@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
-import type { Messaging } from '../runtime/messaging.js';
+import type { Messaging, PublishOptions } from '../runtime/messaging.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { Journal } from '../runtime/store/journal.js';
@@ -115,6 +115,8 @@ export class DeviceService implements Component {
   #persisting: Promise<void> | null = null;
   /** Released when the write that holds the changes made since the last write started is on disk. */
   #nextCommit: Commit | null = null;
+  /** False after a state write failed, until one succeeds: the broker's copy is then the only one on disk. */
+  #statesOnDisk = true;
   /** State changes are journaled (one synchronous append each batch) and folded into the document now and then. */
   #journal: Journal<StateRecord> | null = null;
   #journalPending: StateRecord[] = [];
@@ -309,8 +311,9 @@ export class DeviceService implements Component {
     rt.gone = true;
     await this.#discovery?.clearDevice(rt.def);
     const base = this.baseTopic;
-    await this.#publish(rt, `${base}/${id}`, '', true);
-    await this.#publish(rt, `${base}/${id}/availability`, '', true);
+    // Nothing republishes a removed device's topics: the broker must have these on disk itself.
+    await this.#publish(rt, `${base}/${id}`, '', DURABLE);
+    await this.#publish(rt, `${base}/${id}/availability`, '', DURABLE);
     this.#ctx?.bus.emit('device.registry', { action: 'removed', id });
   }
 
@@ -351,9 +354,10 @@ export class DeviceService implements Component {
     };
     this.#devices.set(def.id, rt);
     const base = this.baseTopic;
-    await this.#publish(rt, `${base}/${def.id}/availability`, 'offline', true);
-    // The last known state survives restarts: republish it retained before the driver says anything.
-    if (Object.keys(rt.state).length > 0) await this.#publish(rt, `${base}/${def.id}`, JSON.stringify(rt.state), true);
+    await this.#publish(rt, `${base}/${def.id}/availability`, 'offline', REPUBLISHED);
+    // The last known state survives restarts: republish it retained before the driver says anything. This
+    // is also what makes the broker's copy current again after a crash (it is written behind the journal).
+    if (Object.keys(rt.state).length > 0) await this.#publish(rt, `${base}/${def.id}`, JSON.stringify(rt.state), REPUBLISHED);
     await this.#discovery?.publishDevice(def);
 
     const driverCtx: DriverContext = {
@@ -406,7 +410,8 @@ export class DeviceService implements Component {
       availability,
       ...(reason === undefined ? {} : { reason }),
     });
-    rt.availabilityPublished = this.#publish(rt, `${this.baseTopic}/${rt.def.id}/availability`, availability, true);
+    // Every start publishes `offline` first and the driver's availability after: nothing to keep on disk.
+    rt.availabilityPublished = this.#publish(rt, `${this.baseTopic}/${rt.def.id}/availability`, availability, REPUBLISHED);
     await rt.availabilityPublished;
   }
 
@@ -514,8 +519,9 @@ export class DeviceService implements Component {
     const previous = rt.acknowledged;
     const acknowledged = (async () => {
       await previous;
-      if (durable) await durable;
-      await this.#publish(rt, `${this.baseTopic}/${rt.def.id}`, payload, true);
+      const journaled = durable ? await durable : this.#statesOnDisk;
+      // The journal holds the state and the next start republishes it: the broker need not wait for its disk.
+      await this.#publish(rt, `${this.baseTopic}/${rt.def.id}`, payload, journaled ? REPUBLISHED : DURABLE);
     })();
     rt.acknowledged = acknowledged;
     return { state: { ...state }, acknowledged };
@@ -532,9 +538,9 @@ export class DeviceService implements Component {
     this.#log?.debug({ records: records.length }, 'device states replayed from the journal');
   }
 
-  /** Resolves once a write that includes this change is on disk (failures are logged, not thrown). */
-  #persistState(rt: DeviceRuntime): Promise<void> {
-    if (!this.#doc) return Promise.resolve();
+  /** Resolves once a write that includes this change is done: true if it is on disk (failures are logged, not thrown). */
+  #persistState(rt: DeviceRuntime): Promise<boolean> {
+    if (!this.#doc) return Promise.resolve(false);
     // The in-memory document is updated now; the journal gets the change with the next group commit.
     const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
     this.#doc.data.states[rt.def.id] = stored;
@@ -569,13 +575,15 @@ export class DeviceService implements Component {
         // Kept for the next write (the next change, or stop), so a passing failure loses nothing.
         this.#journalPending.unshift(...batch);
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
-        commit.resolve();
+        this.#statesOnDisk = false;
+        commit.resolve(false);
         // Changes made during the failed write are not held either: they go with the next write.
-        (this.#nextCommit as Commit | null)?.resolve();
+        (this.#nextCommit as Commit | null)?.resolve(false);
         this.#nextCommit = null;
         break;
       }
-      commit.resolve();
+      this.#statesOnDisk = true;
+      commit.resolve(true);
     }
     this.#persisting = null;
   }
@@ -593,9 +601,9 @@ export class DeviceService implements Component {
     }
   }
 
-  async #publish(rt: DeviceRuntime, topic: string, payload: string, retain: boolean): Promise<void> {
+  async #publish(rt: DeviceRuntime, topic: string, payload: string, options: PublishOptions): Promise<void> {
     try {
-      await rt.publisher.publish(topic, payload, { retain, qos: 0 });
+      await rt.publisher.publish(topic, payload, options);
     } catch (error) {
       this.#limiter?.warn(`publish:${topic}`, { topic, err: error }, `could not publish on ${topic}`);
     }
@@ -627,18 +635,24 @@ export class DeviceService implements Component {
 /** Journal records folded into the document after this many (a few hundred KB; replayed in milliseconds). */
 const COMPACT_AFTER = 4096;
 
+/** A group commit of states: resolves with whether the write holding them is on disk. */
 interface Commit {
-  promise: Promise<void>;
-  resolve: () => void;
+  promise: Promise<boolean>;
+  resolve: (onDisk: boolean) => void;
 }
 
 function newCommit(): Commit {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
+  let resolve!: (onDisk: boolean) => void;
+  const promise = new Promise<boolean>((r) => {
     resolve = r;
   });
   return { promise, resolve };
 }
+
+/** Retained device messages that every start publishes again (states from the journal, availability). */
+const REPUBLISHED: PublishOptions = { retain: true, qos: 0, republishedAtStart: true };
+/** Retained messages the broker itself must keep on disk before the publish resolves. */
+const DURABLE: PublishOptions = { retain: true, qos: 0 };
 
 interface StateRecord extends StoredState {
   id: string;

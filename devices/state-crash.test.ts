@@ -1,11 +1,13 @@
 /**
  * A device state that a client has seen survives kill -9, also while commands stream in: the device
  * takes its next command before the last state is on disk, and the state's write is group-committed, so
- * this checks that no state is published before the write that holds it is synced. The runtime's device
- * half runs as its own process (fixtures/state-runtime.ts) on a state dir that outlives it.
+ * this checks that no state is published before the write that holds it is synced. The broker's retained
+ * copy of a state is written behind the journal (it may lag it after a crash): the last two tests check
+ * that what a subscriber finds after a restart is the journal's state. The runtime's device half runs as
+ * its own process (fixtures/state-runtime.ts) on a state dir that outlives it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,8 +17,8 @@ import t, { type Test } from 'tap';
 const RUNTIME = fileURLToPath(new URL('./fixtures/state-runtime.ts', import.meta.url));
 const DEVICES = 4;
 
-async function startRuntime(t: Test, stateDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', RUNTIME, stateDir, String(DEVICES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startRuntime(t: Test, stateDir: string, devices = DEVICES): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', RUNTIME, stateDir, String(devices)], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -94,3 +96,90 @@ for (let round = 1; round <= 2; round++) {
     second.child.kill('SIGKILL');
   });
 }
+
+/** The retained state of each of `ids` as a fresh subscriber finds it (resolves once all have one). */
+async function retainedStates(t: Test, port: number, ids: string[]): Promise<Map<string, Record<string, unknown>>> {
+  const reader = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+  t.teardown(() => reader.end(true));
+  const states = new Map<string, Record<string, unknown>>();
+  const all = new Promise<void>((resolve) => {
+    reader.on('message', (topic, payload) => {
+      const id = topic.split('/')[1]!;
+      if (ids.includes(id) && payload.length > 0) states.set(id, JSON.parse(payload.toString()) as Record<string, unknown>);
+      if (states.size === ids.length) resolve();
+    });
+  });
+  await reader.subscribeAsync(ids.map((id) => `clawbox/${id}`));
+  await all;
+  reader.end(true);
+  return states;
+}
+
+/** The last state the device journal holds for `id` (undefined if it holds none). */
+function journaledState(stateDir: string, id: string): Record<string, unknown> | undefined {
+  let last: Record<string, unknown> | undefined;
+  for (const line of readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').split('\n')) {
+    if (!line) continue;
+    const record = JSON.parse(line) as { id: string; state: Record<string, unknown> };
+    if (record.id === id) last = record.state;
+  }
+  return last;
+}
+
+t.test('kill -9 right after the last state was seen: after the restart a subscriber finds the journal\'s last state', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-state-crash-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const first = await startRuntime(t, stateDir, 1);
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${first.port}`, { reconnectPeriod: 0 });
+  t.teardown(() => client.end(true));
+  await client.subscribeAsync('clawbox/lamp0');
+  const LAST = 40;
+  const sawLast = new Promise<void>((resolve) => {
+    client.on('message', (_topic, payload) => {
+      if ((JSON.parse(payload.toString()) as { brightness?: number }).brightness !== LAST) return;
+      // Killed at once: the broker's write-behind copy of the last states is most likely not written yet.
+      first.child.kill('SIGKILL');
+      resolve();
+    });
+  });
+  for (let value = 1; value <= LAST; value++) client.publish('clawbox/lamp0/set', JSON.stringify({ brightness: value }));
+  await sawLast;
+  await new Promise((resolve) => first.child.once('exit', resolve));
+  client.end(true);
+  t.equal(journaledState(stateDir, 'lamp0')?.brightness, LAST, 'the journal holds the last state a client saw');
+
+  const second = await startRuntime(t, stateDir, 1);
+  const restored = await retainedStates(t, second.port, ['lamp0']);
+  t.equal(restored.get('lamp0')?.brightness, LAST, 'a subscriber after the restart finds it retained');
+  second.child.kill('SIGKILL');
+});
+
+t.test('a retained state older than the journal\'s (a crash between the two writes) is replaced at start', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-state-crash-'));
+  t.teardown(() => rmSync(stateDir, { recursive: true, force: true }));
+  const first = await startRuntime(t, stateDir, 1);
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${first.port}`, { reconnectPeriod: 0 });
+  t.teardown(() => client.end(true));
+  await client.subscribeAsync('clawbox/lamp0');
+  const seen = new Promise<void>((resolve) => {
+    client.on('message', (_topic, payload) => {
+      if ((JSON.parse(payload.toString()) as { brightness?: number }).brightness === 10) resolve();
+    });
+  });
+  client.publish('clawbox/lamp0/set', JSON.stringify({ brightness: 10 }));
+  await seen;
+  client.end(true);
+  // A clean stop: the broker's store now holds brightness 10 retained.
+  const stopped = new Promise((resolve) => first.child.once('exit', resolve));
+  first.child.kill('SIGTERM');
+  await stopped;
+  // What a crash can leave: the journal has a newer state than the broker's store (written behind it).
+  appendFileSync(
+    path.join(stateDir, 'devices.journal'),
+    `${JSON.stringify({ id: 'lamp0', state: { state: 'ON', brightness: 42 }, updated_at: Date.now() })}\n`,
+  );
+  const second = await startRuntime(t, stateDir, 1);
+  const restored = await retainedStates(t, second.port, ['lamp0']);
+  t.equal(restored.get('lamp0')?.brightness, 42, "the journal's state, not the broker's older copy");
+  second.child.kill('SIGKILL');
+});

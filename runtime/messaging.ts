@@ -7,6 +7,12 @@ export interface PublishOptions {
   qos?: 0 | 1 | 2;
   /** MQTT 5 properties; MQTT 3.1.1 subscribers get the message without them. */
   properties?: MessageProperties;
+  /**
+   * For a retained message: the publisher keeps it durable itself and publishes it again at every start
+   * (the device states, from their journal). The broker then stores it without waiting for its own disk,
+   * and the publish resolves once subscribers have it.
+   */
+  republishedAtStart?: boolean;
 }
 
 /** The MQTT 5 message properties the runtime reads and writes (request/response, metadata). */
@@ -22,7 +28,7 @@ export type MessageHandler = (topic: string, payload: Buffer) => void;
 export interface Messaging {
   /** The configured base topic, e.g. `clawbox`. */
   readonly baseTopic: string;
-  /** Resolves once the broker has taken the message (stored, for retained ones). */
+  /** Resolves once the broker has taken the message (stored, for retained ones unless `republishedAtStart`). */
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void>;
   /** Subscribes with MQTT wildcards; resolves to an unsubscribe function. */
   subscribe(filter: string, handler: MessageHandler): Promise<() => Promise<void>>;

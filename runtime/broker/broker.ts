@@ -425,7 +425,14 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
     const run = this.#running;
     if (!run || this.#closing) return Promise.reject(this.#notRunning(`publish to ${topic}`));
     const previous = this.#topicTails.get(topic);
-    const sent = previous ? previous.then(() => run.internal.publish(topic, payload, options)) : run.internal.publish(topic, payload, options);
+    const send = (): Promise<void> => {
+      if (!options?.republishedAtStart || !options.retain || !run.persistence.storeBehind) return run.internal.publish(topic, payload, options);
+      // aedes keeps the payload Buffer by reference: a Buffer of this publish's own marks it for the store.
+      const buffer = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : Buffer.from(payload.buffer, payload.byteOffset, payload.length);
+      run.persistence.storeBehind(buffer);
+      return run.internal.publish(topic, buffer, options);
+    };
+    const sent = previous ? previous.then(send) : send();
     const tail = sent.then(
       () => {},
       () => {},

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { GroupCommitDb } from './group-commit.js';
 
 async function open(
@@ -164,4 +164,103 @@ t.test('recently committed values of deferrable keys are read from memory, withi
   t.equal(await db.get('m:2'), undefined, 'a queued clear hides a remembered value');
   await clearing;
   t.equal(await db.get('m:2'), undefined, 'and it stays gone');
+});
+
+/** Opens a GroupCommitDb whose LevelDB records the `sync` option of every batch it writes. */
+async function openRecordingSyncs(t: Test, options: ConstructorParameters<typeof GroupCommitDb>[1]) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-group-commit-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const level = new Level<string, Buffer | string>(dir);
+  await level.open();
+  const syncs: boolean[] = [];
+  const batch = level.batch.bind(level) as (ops: unknown, options: { sync?: boolean }) => Promise<void>;
+  (level as unknown as { batch: typeof batch }).batch = (ops, batchOptions) => {
+    syncs.push(batchOptions.sync === true);
+    return batch(ops, batchOptions);
+  };
+  const db = new GroupCommitDb(level, options);
+  t.teardown(() => (db.status === 'open' ? db.close() : undefined));
+  return { db, dir, syncs };
+}
+
+/** Lets the event loop run a few turns (a commit that was going to start would have started). */
+async function someTurns(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A linger long enough that only the event under test commits a write-behind batch. */
+const noTimer = { ...deferMessages, writeBehindMs: 600_000 };
+
+t.test('a write-behind write resolves at once and starts no commit; reads see it; its linger commits it without fsync', async (t) => {
+  const { db, syncs } = await openRecordingSyncs(t, { ...deferMessages, writeBehindMs: 20 });
+  const write = db.writeBehind(() => db.put('m:state', 'ON'));
+  t.equal(await state(write), 'resolved', 'resolved at once');
+  await someTurns();
+  t.equal(db.stats.commits, 0, 'no commit of its own yet');
+  t.equal(await db.get('m:state'), 'ON', 'reads see it');
+  while (db.stats.commits === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  t.same(syncs, [false], 'committed once its linger ended, without fsync');
+  t.equal(db.deferredOps, 0);
+  t.equal(db.synced(), undefined, 'nothing left to wait for');
+});
+
+t.test('write-behind writes of one key keep only the last; they go with the next other write, synced', async (t) => {
+  const { db, syncs } = await openRecordingSyncs(t, noTimer);
+  for (let i = 1; i <= 50; i++) await db.writeBehind(() => db.put('m:dimmer', String(i)));
+  await db.writeBehind(() => db.del('m:gone'));
+  await someTurns();
+  t.equal(db.stats.commits, 0, 'still waiting');
+  await db.put('s:subscription', 'x');
+  t.same(db.stats, { commits: 1, ops: 3 }, 'one commit: the last dimmer value, the delete, the strict write');
+  t.same(syncs, [true], 'with fsync, for the strict write');
+  t.equal(await db.get('m:dimmer'), '50');
+});
+
+t.test('something waiting for a write-behind write commits it now: synced(), a range read, a clear, close()', async (t) => {
+  {
+    const { db } = await openRecordingSyncs(t, noTimer);
+    db.writeBehind(() => db.put('m:a', '1'));
+    await t.resolves(db.synced()!, 'synced() resolves');
+    t.equal(db.stats.commits, 1);
+  }
+  {
+    const { db } = await openRecordingSyncs(t, noTimer);
+    db.writeBehind(() => db.put('m:a', '1'));
+    const values: string[] = [];
+    for await (const value of db.values({ gte: 'm:', lt: 'm;', valueEncoding: 'utf8' })) values.push(String(value));
+    t.same(values, ['1'], 'a range read sees it');
+  }
+  {
+    const { db } = await openRecordingSyncs(t, noTimer);
+    db.writeBehind(() => db.put('m:a', 'before'));
+    await db.clear({ gte: 'm:', lt: 'm;' });
+    t.equal(db.stats.commits, 1, 'written before the clear');
+    await db.synced();
+    t.equal(await db.get('m:a'), undefined, 'the clear did not run before it');
+  }
+  {
+    const { db, dir } = await openRecordingSyncs(t, noTimer);
+    db.writeBehind(() => db.put('m:last', 'kept'));
+    await db.close();
+    const level = new Level<string, string>(dir);
+    t.equal(await level.get('m:last'), 'kept', 'close() writes it');
+    await level.close();
+  }
+});
+
+t.test('only the writes made inside writeBehind() are write-behind; beyond maxDeferredOps they commit at once', async (t) => {
+  const { db } = await openRecordingSyncs(t, { ...noTimer, maxDeferredOps: 3 });
+  const returned = db.writeBehind(() => 'fn result');
+  t.equal(returned, 'fn result', "writeBehind returns fn's result");
+  const strict = db.put('s:1', 'after');
+  t.equal(await state(strict), 'pending', 'a write after writeBehind() is strict again');
+  await strict;
+  for (let i = 0; i < 3; i++) await db.writeBehind(() => db.put(`m:${i}`, 'v'));
+  await someTurns();
+  t.equal(db.stats.commits, 1, 'within the bound they wait');
+  await db.writeBehind(() => db.put('m:3', 'v'));
+  // Nothing else makes them due now (no timer within the test, nobody waits): only the bound.
+  while (db.stats.commits < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  t.equal(db.stats.ops, 5, 'the four went out together');
+  t.equal(db.deferredOps, 0);
 });

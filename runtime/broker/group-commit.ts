@@ -14,6 +14,14 @@
  *   they are committed). At most `maxDeferredOps` deferred operations wait at a time; beyond that a write
  *   is strict, which slows the publishers down to what the disk takes.
  *
+ * - write-behind (writes made inside `writeBehind(fn)`: retained messages whose publisher keeps them durable
+ *   itself and publishes them again at every start, the device states): the promise resolves at once, the
+ *   write does not start a commit of its own and is not synced; it goes out with the next commit of any
+ *   other write, or within `writeBehindMs`, or as soon as something waits for it (`synced()`, a range read,
+ *   close). Written without fsync it still survives kill -9 (the OS has it); a power cut can lose the last
+ *   ones, which their publisher then restores. Of several writes of one key waiting for the same commit
+ *   only the last is written (the batch is atomic, so the earlier ones would change nothing).
+ *
  * The last `recentValues` committed values of deferrable keys are kept for `get`: a message queued for a
  * persistent session is read back twice right after it was written (when it is sent, when its PUBACK
  * comes), and each LevelDB read is a round trip through the thread pool. Every write goes through here,
@@ -44,8 +52,19 @@ interface Waiter {
 
 /** The next batch to commit, or a clear that must run between two batches (it cannot join one). */
 type Job = (
-  | { kind: 'batch'; ops: WriteOp[]; waiters: Waiter[]; deferred: number }
-  | { kind: 'clear'; range: Record<string, unknown>; waiters: Waiter[]; deferred: 0 }
+  | {
+      kind: 'batch';
+      ops: WriteOp[];
+      /** Where each key's last operation is in `ops`: a later write of the key replaces it. */
+      index: Map<string, number>;
+      waiters: Waiter[];
+      deferred: number;
+      /** False while the batch holds write-behind writes only: it is committed without fsync. */
+      sync: boolean;
+      /** False while it holds write-behind writes only and nothing waits for it: it is not written yet. */
+      due: boolean;
+    }
+  | { kind: 'clear'; range: Record<string, unknown>; waiters: Waiter[]; deferred: 0; due: true }
 ) & {
   /** Callers of synced(), with the failure count when they asked. */
   syncWaiters?: { resolve: () => void; reject: (error: Error) => void; failures: number }[];
@@ -64,10 +83,13 @@ export interface GroupCommitOptions {
   maxDeferredOps?: number;
   /** How many committed values of deferrable keys `get` answers from memory (deletions count too). */
   recentValues?: number;
+  /** How long a write-behind write may wait for another write to commit with (see above). */
+  writeBehindMs?: number;
 }
 
 const DEFAULT_MAX_DEFERRED_OPS = 20_000;
 const DEFAULT_RECENT_VALUES = 4096;
+const DEFAULT_WRITE_BEHIND_MS = 1000;
 
 /** What `batch()` without arguments returns: collects operations, `write()` commits them together. */
 export interface ChainedBatch {
@@ -79,7 +101,7 @@ export interface ChainedBatch {
 }
 
 export interface GroupCommitStats {
-  /** Batches written (each one fsync). */
+  /** Batches written (each one fsync, unless it held write-behind writes only). */
   commits: number;
   /** Operations written in them. */
   ops: number;
@@ -102,6 +124,11 @@ export class GroupCommitDb {
   #failures = 0;
   readonly #deferrable: ((key: string) => boolean) | undefined;
   readonly #maxDeferredOps: number;
+  /** True while `writeBehind(fn)` runs fn. */
+  #behind = false;
+  readonly #writeBehindMs: number;
+  /** Makes a waiting write-behind batch due; one at a time (only the last job can be one). */
+  #behindTimer: NodeJS.Timeout | undefined;
   readonly stats: GroupCommitStats = { commits: 0, ops: 0 };
 
   constructor(db: Level<string, Value>, options: GroupCommitOptions = {}) {
@@ -109,6 +136,7 @@ export class GroupCommitDb {
     this.#deferrable = options.deferrable;
     this.#maxDeferredOps = options.maxDeferredOps ?? DEFAULT_MAX_DEFERRED_OPS;
     this.#recentMax = options.recentValues ?? DEFAULT_RECENT_VALUES;
+    this.#writeBehindMs = options.writeBehindMs ?? DEFAULT_WRITE_BEHIND_MS;
   }
 
   get status(): string {
@@ -147,6 +175,7 @@ export class GroupCommitDb {
   synced(): Promise<void> | undefined {
     const last = this.#jobs.at(-1) ?? this.#current;
     if (!last) return undefined;
+    this.#makeDue(last);
     last.syncWaiters ??= [];
     const waiters = last.syncWaiters;
     return new Promise((resolve, reject) => {
@@ -176,26 +205,58 @@ export class GroupCommitDb {
   }
 
   /**
+   * Runs `fn`; the writes it makes before it returns (its synchronous part) are write-behind writes (see
+   * above). For a caller that keeps what it writes durable elsewhere and writes it again after a crash.
+   */
+  writeBehind<T>(fn: () => T): T {
+    const outer = this.#behind;
+    this.#behind = true;
+    try {
+      return fn();
+    } finally {
+      this.#behind = outer;
+    }
+  }
+
+  /**
    * Queues operations for the next commit. Resolves when they are committed, or at once for deferred
-   * keys (see above).
+   * keys and write-behind writes (see above).
    */
   write(ops: readonly WriteOp[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the broker store is closed'));
     if (ops.length === 0) return Promise.resolve();
+    const behind = this.#behind;
     let job = this.#jobs.at(-1);
     // Only a batch that has not started can take more; the one being written is no longer queued.
     if (job?.kind !== 'batch') {
-      job = { kind: 'batch', ops: [], waiters: [], deferred: 0 };
+      job = { kind: 'batch', ops: [], index: new Map(), waiters: [], deferred: 0, sync: false, due: false };
       this.#jobs.push(job);
     }
+    let added = 0;
     for (const op of ops) {
-      job.ops.push(op);
+      const at = job.index.get(op.key);
+      if (at === undefined) {
+        job.index.set(op.key, job.ops.length);
+        job.ops.push(op);
+        added++;
+      } else {
+        job.ops[at] = op;
+      }
       this.#pending.set(op.key, { job, value: op.type === 'put' ? op.value : undefined });
     }
-    this.#kick();
+    if (behind) {
+      job.deferred += added;
+      this.#deferredOps += added;
+      // Over the bound it is committed now instead of lingering (memory stays bounded).
+      if (this.#deferredOps > this.#maxDeferredOps) this.#makeDue(job);
+      else if (!job.due) this.#lingerUntilDue(job);
+      return Promise.resolve();
+    }
+    job.sync = true;
+    this.#makeDue(job);
     if (this.#isDeferred(ops)) {
-      job.deferred += ops.length;
-      this.#deferredOps += ops.length;
+      job.deferred += added;
+      this.#deferredOps += added;
       return Promise.resolve();
     }
     const batch = job;
@@ -206,7 +267,10 @@ export class GroupCommitDb {
   clear(range: Record<string, unknown>): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the broker store is closed'));
     return new Promise((resolve, reject) => {
-      const job: Job = { kind: 'clear', range, waiters: [{ resolve, reject }], deferred: 0 };
+      // A waiting write-behind batch goes first: the clear must not overtake it.
+      const last = this.#jobs.at(-1);
+      if (last) this.#makeDue(last);
+      const job: Job = { kind: 'clear', range, waiters: [{ resolve, reject }], deferred: 0, due: true };
       // Queued writes in the range are gone for reads from now on, as they will be once the clear runs.
       for (const [key, pending] of this.#pending) {
         if (!inRange(key, range)) continue;
@@ -226,8 +290,31 @@ export class GroupCommitDb {
   /** Commits what is queued, then closes the database. */
   async close(): Promise<void> {
     this.#closed = true;
+    const last = this.#jobs.at(-1);
+    if (last) this.#makeDue(last);
     while (this.#running || this.#jobs.length > 0) await new Promise((resolve) => setImmediate(resolve));
     await this.#db.close();
+  }
+
+  /** The job is written with the next commit (a write-behind batch that waited stops waiting). */
+  #makeDue(job: Job): void {
+    if (!job.due) {
+      job.due = true;
+      if (this.#behindTimer) clearTimeout(this.#behindTimer);
+      this.#behindTimer = undefined;
+    }
+    if (job !== this.#current) this.#kick();
+  }
+
+  /** A batch of write-behind writes only: due after writeBehindMs unless something else makes it due first. */
+  #lingerUntilDue(job: Job): void {
+    if (this.#behindTimer) return;
+    this.#behindTimer = setTimeout(() => {
+      this.#behindTimer = undefined;
+      if (!this.#closed) this.#makeDue(job);
+    }, this.#writeBehindMs);
+    // A waiting write-behind batch must not keep the process alive (close() writes it).
+    this.#behindTimer.unref();
   }
 
   #kick(): void {
@@ -263,12 +350,13 @@ export class GroupCommitDb {
   }
 
   async #drain(): Promise<void> {
-    for (let job = this.#jobs.shift(); job; job = this.#jobs.shift()) {
+    // A write-behind batch that is not due yet is always the last job: it waits for its timer or the next write.
+    for (let job = this.#nextDue(); job; job = this.#nextDue()) {
       this.#current = job;
       let failure: Error | undefined;
       try {
         if (job.kind === 'batch') {
-          await this.#db.batch(job.ops as never, { sync: true });
+          await this.#db.batch(job.ops as never, { sync: job.sync });
           this.stats.commits++;
           this.stats.ops += job.ops.length;
         } else {
@@ -282,6 +370,10 @@ export class GroupCommitDb {
     }
     this.#current = undefined;
     this.#running = false;
+  }
+
+  #nextDue(): Job | undefined {
+    return this.#jobs[0]?.due ? this.#jobs.shift() : undefined;
   }
 
   /** After a job: reads go to LevelDB again, and its waiters learn how it went. */

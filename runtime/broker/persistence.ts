@@ -40,6 +40,12 @@ export interface BrokerPersistence {
    */
   synced?(packet: { payload?: unknown }): Promise<void> | undefined;
   /**
+   * Marks the next retained message published with this payload Buffer as one its publisher keeps durable
+   * itself and publishes again at every start: it is stored write-behind (group-commit.ts), and its publish
+   * does not wait for the store. Absent where the store has no such mode (the message is stored as usual).
+   */
+  storeBehind?(payload: Buffer): void;
+  /**
    * Rewrites the store so that deleted records leave the disk too (LevelDB keeps them in its log and
    * tables until a compaction): after a person's erasure. Absent where there is nothing to rewrite.
    */
@@ -116,7 +122,10 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
   const committed = new GroupCommitDb(db, { deferrable: isMessageKey });
   encodeFromBufferPool();
   const persistence = levelPersistence(committed);
-  const storing = markStoringPublishes(persistence as unknown as MessageStore);
+  const behind = new WeakSet<object>();
+  const storing = markStoringPublishes(persistence as unknown as MessageStore, (packet, store) =>
+    behind.delete(packet.payload as object) ? committed.writeBehind(store) : undefined,
+  );
   return {
     aedesPersistence: persistence,
     kind: 'level',
@@ -124,6 +133,7 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     sessionOwners: levelSessionOwners(committed),
     sessionExpiry: levelSessionExpiry(committed),
     synced: (packet) => (storing.has(packet.payload as object) ? committed.synced() : undefined),
+    storeBehind: (payload) => behind.add(payload),
     compact: async () => {
       await committed.synced();
       const [first] = await db.keys({ limit: 1 }).all();
@@ -173,8 +183,15 @@ interface MessageStore {
  * unrelated PUBACK does not wait for another client's retained message). Keyed by the payload Buffer:
  * aedes copies the publish into its own packet object but keeps the payload by reference. A payload
  * Buffer shared by several publishes only makes the others wait needlessly.
+ *
+ * `storeBehind(packet, store)` may store a retained message itself (write-behind): it returns the store's
+ * promise, or undefined to leave the message to the usual path. One it stores is not marked: nothing
+ * waits for its commit.
  */
-function markStoringPublishes(store: MessageStore): WeakSet<object> {
+function markStoringPublishes(
+  store: MessageStore,
+  storeBehind: (packet: { payload?: unknown }, store: () => Promise<unknown>) => Promise<unknown> | undefined,
+): WeakSet<object> {
   const storing = new WeakSet<object>();
   const mark = (packet: { payload?: unknown }): void => {
     if (typeof packet.payload === 'object' && packet.payload !== null) storing.add(packet.payload);
@@ -185,6 +202,8 @@ function markStoringPublishes(store: MessageStore): WeakSet<object> {
     throw new Error('aedes persistence has no storeRetained/outgoingEnqueueCombi; aedes-persistence-level changed');
   }
   store.storeRetained = (packet) => {
+    const stored = storeBehind(packet, () => storeRetained(packet));
+    if (stored) return stored;
     mark(packet);
     return storeRetained(packet);
   };
