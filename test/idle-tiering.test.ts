@@ -4,8 +4,8 @@
  * TurboFan until the first memory-settling collection after ready (a positive marker that the idle window
  * passed). A control start with V8's default threshold shows that the same start does mark functions, so
  * the check proves the flag's effect; when a later Node stops doing that, the control says the flag is no
- * longer needed. The runtime runs from dist/ (what the installed command runs), with what tap adds to its
- * children's environment left out so only the runtime's own code is traced.
+ * longer needed. The runtime runs from dist/ (what the installed command runs), without tap's hooks (they
+ * turn source maps on, whose parsing would be traced too).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -13,23 +13,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { installedCommandLine } from '../bench/runtime-process.js';
-import { ROOT } from './cli-helpers.js';
+import { ROOT, cleanEnv, nodeCommand } from './cli-helpers.js';
 
 const TIERING_FLAG = /^--invocation-count-for-turbofan=/;
-
-/** This environment without tap's own settings for its children (its NODE_OPTIONS hooks enable source maps, whose parsing would be traced too). */
-function outsideTap(): Record<string, string | undefined> {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^(NODE_OPTIONS|TAP.*|_TAPJS.*)$/.test(name)));
-}
 
 /** Starts the runtime with these node flags and --trace-opt; resolves with the functions marked for TurboFan up to the first settle. */
 function markedUntilSettled(flags: string[], env: Record<string, string>): Promise<string[]> {
   const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-tiering-'));
-  // tap adds its hooks to every child it sees spawned, whatever the environment says; env(1) drops them.
-  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...flags, '--trace-opt', path.join(ROOT, 'bin', 'clawbox.js'), 'start'], {
+  const child = spawn(...nodeCommand([...flags, '--trace-opt', path.join(ROOT, 'bin', 'clawbox.js'), 'start']), {
     cwd: ROOT,
     env: {
-      ...outsideTap(),
+      ...cleanEnv(),
       ...env,
       CLAWBOX_STATE_DIR: stateDir,
       CLAWBOX_BROKER_PORT: '0',
