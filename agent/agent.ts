@@ -22,6 +22,7 @@ import type { IntentLanguage } from './language.js';
 import { NO_DEVICE, type ToolCall, conversationPrompt, salvageReply, sanitizeUserText, systemPrompt, toolCallSchema } from './prompt.js';
 import { type CompletionRequest, type ToolCallOut, completionPrefix, completionPrompt, runCompletion } from './completion.js';
 import { replyTextStream } from './reply-stream.js';
+import { BRIEF_OUTPUT_TOKENS, BRIEF_REPLY_CHARS } from './brief.js';
 import { type SessionOptions, SessionStore } from './sessions.js';
 import { ToolCallPlan } from './tool-guide.js';
 import { mathExpression } from './compute-questions.js';
@@ -155,13 +156,7 @@ export interface HandleOptions {
   brief?: boolean;
 }
 
-/** Longest free-text reply on the short rung, in characters. */
-export const BRIEF_REPLY_CHARS = 40;
-/**
- * Output budget of a brief answer with jump-forward decoding (only the id and the reply are sampled):
- * a reply of BRIEF_REPLY_CHARS is ~10-20 tokens; a budget cut inside the reply still answers (salvaged).
- */
-export const BRIEF_OUTPUT_TOKENS = 24;
+export { BRIEF_OUTPUT_TOKENS, BRIEF_REPLY_CHARS };
 
 export interface AgentOptions {
   directory: DeviceDirectory;

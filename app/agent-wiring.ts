@@ -1,12 +1,16 @@
 /**
  * Connects the agent to the rest of the runtime: the device layer seen through the agent's narrow
  * DeviceDirectory, the scheduler in front of the model, and the MQTT agent topic in front of both.
+ * The agent itself (its intent tables, language packs, prompts) is loaded on first use: the first request,
+ * or a model ready to be warmed; its operations, topics and the scheduler are there from the start.
  * Only the composition root (app.ts) uses this file.
  */
 import type { DeviceService } from '../devices/device-service.js';
-import { Agent, type AgentRequest, type AgentResponse, BRIEF_OUTPUT_TOKENS } from '../agent/agent.js';
+import type { Agent, AgentRequest, AgentResponse } from '../agent/agent.js';
+import { BRIEF_OUTPUT_TOKENS } from '../agent/brief.js';
 import type { AgentDevice, DeviceDirectory, StateValue } from '../agent/directory.js';
 import type { RemoteRung } from './brain-wiring.js';
+import { LazyFeature } from './lazy-feature.js';
 import { ConfirmationStore } from '../agent/confirmations.js';
 import { completeOperation } from '../agent/completion.js';
 import { agentMqttRoutes, agentOperations } from '../agent/operations.js';
@@ -54,7 +58,7 @@ export function deviceDirectory(devices: DeviceService, bus: () => EventBus | nu
 export class AgentComponent implements Component {
   readonly name = 'agent';
   #ctx: RuntimeContext | null = null;
-  #agent: Agent | null = null;
+  #agent: AgentCalls | null = null;
   #parts: Component[] = [];
   #unsubscribe: (() => void) | null = null;
   #unregisterApi: (() => void) | null = null;
@@ -71,7 +75,7 @@ export class AgentComponent implements Component {
       /** Cluster mode: requests this replica cannot serve go to one that can (cluster/work-sharing.ts). */
       shareWork?: <R extends AgentRequest & { source?: string; deadline_ms?: number }, A>(handle: (request: R) => Promise<A>) => (request: R) => Promise<A>;
       /** Hybrid deployment: the remote rung (brain link) and its routing, built on the agent's directory. */
-      remote?: (directory: DeviceDirectory) => RemoteRung | null;
+      remote?: (directory: DeviceDirectory) => RemoteRung | null | Promise<RemoteRung | null>;
     },
   ) {}
 
@@ -87,23 +91,40 @@ export class AgentComponent implements Component {
   readonly confirmations = new ConfirmationStore();
 
 
+  /** The agent, loaded on first use (one per start). */
+  #feature: LazyFeature<Agent> | null = null;
+
+  /** Whether the agent is loaded yet (the `clawbox_feature_loaded` gauge). */
+  get loaded(): boolean {
+    return this.#feature?.loaded ?? false;
+  }
+
   async start(ctx: RuntimeContext): Promise<void> {
     this.#ctx = ctx;
     const { devices, models, messaging } = this.deps;
     const directory = deviceDirectory(devices, () => this.#ctx?.bus ?? null);
-    const agent = new Agent({
-      directory,
-      engine: () => models.engine('main'),
-      logger: ctx.logger('agent'),
-      tools: () => agentTools(this.deps.plugins),
-      passages: (ctx.config as { knowledge?: { passages?: number } }).knowledge?.passages ?? 2,
-    });
+    const created = new LazyFeature<Agent>(
+      'agent',
+      async () => {
+        const { Agent } = await import('../agent/agent.js');
+        return new Agent({
+          directory,
+          engine: () => models.engine('main'),
+          logger: ctx.logger('agent'),
+          tools: () => agentTools(this.deps.plugins),
+          passages: (ctx.config as { knowledge?: { passages?: number } }).knowledge?.passages ?? 2,
+        });
+      },
+      () => ctx.logger('agent'),
+    );
+    this.#feature = created;
+    const agent = agentOnFirstUse(created);
     this.#agent = agent;
     const lanes = {
       main: agentLane(agent, () => models.engine('main')),
       small: agentLane(agent, () => models.engine('small')),
     };
-    const remote = this.deps.remote?.(directory) ?? null;
+    const remote = (await this.deps.remote?.(directory)) ?? null;
     this.#closeRemote = () => remote?.close();
     const scheduler = new SchedulerService<AgentRequest, AgentResponse>({
       lanes: { ...lanes, ...(remote ? { remote: remote.lane } : {}) },
@@ -184,22 +205,41 @@ export class AgentComponent implements Component {
     this.#unsubscribe = null;
     for (const part of this.#parts.reverse()) await part.stop();
     this.#parts = [];
-    this.#agent?.close();
     this.#agent = null;
+    // A load still in flight closes what it made; callers of a stopped agent are not answered by it.
+    const feature = this.#feature;
+    this.#feature = null;
+    feature?.loading()?.then(
+      (loaded) => loaded.close(),
+      () => {},
+    );
     this.#closeRemote?.();
     this.#closeRemote = null;
   }
 
   /** People's data rights: the remembered turns of a conversation (session id), and forgetting them. */
   conversation(session: string): ReadonlyArray<{ user: string; assistant: string; at: number }> {
-    return this.#agent?.sessions.history(session) ?? [];
+    // An agent not loaded yet has had no conversation.
+    return this.#feature?.peek()?.sessions.history(session) ?? [];
   }
 
   forgetConversation(session: string): number {
     const turns = this.conversation(session).length;
-    this.#agent?.sessions.delete(session);
+    this.#feature?.peek()?.sessions.delete(session);
     return turns;
   }
+}
+
+/** What the scheduler and the warm-up call on the agent, each call loading it first if it is not yet. */
+type AgentCalls = Pick<Agent, 'handle' | 'canAnswerFast' | 'estimate' | 'refreshPrefix'>;
+
+function agentOnFirstUse(feature: LazyFeature<Agent>): AgentCalls {
+  return {
+    handle: async (request, options) => (await feature.get()).handle(request, options),
+    canAnswerFast: async (request) => (await feature.get()).canAnswerFast(request),
+    estimate: async (request, options) => (await feature.get()).estimate(request, options),
+    refreshPrefix: async (engine) => (await feature.get()).refreshPrefix(engine),
+  };
 }
 
 /**

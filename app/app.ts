@@ -22,7 +22,7 @@ import { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
 import { AgentComponent, conversationHolder } from './agent-wiring.js';
 import { KnowledgeComponent, registerKnowledgeRoutes } from '../knowledge/index.js';
 import { BrainLinkService } from '../brain/service.js';
-import { configuredClasses, remoteRung } from './brain-wiring.js';
+import { brainConfigOf } from '../brain/config-schema.js';
 import { clusterWiring } from './cluster-wiring.js';
 import { loadBuiltinDriver } from '../devices/drivers/index.js';
 import { registerReadiness } from '../runtime/http/readiness.js';
@@ -40,7 +40,11 @@ import { runtimeContext } from './runtime-context.js';
 import { Discovery } from '../discovery/index.js';
 import { isLoopbackHost } from '../runtime/http/auth.js';
 import { registerWebRoutes, webRoot } from './web-wiring.js';
-import { UpdateComponent, registerUpdateRoutes } from '../update/index.js';
+// Not update/index.js: that also loads the installer, the bundle reader and the CLI, which only the root
+// update helper and `clawbox update` use.
+import { UpdateComponent } from '../update/component.js';
+import { registerUpdateRoutes } from '../update/http-routes.js';
+import { registerFeatureGauge } from './lazy-feature.js';
 
 
 export interface AppOptions {
@@ -117,7 +121,7 @@ export function createApp(options: AppOptions): App {
   const devices = new DeviceService({
     messaging: broker,
     api: { frontDoor, mqtt },
-    ...(cluster ? { loadDriver: cluster.component.leasedDrivers.wrapLoader(loadBuiltinDriver) } : {}),
+    ...(cluster ? { loadDriver: cluster.component.wrapLoader(loadBuiltinDriver) } : {}),
   });
   registerDeviceRoutes(http, frontDoor);
   // A short history per sensor reading, so the web app's charts have points when a page opens.
@@ -137,11 +141,13 @@ export function createApp(options: AppOptions): App {
   registerUpdateRoutes(http, frontDoor);
   // The web app's log view, audit view and device form.
   registerWebRoutes({ http, frontDoor, stateDir, tail: logging.tail });
-  const sharing = cluster?.component.workSharing;
   // Hybrid deployment: with brain.endpoint set, model work the box cannot do in time goes to the brain.
   const brainLink = new BrainLinkService();
-  const remote = (directory: DeviceDirectory) =>
-    remoteRung({
+  // Its wiring (a second agent for the brain's side) is loaded only when an endpoint is configured.
+  const remote = async (directory: DeviceDirectory) => {
+    if (!brainConfigOf(config).endpoint) return null;
+    const { configuredClasses, remoteRung } = await import('./brain-wiring.js');
+    return remoteRung({
       brain: brainLink,
       directory,
       devices,
@@ -150,10 +156,11 @@ export function createApp(options: AppOptions): App {
       classOf: configuredClasses(config),
       mayLeave: (caller, region) => dataRights.mayLeave({ name: 'brain', region }, caller ?? null),
     });
+  };
   // The knowledge base: kb.search for callers, and for the agent as its caller.
   const knowledge = new KnowledgeComponent({ frontDoor, mqtt });
   registerKnowledgeRoutes(http, frontDoor);
-  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, plugins, ...(sharing ? { shareWork: (h) => sharing.wrap(h) } : {}) });
+  const agent = new AgentComponent({ devices, models, messaging: broker, frontDoor, mqtt, remote, plugins, ...(cluster ? { shareWork: (h) => cluster.component.shareWork(h) } : {}) });
   dataRights.addHolder(conversationHolder(agent));
   // Chat senders reach the agent as chat.message, screened by the content-safety plugin's policy when it is loaded.
   const channels = new ChannelGateway({
@@ -185,6 +192,9 @@ export function createApp(options: AppOptions): App {
     broker: () => broker.sharedStateReady(),
     ...(cluster ? { cluster: () => cluster.component.ready() } : {}),
   });
+
+  // Parts loaded on first use, and whether they are yet (clawbox_feature_loaded).
+  registerFeatureGauge(metrics, [agent]);
 
   const ctx = runtimeContext({ config, configSource: options.configSource, stateDir, store, bus, metrics, logging, lifecycle });
 

@@ -16,7 +16,6 @@ import type { DeviceDirectory } from '../agent/directory.js';
 import { EwmaServiceModel, type Lane, systemClock, type LaneJob, type Route, type Submission, type WorkPlan } from '../agent/scheduler/index.js';
 // Not brain/index.js: that loads gRPC, which an edge without a brain never needs.
 import { type BrainBackend, modelBackend } from '../brain/backend.js';
-import { brainConfigOf } from '../brain/config-schema.js';
 import type { DataPolicy, PolicyDevice } from '../brain/policy.js';
 import { remoteEngine } from '../brain/remote-engine.js';
 import { type BrainLinkService, BrainService } from '../brain/service.js';
@@ -208,9 +207,4 @@ export function createBrainApp(options: { config: Config; configSource?: string 
   const lifecycle = new Lifecycle(components, bus, logging.forComponent('lifecycle'));
   const ctx = runtimeContext({ config, configSource: options.configSource, stateDir, store, bus, metrics, logging, lifecycle });
   return { ctx, lifecycle, http, models, brain, start: () => lifecycle.start(ctx), stop: () => lifecycle.stop() };
-}
-
-/** Whether this config (or `--mode brain`) runs the brain role. */
-export function isBrainRole(config: Config): boolean {
-  return brainConfigOf(config).role === 'brain';
 }

@@ -110,12 +110,13 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   const log = logging.forComponent('main');
   const notifier = new SystemdNotifier(log);
   // Loaded here, not at the top: `config check` and friends should not pay for the broker and drivers.
+  // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
+  const brainRole = brainMode || brainConfigOf(config).role === 'brain';
   const { createApp } = await import('./app.js');
-  const { createBrainApp, isBrainRole } = await import('./brain-wiring.js');
+  const createBrainApp = brainRole ? (await import('./brain-wiring.js')).createBrainApp : null;
   // Imported before the app exists: it borrows V8's gc once, before any worker thread can be made.
   const { settleMemory } = await import('../runtime/system/settle-memory.js');
-  // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
-  const app = brainMode || isBrainRole(config) ? createBrainApp({ config, configSource: source, logging }) : createApp({ config, configSource: source, logging });
+  const app = createBrainApp ? createBrainApp({ config, configSource: source, logging }) : createApp({ config, configSource: source, logging });
 
   let exitCode = 0;
   let shuttingDown: Promise<void> | undefined;

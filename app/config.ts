@@ -5,7 +5,7 @@
 import { schedulerConfigSchema } from '../agent/scheduler/config-schema.js';
 import { brainConfigSchema } from '../brain/config-schema.js';
 import { channelsConfigSchema } from '../channels/config-schema.js';
-import { clusterConfigSchema, clusterCrossCheck } from '../cluster/index.js';
+import { clusterConfigSchema, clusterCrossCheck } from '../cluster/config-schema.js';
 import { devicesConfigSchema, devicesCrossCheck } from '../devices/config-schema.js';
 import { discoveryConfigSchema } from '../discovery/index.js';
 import { knowledgeConfigSchema } from '../knowledge/index.js';

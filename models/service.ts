@@ -10,7 +10,7 @@ import type { Component, RuntimeContext } from '../runtime/context.js';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import type { SelectBackendOptions } from './engine/backend.js';
-import { type EngineStatus, ModelEngine } from './engine/engine.js';
+import type { EngineStatus, ModelEngine } from './engine/engine.js';
 import { type HashCache, type ModelRecord, ModelRegistry, type VerifiedModel } from './registry.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
@@ -283,7 +283,7 @@ export class ModelService implements Component, MainSlot {
         `loading ${slot.role} model ${name} (${verified.summary.architecture} ${verified.summary.quantization}, ${(verified.summary.file_size / (1 << 20)).toFixed(1)} MiB)`,
       );
       let lastProgressLog = 0;
-      const engine = await ModelEngine.load({
+      const engine = await (await engineModule()).ModelEngine.load({
         entry: { ...record.entry, path: record.file },
         logger,
         signal: this.#abort.signal,
@@ -377,7 +377,7 @@ export class ModelService implements Component, MainSlot {
     const logger = this.#logger!;
     const slot = this.#slots.main;
     logger.info({ model: model.entry.name, file: model.file }, `loading ${model.entry.name} to replace the main model`);
-    const engine = await ModelEngine.load({
+    const engine = await (await engineModule()).ModelEngine.load({
       entry: { ...model.entry, path: model.file },
       logger,
       signal: AbortSignal.any([signal, this.#abort.signal]),
@@ -502,4 +502,9 @@ async function retireWhenIdle(engine: ModelEngine, stopping: AbortSignal): Promi
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   await engine.dispose();
+}
+
+/** The engine's code (node-llama-cpp's wrapper, backend choice, rates), loaded with the first model: a box without one never needs it. */
+function engineModule(): Promise<typeof import('./engine/engine.js')> {
+  return import('./engine/engine.js');
 }

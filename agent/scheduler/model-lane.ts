@@ -177,7 +177,7 @@ export interface AgentLaneOptions {
 }
 
 /** A lane that runs the agent's model path on `engine()` (main or small), with the granted budget. */
-export function agentLane(agent: Agent, engine: () => LaneEngine | null, options: AgentLaneOptions = {}): ModelLane<AgentRequest, AgentResponse> {
+export function agentLane(agent: Pick<Agent, 'handle'>, engine: () => LaneEngine | null, options: AgentLaneOptions = {}): ModelLane<AgentRequest, AgentResponse> {
   return new ModelLane<AgentRequest, AgentResponse>({
     engine,
     ...options,
@@ -190,7 +190,7 @@ export function agentLane(agent: Agent, engine: () => LaneEngine | null, options
 }
 
 /** The agent's fast path as the scheduler's first check: a match runs without the model. */
-export function agentFastPath(agent: Agent): FastPathMatcher<AgentRequest, AgentResponse> {
+export function agentFastPath(agent: Pick<Agent, 'canAnswerFast' | 'handle'>): FastPathMatcher<AgentRequest, AgentResponse> {
   // The session matters: a follow-up ("the first one", "turn it off") is a fast-path request only in context.
   // So are a calculation and a question about the documents, when the caller may use the tool or the knowledge base.
   return async (request) => ((await agent.canAnswerFast(request)) ? () => agent.handle(request, { path: 'fast' }) : null);
