@@ -124,7 +124,8 @@ boot_figures() {
     return 0
   fi
   report=$(vm_boot_report "$VM_CONSOLE")
-  printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | head -n 16 | sed "s/^/boot-test: boot $n: /" >&2
+  # sed -n 1,16p, not head: head's early exit would fail the pipeline (pipefail) when sed is still writing.
+  printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | sed -n '1,16p' | sed "s/^/boot-test: boot $n: /" >&2
   for part in firmware loader kernel userspace total; do
     value=$(vm_startup_seconds "$report" "$part")
     fields="$fields\"guest_${part}_seconds\": ${value:-null}, "

@@ -46,7 +46,7 @@ export function valuesOf(entries: UnitEntry[], key: string): string[] {
   return entries.filter((e) => e.key === key).map((e) => e.value);
 }
 
-const DEPENDENCY_KEYS = ['After', 'Before', 'Wants', 'Requires', 'Conflicts', 'WantedBy', 'RequiredBy', 'BindsTo', 'PartOf'];
+const DEPENDENCY_KEYS = ['After', 'Before', 'Wants', 'Requires', 'Conflicts', 'WantedBy', 'RequiredBy', 'BindsTo', 'PartOf', 'OnFailure'];
 
 /** Builds the root and returns its path; `extraUnits` are written beside ours (e.g. a broken one). */
 export function buildUnitRoot(extraUnits: Record<string, string> = {}): string {

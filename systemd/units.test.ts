@@ -20,7 +20,15 @@ const root = buildUnitRoot();
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 
 t.test('there are units to check', async (t) => {
-  t.same(unitFiles(), ['clawbox-banner.service', 'clawbox-firstboot.service', 'clawbox-health.service', 'clawbox-update@.service', 'clawbox.service']);
+  t.same(unitFiles(), [
+    'clawbox-banner.service',
+    'clawbox-firstboot.service',
+    'clawbox-health.service',
+    'clawbox-seed-accepted.service',
+    'clawbox-seed-failed.service',
+    'clawbox-update@.service',
+    'clawbox.service',
+  ]);
 });
 
 for (const file of unitFiles()) {
@@ -117,6 +125,26 @@ t.test('clawbox-firstboot.service runs once, before clawbox', async (t) => {
   t.ok(valuesOf(entries, 'Before').join(' ').split(/\s+/).includes('clawbox.service'));
   t.same(valuesOf(entries, 'ConditionPathExists'), ['!/etc/clawbox/config.yaml']);
   t.same(valuesOf(entries, 'StandardOutput'), ['journal'], 'the password never goes to the console via the journal');
+});
+
+t.test('a seed config is checked by clawbox start: kept once it is ready, replaced when it fails', async (t) => {
+  const clawbox = parseUnit(readFileSync(path.join(SYSTEMD_DIR, 'clawbox.service'), 'utf8'));
+  t.same(valuesOf(clawbox, 'OnFailure'), ['clawbox-seed-failed.service']);
+  const accepted = parseUnit(readFileSync(path.join(SYSTEMD_DIR, 'clawbox-seed-accepted.service'), 'utf8'));
+  t.same(valuesOf(accepted, 'ConditionPathExists'), ['/etc/clawbox/config.fallback.yaml'], 'only while a seed is pending');
+  t.same(valuesOf(accepted, 'Requires'), ['clawbox.service'], 'not after a failed start');
+  t.same(valuesOf(accepted, 'After'), ['clawbox.service'], 'after READY=1 (Type=notify)');
+  t.same(valuesOf(accepted, 'ExecStart'), ['/usr/lib/clawbox/clawbox-firstboot seed-accepted']);
+  const failed = parseUnit(readFileSync(path.join(SYSTEMD_DIR, 'clawbox-seed-failed.service'), 'utf8'));
+  t.same(valuesOf(failed, 'ConditionPathExists'), ['/etc/clawbox/config.fallback.yaml'], 'a no-op without a pending seed');
+  t.same(valuesOf(failed, 'ExecStart'), ['/usr/lib/clawbox/clawbox-firstboot seed-failed']);
+  t.same(valuesOf(failed, 'WantedBy'), [], 'started by OnFailure= only');
+  for (const unit of ['clawbox-seed-accepted.service', 'clawbox-seed-failed.service']) {
+    const result = analyze(['security', '--offline=true', `--root=${root}`, '--threshold=30', '--no-pager', unit]);
+    const score = new RegExp(`Overall exposure level for ${unit.replace('.', '\\.')}: ([\\d.]+)`).exec(result.stdout);
+    t.ok(score, `${unit} has a score`);
+    t.ok(Number(score?.[1]) <= 3.0, `${unit} exposure ${score?.[1]} <= 3.0`);
+  }
 });
 
 t.test('clawbox-health.service judges the boot after clawbox started, only when there is a verdict to give', async (t) => {

@@ -78,6 +78,12 @@ systemctl is-system-running --wait >/dev/null 2>&1
   systemd-analyze critical-chain --no-pager clawbox.service
   echo "-- clawbox.service"
   systemctl show clawbox.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic
+  # Node's compile cache in the runtime's state dir (bin/compile-cache.js): the runtime writes what it had to
+  # compile once serving, so on a boot that found the cache, few of its files are written in that boot.
+  cache=/var/lib/clawbox/cache/node-compile
+  booted=$(sed -n 's/^btime //p' /proc/stat)
+  printf -- '-- compile cache: %s files, %s KiB, %s written in this boot\n' "$(find "$cache" -type f 2>/dev/null | wc -l)" \
+    "$(du -sk "$cache" 2>/dev/null | cut -f1)" "$(find "$cache" -type f -newermt "@$booted" 2>/dev/null | wc -l)"
   # printf, not echo: the command line holds backslashes (initrd=\clawbox\a\...), which dash's echo interprets.
   printf -- '-- kernel command line: %s\n' "$(cat /proc/cmdline)"
   # The kernel and initramfs part of the boot, with the kernel's time stamps (quiet keeps it off the console).
