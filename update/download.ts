@@ -6,11 +6,11 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir, statfs } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ClawboxError } from '../runtime/errors.js';
+import { httpsModule } from '../runtime/system/tls-on-demand.js';
 
 /** Bundles are a few hundred MiB; the bound stops a hostile server from filling the data partition. */
 export const MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
@@ -51,7 +51,7 @@ export function displayUrl(url: URL): string {
 function get(url: URL, signal: AbortSignal, redirectsLeft = 5): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const failed = (why: string) => new ClawboxError('NOT_FOUND', `cannot download ${displayUrl(url)}: ${why}`);
-    const request = (url.protocol === 'https:' ? https : http).get(url, { signal }, (response) => {
+    const request = (url.protocol === 'https:' ? httpsModule() : http).get(url, { signal }, (response) => {
       const status = response.statusCode ?? 0;
       const location = response.headers.location;
       if (status >= 300 && status < 400 && location) {

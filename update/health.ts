@@ -6,10 +6,10 @@
  * until the deadline, since the runtime may still be starting.
  */
 import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../runtime/config/schema.js';
+import { httpsModule } from '../runtime/system/tls-on-demand.js';
 
 export interface HealthStep {
   readonly name: string;
@@ -64,7 +64,7 @@ function call(target: Target, method: string, path: string, body?: string): Prom
     if (body !== undefined) headers['content-type'] = 'application/json';
     // Loopback to the box's own listener, whose certificate is self-signed: nothing to verify here.
     const options = { host: '127.0.0.1', port: target.httpPort, method, path, headers, timeout: 10_000, rejectUnauthorized: false };
-    const req = (target.tls ? httpsRequest : httpRequest)(options, (res) => {
+    const req = (target.tls ? httpsModule().request : httpRequest)(options, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {

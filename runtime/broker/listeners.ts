@@ -4,8 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { ClawboxError } from '../errors.js';
+import { tlsModule } from '../system/tls-on-demand.js';
 
 export type ConnectionHandler = (socket: net.Socket) => void;
 
@@ -42,7 +43,7 @@ export function loadTlsOptions(files: TlsFiles): tls.TlsOptions {
   const ca = files.ca ? readPem('CA bundle', files.ca) : undefined;
   const options: tls.TlsOptions = { cert, key, ...(ca ? { ca } : {}) };
   try {
-    tls.createSecureContext(options);
+    tlsModule().createSecureContext(options);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     const named = [files.cert, files.key, ...(files.ca ? [files.ca] : [])].join(', ');
@@ -56,7 +57,7 @@ export function loadTlsOptions(files: TlsFiles): tls.TlsOptions {
 }
 
 export function createTlsServer(options: tls.TlsOptions, onConnection: ConnectionHandler): tls.Server {
-  const server = tls.createServer(options, (socket) => {
+  const server = tlsModule().createServer(options, (socket) => {
     socket.setNoDelay(true);
     onConnection(socket);
   });

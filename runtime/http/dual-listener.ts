@@ -4,8 +4,9 @@
  * connection reset, and the page, API and WebSocket all run over TLS on the port users already know.
  */
 import { type IncomingMessage, type Server as HttpServer, type ServerResponse, createServer as createHttpServer } from 'node:http';
-import { type Server as HttpsServer, createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
+import { httpsModule } from '../system/tls-on-demand.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -19,7 +20,7 @@ export interface DualListener {
 }
 
 export function createDualListener(tls: { cert: string; key: string }): DualListener {
-  const https = createHttpsServer({ cert: tls.cert, key: tls.key, noDelay: true, keepAlive: true });
+  const https = httpsModule().createServer({ cert: tls.cert, key: tls.key, noDelay: true, keepAlive: true });
   const redirect = createHttpServer((req, res) => redirectToHttps(req, res));
   redirect.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
   redirect.on('clientError', (_error, socket) => socket.destroy());
