@@ -72,6 +72,10 @@ FSTAB
   # The user exists in the image already; systemd-sysusers would also create it on boot.
   systemd-sysusers --root="$root" >/dev/null 2>&1 || die "systemd-sysusers failed"
   systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/clawbox.conf" || die "systemd-tmpfiles failed"
+  # The stamps of systemd-update-done, which Debian does not ship: without them ConditionNeedsUpdate=/etc holds
+  # on every boot and systemd-sysusers runs, on the path to clawbox, to create what the line above created.
+  # The slot is made whole here, so /etc and /var are as new as /usr (disk.sh gives all three the same time).
+  printf 'TIMESTAMP_NSEC=%s000000000\n' "$SOURCE_DATE_EPOCH" | tee "$root/etc/.updated" >"$root/var/.updated"
   # The state lives on the data partition (bind-mounted here at boot): the slot's own folder stays an empty mount point.
   rm -rf "$root/var/lib/clawbox/models"
 
