@@ -101,7 +101,7 @@ t.test('an idle box has not loaded the parts it has not used; the first agent re
   for (const loaded of ['app/app.ts', 'agent/operations.ts', 'agent/scheduler/service.ts', 'models/service.ts']) {
     t.ok(idle.includes(loaded), `${loaded} is loaded at start`);
   }
-  for (const lazy of ['agent/agent.ts', 'agent/intents.ts', 'agent/lang-en.ts', 'models/engine/engine.ts', 'cluster/cluster.ts', 'app/brain-wiring.ts', 'update/apply.ts', 'update/cli.ts']) {
+  for (const lazy of ['agent/agent.ts', 'agent/intents.ts', 'agent/lang-en.ts', 'models/engine/engine.ts', 'cluster/cluster.ts', 'app/brain-wiring.ts', 'update/apply.ts', 'update/cli.ts', 'plugins/runner/channels.ts']) {
     t.notOk(idle.includes(lazy), `${lazy} is not loaded on an idle box`);
   }
   const before = await request(rt.httpPort, 'GET', '/metrics');

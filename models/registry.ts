@@ -11,7 +11,7 @@ import path from 'node:path';
 import { ClawboxError, type ErrorCode, toClawboxError } from '../runtime/errors.js';
 import { type ModelConfigEntry, withModelDefaults } from './config-schema.js';
 import { loadNodeLlamaCpp } from './engine/llama-module.js';
-import { type GgufSummary, inspectGguf } from './gguf/reader.js';
+import type { GgufSummary } from './gguf/reader.js';
 
 export interface ModelRecord {
   entry: ModelConfigEntry;
@@ -85,6 +85,8 @@ export interface VerifyOptions {
 
 /** Verifies one file; throws the specific ClawboxError on the first problem found. */
 export async function verifyModelFile(file: string, expectedSha256?: string, options: VerifyOptions = {}): Promise<{ summary: GgufSummary; sha256: string | null }> {
+  // The GGUF reader loads with the first model file checked: a box without models never needs it.
+  const { inspectGguf } = await import('./gguf/reader.js');
   const summary = await inspectGguf(file);
   if (!(await isSupportedArchitecture(summary.architecture))) {
     throw new ClawboxError(

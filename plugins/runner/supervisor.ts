@@ -7,7 +7,7 @@
 import { ClawboxError, ERROR_CATALOG, type ErrorCode } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/logging.js';
 import type { DiscoveredPlugin } from '../discovery.js';
-import { type ChannelExit, type PluginChannel, openChannel } from './channels.js';
+import type { ChannelExit, PluginChannel } from './channels.js';
 import { ProtocolError, RemoteError, RpcPeer } from './rpc.js';
 
 /** idle: started lazily — the process starts at the first call. */
@@ -86,6 +86,11 @@ interface Generation {
   cancels: boolean;
 }
 
+/** The runners (child process, worker thread), imported only when a plugin first starts. */
+function runnerChannels(): Promise<typeof import('./channels.js')> {
+  return import('./channels.js');
+}
+
 const PING_GRACE_MS = 1000;
 const SHUTDOWN_GRACE_MS = 1000;
 const LOG_BUDGET = 200;
@@ -100,6 +105,8 @@ export class PluginSupervisor {
   readonly #name: string;
   #state: PluginState = 'stopped';
   #gen: Generation | undefined;
+  /** The start under way (#spawn): one that finds another in its place gives up. */
+  #attempt: object | null = null;
   #consecutiveFailures = 0;
   #backoffTimer: NodeJS.Timeout | undefined;
   #nextStartAt: number | null = null;
@@ -335,6 +342,12 @@ export class PluginSupervisor {
   async #spawn(): Promise<void> {
     this.#state = 'starting';
     this.#nextStartAt = null;
+    const attempt = {};
+    this.#attempt = attempt;
+    // The runners' code (child processes, worker threads) is loaded when the first plugin starts; a stop
+    // or another start meanwhile wins.
+    const { openChannel } = await runnerChannels();
+    if (this.#state !== 'starting' || this.#attempt !== attempt) return;
     const { plugin, limits, logger } = this.#o;
     let gen!: Generation;
     const peer = new RpcPeer((text) => gen.channel.send(text), {
