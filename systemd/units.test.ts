@@ -88,11 +88,11 @@ t.test('clawbox.service keeps its supervision and hardening settings', async (t)
     NotifyAccess: 'main',
     Restart: 'on-failure',
     User: 'clawbox',
-    StateDirectory: 'clawbox',
+    StateDirectory: 'clawbox clawbox/models',
     ConfigurationDirectory: 'clawbox',
     ProtectSystem: 'strict',
     ProtectHome: 'yes',
-    PrivateTmp: 'yes',
+    TemporaryFileSystem: '/tmp:mode=1777 /var/tmp:mode=1777',
     NoNewPrivileges: 'yes',
     CapabilityBoundingSet: '',
     AmbientCapabilities: '',
@@ -115,8 +115,10 @@ t.test('clawbox.service keeps its supervision and hardening settings', async (t)
   t.same(valuesOf(entries, 'DeviceAllow').sort(), ['char-ttyACM rw', 'char-ttyAMA rw', 'char-ttyS rw', 'char-ttyUSB rw']);
   t.same(valuesOf(entries, 'MemoryDenyWriteExecute'), [], 'no MemoryDenyWriteExecute (V8 JIT needs W+X pages)');
   t.same(valuesOf(entries, 'PrivateDevices'), [], 'PrivateDevices would hide the serial ports');
+  t.same(valuesOf(entries, 'PrivateTmp'), [], 'PrivateTmp would order it after systemd-tmpfiles-setup (TemporaryFileSystem instead)');
   t.match(one('ExecStart'), /^\/usr\/bin\/clawbox start --mode appliance$/);
   t.ok(valuesOf(entries, 'After').join(' ').includes('clawbox-firstboot.service'), 'starts after first boot');
+  t.notOk(valuesOf(entries, 'After').join(' ').includes('systemd-tmpfiles-setup'), 'not after journald and tmpfiles (its own directories)');
 });
 
 t.test('clawbox-firstboot.service runs once, before clawbox', async (t) => {
