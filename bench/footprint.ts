@@ -31,11 +31,19 @@
  *   runtime and one per set take turns at broker throughput and device command latency
  *   (bench/throughput-probe.ts, BENCH_TP_ROUNDS rounds, default 6).
  *
- * Environment: BENCH_RUNS (default 5), BENCH_CLIENTS (1000), BENCH_CLIENTS_SETTLE_MS (25000), BENCH_BASELINE_REF,
+ * - with BENCH_IDLE_ONLY=1: only the idle box, this checkout and the baseline (BENCH_BASELINE_REF) taking turns
+ *   for BENCH_RUNS rounds: idle RSS as above, the V8 heap then (its /metrics, read after the RSS), and the
+ *   first agent request after the start (`POST /api/chat` "turn on the lamp", a fast-path request; wall time
+ *   and the runtime's own total_ms), which pays for loading the agent where it is loaded on first use
+ *   (app/lazy-feature.ts); then a second one, and the RSS 5 s after both (what first use brings in).
+ *   Medians, a table and JSON: what loading on first use saves and what it costs the first request.
+ *
+ * Environment: BENCH_RUNS (default 5), BENCH_IDLE_ONLY=1, BENCH_CLIENTS (1000), BENCH_CLIENTS_SETTLE_MS (25000), BENCH_BASELINE_REF,
  * BENCH_NODE_FLAGS, BENCH_TP_ROUNDS, BENCH_FLAGS_ONLY=1 (only the node-flags comparison), BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +77,8 @@ const CLIENTS_SETTLE_MS = Number(process.env.BENCH_CLIENTS_SETTLE_MS ?? 25_000);
 const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);
 /** Only the node-flags comparison (RSS, start, throughput), for trying flag sets quickly. */
 const FLAGS_ONLY = process.env.BENCH_FLAGS_ONLY === '1';
+/** Only the idle box, checkout against baseline, in alternating rounds (see the file comment). */
+const IDLE_ONLY = process.env.BENCH_IDLE_ONLY === '1';
 const HEAVY = [
   'node-llama-cpp',
   'mathjs',
@@ -358,6 +368,11 @@ function buildBaseline(ref: string, scratch: string): { dir: string; commit: str
   log(`building baseline ${commit} (tsc) ...`);
   spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'ignore' });
   if (!existsSync(path.join(dir, 'dist/app/main.js'))) throw new Error('the baseline build produced no dist/app/main.js');
+  // The build's later steps where that commit has them (precompiled validators, ASCII-only dist/), so the
+  // baseline's dist/ is what its `npm run build` makes (the web app's files do not change the runtime's memory).
+  for (const step of ['bin/precompile-validators.js', 'bin/ascii-dist.js']) {
+    if (existsSync(path.join(dir, step))) spawnSync(process.execPath, [step], { cwd: dir, stdio: 'ignore' });
+  }
   const line = installedCommandLine(path.join(dir, 'bin/clawbox.js'));
   return { dir, commit, line, installed: [...Object.entries(line.env).map(([k, v]) => `${k}=${v}`), 'node', ...line.flags].join(' ') };
 }
@@ -409,6 +424,133 @@ async function runtimeFigures(
   };
 }
 
+// ---- idle box only: checkout against baseline, alternating ----------------------------------------------
+
+/** POST /api/chat as the web app's chat sends it; wall time and the runtime's own total. */
+async function chatRequest(port: number, text: string): Promise<{ wall_ms: number; total_ms: number | null; path: string | null }> {
+  const began = performance.now();
+  const body = JSON.stringify({ text });
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/api/chat', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        data += chunk;
+      });
+      res.on('end', () => (res.statusCode === 200 ? resolve(data) : reject(new Error(`POST /api/chat: ${res.statusCode} ${data.slice(0, 300)}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  const wall = performance.now() - began;
+  const data = (JSON.parse(answer) as { data?: { path?: string; timings?: { total_ms?: number } } }).data;
+  return { wall_ms: round(wall, 1), total_ms: data?.timings?.total_ms === undefined ? null : round(data.timings.total_ms, 1), path: data?.path ?? null };
+}
+
+/** The runtime's V8 heap in use, MB, from its /metrics (the process figures are registered by that first read). */
+async function heapUsedMb(port: number): Promise<number | null> {
+  const text = await new Promise<string>((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
+        let data = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          data += chunk;
+        });
+        res.on('end', () => resolve(data));
+      })
+      .on('error', () => resolve(''));
+  });
+  const found = /^\w*nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+  return found ? mb(Number(found[1])) : null;
+}
+
+interface IdleRound {
+  idle_rss_mb: number;
+  heap_used_mb: number | null;
+  first_request: { wall_ms: number; total_ms: number | null; path: string | null };
+  second_request: { wall_ms: number; total_ms: number | null; path: string | null };
+  /** VmRSS once the two requests were answered (5 s later, median of 5): what the first use brought in. */
+  after_requests_rss_mb: number;
+}
+
+async function idleRound(variant: string, command: string[] | undefined, cwd: string, scratch: string, env: Record<string, string>, index: number): Promise<IdleRound> {
+  const rt = await startRuntime({ stateDir: path.join(scratch, `${variant}-idle-${index}`), command, cwd, env });
+  try {
+    const idle = await settledRss(rt.pid);
+    const heap = await heapUsedMb(rt.httpPort);
+    const first = await chatRequest(rt.httpPort, 'turn on the lamp');
+    const second = await chatRequest(rt.httpPort, 'turn off the lamp');
+    const after = await settledRss(rt.pid);
+    log(`${variant} round ${index + 1}: idle RSS ${mb(idle)} MB, heap ${heap} MB, first request ${first.wall_ms} ms (${first.path}), second ${second.wall_ms} ms, RSS after them ${mb(after)} MB`);
+    return { idle_rss_mb: mb(idle), heap_used_mb: heap, first_request: first, second_request: second, after_requests_rss_mb: mb(after) };
+  } finally {
+    await rt.kill();
+  }
+}
+
+async function idleOnly(scratch: string, loadBefore: number[]): Promise<void> {
+  if (!BASELINE_REF) throw new Error('BENCH_IDLE_ONLY compares against a baseline: set BENCH_BASELINE_REF');
+  const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+  const baseline = buildBaseline(BASELINE_REF, scratch);
+  const line = installedCommandLine();
+  const variants = [
+    { variant: 'clawbox', how: `${head}${dirty ? ' + working tree' : ''}`, command: undefined, cwd: ROOT, env: line.env },
+    {
+      variant: 'baseline',
+      how: baseline.commit,
+      command: [process.execPath, ...baseline.line.flags, path.join(baseline.dir, 'bin/clawbox.js'), 'start'],
+      cwd: baseline.dir,
+      env: baseline.line.env,
+    },
+  ];
+  const rounds: Record<string, IdleRound[]> = { clawbox: [], baseline: [] };
+  for (let i = 0; i < RUNS; i++) {
+    // Alternating, and which goes first alternates too: a machine whose load drifts favours neither.
+    for (const v of i % 2 ? [...variants].reverse() : variants) rounds[v.variant]!.push(await idleRound(v.variant, v.command, v.cwd, scratch, v.env, i));
+  }
+  const figures = (variant: string) => {
+    const r = rounds[variant]!;
+    const heaps = r.map((x) => x.heap_used_mb).filter((h): h is number => h !== null);
+    return {
+      idle_rss_mb: round(median(r.map((x) => x.idle_rss_mb)), 1),
+      heap_used_mb: heaps.length ? round(median(heaps), 1) : null,
+      first_request_ms: round(median(r.map((x) => x.first_request.wall_ms)), 1),
+      first_request_total_ms: round(median(r.map((x) => x.first_request.total_ms ?? Number.NaN)), 1),
+      second_request_ms: round(median(r.map((x) => x.second_request.wall_ms)), 1),
+      after_requests_rss_mb: round(median(r.map((x) => x.after_requests_rss_mb)), 1),
+      fast_path: r.every((x) => x.first_request.path === 'fast' && x.second_request.path === 'fast'),
+      rounds: r,
+    };
+  };
+  const result = {
+    benchmark: 'footprint-idle',
+    at: new Date().toISOString(),
+    machine: { ...machineFacts(loadBefore.map((n) => round(n, 2))), load_after: os.loadavg().map((n) => round(n, 2)) },
+    runs: RUNS,
+    clawbox: { how: variants[0]!.how, ...figures('clawbox') },
+    baseline: { how: variants[1]!.how, ...figures('baseline') },
+  };
+  const c = result.clawbox;
+  const b = result.baseline;
+  const table = [
+    `| idle box, median of ${RUNS} alternating rounds | clawbox ${c.how} | baseline ${b.how} |`,
+    '|---|---:|---:|',
+    `| idle RSS, MB (no model) | ${c.idle_rss_mb} | ${b.idle_rss_mb} |`,
+    `| V8 heap used then, MB (/metrics) | ${c.heap_used_mb ?? 'n/a'} | ${b.heap_used_mb ?? 'n/a'} |`,
+    `| first agent request after start (POST /api/chat, fast path), ms wall / runtime's total_ms | ${c.first_request_ms} / ${c.first_request_total_ms} | ${b.first_request_ms} / ${b.first_request_total_ms} |`,
+    `| the second request, ms wall | ${c.second_request_ms} | ${b.second_request_ms} |`,
+    `| RSS 5 s after those two requests, MB | ${c.after_requests_rss_mb} | ${b.after_requests_rss_mb} |`,
+  ];
+  if (!c.fast_path || !b.fast_path) table.push('', 'note: a request was not answered on the fast path (see the JSON)');
+  process.stdout.write(`${table.join('\n')}\n\nload average before ${loadBefore.map((n) => n.toFixed(2)).join(' ')}, after ${result.machine.load_after.join(' ')}\n`);
+  mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true });
+  const file = path.join(ROOT, 'bench/results', `footprint-idle-${result.at.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${path.relative(ROOT, file)}`);
+}
+
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-footprint-'));
@@ -416,6 +558,10 @@ async function main(): Promise<void> {
     if (!NO_BUILD) {
       log('build-if-stale (builds only when sources changed) ...');
       if (!buildIfStale()) log('the build failed (type errors?); measuring the dist/ there is');
+    }
+    if (IDLE_ONLY) {
+      await idleOnly(scratch, loadBefore);
+      return;
     }
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
