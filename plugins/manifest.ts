@@ -7,7 +7,7 @@
 import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
 import { PLUGIN_NAME_PATTERN, TOOL_NAME_PATTERN } from './config-schema.js';
-import { schemaProblem, validatorFor } from '../runtime/operations/validator.js';
+import { schemaProblem, validatorFor, validatorForOneUse } from '../runtime/operations/validator.js';
 
 export const MANIFEST_FILE = 'clawbox.plugin.json';
 const MAX_MANIFEST_BYTES = 256 * 1024;
@@ -175,7 +175,6 @@ export interface CompiledManifest {
   readonly validateConfig: ValidateFunction;
 }
 
-const validateManifest = validatorFor(manifestSchema, 'config');
 
 /** Parses and checks a manifest's text; every schema in it is checked now and compiled on first use. Throws PLUGIN_INVALID. */
 export function parseManifest(text: string, where: string): CompiledManifest {
@@ -188,6 +187,9 @@ export function parseManifest(text: string, where: string): CompiledManifest {
   } catch (error) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is not valid JSON: ${(error as Error).message}`);
   }
+  // Not kept: manifests are read at start and when plugins are added, and an idle box would hold the
+  // largest validator but one for nothing (runtime/operations/validator.ts).
+  const validateManifest = validatorForOneUse(manifestSchema, 'config');
   if (!validateManifest(raw)) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest ${formatAjvErrors(validateManifest.errors)}`);
   }
