@@ -206,13 +206,10 @@ export class AgentComponent implements Component {
     for (const part of this.#parts.reverse()) await part.stop();
     this.#parts = [];
     this.#agent = null;
-    // A load still in flight closes what it made; callers of a stopped agent are not answered by it.
+    // Nothing loads the agent after this; one loaded (or loading) is closed once there.
     const feature = this.#feature;
     this.#feature = null;
-    feature?.loading()?.then(
-      (loaded) => loaded.close(),
-      () => {},
-    );
+    void feature?.close().then((loaded) => loaded?.close());
     this.#closeRemote?.();
     this.#closeRemote = null;
   }

@@ -7,6 +7,7 @@
  * Whether each one is loaded yet is the metric `clawbox_feature_loaded{feature}` (0 or 1): what an operator,
  * the footprint benchmark and the tests read (app/lazy-features.test.ts).
  */
+import { ClawboxError } from '../runtime/errors.js';
 import type { Logger } from '../runtime/logging.js';
 import { Gauge, type PromRegistry } from '../runtime/metrics.js';
 
@@ -14,6 +15,7 @@ export class LazyFeature<T> {
   #loading: Promise<T> | null = null;
   #value: T | undefined;
   #loaded = false;
+  #closed = false;
 
   constructor(
     readonly name: string,
@@ -27,6 +29,7 @@ export class LazyFeature<T> {
 
   /** The part, loading it on the first call. */
   get(): Promise<T> {
+    if (this.#closed) return Promise.reject(new ClawboxError('BUSY', `${this.name} is stopped`));
     this.#loading ??= (async () => {
       const began = performance.now();
       try {
@@ -44,9 +47,10 @@ export class LazyFeature<T> {
     return this.#loading;
   }
 
-  /** The load under way or done, else null; does not start one. */
-  loading(): Promise<T> | null {
-    return this.#loading;
+  /** No load from now on (its owner stopped); resolves with what was loaded or is loading, for the owner to close. */
+  async close(): Promise<T | undefined> {
+    this.#closed = true;
+    return this.#loading?.catch(() => undefined);
   }
 
   /** The part if it is loaded, else undefined: for readers that must not load it (status, data export). */
