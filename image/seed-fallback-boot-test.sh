@@ -6,8 +6,8 @@
 # (clawbox-seed-failed.service) puts the default config in place and starts clawbox again. Checked, within a
 # bounded time: /healthz answers, the console said the seed was invalid, the admin password printed on the
 # console works (same hash in both configs), the device from the seed is not there, and after a clean
-# shutdown the seed is still on the boot partition for the user to fix. Not in CI (boot-test.sh covers the
-# valid seed); run it after changing first boot or clawbox.service.
+# shutdown the seed is still on the boot partition for the user to fix. .ci/run runs it after boot-test.sh
+# (which covers the valid seed).
 set -euo pipefail
 
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
