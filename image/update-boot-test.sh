@@ -270,7 +270,7 @@ web_update good
 code=$(web_api POST /api/system/reboot)
 [ "$code" = 200 ] && [ "$(api_field d.rebooting)" = true ] || fail "POST /api/system/reboot answered HTTP $code: $(cat "$WORK/api.json")"
 wait_exit "POST /api/system/reboot: rebooting into slot B"
-entries | grep -qx 'clawbox-2-b+3.conf' || fail "slot B's entry is not clawbox-2-b+3.conf: $(entries | tr '\n' ' ')"
+entries | grep -cx 'clawbox-2-b+3.conf' >/dev/null || fail "slot B's entry is not clawbox-2-b+3.conf: $(entries | tr '\n' ' ')"
 say "ok: the good bundle was installed into slot B with 3 tries (clawbox-2-b+3.conf) through the web app's API"
 
 # 2. Slot B on trial: marked good; then the failing update into slot A.
@@ -284,8 +284,8 @@ config_and_state_survived
 wait_console "clawbox-health: slot b \\($GOOD_VERSION\\) passed its health check: marked good" 'slot B marked good'
 wait_console "done: rebooting into clawbox $BAD_VERSION \\(slot a\\)" "the update to $BAD_VERSION installed"
 wait_exit "rebooting into slot A"
-entries | grep -qx 'clawbox-2-b.conf' || fail "slot B was not blessed: $(entries | tr '\n' ' ')"
-entries | grep -qx 'clawbox-3-a+3.conf' || fail "slot A's new entry is not clawbox-3-a+3.conf: $(entries | tr '\n' ' ')"
+entries | grep -cx 'clawbox-2-b.conf' >/dev/null || fail "slot B was not blessed: $(entries | tr '\n' ' ')"
+entries | grep -cx 'clawbox-3-a+3.conf' >/dev/null || fail "slot A's new entry is not clawbox-3-a+3.conf: $(entries | tr '\n' ' ')"
 say "ok: slot B blessed (clawbox-2-b.conf); the failing bundle installed into slot A (clawbox-3-a+3.conf)"
 
 # 3. Slot A on trial with a runtime that fails: marked bad, reboot.

@@ -199,8 +199,8 @@ vm_wait_healthz() {
     vm_running || fail "qemu ended before /healthz answered: $(vm_qemu_log)"
     # Host-side milestones (seconds since qemu started): the firmware starts the boot loader; systemd
     # starts in the root file system (its "Welcome to" needs systemd.show_status).
-    [ -n "$VM_T_LOADER" ] || ! vm_console | grep -q 'BdsDxe: starting' || VM_T_LOADER=$(vm_elapsed)
-    [ -n "$VM_T_SYSTEMD" ] || ! vm_console | grep -q 'Welcome to' || VM_T_SYSTEMD=$(vm_elapsed)
+    [ -n "$VM_T_LOADER" ] || ! vm_console | grep -c 'BdsDxe: starting' >/dev/null || VM_T_LOADER=$(vm_elapsed)
+    [ -n "$VM_T_SYSTEMD" ] || ! vm_console | grep -c 'Welcome to' >/dev/null || VM_T_SYSTEMD=$(vm_elapsed)
     # The web app speaks HTTPS in appliance mode (-k: the certificate is checked separately).
     if VM_HEALTHZ=$(curl -kfsS -m 3 "https://127.0.0.1:$port/healthz" 2>/dev/null); then
       VM_CPU_AT_READY=$(vm_cpu_seconds)
