@@ -12,7 +12,7 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Environment for a child runtime: no inherited CLAWBOX_* settings, no systemd variables, no tap hooks (see nodeCommand). */
+/** Environment for a child runtime: no inherited CLAWBOX_* settings, no systemd variables, no NODE_OPTIONS (test/unhook-children.ts keeps tap's hooks out of children). */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -21,18 +21,8 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
-/**
- * How to spawn `node` with these arguments as a user's shell would: tap puts its own loader hooks and
- * --enable-source-maps into the NODE_OPTIONS of every child it sees spawned, whatever the environment
- * given says (a fixed cost on every start, for coverage this suite does not collect); env(1) runs node
- * with NODE_OPTIONS unset. env execs node, so the child's pid is node's and kill -9 still reaches it.
- */
-export function nodeCommand(args: string[]): [string, string[]] {
-  return ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args]];
-}
-
 export function spawnCli(args: string[], options: { env?: Record<string, string>; cwd?: string; input?: string } = {}): ChildProcess {
-  const child = spawn(...nodeCommand(['--import', 'tsx', ENTRY, ...args]), {
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], {
     cwd: options.cwd ?? ROOT,
     env: cleanEnv(options.env),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -4,8 +4,8 @@
  * TurboFan until the first memory-settling collection after ready (a positive marker that the idle window
  * passed). A control start with V8's default threshold shows that the same start does mark functions, so
  * the check proves the flag's effect; when a later Node stops doing that, the control says the flag is no
- * longer needed. The runtime runs from dist/ (what the installed command runs), without tap's hooks (they
- * turn source maps on, whose parsing would be traced too).
+ * longer needed. The runtime runs from dist/ (what the installed command runs), without tap's hooks
+ * (test/unhook-children.ts: they turn source maps on, whose parsing would be traced too).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
@@ -13,14 +13,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { installedCommandLine } from '../bench/runtime-process.js';
-import { ROOT, cleanEnv, nodeCommand } from './cli-helpers.js';
+import { ROOT, cleanEnv } from './cli-helpers.js';
 
 const TIERING_FLAG = /^--invocation-count-for-turbofan=/;
 
 /** Starts the runtime with these node flags and --trace-opt; resolves with the functions marked for TurboFan up to the first settle. */
 function markedUntilSettled(flags: string[], env: Record<string, string>): Promise<string[]> {
   const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-tiering-'));
-  const child = spawn(...nodeCommand([...flags, '--trace-opt', path.join(ROOT, 'bin', 'clawbox.js'), 'start']), {
+  const child = spawn(process.execPath, [...flags, '--trace-opt', path.join(ROOT, 'bin', 'clawbox.js'), 'start'], {
     cwd: ROOT,
     env: {
       ...cleanEnv(),
