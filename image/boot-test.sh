@@ -131,7 +131,7 @@ boot_figures() {
     fields="$fields\"guest_${part}_seconds\": ${value:-null}, "
   done
   for unit in clawbox.service clawbox-firstboot.service; do
-    value=$(printf '%s\n' "$report" | awk -v u="$unit" '$NF == u { $NF = ""; print; exit }' | node -e '
+    value=$(awk -v u="$unit" '$NF == u { $NF = ""; print; exit }' <<<"$report" | node -e '
       let s = 0;
       for (const [, n, unit] of require("fs").readFileSync(0, "utf8").matchAll(/([\d.]+)(min|ms|us|s)/g)) s += Number(n) * { min: 60, s: 1, ms: 1e-3, us: 1e-6 }[unit];
       if (s) process.stdout.write(s.toFixed(1));')
@@ -295,7 +295,7 @@ cat >"$RESULT_FILE" <<JSON
  "build_seconds": $BUILD_SECONDS, "boot_to_healthz_seconds": $READY, "checks_done_seconds": $TOTAL, "device_check": "$DEVICE_CHECK",
  "first_boot": {$(cat "$WORK/figures-1" 2>/dev/null)"healthz_seconds": $READY},
  "second_boot": {$(cat "$WORK/figures-2" 2>/dev/null)"healthz_seconds": $READY2},
- "kernel_args": "$KERNEL_ARGS", "host_cpu": "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)",
+ "kernel_args": "$KERNEL_ARGS", "host_cpu": "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)",
  "host_cpus": $(nproc), "host_loadavg_at_start": "$LOAD_AT_START", "host_loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 JSON
 node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$RESULT_FILE" || fail "the result $RESULT_FILE is not valid JSON"

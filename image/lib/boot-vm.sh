@@ -108,7 +108,9 @@ vm_boot_report() {
 # vm_startup_seconds REPORT PART: a figure from systemd-analyze's "Startup finished in ..." line
 # (firmware, loader, kernel, userspace, total), in seconds; empty if the report lacks it.
 vm_startup_seconds() {
-  printf '%s\n' "$1" | grep -m1 '^Startup finished' | node -e '
+  # A here-string, not printf into a pipe: grep -m1 stops reading at its match, and a writer still writing a
+  # report longer than the pipe's buffer would die of SIGPIPE, failing the caller under pipefail.
+  grep -m1 '^Startup finished' <<<"$1" | node -e '
     const line = require("fs").readFileSync(0, "utf8");
     const secs = (text) => {
       let s = 0;
@@ -216,8 +218,10 @@ vm_wait_healthz() {
 vm_wait_console() {
   local until=$(($(date +%s) + $2))
   while [ "$(date +%s)" -lt "$until" ]; do
-    vm_console | grep -Eq "$1" && return 0
-    vm_running || { vm_console | grep -Eq "$1"; return; }
+    # grep -c, not -q: -q stops at the first match and the console's writer then fails the pipeline
+    # (pipefail) with SIGPIPE, which would read as "not there yet".
+    vm_console | grep -Ec "$1" >/dev/null && return 0
+    vm_running || { vm_console | grep -Ec "$1" >/dev/null; return; }
     sleep 1
   done
   return 1
