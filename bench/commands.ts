@@ -127,10 +127,10 @@ async function serve(configFile: string): Promise<void> {
   // Where the runtime's time goes, per command: each stage timed from inside the runtime process.
   const stages = new StageTimes();
   const { Journal } = await import('../runtime/store/journal.js');
-  type Journal<T> = import('../runtime/store/journal.js').Journal<T>;
+  type Journal = import('../runtime/store/journal.js').Journal<import('../runtime/store/journal.js').JournalRecord>;
   const { loadBuiltinDriver } = await import('../devices/drivers/index.js');
   const append = Journal.prototype.append;
-  Journal.prototype.append = function (this: Journal<unknown>, records) {
+  Journal.prototype.append = function (this: Journal, records) {
     return stages.time('journal append', append.call(this, records) as Promise<void>);
   };
   // From a state change (the service emits device.state, then journals it) to the start of its publish, which

@@ -112,14 +112,19 @@ export class DeviceService implements Component {
   #unregisterApi: Array<() => void> = [];
   #discovery: HaDiscovery | null = null;
   #unregisterStatus: (() => void) | null = null;
-  #persisting: Promise<void> | null = null;
-  /** Released when the write that holds the changes made since the last write started is on disk. */
+  /** Released when the write that holds the changes not yet in a write is on disk. */
   #nextCommit: Commit | null = null;
+  /** The state writes in flight (journal appends, or the document's rewrite when the journal is folded). */
+  readonly #writes = new Set<Promise<void>>();
+  #writeScheduled = false;
+  #compacting = false;
   /** False after a state write failed, until one succeeds: the broker's copy is then the only one on disk. */
   #statesOnDisk = true;
   /** State changes are journaled (one synchronous append each batch) and folded into the document now and then. */
   #journal: Journal<StateRecord> | null = null;
   #journalPending: StateRecord[] = [];
+  /** The number of the last state change: the journal's replay orders by it. */
+  #seq = 0;
   #running = false;
 
   constructor(deps: DeviceServiceDeps) {
@@ -529,8 +534,9 @@ export class DeviceService implements Component {
 
   /** Replays the state journal over the document, then folds it in (the document is written, the journal emptied). */
   async #openJournal(file: string): Promise<void> {
-    const { journal, records } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord });
+    const { journal, records, lastSeq } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord });
     this.#journal = journal;
+    this.#seq = lastSeq;
     if (records.length === 0) return;
     for (const record of records) this.#doc!.data.states[record.id] = { state: record.state, updated_at: record.updated_at };
     await this.#doc!.update(() => {});
@@ -544,52 +550,77 @@ export class DeviceService implements Component {
     // The in-memory document is updated now; the journal gets the change with the next group commit.
     const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
     this.#doc.data.states[rt.def.id] = stored;
-    this.#journalPending.push({ id: rt.def.id, ...stored });
+    this.#journalPending.push({ seq: ++this.#seq, id: rt.def.id, ...stored });
     this.#nextCommit ??= newCommit();
-    this.#persisting ??= this.#writeLoop();
+    if (!this.#writeScheduled) {
+      this.#writeScheduled = true;
+      // Changes made in the same turn (before the microtasks run out) go into one write.
+      queueMicrotask(() => {
+        this.#writeScheduled = false;
+        this.#startWrite();
+      });
+    }
     return this.#nextCommit.promise;
   }
 
   /**
-   * Group commit of the last known states: one write in flight; every change made meanwhile goes into
-   * the next write, and each change is released as soon as the write that holds it is on disk (a burst
-   * of commands costs a few appends, not one each, and no change waits longer than two writes). Past
-   * COMPACT_AFTER records the whole document is written instead and the journal emptied (the document
-   * already holds every change made so far).
+   * Group commit of the last known states, with up to WRITES_IN_FLIGHT journal appends overlapping: a
+   * change goes into a write at once if a slot is free, otherwise with every change made until one frees
+   * (a burst costs a few appends, not one each), and each change is released as soon as the write that
+   * holds it is on disk. Past COMPACT_AFTER records the whole document is written instead (once the
+   * appends in flight are done) and the journal emptied: the document already holds every change so far.
    */
-  async #writeLoop(): Promise<void> {
-    // Changes made in the same event-loop turn go into one write.
-    await new Promise((resolve) => setImmediate(resolve));
-    while (this.#nextCommit && this.#doc) {
-      const commit = this.#nextCommit;
-      this.#nextCommit = null;
-      const batch = this.#journalPending.splice(0);
+  #startWrite(): void {
+    const commit = this.#nextCommit;
+    const doc = this.#doc;
+    if (!commit || !doc || this.#compacting || this.#writes.size >= WRITES_IN_FLIGHT) return;
+    const batch = this.#journalPending.splice(0);
+    const journal = this.#journal;
+    const fold = !journal || journal.records + batch.length > COMPACT_AFTER;
+    // A fold waits for the appends in flight; changes made meanwhile wait for it (they are in the document it writes).
+    if (fold && this.#writes.size > 0) {
+      this.#journalPending.unshift(...batch);
+      return;
+    }
+    this.#nextCommit = null;
+    this.#compacting = fold;
+    const write = (async () => {
       try {
-        if (this.#journal && this.#journal.records + batch.length <= COMPACT_AFTER) {
-          await this.#journal.append(batch);
+        if (fold) {
+          await doc.update(() => {});
+          await journal?.reset();
         } else {
-          await this.#doc.update(() => {});
-          await this.#journal?.reset();
+          await journal!.append(batch);
         }
       } catch (error) {
-        // Kept for the next write (the next change, or stop), so a passing failure loses nothing.
+        // Kept for the next write (the next change, or stop), so a passing failure loses nothing; the
+        // records keep their numbers, so a newer change written meanwhile still wins the replay.
         this.#journalPending.unshift(...batch);
         this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state');
         this.#statesOnDisk = false;
         commit.resolve(false);
         // Changes made during the failed write are not held either: they go with the next write.
-        (this.#nextCommit as Commit | null)?.resolve(false);
+        this.#nextCommit?.resolve(false);
         this.#nextCommit = null;
-        break;
+        return;
+      } finally {
+        this.#compacting = false;
       }
       this.#statesOnDisk = true;
       commit.resolve(true);
-    }
-    this.#persisting = null;
+    })();
+    this.#writes.add(write);
+    void write.then(() => {
+      this.#writes.delete(write);
+      // Changes that waited for a free slot (or for the fold) go now.
+      this.#startWrite();
+    });
   }
 
   async #flushState(): Promise<void> {
-    while (this.#persisting) await this.#persisting;
+    // Let a write scheduled for this turn start, then wait until none is in flight.
+    await Promise.resolve();
+    while (this.#writes.size > 0) await Promise.all(this.#writes);
     if (this.#journalPending.length === 0 || !this.#doc) return;
     // A write failed earlier: one last try with the whole document (it holds every change).
     try {
@@ -634,6 +665,12 @@ export class DeviceService implements Component {
 
 /** Journal records folded into the document after this many (a few hundred KB; replayed in milliseconds). */
 const COMPACT_AFTER = 4096;
+/**
+ * Journal appends at once: two overlapping synchronous writes cost about what one does on a disk that
+ * queues them, so a change rarely waits for another's write; more would only take thread-pool threads
+ * (four by default) from everything else.
+ */
+const WRITES_IN_FLIGHT = 2;
 
 /** A group commit of states: resolves with whether the write holding them is on disk. */
 interface Commit {
@@ -655,6 +692,8 @@ const REPUBLISHED: PublishOptions = { retain: true, qos: 0, republishedAtStart: 
 const DURABLE: PublishOptions = { retain: true, qos: 0 };
 
 interface StateRecord extends StoredState {
+  /** The change's number: replay applies records in this order. */
+  seq: number;
   id: string;
 }
 
@@ -663,6 +702,7 @@ function isStateRecord(value: unknown): value is StateRecord {
   return (
     typeof r === 'object' &&
     r !== null &&
+    Number.isSafeInteger(r.seq) &&
     typeof r.id === 'string' &&
     typeof r.state === 'object' &&
     r.state !== null &&

@@ -17,21 +17,27 @@ import t, { type Test } from 'tap';
 const RUNTIME = fileURLToPath(new URL('./fixtures/state-runtime.ts', import.meta.url));
 const DEVICES = 4;
 
-async function startRuntime(t: Test, stateDir: string, devices = DEVICES): Promise<{ child: ChildProcess; port: number }> {
+async function startRuntime(t: Test, stateDir: string, devices = DEVICES): Promise<{ child: ChildProcess; port: number; overlapped: Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', RUNTIME, stateDir, String(devices)], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
+  let out = '';
+  let sawOverlap: () => void = () => {};
+  // The runtime says when a journal append first started while another was in flight.
+  const overlapped = new Promise<void>((resolve) => {
+    sawOverlap = resolve;
+  });
   const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString();
+      if (/^overlap$/m.test(out)) sawOverlap();
       const ready = /ready (\d+)/.exec(out);
       if (ready) resolve(Number(ready[1]));
     });
     child.once('exit', (code, signal) => reject(new Error(`runtime exited (${code ?? signal}) before it was ready`)));
   });
-  return { child, port };
+  return { child, port, overlapped };
 }
 
 for (let round = 1; round <= 2; round++) {
@@ -48,6 +54,11 @@ for (let round = 1; round <= 2; round++) {
     const acknowledged = new Map<string, number>();
     let seen = 0;
     const killAfter = round * 50;
+    // Killed only once the runtime's journal appends have overlapped (two in flight at once).
+    let overlapped = false;
+    void first.overlapped.then(() => {
+      overlapped = true;
+    });
     const killed = new Promise<void>((resolve) => {
       client.on('message', (topic, payload) => {
         const id = topic.split('/')[1]!;
@@ -56,7 +67,8 @@ for (let round = 1; round <= 2; round++) {
         acknowledged.set(id, Math.max(acknowledged.get(id) ?? 0, brightness));
         seen++;
         // In the middle of the burst, with commands still queued and writes in flight.
-        if (seen === killAfter) {
+        const last = seen === 99 * DEVICES;
+        if (((seen >= killAfter && overlapped) || last) && first.child.signalCode === null) {
           first.child.kill('SIGKILL');
           resolve();
         }
@@ -76,6 +88,7 @@ for (let round = 1; round <= 2; round++) {
     await new Promise((resolve) => first.child.once('exit', resolve));
     client.end(true);
     t.ok(lastSeen.size > 0, `${seen} states acknowledged before the kill`);
+    t.ok(overlapped, 'the kill came while journal appends overlapped (two in flight at once)');
 
     const second = await startRuntime(t, stateDir);
     const reader = await mqtt.connectAsync(`mqtt://127.0.0.1:${second.port}`, { reconnectPeriod: 0 });
@@ -115,15 +128,15 @@ async function retainedStates(t: Test, port: number, ids: string[]): Promise<Map
   return states;
 }
 
-/** The last state the device journal holds for `id` (undefined if it holds none). */
+/** The newest state (highest number) the device journal holds for `id` (undefined if it holds none). */
 function journaledState(stateDir: string, id: string): Record<string, unknown> | undefined {
-  let last: Record<string, unknown> | undefined;
+  let last: { seq: number; state: Record<string, unknown> } | undefined;
   for (const line of readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').split('\n')) {
     if (!line) continue;
-    const record = JSON.parse(line) as { id: string; state: Record<string, unknown> };
-    if (record.id === id) last = record.state;
+    const record = JSON.parse(line) as { seq: number; id: string; state: Record<string, unknown> };
+    if (record.id === id && (!last || record.seq > last.seq)) last = record;
   }
-  return last;
+  return last?.state;
 }
 
 t.test("kill -9 right after the last state was seen: a subscriber finds the journal's state after the restart, also where the broker's copy is older", async (t) => {
