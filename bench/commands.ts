@@ -19,8 +19,12 @@
  * BENCH_CPU_PROF (a folder: the runtime side writes a V8 CPU profile there), BENCH_LINK ("pty" or "socat"),
  * BENCH_COMPARE (another checkout, e.g. `git worktree add /tmp/before <commit>`: its runtime runs too, on
  * devices of its own, taking turns with this one slice by slice, so before and after see the same machine
- * load; BENCH_COMPARE_LABEL names it where it has no git). The last lines say whether issue 17's goals
- * for the serial path were met in this run.
+ * load; BENCH_COMPARE_LABEL names it where it has no git), BENCH_RUNTIME_FLAGS (how node runs the runtime side:
+ * "installed", the default, takes the environment and flags of bin/clawbox.js's `#!` line, as the installed
+ * command runs; "none" is plain node; anything else is a list like "MALLOC_ARENA_MAX=2 --max-semi-space-size=4"),
+ * BENCH_COMPARE_FLAGS (the same for the compared runtime; BENCH_COMPARE=. with BENCH_COMPARE_FLAGS=none
+ * compares this checkout with and without the installed flags in one run). The last lines say whether
+ * issue 17's goals for the serial path were met in this run.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +50,37 @@ const HARNESS =
   LINK === 'pty'
     ? 'one simulator process holding every pty master (no relay)'
     : 'a socat pty pair and a simulator process per device';
+
+/** How node runs a runtime side: environment variables and node flags. */
+interface NodeRun {
+  label: string;
+  env: Record<string, string>;
+  flags: string[];
+}
+
+/** Reads BENCH_RUNTIME_FLAGS / BENCH_COMPARE_FLAGS for the checkout at `tree` (see the header). */
+function nodeRun(spec: string | undefined, tree: string): NodeRun {
+  const words = (text: string) => text.split(/\s+/).filter(Boolean);
+  const split = (tokens: string[], label: string): NodeRun => {
+    const env: Record<string, string> = {};
+    const flags: string[] = [];
+    for (const token of tokens) {
+      const assignment = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(token);
+      if (assignment) env[assignment[1]!] = assignment[2]!;
+      else flags.push(token);
+    }
+    return { label, env, flags };
+  };
+  if (spec === 'none') return { label: 'plain node', env: {}, flags: [] };
+  if (spec && spec !== 'installed') return split(words(spec), spec);
+  // `#!/usr/bin/env -S VAR=x node --flag ...`: what comes after `node` are its flags.
+  const shebang = readFileSync(path.join(tree, 'bin', 'clawbox.js'), 'utf8').split('\n', 1)[0]!;
+  const tokens = words(shebang.replace(/^#!\S*env\s+(-S\s+)?/, ''));
+  const node = tokens.findIndex((token) => token === 'node' || token.endsWith('/node'));
+  if (!shebang.startsWith('#!') || node < 0) throw new Error(`cannot read the node flags of ${tree}/bin/clawbox.js: ${shebang}`);
+  const run = split([...tokens.slice(0, node), ...tokens.slice(node + 1)], 'installed');
+  return { ...run, label: `installed (${[...Object.entries(run.env).map(([k, v]) => `${k}=${v}`), ...run.flags].join(' ') || 'no flags'})` };
+}
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -322,6 +357,7 @@ interface Side {
   /** How results name it: the checkout's commit (or BENCH_COMPARE_LABEL), "" without a comparison. */
   tag: string;
   tree: string;
+  run: NodeRun;
   child: ChildProcess;
   client: MqttClient;
   report(): Promise<Record<string, unknown>>;
@@ -334,13 +370,14 @@ function commitOf(tree: string): string | null {
 }
 
 /** Starts `tree`'s runtime side (bench/commands.ts --serve) on `config` and connects a client to it. */
-async function startSide(tag: string, tree: string, config: object, dir: string): Promise<Side> {
+async function startSide(tag: string, tree: string, run: NodeRun, config: object, dir: string): Promise<Side> {
   const configFile = path.join(dir, `bench-config${tag ? `-${tag.replace(/\W/g, '_')}` : ''}.json`);
   writeFileSync(configFile, JSON.stringify(config));
   // BENCH_CPU_PROF=<dir>: a V8 CPU profile of the runtime side (open it in Chrome DevTools).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.env.BENCH_CPU_PROF)] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(tree, 'bench', 'commands.ts'), '--serve', configFile], {
+  const child = spawn(process.execPath, [...run.flags, ...profile, '--import', 'tsx', path.join(tree, 'bench', 'commands.ts'), '--serve', configFile], {
     cwd: tree,
+    env: { ...process.env, ...run.env },
     stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -358,7 +395,7 @@ async function startSide(tag: string, tree: string, config: object, dir: string)
       child.once('message', (m) => resolve(m as Record<string, unknown>));
       child.send({ cmd: 'report' });
     });
-  return { tag, tree, child, client, report };
+  return { tag, tree, run, child, client, report };
 }
 
 async function stopSide(side: Side): Promise<void> {
@@ -377,12 +414,22 @@ async function main(): Promise<void> {
   // BENCH_COMPARE=<another checkout>: its runtime runs beside this one, on devices of its own, and the
   // two take turns slice by slice, so a before/after comparison sees the same machine load.
   const compare = process.env.BENCH_COMPARE ? path.resolve(process.env.BENCH_COMPARE) : null;
+  const mine = nodeRun(process.env.BENCH_RUNTIME_FLAGS, ROOT);
   const trees = compare
     ? [
-        { tag: commitOf(ROOT) ?? 'this', tree: ROOT },
-        { tag: process.env.BENCH_COMPARE_LABEL ?? commitOf(compare) ?? path.basename(compare), tree: compare },
+        { tag: commitOf(ROOT) ?? 'this', tree: ROOT, run: mine },
+        {
+          tag: process.env.BENCH_COMPARE_LABEL ?? commitOf(compare) ?? path.basename(compare),
+          tree: compare,
+          run: nodeRun(process.env.BENCH_COMPARE_FLAGS ?? process.env.BENCH_RUNTIME_FLAGS, compare),
+        },
       ]
-    : [{ tag: '', tree: ROOT }];
+    : [{ tag: '', tree: ROOT, run: mine }];
+  // The same checkout under other flags: the flags tell the two apart.
+  if (trees.length > 1 && trees[0]!.tag === trees[1]!.tag && process.env.BENCH_COMPARE_FLAGS) {
+    const short = (run: NodeRun) => (run.label === 'plain node' ? 'plain' : run.label.startsWith('installed') ? 'installed' : run.label);
+    for (const tree of trees) tree.tag += ` [${short(tree.run)}]`;
+  }
   if (trees.length > 1 && trees[0]!.tag === trees[1]!.tag) trees[1]!.tag += ' (compared)';
   // Each runtime's serial devices get links of their own (the ids repeat: each runtime is its own broker).
   const linkName = (side: number, id: string) => (side === 0 ? id : `b-${id}`);
@@ -395,7 +442,7 @@ async function main(): Promise<void> {
     log(`attaching ${linkNames.length} serial devices: ${HARNESS}...`);
     await Promise.all(rigs.map((rig) => rig.plug()));
     await links?.start();
-    for (const [index, { tag, tree }] of trees.entries()) {
+    for (const [index, { tag, tree, run }] of trees.entries()) {
       const config = {
         devices: [
           ...serialIds.map((id) => serialEntry(id, devicePath(linkName(index, id)))),
@@ -403,8 +450,8 @@ async function main(): Promise<void> {
           ...simIds.map((id) => ({ id, driver: 'simulated', capabilities: ['switch', 'dimmer'] })),
         ],
       };
-      if (tag) log(`starting the runtime of ${tag} (${tree})...`);
-      sides.push(await startSide(tag, tree, config, dir));
+      log(`starting the runtime${tag ? ` of ${tag}` : ''} (${tree}), node: ${run.label}...`);
+      sides.push(await startSide(tag, tree, run, config, dir));
     }
     await sleep(500); // retained states arrive on subscribe; they are not answers
     log('warm-up...');
@@ -475,6 +522,7 @@ async function main(): Promise<void> {
     const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
     console.log(`\ncommand -> state published latency, ${DEVICES} devices per driver, open loop, ${SECONDS} s per rate`);
     console.log(`(serial devices: ${HARNESS}; simulated: in the runtime, no I/O)`);
+    for (const side of sides) console.log(`(runtime${side.tag ? ` ${side.tag}` : ''}: node ${side.run.label})`);
     console.log('(cpu us/cmd: CPU time of the runtime process per command during this driver\'s turns; loop p99/max: its');
     console.log(' event-loop delay in ms; load: 1-minute load average, all jobs)');
     console.log(line(shown));
@@ -545,7 +593,7 @@ async function main(): Promise<void> {
     mkdirSync(out, { recursive: true });
     const file = path.join(out, `commands-${new Date().toISOString().replaceAll(':', '-').replace('.', '-')}.json`);
     const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version };
-    const runtimes = sides.map((side) => ({ tag: side.tag || commitOf(side.tree), tree: side.tree }));
+    const runtimes = sides.map((side) => ({ tag: side.tag || commitOf(side.tree), tree: side.tree, node: side.run.label, node_env: side.run.env, node_flags: side.run.flags }));
     writeFileSync(file, `${JSON.stringify({ benchmark: 'commands', machine, runtimes, harness: HARNESS, devices: DEVICES, seconds: SECONDS, goals, results }, null, 2)}\n`);
     console.log(`results: ${path.relative(ROOT, file)}`);
   } finally {
