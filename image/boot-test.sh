@@ -126,6 +126,13 @@ boot_figures() {
   report=$(vm_boot_report "$VM_CONSOLE")
   # sed -n 1,16p, not head: head's early exit would fail the pipeline (pipefail) when sed is still writing.
   printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | sed -n '1,16p' | sed "s/^/boot-test: boot $n: /" >&2
+  printf '%s\n' "$report" | sed -n '/^-- milestones/,/^-- compile cache/p' | sed '$d' | sed "s/^/boot-test: boot $n: /" >&2
+  # When the runtime was ready and when the box got its address (guest seconds since the kernel started):
+  # a client outside the box needs both.
+  value=$(sed -n 's/^clawbox ready \([0-9.]*\)$/\1/p' <<<"$report")
+  fields="$fields\"guest_clawbox_ready_at_seconds\": ${value:-null}, "
+  value=$(sed -n 's/^\([0-9.]*\) [^ ]*: DHCPv4 address.*/\1/p' <<<"$report" | sed -n 1p)
+  fields="$fields\"guest_dhcp_lease_at_seconds\": ${value:-null}, "
   for part in firmware loader kernel userspace total; do
     value=$(vm_startup_seconds "$report" "$part")
     fields="$fields\"guest_${part}_seconds\": ${value:-null}, "

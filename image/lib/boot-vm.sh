@@ -78,6 +78,12 @@ systemctl is-system-running --wait >/dev/null 2>&1
   systemd-analyze critical-chain --no-pager clawbox.service
   echo "-- clawbox.service"
   systemctl show clawbox.service -p ExecMainStartTimestampMonotonic -p ActiveEnterTimestampMonotonic
+  # What a client outside the box waits for besides the runtime: the network interface (udev names it) and
+  # its DHCP lease (systemd-networkd), in seconds since the kernel started.
+  echo "-- milestones (s since the kernel started)"
+  printf 'clawbox ready %s\n' "$(systemctl show clawbox.service -P ActiveEnterTimestampMonotonic | awk '{ printf "%.1f", $1 / 1e6 }')"
+  journalctl -b -o short-monotonic --no-pager -u systemd-networkd 2>/dev/null |
+    sed -n -E 's/^\[ *([0-9.]+)\].*: ([^ ]+: (Interface name change detected|DHCPv4 address)[^,]*).*$/\1 \2/p'
   # Node's compile cache in the runtime's state dir (bin/compile-cache.js): the runtime writes what it had to
   # compile once serving, so on a boot that found the cache, few of its files are written in that boot.
   cache=/var/lib/clawbox/cache/node-compile

@@ -42,18 +42,8 @@ install_system() {
   tar -C "$IMAGE_DIR/overlay" --owner=0 --group=0 --mode=go-w -cf - . |
     tar -C "$root" --no-overwrite-dir -xpf - || die "copying the overlay failed"
 
-  # No line for /: the slot's root comes from the kernel command line (root=PARTLABEL=clawbox-root-a|b)
-  # and both slots' file systems carry the same label. Config, state and the journal live on the data
-  # partition that both slots share; x-systemd.growfs grows its ext4 once systemd-repart (repart.d in the
-  # overlay) has grown the partition to the end of the disk on first boot.
-  cat >"$root/etc/fstab" <<FSTAB
-# <file system>              <mount point>     <type>  <options>                                          <dump> <pass>
-PARTLABEL=$DATA_PART_LABEL   /data             ext4    defaults,noatime,commit=30,x-systemd.growfs        0      2
-/data/config                 /etc/clawbox      none    bind,x-systemd.requires-mounts-for=/data           0      0
-/data/state                  /var/lib/clawbox  none    bind,x-systemd.requires-mounts-for=/data           0      0
-/data/journal                /var/log/journal  none    bind,x-systemd.requires-mounts-for=/data,nofail    0      0
-LABEL=$ESP_LABEL             /boot/efi         vfat    umask=0077,nofail                                  0      2
-FSTAB
+  install_fstab "$root"
+  install_boot_order "$root"
   install -d -m 0755 "$root/data" "$root/etc/clawbox" "$root/var/log/journal"
   # The public halves of the keys that sign update bundles (clawbox update checks against these only).
   install -d -m 0755 "$root/usr/share/clawbox/update-keys"
@@ -103,6 +93,42 @@ FSTAB
   # Nobody logs in with a password: root stays locked (console access is physical access anyway).
   grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
   install_initramfs "$root"
+}
+
+# install_fstab ROOT: the mounts. No line for /: the slot's root comes from the kernel command line
+# (root=PARTLABEL=clawbox-root-a|b) and both slots' file systems carry the same label. Config, state and the
+# journal live on the data partition that both slots share; x-systemd.growfs grows its ext4 once
+# systemd-repart (repart.d in the overlay) has grown the partition to the end of the disk on first boot.
+# The ESP is mounted on first access (x-systemd.automount), not at every boot: only updates, the boot
+# health check and first boot's seed read it, and its check and mount would otherwise compete with the
+# runtime's start for the CPU (systemd's own ESP mount, systemd-gpt-auto-generator, does the same).
+install_fstab() {
+  cat >"$1/etc/fstab" <<FSTAB
+# <file system>              <mount point>     <type>  <options>                                          <dump> <pass>
+PARTLABEL=$DATA_PART_LABEL   /data             ext4    defaults,noatime,commit=30,x-systemd.growfs        0      2
+/data/config                 /etc/clawbox      none    bind,x-systemd.requires-mounts-for=/data           0      0
+/data/state                  /var/lib/clawbox  none    bind,x-systemd.requires-mounts-for=/data           0      0
+/data/journal                /var/log/journal  none    bind,x-systemd.requires-mounts-for=/data,nofail    0      0
+LABEL=$ESP_LABEL             /boot/efi         vfat    umask=0077,nofail,x-systemd.automount              0      2
+FSTAB
+}
+
+# install_boot_order ROOT: drop-ins for units of the OS that decide how soon the box answers.
+# - the data partition's systemd-fsck@ is skipped when /data is mounted: the initramfs checked it
+#   (e2fsck -p) and mounted it (overlay: scripts/local-bottom/clawbox-data), and fsck -M would skip a
+#   mounted file system anyway; when the initramfs left it to systemd, systemd checks it as before.
+# - the ESP's automount is skipped when /boot/efi is mounted already: the initramfs mounts it on first
+#   boot (for the seed config), and an automount over a mount point fails.
+# The drop-ins for udevd and networkd (their share of the CPU while the runtime starts) are in the overlay.
+install_boot_order() {
+  local unitdir=$1/usr/lib/systemd/system fsck_unit
+  fsck_unit=$(systemd-escape --template=systemd-fsck@.service --path "/dev/disk/by-partlabel/$DATA_PART_LABEL") ||
+    die "systemd-escape failed"
+  install -d -m 0755 "$unitdir/$fsck_unit.d" "$unitdir/boot-efi.automount.d"
+  printf '%s\n' '# clawbox (image/lib/install.sh): the initramfs checked and mounted /data.' '[Unit]' \
+    'ConditionPathIsMountPoint=!/data' >"$unitdir/$fsck_unit.d/clawbox.conf"
+  printf '%s\n' '# clawbox (image/lib/install.sh): on first boot the initramfs mounted the ESP already.' '[Unit]' \
+    'ConditionPathIsMountPoint=!/boot/efi' >"$unitdir/boot-efi.automount.d/clawbox.conf"
 }
 
 # install_initramfs ROOT: the base's initramfs again, now with the overlay's hook and script that mount
