@@ -9,8 +9,10 @@
  * `online`, and `offline` again on stop. A crash leaves `online` behind, which the next start overwrites
  * with `offline` before it listens.
  */
-// First: mqtt-packet (loaded by aedes) must find the quiet debug loggers in place (see quiet-debug.ts).
+// First: mqtt-packet (loaded by aedes) must find the quiet debug loggers and bl's stand-in in place (see
+// quiet-debug.ts, mqtt-packet-memory.ts).
 import { mqttPacketDebugQuiet } from './quiet-debug.js';
+import { leanMqttPacket } from './mqtt-packet-memory.js';
 import type { IncomingMessage } from 'node:http';
 import { type Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,7 +35,6 @@ import { frameLimitFor, limitIncomingPackets, maximumPacketSizeFor } from './fra
 import { gateInboundPackets } from './inbound-gate.js';
 import { InternalClient } from './internal-client.js';
 import { limitOutgoingPackets } from './outbound-limits.js';
-import { leanMqttPacket } from './mqtt-packet-memory.js';
 import { markRedeliveries } from './redelivery.js';
 import { wipeWholeSessions } from './queued-messages.js';
 import { closeServer, createTcpServer, createTlsServer, listen, loadTlsOptions } from './listeners.js';
