@@ -427,7 +427,8 @@ async function main(): Promise<void> {
     : [{ tag: '', tree: ROOT, run: mine }];
   // The same checkout under other flags: the flags tell the two apart.
   if (trees.length > 1 && trees[0]!.tag === trees[1]!.tag && process.env.BENCH_COMPARE_FLAGS) {
-    const short = (run: NodeRun) => (run.label === 'plain node' ? 'plain' : run.label.startsWith('installed') ? 'installed' : run.label);
+    const short = (run: NodeRun) =>
+      run.label === 'plain node' ? 'plain' : run.label.startsWith('installed') ? 'installed' : run.label.length > 32 ? `${run.label.slice(0, 31)}…` : run.label;
     for (const tree of trees) tree.tag += ` [${short(tree.run)}]`;
   }
   if (trees.length > 1 && trees[0]!.tag === trees[1]!.tag) trees[1]!.tag += ' (compared)';
