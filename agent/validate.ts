@@ -3,28 +3,18 @@
  * the model's output; ranges (minimum/maximum/multipleOf) are enforced here, for the fast path and the
  * model path alike, and a failure is explained in words ("brightness must be <= 100 (got 150)").
  */
-import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
-import { loadAjv } from '../runtime/operations/validator.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { validatorByContent } from '../runtime/operations/validator.js';
 import type { JsonSchema } from './directory.js';
 
 export type Validation = { ok: true } | { ok: false; reason: string };
 
 export class CommandValidator {
-  // strict: false — device schemas may carry keywords (e.g. unit hints) this validator does not know.
-  // Made on the first check, so that a start does not load Ajv for it.
-  #ajv: Ajv | undefined;
-  readonly #cache = new Map<string, ValidateFunction>();
-
+  // The factory's 'proposal' profile (every problem, the offending value, unknown keywords allowed), found
+  // by content since each snapshot is a fresh copy: the schemas of the devices a start knows are
+  // precompiled by the build (app/agent-wiring.ts announces them), so a first request loads no Ajv.
   #compile(schema: JsonSchema): ValidateFunction {
-    const key = JSON.stringify(schema);
-    let fn = this.#cache.get(key);
-    if (!fn) {
-      this.#ajv ??= new (loadAjv().Ajv)({ allErrors: true, strict: false, verbose: true });
-      fn = this.#ajv.compile(schema);
-      this.#cache.set(key, fn);
-      if (this.#cache.size > 256) this.#cache.delete(this.#cache.keys().next().value as string);
-    }
-    return fn;
+    return validatorByContent(schema, 'proposal');
   }
 
   validate(schema: JsonSchema, command: unknown): Validation {

@@ -23,6 +23,7 @@ import type { EventBus } from '../runtime/events.js';
 import type { Messaging } from '../runtime/messaging.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
+import { expectSchema, schemasObserved } from '../runtime/operations/validator.js';
 import { agentFastPath, agentHandler, agentLane, agentPlanner } from '../agent/scheduler/model-lane.js';
 import { SchedulerService } from '../agent/scheduler/service.js';
 
@@ -103,6 +104,10 @@ export class AgentComponent implements Component {
     this.#ctx = ctx;
     const { devices, models, messaging } = this.deps;
     const directory = deviceDirectory(devices, () => this.#ctx?.bus ?? null);
+    // The agent checks proposed commands against these (agent/validate.ts): the build precompiles them.
+    if (schemasObserved()) {
+      for (const device of devices.list()) if (device.agent_policy !== 'deny') expectSchema(devices.commandSchema(device.id), 'proposal');
+    }
     const created = new LazyFeature<Agent>(
       'agent',
       async () => {

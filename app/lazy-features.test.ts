@@ -5,12 +5,13 @@
  * lists every module it loads; the metric clawbox_feature_loaded says the same from the outside.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import t from 'tap';
+import { PRECOMPILED_DIR } from '../runtime/operations/validator.js';
 import { ROOT, cleanEnv } from '../test/cli-helpers.js';
 
 const HOOK = path.join(ROOT, 'app', 'test-fixtures', 'module-log.mjs');
@@ -79,6 +80,14 @@ function request(port: number, method: string, route: string, body?: unknown): P
   });
 }
 
+/** Paths inside node_modules of the dependencies' modules the process loaded so far. */
+function dependencyModules(logFile: string): string[] {
+  return readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((url) => url.includes('/node_modules/'))
+    .map((url) => url.slice(url.lastIndexOf('/node_modules/') + '/node_modules/'.length));
+}
+
 /** Repo-relative paths of our own modules the process loaded so far. */
 function ourModules(logFile: string): string[] {
   const root = pathToFileURL(ROOT).href;
@@ -104,6 +113,11 @@ t.test('an idle box has not loaded the parts it has not used; the first agent re
   for (const lazy of ['agent/agent.ts', 'agent/intents.ts', 'agent/lang-en.ts', 'models/engine/engine.ts', 'cluster/cluster.ts', 'app/brain-wiring.ts', 'update/apply.ts', 'update/cli.ts', 'plugins/runner/channels.ts']) {
     t.notOk(idle.includes(lazy), `${lazy} is not loaded on an idle box`);
   }
+  const idleDependencies = dependencyModules(logFile);
+  t.ok(idleDependencies.includes('mqtt-packet/parser.js'), "the broker's MQTT parser is loaded at start");
+  for (const lazy of ['bl/bl.js', 'readable-stream/lib/ours/index.js']) {
+    t.notOk(idleDependencies.includes(lazy), `${lazy} (bl's stream, runtime/broker/mqtt-packet-memory.ts) is not loaded on an idle box`);
+  }
   const before = await request(rt.httpPort, 'GET', '/metrics');
   t.equal(featureGauge(before.text, 'agent'), '0', 'clawbox_feature_loaded says the agent is not loaded');
 
@@ -117,6 +131,12 @@ t.test('an idle box has not loaded the parts it has not used; the first agent re
     'and acts on the lamp',
   );
   t.ok(ourModules(logFile).includes('agent/agent.ts'), 'the agent is loaded now');
+  // Every schema that request checked (its body, the operations, the lamp's command) was precompiled.
+  if (existsSync(PRECOMPILED_DIR)) {
+    t.notOk(dependencyModules(logFile).includes('ajv/dist/core.js'), "the first request did not load Ajv's compiler");
+  } else {
+    t.skip('no precompiled validators in this checkout (test/precompile-source-validators.ts did not run)');
+  }
   const after = await request(rt.httpPort, 'GET', '/metrics');
   t.equal(featureGauge(after.text, 'agent'), '1', 'clawbox_feature_loaded says so');
   const loadedLine = await rt.logLine((line) => line.msg === 'agent loaded on first use');

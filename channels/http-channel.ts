@@ -20,7 +20,7 @@ import type { HttpMethod, RouteHandler, RouteRequest } from '../runtime/http/htt
 import type { Logger } from '../runtime/logging.js';
 import { sendError } from '../runtime/http/respond.js';
 import { okEnvelope } from '../runtime/operations/envelope.js';
-import { assertValid } from '../runtime/operations/validator.js';
+import { assertValid, expectSchema } from '../runtime/operations/validator.js';
 import { CHAT_MESSAGE_SCHEMA, type ChatReply, type Converse, type InteractiveChannel, remainderOf } from './channel.js';
 import { type ModelCatalog, registerOpenAiRoutes } from './openai-api.js';
 import { SseResponse } from './sse.js';
@@ -56,6 +56,8 @@ export class HttpChatChannel implements InteractiveChannel {
 
   async connect(): Promise<void> {
     const { http } = this.#options;
+    // Checked on the first request; the build precompiles it.
+    expectSchema(CHAT_MESSAGE_SCHEMA);
     const read = async (request: RouteRequest) =>
       assertValid<ChatBody>(CHAT_MESSAGE_SCHEMA, await request.json(BODY_LIMIT), 'PAYLOAD_INVALID', 'a chat request {"text", "session"?}');
     this.#removers = [

@@ -25,7 +25,7 @@ import type { ServerResponse } from 'node:http';
 import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { HttpMethod, RouteHandler, RouteRequest } from '../runtime/http/http-server.js';
 import type { Logger } from '../runtime/logging.js';
-import { assertValid } from '../runtime/operations/validator.js';
+import { assertValid, expectSchema } from '../runtime/operations/validator.js';
 import { type ChatReply, type Converse, remainderOf } from './channel.js';
 import { SseResponse } from './sse.js';
 
@@ -162,6 +162,8 @@ export interface OpenAiRoutesOptions {
 /** Registers the /v1 routes; returns their removers. */
 export function registerOpenAiRoutes(options: OpenAiRoutesOptions): (() => void)[] {
   const { http, logger } = options;
+  // Checked on the first completion request; the build precompiles it.
+  expectSchema(completionSchema);
   const created = Math.floor(Date.now() / 1000);
   const ids = () => [AGENT_MODEL_ID, ...(options.models?.names() ?? []).filter((n) => n !== AGENT_MODEL_ID)];
   const model = (id: string) => ({ id, object: 'model', created, owned_by: 'clawbox' });

@@ -11,7 +11,7 @@ import { ClawboxError, toClawboxError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Operation, OperationContext, TextSink } from './operation.js';
 import { type Principal, describePrincipal } from './principal.js';
-import { assertValid } from './validator.js';
+import { assertValid, expectSchema } from './validator.js';
 
 export interface AuditSink {
   record(entry: AuditEntry): Promise<unknown>;
@@ -59,6 +59,8 @@ export class FrontDoor {
   register<I, O>(operation: Operation<I, O>): () => void {
     if (this.#operations.has(operation.name)) throw new Error(`operation "${operation.name}" is registered twice`);
     this.#operations.set(operation.name, operation as unknown as Operation<never, unknown>);
+    // Checked on its first call; the build precompiles it (validator.ts).
+    expectSchema(operation.input);
     return () => {
       if (this.#operations.get(operation.name) === (operation as unknown)) this.#operations.delete(operation.name);
     };

@@ -12,7 +12,20 @@ import t, { type Test } from 'tap';
 import { createConfigLoader } from '../config/load.js';
 import { composeConfigSchema } from '../config/schema.js';
 import { ClawboxError } from '../errors.js';
-import { assertValid, isPrecompiled, schemaProblem, usePrecompiledValidators, validatorFor, validatorForOneUse, validatorKey } from './validator.js';
+import {
+  BY_CONTENT_LIMIT,
+  assertValid,
+  expectSchema,
+  isPrecompiled,
+  observeSchemas,
+  schemaProblem,
+  schemasObserved,
+  usePrecompiledValidators,
+  validatorByContent,
+  validatorFor,
+  validatorForOneUse,
+  validatorKey,
+} from './validator.js';
 import { writePrecompiledValidators } from './validator-standalone.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -193,4 +206,41 @@ t.test('non-ASCII schema text: the precompiled file is ASCII and validates as th
   t.same(precompiled, compiled);
   t.same(precompiled.map((r) => r.ok), [true, true, true, false, false]);
   t.equal((precompiled[0]!.value as { label: string }).label, 'café—bar', 'the default keeps its characters');
+});
+
+t.test('expectSchema tells the recording start of a schema checked later, and compiles nothing', async (t) => {
+  const seen: { schema: unknown; profile: string }[] = [];
+  t.equal(schemasObserved(), false, 'nothing listens outside a recording start');
+  const stop = observeSchemas((schema, profile) => seen.push({ schema, profile }));
+  t.equal(schemasObserved(), true);
+  const later = { type: 'object', properties: { expected: { type: 'string' } } };
+  expectSchema(later);
+  expectSchema(later, 'proposal');
+  stop();
+  t.same(seen, [
+    { schema: later, profile: 'request' },
+    { schema: later, profile: 'proposal' },
+  ]);
+  t.equal(schemasObserved(), false);
+});
+
+t.test('validatorByContent: a fresh copy of a schema finds its precompiled validator; distinct schemas are bounded', async (t) => {
+  const dir = precompiledFolder(t);
+  const deviceSchema = { type: 'object', minProperties: 1, additionalProperties: false, properties: { brightness: { type: 'integer', minimum: 0, maximum: 100, unit: '%' } } };
+  writePrecompiledValidators([{ schema: deviceSchema, profile: 'proposal' }], dir);
+  usePrecompiledValidators(dir);
+  const first = validatorByContent(structuredClone(deviceSchema), 'proposal');
+  t.ok(isPrecompiled(first), 'precompiled, although the build saw another object');
+  t.equal(validatorByContent(structuredClone(deviceSchema), 'proposal'), first, 'the same function for the next copy');
+  t.notOk(first({ brightness: 150 }), 'out of range');
+  t.match(first.errors?.[0], { keyword: 'maximum', data: 150 }, 'every problem with its value (verbose), as the agent explains it');
+  t.ok(first({ brightness: 50 }));
+
+  usePrecompiledValidators(null);
+  const compiled = validatorByContent(structuredClone(deviceSchema), 'proposal');
+  t.notOk(isPrecompiled(compiled), 'without the file it is compiled (unknown keywords allowed in this profile)');
+  t.equal(validatorByContent(structuredClone(deviceSchema), 'proposal'), compiled, 'once');
+  const oldest = validatorByContent({ type: 'integer', maximum: 0 }, 'proposal');
+  for (let i = 1; i <= BY_CONTENT_LIMIT; i++) validatorByContent({ type: 'integer', maximum: i }, 'proposal');
+  t.not(validatorByContent({ type: 'integer', maximum: 0 }, 'proposal'), oldest, 'the least recently used was dropped past the limit');
 });

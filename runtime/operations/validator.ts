@@ -26,7 +26,7 @@ import { ClawboxError, type ErrorCode } from '../errors.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
-export type ValidatorProfile = 'request' | 'config' | 'check' | 'command' | 'plugin';
+export type ValidatorProfile = 'request' | 'config' | 'check' | 'command' | 'plugin' | 'proposal';
 
 export const VALIDATOR_OPTIONS: Readonly<Record<ValidatorProfile, Options>> = {
   request: { allErrors: false, strict: true, allowUnionTypes: true, useDefaults: true, coerceTypes: false },
@@ -37,6 +37,9 @@ export const VALIDATOR_OPTIONS: Readonly<Record<ValidatorProfile, Options>> = {
   command: { allErrors: false, strict: true, multipleOfPrecision: 6 },
   // Plugin authors use annotations freely; defaults are applied to tool arguments and plugin config.
   plugin: { allErrors: true, useDefaults: true, strict: false, allowUnionTypes: true },
+  // The agent's check of a proposed command against a device's schema: every problem, with the offending
+  // value, to explain in words; device schemas may carry keywords (unit hints) Ajv does not know.
+  proposal: { allErrors: true, strict: false, verbose: true },
 };
 
 /** Profiles whose schemas may use `format` (ajv-formats' full set). */
@@ -58,6 +61,10 @@ let ajvVersion: string | undefined;
 const instances = new Map<ValidatorProfile, Ajv>();
 const compiled = new Map<ValidatorProfile, WeakMap<JsonSchema, ValidateFunction>>();
 const fromPrecompiled = new WeakSet<ValidateFunction>();
+/** validatorByContent's validators by key, least recently used first. */
+const byContent = new Map<string, ValidateFunction>();
+/** Distinct schemas validatorByContent keeps (each a compiled function). */
+export const BY_CONTENT_LIMIT = 256;
 const observers = new Set<(schema: JsonSchema, profile: ValidatorProfile) => void>();
 
 /** The name of a schema's precompiled file: a hash of everything that shapes the compiled code. */
@@ -154,6 +161,26 @@ export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 
 }
 
 /**
+ * A validator found by the schema's content, for callers that get a fresh copy of a schema for each check
+ * (the agent, from device snapshots): one per distinct schema and profile, the least recently used dropped
+ * past BY_CONTENT_LIMIT. Precompiled where the build saw the schema (expectSchema), else compiled.
+ */
+export function validatorByContent<T>(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction<T> {
+  const key = validatorKey(schema, profile);
+  let validate = byContent.get(key);
+  if (validate) {
+    byContent.delete(key);
+  } else {
+    validate = precompiledFor(schema, profile);
+    if (validate) fromPrecompiled.add(validate);
+    else validate = compile(schema, profile);
+    if (byContent.size >= BY_CONTENT_LIMIT) byContent.delete(byContent.keys().next().value as string);
+  }
+  byContent.set(key, validate);
+  return validate as ValidateFunction<T>;
+}
+
+/**
  * A validator for a schema checked rarely (the config: at start and when it changes), not kept by the
  * factory: a precompiled one is compiled from its file for this use, so once the caller lets go of it V8
  * can free it (the config validator is the largest file a start loads, and an idle box holds it for
@@ -204,6 +231,21 @@ export function isPrecompiled(validate: ValidateFunction): boolean {
 export function usePrecompiledValidators(dir: string | null): void {
   precompiledDir = dir;
   compiled.clear();
+  byContent.clear();
+}
+
+/**
+ * Says that `schema` will be checked later (an operation's input, checked on its first call), without
+ * compiling or loading anything: the build's recording start precompiles what it hears of here as it does
+ * what a start compiles, so a box's first request loads a precompiled validator instead of Ajv's compiler.
+ */
+export function expectSchema(schema: JsonSchema, profile: ValidatorProfile = 'request'): void {
+  for (const observe of observers) observe(schema, profile);
+}
+
+/** Whether anything listens to expectSchema (the build's recording start): callers skip gathering schemas otherwise. */
+export function schemasObserved(): boolean {
+  return observers.size > 0;
 }
 
 /** Calls `observe` with every schema the factory is asked for the first time (the build records a start with it). */
