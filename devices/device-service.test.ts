@@ -104,6 +104,88 @@ t.test('acknowledged states are journaled: a copy of the state folder taken with
   await first.stop();
 });
 
+t.test('a journal write that failed is written again with its number: a newer state written meanwhile still wins the replay', async (t) => {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
+  const crashed = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-crash-'));
+  t.teardown(() => {
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(crashed, { recursive: true, force: true });
+  });
+  const config = {
+    devices: [
+      { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
+      { id: 'dimmer', driver: 'simulated', capabilities: ['dimmer'] },
+    ],
+    broker: { persistence: { enabled: false } },
+  };
+  // A disk error cannot be had on demand here: the append holding `brightness 10` is held back and then
+  // fails as a failing disk's would (EIO), after the next append, on a second slot, has succeeded.
+  const { Journal } = await import('../runtime/store/journal.js');
+  const append = Journal.prototype.append;
+  t.teardown(() => {
+    Journal.prototype.append = append;
+  });
+  const isFirst = (record: unknown) => (record as { state?: { brightness?: number } }).state?.brightness === 10;
+  let failFirst!: () => void;
+  const firstMayFail = new Promise<void>((resolve) => {
+    failFirst = resolve;
+  });
+  let secondDone!: () => void;
+  const secondWritten = new Promise<void>((resolve) => {
+    secondDone = resolve;
+  });
+  let failed = false;
+  Journal.prototype.append = function (this: InstanceType<typeof Journal>, records) {
+    if (!failed && records.some(isFirst)) {
+      failed = true;
+      return firstMayFail.then(() => {
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      });
+    }
+    const written = append.call(this, records);
+    if (records.some((r) => (r as { state?: { brightness?: number } }).state?.brightness === 20)) void written.then(secondDone);
+    return written;
+  };
+
+  const first = await startStack(t, { config, stateDir });
+  // Each device's answer waits for its earlier states' writes: after these, no write is in flight.
+  await Promise.all([
+    first.service.execute('lamp', { state: 'OFF' }, { source: 'test' }),
+    first.service.execute('dimmer', { brightness: 5 }, { source: 'test' }),
+  ]);
+  // The device takes the second command once it answered the first, while the first's write is held.
+  const answers = Promise.all([
+    first.service.execute('dimmer', { brightness: 10 }, { source: 'test' }),
+    first.service.execute('dimmer', { brightness: 20 }, { source: 'test' }),
+  ]);
+  await secondWritten;
+  failFirst();
+  const [ten, twenty] = await answers;
+  t.same([ten.state, twenty.state], [{ brightness: 10 }, { brightness: 20 }], 'both commands answered, in order');
+  // The failed record goes with the next write, after the newer one in the file.
+  await first.service.execute('lamp', { state: 'ON' }, { source: 'test' });
+  const lines = readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').trim().split('\n');
+  // (The devices' first states, reported when their drivers start, come first.)
+  const records = lines.map((line) => JSON.parse(line) as { seq: number; id: string; state: Record<string, unknown> }).slice(-3);
+  t.same(
+    records.map((r) => [r.id, r.state]),
+    [
+      ['dimmer', { brightness: 20 }],
+      ['dimmer', { brightness: 10 }],
+      ['lamp', { state: 'ON' }],
+    ],
+    'the file holds the older state after the newer one',
+  );
+  t.ok(records[1]!.seq < records[0]!.seq, 'the rewritten record kept its (older) number');
+  cpSync(stateDir, crashed, { recursive: true });
+  Journal.prototype.append = append;
+
+  const second = await startStack(t, { config, stateDir: crashed });
+  t.same(second.service.get('dimmer')?.state, { brightness: 20 }, 'replay follows the numbers, not the file');
+  t.same(second.service.get('lamp')?.state, { state: 'ON' });
+  await first.stop();
+});
+
 t.test('events, status section and the command schema', async (t) => {
   const stack = await startStack(t, {
     config: { devices: [{ id: 'lamp', driver: 'simulated', capabilities: ['switch'] }] },
