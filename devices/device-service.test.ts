@@ -121,6 +121,7 @@ t.test('a journal write that failed is written again with its number: a newer st
   // A disk error cannot be had on demand here: the append holding `brightness 10` is held back and then
   // fails as a failing disk's would (EIO), after the next append, on a second slot, has succeeded.
   const { Journal } = await import('../runtime/store/journal.js');
+  type JournalOf = import('../runtime/store/journal.js').Journal<import('../runtime/store/journal.js').JournalRecord>;
   const append = Journal.prototype.append;
   t.teardown(() => {
     Journal.prototype.append = append;
@@ -135,7 +136,7 @@ t.test('a journal write that failed is written again with its number: a newer st
     secondDone = resolve;
   });
   let failed = false;
-  Journal.prototype.append = function (this: InstanceType<typeof Journal>, records) {
+  Journal.prototype.append = function (this: JournalOf, records) {
     if (!failed && records.some(isFirst)) {
       failed = true;
       return firstMayFail.then(() => {
