@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --invocation-count-for-turbofan=1000000
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --invocation-count-for-turbofan=1000000 --invocation-count-for-feedback-allocation=1000
 // The installed command runs the compiled runtime (npm ci builds it; `npm run build` rebuilds it).
 // --max-semi-space-size=4 caps V8's young generation at 8 MB instead of letting it grow to 32 MB, which
 // the runtime's start fills once and never gives back: less RSS for the same broker throughput.
@@ -12,7 +12,12 @@
 // process for good. Many times the calls keeps the start and an idle box in the interpreter and the
 // baseline compiler; code that is really hot (a busy broker's per-message path) still reaches TurboFan,
 // later: what it costs in warm-up is in bench/README.md ("Footprint", the flag runs).
-// The systemd unit runs this file, so it gets all three.
+// --invocation-count-for-feedback-allocation=1000 (V8's default 8): a function gets its feedback vector (the
+// inline caches' memory, and the precondition for the baseline compiler's machine code) after a thousand
+// calls instead of eight. Most of a start's functions run a few times and never again, and each kept a
+// vector and often baseline code in every idle process; code that runs often still gets both, a little
+// later (bench/README.md, "Footprint", fifth round, has the before/after).
+// The systemd unit runs this file, so it gets all four.
 // `npm start` runs this file through this line and the benchmarks read the flags from it: one place for them.
 import { existsSync } from 'node:fs';
 import { enableCompileCache } from './compile-cache.js';
