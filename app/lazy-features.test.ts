@@ -135,7 +135,7 @@ t.test('an idle box has not loaded the parts it has not used; the first agent re
   if (existsSync(PRECOMPILED_DIR)) {
     t.notOk(dependencyModules(logFile).includes('ajv/dist/core.js'), "the first request did not load Ajv's compiler");
   } else {
-    t.skip('no precompiled validators in this checkout (test/precompile-source-validators.ts did not run)');
+    t.comment('no precompiled validators in this checkout (test/precompile-source-validators.ts did not run): not checked');
   }
   const after = await request(rt.httpPort, 'GET', '/metrics');
   t.equal(featureGauge(after.text, 'agent'), '1', 'clawbox_feature_loaded says so');

@@ -4,7 +4,8 @@
  * must give the same results and the same coded errors; a schema that changed since the build, or a
  * broken file, must be compiled instead.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import {
   BY_CONTENT_LIMIT,
   assertValid,
   expectSchema,
+  isFromCodeCache,
   isPrecompiled,
   observeSchemas,
   schemaProblem,
@@ -27,6 +29,7 @@ import {
   validatorKey,
 } from './validator.js';
 import { writePrecompiledValidators } from './validator-standalone.js';
+import { CODE_CACHE_FILES_KEPT, useValidatorCodeCache } from './validator-code-cache.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -243,4 +246,69 @@ t.test('validatorByContent: a fresh copy of a schema finds its precompiled valid
   const oldest = validatorByContent({ type: 'integer', maximum: 0 }, 'proposal');
   for (let i = 1; i <= BY_CONTENT_LIMIT; i++) validatorByContent({ type: 'integer', maximum: i }, 'proposal');
   t.not(validatorByContent({ type: 'integer', maximum: 0 }, 'proposal'), oldest, 'the least recently used was dropped past the limit');
+});
+
+/** In a fresh node (V8's own in-process compilation cache would hide the disk cache): one use of the config validator. */
+function oneUseInFreshNode(dir: string, cacheDir: string, configFile: string): { fromCache: boolean; issues: unknown } {
+  const body = `
+const { composeConfigSchema } = await import(${JSON.stringify(path.join(ROOT, 'runtime/config/schema.ts'))});
+const { createConfigLoader } = await import(${JSON.stringify(path.join(ROOT, 'runtime/config/load.ts'))});
+const v = await import(${JSON.stringify(path.join(ROOT, 'runtime/operations/validator.ts'))});
+const c = await import(${JSON.stringify(path.join(ROOT, 'runtime/operations/validator-code-cache.ts'))});
+c.useValidatorCodeCache(${JSON.stringify(cacheDir)});
+v.usePrecompiledValidators(${JSON.stringify(dir)});
+const schema = composeConfigSchema({});
+const fromCache = v.isFromCodeCache(v.validatorForOneUse(schema, 'config'));
+const issues = createConfigLoader(schema).checkConfig({ file: ${JSON.stringify(configFile)}, env: {} }).issues;
+setImmediate(() => console.log(JSON.stringify({ fromCache, issues })));`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { encoding: 'utf8', timeout: 60_000 });
+  return JSON.parse(out) as { fromCache: boolean; issues: unknown };
+}
+
+t.test("a validator compiled for one use runs from V8's code kept by the previous start; a damaged cache is only slower", async (t) => {
+  const dir = precompiledFolder(t);
+  const cacheDir = path.join(path.dirname(dir), 'code-cache');
+  const configFile = path.join(path.dirname(dir), 'config.yaml');
+  writeFileSync(configFile, badConfig);
+  writePrecompiledValidators([{ schema: composeConfigSchema({}), profile: 'config' }], dir);
+
+  const first = oneUseInFreshNode(dir, cacheDir, configFile);
+  t.equal(first.fromCache, false, 'nothing kept yet: compiled from the file');
+  t.ok(Array.isArray(first.issues) && first.issues.length > 0, 'the bad config has issues');
+  const kept = readdirSync(cacheDir).filter((name) => name.endsWith('.bin'));
+  t.equal(kept.length, 1, 'its code is kept once the use is done');
+  const second = oneUseInFreshNode(dir, cacheDir, configFile);
+  t.equal(second.fromCache, true, 'the next start runs it from the kept code');
+  t.same(second.issues, first.issues, 'with the same issues');
+
+  writeFileSync(path.join(cacheDir, kept[0]!), 'not V8 code');
+  const damaged = oneUseInFreshNode(dir, cacheDir, configFile);
+  t.equal(damaged.fromCache, false, 'V8 refuses a damaged cache: compiled from the file');
+  t.same(damaged.issues, first.issues, 'and still right');
+  t.equal(oneUseInFreshNode(dir, cacheDir, configFile).fromCache, true, 'the cache was written again');
+  t.equal(readdirSync(cacheDir).filter((name) => name.endsWith('.partial')).length, 0, 'no partial file left');
+});
+
+t.test('the kept code is bounded, and off means nothing is read or written', async (t) => {
+  const dir = precompiledFolder(t);
+  const cacheDir = path.join(path.dirname(dir), 'code-cache');
+  useValidatorCodeCache(cacheDir);
+  t.teardown(() => useValidatorCodeCache(undefined));
+  usePrecompiledValidators(dir);
+  const nextTask = () => new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < CODE_CACHE_FILES_KEPT + 2; i++) {
+    const schema = { type: 'object', properties: { [`field${i}`]: { type: 'string' } } };
+    writePrecompiledValidators([{ schema, profile: 'config' }], dir);
+    t.ok(isPrecompiled(validatorForOneUse(schema, 'config')));
+    await nextTask();
+  }
+  t.equal(readdirSync(cacheDir).filter((name) => name.endsWith('.bin')).length, CODE_CACHE_FILES_KEPT, 'the oldest files give way');
+
+  useValidatorCodeCache(null);
+  rmSync(cacheDir, { recursive: true });
+  const schema = { type: 'object', properties: { off: { type: 'string' } } };
+  writePrecompiledValidators([{ schema, profile: 'config' }], dir);
+  validatorForOneUse(schema, 'config');
+  await nextTask();
+  t.notOk(existsSync(cacheDir), 'off: no folder written');
 });

@@ -20,9 +20,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compileFunction } from 'node:vm';
 import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import { ClawboxError, type ErrorCode } from '../errors.js';
+import { compileWithCodeCache } from './validator-code-cache.js';
 
 export type JsonSchema = Readonly<Record<string, unknown>>;
 
@@ -61,6 +61,7 @@ let ajvVersion: string | undefined;
 const instances = new Map<ValidatorProfile, Ajv>();
 const compiled = new Map<ValidatorProfile, WeakMap<JsonSchema, ValidateFunction>>();
 const fromPrecompiled = new WeakSet<ValidateFunction>();
+const fromCodeCache = new WeakSet<ValidateFunction>();
 /** validatorByContent's validators by key, least recently used first. */
 const byContent = new Map<string, ValidateFunction>();
 /** Distinct schemas validatorByContent keeps (each a compiled function). */
@@ -98,12 +99,12 @@ function loadPrecompiledForOneUse(dir: string, key: string): ValidateFunction | 
   try {
     const module = { exports: undefined as unknown };
     // The same wrapper CommonJS gives a file; `require` resolves Ajv's runtime helpers from the folder.
-    compileFunction(readFileSync(file, 'utf8'), ['module', 'exports', 'require'], { filename: file })(
-      module,
-      undefined,
-      createRequire(file),
-    );
-    return typeof module.exports === 'function' ? (module.exports as ValidateFunction) : undefined;
+    // V8's code for it is kept between starts where Node's compile cache is on (validator-code-cache.ts).
+    const { wrapper, cached } = compileWithCodeCache(readFileSync(file, 'utf8'), file);
+    wrapper(module, undefined, createRequire(file));
+    if (typeof module.exports !== 'function') return undefined;
+    if (cached) fromCodeCache.add(module.exports as ValidateFunction);
+    return module.exports as ValidateFunction;
   } catch {
     return undefined;
   }
@@ -217,6 +218,11 @@ export function schemaProblem(schema: JsonSchema, profile: ValidatorProfile): st
   }
   metaChecker ??= new (loadAjv().Ajv)({ strict: false, allowUnionTypes: true, validateFormats: false });
   return metaChecker.validateSchema(schema as Record<string, unknown>) ? undefined : metaChecker.errorsText(metaChecker.errors);
+}
+
+/** Whether a validator compiled for one use came from V8's code kept by an earlier start (validator-code-cache.ts). */
+export function isFromCodeCache(validate: ValidateFunction): boolean {
+  return fromCodeCache.has(validate);
 }
 
 /** Whether a validator came from a precompiled file (true) or was compiled at run time. */
