@@ -17,7 +17,6 @@ import {
   BY_CONTENT_LIMIT,
   assertValid,
   expectSchema,
-  isFromCodeCache,
   isPrecompiled,
   observeSchemas,
   schemaProblem,
