@@ -3,8 +3,8 @@
  * every start). Such a validator is compiled from its precompiled file each time, outside the module cache,
  * so Node's own compile cache never sees it: V8 parsed and compiled half a megabyte of generated code at
  * every start. Where Node's compile cache is on (bin/compile-cache.js: `clawbox start` with a state dir), the
- * code V8 compiled for that use is kept beside it, in `<state dir>/cache/validators/`, and handed to V8 on the
- * next start. A file is named by a hash of the exact text it was made from, so a changed validator never
+ * code V8 compiled for that use is kept with it, in `<state dir>/cache/node-compile/<Node version>/validators/`,
+ * and handed to V8 on the next start. A file is named by a hash of the exact text it was made from, so a changed validator never
  * meets an old cache; V8 itself refuses data from another V8 version or other flags, and the validator is
  * then compiled and its cache written again. Only a speed-up: any failure here compiles as before, and
  * deleting the folder is always safe.
@@ -27,8 +27,10 @@ export function useValidatorCodeCache(dir: string | null | undefined): void {
 
 function cacheDir(): string | undefined {
   if (override !== undefined) return override ?? undefined;
+  // Node's folder for this Node version (`<state dir>/cache/node-compile/v22...`): V8's code is only good
+  // for the V8 that made it, and the folder goes wherever Node's cache goes.
   const nodeCache = module.getCompileCacheDir?.();
-  return nodeCache ? path.join(path.dirname(nodeCache), 'validators') : undefined;
+  return nodeCache ? path.join(nodeCache, 'validators') : undefined;
 }
 
 export type CommonJsWrapper = (module: { exports: unknown }, exports: unknown, require: NodeJS.Require) => void;

@@ -248,19 +248,19 @@ t.test('validatorByContent: a fresh copy of a schema finds its precompiled valid
 });
 
 /** In a fresh node (V8's own in-process compilation cache would hide the disk cache): one use of the config validator. */
-function oneUseInFreshNode(dir: string, cacheDir: string, configFile: string): { fromCache: boolean; issues: unknown } {
+function oneUseInFreshNode(dir: string, cacheDir: string | null, configFile: string, env: NodeJS.ProcessEnv = {}): { fromCache: boolean; issues: unknown } {
   const body = `
 const { composeConfigSchema } = await import(${JSON.stringify(path.join(ROOT, 'runtime/config/schema.ts'))});
 const { createConfigLoader } = await import(${JSON.stringify(path.join(ROOT, 'runtime/config/load.ts'))});
 const v = await import(${JSON.stringify(path.join(ROOT, 'runtime/operations/validator.ts'))});
 const c = await import(${JSON.stringify(path.join(ROOT, 'runtime/operations/validator-code-cache.ts'))});
-c.useValidatorCodeCache(${JSON.stringify(cacheDir)});
+if (${JSON.stringify(cacheDir)} !== null) c.useValidatorCodeCache(${JSON.stringify(cacheDir)});
 v.usePrecompiledValidators(${JSON.stringify(dir)});
 const schema = composeConfigSchema({});
 const fromCache = v.isFromCodeCache(v.validatorForOneUse(schema, 'config'));
 const issues = createConfigLoader(schema).checkConfig({ file: ${JSON.stringify(configFile)}, env: {} }).issues;
 setImmediate(() => console.log(JSON.stringify({ fromCache, issues })));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', body], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
   return JSON.parse(out) as { fromCache: boolean; issues: unknown };
 }
 
@@ -286,6 +286,19 @@ t.test("a validator compiled for one use runs from V8's code kept by the previou
   t.same(damaged.issues, first.issues, 'and still right');
   t.equal(oneUseInFreshNode(dir, cacheDir, configFile).fromCache, true, 'the cache was written again');
   t.equal(readdirSync(cacheDir).filter((name) => name.endsWith('.partial')).length, 0, 'no partial file left');
+});
+
+t.test("by default the code is kept in Node's compile cache folder, where that is on", async (t) => {
+  const dir = precompiledFolder(t);
+  const nodeCache = path.join(path.dirname(dir), 'node-compile');
+  const configFile = path.join(path.dirname(dir), 'config.yaml');
+  writeFileSync(configFile, badConfig);
+  writePrecompiledValidators([{ schema: composeConfigSchema({}), profile: 'config' }], dir);
+  t.equal(oneUseInFreshNode(dir, null, configFile, { NODE_COMPILE_CACHE: nodeCache }).fromCache, false);
+  const [version] = readdirSync(nodeCache);
+  t.equal(readdirSync(path.join(nodeCache, version!, 'validators')).filter((name) => name.endsWith('.bin')).length, 1, "in <Node's folder for this version>/validators");
+  t.equal(oneUseInFreshNode(dir, null, configFile, { NODE_COMPILE_CACHE: nodeCache }).fromCache, true, 'used by the next start');
+  t.equal(oneUseInFreshNode(dir, null, configFile, { NODE_DISABLE_COMPILE_CACHE: '1' }).fromCache, false, "not used with Node's cache off");
 });
 
 t.test('the kept code is bounded, and off means nothing is read or written', async (t) => {
