@@ -4,14 +4,15 @@
  * persisted in the state store (namespace `devices`) together with each device's last known state.
  * Ids are stable: a rename changes the display name only, so topics and Home Assistant unique ids stay.
  */
+import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../runtime/errors.js';
+import { expectSchema, validatorForOneUse } from '../runtime/operations/validator.js';
 import type { StoreDocument } from '../runtime/store/state-store.js';
 import { normalizeCapabilities } from './command-schema.js';
 import { type DeviceConfigEntry, deviceEntrySchema } from './config-schema.js';
 import type { DeviceDefinition, DeviceState } from './model.js';
 import { RESERVED_DEVICE_IDS } from './model.js';
 import { agentPolicyOf } from './safety-policy.js';
-import { validatorFor } from '../runtime/operations/validator.js';
 
 export interface StoredState {
   state: DeviceState;
@@ -32,7 +33,22 @@ export interface DevicesDocument {
 
 export const emptyDevicesDocument = (): DevicesDocument => ({ version: 1, added: [], removed: [], names: {}, states: {} });
 
-const validateEntry = validatorFor(deviceEntrySchema, 'config');
+/**
+ * The entry validator: entries are checked at start and when a device is added, so it is compiled for that
+ * use and only weakly held after it; an idle box does not keep its generated code (one of the larger
+ * validators) once a garbage collection ran.
+ */
+let entryValidator: WeakRef<ValidateFunction> | undefined;
+// A start without devices checks no entry: the build's recording start still precompiles the validator.
+expectSchema(deviceEntrySchema, 'config');
+function entryValidatorNow(): ValidateFunction {
+  let validate = entryValidator?.deref();
+  if (!validate) {
+    validate = validatorForOneUse(deviceEntrySchema, 'config');
+    entryValidator = new WeakRef(validate);
+  }
+  return validate;
+}
 
 /** Validates one entry (a bridge request body or a stored one), applying defaults to a copy. */
 export function parseDeviceEntry(input: unknown): DeviceConfigEntry {
@@ -41,6 +57,7 @@ export function parseDeviceEntry(input: unknown): DeviceConfigEntry {
   }
   const copy = structuredClone(input) as Record<string, unknown>;
   delete copy.transaction;
+  const validateEntry = entryValidatorNow();
   if (!validateEntry(copy)) {
     const error = validateEntry.errors?.[0];
     const where = error?.instancePath ? error.instancePath.slice(1).replaceAll('/', '.') : 'device';
