@@ -4,10 +4,30 @@
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { demoDevices } from './demo.js';
 import type { DeviceStateEvent } from './events.js';
 import { connectClient, json, startStack } from './fixtures/stack.js';
+
+/** A state folder and one for its copy taken "at the crash", both removed after the test. */
+function stateAndCrashDirs(t: Test): { stateDir: string; crashed: string } {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
+  const crashed = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-crash-'));
+  t.teardown(() => {
+    rmSync(stateDir, { recursive: true, force: true });
+    rmSync(crashed, { recursive: true, force: true });
+  });
+  return { stateDir, crashed };
+}
+
+/** Two simulated devices, without the broker's own store (the device journal is under test). */
+const lampAndDimmer = () => ({
+  devices: [
+    { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
+    { id: 'dimmer', driver: 'simulated', capabilities: ['dimmer'] },
+  ],
+  broker: { persistence: { enabled: false } },
+});
 
 t.test('no devices: key in local mode drives the demo set; appliance mode does not', async (t) => {
   const tc = await import('../app/testing/test-context.js');
@@ -65,19 +85,8 @@ t.test('state, runtime devices and renames survive a restart and are republished
 });
 
 t.test('acknowledged states are journaled: a copy of the state folder taken without a stop has them', async (t) => {
-  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
-  const crashed = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-crash-'));
-  t.teardown(() => {
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(crashed, { recursive: true, force: true });
-  });
-  const config = {
-    devices: [
-      { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
-      { id: 'dimmer', driver: 'simulated', capabilities: ['dimmer'] },
-    ],
-    broker: { persistence: { enabled: false } },
-  };
+  const { stateDir, crashed } = stateAndCrashDirs(t);
+  const config = lampAndDimmer();
   const first = await startStack(t, { config, stateDir });
   const documentFile = path.join(stateDir, 'devices.json');
   const document = () => (existsSync(documentFile) ? readFileSync(documentFile, 'utf8') : null);
@@ -105,19 +114,8 @@ t.test('acknowledged states are journaled: a copy of the state folder taken with
 });
 
 t.test('a journal write that failed is written again with its number: a newer state written meanwhile still wins the replay', async (t) => {
-  const stateDir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-'));
-  const crashed = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-crash-'));
-  t.teardown(() => {
-    rmSync(stateDir, { recursive: true, force: true });
-    rmSync(crashed, { recursive: true, force: true });
-  });
-  const config = {
-    devices: [
-      { id: 'lamp', driver: 'simulated', capabilities: ['switch'] },
-      { id: 'dimmer', driver: 'simulated', capabilities: ['dimmer'] },
-    ],
-    broker: { persistence: { enabled: false } },
-  };
+  const { stateDir, crashed } = stateAndCrashDirs(t);
+  const config = lampAndDimmer();
   // A disk error cannot be had on demand here: the append holding `brightness 10` is held back and then
   // fails as a failing disk's would (EIO), after the next append, on a second slot, has succeeded.
   const { Journal } = await import('../runtime/store/journal.js');
