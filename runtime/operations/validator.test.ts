@@ -264,12 +264,18 @@ setImmediate(() => console.log(JSON.stringify({ fromCache, issues })));`;
   return JSON.parse(out) as { fromCache: boolean; issues: unknown };
 }
 
-t.test("a validator compiled for one use runs from V8's code kept by the previous start; a damaged cache is only slower", async (t) => {
+/** A precompiled folder holding the config validator, and a config file it finds issues in. */
+function configValidatorSetup(t: Test): { dir: string; configFile: string } {
   const dir = precompiledFolder(t);
-  const cacheDir = path.join(path.dirname(dir), 'code-cache');
   const configFile = path.join(path.dirname(dir), 'config.yaml');
   writeFileSync(configFile, badConfig);
   writePrecompiledValidators([{ schema: composeConfigSchema({}), profile: 'config' }], dir);
+  return { dir, configFile };
+}
+
+t.test("a validator compiled for one use runs from V8's code kept by the previous start; a damaged cache is only slower", async (t) => {
+  const { dir, configFile } = configValidatorSetup(t);
+  const cacheDir = path.join(path.dirname(dir), 'code-cache');
 
   const first = oneUseInFreshNode(dir, cacheDir, configFile);
   t.equal(first.fromCache, false, 'nothing kept yet: compiled from the file');
@@ -289,11 +295,8 @@ t.test("a validator compiled for one use runs from V8's code kept by the previou
 });
 
 t.test("by default the code is kept in Node's compile cache folder, where that is on", async (t) => {
-  const dir = precompiledFolder(t);
+  const { dir, configFile } = configValidatorSetup(t);
   const nodeCache = path.join(path.dirname(dir), 'node-compile');
-  const configFile = path.join(path.dirname(dir), 'config.yaml');
-  writeFileSync(configFile, badConfig);
-  writePrecompiledValidators([{ schema: composeConfigSchema({}), profile: 'config' }], dir);
   t.equal(oneUseInFreshNode(dir, null, configFile, { NODE_COMPILE_CACHE: nodeCache }).fromCache, false);
   const [version] = readdirSync(nodeCache);
   t.equal(readdirSync(path.join(nodeCache, version!, 'validators')).filter((name) => name.endsWith('.bin')).length, 1, "in <Node's folder for this version>/validators");

@@ -62,7 +62,7 @@ const instances = new Map<ValidatorProfile, Ajv>();
 const compiled = new Map<ValidatorProfile, WeakMap<JsonSchema, ValidateFunction>>();
 const fromPrecompiled = new WeakSet<ValidateFunction>();
 const fromCodeCache = new WeakSet<ValidateFunction>();
-/** validatorByContent's validators by key, least recently used first. */
+/** validatorByContent's validators by profile and schema text, least recently used first. */
 const byContent = new Map<string, ValidateFunction>();
 /** Distinct schemas validatorByContent keeps (each a compiled function). */
 export const BY_CONTENT_LIMIT = 256;
@@ -167,7 +167,9 @@ export function validatorFor<T>(schema: JsonSchema, profile: ValidatorProfile = 
  * past BY_CONTENT_LIMIT. Precompiled where the build saw the schema (expectSchema), else compiled.
  */
 export function validatorByContent<T>(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction<T> {
-  const key = validatorKey(schema, profile);
+  // The schema's text, not validatorKey's hash: a check on the agent's path pays one stringify, and the
+  // hash is taken only on a miss (precompiledFor).
+  const key = `${profile}\0${JSON.stringify(schema)}`;
   let validate = byContent.get(key);
   if (validate) {
     byContent.delete(key);
