@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { PtyLinks } from '../devices/fixtures/pty-links.js';
 import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
+import { installedCommandLine, splitEnvAndFlags } from './runtime-process.js';
 import { percentile } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -60,25 +61,9 @@ interface NodeRun {
 
 /** Reads BENCH_RUNTIME_FLAGS / BENCH_COMPARE_FLAGS for the checkout at `tree` (see the header). */
 function nodeRun(spec: string | undefined, tree: string): NodeRun {
-  const words = (text: string) => text.split(/\s+/).filter(Boolean);
-  const split = (tokens: string[], label: string): NodeRun => {
-    const env: Record<string, string> = {};
-    const flags: string[] = [];
-    for (const token of tokens) {
-      const assignment = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(token);
-      if (assignment) env[assignment[1]!] = assignment[2]!;
-      else flags.push(token);
-    }
-    return { label, env, flags };
-  };
   if (spec === 'none') return { label: 'plain node', env: {}, flags: [] };
-  if (spec && spec !== 'installed') return split(words(spec), spec);
-  // `#!/usr/bin/env -S VAR=x node --flag ...`: what comes after `node` are its flags.
-  const shebang = readFileSync(path.join(tree, 'bin', 'clawbox.js'), 'utf8').split('\n', 1)[0]!;
-  const tokens = words(shebang.replace(/^#!\S*env\s+(-S\s+)?/, ''));
-  const node = tokens.findIndex((token) => token === 'node' || token.endsWith('/node'));
-  if (!shebang.startsWith('#!') || node < 0) throw new Error(`cannot read the node flags of ${tree}/bin/clawbox.js: ${shebang}`);
-  const run = split([...tokens.slice(0, node), ...tokens.slice(node + 1)], 'installed');
+  if (spec && spec !== 'installed') return { label: spec, ...splitEnvAndFlags(spec.split(/\s+/).filter(Boolean)) };
+  const run = installedCommandLine(path.join(tree, 'bin', 'clawbox.js'));
   return { ...run, label: `installed (${[...Object.entries(run.env).map(([k, v]) => `${k}=${v}`), ...run.flags].join(' ') || 'no flags'})` };
 }
 

@@ -49,7 +49,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort } from '../test/free-port.js';
-import { ROOT, type RuntimeProcess, executableRssBytes, fileBackedRssBytes, installedCommandLine, mb, rssBytes, round, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, type RuntimeProcess, executableRssBytes, fileBackedRssBytes, installedCommandLine, mb, rssBytes, round, sleep, splitEnvAndFlags, startRuntime } from './runtime-process.js';
 import { machineFacts, median } from './stats.js';
 import { type ThroughputFigures, compareThroughput } from './throughput-probe.js';
 
@@ -67,11 +67,7 @@ const FLAG_SETS: FlagSet[] = (process.env.BENCH_NODE_FLAGS ?? '')
   .split(',')
   .map((set) => set.split(/\s+/).filter(Boolean))
   .filter((words) => words.length > 0)
-  .map((words) => {
-    const isEnv = (w: string) => /^[A-Z_][A-Z0-9_]*=/.test(w);
-    const env = Object.fromEntries(words.filter(isEnv).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
-    return { label: words.join(' '), flags: words.filter((w) => !isEnv(w)), env };
-  });
+  .map((words) => ({ label: words.join(' '), ...splitEnvAndFlags(words) }));
 /** How long after the last client connected the RSS with clients is read: the runtime gives a burst's garbage back once quiet (runtime/system/settle-memory.ts, checks every 10 s). */
 const CLIENTS_SETTLE_MS = Number(process.env.BENCH_CLIENTS_SETTLE_MS ?? 25_000);
 const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);

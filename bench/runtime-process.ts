@@ -14,22 +14,28 @@ import { freePort } from '../test/free-port.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** A list of words like "MALLOC_ARENA_MAX=2 --max-semi-space-size=4": NAME=value words (the environment) apart from node flags. */
+export function splitEnvAndFlags(words: readonly string[]): { env: Record<string, string>; flags: string[] } {
+  const env: Record<string, string> = {};
+  const flags: string[] = [];
+  for (const word of words) {
+    const assignment = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(word);
+    if (assignment) env[assignment[1]!] = assignment[2]!;
+    else flags.push(word);
+  }
+  return { env, flags };
+}
+
 /**
  * bin/clawbox.js's `#!/usr/bin/env -S [NAME=value ...] node [flags]` line: the environment variables (glibc
- * malloc settings) and node flags the installed command runs with.
+ * malloc settings) and node flags the installed command runs with (none for a plain `#!/usr/bin/env node`).
  */
 export function installedCommandLine(bin = path.join(ROOT, 'bin/clawbox.js')): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0] ?? '';
   const found = /^#!\/usr\/bin\/env -S (.*)$/.exec(first);
   const words = found ? found[1]!.trim().split(/\s+/) : [];
   const node = words.indexOf('node');
-  const env = Object.fromEntries(
-    words.slice(0, Math.max(node, 0)).map((word) => {
-      const at = word.indexOf('=');
-      return [word.slice(0, at), word.slice(at + 1)];
-    }),
-  );
-  return { env, flags: node < 0 ? [] : words.slice(node + 1) };
+  return splitEnvAndFlags(node < 0 ? [] : [...words.slice(0, node), ...words.slice(node + 1)]);
 }
 
 /** The node flags on bin/clawbox.js's `#!` line. */
