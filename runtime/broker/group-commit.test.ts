@@ -264,3 +264,25 @@ t.test('only the writes made inside writeBehind() are write-behind; beyond maxDe
   t.equal(db.stats.ops, 5, 'the four went out together');
   t.equal(db.deferredOps, 0);
 });
+
+t.test('putBehind: a write-behind put whose value is made only for the write or a read, and only for the last of a key', async (t) => {
+  const { db, syncs } = await openRecordingSyncs(t, noTimer);
+  const made: number[] = [];
+  const value = (i: number) => () => {
+    made.push(i);
+    return Buffer.from(`v${i}`);
+  };
+  for (let i = 1; i <= 20; i++) db.putBehind('m:lamp', value(i));
+  await someTurns();
+  t.same(made, [], 'nothing made while it waits');
+  t.equal(db.stats.commits, 0, 'no commit of its own');
+  t.same(await db.get('m:lamp', { valueEncoding: 'buffer' }), Buffer.from('v20'), 'a read sees the last one (and makes it)');
+  t.same(made, [20], 'only the last was made');
+  db.putBehind('m:lamp', value(21));
+  db.putBehind('m:lamp', value(22));
+  await db.put('s:other', 'x');
+  t.same(made, [20, 22], 'the commit made only the last of the second round');
+  t.same(syncs, [true], 'it went with the next strict write');
+  t.equal(await db.get('m:lamp'), 'v22', 'committed, and read back from LevelDB or the recent values');
+  t.equal(db.deferredOps, 0);
+});

@@ -39,11 +39,39 @@ import type { Level } from 'level';
 
 type Value = Buffer | string;
 
+/**
+ * A value made only when it is written or read (`putBehind`): of several writes of one key waiting for
+ * the same commit, only the last one's value is ever made.
+ */
+class Later {
+  #make: (() => Buffer) | null;
+  #value: Buffer | undefined;
+
+  constructor(make: () => Buffer) {
+    this.#make = make;
+  }
+
+  get value(): Buffer {
+    if (this.#make) {
+      this.#value = this.#make();
+      this.#make = null;
+    }
+    return this.#value!;
+  }
+}
+
+/** A value as queued: given, or made when needed. */
+type QueuedValue = Value | Later;
+
+const made = (value: QueuedValue | undefined): Value | undefined => (value instanceof Later ? value.value : value);
+
 interface EncodingOptions {
   valueEncoding?: string;
 }
 
 export type WriteOp = { type: 'put'; key: string; value: Value; valueEncoding?: string } | { type: 'del'; key: string };
+/** An operation as queued: a put's value may still have to be made. */
+type QueuedOp = { type: 'put'; key: string; value: QueuedValue; valueEncoding?: string } | { type: 'del'; key: string };
 
 interface Waiter {
   resolve: () => void;
@@ -54,7 +82,9 @@ interface Waiter {
 type Job = (
   | {
       kind: 'batch';
-      ops: WriteOp[];
+      ops: QueuedOp[];
+      /** Whether a put's value in `ops` is still to be made. */
+      later: boolean;
       /** Where each key's last operation is in `ops`: a later write of the key replaces it. */
       index: Map<string, number>;
       waiters: Waiter[];
@@ -73,7 +103,7 @@ type Job = (
 /** A queued write as reads see it until it is committed: the value, or a deletion. */
 interface Pending {
   job: Job;
-  value: Value | undefined;
+  value: QueuedValue | undefined;
 }
 
 export interface GroupCommitOptions {
@@ -146,7 +176,7 @@ export class GroupCommitDb {
   get(key: string, options?: EncodingOptions): Promise<Value | undefined> {
     const pending = this.#pending.get(key);
     if (pending) {
-      const value = encode(pending.value, options?.valueEncoding);
+      const value = encode(made(pending.value), options?.valueEncoding);
       if (value !== NOT_CONVERTIBLE) return Promise.resolve(value);
       return this.#afterPending(() => this.#db.get(key, options as never) as Promise<Value | undefined>);
     }
@@ -219,17 +249,26 @@ export class GroupCommitDb {
   }
 
   /**
+   * A write-behind put (as inside `writeBehind`) whose value `make` is called only when the put is
+   * written or read: for a key written often, most values are replaced before their commit and are
+   * never made. `make` must give what the value would have been at this call.
+   */
+  putBehind(key: string, make: () => Buffer, options?: EncodingOptions): void {
+    void this.writeBehind(() => this.write([{ type: 'put', key, value: new Later(make), ...(options?.valueEncoding ? { valueEncoding: options.valueEncoding } : {}) }]));
+  }
+
+  /**
    * Queues operations for the next commit. Resolves when they are committed, or at once for deferred
    * keys and write-behind writes (see above).
    */
-  write(ops: readonly WriteOp[]): Promise<void> {
+  write(ops: readonly QueuedOp[]): Promise<void> {
     if (this.#closed) return Promise.reject(new Error('the broker store is closed'));
     if (ops.length === 0) return Promise.resolve();
     const behind = this.#behind;
     let job = this.#jobs.at(-1);
     // Only a batch that has not started can take more; the one being written is no longer queued.
     if (job?.kind !== 'batch') {
-      job = { kind: 'batch', ops: [], index: new Map(), waiters: [], deferred: 0, sync: false, due: false };
+      job = { kind: 'batch', ops: [], later: false, index: new Map(), waiters: [], deferred: 0, sync: false, due: false };
       this.#jobs.push(job);
     }
     let added = 0;
@@ -242,6 +281,7 @@ export class GroupCommitDb {
       } else {
         job.ops[at] = op;
       }
+      if (op.type === 'put' && op.value instanceof Later) job.later = true;
       this.#pending.set(op.key, { job, value: op.type === 'put' ? op.value : undefined });
     }
     if (behind) {
@@ -356,7 +396,8 @@ export class GroupCommitDb {
       let failure: Error | undefined;
       try {
         if (job.kind === 'batch') {
-          await this.#db.batch(job.ops as never, { sync: job.sync });
+          const ops = job.later ? job.ops.map((op) => (op.type === 'put' && op.value instanceof Later ? { ...op, value: op.value.value } : op)) : job.ops;
+          await this.#db.batch(ops as never, { sync: job.sync });
           this.stats.commits++;
           this.stats.ops += job.ops.length;
         } else {
@@ -383,7 +424,7 @@ export class GroupCommitDb {
         const pending = this.#pending.get(op.key);
         if (pending?.job !== job) continue;
         this.#pending.delete(op.key);
-        if (!failure) this.#remember(op.key, pending.value);
+        if (!failure) this.#remember(op.key, made(pending.value));
       }
     } else {
       for (const [key, pending] of this.#pending) if (pending.job === job) this.#pending.delete(key);

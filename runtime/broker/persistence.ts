@@ -120,12 +120,20 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     throw new ClawboxError('STATE_UNWRITABLE', `cannot open the broker state in ${dir}: ${why}`, { dir }, { cause: error });
   }
   const committed = new GroupCommitDb(db, { deferrable: isMessageKey });
-  encodeFromBufferPool();
+  const encodeValue = encodeFromBufferPool();
   const persistence = levelPersistence(committed);
   const behind = new WeakSet<object>();
-  const storing = markStoringPublishes(persistence as unknown as MessageStore, (packet, store) =>
-    behind.delete(packet.payload as object) ? committed.writeBehind(store) : undefined,
-  );
+  const storing = markStoringPublishes(persistence as unknown as MessageStore, (packet, store) => {
+    if (!behind.delete(packet.payload as object)) return undefined;
+    // An empty payload deletes the retained message: the store's own path.
+    if ((packet.payload as Buffer).length === 0) return committed.writeBehind(store);
+    // What aedes-persistence-level's storeRetained writes (the packet, msgpack-encoded, under its key), but
+    // encoded only if it is still the topic's last message when its commit comes: a device publishing
+    // states many times a second is encoded about once a commit instead of once a state.
+    const copy = { ...packet };
+    committed.putBehind(`${RETAINED_PREFIX}${packet.topic}`, () => encodeValue(copy), { valueEncoding: 'buffer' });
+    return Promise.resolve();
+  });
   return {
     aedesPersistence: persistence,
     kind: 'level',
@@ -155,22 +163,28 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
  * them per message queued for a persistent session, the largest allocation cost in that path's profile.
  * Here it starts in a 512-byte slice of Node's buffer pool (a larger value grows it as before); the
  * encoder only ever returns the bytes it wrote, so the memory need not be zeroed, and a stored value pins
- * at most its 512 bytes instead of 2 KB. Idempotent.
+ * at most its 512 bytes instead of 2 KB. Idempotent. Returns the encoder, for values written here in the
+ * store's own format.
  */
-function encodeFromBufferPool(): void {
+function encodeFromBufferPool(): (value: unknown) => Buffer {
   const fromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-level'));
+  const { encode } = fromPersistence('msgpack-lite') as { encode: (value: unknown) => Buffer };
   const { EncodeBuffer } = fromPersistence('msgpack-lite/lib/encode-buffer') as {
     EncodeBuffer: { prototype: { bufferish: object; minBufferSize: number } };
   };
   const bufferish = fromPersistence('msgpack-lite/lib/bufferish') as object;
-  if (Object.getPrototypeOf(EncodeBuffer.prototype.bufferish) === bufferish) return;
+  if (Object.getPrototypeOf(EncodeBuffer.prototype.bufferish) === bufferish) return encode;
   EncodeBuffer.prototype.bufferish = Object.assign(Object.create(bufferish) as object, { alloc: (size: number) => Buffer.allocUnsafe(size) });
   EncodeBuffer.prototype.minBufferSize = 512;
+  return encode;
 }
+
+/** aedes-persistence-level's key prefix of retained messages (`retained:<topic>`). */
+const RETAINED_PREFIX = 'retained:';
 
 /** aedes-persistence-level's keys of retained messages and of queued messages (`outgoing:`, `outgoing-id:`). */
 function isMessageKey(key: string): boolean {
-  return key.startsWith('retained:') || key.startsWith('outgoing');
+  return key.startsWith(RETAINED_PREFIX) || key.startsWith('outgoing');
 }
 
 interface MessageStore {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { closeClient, collect, connect, startTestBroker } from '../../app/testing/broker.js';
-import { openPersistence } from './persistence.js';
+import { type BrokerPersistence as BrokerPersistenceLike, openPersistence } from './persistence.js';
 
 interface Store {
   storeRetained(packet: object): Promise<void>;
@@ -47,6 +47,32 @@ t.test('a message marked storeBehind: its publish has no commit to wait for; it 
   const topics: string[] = [];
   for await (const packet of (reopened.aedesPersistence as Store).createRetainedStream('wb/#')) topics.push(`${packet.topic}=${packet.payload}`);
   t.same(topics.sort(), ['wb/again=behind', 'wb/behind=behind', 'wb/usual=usual'], 'all three on disk after a clean stop');
+});
+
+t.test('write-behind messages of one topic: the store keeps the last, each field as it was when stored', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-write-behind-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const persistence = await openPersistence(dir, true);
+  const store = persistence.aedesPersistence as Store;
+  for (let i = 1; i <= 30; i++) {
+    const payload = Buffer.from(`{"brightness":${i}}`);
+    persistence.storeBehind!(payload);
+    const packet = { ...retained('wb/lamp', payload), brokerCounter: i };
+    await store.storeRetained(packet);
+    // aedes may change its packet after storing it (a client id for delivery): the store keeps what it got.
+    Object.assign(packet, { clientId: 'later', brokerCounter: -1 });
+  }
+  const read = async (from: BrokerPersistenceLike) => {
+    const out: object[] = [];
+    for await (const packet of (from.aedesPersistence as Store).createRetainedStream('wb/lamp')) out.push({ ...packet, payload: String(packet.payload) });
+    return out;
+  };
+  const expected = [{ ...retained('wb/lamp', Buffer.alloc(0)), brokerCounter: 30, payload: '{"brightness":30}' }];
+  t.same(await read(persistence), expected, 'a read before the commit finds the last one');
+  await persistence.close();
+  const reopened = await openPersistence(dir, true);
+  t.teardown(() => reopened.close());
+  t.same(await read(reopened), expected, 'and so does a read after a restart');
 });
 
 t.test('Broker.publish with republishedAtStart: subscribers get it, a new subscriber finds it retained, also after a restart', async (t) => {
