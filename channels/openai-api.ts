@@ -22,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import { ClawboxError, toClientError } from '../runtime/errors.js';
 import type { HttpMethod, RouteHandler, RouteRequest } from '../runtime/http/http-server.js';
 import type { Logger } from '../runtime/logging.js';
 import { assertValid, expectSchema } from '../runtime/operations/validator.js';
@@ -340,7 +340,7 @@ function modelNotFound(id: string): ApiError {
 
 function toApiError(error: unknown, models: ModelCatalog | undefined): ApiError {
   if (error instanceof ApiError) return error;
-  const err = toClawboxError(error);
+  const err = toClientError(error);
   const retry = typeof err.details.retry_after_ms === 'number' ? err.details.retry_after_ms : null;
   const code = err.code.toLowerCase();
   switch (err.code) {

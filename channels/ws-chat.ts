@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { ClawboxError, toClawboxError } from '../runtime/errors.js';
+import { ClawboxError, toClientError } from '../runtime/errors.js';
 import type { CallerUpgradeHandler } from '../runtime/http/http-server.js';
 import { wsLibrary } from '../runtime/http/ws-library.js';
 import type { Principal } from '../runtime/operations/principal.js';
@@ -121,7 +121,8 @@ export class WsChatChannel implements InteractiveChannel {
           if (rest) onText(rest);
           sendFrame(ws, { type: 'reply', text: reply.text, actions: reply.actions ?? [], path: reply.path ?? null, in_reply_to: id });
         } catch (error) {
-          const err = toClawboxError(error);
+          // chat.message goes through the front door, which logs what nobody expected.
+          const err = toClientError(error);
           sendFrame(ws, errorFrame(err.code, err.message, id));
         } finally {
           queued--;

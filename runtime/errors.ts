@@ -102,6 +102,24 @@ export function isClawboxError(error: unknown, code?: ErrorCode): error is Clawb
   return error instanceof ClawboxError && (code === undefined || error.code === code);
 }
 
+/**
+ * The error as a client may see it: typed errors as they are; an unexpected one (INTERNAL) with a fixed
+ * message, because its own text can carry file paths, addresses or a library's internals. Whoever answers
+ * logs the original (with `trace`, when given, which the client's message then names). The CLI keeps the
+ * raw message: it runs on the box, for its operator.
+ */
+export function toClientError(error: unknown, trace?: string): ClawboxError {
+  const typed = toClawboxError(error);
+  if (typed.code !== 'INTERNAL' || forClients.has(typed)) return typed;
+  const where = trace ? ` (trace ${trace})` : '';
+  const safe = new ClawboxError('INTERNAL', `an unexpected internal error${where}; the box's log has the details`, trace ? { trace } : {}, { cause: error });
+  forClients.add(safe);
+  return safe;
+}
+
+/** INTERNAL errors toClientError made: a second pass keeps them (and the trace they name). */
+const forClients = new WeakSet<ClawboxError>();
+
 /** Wraps anything thrown into a ClawboxError, keeping typed errors as they are. */
 export function toClawboxError(error: unknown): ClawboxError {
   if (error instanceof ClawboxError) return error;

@@ -3,7 +3,7 @@
  * `{"status":"ok","data":…}` or `{"status":"error","error":{"code","message",…}}`, with the caller's
  * `transaction` echoed when it sent one.
  */
-import { toClawboxError } from '../errors.js';
+import { toClientError } from '../errors.js';
 
 export type Transaction = string | number;
 
@@ -16,7 +16,8 @@ export function okEnvelope(data: unknown, transaction?: Transaction): Envelope {
 }
 
 export function errorEnvelope(error: unknown, transaction?: Transaction): Envelope {
-  const body = toClawboxError(error).toJSON();
+  // What a client reads: an unexpected error's own text stays in the box's log (toClientError).
+  const body = toClientError(error).toJSON();
   return transaction === undefined ? { status: 'error', error: body } : { status: 'error', error: body, transaction };
 }
 

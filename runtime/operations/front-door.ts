@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type AuditEntry, digest } from '../audit/index.js';
-import { ClawboxError, toClawboxError } from '../errors.js';
+import { ClawboxError, toClawboxError, toClientError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Operation, OperationContext, TextSink } from './operation.js';
 import { type Principal, describePrincipal } from './principal.js';
@@ -144,7 +144,10 @@ export class FrontDoor {
       // A handler that did not start its action says so with DEADLINE_EXCEEDED/BUSY or a validation code;
       // anything else may have reached the device.
       if (operation.changesWorld) await this.#record(operation, valid, call, trace, { decision: 'allowed', outcome: notRun(err) ? 'not_run' : 'failed', error: err });
-      throw err;
+      if (err.code !== 'INTERNAL') throw err;
+      // What nobody expected is logged here, whole; the caller gets a message that names the trace.
+      this.#logger.error({ err: error, operation: operation.name, trace }, `${operation.name} failed unexpectedly`);
+      throw toClientError(err, trace);
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener('abort', onCallerAbort);

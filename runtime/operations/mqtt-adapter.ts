@@ -169,6 +169,8 @@ export class MqttAdapter {
       call = route.decode(message.topic, message.payload);
     } catch (error) {
       const refused = error instanceof RefusedRequest ? error : null;
+      // A decoder that throws anything but a typed refusal has a bug: the client gets INTERNAL, the log the rest.
+      if (!refused && !(error instanceof ClawboxError)) this.#o.logger.error({ err: error, topic: message.topic }, 'MQTT request could not be decoded');
       const outcome: RouteOutcome = refused
         ? { ok: false, error: refused.error, ...(refused.transaction === undefined ? {} : { transaction: refused.transaction }) }
         : { ok: false, error: toClawboxError(error) };
