@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
+import { isoTimestamp } from '../system/timestamps.js';
 import { GroupCommitter } from './committer.js';
 import { AUDIT_DEFAULTS, type AuditConfig } from './config-schema.js';
 import { auditDir } from './files.js';
@@ -184,7 +185,7 @@ export class AuditLog implements Component {
   async retireBefore(cutoff: Date): Promise<string[]> {
     const running = this.#require();
     const deleted = await running.committer.exclusive(() => running.writer.retireBefore(cutoff));
-    if (deleted.length > 0) running.logger.info({ deleted }, `audit retention: deleted ${deleted.length} file(s) older than ${cutoff.toISOString()}`);
+    if (deleted.length > 0) running.logger.info({ deleted }, `audit retention: deleted ${deleted.length} file(s) older than ${isoTimestamp(cutoff.getTime())}`);
     return deleted;
   }
 
@@ -219,7 +220,7 @@ export class AuditLog implements Component {
         upTo: { file: head.file.index, bytes: head.bytes },
       });
       const at = new Date();
-      this.#verification = { state: stateOf(result), at: at.toISOString(), result };
+      this.#verification = { state: stateOf(result), at: isoTimestamp(at.getTime()), result };
       running.metrics.verified(result, at);
       if (result.problem) {
         const { file, line, reason } = result.problem;

@@ -4,6 +4,7 @@
  * canonical JSON without `hash` (canonical.ts). The file format is described in README.md.
  */
 import { ClawboxError } from '../errors.js';
+import { isoTimestamp } from '../system/timestamps.js';
 import { type JsonValue, canonicalJson, digest, sha256Hex, toJsonValue } from './canonical.js';
 
 export const PRINCIPAL_KINDS = ['mqtt', 'http', 'chat', 'system'] as const;
@@ -114,7 +115,7 @@ export function toBody(entry: AuditEntry, now: Date): RecordBody {
   const error = e.error as Partial<NonNullable<AuditEntry['error']>> | undefined;
   if (error !== undefined && (typeof error !== 'object' || error === null)) throw new ClawboxError('PAYLOAD_INVALID', 'audit entry: error must be an object');
   return {
-    time: now.toISOString(),
+    time: isoTimestamp(now.getTime()),
     op,
     principal: { kind: oneOf(principal.kind, PRINCIPAL_KINDS, 'principal.kind'), id: text(principal.id, 'principal.id', 256) },
     trace: text(e.trace, 'trace', 256),

@@ -13,6 +13,7 @@ import { type FileHandle, mkdir, open, readFile, unlink } from 'node:fs/promises
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ClawboxError } from '../errors.js';
+import { isoTimestamp } from '../system/timestamps.js';
 import { type AuditFile, auditFile, listAuditFiles, parseLine, readLines, tornTailStart } from './files.js';
 import { type AuditAnchor, type AuditLine, type AuditRecord, GENESIS, hashLine, isAuditLine, type RecordBody, sealAnchor, sealRecord } from './record.js';
 
@@ -139,7 +140,7 @@ export class AuditWriter {
       return writer;
     }
     const first = auditFile(dir, 1);
-    const anchor = sealAnchor({ seq: 0, time: now().toISOString(), file: 1, oldest: 1, prev: GENESIS });
+    const anchor = sealAnchor({ seq: 0, time: isoTimestamp(now().getTime()), file: 1, oldest: 1, prev: GENESIS });
     const { handle, bytes } = await AuditWriter.#create(first, anchor);
     return new AuditWriter(dir, options, handle, first, bytes, anchor.seq, anchor.hash);
   }
@@ -230,7 +231,7 @@ export class AuditWriter {
     const retain = this.#options.retainFiles;
     const existing = await listAuditFiles(this.dir);
     const kept = existing.map((f) => f.index).filter((index) => index >= keepFrom && (retain === 0 || index > next.index - retain));
-    const anchor = sealAnchor({ seq: this.#seq, time: this.#now().toISOString(), file: next.index, oldest: Math.min(next.index, ...kept), prev: this.#hash });
+    const anchor = sealAnchor({ seq: this.#seq, time: isoTimestamp(this.#now().getTime()), file: next.index, oldest: Math.min(next.index, ...kept), prev: this.#hash });
     const { handle, bytes } = await AuditWriter.#create(next, anchor);
     const old = this.#handle;
     this.#handle = handle;

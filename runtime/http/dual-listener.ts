@@ -7,6 +7,7 @@ import { type IncomingMessage, type Server as HttpServer, type ServerResponse, c
 import type { Server as HttpsServer } from 'node:https';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
 import { httpsModule } from '../system/tls-on-demand.js';
+import { DatedResponse, rawHttpResponse } from './dated-response.js';
 
 const TLS_HANDSHAKE = 0x16;
 
@@ -20,9 +21,9 @@ export interface DualListener {
 }
 
 export function createDualListener(tls: { cert: string; key: string }): DualListener {
-  const https = httpsModule().createServer({ cert: tls.cert, key: tls.key, noDelay: true, keepAlive: true });
-  const redirect = createHttpServer((req, res) => redirectToHttps(req, res));
-  redirect.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 426 Upgrade Required\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'));
+  const https = httpsModule().createServer({ cert: tls.cert, key: tls.key, noDelay: true, keepAlive: true, ServerResponse: DatedResponse });
+  const redirect = createHttpServer({ ServerResponse: DatedResponse }, (req, res) => redirectToHttps(req, res));
+  redirect.on('upgrade', (_req, socket) => socket.end(rawHttpResponse('426 Upgrade Required')));
   redirect.on('clientError', (_error, socket) => socket.destroy());
   const net = createNetServer({ noDelay: true }, (socket: Socket) => {
     socket.on('error', () => socket.destroy());

@@ -9,6 +9,7 @@ import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hashPassword } from '../auth/password.js';
 import { ClawboxError } from '../errors.js';
+import { isoTimestamp } from '../system/timestamps.js';
 
 export interface AdminRecord {
   password_hash: string;
@@ -74,7 +75,7 @@ export class FirstRunSetup {
     }
     this.#busy = true;
     try {
-      const record: AdminRecord = { password_hash: await hashPassword(password), name, created_at: new Date().toISOString() };
+      const record: AdminRecord = { password_hash: await hashPassword(password), name, created_at: isoTimestamp() };
       const file = adminFile(this.#stateDir);
       const temp = `${file}.tmp-${process.pid}`;
       await writeFile(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });

@@ -51,6 +51,7 @@ import { LiveEvents } from './live-events.js';
 import { DEFAULT_BODY_LIMIT, readJsonBody, sendError, sendJson, setSecurityHeaders } from './respond.js';
 import { type HttpMethod, type RouteHandler, type RouteOptions, Router } from './router.js';
 import { buildStatusDocument } from './status-document.js';
+import { DatedResponse, rawHttpResponse } from './dated-response.js';
 import { createDualListener } from './dual-listener.js';
 import { FirstRunSetup, readAdminRecord } from './first-run.js';
 import { loadOrCreateCertificate } from './tls-certificate.js';
@@ -199,7 +200,7 @@ export class HttpServer implements Component {
       server = dual.https;
       listener = dual.net;
     } else {
-      server = createServer({ noDelay: true, keepAlive: true });
+      server = createServer({ noDelay: true, keepAlive: true, ServerResponse: DatedResponse });
       listener = server;
     }
     server.headersTimeout = 20_000;
@@ -207,7 +208,7 @@ export class HttpServer implements Component {
     server.on('request', (req, res) => void this.#handle(req, res));
     server.on('upgrade', (req, socket, head) => void this.#upgrade(req, socket, head));
     server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      if (socket.writable) socket.end(rawHttpResponse('400 Bad Request'));
       else socket.destroy();
     });
 
@@ -420,7 +421,7 @@ export class HttpServer implements Component {
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy()); // a reset peer must not crash the runtime
     // Destroy once the answer is flushed: a client that never closes its side cannot hold the socket.
-    const refuse = (status: string) => socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+    const refuse = (status: string) => socket.write(rawHttpResponse(status), () => socket.destroy());
     const url = parseTarget(req.url);
     const entry = url ? this.#upgrades.get(url.pathname) : undefined;
     if (!entry || this.#stopping) return void refuse(this.#stopping ? '503 Service Unavailable' : '404 Not Found');

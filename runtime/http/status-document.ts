@@ -6,6 +6,7 @@
 import type { RuntimeContext } from '../context.js';
 import type { LifecycleState } from '../events.js';
 import type { LogEntry } from '../logging.js';
+import { isoTimestamp } from '../system/timestamps.js';
 
 /** How many recent warnings the document carries (the ring keeps more). */
 export const WARNINGS_IN_STATUS = 50;
@@ -28,7 +29,7 @@ export async function buildStatusDocument(ctx: RuntimeContext): Promise<StatusDo
     version: ctx.version,
     mode: ctx.config.mode,
     state: ctx.lifecycleState(),
-    started_at: new Date(ctx.startedAt).toISOString(),
+    started_at: isoTimestamp(ctx.startedAt),
     uptime_s: Math.max(0, Math.floor((Date.now() - ctx.startedAt) / 1000)),
     sections: await ctx.status.snapshot(),
     warnings: ctx.logRing.entries().slice(-WARNINGS_IN_STATUS),

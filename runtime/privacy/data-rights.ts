@@ -16,6 +16,7 @@ import type { PrincipalProtector } from '../audit/log.js';
 import type { Component, RuntimeContext } from '../context.js';
 import { ClawboxError } from '../errors.js';
 import type { StoreDocument } from '../store/state-store.js';
+import { isoTimestamp } from '../system/timestamps.js';
 import { DATA_DEFAULTS, type DataConfig } from './config-schema.js';
 import { type Subject, subjectOfPrincipal } from './subject.js';
 import { SubjectKeys } from './subject-keys.js';
@@ -161,7 +162,7 @@ export class DataRights implements Component {
     return {
       subject,
       region: this.#config.region,
-      generated_at: new Date().toISOString(),
+      generated_at: isoTimestamp(),
       opted_out_of_sharing: this.optedOut(subject),
       pseudonym: keys.pseudonymIfKnown(subject),
       holders,
@@ -182,7 +183,7 @@ export class DataRights implements Component {
     await this.#setOptOut(subject, false);
     const destroyed = await keys.erase(subject);
     this.#logger?.info({ removed, pseudonym_key_destroyed: destroyed }, 'erased a data subject on request');
-    return { subject, erased_at: new Date().toISOString(), removed, pseudonym_key_destroyed: destroyed };
+    return { subject, erased_at: isoTimestamp(), removed, pseudonym_key_destroyed: destroyed };
   }
 
   optedOut(subject: Subject): boolean {
@@ -263,7 +264,7 @@ export class DataRights implements Component {
         this.#logger?.warn({ err: error, holder: holder.name }, `retention sweep of ${holder.name} failed; it is tried again at the next sweep`);
       }
     }
-    this.#lastSweep = { at: new Date().toISOString(), removed, failed };
+    this.#lastSweep = { at: isoTimestamp(), removed, failed };
     const total = Object.values(removed).reduce((a, b) => a + b, 0);
     if (total > 0) this.#logger?.info({ removed }, `retention: removed ${total} item(s) past their retention`);
     return this.#lastSweep;

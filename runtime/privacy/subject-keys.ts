@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClawboxError } from '../errors.js';
 import { ensureDir, writeFileAtomic } from '../store/atomic-file.js';
+import { isoTimestamp } from '../system/timestamps.js';
 import type { Subject } from './subject.js';
 
 const PREFIX = 'subject:';
@@ -116,7 +117,7 @@ export class SubjectKeys {
 
   async #makeKey(subject: Subject): Promise<string> {
     const key = randomBytes(32).toString('base64');
-    this.#data.keys[subject] = { key, created: new Date().toISOString() };
+    this.#data.keys[subject] = { key, created: isoTimestamp() };
     await this.#persist();
     // Handed out only once on disk: a record never names a key a crash could lose.
     this.#index(subject, key);

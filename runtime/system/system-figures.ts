@@ -10,6 +10,7 @@
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type si from 'systeminformation';
+import { isoTimestamp } from './timestamps.js';
 
 export interface SystemFigures {
   /** When the last systeminformation sample finished (ISO time), or null before the first one. */
@@ -179,7 +180,7 @@ export class SystemSampler {
     const usage = process.memoryUsage();
     const [one = 0, five = 0, fifteen = 0] = loadavg();
     return {
-      sampled_at: slow ? new Date(slow.at).toISOString() : null,
+      sampled_at: slow ? isoTimestamp(slow.at) : null,
       cpu: {
         cores: cpus().length,
         load_percent: Number.isFinite(this.#loadPercent) ? this.#loadPercent : null,
