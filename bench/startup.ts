@@ -14,6 +14,8 @@
  *   compiles every schema at start), compile cache on.
  * - baseline (optional, BENCH_BASELINE_REF=<git ref>): clawbox as it was at that commit (`git archive`
  *   into a temp folder, this checkout's node_modules linked, built there), run the same way.
+ * - bundled: the same build bundled by bin/bundle.js into one file per load step, as the OS image runs it
+ *   (copied without dist/.tsbuildinfo, as in the image, so bin/clawbox.js takes the bundle).
  * - floor: `node -e` with a bare http server answering /healthz: what spawning Node and listening costs
  *   on this machine, with no clawbox code at all.
  *
@@ -26,7 +28,8 @@
  * Prints a table of medians and writes everything to bench/results/startup-<time>.json.
  *
  * Environment: BENCH_RUNS (default 10), BENCH_BASELINE_REF (none), BENCH_NO_BUILD=1 (use dist as is),
- * BENCH_SCENARIOS (default "defaults,persisted state").
+ * BENCH_SCENARIOS (default "defaults,persisted state"), BENCH_VARIANTS (default all: a comma-separated list
+ * of the names above, "baseline" for the baseline).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -44,6 +47,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 10);
 const BASELINE_REF = process.env.BENCH_BASELINE_REF;
 const NO_BUILD = process.env.BENCH_NO_BUILD === '1';
 const SCENARIOS = (process.env.BENCH_SCENARIOS ?? 'defaults,persisted state').split(',').map((s) => s.trim()).filter(Boolean);
+const ONLY = process.env.BENCH_VARIANTS?.split(',').map((s) => s.trim()).filter(Boolean);
 const GOAL_MS = 2000;
 const TIMEOUT_MS = 60_000;
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -117,6 +121,18 @@ function copyWithoutPrecompiled(scratch: string): string {
   for (const item of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, item), path.join(dir, item), { recursive: true });
   rmSync(path.join(dir, 'dist/runtime/operations/precompiled'), { recursive: true, force: true });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return dir;
+}
+
+/** This checkout's built runtime bundled by bin/bundle.js (what the OS image runs), in `<scratch>/bundled`. */
+function copyBundled(scratch: string): string {
+  const dir = path.join(scratch, 'bundled');
+  mkdirSync(dir);
+  for (const item of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, item), path.join(dir, item), { recursive: true });
+  // As in the image: no tsc build info, so bin/clawbox.js takes the bundle.
+  rmSync(path.join(dir, 'dist/.tsbuildinfo'), { force: true });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  execFileSync(process.execPath, [path.join(dir, 'bin/bundle.js'), dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   return dir;
 }
 
@@ -219,6 +235,10 @@ async function main(): Promise<void> {
       },
       { name: 'no precompiled validators', how: 'the same build without dist/runtime/operations/precompiled', command: installed(noPrecompiled), cwd: noPrecompiled },
     ];
+    if (existsSync(path.join(ROOT, 'bin/bundle.js'))) {
+      const bundled = copyBundled(scratch);
+      variants.push({ name: 'bundled', how: 'the same build bundled by bin/bundle.js (as the OS image runs it)', command: installed(bundled), cwd: bundled });
+    }
     const baseline = BASELINE_REF ? buildBaseline(BASELINE_REF, scratch) : undefined;
     if (baseline) {
       variants.push({
@@ -230,6 +250,7 @@ async function main(): Promise<void> {
     }
     variants.push({ name: 'floor', how: 'node -e with a bare http server answering /healthz', command: [process.execPath, '-e', FLOOR_SCRIPT], cwd: scratch });
 
+    if (ONLY) variants.splice(0, variants.length, ...variants.filter((v) => ONLY.includes(v.name) || (v.name.startsWith('baseline ') && ONLY.includes('baseline'))));
     const template = SCENARIOS.includes('persisted state') ? await persistedStateTemplate(scratch) : undefined;
     const stateDirOf = (scenario: string, variant: Variant): string => path.join(scratch, 'state', `${scenario}-${variant.name}`.replace(/[^a-z0-9-]+/gi, '_'));
 

@@ -19,7 +19,7 @@
 // later (bench/README.md, "Footprint", fifth round, has the before/after).
 // The systemd unit runs this file, so it gets all four.
 // `npm start` runs this file through this line and the benchmarks read the flags from it: one place for them.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { enableCompileCache } from './compile-cache.js';
 
 // The runtime uses Node 22's APIs (zstd, the module compile cache): say so plainly on an older Node.
@@ -37,7 +37,7 @@ if (process.argv[2] === '--build-if-stale') {
   if (status !== 0) process.exit(status);
 }
 
-const entry = new URL('../dist/app/main.js', import.meta.url);
+const entry = bundledEntry() ?? new URL('../dist/app/main.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('clawbox: the runtime is not built; run `npm run build` (npm ci does it for you)\n');
   process.exit(1);
@@ -47,3 +47,15 @@ if (!existsSync(entry)) {
 enableCompileCache();
 
 await import(entry.href);
+
+/**
+ * The runtime bundled by bin/bundle.js (what the OS image ships: fewer files to load at start), unless tsc
+ * has built dist/ since (a checkout's dist/.tsbuildinfo; the image has none): then dist/ is newer.
+ */
+function bundledEntry() {
+  const bundled = new URL('../dist/bundle/main.js', import.meta.url);
+  const bundledAt = statSync(bundled, { throwIfNoEntry: false })?.mtimeMs;
+  if (bundledAt === undefined) return null;
+  const builtAt = statSync(new URL('../dist/.tsbuildinfo', import.meta.url), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return bundledAt >= builtAt ? bundled : null;
+}
