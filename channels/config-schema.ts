@@ -5,7 +5,7 @@
  * senders that may talk to the agent and have it command and read devices, but not manage the box.
  */
 import { ClawboxError } from '../runtime/errors.js';
-import { validatorFor } from '../runtime/operations/validator.js';
+import { validatorForOneUse } from '../runtime/operations/validator.js';
 
 /**
  * What a chat sender may do unless channels.permissions names it: ask the agent, confirm what it asked
@@ -171,7 +171,8 @@ const wrapped = { type: 'object', properties: { channels: channelsConfigSchema }
 /** Validates a raw section (or undefined) and fills its defaults; CONFIG_INVALID on error. */
 export function resolveChannelsConfig(raw: unknown): ChannelsConfig {
   const copy = { channels: structuredClone(raw ?? {}) as unknown };
-  const validate = validatorFor<{ channels: ChannelsConfig }>(wrapped);
+  // Checked at start and when the config changes: the validator is not kept (the idle box holds it for nothing).
+  const validate = validatorForOneUse<{ channels: ChannelsConfig }>(wrapped, 'request');
   if (!validate(copy)) {
     const detail = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
     throw new ClawboxError('CONFIG_INVALID', `channels config is invalid: ${detail}`);

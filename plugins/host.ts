@@ -15,7 +15,7 @@ import { ClawboxError, toClawboxError } from '../runtime/errors.js';
 import type { Messaging } from '../runtime/messaging.js';
 import type { FrontDoor } from '../runtime/operations/front-door.js';
 import type { MqttAdapter } from '../runtime/operations/mqtt-adapter.js';
-import { validatorFor } from '../runtime/operations/validator.js';
+import { validatorForOneUse } from '../runtime/operations/validator.js';
 import { PluginChannelHandle } from './channel-handle.js';
 import { type PluginsConfig, pluginsConfigSchema } from './config-schema.js';
 import { type DiscoveredPlugin, type DiscoveryProblem, discoverPlugins, pluginSources } from './discovery.js';
@@ -126,7 +126,8 @@ const { default: _sectionDefault, ...sectionSchema } = pluginsConfigSchema;
 /** Applies the `plugins:` schema (defaults included) to a raw section; throws CONFIG_INVALID. */
 export function resolvePluginsConfig(raw: unknown): PluginsConfig {
   const copy = structuredClone(raw ?? {});
-  const validateSection = validatorFor(sectionSchema);
+  // Checked at start and when the config changes: the validator is not kept (the idle box holds it for nothing).
+  const validateSection = validatorForOneUse(sectionSchema, 'request');
   if (!validateSection(copy)) {
     throw new ClawboxError('CONFIG_INVALID', `plugins: ${formatAjvErrors(validateSection.errors)}`);
   }
@@ -191,11 +192,9 @@ export class PluginHost implements Component {
         continue;
       }
       const pluginConfig = structuredClone(config.config[plugin.name] ?? {});
-      if (!plugin.compiled.validateConfig(pluginConfig)) {
-        const error = new ClawboxError(
-          'PLUGIN_INVALID',
-          `plugins.config.${plugin.name} ${formatAjvErrors(plugin.compiled.validateConfig.errors)}`,
-        );
+      const configErrors = plugin.compiled.checkConfig(pluginConfig);
+      if (configErrors) {
+        const error = new ClawboxError('PLUGIN_INVALID', `plugins.config.${plugin.name} ${formatAjvErrors(configErrors)}`);
         this.#problems.push({ path: plugin.dir, origin: plugin.origin, name: plugin.name, error });
         log.warn({ plugin: plugin.name }, error.message);
         continue;
@@ -427,9 +426,8 @@ export class PluginHost implements Component {
     const earlier = this.#channelHandles.get(channel);
     if (earlier && earlier.status().state !== 'stopped') throw new ClawboxError('CONFIG_INVALID', `channel "${channel}" is opened twice`);
     const checked = structuredClone(options.config);
-    if (!plugin.compiled.validateConfig(checked)) {
-      throw new ClawboxError('CONFIG_INVALID', `channels.platforms.${channel}.config ${formatAjvErrors(plugin.compiled.validateConfig.errors)}`);
-    }
+    const configErrors = plugin.compiled.checkConfig(checked);
+    if (configErrors) throw new ClawboxError('CONFIG_INVALID', `channels.platforms.${channel}.config ${formatAjvErrors(configErrors)}`);
     const declared = plugin.compiled.manifest.channel?.credentials ?? [];
     const credentials: Record<string, string> = {};
     for (const credential of declared) {

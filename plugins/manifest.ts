@@ -172,7 +172,8 @@ export interface CompiledTool {
 export interface CompiledManifest {
   readonly manifest: PluginManifest;
   readonly tools: ReadonlyMap<string, CompiledTool>;
-  readonly validateConfig: ValidateFunction;
+  /** Checks a config for the plugin in place (defaults applied): undefined when valid, else Ajv's errors (formatAjvErrors). */
+  checkConfig(value: unknown): NonNullable<ValidateFunction['errors']> | undefined;
 }
 
 
@@ -208,17 +209,22 @@ export function parseManifest(text: string, where: string): CompiledManifest {
   // schemas have the factory's plugin profile: not strict (authors use annotations freely), formats known,
   // defaults applied to arguments and config, an Ajv instance per schema so that $ids cannot collide; the
   // built-in plugins' schemas are precompiled at build time.
-  const lazy = (schema: Record<string, unknown>, what: string): (() => ValidateFunction) => {
+  const usable = (schema: Record<string, unknown>, what: string): void => {
     const problem = schemaProblem(schema, 'plugin');
     if (problem) throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${problem}`);
+  };
+  const compile = (schema: Record<string, unknown>, what: string, forOneUse = false): ValidateFunction => {
+    try {
+      return forOneUse ? validatorForOneUse(schema, 'plugin') : validatorFor(schema, 'plugin');
+    } catch (error) {
+      throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
+    }
+  };
+  const lazy = (schema: Record<string, unknown>, what: string): (() => ValidateFunction) => {
+    usable(schema, what);
     let compiled: ValidateFunction | undefined;
     return () => {
-      if (compiled) return compiled;
-      try {
-        compiled = validatorFor(schema, 'plugin');
-      } catch (error) {
-        throw new ClawboxError('PLUGIN_INVALID', `${where}: ${what} is not a usable JSON Schema: ${(error as Error).message}`);
-      }
+      compiled ??= compile(schema, what);
       return compiled;
     };
   };
@@ -237,12 +243,14 @@ export function parseManifest(text: string, where: string): CompiledManifest {
       },
     });
   }
-  const config = lazy(manifest.config, 'config');
+  usable(manifest.config, 'config');
   return {
     manifest,
     tools,
-    get validateConfig() {
-      return config();
+    // A config is checked when the plugin loads and when a channel opens it: its validator is not kept.
+    checkConfig(value) {
+      const validate = compile(manifest.config, 'config', true);
+      return validate(value) ? undefined : (validate.errors ?? []);
     },
   };
 }

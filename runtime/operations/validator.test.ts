@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -172,8 +173,12 @@ t.test('plugin profile: formats and defaults on both paths; schemaProblem refuse
 
   writePrecompiledValidators([{ schema: pluginSchema, profile: 'plugin' }], dir);
   usePrecompiledValidators(dir);
+  const file = path.join(dir, `${validatorKey(pluginSchema, 'plugin')}.js`);
+  const { cache } = createRequire(import.meta.url);
   t.equal(schemaProblem(pluginSchema, 'plugin'), undefined);
+  t.notOk(cache[file], 'a precompiled schema is not loaded by the check: only on first use');
   t.ok(isPrecompiled(validatorFor(pluginSchema, 'plugin')), 'the precompiled file is used');
+  t.ok(cache[file], 'loaded on first use');
   const precompiled = outcome();
   t.same(precompiled, compiled);
   t.same(precompiled.map((r) => r.ok), [true, false, false], 'format uri is checked');

@@ -77,10 +77,17 @@ export function validatorKey(schema: JsonSchema, profile: ValidatorProfile): str
     .slice(0, 40);
 }
 
-/** The precompiled validator for `key`, or undefined (none, or unreadable: then it is compiled). */
-function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined {
-  const file = path.join(dir, `${key}.js`);
-  if (!existsSync(file)) return undefined;
+/** The build's file for a schema, if there is one; tells the build's recording start of the schema first. */
+function precompiledFile(schema: JsonSchema, profile: ValidatorProfile): string | undefined {
+  for (const observe of observers) observe(schema, profile);
+  if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
+  if (!precompiledDir) return undefined;
+  const file = path.join(precompiledDir, `${validatorKey(schema, profile)}.js`);
+  return existsSync(file) ? file : undefined;
+}
+
+/** The precompiled validator in `file`, or undefined (unreadable: then it is compiled). */
+function loadPrecompiled(file: string): ValidateFunction | undefined {
   try {
     const validate = require(file) as ValidateFunction;
     return typeof validate === 'function' ? validate : undefined;
@@ -93,9 +100,7 @@ function loadPrecompiled(dir: string, key: string): ValidateFunction | undefined
  * A precompiled validator compiled for one use, outside the module cache: once the caller drops it, V8
  * can free its code and source. undefined: no file, or unreadable (then it is compiled and kept).
  */
-function loadPrecompiledForOneUse(dir: string, key: string): ValidateFunction | undefined {
-  const file = path.join(dir, `${key}.js`);
-  if (!existsSync(file)) return undefined;
+function loadPrecompiledForOneUse(file: string): ValidateFunction | undefined {
   try {
     const module = { exports: undefined as unknown };
     // The same wrapper CommonJS gives a file; `require` resolves Ajv's runtime helpers from the folder.
@@ -135,9 +140,8 @@ function compile(schema: JsonSchema, profile: ValidatorProfile): ValidateFunctio
 }
 
 function precompiledFor(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction | undefined {
-  for (const observe of observers) observe(schema, profile);
-  if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
-  return precompiledDir ? loadPrecompiled(precompiledDir, validatorKey(schema, profile)) : undefined;
+  const file = precompiledFile(schema, profile);
+  return file ? loadPrecompiled(file) : undefined;
 }
 
 function cacheOf(profile: ValidatorProfile): WeakMap<JsonSchema, ValidateFunction> {
@@ -193,9 +197,8 @@ export function validatorByContent<T>(schema: JsonSchema, profile: ValidatorProf
 export function validatorForOneUse<T>(schema: JsonSchema, profile: ValidatorProfile): ValidateFunction<T> {
   const kept = cacheOf(profile).get(schema);
   if (kept) return kept as ValidateFunction<T>;
-  for (const observe of observers) observe(schema, profile);
-  if (precompiledDir === undefined) precompiledDir = existsSync(PRECOMPILED_DIR) ? PRECOMPILED_DIR : null;
-  const validate = precompiledDir ? loadPrecompiledForOneUse(precompiledDir, validatorKey(schema, profile)) : undefined;
+  const file = precompiledFile(schema, profile);
+  const validate = file ? loadPrecompiledForOneUse(file) : undefined;
   if (!validate) return validatorFor<T>(schema, profile);
   fromPrecompiled.add(validate);
   return validate as ValidateFunction<T>;
@@ -207,17 +210,10 @@ let metaChecker: Ajv | undefined;
  * Why a schema from outside (a plugin's) cannot be compiled for `profile`, or undefined when it can: checked
  * against the JSON Schema meta-schema without compiling it, so a caller can refuse a bad schema early and
  * still compile it on first use. A schema precompiled at build time compiled then: it needs no check, and
- * its file is kept for validatorFor.
+ * nothing is loaded for it until its first use (a plugin that is never called costs no validator).
  */
 export function schemaProblem(schema: JsonSchema, profile: ValidatorProfile): string | undefined {
-  const cache = cacheOf(profile);
-  if (cache.has(schema)) return undefined;
-  const precompiled = precompiledFor(schema, profile);
-  if (precompiled) {
-    fromPrecompiled.add(precompiled);
-    cache.set(schema, precompiled);
-    return undefined;
-  }
+  if (cacheOf(profile).has(schema) || precompiledFile(schema, profile)) return undefined;
   metaChecker ??= new (loadAjv().Ajv)({ strict: false, allowUnionTypes: true, validateFormats: false });
   return metaChecker.validateSchema(schema as Record<string, unknown>) ? undefined : metaChecker.errorsText(metaChecker.errors);
 }

@@ -14,7 +14,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSy
 import path from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { ClawboxError } from '../../../runtime/errors.js';
-import { validatorFor } from '../../../runtime/operations/validator.js';
+import { validatorForOneUse } from '../../../runtime/operations/validator.js';
 import { type CheckContext, ContentFilter, type ContentSafetyConfig, ContentSafetyConfigError, type SafetyDecision } from './filter.js';
 
 export type { CheckContext, ContentSafetyConfig, SafetyAction, SafetyDecision, SafetyMatch } from './filter.js';
@@ -39,9 +39,10 @@ export interface ContentSafety {
 const manifest = JSON.parse(readFileSync(new URL('./clawbox.plugin.json', import.meta.url), 'utf8')) as {
   config: Record<string, unknown>;
 };
-// On first use: importing this module (the app does, for chat) should not cost a schema compile. The plugin
-// profile is the one the plugin host checks this same config with (precompiled at build time).
-const configValidator = (): ValidateFunction => validatorFor(manifest.config, 'plugin');
+// On first use: importing this module (the app does, for chat) should not cost a schema compile; and not
+// kept: a config is checked once. The plugin profile is the one the plugin host checks this same config with
+// (precompiled at build time).
+const configValidator = (): ValidateFunction => validatorForOneUse(manifest.config, 'plugin');
 
 /** Checks a raw `plugins.config.content-safety` section; throws CONFIG_INVALID naming the problem. */
 export function resolveContentSafetyConfig(raw: unknown): ContentSafetyConfig {
