@@ -62,6 +62,8 @@ function parseMode(value: string | undefined): Mode | undefined {
 
 /** scrypt takes any length; a bound keeps `clawbox passwd < /dev/zero` from reading forever. */
 const MAX_PASSWORD = 1024;
+/** How long after ready `clawbox start` writes Node's compile cache (see runStart). */
+export const COMPILE_CACHE_FLUSH_DELAY_MS = 2000;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -168,8 +170,9 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
     `clawbox ${VERSION} serving: mqtt://${config.broker.host}:${app.broker.port} http://${config.http.host}:${app.http.port}`,
   );
   // Node writes its compile cache (enabled by bin/clawbox.js) at exit; a kill -9 or a power cut would lose
-  // it, so what a start compiled is written now, once serving.
-  module.flushCompileCache?.();
+  // it, so what a start compiled is written once serving: a little after ready, since the write is
+  // synchronous and would hold up the first requests a new box answers (an exit before then writes it anyway).
+  setTimeout(() => module.flushCompileCache?.(), COMPILE_CACHE_FLUSH_DELAY_MS).unref();
   await new Promise<void>((resolve) => {
     app.ctx.bus.on('lifecycle', ({ state }) => state === 'stopped' && resolve());
   });
