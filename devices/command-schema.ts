@@ -78,6 +78,8 @@ export function deriveSchemas(capabilities: readonly CapabilityConfig[]): Device
 
 
 interface Compiled {
+  /** The capabilities it was compiled for: the same array needs no comparison by content. */
+  capabilities: DeviceDefinition['capabilities'];
   key: string;
   schemas: DeviceSchemas;
   validate: ValidateFunction;
@@ -139,11 +141,17 @@ export class CommandValidator {
   }
 
   #compiled(device: DeviceDefinition): Compiled {
-    const key = JSON.stringify(device.capabilities);
+    // Every command and every state report asks: the usual answer is the same capabilities array as last time.
     const hit = this.#cache.get(device.id);
-    if (hit && hit.key === key) return hit;
+    if (hit?.capabilities === device.capabilities) return hit;
+    const key = JSON.stringify(device.capabilities);
+    if (hit && hit.key === key) {
+      hit.capabilities = device.capabilities;
+      return hit;
+    }
     const schemas = deriveSchemas(device.capabilities);
     const compiled = {
+      capabilities: device.capabilities,
       key,
       schemas,
       validate: validatorFor(schemas.command, 'command'),

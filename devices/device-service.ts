@@ -20,6 +20,7 @@ import { type DeviceConfigEntry, devicesConfigSchema } from './config-schema.js'
 import { selectConfiguredDevices } from './demo.js';
 import type { DeviceDriver, DriverContext } from './driver.js';
 import { type DriverLoader, loadBuiltinDriver } from './drivers/index.js';
+import { Backstop } from './backstop.js';
 import { CommandLane } from './command-lane.js';
 import type { DeviceStateEvent } from './events.js';
 import { HaDiscovery } from './ha-discovery.js';
@@ -101,6 +102,7 @@ export class DeviceService implements Component {
   readonly #maxPayload: number;
   readonly #devices = new Map<string, DeviceRuntime>();
   readonly #validator = new CommandValidator();
+  readonly #backstop = new Backstop();
   #ctx: RuntimeContext | null = null;
   #log: Logger | null = null;
   #limiter: LogLimiter | null = null;
@@ -122,7 +124,7 @@ export class DeviceService implements Component {
   #statesOnDisk = true;
   /** State changes are journaled (one synchronous append each batch) and folded into the document now and then. */
   #journal: Journal<StateRecord> | null = null;
-  #journalPending: StateRecord[] = [];
+  #journalPending: PendingRecord[] = [];
   /** The number of the last state change: the journal's replay orders by it. */
   #seq = 0;
   #running = false;
@@ -468,14 +470,7 @@ export class DeviceService implements Component {
   /** A driver that neither answers nor times out must not hold the queue forever. */
   #withBackstop<T>(rt: DeviceRuntime, work: Promise<T>, what: string): Promise<T> {
     const ms = rt.def.timeout_ms + BACKSTOP_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const backstop = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ClawboxError('DEVICE_TIMEOUT', `${rt.def.id} did not answer ${what} within ${ms} ms`)),
-        ms,
-      );
-    });
-    return Promise.race([work, backstop]).finally(() => clearTimeout(timer));
+    return this.#backstop.guard(work, ms, () => new ClawboxError('DEVICE_TIMEOUT', `${rt.def.id} did not answer ${what} within ${ms} ms`));
   }
 
   #fail(id: unknown, error: unknown, options: ExecuteOptions): ClawboxError {
@@ -519,8 +514,9 @@ export class DeviceService implements Component {
     rt.updatedAt = Date.now();
     const state = { ...rt.state };
     this.#ctx?.bus.emit('device.state', { id: rt.def.id, state, changed, source });
-    const durable = changed.length > 0 ? this.#persistState(rt) : null;
+    // Serialized once: the retained message and the journal record carry the same bytes.
     const payload = JSON.stringify(state);
+    const durable = changed.length > 0 ? this.#persistState(rt, payload) : null;
     const previous = rt.acknowledged;
     const acknowledged = (async () => {
       await previous;
@@ -534,7 +530,7 @@ export class DeviceService implements Component {
 
   /** Replays the state journal over the document, then folds it in (the document is written, the journal emptied). */
   async #openJournal(file: string): Promise<void> {
-    const { journal, records, lastSeq } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord });
+    const { journal, records, lastSeq } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord, preallocate: JOURNAL_PREALLOCATE });
     this.#journal = journal;
     this.#seq = lastSeq;
     if (records.length === 0) return;
@@ -544,13 +540,16 @@ export class DeviceService implements Component {
     this.#log?.debug({ records: records.length }, 'device states replayed from the journal');
   }
 
-  /** Resolves once a write that includes this change is done: true if it is on disk (failures are logged, not thrown). */
-  #persistState(rt: DeviceRuntime): Promise<boolean> {
+  /**
+   * Resolves once a write that includes this change is done: true if it is on disk (failures are logged,
+   * not thrown). `json` is the state as JSON (what the retained message carries).
+   */
+  #persistState(rt: DeviceRuntime, json: string): Promise<boolean> {
     if (!this.#doc) return Promise.resolve(false);
     // The in-memory document is updated now; the journal gets the change with the next group commit.
     const stored = { state: { ...rt.state }, updated_at: rt.updatedAt };
     this.#doc.data.states[rt.def.id] = stored;
-    this.#journalPending.push({ seq: ++this.#seq, id: rt.def.id, ...stored });
+    this.#journalPending.push({ seq: ++this.#seq, id: rt.def.id, ...stored, json });
     this.#nextCommit ??= newCommit();
     if (!this.#writeScheduled) {
       this.#writeScheduled = true;
@@ -590,7 +589,7 @@ export class DeviceService implements Component {
           await doc.update(() => {});
           await journal?.reset();
         } else {
-          await journal!.append(batch);
+          await journal!.append(batch, stateRecordLine);
         }
       } catch (error) {
         // Kept for the next write (the next change, or stop), so a passing failure loses nothing; the
@@ -665,6 +664,8 @@ export class DeviceService implements Component {
 
 /** Journal records folded into the document after this many (a few hundred KB; replayed in milliseconds). */
 const COMPACT_AFTER = 4096;
+/** The journal's room made ahead of its appends (journal.ts): about what COMPACT_AFTER records take. */
+const JOURNAL_PREALLOCATE = 512 * 1024;
 /**
  * Journal appends at once: two overlapping synchronous writes cost about what one does on a disk that
  * queues them, so a change rarely waits for another's write; more would only take thread-pool threads
@@ -695,6 +696,16 @@ interface StateRecord extends StoredState {
   /** The change's number: replay applies records in this order. */
   seq: number;
   id: string;
+}
+
+/** A record waiting for the journal, with its state as JSON already (the retained message's payload). */
+interface PendingRecord extends StateRecord {
+  json: string;
+}
+
+/** A record's journal line, built around the state's JSON: the text JSON.stringify gives for the record. */
+function stateRecordLine(record: PendingRecord): string {
+  return `{"seq":${record.seq},"id":${JSON.stringify(record.id)},"state":${record.json},"updated_at":${JSON.stringify(record.updated_at)}}`;
 }
 
 function isStateRecord(value: unknown): value is StateRecord {

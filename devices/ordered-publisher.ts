@@ -16,6 +16,8 @@ import type { Messaging, PublishOptions } from '../runtime/messaging.js';
 
 export class OrderedPublisher {
   #tail: Promise<void> = Promise.resolve();
+  /** Publishes called and not yet settled: with none, the next one starts at once. */
+  #unsettled = 0;
 
   constructor(private readonly messaging: Messaging) {}
 
@@ -24,9 +26,22 @@ export class OrderedPublisher {
   }
 
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
-    const next = this.#tail.then(() => this.messaging.publish(topic, payload, options));
-    this.#tail = next.catch(() => {});
+    // A device's messages are mostly far apart: then there is nothing to wait for, and no promise to chain.
+    const next = this.#unsettled === 0 ? this.#start(topic, payload, options) : this.#tail.then(() => this.#start(topic, payload, options));
+    this.#unsettled++;
+    const settled = (): void => {
+      this.#unsettled--;
+    };
+    this.#tail = next.then(settled, settled);
     return next;
+  }
+
+  #start(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<void> {
+    try {
+      return this.messaging.publish(topic, payload, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   subscribe: Messaging['subscribe'] = (filter, handler) => this.messaging.subscribe(filter, handler);

@@ -88,25 +88,28 @@ function coerce(text: string): StateValue {
 }
 
 /**
- * Fills `{property}` placeholders; a placeholder with no value is a configuration error. `sent`, when
- * given, collects the wire text of each placeholder (what a reply that echoes the command carries).
+ * A command template split once at its placeholders (`DIM {brightness}`: "DIM ", brightness, ""), so a
+ * command fills it in without a regular expression; with its reply pattern compiled.
  */
-export function renderTemplate(
-  template: string,
-  values: Record<string, StateValue>,
-  codec: ValueCodec,
-  device: string,
-  sent?: Record<string, string>,
-) {
-  return template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => {
-    const value = values[name];
-    if (value === undefined) {
-      throw new ClawboxError('COMMAND_INVALID', `${device}: template "${template}" needs "${name}", which is unknown`);
-    }
-    const wire = codec.encode(name, value);
-    if (sent) sent[name] = wire;
-    return wire;
-  });
+interface CompiledTemplate {
+  template: string;
+  /** The text around the placeholders: one more than `names`. */
+  literals: string[];
+  names: string[];
+  response: RegExp | null;
+}
+
+function compileTemplate(template: string, response: RegExp | null): CompiledTemplate {
+  const literals: string[] = [];
+  const names: string[] = [];
+  let last = 0;
+  for (const match of template.matchAll(/\{([a-z][a-z0-9_]*)\}/g)) {
+    literals.push(template.slice(last, match.index));
+    names.push(match[1]!);
+    last = match.index + match[0].length;
+  }
+  literals.push(template.slice(last));
+  return { template, literals, names, response };
 }
 
 class SerialLineDriver implements DeviceDriver {
@@ -121,6 +124,8 @@ class SerialLineDriver implements DeviceDriver {
   readonly #known: DeviceState;
   /** Compiled once: reply patterns by source. */
   readonly #patterns = new Map<string, RegExp>();
+  /** Compiled once: each property's command template. */
+  readonly #templates = new Map<string, CompiledTemplate>();
   readonly #pipeline: number;
   #port: SerialPort | null = null;
   /** Exchanges written and not yet answered, oldest first. */
@@ -182,25 +187,21 @@ class SerialLineDriver implements DeviceDriver {
     this.#availability.assertOnline();
     const deadline = Date.now() + timeoutMs;
     const run = async () => {
-      const values = { ...this.#known, ...command };
-      const lines = new Map<string, { response: string | null; what: string; sent: Record<string, string> }>();
-      for (const property of Object.keys(command)) {
-        const spec = this.#o.commands?.[property];
-        if (!spec) {
-          throw new ClawboxError('COMMAND_INVALID', `${this.#id} has no serial template for "${property}"`);
-        }
+      const lines: Array<{ line: string; response: RegExp | null; what: string; sent: Record<string, string> }> = [];
+      for (const property in command) {
+        const template = this.#template(property);
         const sent: Record<string, string> = {};
-        const line = renderTemplate(spec.template, values, this.#codec, this.#id, sent);
+        const line = this.#render(template, command, sent);
         // One template may carry several properties.
-        if (!lines.has(line)) lines.set(line, { response: spec.response ?? null, what: property, sent });
+        if (!lines.some((l) => l.line === line)) lines.push({ line, response: template.response, what: property, sent });
       }
       const patch: DeviceState = {};
       if (this.#pipeline > 1) {
         // Every line of the command goes out now; the replies are matched as they come.
-        const replies = [...lines].map(([line, l]) => this.#exchange(line, l.response, deadline, l.what, l.sent));
+        const replies = lines.map((l) => this.#exchange(l.line, l.response, deadline, l.what, l.sent));
         for (const groups of await Promise.all(replies)) Object.assign(patch, this.#decode(groups));
       } else {
-        for (const [line, l] of lines) Object.assign(patch, this.#decode(await this.#exchange(line, l.response, deadline, l.what, l.sent)));
+        for (const l of lines) Object.assign(patch, this.#decode(await this.#exchange(l.line, l.response, deadline, l.what, l.sent)));
       }
       // A bare confirmation ("OK") confirms what was asked for.
       const confirmed = { ...impliedState(this.ctx.definition.capabilities, command), ...patch };
@@ -222,7 +223,7 @@ class SerialLineDriver implements DeviceDriver {
     const query = this.#o.query;
     if (query) {
       const deadline = Date.now() + timeoutMs;
-      const ask = () => this.#exchange(query.template, query.response, deadline, 'the query', {});
+      const ask = () => this.#exchange(query.template, this.#pattern(query.response), deadline, 'the query', {});
       const groups = await (this.#pipeline > 1 ? ask() : this.#queue.run(ask));
       Object.assign(this.#known, this.#decode(groups));
     }
@@ -291,8 +292,39 @@ class SerialLineDriver implements DeviceDriver {
 
   // ---- exchanges -----------------------------------------------------------------------------------
 
+  /** The property's command template, compiled; COMMAND_INVALID when the device has none for it. */
+  #template(property: string): CompiledTemplate {
+    let compiled = this.#templates.get(property);
+    if (!compiled) {
+      const spec = this.#o.commands?.[property];
+      if (!spec) throw new ClawboxError('COMMAND_INVALID', `${this.#id} has no serial template for "${property}"`);
+      compiled = compileTemplate(spec.template, spec.response ? this.#pattern(spec.response) : null);
+      this.#templates.set(property, compiled);
+    }
+    return compiled;
+  }
+
+  /**
+   * A template filled in from the command, and for what it does not set from the last known state (as
+   * renderTemplate does with both merged); `sent` collects each placeholder's wire text.
+   */
+  #render(template: CompiledTemplate, command: DeviceCommand, sent: Record<string, string>): string {
+    let line = template.literals[0]!;
+    for (let i = 0; i < template.names.length; i++) {
+      const name = template.names[i]!;
+      const value = name in command ? command[name] : this.#known[name];
+      if (value === undefined) {
+        throw new ClawboxError('COMMAND_INVALID', `${this.#id}: template "${template.template}" needs "${name}", which is unknown`);
+      }
+      const wire = this.#codec.encode(name, value);
+      sent[name] = wire;
+      line += wire + template.literals[i + 1]!;
+    }
+    return line;
+  }
+
   /** Writes one line and waits for the reply pattern (or just the write, when there is none). */
-  #exchange(line: string, response: string | null, deadline: number, what: string, sent: Record<string, string>) {
+  #exchange(line: string, response: RegExp | null, deadline: number, what: string, sent: Record<string, string>) {
     const port = this.#port;
     if (!port) return Promise.reject(new ClawboxError('DEVICE_UNAVAILABLE', `${this.#id} is offline`, { device: this.#id }));
     const remaining = deadline - Date.now();
@@ -311,7 +343,7 @@ class SerialLineDriver implements DeviceDriver {
       }, remaining);
       if (response) {
         waiter = {
-          response: this.#pattern(response),
+          response,
           sent,
           resolve: (groups) => {
             done();

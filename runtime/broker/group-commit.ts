@@ -372,7 +372,7 @@ export class GroupCommitDb {
     if (this.#recent.size > this.#recentMax) this.#recent.delete(this.#recent.keys().next().value!);
   }
 
-  #isDeferred(ops: readonly WriteOp[]): boolean {
+  #isDeferred(ops: readonly QueuedOp[]): boolean {
     const deferrable = this.#deferrable;
     if (!deferrable || this.#deferredOps + ops.length > this.#maxDeferredOps) return false;
     for (const op of ops) if (!deferrable(op.key)) return false;

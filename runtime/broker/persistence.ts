@@ -131,7 +131,7 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
     // encoded only if it is still the topic's last message when its commit comes: a device publishing
     // states many times a second is encoded about once a commit instead of once a state.
     const copy = { ...packet };
-    committed.putBehind(`${RETAINED_PREFIX}${packet.topic}`, () => encodeValue(copy), { valueEncoding: 'buffer' });
+    committed.putBehind(`${RETAINED_PREFIX}${(packet as { topic: string }).topic}`, () => encodeValue(copy), { valueEncoding: 'buffer' });
     return Promise.resolve();
   });
   return {
