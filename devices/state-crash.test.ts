@@ -131,7 +131,8 @@ async function retainedStates(t: Test, port: number, ids: string[]): Promise<Map
 /** The newest state (highest number) the device journal holds for `id` (undefined if it holds none). */
 function journaledState(stateDir: string, id: string): Record<string, unknown> | undefined {
   let last: { seq: number; state: Record<string, unknown> } | undefined;
-  for (const line of readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').split('\n')) {
+  // Lines end at a newline; zeros are the room the journal keeps ahead of its appends.
+  for (const line of readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').split(/[\n\0]+/)) {
     if (!line) continue;
     const record = JSON.parse(line) as { seq: number; id: string; state: Record<string, unknown> };
     if (record.id === id && (!last || record.seq > last.seq)) last = record;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,10 +129,17 @@ t.test('lines written before records were numbered keep their file order', async
 
 // Several appends in flight at once, killed mid-stream: every record whose append had resolved is in the
 // journal after the kill (kill -9 keeps what reached the kernel; power loss is what O_DSYNC is for).
-for (const inFlight of [1, 4]) {
-  t.test(`kill -9 with ${inFlight} append(s) in flight: every acknowledged record is found on reopen`, async (t) => {
+// With preallocation too: the zeros written ahead of the appends must never land on a record.
+for (const [inFlight, preallocate] of [
+  [1, 0],
+  [4, 0],
+  [4, 8192],
+] as const) {
+  const room = preallocate > 0 ? `, the file extended ${preallocate} bytes ahead` : '';
+  t.test(`kill -9 with ${inFlight} append(s) in flight${room}: every acknowledged record is found on reopen`, async (t) => {
     const { file, logger } = setup(t);
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, file, String(inFlight)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['--import', 'tsx', WRITER, file, String(inFlight), String(preallocate)];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     t.teardown(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
@@ -168,6 +175,48 @@ for (const inFlight of [1, 4]) {
     );
   });
 }
+
+t.test('preallocation: the file is extended with zeros ahead of the appends, which overwrite them; open and reset keep working', async (t) => {
+  const { file, logger, warnings } = setup(t);
+  const preallocate = 4096;
+  const opened = await Journal.open<Entry>(file, { logger, valid, preallocate });
+  const { journal } = opened;
+  let seq = 0;
+  const entry = (): Entry => ({ seq: ++seq, id: 'lamp', n: seq % 101 });
+  // Wait until the first extension is on disk: then appends below its end do not change the size.
+  while (journal.allocated === 0) await journal.append([entry()]);
+  const size = statSync(file).size;
+  t.equal(size, journal.allocated, 'the file has the room it was given');
+  t.ok(size > journal.bytes, 'zeros ahead of the records');
+  const writes: Promise<void>[] = [];
+  // Several rounds past the end: each extension goes beyond every reserved byte, appends racing it wait.
+  for (let i = 0; i < 300; i++) writes.push(journal.append(i % 3 === 0 ? [entry(), entry()] : [entry()]));
+  await Promise.all(writes);
+  await journal.close();
+  const sizeBefore = statSync(file).size;
+  const text = readFileSync(file, 'utf8');
+  t.match(text.slice(journal.bytes), /^\0*$/, 'after the records: zeros only');
+  const again = await Journal.open<Entry>(file, { logger, valid, preallocate });
+  t.same(
+    again.records.map((r) => r.seq),
+    Array.from({ length: seq }, (_, i) => i + 1),
+    'every record, in order, none lost to the zeros',
+  );
+  t.same(warnings, [], 'spare room is not damage: no warning');
+  t.ok(statSync(file).size >= sizeBefore, 'reopening keeps the room (the zeros are not cut off)');
+  await again.journal.append([entry()]);
+  await again.journal.reset();
+  t.equal(again.journal.records, 0);
+  await again.journal.append([entry()]);
+  await again.journal.close();
+  const afterReset = await Journal.open<Entry>(file, { logger, valid, preallocate });
+  t.same(
+    afterReset.records.map((r) => r.seq),
+    [seq],
+    'after a reset only what came since',
+  );
+  await afterReset.journal.close();
+});
 
 // `append` resolves without an fdatasync of its own where the descriptor syncs every write: that
 // guarantee is the kernel's open flags, read back from /proc (Linux only).
