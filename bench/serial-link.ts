@@ -9,7 +9,15 @@
  * load moves far less than latency) and the round trip's p50/p99. No broker, journal or MQTT: for the
  * whole command path see bench:commands. Prints a table and writes bench/results/serial-link-<time>.json.
  *
- * Environment: BENCH_EXCHANGES (2000 per burst), BENCH_ROUNDS (6 bursts per binding).
+ * A third link runs the whole serial-line driver (devices/drivers/serial-line.ts: `execute({brightness})`,
+ * template, reply pattern, decoding, its deadline timer) on the event-loop binding: what a command costs the
+ * runtime in the driver, without the broker or the journal. With BENCH_COMPARE=<another checkout> that
+ * checkout's driver takes its turns too (before/after in one run).
+ *
+ * Run it with the installed command's node flags to see what the runtime pays (they keep hot code out of
+ * TurboFan): `node $(sed -n 's/^#!.* node //p' bin/clawbox.js) --import tsx bench/serial-link.ts`.
+ *
+ * Environment: BENCH_EXCHANGES (2000 per burst), BENCH_ROUNDS (6 bursts per binding), BENCH_COMPARE.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,8 +36,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 
 interface Link {
   name: string;
-  port: SerialPort;
-  next: () => Promise<string>;
+  /** One exchange: `DIM n` written, `OK DIM n` read (throws on any other reply). */
+  exchange: (n: number) => Promise<void>;
+  close: () => Promise<void>;
 }
 
 async function openLink(name: string, devicePath: string, binding: typeof SerialPort.binding): Promise<Link> {
@@ -49,7 +58,52 @@ async function openLink(name: string, devicePath: string, binding: typeof Serial
     const line = lines.shift();
     return line === undefined ? new Promise<string>((resolve) => (waiting = resolve)) : Promise.resolve(line);
   };
-  return { name, port, next };
+  const exchange = async (n: number) => {
+    port.write(`DIM ${n}\n`);
+    const reply = await next();
+    if (reply !== `OK DIM ${n}`) throw new Error(`${name}: expected "OK DIM ${n}", got "${reply}"`);
+  };
+  const close = () => new Promise<void>((resolve) => (port.isOpen ? port.close(() => resolve()) : resolve()));
+  return { name, exchange, close };
+}
+
+/** The serial-line driver of the checkout at `tree` on a pty, as the runtime runs it (one command at a time). */
+async function openDriver(name: string, devicePath: string, tree: string): Promise<Link> {
+  const { createSerialLineDriver } = (await import(path.join(tree, 'devices', 'drivers', 'serial-line.ts'))) as typeof import('../devices/drivers/serial-line.js');
+  const { parseDeviceEntry, toDefinition } = await import('../devices/registry.js');
+  const { default: pino } = await import('pino');
+  const entry = {
+    id: 'bench',
+    driver: 'serial-line',
+    capabilities: ['switch', 'dimmer'],
+    timeout_ms: 1000,
+    serial: {
+      path: devicePath,
+      baud_rate: 115200,
+      commands: {
+        state: { template: 'POWER {state}', response: '^OK POWER (?<state>ON|OFF)$' },
+        brightness: { template: 'DIM {brightness}', response: '^OK DIM (?<brightness>\\d+)$' },
+      },
+      error: '^ERR (?<message>.*)$',
+    },
+  };
+  let online: () => void;
+  const opened = new Promise<void>((resolve) => (online = resolve));
+  const driver = createSerialLineDriver({
+    definition: toDefinition(parseDeviceEntry(entry), 'config'),
+    logger: pino({ level: 'silent' }),
+    messaging: null as never,
+    initialState: {},
+    report: () => {},
+    setAvailability: (availability) => availability === 'online' && online(),
+  });
+  await driver.start();
+  await opened;
+  const exchange = async (n: number) => {
+    const state = await driver.execute({ brightness: n }, 1000);
+    if (state.brightness !== n) throw new Error(`${name}: expected brightness ${n}, got ${JSON.stringify(state)}`);
+  };
+  return { name, exchange, close: () => driver.stop() };
 }
 
 /** One burst of closed-loop exchanges: round trips (ms) and CPU time of this process (us). */
@@ -57,12 +111,9 @@ async function burst(link: Link, count: number): Promise<{ rtts: number[]; cpuUs
   const rtts: number[] = [];
   const cpu = process.cpuUsage();
   for (let i = 0; i < count; i++) {
-    const n = i % 101;
     const start = performance.now();
-    link.port.write(`DIM ${n}\n`);
-    const reply = await link.next();
+    await link.exchange(i % 101);
     rtts.push(performance.now() - start);
-    if (reply !== `OK DIM ${n}`) throw new Error(`${link.name}: expected "OK DIM ${n}", got "${reply}"`);
   }
   const used = process.cpuUsage(cpu);
   return { rtts, cpuUs: used.user + used.system };
@@ -71,16 +122,19 @@ async function burst(link: Link, count: number): Promise<{ rtts: number[]; cpuUs
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-serial-link-'));
-  const links = new PtyLinks(dir, ['thread-pool', 'event-loop'], LINE_SIM);
+  const compare = process.env.BENCH_COMPARE ? path.resolve(process.env.BENCH_COMPARE) : null;
+  const links = new PtyLinks(dir, ['thread-pool', 'event-loop', 'driver', ...(compare ? ['compared-driver'] : [])], LINE_SIM);
   const opened: Link[] = [];
   try {
     await links.start();
     opened.push(await openLink('serialport binding (thread pool)', links.path('thread-pool'), SerialPort.binding));
     opened.push(await openLink('event-loop binding', links.path('event-loop'), eventLoopBinding()));
+    opened.push(await openDriver('serial-line driver', links.path('driver'), ROOT));
+    if (compare) opened.push(await openDriver(`serial-line driver of ${path.basename(compare)}`, links.path('compared-driver'), compare));
     for (const link of opened) await burst(link, 200); // warm-up
     const results = new Map(opened.map((link) => [link.name, { rtts: [] as number[], cpuPerExchange: [] as number[] }]));
     for (let round = 0; round < ROUNDS; round++) {
-      const order = round % 2 === 0 ? opened : [...opened].reverse();
+      const order = [...opened.slice(round % opened.length), ...opened.slice(0, round % opened.length)];
       for (const link of order) {
         const { rtts, cpuUs } = await burst(link, EXCHANGES);
         const r = results.get(link.name)!;
@@ -102,7 +156,8 @@ async function main(): Promise<void> {
       };
     });
     const machine = machineFacts(loadBefore);
-    console.log(`\nserial link, closed loop over a pty to one simulator process, ${ROUNDS} bursts of ${EXCHANGES} per binding, alternating`);
+    console.log(`\nserial link, closed loop over a pty to one simulator process, ${ROUNDS} bursts of ${EXCHANGES} per link, taking turns`);
+    console.log(`(node flags: ${process.execArgv.filter((a) => a.startsWith('--') && !a.startsWith('--import')).join(' ') || 'none'})`);
     console.log(`(${machine.cpus} CPUs, ${machine.cpu_model}, Node ${machine.node}, load ${machine.load_average_before[0]} -> ${machine.load_average_after[0]})`);
     const header = ['binding', 'exchanges', 'cpu us/exchange (median burst)', 'rtt p50 ms', 'rtt p99 ms', 'rtt max ms'];
     const cells = rows.map((r) => [r.binding, r.exchanges, r.cpu_us_per_exchange_median, r.rtt_p50_ms, r.rtt_p99_ms, r.rtt_max_ms].map(String));
@@ -116,7 +171,7 @@ async function main(): Promise<void> {
     writeFileSync(file, `${JSON.stringify({ benchmark: 'serial-link', machine, exchanges_per_burst: EXCHANGES, rounds: ROUNDS, results: rows }, null, 2)}\n`);
     console.log(`results: ${path.relative(ROOT, file)}`);
   } finally {
-    for (const link of opened) await new Promise<void>((resolve) => (link.port.isOpen ? link.port.close(() => resolve()) : resolve()));
+    for (const link of opened) await link.close();
     await links.stop();
     rmSync(dir, { recursive: true, force: true });
   }
