@@ -152,10 +152,12 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
     throw error;
   }
   notifier.ready();
+  // What this start cost, for the boot report and the benchmarks: CPU and time since the process began.
+  const startCost = startCostNow();
   settleMemory(logging.forComponent('system'));
   if (!('broker' in app)) {
     log.info(
-      { version: VERSION, role: 'brain', config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir, brainPort: app.brain.port, httpPort: app.http.port },
+      { version: VERSION, role: 'brain', config: source ?? '(embedded defaults)', stateDir: app.ctx.stateDir, brainPort: app.brain.port, httpPort: app.http.port, ...startCost },
       `clawbox ${VERSION} brain serving: grpcs://${brainConfigOf(config).listen.host}:${app.brain.port} http://${config.http.host}:${app.http.port}`,
     );
   } else log.info(
@@ -166,6 +168,7 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
       stateDir: app.ctx.stateDir,
       mqttPort: app.broker.port,
       httpPort: app.http.port,
+      ...startCost,
     },
     `clawbox ${VERSION} serving: mqtt://${config.broker.host}:${app.broker.port} http://${config.http.host}:${app.http.port}`,
   );
@@ -178,6 +181,12 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   });
   await shuttingDown;
   return exitCode;
+}
+
+/** CPU time (user + system) and wall time since this process began, ms. */
+function startCostNow(): { startCpuMs: number; startMs: number } {
+  const { user, system } = process.cpuUsage();
+  return { startCpuMs: Math.round((user + system) / 1000), startMs: Math.round(performance.now()) };
 }
 
 function runConfigCheck(file: string | undefined, mode: Mode | undefined): number {

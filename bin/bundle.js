@@ -41,6 +41,9 @@ export async function bundleRuntime(appDir) {
     setup(b) {
       b.onLoad({ filter: /\.js$/ }, (args) => {
         let contents = readFileSync(args.path, 'utf8');
+        // These would name the bundle's folder instead of the module's: refused rather than shipped wrong.
+        const unsupported = /import\.meta\.(dirname|filename)\b|import\.meta\.resolve\(\s*['"`]\.{1,2}\//.exec(contents);
+        if (unsupported) throw new Error(`${args.path}: ${unsupported[0]} is not supported in the bundle; use import.meta.url`);
         if (contents.includes('import.meta.url')) {
           // Relative to whichever chunk the code lands in: chunks all sit in outdir.
           const relative = path.relative(outdir, args.path).split(path.sep).join('/');

@@ -131,6 +131,8 @@ boot_figures() {
   # a client outside the box needs both.
   value=$(sed -n 's/^clawbox ready \([0-9.]*\)$/\1/p' <<<"$report")
   fields="$fields\"guest_clawbox_ready_at_seconds\": ${value:-null}, "
+  value=$(sed -n 's/^clawbox start cpu \([0-9]*\) ms.*/\1/p' <<<"$report")
+  fields="$fields\"guest_clawbox_start_cpu_ms\": ${value:-null}, "
   value=$(sed -n 's/^\([0-9.]*\) [^ ]*: DHCPv4 address.*/\1/p' <<<"$report" | sed -n 1p)
   fields="$fields\"guest_dhcp_lease_at_seconds\": ${value:-null}, "
   for part in firmware loader kernel userspace total; do

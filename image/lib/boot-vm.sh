@@ -82,6 +82,10 @@ systemctl is-system-running --wait >/dev/null 2>&1
   # its DHCP lease (systemd-networkd), in seconds since the kernel started.
   echo "-- milestones (s since the kernel started)"
   printf 'clawbox ready %s\n' "$(systemctl show clawbox.service -P ActiveEnterTimestampMonotonic | awk '{ printf "%.1f", $1 / 1e6 }')"
+  # The runtime's own account of its start (app/cli.ts, the "serving" line): CPU it used and time since its
+  # process began, in the guest; the CPU figure is the one to compare between images on a busy host.
+  journalctl -b -o cat --no-pager -u clawbox.service 2>/dev/null | grep '"startCpuMs"' | tail -n 1 |
+    sed -n -E 's/.*"startCpuMs":([0-9]+),"startMs":([0-9]+).*/clawbox start cpu \1 ms, \2 ms since its process began/p'
   journalctl -b -o short-monotonic --no-pager -u systemd-networkd 2>/dev/null |
     sed -n -E 's/^\[ *([0-9.]+)\].*: ([^ ]+: (Interface name change detected|DHCPv4 address)[^,]*).*$/\1 \2/p'
   # Node's compile cache in the runtime's state dir (bin/compile-cache.js): the runtime writes what it had to
