@@ -150,8 +150,13 @@ async function serve(configFile: string): Promise<void> {
   type Journal = import('../runtime/store/journal.js').Journal<import('../runtime/store/journal.js').JournalRecord>;
   const { loadBuiltinDriver } = await import('../devices/drivers/index.js');
   const append = Journal.prototype.append;
-  Journal.prototype.append = function (this: Journal, records) {
-    return stages.time('journal append', append.call(this, records) as Promise<void>);
+  Journal.prototype.append = function (this: Journal, records, toLine?: never) {
+    return stages.time('journal append', append.call(this, records, toLine) as Promise<void>);
+  };
+  // The journal's fold into the document ends with its reset; states made meanwhile wait for it.
+  const reset = Journal.prototype.reset;
+  Journal.prototype.reset = function (this: Journal) {
+    return stages.time('journal reset (fold)', reset.call(this));
   };
   // From a state change (the service emits device.state, then journals it) to the start of its publish, which
   // follows once the journal write holding it is synced: that write, plus any write already in flight.

@@ -11,7 +11,6 @@
  * vanishing) marks the device offline at once; it reopens with backoff.
  */
 import { existsSync } from 'node:fs';
-import { ReadlineParser } from '@serialport/parser-readline';
 import { SerialPort } from 'serialport';
 import { ClawboxError } from '../../runtime/errors.js';
 import { impliedState } from '../capabilities.js';
@@ -19,6 +18,7 @@ import type { DeviceDriver, DriverContext, DriverFactory } from '../driver.js';
 import type { Availability, DeviceCommand, DeviceState, StateValue } from '../model.js';
 import { AvailabilityState, Reconnector, SerialQueue, StatePoller, timeoutError } from './common.js';
 import { eventLoopBinding } from './event-loop-binding.js';
+import { LineSplitter } from './line-splitter.js';
 
 /** Reads and writes on the event loop instead of libuv's thread pool (see event-loop-binding.ts). */
 const BINDING = eventLoopBinding();
@@ -244,8 +244,12 @@ class SerialLineDriver implements DeviceDriver {
       return;
     }
     this.#port = port;
-    const parser = port.pipe(new ReadlineParser({ delimiter: this.#o.delimiter ?? '\n', encoding: 'utf8' }));
-    parser.on('data', (line: string) => this.#onLine(line.replace(/\r$/, '')));
+    const lines = new LineSplitter(
+      this.#o.delimiter ?? '\n',
+      (line) => this.#onLine(line.endsWith('\r') ? line.slice(0, -1) : line),
+      (bytes) => this.ctx.logger.debug({ bytes }, 'dropped a line too long to be a reply'),
+    );
+    port.on('data', (chunk: Buffer) => lines.push(chunk));
     port.on('error', (error) => this.#lost(port, `port error: ${error.message}`));
     port.on('close', (error?: { disconnected?: boolean; message?: string }) =>
       this.#lost(port, error?.disconnected ? 'disconnected' : 'port closed'),
