@@ -189,6 +189,41 @@ t.test('a journal write that failed is written again with its number: a newer st
   await first.stop();
 });
 
+t.test('two journals take turns: states go on while the other is folded, and a copy taken at any moment replays to the acknowledged state', async (t) => {
+  const { stateDir } = stateAndCrashDirs(t);
+  const config = lampAndDimmer();
+  // Fold every few records, so that the run folds again and again and copies catch folds half done.
+  const first = await startStack(t, { config, stateDir, deps: { journalFoldAfter: 5 } });
+  const copies: Array<{ dir: string; brightness: number; state: string }> = [];
+  for (let i = 1; i <= 60; i++) {
+    const state = i % 2 ? 'ON' : 'OFF';
+    // The two devices change at once: their records share appends, and folds start between them.
+    await Promise.all([
+      first.service.execute('dimmer', { brightness: i }, { source: 'test' }),
+      first.service.execute('lamp', { state }, { source: 'test' }),
+    ]);
+    if (i % 7 === 0) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-devices-copy-'));
+      t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+      // Taken without a stop, while a fold may be under way.
+      cpSync(stateDir, dir, { recursive: true });
+      copies.push({ dir, brightness: i, state });
+    }
+  }
+  t.ok(existsSync(path.join(stateDir, 'devices.journal.2')), 'the second journal was used');
+  await first.stop();
+  for (const copy of copies) {
+    const again = await startStack(t, { config, stateDir: copy.dir, deps: { journalFoldAfter: 5 } });
+    t.same(
+      [again.service.get('dimmer')?.state, again.service.get('lamp')?.state],
+      [{ brightness: copy.brightness }, { state: copy.state }],
+      `the copy after command ${copy.brightness} has its states`,
+    );
+    t.same(journalLines(path.join(copy.dir, 'devices.journal')).concat(journalLines(path.join(copy.dir, 'devices.journal.2'))), [], 'replayed and folded at start');
+    await again.stop();
+  }
+});
+
 t.test('events, status section and the command schema', async (t) => {
   const stack = await startStack(t, {
     config: { devices: [{ id: 'lamp', driver: 'simulated', capabilities: ['switch'] }] },

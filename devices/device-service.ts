@@ -60,6 +60,8 @@ export interface DeviceServiceDeps {
   maxDevices?: number;
   /** Commands waiting per device before BUSY (default 256). */
   maxQueuePerDevice?: number;
+  /** Records a state journal takes before it is folded into the document (default 4,096; tests fold sooner). */
+  journalFoldAfter?: number;
   /**
    * Largest payload the device topics accept (default 16 KiB, never above broker.max_payload_bytes).
    * The broker itself drops anything over broker.max_payload_bytes before it reaches the device layer.
@@ -116,14 +118,21 @@ export class DeviceService implements Component {
   #unregisterStatus: (() => void) | null = null;
   /** Released when the write that holds the changes not yet in a write is on disk. */
   #nextCommit: Commit | null = null;
-  /** The state writes in flight (journal appends, or the document's rewrite when the journal is folded). */
+  /** The state writes in flight (journal appends; the document's rewrite where no journal is open). */
   readonly #writes = new Set<Promise<void>>();
   #writeScheduled = false;
-  #compacting = false;
   /** False after a state write failed, until one succeeds: the broker's copy is then the only one on disk. */
   #statesOnDisk = true;
-  /** State changes are journaled (one synchronous append each batch) and folded into the document now and then. */
-  #journal: Journal<StateRecord> | null = null;
+  /**
+   * State changes are journaled (one synchronous append each batch) and folded into the document now and
+   * then. Two journals take turns: while the document is rewritten to replace one, states go to the other.
+   */
+  #journals: Array<Journal<StateRecord>> = [];
+  /** The journal that takes the appends. */
+  #active = 0;
+  /** The fold in progress: the document written, then the journal it replaces emptied. */
+  #folding: Promise<void> | null = null;
+  readonly #foldAfter: number;
   #journalPending: PendingRecord[] = [];
   /** The number of the last state change: the journal's replay orders by it. */
   #seq = 0;
@@ -136,6 +145,7 @@ export class DeviceService implements Component {
     this.#broker = deps.messaging;
     this.#loadDriver = deps.loadDriver ?? loadBuiltinDriver;
     this.#maxQueue = deps.maxQueuePerDevice ?? 256;
+    this.#foldAfter = deps.journalFoldAfter ?? COMPACT_AFTER;
     this.#maxPayload = deps.maxPayloadBytes ?? DEFAULT_DEVICE_PAYLOAD_BYTES;
     this.#api = deps.api ?? null;
     this.deviceLimit = deps.maxDevices ?? devicesConfigSchema.maxItems;
@@ -150,7 +160,7 @@ export class DeviceService implements Component {
     this.#log = ctx.logger('devices');
     this.#limiter = new LogLimiter(this.#log);
     this.#doc = await ctx.store.open<DevicesDocument>('devices', emptyDevicesDocument);
-    await this.#openJournal(path.join(ctx.store.dir, 'devices.journal'));
+    await this.#openJournals(ctx.store.dir);
     this.#registry = new RegistryStore(this.#doc);
     this.#discovery = new HaDiscovery(this.#messaging, ctx.version, this.#log);
     this.#running = true;
@@ -205,8 +215,7 @@ export class DeviceService implements Component {
     await Promise.all([...this.#devices.values()].map((rt) => this.#stopDevice(rt, 'runtime stopping')));
     this.#devices.clear();
     await this.#flushState();
-    await this.#journal?.close();
-    this.#journal = null;
+    for (const journal of this.#journals.splice(0)) await journal.close();
   }
 
   // ---- public API ----------------------------------------------------------------------------------
@@ -528,15 +537,23 @@ export class DeviceService implements Component {
     return { state: { ...state }, acknowledged };
   }
 
-  /** Replays the state journal over the document, then folds it in (the document is written, the journal emptied). */
-  async #openJournal(file: string): Promise<void> {
-    const { journal, records, lastSeq } = await Journal.open<StateRecord>(file, { logger: this.#log!, valid: isStateRecord, preallocate: JOURNAL_PREALLOCATE });
-    this.#journal = journal;
-    this.#seq = lastSeq;
+  /**
+   * Replays both state journals over the document, in the order of their records' numbers (a crash during
+   * a fold leaves records in both, some of them already in the document: replayed in order, each device
+   * ends at its newest), then folds them in (the document is written, the journals emptied).
+   */
+  async #openJournals(dir: string): Promise<void> {
+    const options = { logger: this.#log!, valid: isStateRecord, preallocate: JOURNAL_PREALLOCATE };
+    const opened = await Promise.all(JOURNAL_FILES.map((name) => Journal.open<StateRecord>(path.join(dir, name), options)));
+    this.#journals = opened.map((o) => o.journal);
+    this.#active = 0;
+    this.#seq = Math.max(...opened.map((o) => o.lastSeq));
+    // Stable: records of one number (old unnumbered lines of the first journal) keep their file order.
+    const records = opened.flatMap((o) => o.records).sort((a, b) => a.seq - b.seq);
     if (records.length === 0) return;
     for (const record of records) this.#doc!.data.states[record.id] = { state: record.state, updated_at: record.updated_at };
     await this.#doc!.update(() => {});
-    await journal.reset();
+    for (const journal of this.#journals) if (journal.records > 0) await journal.reset();
     this.#log?.debug({ records: records.length }, 'device states replayed from the journal');
   }
 
@@ -566,31 +583,22 @@ export class DeviceService implements Component {
    * Group commit of the last known states, with up to WRITES_IN_FLIGHT journal appends overlapping: a
    * change goes into a write at once if a slot is free, otherwise with every change made until one frees
    * (a burst costs a few appends, not one each), and each change is released as soon as the write that
-   * holds it is on disk. Past COMPACT_AFTER records the whole document is written instead (once the
-   * appends in flight are done) and the journal emptied: the document already holds every change so far.
+   * holds it is on disk. Past `journalFoldAfter` records in the active journal the appends go to the other
+   * one, and the document is rewritten in the background (#fold): no change waits for that.
    */
   #startWrite(): void {
     const commit = this.#nextCommit;
     const doc = this.#doc;
-    if (!commit || !doc || this.#compacting || this.#writes.size >= WRITES_IN_FLIGHT) return;
+    if (!commit || !doc || this.#writes.size >= WRITES_IN_FLIGHT) return;
     const batch = this.#journalPending.splice(0);
-    const journal = this.#journal;
-    const fold = !journal || journal.records + batch.length > COMPACT_AFTER;
-    // A fold waits for the appends in flight; changes made meanwhile wait for it (they are in the document it writes).
-    if (fold && this.#writes.size > 0) {
-      this.#journalPending.unshift(...batch);
-      return;
-    }
+    if (!this.#folding && (this.#journals[this.#active]?.records ?? 0) + batch.length > this.#foldAfter) this.#fold(doc);
+    const journal = this.#journals[this.#active];
     this.#nextCommit = null;
-    this.#compacting = fold;
     const write = (async () => {
       try {
-        if (fold) {
-          await doc.update(() => {});
-          await journal?.reset();
-        } else {
-          await journal!.append(batch, stateRecordLine);
-        }
+        // Without a journal (stopped) the document itself is the write.
+        if (journal) await journal.append(batch, stateRecordLine);
+        else await doc.update(() => {});
       } catch (error) {
         // Kept for the next write (the next change, or stop), so a passing failure loses nothing; the
         // records keep their numbers, so a newer change written meanwhile still wins the replay.
@@ -602,8 +610,6 @@ export class DeviceService implements Component {
         this.#nextCommit?.resolve(false);
         this.#nextCommit = null;
         return;
-      } finally {
-        this.#compacting = false;
       }
       this.#statesOnDisk = true;
       commit.resolve(true);
@@ -611,21 +617,43 @@ export class DeviceService implements Component {
     this.#writes.add(write);
     void write.then(() => {
       this.#writes.delete(write);
-      // Changes that waited for a free slot (or for the fold) go now.
+      // Changes that waited for a free slot go now.
       this.#startWrite();
     });
+  }
+
+  /**
+   * Switches the appends to the other journal and folds the full one into the document: the document as it
+   * is now holds every change so far (also those still on their way into the full journal), so once it is
+   * written the full journal can be emptied. A crash before that leaves records in both journals, which the
+   * next start replays in order. If the document cannot be written, the full journal keeps its records.
+   */
+  #fold(doc: StoreDocument<DevicesDocument>): void {
+    const full = this.#journals[this.#active]!;
+    this.#active = (this.#active + 1) % this.#journals.length;
+    this.#folding = (async () => {
+      try {
+        await doc.update(() => {});
+        await full.reset();
+      } catch (error) {
+        this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not fold the device state journal into devices.json');
+      } finally {
+        this.#folding = null;
+      }
+    })();
   }
 
   async #flushState(): Promise<void> {
     // Let a write scheduled for this turn start, then wait until none is in flight.
     await Promise.resolve();
     while (this.#writes.size > 0) await Promise.all(this.#writes);
+    await this.#folding;
     if (this.#journalPending.length === 0 || !this.#doc) return;
     // A write failed earlier: one last try with the whole document (it holds every change).
     try {
       await this.#doc.update(() => {});
       this.#journalPending = [];
-      await this.#journal?.reset();
+      for (const journal of this.#journals) await journal.reset();
     } catch (error) {
       this.#log?.error({ code: 'STATE_UNWRITABLE', err: error }, 'could not persist device state at stop');
     }
@@ -666,6 +694,8 @@ export class DeviceService implements Component {
 const COMPACT_AFTER = 4096;
 /** The journal's room made ahead of its appends (journal.ts): about what COMPACT_AFTER records take. */
 const JOURNAL_PREALLOCATE = 512 * 1024;
+/** The two state journals that take turns (see #fold), in the state directory. */
+const JOURNAL_FILES = ['devices.journal', 'devices.journal.2'];
 /**
  * Journal appends at once: two overlapping synchronous writes cost about what one does on a disk that
  * queues them, so a change rarely waits for another's write; more would only take thread-pool threads

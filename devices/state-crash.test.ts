@@ -7,7 +7,7 @@
  * its own process (fixtures/state-runtime.ts) on a state dir that outlives it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,8 +131,13 @@ async function retainedStates(t: Test, port: number, ids: string[]): Promise<Map
 /** The newest state (highest number) the device journal holds for `id` (undefined if it holds none). */
 function journaledState(stateDir: string, id: string): Record<string, unknown> | undefined {
   let last: { seq: number; state: Record<string, unknown> } | undefined;
-  // Lines end at a newline; zeros are the room the journal keeps ahead of its appends.
-  for (const line of readFileSync(path.join(stateDir, 'devices.journal'), 'utf8').split(/[\n\0]+/)) {
+  // Both journals (they take turns); lines end at a newline, zeros are the room kept ahead of the appends.
+  const text = ['devices.journal', 'devices.journal.2']
+    .map((name) => path.join(stateDir, name))
+    .filter((file) => existsSync(file))
+    .map((file) => readFileSync(file, 'utf8'))
+    .join('\n');
+  for (const line of text.split(/[\n\0]+/)) {
     if (!line) continue;
     const record = JSON.parse(line) as { seq: number; id: string; state: Record<string, unknown> };
     if (record.id === id && (!last || record.seq > last.seq)) last = record;
