@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import t from 'tap';
@@ -70,4 +71,38 @@ t.test('only when the heap grew enough and the event loop was quiet', async (t) 
   t.ok(shouldSettle(20 * mb, 0.01), 'grown and quiet');
   t.notOk(shouldSettle(20 * mb, 0.5), 'grown but busy: V8 keeps up on its own, and a pause would hit clients');
   t.notOk(shouldSettle(2 * mb, 0.01), 'quiet but hardly grown');
+});
+
+/** Bytes in V8's trusted space, where the bytecode of compiled functions lives. */
+function bytecodeSpaceUsed(): number {
+  const space = getHeapSpaceStatistics().find((s) => s.space_name === 'trusted_space');
+  if (!space) throw new Error('this V8 has no trusted_space');
+  return space.space_used_size;
+}
+
+t.test('the collection after start drops the bytecode of what only the start ran; it runs again when called', async (t) => {
+  const settleOnce = async (): Promise<void> => {
+    const { log, logged } = recordingLogger();
+    const stop = settleMemory(log, { firstAfterMs: 0, checkEveryMs: 60_000 });
+    await logged(1);
+    stop();
+  };
+  await settleOnce(); // what this process compiled so far is gone: the next one measures only the functions below
+  const empty = bytecodeSpaceUsed();
+  const startOnly = Array.from(
+    { length: 300 },
+    (_, i) => new Function('n', `let sum = ${i}; for (let k = 0; k < n; k++) { sum += (k * ${i}) % 7; if (sum > 1e9) sum = 0; } return [sum, '${'x'.repeat(40)}', ${i}];`),
+  );
+  const results = startOnly.map((f) => f(5));
+  const compiled = bytecodeSpaceUsed() - empty;
+  t.ok(compiled > 50_000, `the functions' bytecode: ${compiled} bytes`);
+
+  await settleOnce();
+  const left = bytecodeSpaceUsed() - empty;
+  t.ok(left < compiled * 0.2, `after the collection ${left} of ${compiled} bytes are left`);
+  t.same(
+    startOnly.map((f) => f(5)),
+    results,
+    'each runs as before, compiled again',
+  );
 });

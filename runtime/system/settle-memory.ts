@@ -5,7 +5,8 @@
  * major GCs free the objects but keep the pages committed, so RSS stays at the peak. A memory-reducing
  * collection (V8's last-resort one: full GCs with compaction until nothing more is freed) gives the pages
  * back. V8's own memory reducer should do that on an idle process, but here it keeps judging by the
- * start's allocation rate (--trace-memory-reducer: "high alloc") and never runs.
+ * start's allocation rate (--trace-memory-reducer: "high alloc") and never runs. The first collection also
+ * drops the bytecode of functions only the start called (collectDroppingStartCode).
  *
  * Node gives JavaScript no GC call without `--expose-gc`, and that flag on the command line would put
  * `gc()` on the global object of every context and worker in the process, plugins included. Instead the
@@ -35,6 +36,27 @@ function privateGc(): Collect | undefined {
 }
 
 const collect = privateGc();
+
+/** V8's default age, in full GCs without a call, at which a function's bytecode is dropped (recompiled on its next call). */
+const BYTECODE_OLD_AGE = 6;
+/** The age set for the first collection only; a user's own --bytecode-old-age is left alone. */
+const START_BYTECODE_OLD_AGE = process.execArgv.some((arg) => arg.startsWith('--bytecode-old-age')) ? undefined : 1;
+
+/**
+ * A collection after which the bytecode of every function not called since the previous one is gone: what
+ * only the start ran (config checks, schema and module set-up, each component's start) is held by an idle
+ * box for nothing, and V8 drops it only after six full GCs without a call, which an idle process never
+ * has. A function called again later is compiled again then, as on its first call.
+ */
+function collectDroppingStartCode(gc: Collect): void {
+  const age = START_BYTECODE_OLD_AGE;
+  if (age !== undefined) setFlagsFromString(`--bytecode-old-age=${age}`);
+  try {
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  } finally {
+    if (age !== undefined) setFlagsFromString(`--bytecode-old-age=${BYTECODE_OLD_AGE}`);
+  }
+}
 
 /** When: a while after ready (past the work a start defers: first status sample, drivers connecting), then
  * whenever the process has gone quiet after its heap grew (a burst of connections, a plugin run). */
@@ -70,10 +92,11 @@ export function settleMemory(log: Logger, settings: SettleOptions = {}): () => v
   const options = { ...DEFAULTS, ...settings };
   let settledHeap = Number.POSITIVE_INFINITY; // the first collection does not wait for growth
   let lastLoop = performance.eventLoopUtilization();
-  const settle = (why: string): void => {
+  const settle = (why: string, dropStartCode = false): void => {
     const before = process.memoryUsage();
     const started = performance.now();
-    collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    if (dropStartCode) collectDroppingStartCode(collect);
+    else collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const after = process.memoryUsage();
     settledHeap = after.heapTotal;
     const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
@@ -90,7 +113,7 @@ export function settleMemory(log: Logger, settings: SettleOptions = {}): () => v
   };
   let interval: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
-    settle('after start');
+    settle('after start', true);
     lastLoop = performance.eventLoopUtilization();
     interval = setInterval(check, options.checkEveryMs);
     interval.unref();
