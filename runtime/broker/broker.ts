@@ -434,14 +434,12 @@ export class Broker implements Component, Messaging, ClientRequests, UpgradeHand
       return run.internal.publish(topic, buffer, options);
     };
     const sent = previous ? previous.then(send) : send();
-    const tail = sent.then(
-      () => {},
-      () => {},
-    );
-    this.#topicTails.set(topic, tail);
-    void tail.then(() => {
+    // Settled either way: the topic's next publish may go, and the last one forgets the topic.
+    const settled = (): void => {
       if (this.#topicTails.get(topic) === tail) this.#topicTails.delete(topic);
-    });
+    };
+    const tail: Promise<void> = sent.then(settled, settled);
+    this.#topicTails.set(topic, tail);
     return sent;
   }
 
