@@ -93,19 +93,33 @@ export function ioReason(error: unknown): string {
   return IO_REASON[code] ?? (code === 'undefined' ? String((error as Error)?.message ?? error) : code);
 }
 
+const READ_CHUNK_BYTES = 16 * 1024;
+
 /** Reads at most YAML_LIMITS.maxBytes: the size check must not depend on stat (pipes, /dev/zero, /proc). */
 function readBounded(file: string): string {
   let fd: number | undefined;
   try {
     fd = openSync(file, 'r');
     if (fstatSync(fd).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    const buffer = Buffer.alloc(YAML_LIMITS.maxBytes + 1);
+    // In chunks the size of a config, not one buffer of the limit: glibc serves a megabyte from mmap and,
+    // once it is freed, raises its mmap threshold to that size, so the process's later short-lived buffers
+    // come from the heap and leave it fragmented for good (an idle box held a megabyte more).
+    const chunks: Buffer[] = [];
+    let chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    let used = 0;
     let length = 0;
-    while (length < buffer.length) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
+    while (length <= YAML_LIMITS.maxBytes) {
+      if (used === chunk.length) {
+        chunks.push(chunk);
+        chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+        used = 0;
+      }
+      const n = readSync(fd, chunk, used, chunk.length - used, null);
       if (n === 0) break;
+      used += n;
       length += n;
     }
+    chunks.push(chunk.subarray(0, used));
     if (length > YAML_LIMITS.maxBytes) {
       throw new ClawboxError(
         'CONFIG_UNREADABLE',
@@ -113,7 +127,7 @@ function readBounded(file: string): string {
         { file },
       );
     }
-    return buffer.toString('utf8', 0, length);
+    return Buffer.concat(chunks, length).toString('utf8');
   } catch (error) {
     if (error instanceof ClawboxError) throw error;
     throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ioReason(error)}`, { file });

@@ -4,18 +4,33 @@
  * instead of exhausting the stack, the memory or the CPU.
  */
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { CST, Document, LineCounter } from 'yaml';
 
 type YamlPackage = typeof import('yaml');
+const require = createRequire(import.meta.url);
 let loaded: YamlPackage | undefined;
 /**
- * The `yaml` package, loaded the first time a text is parsed: a box on embedded defaults with no
- * `CLAWBOX_*` object value reads no YAML and need not hold the parser.
- * require() because the parse is synchronous; the package's `node` export is CommonJS either way.
+ * The `yaml` package, loaded for a parse and let go after it (releaseYaml): a box on embedded defaults
+ * reads no YAML, and one with a config file reads it at start and when it changes, so neither need hold
+ * the parser (some 70 modules) while idle. require() because the parse is synchronous; the package's
+ * `node` export is CommonJS either way.
  */
 function yaml(): YamlPackage {
-  loaded ??= createRequire(import.meta.url)('yaml') as YamlPackage;
+  loaded ??= require('yaml') as YamlPackage;
   return loaded;
+}
+
+/**
+ * Drops the parser's modules from the require cache, so that once nothing uses them (a document handed
+ * out keeps what it needs) they are garbage; the next parse loads them again. An ES module that imported
+ * `yaml` keeps its own copy.
+ */
+function releaseYaml(): void {
+  if (!loaded) return;
+  loaded = undefined;
+  const packageDir = path.dirname(require.resolve('yaml/package.json')) + path.sep;
+  for (const file of Object.keys(require.cache)) if (file.startsWith(packageDir)) delete require.cache[file];
 }
 
 export const YAML_LIMITS = {
@@ -105,6 +120,14 @@ function checkValue(value: unknown): string | undefined {
  * (comments and layout intact, for editing) and its plain JS value.
  */
 export function parseYamlSafely(text: string): { doc: Document.Parsed; value: unknown } {
+  try {
+    return parseWithinLimits(text);
+  } finally {
+    releaseYaml();
+  }
+}
+
+function parseWithinLimits(text: string): { doc: Document.Parsed; value: unknown } {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > YAML_LIMITS.maxBytes) {
     throw new YamlRejected('limit', [`${bytes} bytes is more than the ${YAML_LIMITS.maxBytes} allowed`]);
