@@ -36,9 +36,11 @@
  *   first agent request after the start (`POST /api/chat` "turn on the lamp", a fast-path request; wall time
  *   and the runtime's own total_ms), which pays for loading the agent where it is loaded on first use
  *   (app/lazy-feature.ts); then a second one, and the RSS 5 s after both (what first use brings in).
+ *   BENCH_CONFIG_FILE=<path>: both started with that config file instead of embedded defaults (what a box
+ *   with a config file holds: the file is parsed at start).
  *   Medians, a table and JSON: what loading on first use saves and what it costs the first request.
  *
- * Environment: BENCH_RUNS (default 5), BENCH_IDLE_ONLY=1, BENCH_CLIENTS (1000), BENCH_CLIENTS_SETTLE_MS (25000), BENCH_BASELINE_REF,
+ * Environment: BENCH_RUNS (default 5), BENCH_IDLE_ONLY=1, BENCH_CONFIG_FILE, BENCH_CLIENTS (1000), BENCH_CLIENTS_SETTLE_MS (25000), BENCH_BASELINE_REF,
  * BENCH_NODE_FLAGS, BENCH_TP_ROUNDS, BENCH_FLAGS_ONLY=1 (only the node-flags comparison), BENCH_NO_BUILD=1.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -75,6 +77,8 @@ const TP_ROUNDS = Number(process.env.BENCH_TP_ROUNDS ?? 6);
 const FLAGS_ONLY = process.env.BENCH_FLAGS_ONLY === '1';
 /** Only the idle box, checkout against baseline, in alternating rounds (see the file comment). */
 const IDLE_ONLY = process.env.BENCH_IDLE_ONLY === '1';
+/** A config file both idle-only variants start with (default: none, embedded defaults). */
+const CONFIG_FILE = process.env.BENCH_CONFIG_FILE ? path.resolve(process.env.BENCH_CONFIG_FILE) : undefined;
 const HEAVY = [
   'node-llama-cpp',
   'mathjs',
@@ -471,7 +475,7 @@ interface IdleRound {
 }
 
 async function idleRound(variant: string, command: string[] | undefined, cwd: string, scratch: string, env: Record<string, string>, index: number): Promise<IdleRound> {
-  const rt = await startRuntime({ stateDir: path.join(scratch, `${variant}-idle-${index}`), command, cwd, env });
+  const rt = await startRuntime({ stateDir: path.join(scratch, `${variant}-idle-${index}`), command, cwd, env, configFile: CONFIG_FILE });
   try {
     const idle = await settledRss(rt.pid);
     const heap = await heapUsedMb(rt.httpPort);
@@ -525,6 +529,7 @@ async function idleOnly(scratch: string, loadBefore: number[]): Promise<void> {
     at: new Date().toISOString(),
     machine: { ...machineFacts(loadBefore.map((n) => round(n, 2))), load_after: os.loadavg().map((n) => round(n, 2)) },
     runs: RUNS,
+    config_file: CONFIG_FILE ?? null,
     clawbox: { how: variants[0]!.how, ...figures('clawbox') },
     baseline: { how: variants[1]!.how, ...figures('baseline') },
   };
@@ -533,7 +538,7 @@ async function idleOnly(scratch: string, loadBefore: number[]): Promise<void> {
   const table = [
     `| idle box, median of ${RUNS} alternating rounds | clawbox ${c.how} | baseline ${b.how} |`,
     '|---|---:|---:|',
-    `| idle RSS, MB (no model) | ${c.idle_rss_mb} | ${b.idle_rss_mb} |`,
+    `| idle RSS, MB (no model${CONFIG_FILE ? `, config file ${path.basename(CONFIG_FILE)}` : ''}) | ${c.idle_rss_mb} | ${b.idle_rss_mb} |`,
     `| V8 heap used then, MB (/metrics) | ${c.heap_used_mb ?? 'n/a'} | ${b.heap_used_mb ?? 'n/a'} |`,
     `| first agent request after start (POST /api/chat, fast path), ms wall / runtime's total_ms | ${c.first_request_ms} / ${c.first_request_total_ms} | ${b.first_request_ms} / ${b.first_request_total_ms} |`,
     `| the second request, ms wall | ${c.second_request_ms} | ${b.second_request_ms} |`,
