@@ -21,7 +21,7 @@
  * a record; an append that reaches them before they are written waits for that write (once per
  * `preallocate` bytes at most). Zeros after the last record are the file's spare room, not damage.
  */
-import { constants, write } from 'node:fs';
+import { constants, write, writev } from 'node:fs';
 import { type FileHandle, open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -29,6 +29,8 @@ import type { Logger } from 'pino';
 /** Writes that return only once the data is durable (Linux, macOS); 0 where the platform lacks it. */
 const DSYNC = constants.O_DSYNC ?? 0;
 const NEWLINE = 0x0a;
+/** The zero buffer the room ahead of the appends is written from (repeated in one writev). */
+const ZERO_CHUNK = 64 * 1024;
 /** Lines end at a newline; zeros are the empty range of a write that never reached the disk. */
 const SEPARATORS = /[\n\0]+/;
 
@@ -170,6 +172,23 @@ export class Journal<T extends JournalRecord> {
     if (!DSYNC) await this.#handle.datasync();
   }
 
+  /**
+   * Zeros from `position`, in one synchronous write where the file takes it whole: one small zero buffer
+   * given several times (a buffer the size of the room would be a large allocation now and then).
+   */
+  async #writeZeros(position: number, length: number): Promise<void> {
+    const zeros = Buffer.alloc(Math.min(ZERO_CHUNK, length));
+    for (let done = 0; done < length; ) {
+      const left = length - done;
+      const buffers = Array.from({ length: Math.ceil(left / zeros.length) }, (_, i) =>
+        i < Math.floor(left / zeros.length) ? zeros : zeros.subarray(0, left % zeros.length),
+      );
+      done += await new Promise<number>((resolve, reject) => {
+        writev(this.#handle.fd, buffers, position + done, (error, written) => (error ? reject(error) : resolve(written)));
+      });
+    }
+  }
+
   /** One write on the descriptor: the callback API costs the event loop less per call than FileHandle.write. */
   #writeAt(data: Buffer, from: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
@@ -195,7 +214,7 @@ export class Journal<T extends JournalRecord> {
     this.#extending = (async () => {
       try {
         // The descriptor is O_DSYNC: the zeros (and the new size) are on disk when this returns.
-        await this.#write(Buffer.alloc(to - from), from);
+        await this.#writeZeros(from, to - from);
         this.#allocated = to;
       } catch {
         // No room, say: the appends grow the file as they would without preallocation.
