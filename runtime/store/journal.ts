@@ -122,8 +122,8 @@ export class Journal<T extends JournalRecord> {
     const handle = await open(file, constants.O_RDWR | constants.O_CREAT | DSYNC, 0o600);
     // Cut a torn tail so the next append starts on a line of its own; zeros are overwritten as they are.
     if (damaged) await handle.truncate(kept);
+    // Room is made once appends come (a journal that waits its turn needs none).
     const journal = new Journal<T>(file, handle, records.length, kept, damaged ? kept : bytes.length, options.preallocate ?? 0);
-    journal.#extendIfNeeded();
     return { journal, records, lastSeq };
   }
 
@@ -233,7 +233,6 @@ export class Journal<T extends JournalRecord> {
     this.#records = 0;
     this.#end = 0;
     this.#allocated = 0;
-    this.#extendIfNeeded();
   }
 
   async close(): Promise<void> {
