@@ -467,6 +467,8 @@ async function heapUsedMb(port: number): Promise<number | null> {
 
 interface IdleRound {
   idle_rss_mb: number;
+  /** Of the idle RSS, the pages of the `node` binary (built-in modules' code, V8 and ICU paged in by use). */
+  node_binary_mb: number;
   heap_used_mb: number | null;
   first_request: { wall_ms: number; total_ms: number | null; path: string | null };
   second_request: { wall_ms: number; total_ms: number | null; path: string | null };
@@ -478,12 +480,13 @@ async function idleRound(variant: string, command: string[] | undefined, cwd: st
   const rt = await startRuntime({ stateDir: path.join(scratch, `${variant}-idle-${index}`), command, cwd, env, configFile: CONFIG_FILE });
   try {
     const idle = await settledRss(rt.pid);
+    const binary = executableRssBytes(rt.pid);
     const heap = await heapUsedMb(rt.httpPort);
     const first = await chatRequest(rt.httpPort, 'turn on the lamp');
     const second = await chatRequest(rt.httpPort, 'turn off the lamp');
     const after = await settledRss(rt.pid);
-    log(`${variant} round ${index + 1}: idle RSS ${mb(idle)} MB, heap ${heap} MB, first request ${first.wall_ms} ms (${first.path}), second ${second.wall_ms} ms, RSS after them ${mb(after)} MB`);
-    return { idle_rss_mb: mb(idle), heap_used_mb: heap, first_request: first, second_request: second, after_requests_rss_mb: mb(after) };
+    log(`${variant} round ${index + 1}: idle RSS ${mb(idle)} MB (node binary ${mb(binary)}), heap ${heap} MB, first request ${first.wall_ms} ms (${first.path}), second ${second.wall_ms} ms, RSS after them ${mb(after)} MB`);
+    return { idle_rss_mb: mb(idle), node_binary_mb: mb(binary), heap_used_mb: heap, first_request: first, second_request: second, after_requests_rss_mb: mb(after) };
   } finally {
     await rt.kill();
   }
@@ -515,6 +518,7 @@ async function idleOnly(scratch: string, loadBefore: number[]): Promise<void> {
     const heaps = r.map((x) => x.heap_used_mb).filter((h): h is number => h !== null);
     return {
       idle_rss_mb: round(median(r.map((x) => x.idle_rss_mb)), 1),
+      node_binary_mb: round(median(r.map((x) => x.node_binary_mb)), 1),
       heap_used_mb: heaps.length ? round(median(heaps), 1) : null,
       first_request_ms: round(median(r.map((x) => x.first_request.wall_ms)), 1),
       first_request_total_ms: round(median(r.map((x) => x.first_request.total_ms ?? Number.NaN)), 1),
@@ -539,6 +543,7 @@ async function idleOnly(scratch: string, loadBefore: number[]): Promise<void> {
     `| idle box, median of ${RUNS} alternating rounds | clawbox ${c.how} | baseline ${b.how} |`,
     '|---|---:|---:|',
     `| idle RSS, MB (no model${CONFIG_FILE ? `, config file ${path.basename(CONFIG_FILE)}` : ''}) | ${c.idle_rss_mb} | ${b.idle_rss_mb} |`,
+    `| of which pages of the node binary, MB | ${c.node_binary_mb} | ${b.node_binary_mb} |`,
     `| V8 heap used then, MB (/metrics) | ${c.heap_used_mb ?? 'n/a'} | ${b.heap_used_mb ?? 'n/a'} |`,
     `| first agent request after start (POST /api/chat, fast path), ms wall / runtime's total_ms | ${c.first_request_ms} / ${c.first_request_total_ms} | ${b.first_request_ms} / ${b.first_request_total_ms} |`,
     `| the second request, ms wall | ${c.second_request_ms} | ${b.second_request_ms} |`,
