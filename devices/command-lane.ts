@@ -26,6 +26,7 @@ export class CommandLane {
       this.#waiting.push({
         exclusive: options.exclusive === true,
         start: () => {
+          // The lane frees its place first, then the caller hears: the next job is not held up by this one's caller.
           const finish = () => {
             this.#running--;
             this.#exclusiveRunning = false;
@@ -37,7 +38,16 @@ export class CommandLane {
           } catch (error) {
             work = Promise.reject(error);
           }
-          work.then(resolve, reject).finally(finish);
+          work.then(
+            (value) => {
+              finish();
+              resolve(value);
+            },
+            (error: unknown) => {
+              finish();
+              reject(error);
+            },
+          );
         },
       });
       this.#pump();

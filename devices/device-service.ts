@@ -458,8 +458,9 @@ export class DeviceService implements Component {
     }
     rt.pending++;
     try {
-      return await rt.queue.run(async () => {
-        // The last moment a command can still be dropped honestly: it has not reached the driver.
+      return await rt.queue.run(() => {
+        // The last moment a command can still be dropped honestly: it has not reached the driver. (A throw
+        // here rejects the lane's promise.)
         notAborted(rt, signal);
         this.#assertOnline(rt);
         return job();
