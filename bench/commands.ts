@@ -36,6 +36,7 @@ import { PtyLinks } from '../devices/fixtures/pty-links.js';
 import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
 import { installedCommandLine, splitEnvAndFlags } from './runtime-process.js';
 import { percentile } from './stats.js';
+import { serialEntry } from './serial-entry.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RATES = (process.env.BENCH_RATES ?? '100,500,1000').split(',').map(Number);
@@ -69,26 +70,6 @@ function nodeRun(spec: string | undefined, tree: string): NodeRun {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function serialEntry(id: string, devicePath: string, pipeline = 1) {
-  return {
-    id,
-    driver: 'serial-line',
-    capabilities: ['switch', 'dimmer'],
-    timeout_ms: 1000,
-    serial: {
-      path: devicePath,
-      baud_rate: 115200,
-      ...(pipeline > 1 ? { pipeline } : {}),
-      commands: {
-        state: { template: 'POWER {state}', response: '^OK POWER (?<state>ON|OFF)$' },
-        brightness: { template: 'DIM {brightness}', response: '^OK DIM (?<brightness>\\d+)$' },
-      },
-      query: { template: 'STATUS', response: '^STATUS (?<state>ON|OFF) (?<brightness>\\d+) \\S+$' },
-      error: '^ERR (?<message>.*)$',
-    },
-  };
-}
 
 /** Durations of named stages (ms), reported as p50/p99 per run. */
 class StageTimes {
@@ -437,7 +418,7 @@ async function main(): Promise<void> {
       const config = {
         devices: [
           ...serialIds.map((id) => serialEntry(id, devicePath(linkName(index, id)))),
-          ...pipelinedIds.map((id) => serialEntry(id, devicePath(linkName(index, id)), PIPELINE)),
+          ...pipelinedIds.map((id) => serialEntry(id, devicePath(linkName(index, id)), { pipeline: PIPELINE })),
           ...simIds.map((id) => ({ id, driver: 'simulated', capabilities: ['switch', 'dimmer'] })),
         ],
       };

@@ -29,6 +29,7 @@ import { eventLoopBinding } from '../devices/drivers/event-loop-binding.js';
 import { PtyLinks } from '../devices/fixtures/pty-links.js';
 import { LINE_SIM } from '../devices/fixtures/socat.js';
 import { machineFacts, median, percentile } from './stats.js';
+import { serialEntry } from './serial-entry.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const EXCHANGES = Number(process.env.BENCH_EXCHANGES ?? 2000);
@@ -72,21 +73,9 @@ async function openDriver(name: string, devicePath: string, tree: string): Promi
   const { createSerialLineDriver } = (await import(path.join(tree, 'devices', 'drivers', 'serial-line.ts'))) as typeof import('../devices/drivers/serial-line.js');
   const { parseDeviceEntry, toDefinition } = await import('../devices/registry.js');
   const { default: pino } = await import('pino');
-  const entry = {
-    id: 'bench',
-    driver: 'serial-line',
-    capabilities: ['switch', 'dimmer'],
-    timeout_ms: 1000,
-    serial: {
-      path: devicePath,
-      baud_rate: 115200,
-      commands: {
-        state: { template: 'POWER {state}', response: '^OK POWER (?<state>ON|OFF)$' },
-        brightness: { template: 'DIM {brightness}', response: '^OK DIM (?<brightness>\\d+)$' },
-      },
-      error: '^ERR (?<message>.*)$',
-    },
-  };
+  // No status query: this link times the command exchange alone.
+  const entry = serialEntry('bench', devicePath, { query: false });
+
   let online: () => void;
   const opened = new Promise<void>((resolve) => (online = resolve));
   const driver = createSerialLineDriver({

@@ -5,7 +5,6 @@
  * redirect of the dual listener. Node's own formatter (`toUTCString`) is never called.
  */
 import { once } from 'node:events';
-import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import t, { type Test } from 'tap';
 import { makeTestContext } from '../../app/testing/test-context.js';
@@ -112,31 +111,15 @@ t.test('every answer over HTTP carries a Date, raw ones included', async (t) => 
   t.equal(utcStringCalls, 0, "Node's Date formatting was never used");
 });
 
-function httpsGet(port: number, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    // The box's self-signed certificate: this test checks headers, not the chain.
-    const req = httpsRequest({ host: '127.0.0.1', port, path, rejectUnauthorized: false, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 t.test('over HTTPS: answers, the plain-HTTP redirect and its refused upgrade carry a Date', async (t) => {
   const { port } = await startHttp(t, { http: { host: '127.0.0.1', tls: { enabled: true } } });
   utcStringCalls = 0;
   const before = Date.now();
 
-  const health = await httpsGet(port, '/healthz');
+  const health = await request(port, '/healthz', { tls: true });
   t.equal(health.status, 200);
   checkDate(t, health.headers.date, before, 'HTTPS answer');
-  const missing = await httpsGet(port, '/api/nothing');
+  const missing = await request(port, '/api/nothing', { tls: true });
   t.equal(missing.status, 404);
   checkDate(t, missing.headers.date, before, 'HTTPS error');
 

@@ -1,5 +1,6 @@
 /** Small helpers for the HTTP tests: raw node:http requests (any Host/Origin header) and a strict Prometheus text check. */
-import { request as httpRequest } from 'node:http';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface Answer {
   status: number;
@@ -10,11 +11,14 @@ export interface Answer {
 export function request(
   port: number,
   path: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; chunks?: Buffer[] } = {},
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer; chunks?: Buffer[]; tls?: boolean } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false },
+    const target = { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers, agent: false };
+    // tls: the box's self-signed certificate; these tests check answers, not the chain.
+    const send = (onResponse: (res: IncomingMessage) => void) =>
+      options.tls ? httpsRequest({ ...target, rejectUnauthorized: false }, onResponse) : httpRequest(target, onResponse);
+    const req = send(
       (res) => {
         let body = '';
         res.setEncoding('utf8');
