@@ -24,7 +24,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 
 export const BUNDLE_DIR = path.join('dist', 'bundle');
 
@@ -74,7 +74,12 @@ export async function bundleRuntime(appDir) {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const appDir = process.argv[2] ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  // No default: a checkout bundled in place would run the bundle (until its next tsc build) in every test.
+  const appDir = process.argv[2];
+  if (!appDir) {
+    process.stderr.write('usage: node bin/bundle.js APP_DIR (a copy of the built app: bin/, dist/, package.json)\n');
+    process.exit(64);
+  }
   try {
     const files = await bundleRuntime(appDir);
     process.stdout.write(`bundle: ${files.filter((f) => f.endsWith('.js')).length} files in ${path.join(appDir, BUNDLE_DIR)}\n`);
