@@ -309,8 +309,8 @@ class SerialLineDriver implements DeviceDriver {
   }
 
   /**
-   * A template filled in from the command, and for what it does not set from the last known state (as
-   * renderTemplate does with both merged); `sent` collects each placeholder's wire text.
+   * A template filled in from the command, and for what it does not set from the last known state; `sent`
+   * collects each placeholder's wire text.
    */
   #render(template: CompiledTemplate, command: DeviceCommand, sent: Record<string, string>): string {
     let line = template.literals[0]!;

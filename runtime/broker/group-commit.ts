@@ -83,8 +83,6 @@ type Job = (
   | {
       kind: 'batch';
       ops: QueuedOp[];
-      /** Whether a put's value in `ops` is still to be made. */
-      later: boolean;
       /** Where each key's last operation is in `ops`: a later write of the key replaces it. */
       index: Map<string, number>;
       waiters: Waiter[];
@@ -268,7 +266,7 @@ export class GroupCommitDb {
     let job = this.#jobs.at(-1);
     // Only a batch that has not started can take more; the one being written is no longer queued.
     if (job?.kind !== 'batch') {
-      job = { kind: 'batch', ops: [], later: false, index: new Map(), waiters: [], deferred: 0, sync: false, due: false };
+      job = { kind: 'batch', ops: [], index: new Map(), waiters: [], deferred: 0, sync: false, due: false };
       this.#jobs.push(job);
     }
     let added = 0;
@@ -281,7 +279,6 @@ export class GroupCommitDb {
       } else {
         job.ops[at] = op;
       }
-      if (op.type === 'put' && op.value instanceof Later) job.later = true;
       this.#pending.set(op.key, { job, value: op.type === 'put' ? op.value : undefined });
     }
     if (behind) {
@@ -396,7 +393,7 @@ export class GroupCommitDb {
       let failure: Error | undefined;
       try {
         if (job.kind === 'batch') {
-          const ops = job.later ? job.ops.map((op) => (op.type === 'put' && op.value instanceof Later ? { ...op, value: op.value.value } : op)) : job.ops;
+          const ops = job.ops.map((op) => (op.type === 'put' && op.value instanceof Later ? { ...op, value: op.value.value } : op));
           await this.#db.batch(ops as never, { sync: job.sync });
           this.stats.commits++;
           this.stats.ops += job.ops.length;
