@@ -8,8 +8,8 @@
  * - agent requests on the fast path: `POST /api/chat` "turn on the lamp" and the like, 4/s;
  * - chat over the OpenAI-compatible API: `POST /v1/chat/completions` with one user message, 2/s;
  * - MQTT churn: 10 clients a second connect, subscribe to `clawbox/lamp` and leave 5 s later.
- * Per interval (5 min, or a sixth of a shorter run) it prints the runtime's VmRSS, V8 heap used, active
- * handles (from its /metrics) and the p99 of each kind, and writes everything to
+ * Per interval (5 min, or a sixth of a shorter run) it prints the runtime's VmRSS (and how much of it is
+ * anonymous memory and pages of the node binary), V8 heap total and used, active handles (from its /metrics) and the p99 of each kind, and writes everything to
  * bench/results/soak-<time>.json. RSS growth is measured from the end of the first interval (warm-up).
  *
  * Usage: npm run bench:soak [-- --minutes N]   (default 30)
@@ -19,7 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ROOT, mb, round, rssBytes, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, executableRssBytes, fileBackedRssBytes, mb, round, rssBytes, sleep, startRuntime } from './runtime-process.js';
 import { machineFacts, percentile } from './stats.js';
 
 const minutesArg = process.argv.indexOf('--minutes');
@@ -165,6 +165,10 @@ async function main(): Promise<void> {
       const row = {
         minute: round((Date.now() - started) / 60_000, 1),
         rss_mb: mb(rssBytes(rt.pid)),
+        // Where RSS grows: memory the process allocated (V8's heap is part of it) or pages of the node binary.
+        anonymous_mb: mb(rssBytes(rt.pid) - fileBackedRssBytes(rt.pid)),
+        node_binary_mb: mb(executableRssBytes(rt.pid)),
+        heap_total_mb: mb(metric(text, 'clawbox_nodejs_heap_size_total_bytes')),
         heap_used_mb: mb(metric(text, 'clawbox_nodejs_heap_size_used_bytes')),
         handles: metric(text, 'clawbox_nodejs_active_handles_total'),
         command: { count: w.latencies.command.length, errors: w.errors.command, p99_ms: p99('command') },
@@ -202,14 +206,14 @@ async function main(): Promise<void> {
     `Machine: ${m.cpus} vCPU ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}; load average ${m.load_average_before[0]} before, ${m.load_average_after[0]} after`,
     `Load: ${COMMANDS_PER_S} device commands/s (MQTT), ${AGENT_PER_S} fast-path agent requests/s (POST /api/chat), ${CHAT_PER_S} chat completions/s (POST /v1/chat/completions), ${CHURN_PER_S} MQTT connects/s (each stays 5 s)`,
     '',
-    '| minute | RSS, MB | heap used, MB | handles | commands (errors), p99 ms | agent (errors), p99 ms | chat (errors), p99 ms | load 1m |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| minute | RSS, MB | anonymous / node binary, MB | heap total / used, MB | handles | commands (errors), p99 ms | agent (errors), p99 ms | chat (errors), p99 ms | load 1m |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...intervals.map((r) => {
       const k = (x: unknown) => {
         const v = x as { count: number; errors: number; p99_ms: number };
         return `${v.count} (${v.errors}), ${v.p99_ms}`;
       };
-      return `| ${r.minute} | ${r.rss_mb} | ${r.heap_used_mb} | ${r.handles} | ${k(r.command)} | ${k(r.agent)} | ${k(r.chat)} | ${r.load_avg_1m} |`;
+      return `| ${r.minute} | ${r.rss_mb} | ${r.anonymous_mb} / ${r.node_binary_mb} | ${r.heap_total_mb} / ${r.heap_used_mb} | ${r.handles} | ${k(r.command)} | ${k(r.agent)} | ${k(r.chat)} | ${r.load_avg_1m} |`;
     }),
     '',
     `RSS growth from the first interval (warm-up) to the last: ${growth} %`,
