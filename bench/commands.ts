@@ -14,8 +14,15 @@
  * tests: 2 processes per device that wake on every line and share the cores with the runtime). Prints a table, the ratios to the baseline and, per
  * driver, where the time went inside the runtime; writes bench/results/commands-<time>.json.
  *
+ * With pty links, each serial round trip is also split at the far end's read and write of the line (both
+ * processes time it on CLOCK_MONOTONIC): out, the far end's turn, back; and each far-end process's CPU per
+ * command is given. A fourth set, `serial-line native far end`, has line-device-sim.c (built with cc) as its
+ * far end: the same runtime path with the harness's CPU on the cores cut to a few microseconds a line.
+ * The goal lines are the Node far end's set's; the native set's figures are printed beside them.
+ *
  * Environment: BENCH_RATES (default "100,500,1000"), BENCH_SECONDS (10, per driver and rate),
  * BENCH_SLICE_SECONDS (2), BENCH_DEVICES (4 per set), BENCH_PIPELINE (8; 0 leaves the pipelined set out),
+ * BENCH_NATIVE_FAR_END (0 leaves the native far end's set out),
  * BENCH_CPU_PROF (a folder: the runtime side writes a V8 CPU profile there), BENCH_LINK ("pty" or "socat"),
  * BENCH_COMPARE (another checkout, e.g. `git worktree add /tmp/before <commit>`: its runtime runs too, on
  * devices of its own, taking turns with this one slice by slice, so before and after see the same machine
@@ -45,6 +52,13 @@ const DEVICES = Number(process.env.BENCH_DEVICES ?? 4);
 const SLICE_SECONDS = Number(process.env.BENCH_SLICE_SECONDS ?? 2);
 /** A third set of serial devices with `serial.pipeline` this high takes turns too (0: none). */
 const PIPELINE = Number(process.env.BENCH_PIPELINE ?? 8);
+/**
+ * A fourth set of serial devices whose far end is devices/fixtures/line-device-sim.c (built here with cc)
+ * instead of the Node simulator: the same protocol and runtime path with the harness's own CPU and
+ * wake-ups on the runtime's cores made small (a real device answers on its own chip). "0" leaves it out;
+ * pty links only. The goal lines stay those of the Node far end's set.
+ */
+const NATIVE_FAR_END = process.env.BENCH_NATIVE_FAR_END !== '0';
 /** How the serial devices are attached: one simulator process on pty masters, or socat + a simulator per device. */
 const LINK = process.env.BENCH_LINK ?? 'pty';
 if (LINK !== 'pty' && LINK !== 'socat') throw new Error('BENCH_LINK must be "pty" or "socat"');
@@ -70,6 +84,58 @@ function nodeRun(spec: string | undefined, tree: string): NodeRun {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A serial device's driver calls since the last reset: the `first`-th call of its life onwards, with the
+ * driver's turn (label) each was made in, and when it was called and returned (CLOCK_MONOTONIC, us; NaN
+ * when it failed).
+ */
+interface Exchanges {
+  first: number;
+  label: string[];
+  start: number[];
+  end: number[];
+}
+
+/** p50 / p99 (ms) of the three parts of a serial round trip, as the runtime and the simulator timed them. */
+interface LinkParts {
+  n: number;
+  out: { p50_ms: number; p99_ms: number };
+  far_end: { p50_ms: number; p99_ms: number };
+  back: { p50_ms: number; p99_ms: number };
+}
+
+/**
+ * The driver's round trips split at the simulator's read and write of each line: out (the runtime's write,
+ * the ptys, the simulator waking up), the far end (the simulator's turn: harness, not product), back (the
+ * ptys, the runtime waking up and reading the reply). Per driver label; devices whose counts do not line
+ * up (a command that failed before reaching the wire) are left out.
+ */
+function linkParts(exchanges: Record<string, Exchanges>, times: Map<string, number[]>, linkOf: (id: string) => string): Record<string, LinkParts> {
+  const parts = new Map<string, { out: number[]; far: number[]; back: number[] }>();
+  for (const [id, mine] of Object.entries(exchanges)) {
+    const sim = times.get(linkOf(id));
+    if (!sim || sim.length < 2 * (mine.first + mine.start.length) || mine.end.some(Number.isNaN)) continue;
+    for (let k = 0; k < mine.start.length; k++) {
+      const i = mine.first + k;
+      const read = sim[2 * i]!;
+      const wrote = sim[2 * i + 1]!;
+      const list = parts.get(mine.label[k]!) ?? { out: [], far: [], back: [] };
+      parts.set(mine.label[k]!, list);
+      list.out.push((read - mine.start[k]!) / 1000);
+      list.far.push((wrote - read) / 1000);
+      list.back.push((mine.end[k]! - wrote) / 1000);
+    }
+  }
+  const round = (n: number) => Math.round(n * 100) / 100;
+  const summary = (list: number[]) => {
+    list.sort((a, b) => a - b);
+    return { p50_ms: round(percentile(list, 50)), p99_ms: round(percentile(list, 99)) };
+  };
+  return Object.fromEntries(
+    [...parts].map(([label, list]) => [label, { n: list.out.length, out: summary(list.out), far_end: summary(list.far), back: summary(list.back) }]),
+  );
+}
 
 /** Durations of named stages (ms), reported as p50/p99 per run. */
 class StageTimes {
@@ -156,12 +222,35 @@ async function serve(configFile: string): Promise<void> {
   };
   const invoke = frontDoor.invoke.bind(frontDoor);
   frontDoor.invoke = ((name: string, input: unknown, call: never) => stages.time('operation', invoke(name, input, call))) as typeof frontDoor.invoke;
+  // Each serial-line command's call and return (CLOCK_MONOTONIC, us), per device and in order: with the
+  // simulator's own times (PtyLinks.times) they split the driver's round trip into out, far end, back.
+  const exchanges = new Map<string, Exchanges>();
+  const micros = () => Number(process.hrtime.bigint() / 1000n);
   const loadDriver = async (name: string) => {
     const factory = await loadBuiltinDriver(name);
     return (ctx: Parameters<typeof factory>[0]) => {
       const driver = factory(ctx);
       const execute = driver.execute.bind(driver);
-      driver.execute = (command, timeoutMs) => stages.time('driver execute', execute(command, timeoutMs));
+      const id = ctx.definition.id;
+      const mine: Exchanges = { first: 0, label: [], start: [], end: [] };
+      if (name === 'serial-line') exchanges.set(id, mine);
+      driver.execute = (command, timeoutMs) => {
+        const start = name === 'serial-line' ? micros() : 0;
+        const work = stages.time('driver execute', execute(command, timeoutMs));
+        if (name !== 'serial-line') return work;
+        const label = stages.label;
+        const done = (ok: boolean) => {
+          if (mine.start.length >= 200_000) return;
+          mine.label.push(label);
+          mine.start.push(start);
+          mine.end.push(ok ? micros() : Number.NaN);
+        };
+        work.then(
+          () => done(true),
+          () => done(false),
+        );
+        return work;
+      };
       return driver;
     };
   };
@@ -192,6 +281,12 @@ async function serve(configFile: string): Promise<void> {
       cpuByLabel.clear();
       loop.reset();
       stages.reset();
+      for (const mine of exchanges.values()) {
+        mine.first += mine.start.length;
+        mine.label = [];
+        mine.start = [];
+        mine.end = [];
+      }
     }
     if (message.cmd === 'report') {
       chargeCpu();
@@ -203,6 +298,7 @@ async function serve(configFile: string): Promise<void> {
         cpu_ms: Math.round(usedMs(process.cpuUsage(cpuAtReset))),
         cpu_ms_by_driver: Object.fromEntries(cpuByLabel),
         stages: stages.report(),
+        exchanges: Object.fromEntries(exchanges),
       });
     }
   });
@@ -241,6 +337,20 @@ interface RunResult {
   runtime_cpu_us_per_command_driver?: number;
   /** Inside the runtime: the whole operation, the driver's part, the journal's group commits, the broker's publishes. */
   stages?: Record<string, { n: number; p50_ms: number; p99_ms: number }>;
+  /** The serial driver's round trip in three parts (BENCH_LINK=pty only): see linkParts. */
+  link?: LinkParts;
+}
+
+/** The driver label of the set whose far end is line-device-sim.c. */
+const NATIVE_DRIVER = 'serial-line native far end';
+
+/** Builds devices/fixtures/line-device-sim.c into `dir`; null (and a note) where no C compiler works. */
+function buildNativeSimulator(dir: string): string | null {
+  const out = path.join(dir, 'line-device-sim');
+  const cc = spawnSync('cc', ['-O2', '-o', out, path.join(ROOT, 'devices', 'fixtures', 'line-device-sim.c')], { encoding: 'utf8' });
+  if (cc.status === 0) return out;
+  log(`no native far end (cc: ${cc.error?.message ?? cc.stderr.trim().slice(0, 200)}); BENCH_NATIVE_FAR_END=0 skips the attempt`);
+  return null;
 }
 
 function errorCode(payload: Buffer): string {
@@ -382,6 +492,8 @@ async function main(): Promise<void> {
   const serialIds = Array.from({ length: DEVICES }, (_, i) => `serial-${i}`);
   const pipelinedIds = Array.from({ length: PIPELINE > 1 ? DEVICES : 0 }, (_, i) => `pipelined-${i}`);
   const simIds = Array.from({ length: DEVICES }, (_, i) => `sim-${i}`);
+  const nativeSim = NATIVE_FAR_END && LINK === 'pty' ? buildNativeSimulator(dir) : null;
+  const nativeIds = Array.from({ length: nativeSim ? DEVICES : 0 }, (_, i) => `native-${i}`);
   // BENCH_COMPARE=<another checkout>: its runtime runs beside this one, on devices of its own, and the
   // two take turns slice by slice, so a before/after comparison sees the same machine load.
   const compare = process.env.BENCH_COMPARE ? path.resolve(process.env.BENCH_COMPARE) : null;
@@ -406,19 +518,28 @@ async function main(): Promise<void> {
   // Each runtime's serial devices get links of their own (the ids repeat: each runtime is its own broker).
   const linkName = (side: number, id: string) => (side === 0 ? id : `b-${id}`);
   const linkNames = trees.flatMap((_, side) => [...serialIds, ...pipelinedIds].map((id) => linkName(side, id)));
+  const nativeLinkNames = trees.flatMap((_, side) => nativeIds.map((id) => linkName(side, id)));
   const rigs = LINK === 'socat' ? linkNames.map((name) => new SerialRig(dir, name, LINE_SIM)) : [];
   const links = LINK === 'pty' ? new PtyLinks(dir, linkNames, LINE_SIM) : null;
-  const devicePath = (name: string) => links?.path(name) ?? rigs.find((rig) => rig.name === name)!.devicePath;
+  const nativeLinks = nativeSim ? new PtyLinks(dir, nativeLinkNames, nativeSim) : null;
+  /** Each far-end process, for its timing and CPU: the Node simulator, and the native one. */
+  const farEnds = [
+    ...(links ? [{ name: 'node', links }] : []),
+    ...(nativeLinks ? [{ name: 'native', links: nativeLinks }] : []),
+  ];
+  const devicePath = (name: string) => (nativeLinkNames.includes(name) ? nativeLinks!.path(name) : (links?.path(name) ?? rigs.find((rig) => rig.name === name)!.devicePath));
   const sides: Side[] = [];
   try {
     log(`attaching ${linkNames.length} serial devices: ${HARNESS}...`);
     await Promise.all(rigs.map((rig) => rig.plug()));
     await links?.start();
+    await nativeLinks?.start();
     for (const [index, { tag, tree, run }] of trees.entries()) {
       const config = {
         devices: [
           ...serialIds.map((id) => serialEntry(id, devicePath(linkName(index, id)))),
           ...pipelinedIds.map((id) => serialEntry(id, devicePath(linkName(index, id)), { pipeline: PIPELINE })),
+          ...nativeIds.map((id) => serialEntry(id, devicePath(linkName(index, id)))),
           ...simIds.map((id) => ({ id, driver: 'simulated', capabilities: ['switch', 'dimmer'] })),
         ],
       };
@@ -430,6 +551,7 @@ async function main(): Promise<void> {
     for (const side of sides) {
       await runSlice(side.client, serialIds, 100, 2);
       if (pipelinedIds.length > 0) await runSlice(side.client, pipelinedIds, 100, 2);
+      if (nativeIds.length > 0) await runSlice(side.client, nativeIds, 100, 2);
       await runSlice(side.client, simIds, 100, 2);
     }
 
@@ -439,12 +561,16 @@ async function main(): Promise<void> {
       ['simulated', simIds],
       ['serial-line', serialIds],
       ...(pipelinedIds.length > 0 ? [[`serial-line pipeline ${PIPELINE}`, pipelinedIds] as const] : []),
+      ...(nativeIds.length > 0 ? [[NATIVE_DRIVER, nativeIds] as const] : []),
     ];
     const turnsOf = sides.flatMap((side) => drivers.map(([driver, ids]) => ({ side, driver, ids })));
     const results: RunResult[] = [];
+    /** Each far-end process's CPU per serial command it answered (every runtime), per rate. */
+    const simulatorCpu: Array<{ far_end: string; rate: number; us_per_serial_command: number }> = [];
     for (const rate of RATES) {
       log(`${rate} cmd/s: ${SECONDS} s per driver${sides.length > 1 ? ' and runtime' : ''} in ${SLICE_SECONDS} s turns...`);
       for (const side of sides) side.child.send({ cmd: 'reset' });
+      const farCpuBefore = await Promise.all(farEnds.map(async (far) => (await far.links.times()).cpuMicros));
       const before = os.loadavg()[0]!;
       const slices = new Map<string, Slice[]>(turnsOf.map(({ side, driver }) => [`${side.tag}|${driver}`, []]));
       const turns = Math.max(1, Math.round(SECONDS / SLICE_SECONDS));
@@ -457,14 +583,28 @@ async function main(): Promise<void> {
         }
       }
       const load = Math.round(((before + os.loadavg()[0]!) / 2) * 10) / 10;
-      for (const side of sides) {
-        const { loop_p99_ms, loop_max_ms, cpu_ms, cpu_ms_by_driver, stages } = (await side.report()) as {
+      const simTimes = new Map<string, number[]>();
+      for (const [i, far] of farEnds.entries()) {
+        const sim = await far.links.times();
+        for (const [name, times] of sim.times) simTimes.set(name, times);
+        // The far end is harness: a real device does not share the runtime's cores. What it takes from them:
+        const served = [...slices].filter(([key]) => (key.split('|')[1] === NATIVE_DRIVER) === (far.name === 'native') && key.split('|')[1]!.startsWith('serial-line'));
+        const commands = served.reduce((n, [, list]) => n + list.reduce((m, x) => m + x.sent, 0), 0);
+        const cpuMs = (sim.cpuMicros - farCpuBefore[i]!) / 1000;
+        simulatorCpu.push({ far_end: far.name, rate, us_per_serial_command: Math.round((cpuMs * 1000) / commands) });
+        log(`${rate} cmd/s: the ${far.name} far end used ${Math.round(cpuMs)} ms of CPU for ${commands} serial commands`);
+      }
+      for (const [sideIndex, side] of sides.entries()) {
+        const { loop_p99_ms, loop_max_ms, cpu_ms, cpu_ms_by_driver, stages, exchanges } = (await side.report()) as {
           loop_p99_ms: number;
           loop_max_ms: number;
           cpu_ms: number;
           cpu_ms_by_driver: Record<string, number>;
           stages: Record<string, RunResult['stages']>;
+          /** Absent from a compared checkout whose bench predates it. */
+          exchanges?: Record<string, Exchanges>;
         };
+        const link = farEnds.length > 0 && exchanges ? linkParts(exchanges, simTimes, (id) => linkName(sideIndex, id)) : {};
         const commands = drivers.reduce((n, [driver]) => n + slices.get(`${side.tag}|${driver}`)!.reduce((m, slice) => m + slice.sent, 0), 0);
         log(`${rate} cmd/s${side.tag ? ` (${side.tag})` : ''}: the runtime process used ${cpu_ms} ms of CPU for ${commands} commands (${Math.round((cpu_ms / commands) * 1000)} us each, all drivers, idle turns included)`);
         for (const [driver] of drivers) {
@@ -478,6 +618,7 @@ async function main(): Promise<void> {
             load_avg_1m: load,
             runtime_cpu_us_per_command: Math.round((cpu_ms / commands) * 1000),
             ...(stages[driver] ? { stages: stages[driver] } : {}),
+            ...(link[driver] ? { link: link[driver] } : {}),
           });
         }
       }
@@ -509,6 +650,16 @@ async function main(): Promise<void> {
       const parts = Object.entries(r.stages ?? {}).map(([stage, t]) => `${stage} ${t.p50_ms} / ${t.p99_ms} (${t.n})`);
       console.log(`  ${named(r)} at ${r.rate}/s: ${parts.join('; ')}`);
     }
+    const linked = results.filter((r) => r.link);
+    if (linked.length > 0) {
+      console.log('\nthe serial round trip in parts, p50 / p99 ms (n): out = driver called -> simulator read the line (the');
+      console.log('runtime\'s write, the ptys, the simulator waking); far end = its turn (harness); back = reply written -> driver returned:');
+      for (const r of linked) {
+        const { n, out, far_end, back } = r.link!;
+        console.log(`  ${named(r)} at ${r.rate}/s: out ${out.p50_ms} / ${out.p99_ms}; far end ${far_end.p50_ms} / ${far_end.p99_ms}; back ${back.p50_ms} / ${back.p99_ms} (${n})`);
+      }
+      for (const { far_end, rate, us_per_serial_command } of simulatorCpu) console.log(`  the ${far_end} far end's CPU at ${rate}/s: ${us_per_serial_command} us per serial command it answered`);
+    }
     console.log('');
     const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : Number.NaN);
     const goals: Record<string, unknown>[] = [];
@@ -536,6 +687,9 @@ async function main(): Promise<void> {
         serial_over_simulated_p99_at_500: serial500 && simulated500 ? ratio(serial500.p99_ms, simulated500.p99_ms) : null,
         at_most_1_5x: serial500 && simulated500 ? serial500.p99_ms <= 1.5 * simulated500.p99_ms : null,
         timeouts_at_1000: serial1000 ? (serial1000.error_codes.DEVICE_TIMEOUT ?? 0) + serial1000.lost : null,
+        // The same path with the native far end (harness CPU off the cores): beside the goal, not instead of it.
+        native_far_end_p99_ms_at_500: at(NATIVE_DRIVER, 500)?.p99_ms ?? null,
+        native_far_end_over_simulated_p99_at_500: at(NATIVE_DRIVER, 500) && simulated500 ? ratio(at(NATIVE_DRIVER, 500)!.p99_ms, simulated500.p99_ms) : null,
       };
       goals.push(goal);
       const verdict = (met: boolean | null) => (met === null ? 'not measured' : met ? 'met' : 'NOT met');
@@ -545,6 +699,12 @@ async function main(): Promise<void> {
           ` timeouts + lost at 1,000 cmd/s: ${goal.timeouts_at_1000 ?? 'not measured'}` +
           ` (load average ${results.find((r) => r.rate === 500)?.load_avg_1m ?? '?'}; the p99 goal is for a quiet box)`,
       );
+      if (goal.native_far_end_p99_ms_at_500 !== null) {
+        console.log(
+          `  beside it, ${NATIVE_DRIVER} (the harness's far end in C): p99 at 500 cmd/s ${goal.native_far_end_p99_ms_at_500} ms,` +
+            ` ${goal.native_far_end_over_simulated_p99_at_500}x simulated`,
+        );
+      }
     }
     if (sides.length > 1) {
       console.log(`\n${sides[0]!.tag} against ${sides[1]!.tag} (same run, alternating slices), p50 / p99 ms:`);
@@ -566,12 +726,13 @@ async function main(): Promise<void> {
     const file = path.join(out, `commands-${new Date().toISOString().replaceAll(':', '-').replace('.', '-')}.json`);
     const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), node: process.version };
     const runtimes = sides.map((side) => ({ tag: side.tag || commitOf(side.tree), tree: side.tree, node: side.run.label, node_env: side.run.env, node_flags: side.run.flags }));
-    writeFileSync(file, `${JSON.stringify({ benchmark: 'commands', machine, runtimes, harness: HARNESS, devices: DEVICES, seconds: SECONDS, goals, results }, null, 2)}\n`);
+    writeFileSync(file, `${JSON.stringify({ benchmark: 'commands', machine, runtimes, harness: HARNESS, devices: DEVICES, seconds: SECONDS, goals, simulator_cpu: simulatorCpu, results }, null, 2)}\n`);
     console.log(`results: ${path.relative(ROOT, file)}`);
   } finally {
     await Promise.all(sides.map(stopSide));
     await Promise.all(rigs.map((rig) => rig.unplug()));
     await links?.stop();
+    await nativeLinks?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
