@@ -264,9 +264,13 @@ async function serve(configFile: string): Promise<void> {
   // (its commands, their answers, and the runtime's idle work meanwhile). Load on other processes does
   // not move it much, unlike latency.
   const cpuByLabel = new Map<string, number>();
+  /** The kernel's part of it (system time): syscalls, and waking other threads and processes. */
+  const systemByLabel = new Map<string, number>();
   let cpuMark = process.cpuUsage();
   const chargeCpu = () => {
-    cpuByLabel.set(stages.label, (cpuByLabel.get(stages.label) ?? 0) + usedMs(process.cpuUsage(cpuMark)));
+    const used = process.cpuUsage(cpuMark);
+    cpuByLabel.set(stages.label, (cpuByLabel.get(stages.label) ?? 0) + usedMs(used));
+    systemByLabel.set(stages.label, (systemByLabel.get(stages.label) ?? 0) + used.system / 1000);
     cpuMark = process.cpuUsage();
   };
   loop.enable();
@@ -279,6 +283,7 @@ async function serve(configFile: string): Promise<void> {
       cpuAtReset = process.cpuUsage();
       cpuMark = cpuAtReset;
       cpuByLabel.clear();
+      systemByLabel.clear();
       loop.reset();
       stages.reset();
       for (const mine of exchanges.values()) {
@@ -297,6 +302,7 @@ async function serve(configFile: string): Promise<void> {
         loop_max_ms: ms(loop.max),
         cpu_ms: Math.round(usedMs(process.cpuUsage(cpuAtReset))),
         cpu_ms_by_driver: Object.fromEntries(cpuByLabel),
+        system_cpu_ms_by_driver: Object.fromEntries(systemByLabel),
         stages: stages.report(),
         exchanges: Object.fromEntries(exchanges),
       });
@@ -335,6 +341,8 @@ interface RunResult {
   runtime_cpu_us_per_command?: number;
   /** The same for this driver's turns alone: the runtime's work per command on this path. */
   runtime_cpu_us_per_command_driver?: number;
+  /** Its system (kernel) part. */
+  runtime_system_cpu_us_per_command_driver?: number;
   /** Inside the runtime: the whole operation, the driver's part, the journal's group commits, the broker's publishes. */
   stages?: Record<string, { n: number; p50_ms: number; p99_ms: number }>;
   /** The serial driver's round trip in three parts (BENCH_LINK=pty only): see linkParts. */
@@ -595,11 +603,13 @@ async function main(): Promise<void> {
         log(`${rate} cmd/s: the ${far.name} far end used ${Math.round(cpuMs)} ms of CPU for ${commands} serial commands`);
       }
       for (const [sideIndex, side] of sides.entries()) {
-        const { loop_p99_ms, loop_max_ms, cpu_ms, cpu_ms_by_driver, stages, exchanges } = (await side.report()) as {
+        const { loop_p99_ms, loop_max_ms, cpu_ms, cpu_ms_by_driver, system_cpu_ms_by_driver, stages, exchanges } = (await side.report()) as {
           loop_p99_ms: number;
           loop_max_ms: number;
           cpu_ms: number;
           cpu_ms_by_driver: Record<string, number>;
+          /** Absent from a compared checkout whose bench predates it. */
+          system_cpu_ms_by_driver?: Record<string, number>;
           stages: Record<string, RunResult['stages']>;
           /** Absent from a compared checkout whose bench predates it. */
           exchanges?: Record<string, Exchanges>;
@@ -613,6 +623,9 @@ async function main(): Promise<void> {
             ...(side.tag ? { runtime: side.tag } : {}),
             ...summary,
             runtime_cpu_us_per_command_driver: Math.round(((cpu_ms_by_driver[driver] ?? 0) / summary.sent) * 1000),
+            ...(system_cpu_ms_by_driver
+              ? { runtime_system_cpu_us_per_command_driver: Math.round(((system_cpu_ms_by_driver[driver] ?? 0) / summary.sent) * 1000) }
+              : {}),
             runtime_loop_p99_ms: loop_p99_ms,
             runtime_loop_max_ms: loop_max_ms,
             load_avg_1m: load,
@@ -624,10 +637,10 @@ async function main(): Promise<void> {
       }
     }
 
-    const header = ['runtime', 'driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'cpu us/cmd', 'loop p99', 'loop max', 'load'];
+    const header = ['runtime', 'driver', 'rate/s', 'achieved', 'sent', 'answered', 'errors', 'lost', 'p50 ms', 'p99 ms', 'max ms', 'cpu us/cmd', 'of it sys', 'loop p99', 'loop max', 'load'];
     const shown = sides.length > 1 ? header : header.slice(1);
     const rows = results.map((r) =>
-      [r.runtime ?? '', r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms, r.runtime_cpu_us_per_command_driver, r.runtime_loop_p99_ms, r.runtime_loop_max_ms, r.load_avg_1m]
+      [r.runtime ?? '', r.driver, r.rate, r.achieved_rate, r.sent, r.answered, r.errors, r.lost, r.p50_ms, r.p99_ms, r.max_ms, r.runtime_cpu_us_per_command_driver, r.runtime_system_cpu_us_per_command_driver ?? '', r.runtime_loop_p99_ms, r.runtime_loop_max_ms, r.load_avg_1m]
         .map(String)
         .slice(sides.length > 1 ? 0 : 1),
     );
@@ -636,7 +649,8 @@ async function main(): Promise<void> {
     console.log(`\ncommand -> state published latency, ${DEVICES} devices per driver, open loop, ${SECONDS} s per rate`);
     console.log(`(serial devices: ${HARNESS}; simulated: in the runtime, no I/O)`);
     for (const side of sides) console.log(`(runtime${side.tag ? ` ${side.tag}` : ''}: node ${side.run.label})`);
-    console.log('(cpu us/cmd: CPU time of the runtime process per command during this driver\'s turns; loop p99/max: its');
+    console.log('(cpu us/cmd: CPU time of the runtime process per command during this driver\'s turns, of it sys: the kernel\'s');
+    console.log(' part (syscalls, waking other threads and processes); loop p99/max: its');
     console.log(' event-loop delay in ms; load: 1-minute load average, all jobs)');
     console.log(line(shown));
     for (const row of rows) console.log(line(row));
