@@ -126,6 +126,20 @@ export function executableRssBytes(pid: number): number {
   return kb * 1024;
 }
 
+/**
+ * Of a process's RSS, glibc's main malloc arena: the `[heap]` mapping (brk), what the main thread mallocs
+ * (Node's and V8's own C++ objects, ArrayBuffer backing stores, socket reads), bytes: /proc/<pid>/smaps.
+ */
+export function mallocHeapRssBytes(pid: number): number {
+  let kb = 0;
+  let inHeap = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inHeap = line.endsWith(' [heap]');
+    else if (inHeap && line.startsWith('Rss:')) kb += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+  }
+  return kb * 1024;
+}
+
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */
 export async function startRuntime(options: StartOptions): Promise<RuntimeProcess> {
   const httpPort = await freePort();

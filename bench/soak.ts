@@ -13,13 +13,18 @@
  * bench/results/soak-<time>.json. RSS growth is measured from the end of the first interval (warm-up).
  *
  * Usage: npm run bench:soak [-- --minutes N]   (default 30)
+ * BENCH_NODE_FLAGS="NAME=value ... --flag ...": the runtime started with exactly these environment words
+ * (glibc's malloc settings and such) and node flags instead of bin/clawbox.js's `#!` line's, to compare a
+ * variant against the installed line by running two soaks at once (they share the machine alike).
+ * BENCH_SOAK_LOADS=commands,agent,chat,churn (default: all four): only those kinds of load, to find which
+ * one a growth comes with (a diagnosis; the goal's figure is the run with all four).
  */
 import http from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ROOT, executableRssBytes, fileBackedRssBytes, mb, round, rssBytes, sleep, startRuntime } from './runtime-process.js';
+import { ROOT, executableRssBytes, fileBackedRssBytes, installedCommandLine, mallocHeapRssBytes, mb, round, rssBytes, sleep, splitEnvAndFlags, startRuntime } from './runtime-process.js';
 import { machineFacts, percentile } from './stats.js';
 
 const minutesArg = process.argv.indexOf('--minutes');
@@ -31,6 +36,11 @@ const AGENT_PER_S = 4;
 const CHAT_PER_S = 2;
 const CHURN_PER_S = 10;
 const TIMEOUT_MS = 5000;
+const VARIANT_WORDS = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+const variant = VARIANT_WORDS.length > 0 ? splitEnvAndFlags(VARIANT_WORDS) : undefined;
+const LOADS = new Set((process.env.BENCH_SOAK_LOADS ?? 'commands,agent,chat,churn').split(',').map((s) => s.trim()));
+const nodeLine = variant ?? installedCommandLine();
+const nodeLineText = [...Object.entries(nodeLine.env).map(([k, v]) => `${k}=${v}`), ...nodeLine.flags].join(' ');
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
@@ -85,6 +95,11 @@ async function every(perSecond: number, stop: () => boolean, fn: (n: number) => 
   }
 }
 
+/** `every` for one kind of load, unless BENCH_SOAK_LOADS leaves it out. */
+function load(kind: string, perSecond: number, stop: () => boolean, fn: (n: number) => void): Promise<void> {
+  return LOADS.has(kind) ? every(perSecond, stop, fn) : Promise.resolve();
+}
+
 async function timed(kind: Kind, call: () => Promise<number>): Promise<void> {
   const t0 = performance.now();
   const status = await call();
@@ -95,8 +110,11 @@ async function timed(kind: Kind, call: () => Promise<number>): Promise<void> {
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const scratch = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bench-soak-'));
-  const rt = await startRuntime({ stateDir: path.join(scratch, 'state') });
-  log(`runtime ready in ${round(rt.readyMs)} ms; soaking for ${MINUTES} min, interval ${round(INTERVAL_MS / 1000)} s`);
+  const rt = await startRuntime({
+    stateDir: path.join(scratch, 'state'),
+    ...(variant ? { command: [process.execPath, ...variant.flags, path.join(ROOT, 'bin/clawbox.js'), 'start'], env: variant.env } : {}),
+  });
+  log(`runtime ready in ${round(rt.readyMs)} ms (${variant ? 'BENCH_NODE_FLAGS' : "the `#!` line's"}: ${nodeLineText}); soaking for ${MINUTES} min, interval ${round(INTERVAL_MS / 1000)} s`);
   const connect = (clientId: string): Promise<MqttClient> =>
     new Promise((resolve, reject) => {
       const c = mqtt.connect({ host: '127.0.0.1', port: rt.mqttPort, clientId, reconnectPeriod: 0, connectTimeout: TIMEOUT_MS });
@@ -121,7 +139,7 @@ async function main(): Promise<void> {
   const stop = () => Date.now() >= endAt;
   const intervals: Record<string, unknown>[] = [];
   const loops = [
-    every(COMMANDS_PER_S, stop, (n) => {
+    load('commands', COMMANDS_PER_S, stop, (n) => {
       const id = devices[n % devices.length]!;
       const queue = waiting.get(id)!;
       // A command with no answer in time is counted lost and dropped from the queue.
@@ -132,15 +150,15 @@ async function main(): Promise<void> {
       queue.push(performance.now());
       driver.publish(`clawbox/${id}/set`, JSON.stringify({ state: Math.floor(n / devices.length) % 2 ? 'ON' : 'OFF' }));
     }),
-    every(AGENT_PER_S, stop, (n) => {
+    load('agent', AGENT_PER_S, stop, (n) => {
       const text = ['turn on the lamp', 'turn off the lamp', 'turn on the light', 'turn off the light'][n % 4]!;
       void timed('agent', () => post(rt.httpPort, '/api/chat', { text, session: `soak-${n % 8}` }));
     }),
-    every(CHAT_PER_S, stop, (n) => {
+    load('chat', CHAT_PER_S, stop, (n) => {
       const content = n % 2 ? 'turn on the light' : 'turn off the light';
       void timed('chat', () => post(rt.httpPort, '/v1/chat/completions', { model: 'clawbox', messages: [{ role: 'user', content }] }));
     }),
-    every(CHURN_PER_S, stop, (n) => {
+    load('churn', CHURN_PER_S, stop, (n) => {
       void connect(`soak-churn-${n}`)
         .then(async (c) => {
           await c.subscribeAsync('clawbox/lamp');
@@ -168,6 +186,9 @@ async function main(): Promise<void> {
         // Where RSS grows: memory the process allocated (V8's heap is part of it) or pages of the node binary.
         anonymous_mb: mb(rssBytes(rt.pid) - fileBackedRssBytes(rt.pid)),
         node_binary_mb: mb(executableRssBytes(rt.pid)),
+        // Of the anonymous part: glibc's main arena (brk) and what V8 counts as external (ArrayBuffers, strings outside its heap).
+        malloc_heap_mb: mb(mallocHeapRssBytes(rt.pid)),
+        external_mb: mb(metric(text, 'clawbox_nodejs_external_memory_bytes')),
         heap_total_mb: mb(metric(text, 'clawbox_nodejs_heap_size_total_bytes')),
         heap_used_mb: mb(metric(text, 'clawbox_nodejs_heap_size_used_bytes')),
         handles: metric(text, 'clawbox_nodejs_active_handles_total'),
@@ -194,7 +215,8 @@ async function main(): Promise<void> {
     at: new Date().toISOString(),
     machine: machineFacts(loadBefore.map((n) => round(n, 2))),
     minutes: MINUTES,
-    load: { commands_per_s: COMMANDS_PER_S, agent_per_s: AGENT_PER_S, chat_per_s: CHAT_PER_S, mqtt_connects_per_s: CHURN_PER_S },
+    node_line: { from: variant ? 'BENCH_NODE_FLAGS' : 'bin/clawbox.js', words: nodeLineText },
+    load: { commands_per_s: COMMANDS_PER_S, agent_per_s: AGENT_PER_S, chat_per_s: CHAT_PER_S, mqtt_connects_per_s: CHURN_PER_S, only: [...LOADS] },
     intervals,
     rss_growth_after_warmup_pct: growth,
   };
@@ -204,16 +226,17 @@ async function main(): Promise<void> {
   const m = result.machine;
   const lines = [
     `Machine: ${m.cpus} vCPU ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}; load average ${m.load_average_before[0]} before, ${m.load_average_after[0]} after`,
-    `Load: ${COMMANDS_PER_S} device commands/s (MQTT), ${AGENT_PER_S} fast-path agent requests/s (POST /api/chat), ${CHAT_PER_S} chat completions/s (POST /v1/chat/completions), ${CHURN_PER_S} MQTT connects/s (each stays 5 s)`,
+    `Runtime started with (${result.node_line.from}): ${nodeLineText}`,
+    `Load${LOADS.size < 4 ? ` (only ${[...LOADS].join(', ')})` : ''}: ${COMMANDS_PER_S} device commands/s (MQTT), ${AGENT_PER_S} fast-path agent requests/s (POST /api/chat), ${CHAT_PER_S} chat completions/s (POST /v1/chat/completions), ${CHURN_PER_S} MQTT connects/s (each stays 5 s)`,
     '',
-    '| minute | RSS, MB | anonymous / node binary, MB | heap total / used, MB | handles | commands (errors), p99 ms | agent (errors), p99 ms | chat (errors), p99 ms | load 1m |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| minute | RSS, MB | anonymous / node binary, MB | malloc [heap] / V8 external, MB | heap total / used, MB | handles | commands (errors), p99 ms | agent (errors), p99 ms | chat (errors), p99 ms | load 1m |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...intervals.map((r) => {
       const k = (x: unknown) => {
         const v = x as { count: number; errors: number; p99_ms: number };
         return `${v.count} (${v.errors}), ${v.p99_ms}`;
       };
-      return `| ${r.minute} | ${r.rss_mb} | ${r.anonymous_mb} / ${r.node_binary_mb} | ${r.heap_total_mb} / ${r.heap_used_mb} | ${r.handles} | ${k(r.command)} | ${k(r.agent)} | ${k(r.chat)} | ${r.load_avg_1m} |`;
+      return `| ${r.minute} | ${r.rss_mb} | ${r.anonymous_mb} / ${r.node_binary_mb} | ${r.malloc_heap_mb} / ${r.external_mb} | ${r.heap_total_mb} / ${r.heap_used_mb} | ${r.handles} | ${k(r.command)} | ${k(r.agent)} | ${k(r.chat)} | ${r.load_avg_1m} |`;
     }),
     '',
     `RSS growth from the first interval (warm-up) to the last: ${growth} %`,
