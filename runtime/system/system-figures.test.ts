@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import t from 'tap';
-import { SystemSampler } from './system-figures.js';
+import { SystemSampler, cpuLoadMeter } from './system-figures.js';
 
 const require = createRequire(import.meta.url);
 // systeminformation starts processes through the CommonJS child_process module; count them there.
@@ -81,4 +81,34 @@ t.test('slow samples: at most every 6th tick, and only while someone reads', asy
   }
   await tick(600);
   t.equal(started, last, 'no process started while nobody read the figures');
+});
+
+t.test('CPU load: the share of time not idle between two reads of the counters', async (t) => {
+  const samples = [
+    { idle: 1000, total: 2000 },
+    { idle: 1300, total: 2400 }, // 400 more, 300 of them idle: 25 % busy
+    { idle: 1300, total: 2400 }, // no time passed: no figure
+  ];
+  const meter = cpuLoadMeter(() => samples.shift());
+  meter(); // since boot
+  t.equal(meter(), 25);
+  t.ok(Number.isNaN(meter()), 'no figure without time passing');
+});
+
+t.test('CPU load without /proc/stat: node:os counters from the first read on', async (t) => {
+  let reads = 0;
+  const meter = cpuLoadMeter(() => {
+    reads++;
+    return undefined;
+  });
+  const sinceBoot = meter();
+  t.ok(sinceBoot >= 0 && sinceBoot <= 100, `since boot ${sinceBoot} %`);
+  meter();
+  t.equal(reads, 1, '/proc/stat tried once, then left alone');
+});
+
+t.test('CPU load from this host\'s /proc/stat, where there is one', { skip: process.platform !== 'linux' && 'Linux only' }, async (t) => {
+  const meter = cpuLoadMeter();
+  const sinceBoot = meter();
+  t.ok(sinceBoot >= 0 && sinceBoot <= 100, `since boot ${sinceBoot} %`);
 });

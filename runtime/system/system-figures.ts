@@ -7,7 +7,8 @@
  * reading them (at most every SLOW_EVERY-th tick), so an appliance nobody is looking at neither loads it
  * nor forks every 30 s. No read ever waits for a sample: it gets the last one.
  */
-import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { availableParallelism, cpus, freemem, loadavg, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import type si from 'systeminformation';
 import { isoTimestamp } from './timestamps.js';
@@ -70,23 +71,69 @@ export function diskFor(path: string, filesystems: readonly si.Systeminformation
   };
 }
 
+/** CPU time since boot, all cores together, in any unit (only differences count). */
+interface CpuTimes {
+  idle: number;
+  total: number;
+}
+
 /**
- * Share of all cores busy since the previous call (since boot on the first), from node:os counters.
- * systeminformation's currentLoad() reads the same counters through `execSync('cat /proc/stat | grep
- * cpu')`: a fork of the runtime that blocks its event loop (and every MQTT client's round trip) on every
- * sample.
+ * The aggregate `cpu` line of /proc/stat (user nice system idle iowait irq softirq steal), read into a
+ * buffer kept for it. Not os.cpus(): libuv's uv_cpu_info callocs and zero-fills a table for 8,192 CPUs
+ * (448 KiB) on every call and reads a cpufreq file per core; once that block has been freed, glibc serves
+ * blocks of that size from its heap instead of fresh mappings, so a sample every few seconds leaves
+ * zero-filled holes between live allocations that RSS keeps. Undefined where there is no /proc/stat.
  */
-function cpuLoadMeter(): () => number {
-  let last = { idle: 0, total: 0 };
+function procStatReader(): () => CpuTimes | undefined {
+  // The first line is short (ten numbers); the rest of the file (per core, interrupts) is not needed.
+  const buffer = Buffer.allocUnsafe(512);
   return () => {
-    let idle = 0;
-    let total = 0;
-    for (const { times } of cpus()) {
-      idle += times.idle;
-      total += times.user + times.nice + times.sys + times.idle + times.irq;
+    let fd: number | undefined;
+    try {
+      fd = openSync('/proc/stat', 'r');
+      const length = readSync(fd, buffer, 0, buffer.length, 0);
+      const line = buffer.toString('latin1', 0, length).split('\n', 1)[0] ?? '';
+      if (!line.startsWith('cpu ')) return undefined;
+      const fields = line.slice(4).trim().split(/\s+/).map(Number);
+      if (fields.length < 4 || fields.some((n) => !Number.isFinite(n))) return undefined;
+      // idle and iowait are both time with nothing to run; steal is time the host took (counted as busy).
+      const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+      return { idle: idle + iowait, total: user + nice + system + idle + iowait + irq + softirq + steal };
+    } catch {
+      return undefined;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
-    const busy = total - last.total > 0 ? (100 * (total - last.total - (idle - last.idle))) / (total - last.total) : Number.NaN;
-    last = { idle, total };
+  };
+}
+
+/** The same counters from node:os, where there is no /proc/stat (macOS in development). */
+function osCpuTimes(): CpuTimes {
+  let idle = 0;
+  let total = 0;
+  for (const { times } of cpus()) {
+    idle += times.idle;
+    total += times.user + times.nice + times.sys + times.idle + times.irq;
+  }
+  return { idle, total };
+}
+
+/**
+ * Share of all cores busy since the previous call (since boot on the first). systeminformation's
+ * currentLoad() reads the same counters through `execSync('cat /proc/stat | grep cpu')`: a fork of the
+ * runtime that blocks its event loop (and every MQTT client's round trip) on every sample.
+ */
+export function cpuLoadMeter(readProcStat: () => CpuTimes | undefined = procStatReader()): () => number {
+  let last: CpuTimes = { idle: 0, total: 0 };
+  // Chosen on the first call and kept: the two count in different units.
+  let fromProc: boolean | undefined;
+  return () => {
+    const sample = fromProc === false ? undefined : readProcStat();
+    fromProc ??= sample !== undefined;
+    const times = fromProc ? sample : osCpuTimes();
+    if (!times) return Number.NaN;
+    const busy = times.total - last.total > 0 ? (100 * (times.total - last.total - (times.idle - last.idle))) / (times.total - last.total) : Number.NaN;
+    last = times;
     return busy;
   };
 }
@@ -182,7 +229,8 @@ export class SystemSampler {
     return {
       sampled_at: slow ? isoTimestamp(slow.at) : null,
       cpu: {
-        cores: cpus().length,
+        // The CPUs this process may run on (sched_getaffinity), without os.cpus()'s table (see procStatReader).
+        cores: availableParallelism(),
         load_percent: Number.isFinite(this.#loadPercent) ? this.#loadPercent : null,
         load_avg: [round2(one), round2(five), round2(fifteen)],
         temperature_c: slow?.temperature ?? null,
