@@ -85,3 +85,33 @@ t.test("the overlay's CPU weight drop-ins name real units and one setting", asyn
   const runtimeUnit = readFileSync(path.join(IMAGE_DIR, '../systemd/clawbox.service'), 'utf8');
   t.match(runtimeUnit, /^StartupCPUWeight=1000$/m);
 });
+
+t.test('resolved and timesyncd start after the runtime, which does not wait for what they come before', async (t) => {
+  const overlayUnits = path.join(IMAGE_DIR, 'overlay/usr/lib/systemd/system');
+  for (const unit of ['systemd-resolved.service', 'systemd-timesyncd.service']) {
+    const text = readFileSync(path.join(overlayUnits, `${unit}.d/clawbox.conf`), 'utf8');
+    t.match(text, /^\[Unit\]\nAfter=clawbox\.service$/m, unit);
+  }
+  // Both units are ordered before sysinit.target (and resolved before network.target and nss-lookup.target):
+  // a runtime ordered after any of these, or with default dependencies, would make an ordering cycle.
+  const runtimeUnit = readFileSync(path.join(IMAGE_DIR, '../systemd/clawbox.service'), 'utf8');
+  t.match(runtimeUnit, /^DefaultDependencies=no$/m);
+  const after = [...runtimeUnit.matchAll(/^(?:After|Requires|BindsTo)=(.*)$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
+  for (const unit of ['sysinit.target', 'basic.target', 'network.target', 'nss-lookup.target', 'time-set.target']) {
+    t.notOk(after.includes(unit), `clawbox.service is not ordered after ${unit}`);
+  }
+});
+
+t.test('the blacklist blocks no driver the initramfs boots from', async (t) => {
+  const blacklisted = [
+    ...readFileSync(path.join(IMAGE_DIR, 'overlay/usr/lib/modprobe.d/clawbox.conf'), 'utf8').matchAll(/^blacklist (\S+)$/gm),
+  ].map((m) => m[1] ?? '');
+  t.ok(blacklisted.includes('kvm'), 'virtualisation is blacklisted');
+  const rootfsRecipe = readFileSync(path.join(IMAGE_DIR, 'lib/rootfs.sh'), 'utf8');
+  const storage = /<<'MODULES'\n([\s\S]*?)\nMODULES/.exec(rootfsRecipe)?.[1] ?? '';
+  const bootDrivers = storage.split('\n').filter((line) => line && !line.startsWith('#'));
+  t.ok(bootDrivers.includes('virtio_blk'), 'the storage list was found');
+  for (const name of blacklisted) {
+    t.notOk(bootDrivers.includes(name) || bootDrivers.includes(name.replaceAll('_', '-')), `${name} is not a boot driver`);
+  }
+});
