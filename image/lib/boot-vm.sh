@@ -74,6 +74,13 @@ systemctl is-system-running --wait >/dev/null 2>&1
   systemd-analyze time
   echo "-- blame (top 25)"
   systemd-analyze blame --no-pager | head -n 25
+  # What competed with the runtime for the two vCPUs: each service's CPU since boot (cgroup accounting).
+  echo "-- cpu by service (top 15, ms since boot)"
+  # shellcheck disable=SC2046
+  systemctl show -p Id -p CPUUsageNSec $(systemctl list-units --type=service --all --no-legend --plain | awk '{ print $1 }') 2>/dev/null |
+    awk -v RS= '{ id = ""; ns = ""; for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "Id") id = kv[2]; if (kv[1] == "CPUUsageNSec") ns = kv[2] }
+      if (ns ~ /^[0-9]+$/) printf "%8d %s\n", ns / 1e6, id }' |
+    sort -rn | head -n 15
   echo "-- critical chain of clawbox.service"
   systemd-analyze critical-chain --no-pager clawbox.service
   echo "-- clawbox.service"
