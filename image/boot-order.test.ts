@@ -86,19 +86,15 @@ t.test("the overlay's CPU weight drop-ins name real units and one setting", asyn
   t.match(runtimeUnit, /^StartupCPUWeight=1000$/m);
 });
 
-t.test('resolved and timesyncd start after the runtime, which does not wait for what they come before', async (t) => {
+t.test('no overlay unit is ordered after the runtime', async (t) => {
+  // resolved and timesyncd come before sysinit.target, and the update helper's socket (default dependencies)
+  // after it: ordering either after clawbox.service leaves a window after the runtime is ready in which the
+  // web app's updates answer UPDATE_UNAVAILABLE (no socket yet), which the boot test caught.
   const overlayUnits = path.join(IMAGE_DIR, 'overlay/usr/lib/systemd/system');
-  for (const unit of ['systemd-resolved.service', 'systemd-timesyncd.service']) {
-    const text = readFileSync(path.join(overlayUnits, `${unit}.d/clawbox.conf`), 'utf8');
-    t.match(text, /^\[Unit\]\nAfter=clawbox\.service$/m, unit);
-  }
-  // Both units are ordered before sysinit.target (and resolved before network.target and nss-lookup.target):
-  // a runtime ordered after any of these, or with default dependencies, would make an ordering cycle.
-  const runtimeUnit = readFileSync(path.join(IMAGE_DIR, '../systemd/clawbox.service'), 'utf8');
-  t.match(runtimeUnit, /^DefaultDependencies=no$/m);
-  const after = [...runtimeUnit.matchAll(/^(?:After|Requires|BindsTo)=(.*)$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
-  for (const unit of ['sysinit.target', 'basic.target', 'network.target', 'nss-lookup.target', 'time-set.target']) {
-    t.notOk(after.includes(unit), `clawbox.service is not ordered after ${unit}`);
+  const dropIns = readdirSync(overlayUnits, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.conf'));
+  t.ok(dropIns.length > 0, 'the overlay has drop-ins');
+  for (const name of dropIns) {
+    t.notMatch(readFileSync(path.join(overlayUnits, name), 'utf8'), /^After=.*\bclawbox\.service\b/m, name);
   }
 });
 
