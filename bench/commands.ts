@@ -39,7 +39,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
-import { PtyLinks } from '../devices/fixtures/pty-links.js';
+import { PtyLinks, buildNativeLineSimulator } from '../devices/fixtures/pty-links.js';
 import { LINE_SIM, SerialRig } from '../devices/fixtures/socat.js';
 import { installedCommandLine, splitEnvAndFlags } from './runtime-process.js';
 import { percentile } from './stats.js';
@@ -352,12 +352,11 @@ interface RunResult {
 /** The driver label of the set whose far end is line-device-sim.c. */
 const NATIVE_DRIVER = 'serial-line native far end';
 
-/** Builds devices/fixtures/line-device-sim.c into `dir`; null (and a note) where no C compiler works. */
+/** The native far end built into `dir`; null (and a note) where no C compiler works. */
 function buildNativeSimulator(dir: string): string | null {
-  const out = path.join(dir, 'line-device-sim');
-  const cc = spawnSync('cc', ['-O2', '-o', out, path.join(ROOT, 'devices', 'fixtures', 'line-device-sim.c')], { encoding: 'utf8' });
-  if (cc.status === 0) return out;
-  log(`no native far end (cc: ${cc.error?.message ?? cc.stderr.trim().slice(0, 200)}); BENCH_NATIVE_FAR_END=0 skips the attempt`);
+  const built = buildNativeLineSimulator(dir);
+  if ('binary' in built) return built.binary;
+  log(`no native far end (cc: ${built.error}); BENCH_NATIVE_FAR_END=0 skips the attempt`);
   return null;
 }
 

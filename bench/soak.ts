@@ -180,11 +180,12 @@ async function main(): Promise<void> {
         const sorted = [...w.latencies[k]].sort((a, b) => a - b);
         return round(percentile(sorted, 99), 1);
       };
+      const rss = rssBytes(rt.pid);
       const row = {
         minute: round((Date.now() - started) / 60_000, 1),
-        rss_mb: mb(rssBytes(rt.pid)),
+        rss_mb: mb(rss),
         // Where RSS grows: memory the process allocated (V8's heap is part of it) or pages of the node binary.
-        anonymous_mb: mb(rssBytes(rt.pid) - fileBackedRssBytes(rt.pid)),
+        anonymous_mb: mb(rss - fileBackedRssBytes(rt.pid)),
         node_binary_mb: mb(executableRssBytes(rt.pid)),
         // Of the anonymous part: glibc's main arena (brk) and what V8 counts as external (ArrayBuffers, strings outside its heap).
         malloc_heap_mb: mb(mallocHeapRssBytes(rt.pid)),
