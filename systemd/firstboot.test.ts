@@ -117,6 +117,7 @@ t.test('first boot writes a config that loads in appliance mode, with working cr
   t.match(password, /^[a-zA-Z2-9]{5}(-[a-zA-Z2-9]{5}){3}$/);
   t.notOk(readFileSync(file, 'utf8').includes(password), 'the password is not stored in clear');
   t.notOk(run.stderr.includes(password), 'nor logged');
+  t.match(config.http.password_hash, /^scrypt\$1024\$8\$1\$/, 'the low cost a random password allows (see the script)');
   t.ok(await verifyPassword(password, config.http.password_hash!), 'status page password verifies');
   const admin = config.broker.users.find((u) => u.username === 'admin');
   t.ok(admin && (await verifyPassword(password, admin.password_hash)), 'MQTT admin password verifies');
