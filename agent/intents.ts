@@ -8,6 +8,7 @@
  * goes to the model; a name that fits several devices becomes a question back. Matching never executes
  * anything; the agent validates and executes each action.
  */
+import { commandCandidates } from './asides.js';
 import type { AgentDevice, JsonSchema, StateValue } from './directory.js';
 import { type DeviceClass, type IntentLanguage, type Unit, type VerbKind, type VerbMeaning, segment } from './language.js';
 
@@ -152,6 +153,8 @@ const PERCENT_PROPERTIES = new Set(['brightness', 'position']);
 const STEPS = { percent: { small: 10, normal: 20, large: 40 }, degrees: { small: 0.5, normal: 1, large: 3 } };
 const NUMBER = /^-?\d+(?:\.\d+)?$/;
 const MAX_TOKENS = 40;
+/** A context clause is a short remark ("it's getting dark"), not a paragraph. */
+const MAX_ASIDE_TOKENS = 16;
 
 /** Properties and their schemas from a command schema (object with properties, or anyOf/oneOf of such). */
 function schemaProperties(schema: JsonSchema | undefined): Map<string, JsonSchema> {
@@ -397,11 +400,62 @@ export class IntentMatcher {
 
   /** What the utterance asks for, or null when it is not a fast-path command (it goes to the model). */
   match(text: string, context: MatchContext = {}): FastMatch | null {
+    return this.#understand(text, context) ?? this.#beside(text, context);
+  }
+
+  #understand(text: string, context: MatchContext): FastMatch | null {
     if (context.pending?.language === this.#language.code) {
       const answered = this.#answer(text, context.pending, context);
       if (answered) return answered;
     }
     return this.#followUp(text, context) ?? this.#match(text, context, null);
+  }
+
+  /**
+   * A command with a remark before or after it ("it's getting dark, turn the light on", "lamp off, I'm off
+   * to bed"): the remark is set aside unread and the rest must be a whole command on its own.
+   */
+  #beside(text: string, context: MatchContext): FastMatch | null {
+    for (const candidate of commandCandidates(text, this.#language, (clause) => this.#isAside(clause))) {
+      // "I'll go to bed, then turn off the lamp": the remark was a step before the command, a time.
+      if (this.#startsWithBlocker(candidate)) return null;
+      const match = this.#understand(candidate, context);
+      if (match) return match;
+    }
+    return null;
+  }
+
+  #startsWithBlocker(text: string): boolean {
+    const blockers = this.#language.asides?.blockers ?? [];
+    return spells(this.tokenize(text), 0, blockers, this.#language.spaced) > 0;
+  }
+
+  /**
+   * A remark that may be set aside: it starts like a statement or an exclamation ("it's", "I'm", "ugh"),
+   * and holds nothing a command could depend on (a device, a place, a number, a negation, a correction,
+   * a condition or time, a wish, words to the assistant), so dropping it cannot change what is done.
+   */
+  #isAside(text: string): boolean {
+    const L = this.#language;
+    const asides = L.asides;
+    if (!asides) return false;
+    const tokens = this.tokenize(text).filter((t) => t !== ',');
+    if (tokens.length === 0 || tokens.length > MAX_ASIDE_TOKENS) return false;
+    if (L.spaced ? tokens.some((_, i) => spells(tokens, i, asides.blockers, true) > 0) : asides.blockers.some((b) => tokens.join('').includes(b))) return false;
+    for (let i = 0; i < tokens.length; i++) {
+      const token = tokens[i]!;
+      if (NUMBER.test(token) || L.numbers.values[token] !== undefined || L.numbers.multipliers[token] !== undefined) return false;
+      for (let n = 1; n <= Math.min(this.#longest, tokens.length - i); n++) {
+        const phrase = tokens.slice(i, i + n).join(' ');
+        const roles = this.#phrases.get(phrase) ?? (n === 1 && this.#singular(phrase) ? this.#phrases.get(this.#singular(phrase)!) : undefined);
+        if (!roles) continue;
+        if (roles.named || roles.area || roles.noun || roles.negation || roles.unit || roles.ordinal !== undefined) return false;
+        if (roles.followUp && roles.followUp !== 'lead') return false;
+      }
+    }
+    let i = 0;
+    for (let n = spells(tokens, i, asides.interjections, L.spaced); n > 0 && i < tokens.length; n = spells(tokens, i, asides.interjections, L.spaced)) i += n;
+    return i === tokens.length || spells(tokens, i, asides.openers, L.spaced) > 0;
   }
 
   /**
@@ -520,26 +574,30 @@ export class IntentMatcher {
     const queries: FastQuery[] = [];
     let lastProperty: string | undefined;
     let direction: 'up' | 'down' | undefined;
+    let ask: { clause: number; subject: string; candidates: number[] } | undefined;
     for (let i = 0; i < clauses.length; i++) {
       const clause = clauses[i]!;
       const result = clause.query ? this.#query(clause) : this.#act(clause, context);
       if (!result) return null;
-      if ('ask' in result) {
-        return {
-          kind: 'ask',
-          actions: [],
-          queries: [],
-          ask: { subject: result.ask.subject, candidates: result.ask.candidates.map((d) => this.#devices[d]!.device) },
-          context: { ...context, pending: { language: this.#language.code, text, clause: i, candidates: result.ask.candidates.map((d) => this.#devices[d]!.device.id) } },
-        };
-      }
-      if ('actions' in result) {
+      // The question back waits until every other clause is understood: an answer must lead to a command.
+      if ('ask' in result) ask ??= { clause: i, ...result.ask };
+      else if ('actions' in result) {
         actions.push(...result.actions);
         lastProperty = result.property ?? lastProperty;
         direction = result.direction ?? direction;
       } else queries.push(...result.queries);
     }
-    if (actions.length > 0 && queries.length > 0) return null;
+    const asksQuery = ask ? clauses[ask.clause]!.query : false;
+    if ((actions.length > 0 || (ask && !asksQuery)) && (queries.length > 0 || (ask && asksQuery))) return null;
+    if (ask) {
+      return {
+        kind: 'ask',
+        actions: [],
+        queries: [],
+        ask: { subject: ask.subject, candidates: ask.candidates.map((d) => this.#devices[d]!.device) },
+        context: { ...context, pending: { language: this.#language.code, text, clause: ask.clause, candidates: ask.candidates.map((d) => this.#devices[d]!.device.id) } },
+      };
+    }
     // The same device told two different things in one breath ("lamp on and off") is no command.
     const seen = new Map<string, string>();
     for (const action of actions) {
@@ -1038,6 +1096,25 @@ export class IntentMatcher {
     const on = ['heat', 'auto', 'heat_cool', 'cool'].find((m) => lower.includes(m));
     return on ? { mode: on } : null;
   }
+}
+
+/**
+ * How many tokens from `at` spell one of the words (the longest; 0 when none). A language without spaces
+ * compares letters, since its remarks are not in the lexicon that cuts it into tokens.
+ */
+function spells(tokens: readonly string[], at: number, words: readonly string[], spaced: boolean): number {
+  let best = 0;
+  if (spaced) {
+    for (const word of words) {
+      const parts = word.split(' ');
+      if (parts.length > best && parts.every((p, k) => tokens[at + k] === p)) best = parts.length;
+    }
+    return best;
+  }
+  const rest = tokens.slice(at).join('');
+  const longest = words.filter((w) => w && rest.startsWith(w)).reduce((a, w) => Math.max(a, w.length), 0);
+  for (let letters = 0; letters < longest && at + best < tokens.length; best++) letters += tokens[at + best]!.length;
+  return best;
 }
 
 /** Runs of consecutive non-null entries. */

@@ -122,6 +122,23 @@ export const english: IntentLanguage = {
     others: ['others', 'other ones', 'the rest', 'rest'],
   },
   ordinals: { 'first one': 1, 'second one': 2, 'third one': 3, 'last one': -1, first: 1, second: 2, third: 3, fourth: 4, fifth: 5, last: -1, '1st': 1, '2nd': 2, '3rd': 3 },
+  asides: {
+    interjections: [
+      'ugh', 'urgh', 'argh', 'oh', 'ooh', 'oh man', 'man', 'ok', 'okay', 'alright', 'well', 'hmm', 'hm', 'um', 'uh', 'ah', 'aw', 'brr', 'brrr',
+      'phew', 'wow', 'whoa', 'gosh', 'geez', 'jeez', 'damn', 'sigh', 'yawn', 'yikes', 'oof', 'meh', 'omg', 'yeah', 'so', 'because', 'since', 'cause', 'cuz', 'coz',
+    ],
+    openers: [
+      'i', 'im', 'ive', 'ill', 'we', 'were', 'weve', 'it', 'its', 'there', 'this', 'that', 'here', 'the', 'my', 'our', 'too', 'way too', 'so',
+      'getting', 'dark', 'cold', 'hot', 'freezing', 'chilly', 'sunny', 'stuffy', 'bright', 'late', 'kinda', 'pretty', 'really',
+    ],
+    joiners: ['so', 'because', 'since', 'cause', 'cuz', 'coz'],
+    blockers: [
+      'if', 'when', 'whenever', 'unless', 'until', 'till', 'once', 'after', 'before', 'then', 'and then', 'followed by', 'afterwards', 'later', 'soon', 'tomorrow', 'tonight', 'at',
+      'minute', 'minutes', 'min', 'mins', 'hour', 'hours', 'second', 'seconds', 'oclock', 'you', 'your', 'u', 'ur', 'youre', 'yourself',
+      'want', 'wanna', 'need', 'like', 'wish', 'would', 'prefer', 'rather', 'should', 'must', 'maybe', 'wonder', 'whether', 'or',
+      'what', 'why', 'how', 'who', 'where', 'which', 'ignore', 'forget', 'instructions', 'system', 'admin',
+    ],
+  },
   say: {
     done(name, command) {
       const parts = Object.entries(command).map(([key, value]) => {

@@ -91,6 +91,21 @@ export interface IntentLanguage {
     /** All of the others ("the others", "the rest"). */
     others: readonly string[];
   };
+  /**
+   * Context beside a command ("it's getting dark, turn the light on", "turn the heating up because I'm
+   * cold"): how such a clause is recognised so it can be set aside (see asides.ts). It is never read for
+   * meaning; a clause that names a device, a number, a negation or a blocker is never set aside.
+   */
+  asides?: {
+    /** Exclamations a context clause may start with or be ("ugh", "oh man"). */
+    interjections: readonly string[];
+    /** How a statement starts ("i", "it", "the"); a clause that starts otherwise may be a request, so it stays. */
+    openers: readonly string[];
+    /** Words that join context and command inside one clause ("so", "because"). */
+    joiners: readonly string[];
+    /** A condition, a time, a wish or words to the assistant ("if", "tomorrow", "want", "you"): the clause may change the command. */
+    blockers: readonly string[];
+  };
   /** Sentences the agent says back. */
   say: LanguagePhrases;
 }
