@@ -28,3 +28,8 @@ t.test('bounded: long texts and many clauses are not searched, and a language wi
   t.ok(many.length <= 16, `${many.length} candidates at most`);
   t.equal(many.at(-1), 'lamp on', 'the fewest words last');
 });
+
+t.test('full-width punctuation breaks clauses the same way', async (t) => {
+  t.same(commandCandidates("it's dark，lamp on", english, remark), ['lamp on']);
+  t.same(commandCandidates("it's dark？lamp on", english, remark), []);
+});

@@ -15,8 +15,12 @@ const MAX_CLAUSES = 6;
 const MAX_JOINERS = 3;
 /** Candidates tried per utterance (each is one match of a short text). */
 const MAX_CANDIDATES = 16;
-/** Where one clause ends: , ; . ! ? (not a decimal point or comma), a spaced hyphen, a dash, and CJK stops. */
-const BREAK = /[;!?…。；！？]+|[,.](?!\d)|(?<!\d)[,.]|\s-+\s|[–—]+/gu;
+/**
+ * Where one clause ends, in NFKC text (full-width commas, semicolons, ! and ? are ASCII by then): , ; . ! ?
+ * (not a decimal point or comma), a spaced hyphen, an en or em dash, and the ideographic full stop; escaped,
+ * so the compiled file stays ASCII.
+ */
+const BREAK = /[;!?]+|[,.](?!\d)|(?<!\d)[,.]|\s-+\s|[\u2013\u2014\u3002]+/gu;
 
 interface Clause {
   start: number;
@@ -65,7 +69,7 @@ export function commandCandidates(input: string, language: IntentLanguage, isAsi
   const text = input.normalize('NFKC');
   const parts = clauses(text);
   if (!parts || parts.length === 0) return [];
-  const aside = parts.map((c) => !c.after.includes('?') && !c.after.includes('？') && isAside(text.slice(c.start, c.end)));
+  const aside = parts.map((c) => !c.after.includes('?') && isAside(text.slice(c.start, c.end)));
 
   // Where the command may start: after leading context clauses, or after "<context> so" inside a clause.
   const starts = new Set<number>([0]);
@@ -80,7 +84,7 @@ export function commandCandidates(input: string, language: IntentLanguage, isAsi
   for (let k = parts.length - 1; k >= 0; k--) {
     const c = parts[k]!;
     if (k < parts.length - 1) ends.add(c.end);
-    if (!c.after.includes('?') && !c.after.includes('？')) {
+    if (!c.after.includes('?')) {
       for (const [from, to] of joinersIn(text, c, language)) if (isAside(text.slice(to, c.end))) ends.add(from);
     }
     if (!aside[k]) break;
