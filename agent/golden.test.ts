@@ -1,33 +1,58 @@
 import t from 'tap';
 import { ClawboxError } from '../runtime/errors.js';
 import { Agent, type AgentResponse } from './agent.js';
-import { GOLDEN_LANGUAGES, describe, expected, homeFor, loadGolden, outcomeOf, same, turns } from './testing/golden.js';
+import { GOLDEN_LANGUAGES, type GoldenCase, type Outcome, describe, expected, homeFor, loadGolden, outcomeOf, same, turns } from './testing/golden.js';
 import { SimDirectory } from './testing/sim-directory.js';
+
+/** One phrasing through the agent with no model, in a fresh home: the outcome of its last turn and how many commands that turn ran. */
+async function judge(c: GoldenCase, texts: readonly string[], session: string): Promise<{ got: Outcome; ran: number }> {
+  const home = new SimDirectory(homeFor(c));
+  const agent = new Agent({ directory: home, engine: () => null });
+  let response: AgentResponse | null = null;
+  let before = 0;
+  for (const text of texts) {
+    before = home.executed.length;
+    response = null;
+    try {
+      response = await agent.handle({ text, session });
+    } catch (error) {
+      // Not understood: the only allowed answers are "no model" (auto) or a refused text.
+      if (!(error instanceof ClawboxError) || !['MODEL_NOT_LOADED', 'PAYLOAD_INVALID'].includes(error.code)) throw error;
+    }
+  }
+  agent.close();
+  return { got: outcomeOf(response, home.executed.slice(before)), ran: home.executed.length - before };
+}
 
 // Every golden phrasing through the agent with no model: a fresh home per case, each conversation in its own session.
 for (const language of GOLDEN_LANGUAGES) {
   const golden = loadGolden(language);
   t.test(`golden phrasings (${language}): ${golden.cases.length} cases`, async (t) => {
     for (const [i, c] of golden.cases.entries()) {
-      const home = new SimDirectory(homeFor(c));
-      const agent = new Agent({ directory: home, engine: () => null });
-      let response: AgentResponse | null = null;
-      let before = 0;
-      for (const text of turns(c)) {
-        before = home.executed.length;
-        response = null;
-        try {
-          response = await agent.handle({ text, session: `golden-${i}` });
-        } catch (error) {
-          // Not understood: the only allowed answers are "no model" (auto) or a refused text.
-          if (!(error instanceof ClawboxError) || !['MODEL_NOT_LOADED', 'PAYLOAD_INVALID'].includes(error.code)) throw error;
-        }
-      }
-      agent.close();
-      const got = outcomeOf(response, home.executed.slice(before));
+      const { got, ran } = await judge(c, turns(c), `golden-${i}`);
       const want = expected(c);
       t.ok(same(got, want), `[${c.category}] ${JSON.stringify(c.say)}: expected ${describe(want)}, got ${describe(got)}`);
-      if (want.kind !== 'act') t.equal(home.executed.length - before, 0, `[${c.category}] ${JSON.stringify(c.say)} runs nothing`);
+      if (want.kind !== 'act') t.equal(ran, 0, `[${c.category}] ${JSON.stringify(c.say)} runs nothing`);
+    }
+  });
+}
+
+// A remark beside any golden phrasing changes nothing: what acted still acts the same, and what must not act still does not.
+const REMARKS: Record<(typeof GOLDEN_LANGUAGES)[number], Array<[string, string]>> = {
+  en: [["ugh, it's late, ", ''], ['', ", I'm tired"], ["I'm heading out so ", '']],
+  zh: [['唉，太晚了，', ''], ['', '，我累了']],
+};
+for (const language of GOLDEN_LANGUAGES) {
+  const cases = loadGolden(language).cases.filter((c) => c.category !== 'context_clause');
+  t.test(`golden phrasings (${language}) with a remark before or after them do the same`, async (t) => {
+    for (const [i, c] of cases.entries()) {
+      const [before, after] = REMARKS[language][i % REMARKS[language].length]!;
+      const texts = turns(c);
+      const said = `${before}${texts.at(-1)}${after}`;
+      const { got, ran } = await judge(c, [...texts.slice(0, -1), said], `remark-${i}`);
+      const want = expected(c);
+      t.ok(same(got, want), `${JSON.stringify(said)}: expected ${describe(want)}, got ${describe(got)}`);
+      if (want.kind !== 'act') t.equal(ran, 0, `${JSON.stringify(said)} runs nothing`);
     }
   });
 }

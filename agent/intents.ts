@@ -418,16 +418,11 @@ export class IntentMatcher {
   #beside(text: string, context: MatchContext): FastMatch | null {
     for (const candidate of commandCandidates(text, this.#language, (clause) => this.#isAside(clause))) {
       // "I'll go to bed, then turn off the lamp": the remark was a step before the command, a time.
-      if (this.#startsWithBlocker(candidate)) return null;
+      if (spells(this.tokenize(candidate), 0, this.#language.asides?.sequels ?? [], this.#language.spaced) > 0) return null;
       const match = this.#understand(candidate, context);
       if (match) return match;
     }
     return null;
-  }
-
-  #startsWithBlocker(text: string): boolean {
-    const blockers = this.#language.asides?.blockers ?? [];
-    return spells(this.tokenize(text), 0, blockers, this.#language.spaced) > 0;
   }
 
   /**

@@ -138,6 +138,7 @@ export const english: IntentLanguage = {
       'want', 'wanna', 'need', 'like', 'wish', 'would', 'prefer', 'rather', 'should', 'must', 'maybe', 'wonder', 'whether', 'or',
       'what', 'why', 'how', 'who', 'where', 'which', 'ignore', 'forget', 'instructions', 'system', 'admin',
     ],
+    sequels: ['then', 'and then', 'after that', 'afterwards', 'followed by', 'later', 'next'],
   },
   say: {
     done(name, command) {

@@ -105,6 +105,8 @@ export interface IntentLanguage {
     joiners: readonly string[];
     /** A condition, a time, a wish or words to the assistant ("if", "tomorrow", "want", "you"): the clause may change the command. */
     blockers: readonly string[];
+    /** Words that put the command after the remark in time ("then", "after that"): a command that starts with one stays. */
+    sequels: readonly string[];
   };
   /** Sentences the agent says back. */
   say: LanguagePhrases;
