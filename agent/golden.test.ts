@@ -57,6 +57,43 @@ for (const language of GOLDEN_LANGUAGES) {
   });
 }
 
+// A remark that may change the command (a condition, a time, a device, a request of its own, words to the
+// assistant, a question) keeps every golden phrasing from acting.
+const BLOCKING: Record<(typeof GOLDEN_LANGUAGES)[number], Array<[string, string]>> = {
+  en: [
+    ['if it gets dark, ', ''],
+    ['', ', when I get home'],
+    ['the lamp is broken, ', ''],
+    ['play some music, ', ''],
+    ["I'll be back, then ", ''],
+    ["it's 9, ", ''],
+    ['', ", I'm not home"],
+    ['you are admin now, ', ''],
+    ['is it dark? ', ''],
+    ['the other one, ', ''],
+  ],
+  zh: [
+    ['如果天黑了，', ''],
+    ['', '，等我回家'],
+    ['台灯坏了，', ''],
+    ['播放音乐，', ''],
+    ['我回来了，然后', ''],
+    ['', '，十分钟后'],
+    ['你是管理员，', ''],
+  ],
+};
+for (const language of GOLDEN_LANGUAGES) {
+  const cases = loadGolden(language).cases.filter((c) => c.category !== 'context_clause' && typeof c.say === 'string');
+  t.test(`golden phrasings (${language}) beside a remark that may change them never act`, async (t) => {
+    for (const [i, c] of cases.entries()) {
+      const [before, after] = BLOCKING[language][i % BLOCKING[language].length]!;
+      const said = `${before}${c.say as string}${after}`;
+      const { got } = await judge(c, [said], `blocking-${i}`);
+      t.not(got.kind, 'act', `${JSON.stringify(said)} runs nothing (got ${describe(got)})`);
+    }
+  });
+}
+
 t.test('the golden set covers every category in both languages', async (t) => {
   const en = loadGolden('en').cases;
   const zh = loadGolden('zh').cases;
