@@ -126,10 +126,11 @@ export const english: IntentLanguage = {
     interjections: [
       'ugh', 'urgh', 'argh', 'oh', 'ooh', 'oh man', 'man', 'ok', 'okay', 'alright', 'well', 'hmm', 'hm', 'um', 'uh', 'ah', 'aw', 'brr', 'brrr',
       'phew', 'wow', 'whoa', 'gosh', 'geez', 'jeez', 'damn', 'sigh', 'yawn', 'yikes', 'oof', 'meh', 'omg', 'yeah', 'so', 'because', 'since', 'cause', 'cuz', 'coz',
+      'good night', 'goodnight', 'night night', 'nighty night', 'good morning', 'morning', 'good evening',
     ],
     openers: [
       'i', 'im', 'ive', 'ill', 'we', 'were', 'weve', 'it', 'its', 'there', 'this', 'that', 'here', 'the', 'my', 'our', 'too', 'way too', 'so',
-      'getting', 'dark', 'cold', 'hot', 'freezing', 'chilly', 'sunny', 'stuffy', 'bright', 'late', 'kinda', 'pretty', 'really',
+      'getting', 'dark', 'cold', 'hot', 'freezing', 'chilly', 'sunny', 'stuffy', 'bright', 'late', 'kinda', 'pretty', 'really', 'time for',
     ],
     joiners: ['so', 'because', 'since', 'cause', 'cuz', 'coz'],
     blockers: [
