@@ -45,12 +45,28 @@ function clauses(text: string): Clause[] | null {
   return out.length > MAX_CLAUSES ? null : out;
 }
 
+/** One compiled pattern per language: a request that misses the fast path may look for joiners in every clause. */
+const joinerPatterns = new WeakMap<IntentLanguage, RegExp | null>();
+
+function joinerPattern(language: IntentLanguage): RegExp | null {
+  let pattern = joinerPatterns.get(language);
+  if (pattern !== undefined) return pattern;
+  const words = language.asides?.joiners ?? [];
+  const alternatives = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+  pattern =
+    words.length === 0
+      ? null
+      : language.spaced
+        ? new RegExp(`(?<![\\p{L}\\p{N}'])(?:${alternatives})(?![\\p{L}\\p{N}'])`, 'giu')
+        : new RegExp(`(?:${alternatives})`, 'gu');
+  joinerPatterns.set(language, pattern);
+  return pattern;
+}
+
 /** The joiners inside text[start, end), as [start, end) of each joiner word. */
 function joinersIn(text: string, clause: Clause, language: IntentLanguage): Array<[number, number]> {
-  const words = language.asides?.joiners ?? [];
-  if (words.length === 0) return [];
-  const alternatives = words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-  const pattern = language.spaced ? new RegExp(`(?<![\\p{L}\\p{N}'])(?:${alternatives})(?![\\p{L}\\p{N}'])`, 'giu') : new RegExp(`(?:${alternatives})`, 'gu');
+  const pattern = joinerPattern(language);
+  if (!pattern) return [];
   const out: Array<[number, number]> = [];
   for (const m of text.slice(clause.start, clause.end).matchAll(pattern)) {
     out.push([clause.start + m.index, clause.start + m.index + m[0].length]);

@@ -113,30 +113,26 @@ export function fileBackedRssBytes(pid: number): number {
   return (kb('Rss') - kb('Anonymous')) * 1024;
 }
 
-/** Rss of the mappings in /proc/<pid>/smaps whose header line (address range ... path) `matches`, bytes. */
-function mappingsRssBytes(pid: number, matches: (header: string) => boolean): number {
-  let kb = 0;
-  let inside = false;
+/**
+ * Two parts of a process's RSS from one read of /proc/<pid>/smaps, bytes: the pages of its own executable
+ * (the `node` binary), and glibc's main malloc arena, the `[heap]` mapping (brk): what the main thread
+ * mallocs (Node's and V8's own C++ objects, ArrayBuffer backing stores, socket reads).
+ */
+export function mappedRssBytes(pid: number): { executable: number; mallocHeap: number } {
+  const exe = ` ${readlinkSync(`/proc/${pid}/exe`)}`;
+  const kb = { executable: 0, mallocHeap: 0 };
+  let part: keyof typeof kb | null = null;
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
     // A mapping's header line starts with its address range; its path, if any, is the last field.
-    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inside = matches(line);
-    else if (inside && line.startsWith('Rss:')) kb += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) part = line.endsWith(exe) ? 'executable' : line.endsWith(' [heap]') ? 'mallocHeap' : null;
+    else if (part && line.startsWith('Rss:')) kb[part] += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
   }
-  return kb * 1024;
+  return { executable: kb.executable * 1024, mallocHeap: kb.mallocHeap * 1024 };
 }
 
 /** Of a process's RSS, the pages of its own executable (the `node` binary), bytes. */
 export function executableRssBytes(pid: number): number {
-  const exe = readlinkSync(`/proc/${pid}/exe`);
-  return mappingsRssBytes(pid, (header) => header.endsWith(` ${exe}`));
-}
-
-/**
- * Of a process's RSS, glibc's main malloc arena: the `[heap]` mapping (brk), what the main thread mallocs
- * (Node's and V8's own C++ objects, ArrayBuffer backing stores, socket reads), bytes.
- */
-export function mallocHeapRssBytes(pid: number): number {
-  return mappingsRssBytes(pid, (header) => header.endsWith(' [heap]'));
+  return mappedRssBytes(pid).executable;
 }
 
 /** Starts the runtime and waits until `/healthz` says 200 and the MQTT port is known. */

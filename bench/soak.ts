@@ -24,7 +24,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { ROOT, executableRssBytes, fileBackedRssBytes, installedCommandLine, mallocHeapRssBytes, mb, round, rssBytes, sleep, splitEnvAndFlags, startRuntime } from './runtime-process.js';
+import { ROOT, fileBackedRssBytes, installedCommandLine, mappedRssBytes, mb, round, rssBytes, sleep, splitEnvAndFlags, startRuntime } from './runtime-process.js';
 import { machineFacts, percentile } from './stats.js';
 
 const minutesArg = process.argv.indexOf('--minutes');
@@ -181,14 +181,15 @@ async function main(): Promise<void> {
         return round(percentile(sorted, 99), 1);
       };
       const rss = rssBytes(rt.pid);
+      const mapped = mappedRssBytes(rt.pid);
       const row = {
         minute: round((Date.now() - started) / 60_000, 1),
         rss_mb: mb(rss),
         // Where RSS grows: memory the process allocated (V8's heap is part of it) or pages of the node binary.
         anonymous_mb: mb(rss - fileBackedRssBytes(rt.pid)),
-        node_binary_mb: mb(executableRssBytes(rt.pid)),
+        node_binary_mb: mb(mapped.executable),
         // Of the anonymous part: glibc's main arena (brk) and what V8 counts as external (ArrayBuffers, strings outside its heap).
-        malloc_heap_mb: mb(mallocHeapRssBytes(rt.pid)),
+        malloc_heap_mb: mb(mapped.mallocHeap),
         external_mb: mb(metric(text, 'clawbox_nodejs_external_memory_bytes')),
         heap_total_mb: mb(metric(text, 'clawbox_nodejs_heap_size_total_bytes')),
         heap_used_mb: mb(metric(text, 'clawbox_nodejs_heap_size_used_bytes')),
