@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const stamp = path.join(root, 'dist', '.build-stamp');
 const SKIP = new Set(['node_modules', 'dist', 'image', 'bench', 'test', 'docs']);
-const SOURCE = /\.(ts|tsx|json|css|html|proto)$/;
+const SOURCE = /\.(ts|tsx|json|css|html|proto|c|gyp)$/;
 
 function newestSource(dir) {
   let newest = 0;
