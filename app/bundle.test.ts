@@ -7,7 +7,7 @@
  * tap's hooks (test/unhook-children.ts), so what it loads is what the installed command loads.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -16,6 +16,7 @@ import { installedCommandLine } from '../bench/runtime-process.js';
 import { ROOT, cleanEnv } from '../test/cli-helpers.js';
 
 const BUILT = existsSync(path.join(ROOT, 'dist', 'app', 'main.js'));
+const TRIM_ADDON = path.join('native', 'malloc-trim', 'build', 'Release', 'malloc_trim.node');
 
 /** Logs every module file the process loads (ESM and CommonJS), one `LOADED <url>` line each on stderr. */
 const LOAD_TRACE = `data:text/javascript,${encodeURIComponent(`
@@ -84,6 +85,11 @@ function copyApp(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clawbox-bundle-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   for (const item of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, item), path.join(dir, item), { recursive: true });
+  // The runtime's own addon as the image ships it: its binary only (image/lib/app.sh).
+  if (existsSync(path.join(ROOT, TRIM_ADDON))) {
+    mkdirSync(path.dirname(path.join(dir, TRIM_ADDON)), { recursive: true });
+    cpSync(path.join(ROOT, TRIM_ADDON), path.join(dir, TRIM_ADDON));
+  }
   rmSync(path.join(dir, 'dist', 'bundle'), { recursive: true, force: true });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   return dir;
@@ -135,6 +141,18 @@ t.test('the bundled runtime starts from the bundle and serves as dist/ does', { 
   t.match(web.headers.get('content-type') ?? '', /text\/html/, 'as HTML');
   await web.arrayBuffer();
   t.equal(await commandRoundTrip(runtime.mqttPort, 'lamp', 'ON'), 'ON', 'a device command round trip over MQTT');
+
+  // The malloc_trim addon is found from the bundle too (next to dist/, by the module's own URL): the first
+  // collection after start trims, which loads it into the process.
+  if (process.platform === 'linux' && existsSync(path.join(dir, TRIM_ADDON))) {
+    const maps = `/proc/${runtime.child.pid}/maps`;
+    let found = false;
+    for (let waited = 0; waited < 30_000 && !found; waited += 100) {
+      found = readFileSync(maps, 'utf8').includes(path.join(dir, TRIM_ADDON));
+      if (!found) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.ok(found, 'the bundled runtime loaded native/malloc-trim');
+  }
 });
 
 t.test('a tsc build newer than the bundle makes bin/clawbox.js run dist/ again', { skip: BUILT ? false : 'dist/ is not built' }, async (t) => {

@@ -3,6 +3,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import t from 'tap';
+import { mallocTrimAvailable } from './malloc-trim.js';
 import { settleMemory, shouldSettle } from './settle-memory.js';
 
 function recordingLogger() {
@@ -54,6 +55,17 @@ t.test('after start, then after the heap grew on a quiet process: the garbage is
   const second = lines[1] as Settled;
   t.match(second, { msg: 'memory settled', why: 'heap grew while the process was quiet' });
   t.ok(second.heapTotalMb[1] < second.heapTotalMb[0] - 8, `after the burst: ${second.heapTotalMb[0]} to ${second.heapTotalMb[1]} MB`);
+});
+
+t.test("glibc's heaps are trimmed after each collection and periodically, busy or not", { skip: mallocTrimAvailable() ? false : 'no malloc_trim here' }, async (t) => {
+  const { log, lines, logged } = recordingLogger();
+  const stop = settleMemory(log, { firstAfterMs: 0, checkEveryMs: 20, trimEveryMs: 0, maxUtilization: 0 });
+  t.teardown(stop);
+  await logged(3);
+  t.match(lines[0], { msg: 'memory settled', why: 'after start', trimMs: Number });
+  // maxUtilization 0: never quiet enough for a collection, yet the heaps are trimmed.
+  t.match(lines[1], { msg: 'malloc heaps trimmed', trimMs: Number, rssMb: [Number, Number] });
+  t.match(lines[2], { msg: 'malloc heaps trimmed' });
 });
 
 t.test('cancelled before it runs: no collection', async (t) => {

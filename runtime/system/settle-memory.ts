@@ -8,6 +8,11 @@
  * start's allocation rate (--trace-memory-reducer: "high alloc") and never runs. The first collection also
  * drops the bytecode of functions only the start called (collectDroppingStartCode).
  *
+ * Each collection is followed by a trim of glibc's heaps (malloc-trim.ts), and the heaps are trimmed once a
+ * minute besides, busy or not: what V8 and Node free outside the JavaScript heap (socket reads, buffers,
+ * packets) leaves holes between live allocations that glibc never returns on its own, and under steady load
+ * the process is never quiet enough for a collection.
+ *
  * Node gives JavaScript no GC call without `--expose-gc`, and that flag on the command line would put
  * `gc()` on the global object of every context and worker in the process, plugins included. Instead the
  * flag is on only while one throwaway context is created (V8 installs `gc` into contexts made while it is
@@ -18,6 +23,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
+import { trimMalloc } from './malloc-trim.js';
 
 type Collect = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
 
@@ -69,9 +75,11 @@ export interface SettleOptions {
   minGrowthBytes?: number;
   /** And the event loop must have been busy less than this share of the last check interval. */
   maxUtilization?: number;
+  /** How often glibc's heaps are trimmed whatever the load, ms (a check does it once this long has passed). */
+  trimEveryMs?: number;
 }
 
-const DEFAULTS: Required<SettleOptions> = { firstAfterMs: 3000, checkEveryMs: 10_000, minGrowthBytes: 8 << 20, maxUtilization: 0.05 };
+const DEFAULTS: Required<SettleOptions> = { firstAfterMs: 3000, checkEveryMs: 10_000, minGrowthBytes: 8 << 20, maxUtilization: 0.05, trimEveryMs: 60_000 };
 
 /**
  * Whether to collect now. Only on a quiet event loop: under load V8's own GCs keep up and an extra pause
@@ -88,28 +96,39 @@ export function shouldSettle(heapGrowthBytes: number, utilization: number, optio
  * quiet moment by construction. Returns a stop function.
  */
 export function settleMemory(log: Logger, settings: SettleOptions = {}): () => void {
-  if (!collect) return () => {};
   const options = { ...DEFAULTS, ...settings };
   let settledHeap = Number.POSITIVE_INFINITY; // the first collection does not wait for growth
   let lastLoop = performance.eventLoopUtilization();
+  let lastTrim = performance.now();
+  const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+  const trim = (): { trimMs?: number } => {
+    lastTrim = performance.now();
+    const trimmed = trimMalloc();
+    return trimmed ? { trimMs: trimmed.ms } : {};
+  };
   const settle = (why: string, dropStartCode = false): void => {
+    if (!collect) return;
     const before = process.memoryUsage();
     const started = performance.now();
     if (dropStartCode) collectDroppingStartCode(collect);
     else collect({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const ms = Math.round(performance.now() - started);
+    const trimmed = trim();
     const after = process.memoryUsage();
     settledHeap = after.heapTotal;
-    const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
-    log.debug(
-      { why, ms: Math.round(performance.now() - started), heapTotalMb: [mb(before.heapTotal), mb(after.heapTotal)], rssMb: [mb(before.rss), mb(after.rss)] },
-      'memory settled',
-    );
+    log.debug({ why, ms, ...trimmed, heapTotalMb: [mb(before.heapTotal), mb(after.heapTotal)], rssMb: [mb(before.rss), mb(after.rss)] }, 'memory settled');
+  };
+  const trimNow = (): void => {
+    const before = process.memoryUsage.rss();
+    const trimmed = trim();
+    if (trimmed.trimMs !== undefined) log.debug({ ...trimmed, rssMb: [mb(before), mb(process.memoryUsage.rss())] }, 'malloc heaps trimmed');
   };
   const check = (): void => {
     const loop = performance.eventLoopUtilization();
     const utilization = performance.eventLoopUtilization(loop, lastLoop).utilization;
     lastLoop = loop;
     if (shouldSettle(process.memoryUsage().heapTotal - settledHeap, utilization, options)) settle('heap grew while the process was quiet');
+    else if (performance.now() - lastTrim >= options.trimEveryMs) trimNow();
   };
   let interval: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
