@@ -49,6 +49,10 @@ app_stage() {
   # or slow CPU spends much of its time finding, reading and linking ~300 modules one by one. dist/ stays for
   # the child processes and workers, which load their entry files from there.
   (cd "$SRC_DIR" && node bin/bundle.js "$app") >&2 || die "bundling the runtime failed"
+  # The runtime's own addon (malloc_trim, runtime/system/malloc-trim.ts): its sources, compiled below with the
+  # packages' addons; only the binary stays.
+  mkdir -p "$app/native/malloc-trim"
+  cp "$SRC_DIR/native/malloc-trim/"{binding.gyp,malloc_trim.c,package.json} "$app/native/malloc-trim/"
   say "    npm ci --omit=dev --ignore-scripts (linux/$NPM_CPU)"
   (cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --os=linux --cpu="$NPM_CPU" --libc=glibc \
     --loglevel=error) >&2 || die "npm ci --omit=dev failed"
@@ -106,23 +110,29 @@ node_gyp() {
 
 # app_native_addons DIR: every native addon must have a binary for the target. Packages that ship a
 # prebuild for linux-<cpu> (classic-level, @serialport/bindings-cpp) use it; the others (unix-dgram for
-# sd_notify, better-sqlite3 for the db-query plugin) are compiled with node-gyp against the headers of the
-# very Node that goes into the image -- natively, or with the aarch64 cross compiler for arm64 on amd64.
-# For the host's own architecture a binary the host already built for the same Node ABI is reused.
+# sd_notify, better-sqlite3 for the db-query plugin, the runtime's own native/malloc-trim) are compiled with
+# node-gyp against the headers of the very Node that goes into the image -- natively, or with the aarch64
+# cross compiler for arm64 on amd64. For the host's own architecture a binary the host already built for
+# the same Node ABI is reused.
 app_native_addons() {
-  local app=$1 dir name host_build target_abi host_abi
+  local app=$1 dir rel name host_build target_abi host_abi
   target_abi=$(sed -n 's/^#define NODE_MODULE_VERSION \([0-9][0-9]*\).*/\1/p' "$NODE_PKG_DIR/include/node/node_version.h")
   host_abi=$(node -p process.versions.modules)
   NATIVE_ADDONS=''
   while read -r dir; do
     [ -n "$dir" ] || continue
-    name=${dir#"$app/node_modules/"}
+    rel=${dir#"$app/"}
+    # A package by its name; the runtime's own addon by its path (what the smoke test requires).
+    case "$rel" in
+      node_modules/*) name=${rel#node_modules/} ;;
+      *) name=./$rel ;;
+    esac
     NATIVE_ADDONS="$NATIVE_ADDONS $name"
     if ls "$dir/prebuilds/linux-$NPM_CPU/"*.node >/dev/null 2>&1; then
       say "    $name: prebuild for linux-$NPM_CPU"
       continue
     fi
-    host_build=$SRC_DIR/node_modules/$name/build/Release
+    host_build=$SRC_DIR/$rel/build/Release
     if [ "$DEB_ARCH" = "$HOST_DEB_ARCH" ] && [ "$target_abi" = "$host_abi" ] && ls "$host_build"/*.node >/dev/null 2>&1; then
       mkdir -p "$dir/build/Release"
       cp "$host_build"/*.node "$dir/build/Release/"
@@ -134,9 +144,10 @@ app_native_addons() {
     find "$dir/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
     find "$dir/build/Release" -mindepth 1 ! -name '*.node' -exec rm -rf {} +
     rm -rf "$dir/deps" "$dir/src"
+    case "$name" in ./*) rm -f "$dir/"*.c "$dir/binding.gyp" ;; esac
     local binary
     for binary in "$dir/build/Release/"*.node; do file_arch_check "$binary"; done
-  done < <(native_addon_dirs "$app")
+  done < <(native_addon_dirs "$app"; echo "$app/native/malloc-trim")
   [ -n "$NATIVE_ADDONS" ] || die "found no native addons (unix-dgram at least is expected)"
 }
 
