@@ -14,8 +14,9 @@
 #     round trip is checked instead and a warning says so,
 #   - /api/status answers with the token (and 401 without), and
 #   - `systemctl is-active clawbox` printed "active" on the serial console (clawbox-banner.service),
-#   - the ACPI power button shuts it down and first boot deleted the seed from the boot partition, and
-#   - a second boot (no first-boot work) is ready again with the same config.
+#   - the ACPI power button shuts it down and first boot deleted the seed from the boot partition,
+#   - a second boot (no first-boot work) is ready again with the same config, and
+#   - the runtime loaded its own malloc-trim addon (the boot report looks in its memory map).
 # Each boot's own account (systemd-analyze, printed on the console by a unit added to the copy) and the
 # timings go to the JSON result (image/README.md, "Boot test"). qemu is always killed by its own PID at the
 # end. Needs: qemu-system-x86, ovmf, mtools, fdisk, e2fsprogs, python3, curl, mosquitto-clients, openssl.
@@ -124,6 +125,11 @@ boot_figures() {
     return 0
   fi
   report=$(vm_boot_report "$VM_CONSOLE")
+  if [ "$n" = 1 ]; then
+    grep -qx -- '-- malloc trim addon loaded: yes' <<<"$report" ||
+      fail "the runtime did not load its malloc-trim addon within 60 s of the boot report (native/malloc-trim missing from the image?)"
+    say "ok: the runtime loaded its malloc-trim addon (glibc's heaps are trimmed)"
+  fi
   # sed -n 1,16p, not head: head's early exit would fail the pipeline (pipefail) when sed is still writing.
   printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | sed -n '1,16p' | sed "s/^/boot-test: boot $n: /" >&2
   printf '%s\n' "$report" | sed -n '/^-- milestones/,/^-- compile cache/p' | sed '$d' | sed "s/^/boot-test: boot $n: /" >&2

@@ -106,6 +106,15 @@ systemctl is-system-running --wait >/dev/null 2>&1
   # The kernel and initramfs part of the boot, with the kernel's time stamps (quiet keeps it off the console).
   echo "-- dmesg until systemd starts"
   dmesg | sed '/systemd\[1\]: systemd [0-9]/q'
+  # The runtime's own addon (native/malloc-trim), loaded by its first memory collection a few seconds after
+  # ready: in the process's memory map once the runtime found it next to its code.
+  pid=$(systemctl show -P MainPID clawbox.service)
+  trim=no
+  for _ in $(seq 1 60); do
+    if grep -q 'malloc_trim\.node' "/proc/$pid/maps" 2>/dev/null; then trim=yes; break; fi
+    sleep 1
+  done
+  echo "-- malloc trim addon loaded: $trim"
   echo "-- end"
 } 2>&1 | sed 's/^/boot-report: /'
 SCRIPT
