@@ -8,8 +8,8 @@
  * start's allocation rate (--trace-memory-reducer: "high alloc") and never runs. The first collection also
  * drops the bytecode of functions only the start called (collectDroppingStartCode).
  *
- * Each collection is followed by a trim of glibc's heaps (malloc-trim.ts), and the heaps are trimmed once a
- * minute besides, busy or not: what V8 and Node free outside the JavaScript heap (socket reads, buffers,
+ * Each collection is followed by a trim of glibc's heaps (malloc-trim.ts), and the heaps are trimmed at every
+ * check besides (every 10 s), busy or not: what V8 and Node free outside the JavaScript heap (socket reads, buffers,
  * packets) leaves holes between live allocations that glibc never returns on its own, and under steady load
  * the process is never quiet enough for a collection.
  *
@@ -75,11 +75,11 @@ export interface SettleOptions {
   minGrowthBytes?: number;
   /** And the event loop must have been busy less than this share of the last check interval. */
   maxUtilization?: number;
-  /** How often glibc's heaps are trimmed whatever the load, ms (a check does it once this long has passed). */
+  /** How often glibc's heaps are trimmed whatever the load, ms (rounded to whole checks, at least every check). */
   trimEveryMs?: number;
 }
 
-const DEFAULTS: Required<SettleOptions> = { firstAfterMs: 3000, checkEveryMs: 10_000, minGrowthBytes: 8 << 20, maxUtilization: 0.05, trimEveryMs: 60_000 };
+const DEFAULTS: Required<SettleOptions> = { firstAfterMs: 3000, checkEveryMs: 10_000, minGrowthBytes: 8 << 20, maxUtilization: 0.05, trimEveryMs: 10_000 };
 
 /**
  * Whether to collect now. Only on a quiet event loop: under load V8's own GCs keep up and an extra pause
@@ -99,10 +99,13 @@ export function settleMemory(log: Logger, settings: SettleOptions = {}): () => v
   const options = { ...DEFAULTS, ...settings };
   let settledHeap = Number.POSITIVE_INFINITY; // the first collection does not wait for growth
   let lastLoop = performance.eventLoopUtilization();
-  let lastTrim = performance.now();
+  // A trim is a short walk of glibc's free lists, so every check can afford one: the shorter the interval, the
+  // less of the churn's holes RSS holds between two trims.
+  const checksPerTrim = Math.max(1, Math.round(options.trimEveryMs / options.checkEveryMs));
+  let checksSinceTrim = 0;
   const mb = (bytes: number) => Math.round(bytes / 104857.6) / 10;
   const trim = (): { trimMs?: number } => {
-    lastTrim = performance.now();
+    checksSinceTrim = 0;
     const trimmed = trimMalloc();
     return trimmed ? { trimMs: trimmed.ms } : {};
   };
@@ -128,7 +131,7 @@ export function settleMemory(log: Logger, settings: SettleOptions = {}): () => v
     const utilization = performance.eventLoopUtilization(loop, lastLoop).utilization;
     lastLoop = loop;
     if (shouldSettle(process.memoryUsage().heapTotal - settledHeap, utilization, options)) settle('heap grew while the process was quiet');
-    else if (performance.now() - lastTrim >= options.trimEveryMs) trimNow();
+    else if (++checksSinceTrim >= checksPerTrim) trimNow();
   };
   let interval: NodeJS.Timeout | undefined;
   const first = setTimeout(() => {
