@@ -131,6 +131,9 @@ export const english: IntentLanguage = {
     openers: [
       'i', 'im', 'ive', 'ill', 'we', 'were', 'weve', 'it', 'its', 'there', 'this', 'that', 'here', 'the', 'my', 'our', 'too', 'way too', 'so',
       'getting', 'dark', 'cold', 'hot', 'freezing', 'chilly', 'sunny', 'stuffy', 'bright', 'late', 'kinda', 'pretty', 'really', 'time for',
+      // The moment by name: "bedtime, lights off", "heading out, lamp off", "guests are coming, lights on".
+      'bedtime', 'bed time', 'nap time', 'naptime', 'movie time', 'movie night', 'dinner time', 'dinnertime', 'lunch time', 'lunchtime',
+      'breakfast time', 'heading', 'leaving', 'off to', 'back home', 'home', 'guests', 'visitors',
     ],
     joiners: ['so', 'because', 'since', 'cause', 'cuz', 'coz'],
     blockers: [
