@@ -5,7 +5,7 @@
  * serial reads, request bodies, MQTT packets) grows by those holes for a long time after its working set
  * has stopped growing. A trim hands the whole free pages back; the allocator keeps every live allocation.
  *
- * Without the addon (not built, or a libc without the call: macOS, musl) trimming is off and trim()
+ * Without the addon (not built, or a libc without the call: macOS, musl) trimming is off and trimMalloc()
  * returns null; nothing else changes.
  */
 import { existsSync } from 'node:fs';
