@@ -89,6 +89,17 @@ t.test('environment overrides apply and are validated', async (t) => {
   t.match(issues.map((i) => `${i.path}: ${i.message}`).join('\n'), /broker\.port: must be integer \(got "abc"\)/);
 });
 
+t.test('an enum that mixes words and booleans takes either from the environment', async (t) => {
+  for (const [raw, expected] of [['true', true], ['false', false], ['auto', 'auto'], ['on', true], ['NO', false]] as const) {
+    const { config } = loadConfig({ env: { CLAWBOX_DISCOVERY_ENABLED: raw } });
+    t.equal(config.discovery?.enabled, expected, `CLAWBOX_DISCOVERY_ENABLED=${raw}`);
+  }
+  const { issues } = checkConfig({ env: { CLAWBOX_DISCOVERY_ENABLED: 'sometimes' } });
+  t.match(issues.map((i) => `${i.path}: ${i.message}`).join('\n'), /discovery\.enabled: must be one of "auto", true, false \(got "sometimes"\)/);
+  // A string-only enum is not widened: "1" is not "debug".
+  t.match(checkConfig({ env: { CLAWBOX_LOG_LEVEL: '1' } }).issues.map((i) => i.path).join(','), /log\.level/);
+});
+
 t.test('env wins over the file; the CLI mode wins over both', async (t) => {
   const file = writeConfig('broker:\n  port: 1884\nhttp:\n  token: "0123456789abcdef0123"\n');
   const { config } = loadConfig({ file, env: { CLAWBOX_BROKER_PORT: '1885' }, mode: 'appliance' });

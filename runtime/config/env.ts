@@ -46,10 +46,24 @@ function resolvePath(tokens: string[], node: SchemaNode): { path: string[]; leaf
 /** Plain decimal only: Number() would also take 0x10, 0b1 and 0o7, and an empty string as 0. */
 const DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 
+/**
+ * The member of an enum that the text names: an enum may mix strings with booleans (discovery.enabled is
+ * "auto", true or false), and an environment value is always text. Anything else stays text for ajv to
+ * report with the enum's members.
+ */
+function enumMember(raw: string, members: readonly unknown[]): unknown {
+  const named = members.find((member) => (typeof member === 'string' ? member === raw : String(member) === raw));
+  if (named !== undefined) return named;
+  if (members.includes(true) && /^(true|1|yes|on)$/i.test(raw)) return true;
+  if (members.includes(false) && /^(false|0|no|off)$/i.test(raw)) return false;
+  return raw;
+}
+
 /** The value the schema expects, or a string for ajv to report; `problem` when it cannot be parsed safely. */
 function parseValue(raw: string, leaf: SchemaNode): { value: unknown } | { problem: string } {
   const type = Array.isArray(leaf.type) ? leaf.type[0] : leaf.type;
-  if (type === 'string' || leaf.enum) return { value: raw };
+  if (leaf.enum) return { value: enumMember(raw, leaf.enum) };
+  if (type === 'string') return { value: raw };
   if (type === 'integer' || type === 'number') {
     const n = Number(raw.trim());
     return { value: DECIMAL.test(raw.trim()) && Number.isFinite(n) ? n : raw };
