@@ -134,6 +134,11 @@ t.test('the bundled runtime starts from the bundle and serves as dist/ does', { 
     'the precompiled validators found next to their module (import.meta.url is the module own URL)',
   );
 
+  // Packages: those in bin/bundle.js's BUNDLED_PACKAGES come from the bundle, the rest from node_modules.
+  const fromPackage = (name: string) => [...runtime.loaded].some((url) => url.includes(`/node_modules/${name}/`));
+  for (const name of ['pino', 'lowdb']) t.notOk(fromPackage(name), `${name} (used by every start) is not loaded from node_modules`);
+  t.ok(fromPackage('aedes'), 'aedes (patched through its own files) is loaded from node_modules');
+
   const health = await fetch(`http://127.0.0.1:${runtime.httpPort}/healthz`);
   t.equal(health.status, 200, '/healthz 200');
   const web = await fetch(`http://127.0.0.1:${runtime.httpPort}/`);

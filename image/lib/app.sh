@@ -45,10 +45,6 @@ app_stage() {
   # Compiled JavaScript and its source maps (stack traces name the .ts lines); no build info.
 (cd "$SRC_DIR" && find dist -type f \( -name '*.js' -o -name '*.js.map' -o -name '*.json' \) ! -name '.tsbuildinfo' -print0 |
     tar --null -T - -cf -) | tar -xf - -C "$app" || die "copying dist/ failed"
-  # The runtime bundled into a few files (bin/bundle.js; bin/clawbox.js runs it): a start under an emulated
-  # or slow CPU spends much of its time finding, reading and linking ~300 modules one by one. dist/ stays for
-  # the child processes and workers, which load their entry files from there.
-  (cd "$SRC_DIR" && node bin/bundle.js "$app") >&2 || die "bundling the runtime failed"
   # The runtime's own addon (malloc_trim, runtime/system/malloc-trim.ts): its sources, compiled below with the
   # packages' addons; only the binary stays.
   mkdir -p "$app/native/malloc-trim"
@@ -57,6 +53,11 @@ app_stage() {
   (cd "$app" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --os=linux --cpu="$NPM_CPU" --libc=glibc \
     --loglevel=error) >&2 || die "npm ci --omit=dev failed"
   app_prune "$app"
+  # The runtime bundled into a few files (bin/bundle.js; bin/clawbox.js runs it): a start under an emulated
+  # or slow CPU spends much of its time finding, reading and linking ~300 modules one by one. dist/ stays for
+  # the child processes and workers, which load their entry files from there. After npm ci: the packages
+  # bundled with the runtime (BUNDLED_PACKAGES in bin/bundle.js) come from the app's production dependencies.
+  (cd "$SRC_DIR" && node bin/bundle.js "$app") >&2 || die "bundling the runtime failed"
   app_native_addons "$app"
 }
 
