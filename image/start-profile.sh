@@ -30,6 +30,7 @@ fail() {
   say "FAIL: $*"
   exit 1
 }
+# shellcheck source=lib/boot-vm.sh
 . "$IMAGE_DIR/lib/boot-vm.sh"
 vm_machine amd64
 [ -f "$IMAGE" ] || fail "no image at $IMAGE (npm run image -- --arch amd64)"

@@ -54,9 +54,15 @@ const DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
 function enumMember(raw: string, members: readonly unknown[]): unknown {
   const named = members.find((member) => (typeof member === 'string' ? member === raw : String(member) === raw));
   if (named !== undefined) return named;
-  if (members.includes(true) && /^(true|1|yes|on)$/i.test(raw)) return true;
-  if (members.includes(false) && /^(false|0|no|off)$/i.test(raw)) return false;
-  return raw;
+  const flag = booleanNamed(raw);
+  return flag !== undefined && members.includes(flag) ? flag : raw;
+}
+
+/** The boolean a word names (true, 1, yes, on; false, 0, no, off; any case), or undefined. */
+function booleanNamed(raw: string): boolean | undefined {
+  if (/^(true|1|yes|on)$/i.test(raw)) return true;
+  if (/^(false|0|no|off)$/i.test(raw)) return false;
+  return undefined;
 }
 
 /** The value the schema expects, or a string for ajv to report; `problem` when it cannot be parsed safely. */
@@ -68,11 +74,7 @@ function parseValue(raw: string, leaf: SchemaNode): { value: unknown } | { probl
     const n = Number(raw.trim());
     return { value: DECIMAL.test(raw.trim()) && Number.isFinite(n) ? n : raw };
   }
-  if (type === 'boolean') {
-    if (/^(true|1|yes|on)$/i.test(raw)) return { value: true };
-    if (/^(false|0|no|off)$/i.test(raw)) return { value: false };
-    return { value: raw };
-  }
+  if (type === 'boolean') return { value: booleanNamed(raw) ?? raw };
   // Arrays and objects: YAML flow syntax (JSON works too), with the same limits as a config file.
   try {
     return { value: parseYamlSafely(raw).value };
