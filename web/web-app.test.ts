@@ -223,6 +223,31 @@ t.test('the log tail shows a new line without a reload', async (t) => {
   t.equal(await page.locator('.log-line').count(), 1, 'the component filter leaves only that line');
 });
 
+t.test('a page asked for while the app first draws itself is the page shown', async (t) => {
+  // The hash changes in the moment between the app's first render and its listener: a MutationObserver sees the
+  // devices page appear and moves to #/plugins at once, before the app's effects run (after the next paint).
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    const observer = new MutationObserver(() => {
+      if (!document.querySelector('#devices-title')) return;
+      observer.disconnect();
+      location.hash = '#/plugins';
+      document.documentElement.dataset.moved = 'yes';
+    });
+    observer.observe(document, { childList: true, subtree: true });
+  });
+  await page.goto(`${started.origin}/#/`);
+  await page.locator('html[data-moved="yes"]').waitFor({ state: 'attached', timeout: 20_000 });
+  const shown = await page
+    .locator('#plugins-title')
+    .waitFor({ timeout: 5_000 })
+    .then(() => true, () => false);
+  t.equal(new URL(page.url()).hash, '#/plugins', 'the address says #/plugins');
+  t.ok(shown, 'and the plugins page is shown, not the devices page');
+});
+
 t.test('what other parts report: a WhatsApp pairing QR, a model download, an idle scheduler said plainly', async (t) => {
   // WhatsApp's servers cannot exist here: the page gets a status document shaped like the gateway's and the
   // model service's (one served event stream) and must render it.

@@ -34,6 +34,8 @@ function useHash(): string {
   useEffect(() => {
     const listener = () => setHash(location.hash || '#/');
     window.addEventListener('hashchange', listener);
+    // Effects run after the first paint: a change of the hash before then fired no listener of ours.
+    listener();
     return () => window.removeEventListener('hashchange', listener);
   }, []);
   return hash;
