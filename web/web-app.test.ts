@@ -229,7 +229,8 @@ t.test('a page asked for while the app first draws itself is the page shown', as
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   t.teardown(() => context.close());
   const page = await context.newPage();
-  await page.addInitScript(() => {
+  // A string: the browser's DOM types are not this file's (see the declarations at the top).
+  await page.addInitScript(`(() => {
     const observer = new MutationObserver(() => {
       if (!document.querySelector('#devices-title')) return;
       observer.disconnect();
@@ -237,7 +238,7 @@ t.test('a page asked for while the app first draws itself is the page shown', as
       document.documentElement.dataset.moved = 'yes';
     });
     observer.observe(document, { childList: true, subtree: true });
-  });
+  })();`);
   await page.goto(`${started.origin}/#/`);
   await page.locator('html[data-moved="yes"]').waitFor({ state: 'attached', timeout: 20_000 });
   const shown = await page
