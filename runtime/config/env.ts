@@ -52,7 +52,7 @@ const DECIMAL = /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
  * report with the enum's members.
  */
 function enumMember(raw: string, members: readonly unknown[]): unknown {
-  const named = members.find((member) => (typeof member === 'string' ? member === raw : String(member) === raw));
+  const named = members.find((member) => String(member) === raw);
   if (named !== undefined) return named;
   const flag = booleanNamed(raw);
   return flag !== undefined && members.includes(flag) ? flag : raw;
