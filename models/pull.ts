@@ -162,12 +162,14 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     await checkSpace(dir, downloader.totalSize - downloader.downloadedSize, options.keepFreeBytes ?? DEFAULT_KEEP_FREE_BYTES, shown);
     signal?.throwIfAborted();
     emit({ phase: 'downloading' });
+    // Listened for before the download starts, so that its end cannot be missed.
+    const closed = transferClosed(downloader);
     try {
       await downloader.download(signal ? { signal } : {});
       // A cancelled download can resolve rather than reject.
       signal?.throwIfAborted();
     } catch (error) {
-      await keepPartialResumable(file, downloader.totalSize);
+      await keepPartialResumable(file, downloader.totalSize, closed);
       throw error;
     }
     emit({ phase: 'verifying', downloaded_bytes: downloader.totalSize, total_bytes: downloader.totalSize, eta_s: null });
@@ -193,14 +195,35 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
 
 const PARTIAL_SUFFIX = '.ipull';
 
+/** Longest wait for a cancelled transfer to close before the pull reports its end anyway. */
+const CLOSE_BOUND_MS = 30_000;
+
+/**
+ * Resolves when ipull's engine under the downloader has closed: its files renamed and their streams
+ * closed (the engine's `closed` event; node-llama-cpp keeps the engine in an internal field). Null where
+ * that engine is not found.
+ */
+function transferClosed(downloader: unknown): Promise<void> | null {
+  const engine = (downloader as { _downloader?: { once?: (event: 'closed', listener: () => void) => unknown } })._downloader;
+  if (typeof engine?.once !== 'function') return null;
+  return new Promise((resolve) => engine.once!('closed', () => resolve()));
+}
+
 /**
  * ipull (under node-llama-cpp 3.21.1) renames the partial file to the final name when a download is
  * cancelled or fails, with its resume record still appended after the data, so the next pull would start
  * over. Renaming it back lets the next pull resume. The rename happens while the download closes, a
- * moment after it rejects, hence the short wait.
+ * moment after it rejects: the pull waits for that close, so that the next pull (allowed once this one has
+ * ended) never works on a file the closing one still renames. Without the engine's event it polls, as
+ * before, for the rename.
  */
-async function keepPartialResumable(file: string, totalSize: number): Promise<void> {
+async function keepPartialResumable(file: string, totalSize: number, closed: Promise<void> | null): Promise<void> {
   const partial = `${file}${PARTIAL_SUFFIX}`;
+  if (closed) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_BOUND_MS)))]);
+    clearTimeout(timer);
+  }
   for (let i = 0; i < 40; i++) {
     const final = await stat(file).catch(() => null);
     if (final) {
