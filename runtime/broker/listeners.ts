@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { ClawboxError } from '../errors.js';
-import { tlsModule } from '../system/tls-on-demand.js';
+import { NO_CLIENT_CERTIFICATE_CA, tlsModule } from '../system/tls-on-demand.js';
 
 export type ConnectionHandler = (socket: net.Socket) => void;
 
@@ -41,7 +41,7 @@ export function loadTlsOptions(files: TlsFiles): tls.TlsOptions {
   const cert = readPem('certificate', files.cert);
   const key = readPem('private key', files.key);
   const ca = files.ca ? readPem('CA bundle', files.ca) : undefined;
-  const options: tls.TlsOptions = { cert, key, ...(ca ? { ca } : {}) };
+  const options: tls.TlsOptions = { cert, key, ca: ca ?? NO_CLIENT_CERTIFICATE_CA };
   try {
     tlsModule().createSecureContext(options);
   } catch (error) {

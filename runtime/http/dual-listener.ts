@@ -6,7 +6,7 @@
 import { type IncomingMessage, type Server as HttpServer, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { type Server as NetServer, type Socket, createServer as createNetServer } from 'node:net';
-import { httpsModule } from '../system/tls-on-demand.js';
+import { NO_CLIENT_CERTIFICATE_CA, httpsModule } from '../system/tls-on-demand.js';
 import { DatedResponse, rawHttpResponse } from './dated-response.js';
 
 const TLS_HANDSHAKE = 0x16;
@@ -21,7 +21,7 @@ export interface DualListener {
 }
 
 export function createDualListener(tls: { cert: string; key: string }): DualListener {
-  const https = httpsModule().createServer({ cert: tls.cert, key: tls.key, noDelay: true, keepAlive: true, ServerResponse: DatedResponse });
+  const https = httpsModule().createServer({ cert: tls.cert, key: tls.key, ca: NO_CLIENT_CERTIFICATE_CA, noDelay: true, keepAlive: true, ServerResponse: DatedResponse });
   const redirect = createHttpServer({ ServerResponse: DatedResponse }, (req, res) => redirectToHttps(req, res));
   redirect.on('upgrade', (_req, socket) => socket.end(rawHttpResponse('426 Upgrade Required')));
   redirect.on('clientError', (_error, socket) => socket.destroy());

@@ -15,3 +15,10 @@ export function tlsModule(): typeof import('node:tls') {
 export function httpsModule(): typeof import('node:https') {
   return require('node:https') as typeof import('node:https');
 }
+
+/**
+ * The `ca` of a listener that asks clients for no certificate: given none, Node puts its bundled root
+ * certificates (parsed the first time, ~140 of them) into every secure context it makes, for verifying
+ * peers, which such a listener never does. An empty list leaves that out of every start.
+ */
+export const NO_CLIENT_CERTIFICATE_CA: string[] = [];
