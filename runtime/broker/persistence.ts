@@ -156,6 +156,9 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
   };
 }
 
+/** The allocators encodeFromBufferPool put in place. */
+const POOLED = new WeakSet<object>();
+
 /**
  * aedes-persistence-level encodes every stored packet with msgpack-lite, whose encoder starts each value
  * in a fresh zero-filled 2 KB buffer from the deprecated `new Buffer(size)` (for the first 10,000 calls
@@ -163,19 +166,20 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
  * them per message queued for a persistent session, the largest allocation cost in that path's profile.
  * Here it starts in a 512-byte slice of Node's buffer pool (a larger value grows it as before); the
  * encoder only ever returns the bytes it wrote, so the memory need not be zeroed, and a stored value pins
- * at most its 512 bytes instead of 2 KB. Idempotent. Returns the encoder, for values written here in the
- * store's own format.
+ * at most its 512 bytes instead of 2 KB. The encoder's class is reached through the package's exported
+ * `Encoder` (built on it), not by its file: the OS image joins msgpack-lite into one file
+ * (bin/flatten-packages.js). Idempotent. Returns the encoder, for values written here in the store's own
+ * format.
  */
-function encodeFromBufferPool(): (value: unknown) => Buffer {
+export function encodeFromBufferPool(): (value: unknown) => Buffer {
   const fromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-level'));
-  const { encode } = fromPersistence('msgpack-lite') as { encode: (value: unknown) => Buffer };
-  const { EncodeBuffer } = fromPersistence('msgpack-lite/lib/encode-buffer') as {
-    EncodeBuffer: { prototype: { bufferish: object; minBufferSize: number } };
-  };
-  const bufferish = fromPersistence('msgpack-lite/lib/bufferish') as object;
-  if (Object.getPrototypeOf(EncodeBuffer.prototype.bufferish) === bufferish) return encode;
-  EncodeBuffer.prototype.bufferish = Object.assign(Object.create(bufferish) as object, { alloc: (size: number) => Buffer.allocUnsafe(size) });
-  EncodeBuffer.prototype.minBufferSize = 512;
+  const { encode, Encoder } = fromPersistence('msgpack-lite') as { encode: (value: unknown) => Buffer; Encoder: { prototype: object } };
+  const encodeBuffer = Object.getPrototypeOf(Encoder.prototype) as { bufferish: object; minBufferSize: number };
+  if (POOLED.has(encodeBuffer.bufferish)) return encode;
+  const pooled = Object.assign(Object.create(encodeBuffer.bufferish) as object, { alloc: (size: number) => Buffer.allocUnsafe(size) });
+  POOLED.add(pooled);
+  encodeBuffer.bufferish = pooled;
+  encodeBuffer.minBufferSize = 512;
   return encode;
 }
 
