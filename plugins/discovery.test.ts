@@ -6,7 +6,7 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { BUILTIN_PLUGIN_DIR, discoverPlugins, pluginSources } from './discovery.js';
+import { BUILTIN_PLUGIN_DIR, discoverPlugins, loadPluginFolder, pluginSources } from './discovery.js';
 import { parseManifest } from './manifest.js';
 import { FIXTURES } from './test/support.js';
 
@@ -135,4 +135,21 @@ t.test('manifests: every problem is named', async (t) => {
   const copy = scratch(t);
   cpSync(path.join(FIXTURES, 'node-basic'), path.join(copy, 'node-basic'), { recursive: true });
   t.same(discoverPlugins([{ dir: copy, origin: 'config' }]).problems, []);
+});
+
+t.test("a folder's manifest is checked by the validator its pass hands in, one for all of the pass's manifests", async (t) => {
+  const root = scratch(t);
+  const first = makePlugin(root, 'first');
+  const second = makePlugin(root, 'second');
+  const source = { dir: root, origin: 'config' as const };
+  let made = 0;
+  const refuseAll = Object.assign(() => false, { errors: [{ instancePath: '', message: 'refused by this pass' }] });
+  const validator = () => {
+    made += 1;
+    return refuseAll as unknown as ReturnType<typeof import('./manifest.js').manifestValidator>;
+  };
+  t.throws(() => loadPluginFolder(first, source, validator), { code: 'PLUGIN_INVALID', message: /refused by this pass/ });
+  t.throws(() => loadPluginFolder(second, source, validator), { code: 'PLUGIN_INVALID', message: /refused by this pass/ });
+  t.equal(made, 2, 'asked once per folder (discoverPlugins makes the validator on the first ask and hands it back)');
+  t.equal(loadPluginFolder(first, source).name, 'first', 'without one, the manifest schema decides');
 });

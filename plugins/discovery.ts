@@ -8,7 +8,7 @@ import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, realpat
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClawboxError } from '../runtime/errors.js';
-import { type CompiledManifest, MANIFEST_FILE, parseManifest } from './manifest.js';
+import { type CompiledManifest, MANIFEST_FILE, manifestValidator, parseManifest } from './manifest.js';
 
 export type PluginOrigin = 'builtin' | 'env' | 'config';
 
@@ -77,6 +77,13 @@ export function discoverPlugins(sources: readonly PluginSource[], options: Disco
       error: error instanceof ClawboxError ? error : new ClawboxError('PLUGIN_INVALID', `${where}: ${String(error)}`),
     });
 
+  // One manifest validator for the pass, made at its first manifest and let go with it.
+  let validateManifest: ReturnType<typeof manifestValidator> | undefined;
+  const validator = () => {
+    validateManifest ??= manifestValidator();
+    return validateManifest;
+  };
+
   for (const source of sources) {
     let folders: string[];
     try {
@@ -89,7 +96,7 @@ export function discoverPlugins(sources: readonly PluginSource[], options: Disco
     for (const folder of folders) {
       let found: DiscoveredPlugin;
       try {
-        found = loadPluginFolder(folder, source);
+        found = loadPluginFolder(folder, source, validator);
       } catch (error) {
         problem(folder, source.origin, error);
         continue;
@@ -127,8 +134,11 @@ function pluginFolders(sourceDir: string): string[] {
     .sort();
 }
 
-/** Checks one plugin folder for safety, then parses its manifest and resolves its entry. */
-export function loadPluginFolder(folder: string, source: PluginSource): DiscoveredPlugin {
+/**
+ * Checks one plugin folder for safety, then parses its manifest (checked by `validator()`'s validator, or
+ * one of its own) and resolves its entry.
+ */
+export function loadPluginFolder(folder: string, source: PluginSource, validator = manifestValidator): DiscoveredPlugin {
   const sourceReal = realpathSync(path.resolve(source.dir));
   const link = lstatSync(folder);
   const real = realpathSync(folder);
@@ -137,7 +147,7 @@ export function loadPluginFolder(folder: string, source: PluginSource): Discover
   }
   assertFolderSafe(real);
   const manifestPath = path.join(real, MANIFEST_FILE);
-  const compiled = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath);
+  const compiled = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath, validator());
   return {
     name: compiled.manifest.name,
     dir: real,

@@ -177,8 +177,20 @@ export interface CompiledManifest {
 }
 
 
-/** Parses and checks a manifest's text; every schema in it is checked now and compiled on first use. Throws PLUGIN_INVALID. */
-export function parseManifest(text: string, where: string): CompiledManifest {
+/**
+ * The manifest schema's validator, not kept: manifests are read at start and when plugins are added, and
+ * an idle box would hold the largest validator but one for nothing (runtime/operations/validator.ts). One
+ * pass over several manifests takes one and checks them all with it.
+ */
+export function manifestValidator(): ValidateFunction {
+  return validatorForOneUse(manifestSchema, 'config');
+}
+
+/**
+ * Parses and checks a manifest's text; every schema in it is checked now and compiled on first use. Throws
+ * PLUGIN_INVALID. `validateManifest`: the pass's manifestValidator(), else one for this manifest.
+ */
+export function parseManifest(text: string, where: string, validateManifest: ValidateFunction = manifestValidator()): CompiledManifest {
   if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
@@ -188,9 +200,6 @@ export function parseManifest(text: string, where: string): CompiledManifest {
   } catch (error) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest is not valid JSON: ${(error as Error).message}`);
   }
-  // Not kept: manifests are read at start and when plugins are added, and an idle box would hold the
-  // largest validator but one for nothing (runtime/operations/validator.ts).
-  const validateManifest = validatorForOneUse(manifestSchema, 'config');
   if (!validateManifest(raw)) {
     throw new ClawboxError('PLUGIN_INVALID', `${where}: manifest ${formatAjvErrors(validateManifest.errors)}`);
   }
