@@ -58,6 +58,8 @@ app_stage() {
   # the child processes and workers, which load their entry files from there. After npm ci: the packages
   # bundled with the runtime (BUNDLED_PACKAGES in bin/bundle.js) come from the app's production dependencies.
   (cd "$SRC_DIR" && node bin/bundle.js "$app") >&2 || die "bundling the runtime failed"
+  # Packages a start loads as many small files, each joined into one in place (bin/flatten-packages.js).
+  (cd "$SRC_DIR" && node bin/flatten-packages.js "$app") >&2 || die "joining packages into one file each failed"
   app_native_addons "$app"
 }
 
