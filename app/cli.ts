@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { hashPassword } from '../runtime/auth/password.js';
 import { formatIssues } from '../runtime/config/issues.js';
 import { ioReason, resolveStateDir } from '../runtime/config/load.js';
+import { holdCodeCacheWrites, writeHeldCodeCache } from '../runtime/operations/validator-code-cache.js';
 import { checkConfig, configSchema, loadConfig } from './config.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
 import { HiddenInput, InputCancelled } from './hidden-input.js';
@@ -107,6 +108,8 @@ function noMore(args: readonly (string | undefined)[], command: string): void {
 }
 
 async function runStart(file: string | undefined, mode: Mode | undefined, brainMode = false): Promise<number> {
+  // The validators' code cache is written once serving, with Node's compile cache (below).
+  holdCodeCacheWrites();
   const { config, source } = loadConfig({ file, mode });
   const logging = createLogging({ level: config.log.level, components: config.log.components });
   const log = logging.forComponent('main');
@@ -175,7 +178,10 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   // Node writes its compile cache (enabled by bin/clawbox.js) at exit; a kill -9 or a power cut would lose
   // it, so what a start compiled is written once serving: a little after ready, since the write is
   // synchronous and would hold up the first requests a new box answers (an exit before then writes it anyway).
-  setTimeout(() => module.flushCompileCache?.(), COMPILE_CACHE_FLUSH_DELAY_MS).unref();
+  setTimeout(() => {
+    module.flushCompileCache?.();
+    writeHeldCodeCache();
+  }, COMPILE_CACHE_FLUSH_DELAY_MS).unref();
   await new Promise<void>((resolve) => {
     app.ctx.bus.on('lifecycle', ({ state }) => state === 'stopped' && resolve());
   });

@@ -33,12 +33,31 @@ function cacheDir(): string | undefined {
   return nodeCache ? path.join(nodeCache, 'validators') : undefined;
 }
 
+/** Writes waiting for holdCodeCacheWrites' caller (undefined: each is made once its task is done). */
+let held: Map<string, () => void> | undefined;
+
+/**
+ * Holds this process's cache writes until writeHeldCodeCache(): `clawbox start` makes them after it is
+ * ready, with Node's own compile cache (app/cli.ts), instead of between the steps of its start. Writes
+ * still held when the process ends are lost, which only costs the next start the speed-up.
+ */
+export function holdCodeCacheWrites(): void {
+  held ??= new Map();
+}
+
+/** Makes the writes held since holdCodeCacheWrites(), and makes later ones as they come. */
+export function writeHeldCodeCache(): void {
+  const writes = held;
+  held = undefined;
+  for (const write of writes?.values() ?? []) write();
+}
+
 export type CommonJsWrapper = (module: { exports: unknown }, exports: unknown, require: NodeJS.Require) => void;
 
 /**
  * Compiles a CommonJS file's text into its wrapper function, from the kept code where there is some
- * (`cached`). Otherwise the code is kept once the current task is done with the function, so the parts V8
- * compiled on its first call are in it too.
+ * (`cached`). Otherwise the code is kept once the current task is done with the function (or once held
+ * writes are made), so the parts V8 compiled on its first call are in it too.
  */
 export function compileWithCodeCache(source: string, filename: string): { wrapper: CommonJsWrapper; cached: boolean } {
   const text = `(function (module, exports, require) {${source}\n})`;
@@ -54,7 +73,11 @@ export function compileWithCodeCache(source: string, filename: string): { wrappe
   }
   const script = new Script(text, { filename, ...(cachedData ? { cachedData } : {}) });
   const cached = cachedData !== undefined && script.cachedDataRejected === false;
-  if (dir !== undefined && file !== undefined && !cached) setImmediate(() => keep(script, dir, file));
+  if (dir !== undefined && file !== undefined && !cached) {
+    const write = () => keep(script, dir, file);
+    if (held) held.set(file, write);
+    else setImmediate(write);
+  }
   return { wrapper: script.runInThisContext() as CommonJsWrapper, cached };
 }
 

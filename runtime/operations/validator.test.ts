@@ -29,7 +29,7 @@ import {
   validatorKey,
 } from './validator.js';
 import { writePrecompiledValidators } from './validator-standalone.js';
-import { CODE_CACHE_FILES_KEPT, useValidatorCodeCache } from './validator-code-cache.js';
+import { CODE_CACHE_FILES_KEPT, holdCodeCacheWrites, useValidatorCodeCache, writeHeldCodeCache } from './validator-code-cache.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -331,4 +331,29 @@ t.test('the kept code is bounded, and off means nothing is read or written', asy
   validatorForOneUse(schema, 'config');
   await nextTask();
   t.notOk(existsSync(cacheDir), 'off: no folder written');
+});
+
+t.test('held writes wait for writeHeldCodeCache (a start makes them once serving), then writes come as before', async (t) => {
+  const dir = precompiledFolder(t);
+  const cacheDir = path.join(path.dirname(dir), 'code-cache');
+  useValidatorCodeCache(cacheDir);
+  usePrecompiledValidators(dir);
+  holdCodeCacheWrites();
+  t.teardown(() => {
+    writeHeldCodeCache();
+    useValidatorCodeCache(undefined);
+  });
+  const nextTask = () => new Promise((resolve) => setImmediate(resolve));
+  const schema = (name: string) => ({ type: 'object', properties: { [name]: { type: 'string' } } });
+  writePrecompiledValidators([{ schema: schema('held'), profile: 'config' }, { schema: schema('later'), profile: 'config' }], dir);
+  t.ok(isPrecompiled(validatorForOneUse(schema('held'), 'config')));
+  t.ok(isPrecompiled(validatorForOneUse(schema('held'), 'config')), 'used twice while held');
+  await nextTask();
+  const kept = () => (existsSync(cacheDir) ? readdirSync(cacheDir).filter((name) => name.endsWith('.bin')) : []);
+  t.same(kept(), [], 'nothing written while held');
+  writeHeldCodeCache();
+  t.equal(kept().length, 1, 'written when released, once for the two uses');
+  validatorForOneUse(schema('later'), 'config');
+  await nextTask();
+  t.equal(kept().length, 2, 'a later use writes once its task is done');
 });
