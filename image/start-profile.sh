@@ -36,13 +36,7 @@ vm_machine amd64
 [ -f "$IMAGE" ] || fail "no image at $IMAGE (npm run image -- --arch amd64)"
 OUT=${OUT:-$(mktemp -d /tmp/clawbox-start-profile.XXXXXX)}
 mkdir -p "$OUT"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-start-profile-work.XXXXXX")
-trap 'vm_stop; rm -rf "$WORK"' EXIT
-
-DISK=$WORK/disk.img
-cp --sparse=always "$IMAGE" "$DISK"
-read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
-[ "$SLOT_A_OFFSET" -ge 0 ] || fail "the image has no slot A"
+vm_test_copy "$IMAGE" start-profile
 vm_add_boot_report "$DISK" "$SLOT_A_OFFSET"
 # The profile goes to the runtime's state directory (on the data partition), written when it exits; a
 # sample every 2 ms keeps the profiler's own cost under TCG moderate.

@@ -46,6 +46,18 @@ vm_partition_offsets() {
 # esp CMD ARGS...: an mtools command (mcopy, mdir, mtype) without its geometry check.
 esp() { MTOOLS_SKIP_CHECK=1 "$@"; }
 
+# vm_test_copy IMAGE NAME: a work folder for a tool NAME ($WORK, removed at exit once qemu is stopped)
+# holding a copy of IMAGE to boot and change ($DISK), and the copy's ESP and slot A offsets ($ESP_OFFSET,
+# $SLOT_A_OFFSET). The image itself is never changed.
+vm_test_copy() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-$2-work.XXXXXX")
+  trap 'vm_stop; rm -rf "$WORK"' EXIT
+  DISK=$WORK/disk.img
+  cp --sparse=always "$1" "$DISK"
+  read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
+  [ "$SLOT_A_OFFSET" -ge 0 ] || fail "the image has no slot A"
+}
+
 # The boot report: a unit written into the test's copy of slot A (never into the image itself), started
 # through systemd.wants= on the kernel command line. Type=simple, so it does not hold up the boot it
 # measures: it waits for the boot to finish, then prints systemd-analyze's view of it on the console,
