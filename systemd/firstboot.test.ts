@@ -6,8 +6,6 @@
  * `seed-accepted` (clawbox ready with it) removes the seed and the fallback, `seed-failed` (clawbox failed
  * with it: the real `clawbox start` exits 78 on an invalid seed) puts the fallback in place and starts
  * clawbox again through systemctl (a recording stand-in here: no service manager to drive in a test).
- * The credentials reach the consoles through `show-banner` (clawbox-firstboot-banner.service, once clawbox
- * has started), which each run here calls after first boot, as the unit would.
  */
 import { spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
@@ -32,9 +30,6 @@ interface Run {
   status: number | null;
   stderr: string;
   console: string;
-  /** The consoles and the banner file's mode after first boot, before `show-banner` (clawbox-firstboot-banner.service) ran. */
-  beforeShowBanner: { console: string; bannerMode: number | null };
-  showBanner: { status: number | null; bannerLeft: boolean };
   configDir: string;
   seed: string;
   /** Runs the script again with an argument (seed-accepted, seed-failed) in the same directories. */
@@ -72,17 +67,10 @@ function runFirstboot(t: Test, seed?: string): Run {
     FIRSTBOOT_SYSTEMCTL: systemctl,
   };
   const result = spawnSync('sh', [SCRIPT], { cwd: ROOT, env, encoding: 'utf8' });
-  const readConsole = () => (existsSync(consoleFile) ? readFileSync(consoleFile, 'utf8') : '');
-  const banner = path.join(env.CONFIGURATION_DIRECTORY!, 'firstboot-banner');
-  const waiting = { console: readConsole(), bannerMode: existsSync(banner) ? statSync(banner).mode & 0o777 : null };
-  // What clawbox-firstboot-banner.service does once clawbox has started.
-  const shownBanner = spawnSync('sh', [SCRIPT, 'show-banner'], { cwd: ROOT, env, encoding: 'utf8' });
   return {
     status: result.status,
     stderr: result.stderr,
-    console: readConsole(),
-    beforeShowBanner: waiting,
-    showBanner: { status: shownBanner.status, bannerLeft: existsSync(banner) },
+    console: existsSync(consoleFile) ? readFileSync(consoleFile, 'utf8') : '',
     configDir: env.CONFIGURATION_DIRECTORY!,
     seed: seedFile,
     again: (arg, extra = {}) => {
@@ -125,10 +113,6 @@ t.test('first boot writes a config that loads in appliance mode, with working cr
   t.equal(config.http.host, '0.0.0.0');
   t.equal(config.broker.anonymous, 'never');
 
-  t.equal(run.beforeShowBanner.console, '', 'nothing on the consoles before clawbox has started');
-  t.equal(run.beforeShowBanner.bannerMode, 0o600, 'the banner waits in a file only root can read');
-  t.same(run.showBanner, { status: 0, bannerLeft: false }, 'show-banner shows it, then removes it');
-  t.equal(run.again('show-banner').status, 0, 'show-banner without a banner does nothing');
   const password = shown(run.console, 'Admin password');
   t.match(password, /^[a-zA-Z2-9]{5}(-[a-zA-Z2-9]{5}){3}$/);
   t.notOk(readFileSync(file, 'utf8').includes(password), 'the password is not stored in clear');

@@ -22,7 +22,6 @@ t.teardown(() => rmSync(root, { recursive: true, force: true }));
 t.test('there are units to check', async (t) => {
   t.same(unitFiles(), [
     'clawbox-banner.service',
-    'clawbox-firstboot-banner.service',
     'clawbox-firstboot.service',
     'clawbox-health.service',
     'clawbox-seed-accepted.service',

@@ -27,8 +27,8 @@ install_app() {
 install_system() {
   local root=$1 sd=$SRC_DIR/systemd
   local unitdir=$root/usr/lib/systemd/system
-  install -m 0644 "$sd/clawbox.service" "$sd/clawbox-firstboot.service" "$sd/clawbox-firstboot-banner.service" \
-    "$sd/clawbox-seed-accepted.service" "$sd/clawbox-seed-failed.service" "$sd/clawbox-banner.service" "$sd/clawbox-health.service" "$sd/clawbox-update@.service" "$unitdir/"
+  install -m 0644 "$sd/clawbox.service" "$sd/clawbox-firstboot.service" "$sd/clawbox-seed-accepted.service" \
+    "$sd/clawbox-seed-failed.service" "$sd/clawbox-banner.service" "$sd/clawbox-health.service" "$sd/clawbox-update@.service" "$unitdir/"
   # The root update helper the runtime asks through a socket (update/README.md, "Updates from the web app").
   install -m 0644 "$SRC_DIR/update/units/clawbox-updater.socket" "$SRC_DIR/update/units/clawbox-updater.service" "$unitdir/"
   install -d -m 0755 "$root/usr/lib/clawbox" "$root/usr/share/clawbox" "$root/usr/share/doc/clawbox"
@@ -69,8 +69,7 @@ install_system() {
   # The state lives on the data partition (bind-mounted here at boot): the slot's own folder stays an empty mount point.
   rm -rf "$root/var/lib/clawbox/models"
 
-  systemctl --root="$root" enable clawbox.service clawbox-firstboot.service clawbox-firstboot-banner.service \
-    clawbox-seed-accepted.service clawbox-banner.service \
+  systemctl --root="$root" enable clawbox.service clawbox-firstboot.service clawbox-seed-accepted.service clawbox-banner.service \
     clawbox-health.service clawbox-updater.socket \
     systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null 2>&1 ||
     die "systemctl enable in the rootfs failed"
