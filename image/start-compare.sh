@@ -38,14 +38,11 @@ fail() {
 # shellcheck source=lib/boot-vm.sh
 . "$IMAGE_DIR/lib/boot-vm.sh"
 vm_machine amd64
-[ -f "$IMAGE" ] || fail "no image at $IMAGE (npm run image -- --arch amd64)"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || fail "--rounds takes 1 to 99"
 for dir in "${VARIANTS[@]}"; do
   [ -d "$dir" ] || fail "$dir is not a folder"
   [[ "$(basename "$dir")" =~ ^[A-Za-z0-9_-]+$ ]] || fail "name each variant folder with letters, digits, - and _ ($dir)"
 done
-OUT=${OUT:-$(mktemp -d /tmp/clawbox-start-compare.XXXXXX)}
-mkdir -p "$OUT"
 vm_test_copy "$IMAGE" start-compare
 
 # The guest's side: a unit the kernel command line asks for, which runs once the boot is done and powers off.

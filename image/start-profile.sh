@@ -33,9 +33,6 @@ fail() {
 # shellcheck source=lib/boot-vm.sh
 . "$IMAGE_DIR/lib/boot-vm.sh"
 vm_machine amd64
-[ -f "$IMAGE" ] || fail "no image at $IMAGE (npm run image -- --arch amd64)"
-OUT=${OUT:-$(mktemp -d /tmp/clawbox-start-profile.XXXXXX)}
-mkdir -p "$OUT"
 vm_test_copy "$IMAGE" start-profile
 vm_add_boot_report "$DISK" "$SLOT_A_OFFSET"
 # The profile goes to the runtime's state directory (on the data partition), written when it exits; a

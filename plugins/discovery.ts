@@ -77,12 +77,8 @@ export function discoverPlugins(sources: readonly PluginSource[], options: Disco
       error: error instanceof ClawboxError ? error : new ClawboxError('PLUGIN_INVALID', `${where}: ${String(error)}`),
     });
 
-  // One manifest validator for the pass, made at its first manifest and let go with it.
-  let validateManifest: ReturnType<typeof manifestValidator> | undefined;
-  const validator = () => {
-    validateManifest ??= manifestValidator();
-    return validateManifest;
-  };
+  // One manifest validator for the pass (the built-in plugins are always there to check), let go with it.
+  const validateManifest = manifestValidator();
 
   for (const source of sources) {
     let folders: string[];
@@ -96,7 +92,7 @@ export function discoverPlugins(sources: readonly PluginSource[], options: Disco
     for (const folder of folders) {
       let found: DiscoveredPlugin;
       try {
-        found = loadPluginFolder(folder, source, validator);
+        found = loadPluginFolder(folder, source, validateManifest);
       } catch (error) {
         problem(folder, source.origin, error);
         continue;
@@ -134,11 +130,8 @@ function pluginFolders(sourceDir: string): string[] {
     .sort();
 }
 
-/**
- * Checks one plugin folder for safety, then parses its manifest (checked by `validator()`'s validator, or
- * one of its own) and resolves its entry.
- */
-export function loadPluginFolder(folder: string, source: PluginSource, validator = manifestValidator): DiscoveredPlugin {
+/** Checks one plugin folder for safety, then parses its manifest (with the pass's validator) and resolves its entry. */
+export function loadPluginFolder(folder: string, source: PluginSource, validateManifest = manifestValidator()): DiscoveredPlugin {
   const sourceReal = realpathSync(path.resolve(source.dir));
   const link = lstatSync(folder);
   const real = realpathSync(folder);
@@ -147,7 +140,7 @@ export function loadPluginFolder(folder: string, source: PluginSource, validator
   }
   assertFolderSafe(real);
   const manifestPath = path.join(real, MANIFEST_FILE);
-  const compiled = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath, validator());
+  const compiled = parseManifest(readFileSync(manifestPath, 'utf8'), manifestPath, validateManifest);
   return {
     name: compiled.manifest.name,
     dir: real,

@@ -46,10 +46,13 @@ vm_partition_offsets() {
 # esp CMD ARGS...: an mtools command (mcopy, mdir, mtype) without its geometry check.
 esp() { MTOOLS_SKIP_CHECK=1 "$@"; }
 
-# vm_test_copy IMAGE NAME: a work folder for a tool NAME ($WORK, removed at exit once qemu is stopped)
-# holding a copy of IMAGE to boot and change ($DISK), and the copy's ESP and slot A offsets ($ESP_OFFSET,
-# $SLOT_A_OFFSET). The image itself is never changed.
+# vm_test_copy IMAGE NAME: for a tool NAME, its output folder ($OUT, a new one under /tmp unless set) and a
+# work folder ($WORK, removed at exit once qemu is stopped) holding a copy of IMAGE to boot and change
+# ($DISK), and the copy's ESP and slot A offsets ($ESP_OFFSET, $SLOT_A_OFFSET). The image itself is never changed.
 vm_test_copy() {
+  [ -f "$1" ] || fail "no image at $1 (npm run image -- --arch amd64)"
+  OUT=${OUT:-$(mktemp -d "/tmp/clawbox-$2.XXXXXX")}
+  mkdir -p "$OUT"
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-$2-work.XXXXXX")
   trap 'vm_stop; rm -rf "$WORK"' EXIT
   DISK=$WORK/disk.img

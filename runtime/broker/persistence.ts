@@ -156,8 +156,8 @@ export async function openPersistence(stateDir: string, enabled: boolean): Promi
   };
 }
 
-/** The allocators encodeFromBufferPool put in place. */
-const POOLED = new WeakSet<object>();
+/** Where encodeFromBufferPool's encoder starts each value; msgpack-lite's own start is 2 KB, so this also says it is in place. */
+const POOLED_START_BYTES = 512;
 
 /**
  * aedes-persistence-level encodes every stored packet with msgpack-lite, whose encoder starts each value
@@ -175,11 +175,9 @@ export function encodeFromBufferPool(): (value: unknown) => Buffer {
   const fromPersistence = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-level'));
   const { encode, Encoder } = fromPersistence('msgpack-lite') as { encode: (value: unknown) => Buffer; Encoder: { prototype: object } };
   const encodeBuffer = Object.getPrototypeOf(Encoder.prototype) as { bufferish: object; minBufferSize: number };
-  if (POOLED.has(encodeBuffer.bufferish)) return encode;
-  const pooled = Object.assign(Object.create(encodeBuffer.bufferish) as object, { alloc: (size: number) => Buffer.allocUnsafe(size) });
-  POOLED.add(pooled);
-  encodeBuffer.bufferish = pooled;
-  encodeBuffer.minBufferSize = 512;
+  if (encodeBuffer.minBufferSize === POOLED_START_BYTES) return encode;
+  encodeBuffer.bufferish = Object.assign(Object.create(encodeBuffer.bufferish) as object, { alloc: (size: number) => Buffer.allocUnsafe(size) });
+  encodeBuffer.minBufferSize = POOLED_START_BYTES;
   return encode;
 }
 
