@@ -92,6 +92,9 @@ HOSTFWD="hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT
 # switch. The image itself stays as built.
 DISK=$WORK/disk.img
 cp --sparse=always "$IMAGE" "$DISK"
+# A disk larger than the image, as a card or SSD larger than the image is: first boot grows the data
+# partition and its file system to the end of it (systemd-repart, x-systemd.growfs), checked below.
+truncate -s +64M "$DISK"
 read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
 cat "$SRC_DIR/systemd/config.template.yaml" - >"$WORK/seed.yaml" <<'SEED'
 devices:
@@ -114,6 +117,32 @@ fi
 vm_set_options "$DISK" "$ESP_OFFSET" clawbox-1-a.conf $KERNEL_ARGS
 cp "$FIRMWARE_VARS" "$WORK/VARS.fd"
 
+# check_first_boot_work N REPORT: PID 1 never runs in its first-boot mode (the image's machine id is empty
+# and its presets are applied at build time, lib/install.sh), the machine id it makes on first boot is on
+# disk and the same on the second boot, and the data partition is grown to the end of the disk on the first
+# boot only (systemd-repart behind a stamp on /data, then x-systemd.growfs).
+FIRST_MACHINE_ID=''
+check_first_boot_work() {
+  local n=$1 report=$2 id left fs part
+  grep -qx -- '-- first-boot mode: no' <<<"$report" || fail "boot $n: PID 1 ran in its first-boot mode (is /etc/machine-id empty in the image?)"
+  id=$(sed -n 's/^-- machine id: \([0-9a-f]\{32\}\) on-disk$/\1/p' <<<"$report")
+  [ -n "$id" ] || fail "boot $n: no machine id on disk ($(grep -- '^-- machine id' <<<"$report"))"
+  read -r left fs part < <(sed -n 's/^-- data partition: \([0-9]*\) sectors left after it, file system \([0-9]*\) of \([0-9]*\) bytes$/\1 \2 \3/p' <<<"$report")
+  [ -n "$left" ] || fail "boot $n: no data partition line in the boot report"
+  # GPT keeps its backup table in the last 33 sectors, and repart aligns the partition's end.
+  [ "$left" -lt 4096 ] || fail "boot $n: $left sectors of the disk are left after the data partition (not grown)"
+  [ $((fs * 100 / part)) -ge 99 ] || fail "boot $n: the data file system is $fs of its partition's $part bytes (not grown)"
+  if [ "$n" = 1 ]; then
+    grep -qx -- '-- systemd-repart ran: yes' <<<"$report" || fail "first boot: systemd-repart did not run"
+    FIRST_MACHINE_ID=$id
+    say "ok: first boot: no first-boot mode in PID 1, machine id on disk, the data partition and its file system grown to the end of the disk"
+  else
+    grep -qx -- '-- systemd-repart ran: no' <<<"$report" || fail "boot $n: systemd-repart ran again"
+    [ "$id" = "$FIRST_MACHINE_ID" ] || fail "boot $n: the machine id changed ($FIRST_MACHINE_ID, now $id)"
+    say "ok: boot $n: the same machine id, systemd-repart skipped"
+  fi
+}
+
 # boot_figures N: the guest's own account of boot N (systemd-analyze, from the boot report on its
 # console) as JSON fields, and printed; nothing if the report did not arrive.
 boot_figures() {
@@ -130,6 +159,7 @@ boot_figures() {
       fail "the runtime did not load its malloc-trim addon within 60 s of the boot report (native/malloc-trim missing from the image?)"
     say "ok: the runtime loaded its malloc-trim addon (glibc's heaps are trimmed)"
   fi
+  check_first_boot_work "$n" "$report"
   # sed -n 1,16p, not head: head's early exit would fail the pipeline (pipefail) when sed is still writing.
   printf '%s\n' "$report" | sed -n '/^Startup finished/,/^-- critical chain/p' | sed '$d' | sed -n '1,16p' | sed "s/^/boot-test: boot $n: /" >&2
   printf '%s\n' "$report" | sed -n '/^-- milestones/,/^-- compile cache/p' | sed '$d' | sed "s/^/boot-test: boot $n: /" >&2

@@ -116,6 +116,19 @@ systemctl is-system-running --wait >/dev/null 2>&1
   booted=$(sed -n 's/^btime //p' /proc/stat)
   printf -- '-- compile cache: %s files, %s KiB, %s written in this boot\n' "$(find "$cache" -type f 2>/dev/null | wc -l)" \
     "$(du -sk "$cache" 2>/dev/null | cut -f1)" "$(find "$cache" -type f -newermt "@$booted" 2>/dev/null | wc -l)"
+  # First boot without systemd's first-boot mode (lib/install.sh, the machine id): whether PID 1 ran in it,
+  # whether the machine id it made is on disk (not a transient one mounted over the file), whether
+  # systemd-repart ran in this boot, and how much of the disk is left after the data partition and how large
+  # its file system is (first boot grows both to the end of the disk; tune2fs: the size, not df's free part).
+  printf -- '-- first-boot mode: %s\n' "$(if dmesg | grep -q 'systemd\[1\]: Detected first boot'; then echo yes; else echo no; fi)"
+  printf -- '-- machine id: %s %s\n' "$(cat /etc/machine-id)" "$(if mountpoint -q /etc/machine-id; then echo transient; else echo on-disk; fi)"
+  printf -- '-- systemd-repart ran: %s\n' "$(if [ "$(systemctl show -P ExecMainStartTimestampMonotonic systemd-repart.service)" = 0 ]; then echo no; else echo yes; fi)"
+  part=$(basename "$(readlink -f /dev/disk/by-partlabel/clawbox-data)")
+  disk=$(basename "$(readlink -f "/sys/class/block/$part/..")")
+  printf -- '-- data partition: %s sectors left after it, file system %s of %s bytes\n' \
+    "$(($(cat "/sys/class/block/$disk/size") - $(cat "/sys/class/block/$part/start") - $(cat "/sys/class/block/$part/size")))" \
+    "$(tune2fs -l "/dev/$part" | awk -F': *' '$1 == "Block count" { c = $2 } $1 == "Block size" { b = $2 } END { print c * b }')" \
+    "$(($(cat "/sys/class/block/$part/size") * 512))"
   # printf, not echo: the command line holds backslashes (initrd=\clawbox\a\...), which dash's echo interprets.
   printf -- '-- kernel command line: %s\n' "$(cat /proc/cmdline)"
   # The kernel and initramfs part of the boot, with the kernel's time stamps (quiet keeps it off the console).

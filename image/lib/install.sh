@@ -52,8 +52,11 @@ install_system() {
     install -m 0644 "$key" "$root/usr/share/clawbox/update-keys/$(basename "$key")"
   done
   install -d -m 0700 "$root/boot/efi"
-  # systemd makes the machine id on first boot (and ConditionFirstBoot= holds then).
-  echo uninitialized >"$root/etc/machine-id"
+  # An empty machine id: systemd makes one on first boot and writes it here, without its first-boot mode.
+  # "uninitialized" would turn that mode on, in which PID 1 presets every unit on the box before it starts
+  # any (seconds under an emulated CPU, on the path to everything); the presets are applied at build time
+  # instead (below), so the image's enabled units are the ones this script leaves.
+  : >"$root/etc/machine-id"
   rm -f "$root/var/lib/dbus/machine-id"
   ln -sf /etc/machine-id "$root/var/lib/dbus/machine-id" 2>/dev/null || true
   # The stub resolver of systemd-resolved (the systemd-resolved package links it when it can).
@@ -90,6 +93,9 @@ install_system() {
   systemctl --root="$root" mask modprobe@configfs.service sys-kernel-config.mount modprobe@dm_mod.service \
     modprobe@loop.service modprobe@drm.service modprobe@efi_pstore.service kmod-static-nodes.service >/dev/null 2>&1 ||
     die "systemctl mask in the rootfs failed"
+  # What PID 1 would do on the box's first boot in its first-boot mode (see the machine id above): enable what
+  # the presets enable (Debian's 90-systemd.preset; units it does not name are enabled), never disable.
+  systemctl --root="$root" preset-all --preset-mode=enable-only >/dev/null 2>&1 || die "systemctl preset-all in the rootfs failed"
   # Nobody logs in with a password: root stays locked (console access is physical access anyway).
   grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
   install_initramfs "$root"
