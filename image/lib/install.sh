@@ -96,6 +96,19 @@ install_system() {
   # What PID 1 would do on the box's first boot in its first-boot mode (see the machine id above): enable what
   # the presets enable (Debian's 90-systemd.preset; units it does not name are enabled), never disable.
   systemctl --root="$root" preset-all --preset-mode=enable-only >/dev/null 2>&1 || die "systemctl preset-all in the rootfs failed"
+  # Generators a box with this fixed disk layout has no use for. PID 1 runs every generator before it starts
+  # any unit, at each boot and daemon-reload: encrypted, integrity and verity volumes (there are none),
+  # resume from hibernation (no swap), GPT partition discovery (fstab and the kernel command line name every
+  # mount), SysV scripts and rc.local (each script here has a native unit; there is no rc.local), offline
+  # system updates (clawbox updates by slot). A symlink to /dev/null is how systemd masks a generator.
+  install -d -m 0755 "$root/etc/systemd/system-generators"
+  local generator
+  for generator in systemd-cryptsetup-generator systemd-integritysetup-generator systemd-veritysetup-generator \
+    systemd-hibernate-resume-generator systemd-gpt-auto-generator systemd-sysv-generator systemd-rc-local-generator \
+    systemd-system-update-generator; do
+    [ -e "$root/usr/lib/systemd/system-generators/$generator" ] || die "no $generator in the rootfs to mask"
+    ln -sfn /dev/null "$root/etc/systemd/system-generators/$generator"
+  done
   # Nobody logs in with a password: root stays locked (console access is physical access anyway).
   grep -q '^root:[*!]' "$root/etc/shadow" || die "root has a password in the base rootfs"
   install_initramfs "$root"
