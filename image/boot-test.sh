@@ -92,10 +92,11 @@ HOSTFWD="hostfwd=tcp:127.0.0.1:$HTTP_PORT-:8080,hostfwd=tcp:127.0.0.1:$MQTT_PORT
 # switch. The image itself stays as built.
 DISK=$WORK/disk.img
 cp --sparse=always "$IMAGE" "$DISK"
+read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
 # A disk larger than the image, as a card or SSD larger than the image is: first boot grows the data
 # partition and its file system to the end of it (systemd-repart, x-systemd.growfs), checked below.
+# (After reading the partition table: sfdisk warns of a backup table that is not at the end of the disk.)
 truncate -s +64M "$DISK"
-read -r ESP_OFFSET SLOT_A_OFFSET _ < <(vm_partition_offsets "$DISK")
 cat "$SRC_DIR/systemd/config.template.yaml" - >"$WORK/seed.yaml" <<'SEED'
 devices:
   - id: bootcheck
