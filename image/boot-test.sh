@@ -125,7 +125,8 @@ cp "$FIRMWARE_VARS" "$WORK/VARS.fd"
 FIRST_MACHINE_ID=''
 check_first_boot_work() {
   local n=$1 report=$2 id left fs part
-  grep -qx -- '-- first-boot mode: no' <<<"$report" || fail "boot $n: PID 1 ran in its first-boot mode (is /etc/machine-id empty in the image?)"
+  grep -qx -- '-- first-boot mode: no' <<<"$report" ||
+    fail "boot $n: PID 1 not known to have stayed out of its first-boot mode ($(grep -- '^-- first-boot mode' <<<"$report"); is /etc/machine-id empty in the image?)"
   id=$(sed -n 's/^-- machine id: \([0-9a-f]\{32\}\) on-disk$/\1/p' <<<"$report")
   [ -n "$id" ] || fail "boot $n: no machine id on disk ($(grep -- '^-- machine id' <<<"$report"))"
   read -r left fs part < <(sed -n 's/^-- data partition: \([0-9]*\) sectors left after it, file system \([0-9]*\) of \([0-9]*\) bytes$/\1 \2 \3/p' <<<"$report")
@@ -134,11 +135,13 @@ check_first_boot_work() {
   [ "$left" -lt 4096 ] || fail "boot $n: $left sectors of the disk are left after the data partition (not grown)"
   [ $((fs * 100 / part)) -ge 99 ] || fail "boot $n: the data file system is $fs of its partition's $part bytes (not grown)"
   if [ "$n" = 1 ]; then
-    grep -qx -- '-- systemd-repart ran: yes' <<<"$report" || fail "first boot: systemd-repart did not run"
+    grep -qx -- '-- systemd-repart: ran, stamp yes' <<<"$report" ||
+      fail "first boot: systemd-repart did not run and leave its stamp ($(grep -- '^-- systemd-repart' <<<"$report"))"
     FIRST_MACHINE_ID=$id
     say "ok: first boot: no first-boot mode in PID 1, machine id on disk, the data partition and its file system grown to the end of the disk"
   else
-    grep -qx -- '-- systemd-repart ran: no' <<<"$report" || fail "boot $n: systemd-repart ran again"
+    grep -qx -- '-- systemd-repart: skipped, stamp yes' <<<"$report" ||
+      fail "boot $n: systemd-repart was not skipped by its stamp ($(grep -- '^-- systemd-repart' <<<"$report"))"
     [ "$id" = "$FIRST_MACHINE_ID" ] || fail "boot $n: the machine id changed ($FIRST_MACHINE_ID, now $id)"
     say "ok: boot $n: the same machine id, systemd-repart skipped"
   fi

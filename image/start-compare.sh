@@ -46,17 +46,7 @@ done
 vm_test_copy "$IMAGE" start-compare
 
 # The guest's side: a unit the kernel command line asks for, which runs once the boot is done and powers off.
-cat >"$WORK/unit" <<'UNIT'
-[Unit]
-Description=start-compare.sh (a test copy only)
-After=clawbox.service
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/clawbox-start-compare
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/console
-UNIT
+vm_console_unit "$WORK/unit" 'start-compare.sh (a test copy only)' /usr/local/sbin/clawbox-start-compare After=clawbox.service
 {
   echo '#!/bin/bash'
   echo "ROUNDS=$ROUNDS"

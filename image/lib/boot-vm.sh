@@ -61,6 +61,24 @@ vm_test_copy() {
   [ "$SLOT_A_OFFSET" -ge 0 ] || fail "the image has no slot A"
 }
 
+# vm_console_unit FILE DESCRIPTION EXEC ORDERING: writes FILE, a test unit that runs EXEC with its output on
+# the console. Type=simple: the boot it watches does not wait for it. ORDERING is its [Unit] line that places
+# it (e.g. "After=clawbox.service" or "DefaultDependencies=no").
+vm_console_unit() {
+  cat >"$1" <<UNIT
+[Unit]
+Description=$2
+$4
+
+[Service]
+Type=simple
+ExecStart=$3
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/console
+UNIT
+}
+
 # The boot report: a unit written into the test's copy of slot A (never into the image itself), started
 # through systemd.wants= on the kernel command line. Type=simple, so it does not hold up the boot it
 # measures: it waits for the boot to finish, then prints systemd-analyze's view of it on the console,
@@ -69,18 +87,8 @@ VM_REPORT_UNIT=clawbox-boot-report.service
 vm_add_boot_report() {
   local disk=$1 slot_offset=$2 dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/clawbox-boot-report.XXXXXX")
-  cat >"$dir/unit" <<'UNIT'
-[Unit]
-Description=boot test: systemd-analyze of this boot on the console
-DefaultDependencies=no
-
-[Service]
-Type=simple
-ExecStart=/usr/local/sbin/clawbox-boot-report
-StandardOutput=tty
-StandardError=tty
-TTYPath=/dev/console
-UNIT
+  vm_console_unit "$dir/unit" 'boot test: systemd-analyze of this boot on the console' /usr/local/sbin/clawbox-boot-report \
+    DefaultDependencies=no
   cat >"$dir/script" <<'SCRIPT'
 #!/bin/sh
 systemctl is-system-running --wait >/dev/null 2>&1
@@ -116,13 +124,22 @@ systemctl is-system-running --wait >/dev/null 2>&1
   booted=$(sed -n 's/^btime //p' /proc/stat)
   printf -- '-- compile cache: %s files, %s KiB, %s written in this boot\n' "$(find "$cache" -type f 2>/dev/null | wc -l)" \
     "$(du -sk "$cache" 2>/dev/null | cut -f1)" "$(find "$cache" -type f -newermt "@$booted" 2>/dev/null | wc -l)"
-  # First boot without systemd's first-boot mode (lib/install.sh, the machine id): whether PID 1 ran in it,
-  # whether the machine id it made is on disk (not a transient one mounted over the file), whether
-  # systemd-repart ran in this boot, and how much of the disk is left after the data partition and how large
-  # its file system is (first boot grows both to the end of the disk; tune2fs: the size, not df's free part).
-  printf -- '-- first-boot mode: %s\n' "$(if dmesg | grep -q 'systemd\[1\]: Detected first boot'; then echo yes; else echo no; fi)"
+  # First boot without systemd's first-boot mode (lib/install.sh, the machine id): whether PID 1 ran in it
+  # ("unknown" when its start line is not in the kernel's log, so "no" is never a missing log), whether the
+  # machine id it made is on disk (not a transient one mounted over the file), whether systemd-repart ran in
+  # this boot or its conditions skipped it and whether its stamp is there, and how much of the disk is left
+  # after the data partition and how large its file system is (first boot grows both to the end of the disk;
+  # tune2fs: the size, not df's free part).
+  mode=unknown
+  if dmesg | grep -q 'systemd\[1\]: systemd [0-9.~a-z+-]* running in system mode'; then
+    if dmesg | grep -q 'systemd\[1\]: Detected first boot'; then mode=yes; else mode=no; fi
+  fi
+  printf -- '-- first-boot mode: %s\n' "$mode"
   printf -- '-- machine id: %s %s\n' "$(cat /etc/machine-id)" "$(if mountpoint -q /etc/machine-id; then echo transient; else echo on-disk; fi)"
-  printf -- '-- systemd-repart ran: %s\n' "$(if [ "$(systemctl show -P ExecMainStartTimestampMonotonic systemd-repart.service)" = 0 ]; then echo no; else echo yes; fi)"
+  repart=unknown
+  if [ "$(systemctl show -P ExecMainStartTimestampMonotonic systemd-repart.service)" != 0 ]; then repart=ran
+  elif [ "$(systemctl show -P ConditionResult systemd-repart.service)" = no ]; then repart=skipped; fi
+  printf -- '-- systemd-repart: %s, stamp %s\n' "$repart" "$(if [ -e /data/.clawbox-partition-grown ]; then echo yes; else echo no; fi)"
   part=$(basename "$(readlink -f /dev/disk/by-partlabel/clawbox-data)")
   disk=$(basename "$(readlink -f "/sys/class/block/$part/..")")
   printf -- '-- data partition: %s sectors left after it, file system %s of %s bytes\n' \
