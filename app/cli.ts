@@ -9,9 +9,10 @@ import type { ReadStream } from 'node:tty';
 import { parseArgs } from 'node:util';
 import { hashPassword } from '../runtime/auth/password.js';
 import { formatIssues } from '../runtime/config/issues.js';
-import { ioReason, resolveStateDir } from '../runtime/config/load.js';
+import { configFileFor, ioReason, resolveStateDir } from '../runtime/config/load.js';
 import { holdCodeCacheWrites, writeHeldCodeCache } from '../runtime/operations/validator-code-cache.js';
 import { checkConfig, configSchema, loadConfig } from './config.js';
+import { parseConfigWait, waitForConfigFile } from './config-wait.js';
 import { ClawboxError, ERROR_CATALOG, toClawboxError } from '../runtime/errors.js';
 import { HiddenInput, InputCancelled } from './hidden-input.js';
 import { createLogging } from '../runtime/logging.js';
@@ -24,6 +25,8 @@ const HELP = `clawbox ${VERSION} — local AI appliance runtime
 Usage:
   clawbox start [--config FILE] [--mode local|appliance]   run the appliance runtime
   clawbox start --mode brain [--config FILE]               run as the remote brain of hybrid edges (brain.role)
+  clawbox start ... --wait-for-config SECONDS              no config file yet: load meanwhile and wait for it, at
+                                                           most SECONDS (the OS image's first boot writes it)
   clawbox brain certs | status                             the brain link's CA and key pairs (see clawbox brain --help)
   clawbox config check [FILE] [--mode local|appliance]     validate a config file, print every problem
   clawbox config schema                                    print the config JSON Schema (for editors)
@@ -107,9 +110,17 @@ function noMore(args: readonly (string | undefined)[], command: string): void {
   if (extra.length > 0) throw new ClawboxError('USAGE', `${command}: unexpected argument${extra.length > 1 ? 's' : ''} ${extra.map((a) => `"${a}"`).join(' ')}`);
 }
 
-async function runStart(file: string | undefined, mode: Mode | undefined, brainMode = false): Promise<number> {
+async function runStart(file: string | undefined, mode: Mode | undefined, brainMode = false, configWaitSeconds = 0): Promise<number> {
   // The validators' code cache is written once serving, with Node's compile cache (below).
   holdCodeCacheWrites();
+  // Waiting for first boot's config, the app's code loads meanwhile: it does not depend on the config.
+  let appModule: Promise<typeof import('./app.js')> | undefined;
+  if (configWaitSeconds > 0) {
+    appModule = import('./app.js');
+    // Awaited below; a failed load must not end the process while the wait is still on.
+    appModule.catch(() => {});
+    await waitForConfigFile(configFileFor({ file, mode }), configWaitSeconds);
+  }
   const { config, source } = loadConfig({ file, mode });
   const logging = createLogging({ level: config.log.level, components: config.log.components });
   const log = logging.forComponent('main');
@@ -117,7 +128,7 @@ async function runStart(file: string | undefined, mode: Mode | undefined, brainM
   // Loaded here, not at the top: `config check` and friends should not pay for the broker and drivers.
   // The brain role (hybrid deployment) runs the models and the brain API only: no broker, no devices.
   const brainRole = brainMode || brainConfigOf(config).role === 'brain';
-  const { createApp } = await import('./app.js');
+  const { createApp } = await (appModule ?? import('./app.js'));
   const createBrainApp = brainRole ? (await import('./brain-wiring.js')).createBrainApp : null;
   // Imported before the app exists: it borrows V8's gc once, before any worker thread can be made.
   const { settleMemory } = await import('../runtime/system/settle-memory.js');
@@ -305,6 +316,7 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       mode: { type: 'string' },
+      'wait-for-config': { type: 'string' },
       version: { type: 'boolean', short: 'v' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -322,10 +334,12 @@ export async function main(argv: string[]): Promise<number> {
   const brainMode = command === 'start' && values.mode === 'brain';
   const mode = parseMode(brainMode ? undefined : values.mode);
   const file = configPath(values.config);
+  const configWaitSeconds = parseConfigWait(values['wait-for-config']);
+  if (configWaitSeconds > 0 && command !== 'start') throw new ClawboxError('USAGE', '--wait-for-config is an option of clawbox start');
   switch (command) {
     case 'start':
       noMore([sub, arg, ...extra], 'start');
-      return runStart(file, mode, brainMode);
+      return runStart(file, mode, brainMode, configWaitSeconds);
     case 'config':
       if (sub === 'check') {
         noMore(extra, 'config check');

@@ -116,15 +116,18 @@ t.test('clawbox.service keeps its supervision and hardening settings', async (t)
   t.same(valuesOf(entries, 'MemoryDenyWriteExecute'), [], 'no MemoryDenyWriteExecute (V8 JIT needs W+X pages)');
   t.same(valuesOf(entries, 'PrivateDevices'), [], 'PrivateDevices would hide the serial ports');
   t.same(valuesOf(entries, 'PrivateTmp'), [], 'PrivateTmp would order it after systemd-tmpfiles-setup (TemporaryFileSystem instead)');
-  t.match(one('ExecStart'), /^\/usr\/bin\/clawbox start --mode appliance$/);
-  t.ok(valuesOf(entries, 'After').join(' ').includes('clawbox-firstboot.service'), 'starts after first boot');
+  t.match(one('ExecStart'), /^\/usr\/bin\/clawbox start --mode appliance --wait-for-config (\d+)$/);
+  const wait = Number(/--wait-for-config (\d+)/.exec(one('ExecStart') ?? '')?.[1]);
+  t.ok(wait > 0 && wait < Number.parseInt(one('TimeoutStartSec') ?? '', 10), 'waits for the config within its start timeout');
+  t.ok(valuesOf(entries, 'Wants').join(' ').includes('clawbox-firstboot.service'), 'first boot is started with it');
+  t.notOk(valuesOf(entries, 'After').join(' ').includes('clawbox-firstboot.service'), 'beside first boot, not after it');
   t.notOk(valuesOf(entries, 'After').join(' ').includes('systemd-tmpfiles-setup'), 'not after journald and tmpfiles (its own directories)');
 });
 
-t.test('clawbox-firstboot.service runs once, before clawbox', async (t) => {
+t.test('clawbox-firstboot.service runs once, beside clawbox (which waits for its config)', async (t) => {
   const entries = parseUnit(readFileSync(path.join(SYSTEMD_DIR, 'clawbox-firstboot.service'), 'utf8'));
   t.same(valuesOf(entries, 'Type'), ['oneshot']);
-  t.ok(valuesOf(entries, 'Before').join(' ').split(/\s+/).includes('clawbox.service'));
+  t.notOk(valuesOf(entries, 'Before').join(' ').split(/\s+/).includes('clawbox.service'), 'clawbox loads meanwhile');
   t.same(valuesOf(entries, 'ConditionPathExists'), ['!/etc/clawbox/config.yaml']);
   t.same(valuesOf(entries, 'StandardOutput'), ['journal'], 'the password never goes to the console via the journal');
 });

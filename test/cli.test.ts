@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { tinyModel } from '../models/testing/fixtures.js';
 import { verifyPassword } from '../runtime/auth/password.js';
 import { ERROR_CATALOG, type ErrorCode } from '../runtime/errors.js';
-import { type CliResult, ROOT, runCli, runInProcess } from './cli-helpers.js';
+import { type CliResult, ROOT, runCli, runInProcess, spawnCli } from './cli-helpers.js';
 
 // Each spawned CLI starts tsx, which takes seconds on a loaded machine; this file spawns a few dozen.
 t.setTimeout(300_000);
@@ -51,6 +51,49 @@ t.test('start with a bad config exits 78 with a clear message', async (t) => {
   const missing = await runInProcess(['start', '--config', '/nonexistent/config.yaml']);
   t.equal(missing.code, 78);
   t.match(missing.stderr, /CONFIG_UNREADABLE: cannot read config file \/nonexistent\/config.yaml: file not found/);
+});
+
+t.test('start --wait-for-config: no file yet, it waits; the file renamed into place, it serves', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'clawbox-cli-'));
+  const file = path.join(dir, 'config.yaml');
+  const child = spawnCli(['start', '--config', file, '--wait-for-config', '120'], {
+    env: { CLAWBOX_BROKER_PORT: '0', CLAWBOX_HTTP_PORT: '0', CLAWBOX_STATE_DIR: path.join(dir, 'state') },
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  const seen = (what: () => string, pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => pattern.test(what()) && resolve();
+      child.stdout!.on('data', check);
+      child.stderr!.on('data', check);
+      child.on('exit', (code) => reject(new Error(`exited ${code} before ${pattern}: ${stderr}`)));
+    });
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  await seen(() => stderr, /waiting up to 120 s for .*config\.yaml \(first boot writes it\)/);
+  t.notMatch(stdout, /serving/, 'not serving without its config');
+  // As first boot writes it: complete under another name, then renamed.
+  writeFileSync(`${file}.new`, 'log:\n  level: info\n');
+  renameSync(`${file}.new`, file);
+  await seen(() => stdout, /serving: mqtt:/);
+  t.match(stdout, new RegExp(`"config":"${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`), 'serving with the file that appeared');
+});
+
+t.test('start --wait-for-config: a file that never comes is exit 78 after the wait, and a bad value is USAGE', async (t) => {
+  const missing = path.join(mkdtempSync(path.join(tmpdir(), 'clawbox-cli-')), 'config.yaml');
+  const result = await runCli(['start', '--config', missing, '--wait-for-config', '1']);
+  t.equal(result.code, 78, result.stderr);
+  t.match(result.stderr, /waiting up to 1 s for /);
+  t.match(result.stderr, /CONFIG_UNREADABLE: cannot read config file .*config\.yaml: still not there after waiting 1 s/);
+  for (const value of ['0', '-5', '1.5', 'soon', '3601', '']) {
+    assertCatalogError(t, await runInProcess(['start', '--wait-for-config', value]), 'USAGE', `--wait-for-config ${value}`);
+  }
+  assertCatalogError(t, await runInProcess(['config', 'check', '--wait-for-config', '5']), 'USAGE', 'not an option of config check');
 });
 
 // In this process: a spawned USAGE error (exit 64 from the real process) is in 'bad arguments to any command'.

@@ -62,7 +62,8 @@ export function localConfigFile(env: NodeJS.ProcessEnv = process.env, cwd = proc
   return path.join(stateDir, 'config.yaml');
 }
 
-function pickFile(options: LoadConfigOptions, env: NodeJS.ProcessEnv): string | null {
+/** The file a load with these options reads, or null for embedded defaults (local mode without a file). */
+export function configFileFor(options: LoadConfigOptions, env: NodeJS.ProcessEnv = options.env ?? process.env): string | null {
   if (options.file) return options.file;
   if (env.CLAWBOX_CONFIG) return env.CLAWBOX_CONFIG;
   const mode = options.mode ?? env.CLAWBOX_MODE;
@@ -215,7 +216,7 @@ export function createConfigLoader(schema: ConfigSchema, crossChecks: readonly C
 
   const checkConfig = (options: LoadConfigOptions = {}): { loaded?: LoadedConfig; issues: ConfigIssue[] } => {
     const env = options.env ?? process.env;
-    const source = pickFile(options, env);
+    const source = configFileFor(options, env);
     const raw = source ? readYaml(source) : {};
     const { overrides, issues } = collectEnvOverrides(env, schema);
     for (const override of overrides) applyOverride(raw, override);

@@ -1,0 +1,46 @@
+/**
+ * `clawbox start --wait-for-config SECONDS`: when the config file is not there yet, wait for it, bounded.
+ *
+ * Why: on an appliance's first boot, clawbox-firstboot.service writes the config (TLS certificate, password
+ * hash, token) while clawbox.service starts beside it instead of after it. The runtime loads its code
+ * meanwhile, which does not depend on the config: the two starts overlap instead of adding up.
+ * The file is written last and renamed into place, so seeing it means it is complete.
+ */
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClawboxError } from '../runtime/errors.js';
+
+/** How often the file is looked for: one stat each, and at most this much added to the start. */
+const POLL_MS = 50;
+/** The longest wait --wait-for-config accepts, in seconds. */
+export const MAX_CONFIG_WAIT_SECONDS = 3600;
+
+/** Reads `--wait-for-config`'s value: whole seconds, 1 to MAX_CONFIG_WAIT_SECONDS. */
+export function parseConfigWait(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(seconds >= 1 && seconds <= MAX_CONFIG_WAIT_SECONDS)) {
+    throw new ClawboxError('USAGE', `--wait-for-config must be whole seconds from 1 to ${MAX_CONFIG_WAIT_SECONDS} (got "${value}")`);
+  }
+  return seconds;
+}
+
+/**
+ * Resolves once `file` exists; a CONFIG_UNREADABLE error (exit 78, not restarted) when it has not appeared
+ * within `seconds`. `file` null (local mode without a file: embedded defaults) has nothing to wait for.
+ */
+export async function waitForConfigFile(file: string | null, seconds: number, signal?: AbortSignal): Promise<void> {
+  if (file === null || existsSync(file)) return;
+  const deadline = performance.now() + seconds * 1000;
+  process.stderr.write(`clawbox: waiting up to ${seconds} s for ${file} (first boot writes it)\n`);
+  while (!existsSync(file)) {
+    if (performance.now() >= deadline) {
+      throw new ClawboxError(
+        'CONFIG_UNREADABLE',
+        `cannot read config file ${file}: still not there after waiting ${seconds} s (on the OS image first boot writes it: journalctl -u clawbox-firstboot)`,
+        { file },
+      );
+    }
+    await sleep(POLL_MS, undefined, { signal });
+  }
+}
