@@ -6,8 +6,9 @@
  * meanwhile, which does not depend on the config: the two starts overlap instead of adding up.
  * The file is written last and renamed into place, so seeing it means it is complete.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ioReason } from '../runtime/config/load.js';
 import { ClawboxError } from '../runtime/errors.js';
 
 /** How often the file is looked for: one stat each, and at most this much added to the start. */
@@ -28,19 +29,30 @@ export function parseConfigWait(value: string | undefined): number {
 /**
  * Resolves once `file` exists; a CONFIG_UNREADABLE error (exit 78, not restarted) when it has not appeared
  * within `seconds`. `file` null (local mode without a file: embedded defaults) has nothing to wait for.
+ * A stop meanwhile needs no signal here: nothing has started yet, so SIGTERM's default (exit) is right.
  */
-export async function waitForConfigFile(file: string | null, seconds: number, signal?: AbortSignal): Promise<void> {
+export async function waitForConfigFile(file: string | null, seconds: number): Promise<void> {
   if (file === null || existsSync(file)) return;
   const deadline = performance.now() + seconds * 1000;
   process.stderr.write(`clawbox: waiting up to ${seconds} s for ${file} (first boot writes it)\n`);
+  // Any error counts as "not yet", EACCES too: on first boot the directory's group is set while this waits.
   while (!existsSync(file)) {
     if (performance.now() >= deadline) {
       throw new ClawboxError(
         'CONFIG_UNREADABLE',
-        `cannot read config file ${file}: still not there after waiting ${seconds} s (on the OS image first boot writes it: journalctl -u clawbox-firstboot)`,
+        `cannot read config file ${file}: ${whyMissing(file)} after waiting ${seconds} s (on the OS image first boot writes it: journalctl -u clawbox-firstboot)`,
         { file },
       );
     }
-    await sleep(POLL_MS, undefined, { signal });
+    await sleep(POLL_MS);
+  }
+}
+
+function whyMissing(file: string): string {
+  try {
+    statSync(file);
+    return 'not readable';
+  } catch (error) {
+    return ioReason(error);
   }
 }
