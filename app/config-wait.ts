@@ -33,7 +33,8 @@ export function parseConfigWait(value: string | undefined): number {
  */
 export async function waitForConfigFile(file: string | null, seconds: number): Promise<void> {
   if (file === null || existsSync(file)) return;
-  const deadline = performance.now() + seconds * 1000;
+  const began = performance.now();
+  const deadline = began + seconds * 1000;
   process.stderr.write(`clawbox: waiting up to ${seconds} s for ${file} (first boot writes it)\n`);
   // Any error counts as "not yet", EACCES too: on first boot the directory's group is set while this waits.
   while (!existsSync(file)) {
@@ -46,6 +47,7 @@ export async function waitForConfigFile(file: string | null, seconds: number): P
     }
     await sleep(POLL_MS);
   }
+  process.stderr.write(`clawbox: ${file} is there after ${((performance.now() - began) / 1000).toFixed(1)} s\n`);
 }
 
 function whyMissing(file: string): string {

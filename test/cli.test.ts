@@ -81,6 +81,7 @@ t.test('start --wait-for-config: no file yet, it waits; the file renamed into pl
   writeFileSync(`${file}.new`, 'log:\n  level: info\n');
   renameSync(`${file}.new`, file);
   await seen(() => stdout, /serving: mqtt:/);
+  t.match(stderr, /config\.yaml is there after \d+\.\d s\n/, 'says how long it waited');
   t.match(stdout, new RegExp(`"config":"${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`), 'serving with the file that appeared');
 });
 
