@@ -113,7 +113,8 @@ function noMore(args: readonly (string | undefined)[], command: string): void {
 async function runStart(file: string | undefined, mode: Mode | undefined, brainMode = false, configWaitSeconds = 0): Promise<number> {
   // The validators' code cache is written once serving, with Node's compile cache (below).
   holdCodeCacheWrites();
-  // Waiting for first boot's config, the app's code loads meanwhile: it does not depend on the config.
+  // With --wait-for-config the app's code starts loading first, so that it loads while the wait (if any) goes
+  // on: it does not depend on the config.
   let appModule: Promise<typeof import('./app.js')> | undefined;
   if (configWaitSeconds > 0) {
     appModule = import('./app.js');

@@ -9,6 +9,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ioReason } from '../runtime/config/load.js';
+import { positiveIntegerOption } from '../runtime/cli-options.js';
 import { ClawboxError } from '../runtime/errors.js';
 
 /** How often the file is looked for: one stat each, and at most this much added to the start. */
@@ -16,14 +17,9 @@ const POLL_MS = 50;
 /** The longest wait --wait-for-config accepts, in seconds. */
 export const MAX_CONFIG_WAIT_SECONDS = 3600;
 
-/** Reads `--wait-for-config`'s value: whole seconds, 1 to MAX_CONFIG_WAIT_SECONDS. */
+/** Reads `--wait-for-config`'s value: whole seconds, 1 to MAX_CONFIG_WAIT_SECONDS; 0 when not given. */
 export function parseConfigWait(value: string | undefined): number {
-  if (value === undefined) return 0;
-  const seconds = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
-  if (!(seconds >= 1 && seconds <= MAX_CONFIG_WAIT_SECONDS)) {
-    throw new ClawboxError('USAGE', `--wait-for-config must be whole seconds from 1 to ${MAX_CONFIG_WAIT_SECONDS} (got "${value}")`);
-  }
-  return seconds;
+  return positiveIntegerOption(value, '--wait-for-config', MAX_CONFIG_WAIT_SECONDS) ?? 0;
 }
 
 /**

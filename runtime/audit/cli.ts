@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { positiveIntegerOption } from '../cli-options.js';
 import { ClawboxError, toClawboxError } from '../errors.js';
 import { auditDir } from './files.js';
 import { type AuditQuery, queryAuditDir, tailAuditDir } from './read.js';
@@ -41,9 +42,7 @@ export function parseSince(value: string, now: Date): Date {
 }
 
 function count(value: string | undefined, option: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new ClawboxError('USAGE', `${option} must be a positive integer (got "${value}")`);
-  return Number(value);
+  return positiveIntegerOption(value, option) ?? fallback;
 }
 
 export function formatRecord(r: AuditRecord): string {
