@@ -6,11 +6,10 @@
  * meanwhile, which does not depend on the config: the two starts overlap instead of adding up.
  * The file is written last and renamed into place, so seeing it means it is complete.
  */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ioReason } from '../runtime/config/load.js';
+import { configUnreadable } from '../runtime/config/load.js';
 import { positiveIntegerOption } from '../runtime/cli-options.js';
-import { ClawboxError } from '../runtime/errors.js';
 
 /** How often the file is looked for: one stat each, and at most this much added to the start. */
 const POLL_MS = 50;
@@ -28,29 +27,29 @@ export function parseConfigWait(value: string | undefined): number {
  * A stop meanwhile needs no signal here: nothing has started yet, so SIGTERM's default (exit) is right.
  */
 export async function waitForConfigFile(file: string | null, seconds: number): Promise<void> {
-  if (file === null || existsSync(file)) return;
+  if (file === null) return;
+  let missing = statError(file);
+  if (missing === undefined) return;
   const began = performance.now();
   const deadline = began + seconds * 1000;
   process.stderr.write(`clawbox: waiting up to ${seconds} s for ${file} (first boot writes it)\n`);
   // Any error counts as "not yet", EACCES too: on first boot the directory's group is set while this waits.
-  while (!existsSync(file)) {
+  while (missing !== undefined) {
     if (performance.now() >= deadline) {
-      throw new ClawboxError(
-        'CONFIG_UNREADABLE',
-        `cannot read config file ${file}: ${whyMissing(file)} after waiting ${seconds} s (on the OS image first boot writes it: journalctl -u clawbox-firstboot)`,
-        { file },
-      );
+      throw configUnreadable(file, missing, ` after waiting ${seconds} s (on the OS image first boot writes it: journalctl -u clawbox-firstboot)`);
     }
     await sleep(POLL_MS);
+    missing = statError(file);
   }
   process.stderr.write(`clawbox: ${file} is there after ${((performance.now() - began) / 1000).toFixed(1)} s\n`);
 }
 
-function whyMissing(file: string): string {
+/** What stat(2) of `file` threw, or undefined when it is there. */
+function statError(file: string): unknown {
   try {
     statSync(file);
-    return 'not readable';
+    return undefined;
   } catch (error) {
-    return ioReason(error);
+    return error;
   }
 }

@@ -89,6 +89,11 @@ const IO_REASON: Record<string, string> = {
 };
 
 /** A file-system error in words (`permission denied`), for messages about a path the user named. */
+/** CONFIG_UNREADABLE for a config file that could not be read (`error`: what the read threw); `detail` follows the reason. */
+export function configUnreadable(file: string, error: unknown, detail = ''): ClawboxError {
+  return new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ioReason(error)}${detail}`, { file });
+}
+
 export function ioReason(error: unknown): string {
   const code = String((error as NodeJS.ErrnoException | undefined)?.code);
   return IO_REASON[code] ?? (code === 'undefined' ? String((error as Error)?.message ?? error) : code);
@@ -131,7 +136,7 @@ function readBounded(file: string): string {
     return Buffer.concat(chunks, length).toString('utf8');
   } catch (error) {
     if (error instanceof ClawboxError) throw error;
-    throw new ClawboxError('CONFIG_UNREADABLE', `cannot read config file ${file}: ${ioReason(error)}`, { file });
+    throw configUnreadable(file, error);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
